@@ -1,0 +1,3 @@
+from mediasyncd.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,196 @@
+"""Command line: argv -> config -> logging -> asyncio.run(...). Nothing else lives here."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import tomli_w
+
+from mediasyncd import __version__
+from mediasyncd.config import Config, find_config, load_config, minimal_config
+from mediasyncd.errors import ConfigError, LibraryUnavailable, StateLockedError
+from mediasyncd.logging import configure_logging
+
+EXIT_CONFIG = 78  # EX_CONFIG: systemd does not restart on it (RestartPreventExitStatus)
+NO_CONFIG = (
+    "no config found (looked at --config, $MEDIASYNCD_CONFIG, /etc/mediasyncd/config.toml, "
+    "~/.config/mediasyncd/config.toml).\n"
+    "  Write one with:  mediasyncd config init\n"
+    "  Or try it out:   mediasyncd demo"
+)
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS, help="config file")
+    common.add_argument(
+        "--log-level", choices=["debug", "info", "warning", "error"], default=argparse.SUPPRESS
+    )
+    p = argparse.ArgumentParser(prog="mediasyncd", parents=[common], description=__doc__)
+    p.add_argument("--version", action="version", version=f"mediasyncd {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sub.add_parser("run", parents=[common], help="run the daemon in the foreground")
+
+    s = sub.add_parser("sync", parents=[common], help="one sync pass (for cron users)")
+    s.add_argument("--once", action="store_true", required=True, help="one pass, then exit")
+    s.add_argument("remotes", nargs="*", metavar="REMOTE", help="only these remotes (default: all)")
+    s.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
+
+    st = sub.add_parser("status", parents=[common], help="show the running daemon's status")
+    st.add_argument("--watch", action="store_true", help="keep showing live progress")
+    st.add_argument("--json", action="store_true", help="print the /status JSON")
+
+    c = sub.add_parser("config", parents=[common], help="check or write a config")
+    csub = c.add_subparsers(dest="config_command", required=True, metavar="ACTION")
+    check = csub.add_parser("check", parents=[common], help="validate a config (exit 2 on errors)")
+    check.add_argument("path", nargs="?", help="config to check (default: the search order)")
+    init = csub.add_parser("init", parents=[common], help="write a minimal valid config")
+    init.add_argument("path", nargs="?", help="where (default: ~/.config/mediasyncd/config.toml)")
+    init.add_argument("--library", default="/srv/media", help="library directory to put in the config")
+    init.add_argument("--state-dir", default=None, help="state directory to put in the config")
+    init.add_argument("--force", action="store_true", help="overwrite an existing file")
+
+    d = sub.add_parser("demo", parents=[common], help="sync a live embedded demo container")
+    d.add_argument("--library", default="./mediasyncd-demo", help="demo library (default ./mediasyncd-demo)")
+    d.add_argument("--listen", default="127.0.0.1:8765", help="status server address")
+    d.add_argument("--every", type=float, default=3.0, help="seconds between generated images")
+    d.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0: never)")
+
+    i = sub.add_parser("inspect", parents=[common], help="print the generation metadata of files")
+    i.add_argument("files", nargs="+", metavar="FILE")
+    i.add_argument("--json", action="store_true", help="one JSON object per line per file")
+
+    se = sub.add_parser("search", parents=[common], help="search landed files by prompt, model, ...")
+    se.add_argument("query")
+    se.add_argument("--json", action="store_true")
+    se.add_argument("--limit", type=int, default=20)
+
+    rp = sub.add_parser("reprocess", parents=[common], help="re-run media pipeline stages")
+    rp.add_argument("--stage", default=None)
+    rp.add_argument("paths", nargs="*", metavar="PATH")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    configure_logging(getattr(args, "log_level", "info"))
+    try:
+        return _dispatch(args)
+    except ConfigError as exc:
+        print(exc.report(), file=sys.stderr)
+        return EXIT_CONFIG
+    except (StateLockedError, LibraryUnavailable) as exc:
+        print(f"mediasyncd: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    command: str = args.command
+    if command == "config":
+        return _config_command(args)
+    if command == "demo":
+        from mediasyncd.demo.run import run_demo
+
+        return asyncio.run(
+            run_demo(Path(args.library), listen=args.listen, every=args.every, duration=args.duration)
+        )
+    if command == "inspect":
+        from mediasyncd.pipeline.commands import inspect_main
+
+        return inspect_main(args.files, args.json)
+    config = _require_config(args)
+    if command == "run":
+        from mediasyncd.daemon import Daemon
+        from mediasyncd.hooks import landed_hooks
+
+        async def run() -> None:
+            daemon = Daemon(config)
+            async with landed_hooks(config) as hooks:
+                daemon.landed_hooks.extend(hooks)
+                await daemon.run()
+
+        asyncio.run(run())
+        return 0
+    if command == "sync":
+        return _sync(config, args)
+    if command == "status":
+        from mediasyncd.status_client import show_status
+
+        return asyncio.run(show_status(config, watch=args.watch, as_json=args.json))
+    if command == "search":
+        from mediasyncd.pipeline.commands import search_main
+
+        return search_main(config.daemon.db_path, args.query, args.json, args.limit)
+    if command == "reprocess":
+        from mediasyncd.pipeline.commands import reprocess_main
+
+        return reprocess_main(
+            config.daemon.db_path, config.daemon.library, config.pipeline, args.stage, args.paths
+        )
+    raise AssertionError(command)
+
+
+def _require_config(args: argparse.Namespace) -> Config:
+    path = find_config(getattr(args, "config", None))
+    if path is None:
+        raise SystemExit(f"mediasyncd: {NO_CONFIG}")
+    return load_config(path)
+
+
+def _sync(config: Config, args: argparse.Namespace) -> int:
+    from mediasyncd.hooks import landed_hooks
+    from mediasyncd.sync_once import sync_once
+
+    names = set(args.remotes)
+    unknown = names - {r.name for r in config.remotes}
+    if unknown:
+        print(f"mediasyncd: unknown remote(s): {', '.join(sorted(unknown))}", file=sys.stderr)
+        return EXIT_CONFIG
+    remotes = [r for r in config.remotes if not names or r.name in names]
+    show = sys.stderr.isatty() and not args.no_progress
+
+    async def run() -> int:
+        async with landed_hooks(config) as hooks:
+            return await sync_once(config, remotes, show_progress=show, hooks=hooks)
+
+    return asyncio.run(run())
+
+
+def _config_command(args: argparse.Namespace) -> int:
+    if args.config_command == "check":
+        path = find_config(args.path or getattr(args, "config", None))
+        if path is None:
+            print(f"mediasyncd: {NO_CONFIG}", file=sys.stderr)
+            return EXIT_CONFIG
+        config = load_config(path)
+        problems = []
+        if not config.daemon.library.is_dir():
+            problems.append(f"daemon.library: {config.daemon.library} does not exist (it is never created)")
+        if not config.remotes:
+            problems.append("remotes: no [[remotes]] configured; nothing will be synced")
+        for p in problems:
+            print(f"warning: {p}", file=sys.stderr)
+        print(f"{path}: OK ({len(config.remotes)} remote(s))")
+        return 0
+    target = Path(
+        args.path or getattr(args, "config", None) or "~/.config/mediasyncd/config.toml"
+    ).expanduser()
+    if target.exists() and not args.force:
+        print(f"mediasyncd: {target} exists; use --force to overwrite", file=sys.stderr)
+        return 1
+    state_dir = args.state_dir or (
+        "/var/lib/mediasyncd" if os.geteuid() == 0 else "~/.local/state/mediasyncd"
+    )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(tomli_w.dumps(minimal_config(args.library, state_dir)), encoding="utf-8")
+    print(f"wrote {target}; edit [[remotes]] (host, user, kind) and create {args.library}, then:")
+    print(f"  mediasyncd config check {target}")
+    return 0

@@ -1,0 +1,1 @@
+"""`mediasyncd demo`: an embedded SSH server serving a live, generated Forge/ComfyUI outputs tree."""

@@ -1,0 +1,109 @@
+"""Run the demo: a generated container behind the embedded SSH server, synced by the real daemon."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import getpass
+import random
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import structlog
+
+from mediasyncd.config import Config, DaemonConfig, RemoteConfig
+from mediasyncd.daemon import Daemon
+from mediasyncd.demo.images import write_comfyui_image, write_forge_image
+from mediasyncd.demo.server import start_demo_server
+from mediasyncd.hooks import landed_hooks
+
+log = structlog.get_logger("mediasyncd.demo")
+
+
+def demo_config(library: Path, work: Path, port: int, listen: str) -> Config:
+    keys = work / "keys"
+    container = work / "container"
+    base = RemoteConfig(
+        name="demo-forge",
+        host="127.0.0.1",
+        port=port,
+        user=getpass.getuser(),
+        identity_file=keys / "client_key",
+        known_hosts=keys / "known_hosts",
+        kind="forge",
+        roots=(str(container / "stable-diffusion-webui" / "outputs"),),
+        poll_interval=2.0,
+        settle=1.0,
+    )
+    forge = base
+    comfy = replace(base, name="demo-comfyui", kind="comfyui", roots=(str(container / "ComfyUI" / "output"),))
+    daemon = DaemonConfig(library=library, state_dir=work / "state", status_listen=listen, library_min_free=0)
+    return Config(daemon=daemon, remotes=(forge, comfy))
+
+
+class Generator:
+    """Keeps producing images in the demo container, alternating Forge and ComfyUI."""
+
+    def __init__(self, container: Path, seed: int | None = None) -> None:
+        self.forge = container / "stable-diffusion-webui" / "outputs"
+        self.comfy = container / "ComfyUI" / "output"
+        self.rng = random.Random(seed)
+        self.count = 0
+
+    def _next_index(self, folder: Path, pattern: str) -> int:
+        return sum(1 for _ in folder.rglob(pattern)) if folder.exists() else 0
+
+    def one(self) -> Path:
+        self.count += 1
+        if self.count % 3:
+            return write_forge_image(self.forge, self._next_index(self.forge, "*.png"), self.rng)
+        return write_comfyui_image(self.comfy, self._next_index(self.comfy, "*.png") + 1, self.rng)
+
+    async def run(self, every: float) -> None:
+        while True:
+            path = await asyncio.to_thread(self.one)
+            log.info("demo container generated an image", path=str(path))
+            await asyncio.sleep(every)
+
+
+async def run_demo(library: Path, *, listen: str, every: float, duration: float = 0.0) -> int:
+    library = await asyncio.to_thread(_make_library, library)
+    work = library / ".mediasyncd" / "demo"
+    acceptor, port = await start_demo_server(work / "keys")
+    config = demo_config(library, work, port, listen)
+    generator = Generator(work / "container")
+    for _ in range(3):
+        await asyncio.to_thread(generator.one)
+    print(
+        f"mediasyncd demo: a generated container on 127.0.0.1:{port} (SSH) makes an image every {every:g}s;\n"
+        f"  it syncs into {library}/demo-forge and {library}/demo-comfyui\n"
+        f"  status: curl http://{listen}/status    (Ctrl-C to stop)",
+        file=sys.stderr,
+        flush=True,
+    )
+    daemon = Daemon(config)
+    try:
+        async with asyncio.TaskGroup() as tg, landed_hooks(config) as hooks:
+            daemon.landed_hooks.extend(hooks)
+            gen = tg.create_task(generator.run(every))
+            if duration > 0:
+                tg.create_task(_stop_after(daemon, duration))
+            await daemon.run()
+            gen.cancel()
+    finally:
+        acceptor.close()
+        with contextlib.suppress(Exception):
+            await acceptor.wait_closed()
+    return 0
+
+
+def _make_library(library: Path) -> Path:
+    library = library.expanduser().resolve()
+    library.mkdir(parents=True, exist_ok=True)  # the demo makes its own library; the daemon never does
+    return library
+
+
+async def _stop_after(daemon: Daemon, seconds: float) -> None:
+    await asyncio.sleep(seconds)
+    daemon.stop.set()

@@ -1,0 +1,78 @@
+"""Include/exclude globs (SPEC §3.1): without '/' a glob matches the file name; with '/' it matches the
+path relative to the root, '*' staying within one directory and '**' crossing directories."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+
+@lru_cache(maxsize=1024)
+def _compile(glob: str) -> re.Pattern[str]:
+    out: list[str] = []
+    i = 0
+    while i < len(glob):
+        c = glob[i]
+        if glob.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+            continue
+        if glob.startswith("**", i):
+            out.append(".*")
+            i += 2
+            continue
+        if c == "*":
+            out.append("[^/]*")
+        elif c == "?":
+            out.append("[^/]")
+        elif c == "[":
+            end = glob.find("]", i + 1)
+            if end == -1:
+                out.append(re.escape(c))
+            else:
+                body = glob[i + 1 : end]
+                if body.startswith("!"):
+                    body = "^" + body[1:]
+                out.append(f"[{body}]")
+                i = end
+        else:
+            out.append(re.escape(c))
+        i += 1
+    return re.compile("".join(out) + r"\Z", re.DOTALL)
+
+
+def validate_glob(glob: str) -> None:
+    """Raise ValueError when `glob` is not usable."""
+    if not glob:
+        raise ValueError("empty glob")
+    if glob.startswith("/"):
+        raise ValueError(f"glob {glob!r} must be relative to the root (no leading '/')")
+    try:
+        _compile(glob)
+    except re.error as exc:
+        raise ValueError(f"invalid glob {glob!r}: {exc}") from None
+
+
+def glob_matches(glob: str, rel_path: str) -> bool:
+    """True when `glob` matches `rel_path` (a '/'-separated path relative to a root)."""
+    target = rel_path if "/" in glob else rel_path.rsplit("/", 1)[-1]
+    return _compile(glob).match(target) is not None
+
+
+@dataclass(frozen=True)
+class PathFilter:
+    """A file is taken when it matches an include glob (or none are given) and no exclude glob."""
+
+    include: tuple[str, ...]
+    exclude: tuple[str, ...]
+
+    def accepts(self, rel_path: str) -> bool:
+        if self.include and not any_match(self.include, rel_path):
+            return False
+        return not any_match(self.exclude, rel_path)
+
+
+def any_match(globs: Sequence[str], rel_path: str) -> bool:
+    return any(glob_matches(g, rel_path) for g in globs)

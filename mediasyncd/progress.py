@@ -1,0 +1,109 @@
+"""Live progress of every remote, in memory: what /status, /ws and the CLI show (SPEC §3.10)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+RemoteState = Literal["connecting", "connected", "backoff", "error"]
+
+
+def iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class InFlight:
+    path: str
+    size: int
+    started: float = field(default_factory=time.monotonic)
+    start_bytes: int | None = None
+    bytes_done: int = 0
+
+    def update(self, done: int) -> None:
+        if self.start_bytes is None:
+            self.start_bytes = done  # a resumed transfer starts past zero
+        self.bytes_done = done
+
+    def snapshot(self) -> dict[str, Any]:
+        elapsed = max(time.monotonic() - self.started, 1e-6)
+        rate = max(self.bytes_done - (self.start_bytes or 0), 0) / elapsed
+        eta = (self.size - self.bytes_done) / rate if rate > 0 else None
+        return {
+            "path": self.path,
+            "bytes_done": self.bytes_done,
+            "size": self.size,
+            "rate_bps": round(rate, 1),
+            "eta_s": round(eta, 2) if eta is not None else None,
+        }
+
+
+@dataclass
+class RemoteStatus:
+    name: str
+    state: RemoteState = "connecting"
+    last_pass_at: float | None = None
+    last_pass_s: float | None = None
+    last_pass_result: str | None = None
+    last_error: str | None = None
+    settling: int = 0
+    queued: int = 0
+    paused: str | None = None
+    capabilities: str | None = None
+    landed_files: int = 0
+    landed_bytes: int = 0
+    failed_files: int = 0
+    skipped_names: int = 0
+    in_flight: dict[int, InFlight] = field(default_factory=dict)
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "state": self.state,
+            "last_pass_at": iso(self.last_pass_at),
+            "last_pass_s": round(self.last_pass_s, 3) if self.last_pass_s is not None else None,
+            "last_pass_result": self.last_pass_result,
+            "last_error": self.last_error,
+            "settling": self.settling,
+            "queued": self.queued,
+            "in_flight": [f.snapshot() for f in self.in_flight.values()],
+            "landed_files": self.landed_files,
+            "landed_bytes": self.landed_bytes,
+            "failed_files": self.failed_files,
+            "skipped_names": self.skipped_names,
+            "paused": self.paused,
+            "capabilities": self.capabilities,
+        }
+
+
+@dataclass
+class StatusView:
+    """Everything the status server shows; components update their own RemoteStatus in place."""
+
+    version: str
+    config_path: str | None
+    started: float = field(default_factory=time.monotonic)
+    remotes: dict[str, RemoteStatus] = field(default_factory=dict)
+
+    def remote(self, name: str) -> RemoteStatus:
+        if name not in self.remotes:
+            self.remotes[name] = RemoteStatus(name)
+        return self.remotes[name]
+
+    def snapshot(self) -> dict[str, Any]:
+        remotes = [r.snapshot() for r in self.remotes.values()]
+        return {
+            "version": self.version,
+            "uptime_s": round(time.monotonic() - self.started, 1),
+            "config": self.config_path,
+            "remotes": remotes,
+            "totals": {
+                "landed_files": sum(r["landed_files"] for r in remotes),
+                "landed_bytes": sum(r["landed_bytes"] for r in remotes),
+                "failed_files": sum(r["failed_files"] for r in remotes),
+            },
+        }

@@ -1,0 +1,65 @@
+"""`mediasyncd status`: ask the running daemon's status server and print what it says."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from typing import Any
+
+import aiohttp
+
+from mediasyncd.cli_progress import render
+from mediasyncd.config import Config
+from mediasyncd.units import format_size
+
+
+async def fetch_status(config: Config) -> dict[str, Any]:
+    d = config.daemon
+    headers = {"Authorization": f"Bearer {d.status_token}"} if d.status_token else {}
+    host = d.status_host if d.status_host not in ("0.0.0.0", "::") else "127.0.0.1"
+    url = f"http://{host if ':' not in host else f'[{host}]'}:{d.status_port}/status"
+    timeout = aiohttp.ClientTimeout(total=5)
+    async with aiohttp.ClientSession(timeout=timeout) as session, session.get(url, headers=headers) as resp:
+        resp.raise_for_status()
+        result: dict[str, Any] = await resp.json()
+        return result
+
+
+async def show_status(config: Config, *, watch: bool, as_json: bool) -> int:
+    try:
+        snapshot = await fetch_status(config)
+    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        print(f"mediasyncd: no daemon answering on {config.daemon.status_listen} ({exc})", file=sys.stderr)
+        return 3
+    if as_json:
+        print(json.dumps(snapshot, indent=2))
+        return 0
+    if not watch:
+        _print_plain(snapshot)
+        return 0
+    from rich.console import Console
+    from rich.live import Live
+
+    with Live(render(snapshot), console=Console(), auto_refresh=False) as live:
+        while True:
+            await asyncio.sleep(0.5)
+            try:
+                snapshot = await fetch_status(config)
+            except (aiohttp.ClientError, TimeoutError, OSError):
+                return 3
+            live.update(render(snapshot), refresh=True)
+
+
+def _print_plain(s: dict[str, Any]) -> None:
+    t = s["totals"]
+    print(f"mediasyncd {s['version']}, up {s['uptime_s']:.0f}s, config {s['config']}")
+    print(f"landed {t['landed_files']} files ({format_size(t['landed_bytes'])}), failed {t['failed_files']}")
+    for r in s["remotes"]:
+        print(
+            f"  {r['name']}: {r['state']}, last pass {r['last_pass_at']} ({r['last_pass_s']}s, "
+            f"{r['last_pass_result']}), settling {r['settling']}, queued {r['queued']}, "
+            f"in flight {len(r['in_flight'])}, landed {r['landed_files']}"
+        )
+        if r["last_error"]:
+            print(f"    last error: {r['last_error']}")

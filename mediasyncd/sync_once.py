@@ -1,0 +1,113 @@
+"""`mediasyncd sync --once`: one pass over the chosen remotes, standalone (no daemon, no port bound)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import structlog
+
+from mediasyncd import __version__
+from mediasyncd.config import Config, RemoteConfig
+from mediasyncd.errors import RemoteError
+from mediasyncd.lock import StateLock
+from mediasyncd.progress import StatusView
+from mediasyncd.puller import LandedHook, PassCounts, Puller
+from mediasyncd.state import Store
+from mediasyncd.transfer.landing import Library
+from mediasyncd.units import format_size
+
+log = structlog.get_logger("mediasyncd.sync")
+
+
+async def sync_once(
+    config: Config,
+    remotes: Sequence[RemoteConfig],
+    *,
+    show_progress: bool,
+    hooks: Sequence[LandedHook] = (),
+) -> int:
+    """Run one pass per remote concurrently; 0 when every settled file landed, 1 otherwise."""
+    cfg = config.daemon
+    lock = StateLock(cfg.state_dir)
+    lock.acquire("sync --once")
+    library = Library(cfg.library, config.transfer.file_mode, config.transfer.dir_mode)
+    library.check_available()
+    store = Store(cfg.db_path)
+    await store.open()
+    view = StatusView(__version__, str(config.path) if config.path else None)
+    executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="io")
+    landing_lock = asyncio.Lock()
+
+    async def on_landed(row: object) -> None:
+        for hook in hooks:
+            await hook(row)  # type: ignore[arg-type]
+
+    pullers = [
+        Puller(
+            r,
+            config.transfer,
+            library=library,
+            store=store,
+            status=view.remote(r.name),
+            state_dir=cfg.state_dir,
+            executor=executor,
+            landing_lock=landing_lock,
+            library_min_free=cfg.library_min_free,
+            on_landed=on_landed,
+        )
+        for r in remotes
+    ]
+    try:
+        results = await _run_with_progress(pullers, view, show_progress)
+    finally:
+        await store.close()
+        executor.shutdown(wait=False)
+        lock.release()
+    return _report(pullers, results)
+
+
+async def _one(puller: Puller) -> PassCounts | RemoteError:
+    try:
+        return await puller.sync_once()
+    except RemoteError as exc:
+        log.error("remote failed", remote=puller.remote.name, error=str(exc))
+        return exc
+
+
+async def _run_with_progress(
+    pullers: list[Puller], view: StatusView, show_progress: bool
+) -> list[PassCounts | RemoteError]:
+    jobs = asyncio.gather(*(_one(p) for p in pullers))
+    if not show_progress:
+        return await jobs
+    from mediasyncd.cli_progress import ProgressDisplay
+
+    with ProgressDisplay(view) as display:
+        while not jobs.done():
+            display.refresh()
+            await asyncio.wait({jobs}, timeout=0.2)
+        display.refresh()
+    return await jobs
+
+
+def _report(pullers: list[Puller], results: list[PassCounts | RemoteError]) -> int:
+    code = 0
+    for puller, result in zip(pullers, results, strict=True):
+        name = puller.remote.name
+        if isinstance(result, RemoteError):
+            print(f"{name}: FAILED: {result}", file=sys.stderr)
+            code = 1
+            continue
+        line = f"{name}: {result.landed} landed ({format_size(result.landed_bytes)})"
+        if result.failed:
+            line += f", {result.failed} failed"
+            code = 1
+        if result.skipped_names:
+            line += f", {result.skipped_names} unsafe name(s) skipped"
+        print(line)
+        for failure in result.failures:
+            print(f"  failed: {failure}", file=sys.stderr)
+    return code

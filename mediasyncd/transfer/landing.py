@@ -1,0 +1,110 @@
+"""The library on disk: partial files, safe directory creation, no-clobber atomic landing.
+
+Everything here is blocking file-system work; callers run it in a thread. Nothing is ever written outside
+the library: each landing path is checked lexically (paths.check_rel) and, after the directories exist,
+by resolving them (a symlink inside the library that points elsewhere is refused).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from mediasyncd.errors import LibraryUnavailable, UnsafePathError
+from mediasyncd.paths import INTERNAL_DIR, check_rel, conflict_name, partial_name
+
+HASH_READ = 8 << 20
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(HASH_READ):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Where a verified file goes: `rel` in the library; `present` when identical bytes are already there."""
+
+    rel: str
+    present: bool
+
+
+class Library:
+    def __init__(self, root: Path, file_mode: int = 0o644, dir_mode: int = 0o755) -> None:
+        self.root = root
+        self.file_mode = file_mode
+        self.dir_mode = dir_mode
+
+    def check_available(self) -> None:
+        """The library must exist and be writable; the daemon never creates it (an unmounted NAS)."""
+        if not self.root.is_dir():
+            raise LibraryUnavailable(f"library {self.root} does not exist (is the NAS mounted?)")
+        if not os.access(self.root, os.W_OK | os.X_OK):
+            raise LibraryUnavailable(f"library {self.root} is not writable")
+        (self.root / INTERNAL_DIR).mkdir(mode=0o700, exist_ok=True)
+
+    def free_bytes(self) -> int:
+        return shutil.disk_usage(self.root).free
+
+    def partial_path(self, remote: str, file_id: int) -> Path:
+        return self.root / partial_name(remote, file_id)
+
+    def path(self, rel: str) -> Path:
+        check_rel(rel)
+        return self.root / rel
+
+    def plan(self, rel: str, sha256: str) -> Plan:
+        """Choose the landing path for content `sha256` wanted at `rel` without overwriting anything."""
+        candidates = [rel] + [conflict_name(rel, sha256, n) for n in (8, 16, 64)]
+        for candidate in candidates:
+            target = self.path(candidate)
+            if not os.path.lexists(target):
+                return Plan(candidate, present=False)
+            if target.is_file() and not target.is_symlink() and sha256_file(target) == sha256:
+                return Plan(candidate, present=True)
+        raise UnsafePathError(f"{rel}: every candidate name is taken by different content")
+
+    def land(self, partial: Path, rel: str, mtime: float) -> None:
+        """Atomically move a verified partial to `rel` with the remote mtime and the configured modes."""
+        target = self.path(rel)
+        self._make_parents(target)
+        os.chmod(partial, self.file_mode)
+        os.utime(partial, (mtime, mtime))
+        if os.path.lexists(target):
+            raise UnsafePathError(f"{rel}: appeared while landing; not overwriting")
+        os.rename(partial, target)
+        _fsync_dir(target.parent)
+
+    def discard(self, partial: Path) -> None:
+        partial.unlink(missing_ok=True)
+
+    def _make_parents(self, target: Path) -> None:
+        root_real = os.path.realpath(self.root)
+        current = self.root
+        for part in target.relative_to(self.root).parts[:-1]:
+            current = current / part
+            if current.is_symlink():
+                raise UnsafePathError(f"{current} is a symlink; refusing to land through it")
+            if not current.exists():
+                try:
+                    current.mkdir(mode=self.dir_mode)
+                    os.chmod(current, self.dir_mode)
+                except FileExistsError:
+                    pass
+        parent_real = os.path.realpath(target.parent)
+        if os.path.commonpath([root_real, parent_real]) != root_real:
+            raise UnsafePathError(f"{target.parent} resolves outside the library")
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,177 @@
+"""Pull one remote file into its partial: pipelined SFTP reads, SHA-256 while streaming, resume, fsync."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor
+from pathlib import Path
+from typing import Any
+
+import asyncssh
+
+from mediasyncd.errors import RemoteError, RemoteFileChanged, TransferError
+
+WRITE_CHUNK = 4 << 20  # contiguous bytes handed to the writer thread at once
+RESUME_READ = 8 << 20
+
+
+class RateLimiter:
+    """Token bucket shared by the transfers of one remote; `rate` bytes per second, 0 = unlimited."""
+
+    def __init__(self, rate: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate = rate
+        self._clock = clock
+        self._allowance = float(rate)
+        self._last = clock()
+        self._lock = asyncio.Lock()
+
+    async def consume(self, n: int) -> None:
+        if self.rate <= 0:
+            return
+        async with self._lock:
+            now = self._clock()
+            self._allowance = min(float(self.rate), self._allowance + (now - self._last) * self.rate)
+            self._last = now
+            self._allowance -= n
+            if self._allowance < 0:
+                await asyncio.sleep(-self._allowance / self.rate)
+
+
+def _resume_state(partial: Path, expected_size: int) -> tuple[Any, int]:
+    """Hash what an interrupted transfer left; start over if the partial cannot be right."""
+    hasher = hashlib.sha256()
+    try:
+        size = partial.stat().st_size
+    except FileNotFoundError:
+        return hasher, 0
+    if size > expected_size:
+        partial.unlink()
+        return hasher, 0
+    with partial.open("rb") as fh:
+        while chunk := fh.read(RESUME_READ):
+            hasher.update(chunk)
+    return hasher, size
+
+
+def _write(fd: int, hasher: Any, chunks: list[bytes]) -> None:
+    for chunk in chunks:
+        hasher.update(chunk)
+        view = memoryview(chunk)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+
+
+def _finish(fd: int) -> None:
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+async def pull(
+    sftp: asyncssh.SFTPClient,
+    remote_path: str,
+    partial: Path,
+    *,
+    size: int,
+    mtime: float,
+    executor: Executor,
+    block_size: int = 0,
+    max_requests: int = 64,
+    check_attrs: bool = True,
+    limiter: RateLimiter | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> str:
+    """Copy `remote_path` (expected `size` and `mtime`) into `partial`; return its SHA-256 hex digest.
+
+    Continues an existing partial. Raises RemoteFileChanged when the file is not the expected version
+    (then the partial is dropped), TransferError for other read failures (the partial is kept).
+    """
+    loop = asyncio.get_running_loop()
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    hasher, offset = await loop.run_in_executor(executor, _resume_state, partial, size)
+    if progress:
+        progress(offset)
+    fd = await loop.run_in_executor(
+        executor, lambda: os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+    )
+    try:
+        try:
+            f = await sftp.open(remote_path, "rb", block_size=block_size or -1, max_requests=max_requests)
+        except asyncssh.SFTPNoSuchFile:
+            raise RemoteFileChanged(f"{remote_path}: vanished before transfer") from None
+        try:
+            done = await _stream(f, offset, size, fd, hasher, executor, limiter, progress)
+            if check_attrs:
+                attrs = await f.stat()
+                if attrs.size != size or (attrs.mtime is not None and int(attrs.mtime) != int(mtime)):
+                    raise RemoteFileChanged(f"{remote_path}: changed during transfer")
+        finally:
+            close = asyncio.ensure_future(f.close())
+            close.add_done_callback(_ignore_result)
+        if done != size:
+            raise RemoteFileChanged(f"{remote_path}: size changed during transfer ({done} of {size} bytes)")
+    except RemoteFileChanged:
+        await loop.run_in_executor(executor, _finish, fd)
+        await loop.run_in_executor(executor, lambda: partial.unlink(missing_ok=True))
+        raise
+    except (asyncssh.DisconnectError, asyncssh.SFTPConnectionLost, ConnectionError) as exc:
+        await loop.run_in_executor(executor, _finish, fd)
+        raise RemoteError(f"connection lost while reading {remote_path}: {exc}") from None
+    except (asyncssh.Error, OSError) as exc:
+        await loop.run_in_executor(executor, _finish, fd)
+        raise TransferError(f"{remote_path}: {getattr(exc, 'reason', None) or exc}") from None
+    except BaseException:
+        await loop.run_in_executor(executor, _finish, fd)
+        raise
+    await loop.run_in_executor(executor, _finish, fd)
+    digest: str = hasher.hexdigest()
+    return digest
+
+
+async def _stream(
+    f: asyncssh.SFTPClientFile,
+    offset: int,
+    size: int,
+    fd: int,
+    hasher: Any,
+    executor: Executor,
+    limiter: RateLimiter | None,
+    progress: Callable[[int], None] | None,
+) -> int:
+    """Write blocks in offset order as they arrive (they may arrive out of order); returns bytes held."""
+    loop = asyncio.get_running_loop()
+    waiting: dict[int, bytes] = {}
+    next_offset = offset
+    ready: list[bytes] = []
+    ready_bytes = 0
+    if size > offset:
+        async for block_offset, data in await f.read_parallel(size - offset, offset):
+            if limiter:
+                await limiter.consume(len(data))
+            waiting[block_offset] = data
+            while next_offset in waiting:
+                chunk = waiting.pop(next_offset)
+                if not chunk:
+                    break
+                ready.append(chunk)
+                ready_bytes += len(chunk)
+                next_offset += len(chunk)
+            if ready_bytes >= WRITE_CHUNK:
+                await loop.run_in_executor(executor, _write, fd, hasher, ready)
+                ready, ready_bytes = [], 0
+            if progress:
+                progress(next_offset)
+    if ready:
+        await loop.run_in_executor(executor, _write, fd, hasher, ready)
+    return next_offset
+
+
+def _ignore_result(task: asyncio.Future[None]) -> None:
+    if not task.cancelled():
+        task.exception()

@@ -1,0 +1,108 @@
+"""A connected remote: one SSH connection, one SFTP session and (where the remote has a shell) one
+long-lived command channel, plus what the remote can do (GNU find -printf, sha256sum)."""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import asyncssh
+
+from mediasyncd.errors import RemoteError
+from mediasyncd.transfer.shell import CommandChannel
+
+SHA256_BATCH_BYTES = 64 * 1024  # command-line bytes per sha256sum invocation
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    find_printf: bool = False
+    sha256sum: bool = False
+
+    @property
+    def summary(self) -> str:
+        return (
+            ",".join(k for k, v in (("find", self.find_printf), ("sha256sum", self.sha256sum)) if v)
+            or "sftp-only"
+        )
+
+
+PROBE = (
+    "find / -maxdepth 0 -printf '' >/dev/null 2>&1 && echo find-printf; "
+    "command -v sha256sum >/dev/null 2>&1 && echo sha256sum; true"
+)
+
+
+class RemoteHost:
+    def __init__(
+        self,
+        conn: asyncssh.SSHClientConnection,
+        sftp: asyncssh.SFTPClient,
+        shell: CommandChannel | None,
+        caps: Capabilities,
+    ) -> None:
+        self.conn = conn
+        self.sftp = sftp
+        self.shell = shell
+        self.caps = caps
+
+    @classmethod
+    async def open(cls, conn: asyncssh.SSHClientConnection, *, use_shell: bool = True) -> RemoteHost:
+        try:
+            sftp = await conn.start_sftp_client()
+        except (asyncssh.Error, OSError) as exc:
+            raise RemoteError(f"SFTP unavailable: {exc}") from None
+        shell: CommandChannel | None = None
+        caps = Capabilities()
+        if use_shell:
+            try:
+                shell = await CommandChannel.start(conn)
+                probe = await shell.run(PROBE)
+                words = set(probe.stdout.split())
+                caps = Capabilities(find_printf=b"find-printf" in words, sha256sum=b"sha256sum" in words)
+            except RemoteError:
+                shell = None
+        return cls(conn, sftp, shell, caps)
+
+    async def sha256(self, paths: Sequence[str]) -> dict[str, str] | None:
+        """The remote's SHA-256 of each readable path (batched), or None if the remote cannot hash."""
+        if self.shell is None or not self.caps.sha256sum:
+            return None
+        out: dict[str, str] = {}
+        batch: list[str] = []
+        size = 0
+        for p in [*paths, None]:
+            if p is not None and size + len(p) < SHA256_BATCH_BYTES:
+                batch.append(p)
+                size += len(p) + 3
+                continue
+            if batch:
+                args = " ".join(shlex.quote(x) for x in batch)
+                result = await self.shell.run(f"sha256sum -- {args}")
+                out.update(parse_sha256sum(result.stdout))
+            batch, size = ([p], len(p)) if p is not None else ([], 0)
+        return out
+
+    async def close(self) -> None:
+        if self.shell is not None:
+            self.shell.close()
+        self.sftp.exit()
+        self.conn.close()
+        await self.conn.wait_closed()
+
+
+def parse_sha256sum(output: bytes) -> dict[str, str]:
+    """Parse `sha256sum` output lines `<hex>  <path>` (escaped lines start with a backslash)."""
+    result: dict[str, str] = {}
+    for line in output.decode("utf-8", "surrogateescape").split("\n"):
+        escaped = line.startswith("\\")
+        if escaped:
+            line = line[1:]
+        if len(line) < 67 or line[64:66] not in ("  ", " *"):
+            continue
+        digest, name = line[:64], line[66:]
+        if escaped:
+            name = name.replace("\\n", "\n").replace("\\\\", "\\")
+        result[name] = digest.lower()
+    return result
