@@ -71,6 +71,15 @@ def _parser() -> argparse.ArgumentParser:
     se.add_argument("--json", action="store_true")
     se.add_argument("--limit", type=int, default=20)
 
+    pu = sub.add_parser("purge", parents=[common], help="delete verified old media from the remotes")
+    pu.add_argument("remotes", nargs="*", metavar="REMOTE", help="only these remotes (default: all)")
+    pu.add_argument("--dry-run", action="store_true", help="show what would be deleted and why the rest stays")
+    pu.add_argument(
+        "--include-deleted-locally",
+        action="store_true",
+        help="also delete remote copies of files you deleted from the library",
+    )
+
     rp = sub.add_parser("reprocess", parents=[common], help="re-run media pipeline stages")
     rp.add_argument("--stage", default=None)
     rp.add_argument("paths", nargs="*", metavar="PATH")
@@ -109,7 +118,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     config = _require_config(args)
     if command == "run":
         from mediasyncd.daemon import Daemon
-        from mediasyncd.hooks import landed_hooks
+        from mediasyncd.wiring import landed_hooks
 
         async def run() -> None:
             daemon = Daemon(config)
@@ -129,6 +138,15 @@ def _dispatch(args: argparse.Namespace) -> int:
         from mediasyncd.pipeline.commands import search_main
 
         return search_main(config.daemon.db_path, args.query, args.json, args.limit)
+    if command == "purge":
+        from mediasyncd.purge.commands import purge_main
+
+        return purge_main(
+            config,
+            args.remotes,
+            dry_run=args.dry_run,
+            include_deleted_locally=args.include_deleted_locally,
+        )
     if command == "reprocess":
         from mediasyncd.pipeline.commands import reprocess_main
 
@@ -146,8 +164,8 @@ def _require_config(args: argparse.Namespace) -> Config:
 
 
 def _sync(config: Config, args: argparse.Namespace) -> int:
-    from mediasyncd.hooks import landed_hooks
     from mediasyncd.sync_once import sync_once
+    from mediasyncd.wiring import landed_hooks
 
     names = set(args.remotes)
     unknown = names - {r.name for r in config.remotes}

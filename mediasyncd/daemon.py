@@ -25,6 +25,7 @@ from mediasyncd.sdnotify import Notifier
 from mediasyncd.state import Store
 from mediasyncd.status_server import make_app, start_server
 from mediasyncd.transfer.landing import Library
+from mediasyncd.wiring import Service, services
 
 SHUTDOWN_GRACE = 10.0
 SUPERVISOR_RETRY = 30.0
@@ -53,6 +54,7 @@ class Daemon:
         path = str(self.config.path) if self.config.path else None
         self.view = StatusView(__version__, path)
         self._pullers: dict[str, _Running] = {}
+        self._services: list[Service] = []
 
     async def run(self) -> None:
         cfg = self.config.daemon
@@ -71,6 +73,8 @@ class Daemon:
                 self._tg = tg
                 for remote in self.config.remotes:
                     self._start(remote)
+                self._services = services(self.config, store, self.view)
+                service_tasks = [tg.create_task(s.run()) for s in self._services]
                 heartbeat = None
                 if self.notifier.watchdog_interval:
                     heartbeat = tg.create_task(self._watchdog(self.notifier.watchdog_interval))
@@ -81,6 +85,8 @@ class Daemon:
                 self.notifier.stopping()
                 log.info("stopping")
                 await self._stop_all()
+                for t in service_tasks:
+                    t.cancel()
                 if heartbeat is not None:
                     heartbeat.cancel()
         finally:
@@ -132,6 +138,8 @@ class Daemon:
                 self.view.remotes.pop(name, None)
                 log.info("remote removed", remote=name)
         self.config = new
+        for service in self._services:
+            service.reload(new)
         for remote in new.remotes:
             running = self._pullers.get(remote.name)
             if running and running.settings == (remote, new.transfer):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -88,6 +89,7 @@ class StatusView:
     config_path: str | None
     started: float = field(default_factory=time.monotonic)
     remotes: dict[str, RemoteStatus] = field(default_factory=dict)
+    sections: dict[str, Callable[[], Any]] = field(default_factory=dict)  # more top-level keys, e.g. "purge"
 
     def remote(self, name: str) -> RemoteStatus:
         if name not in self.remotes:
@@ -96,7 +98,8 @@ class StatusView:
 
     def snapshot(self) -> dict[str, Any]:
         remotes = [r.snapshot() for r in self.remotes.values()]
-        return {
+        extra = {key: provide() for key, provide in self.sections.items()}
+        return extra | {
             "version": self.version,
             "uptime_s": round(time.monotonic() - self.started, 1),
             "config": self.config_path,

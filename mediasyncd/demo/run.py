@@ -16,7 +16,7 @@ from mediasyncd.config import Config, DaemonConfig, RemoteConfig
 from mediasyncd.daemon import Daemon
 from mediasyncd.demo.images import write_comfyui_image, write_forge_image
 from mediasyncd.demo.server import start_demo_server
-from mediasyncd.hooks import landed_hooks
+from mediasyncd.wiring import landed_hooks
 
 log = structlog.get_logger("mediasyncd.demo")
 
