@@ -204,7 +204,7 @@ class Puller:
                         for w in workers:
                             w.cancel()
                         return
-                    await self._sleep_or_wake(self.remote.poll_interval)
+                    await self._sleep_or_wake(self._next_pass_in())
         except BaseExceptionGroup as group:
             remote_errors = group.subgroup(RemoteError)
             if remote_errors is not None and remote_errors.exceptions:
@@ -217,6 +217,13 @@ class Puller:
             raise
         finally:
             await self._release_active()
+
+    def _next_pass_in(self) -> float:
+        """The poll interval, or sooner when a file seen settling will have settled by then."""
+        due = self.settle.next_in
+        if due is None:
+            return self.remote.poll_interval
+        return min(self.remote.poll_interval, max(due + 0.05, 0.2))
 
     async def _release_active(self) -> None:
         """Rows left 'transferring' by a lost connection go back to 'seen' (their partials stay)."""

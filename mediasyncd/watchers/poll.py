@@ -62,18 +62,26 @@ class SettleTracker:
 
     settle: float
     _since: dict[Key, tuple[int, float, float]] = field(default_factory=dict)
+    next_in: float | None = None  # seconds until the next unsettled file could settle
 
     def observe(self, entries: Iterable[RemoteEntry], now: float, remote_now: float | None) -> set[Key]:
         """Record a listing made at local time `now`; return the keys of settled files."""
         ready: set[Key] = set()
         current: dict[Key, tuple[int, float, float]] = {}
+        waits: list[float] = []
         for e in entries:
             prev = self._since.get(e.key)
             since = prev[2] if prev and same_version(prev[0], prev[1], e.size, e.mtime) else now
             current[e.key] = (e.size, e.mtime, since)
             if now - since >= self.settle or is_old(e, remote_now, self.settle):
                 ready.add(e.key)
+                continue
+            wait = self.settle - (now - since)
+            if remote_now is not None:
+                wait = min(wait, self.settle - (remote_now - e.mtime))
+            waits.append(max(wait, 0.0))
         self._since = current
+        self.next_in = min(waits) if waits else None
         return ready
 
     @property
