@@ -155,12 +155,13 @@ def free_port() -> int:
 
 def start_daemon(config_path: Path, log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     """`mediasyncd run` as a real child process, logging JSON lines to `log`."""
-    return subprocess.Popen(
-        [MEDIASYNCD, "run", "--config", str(config_path)],
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-        env={**os.environ, **(env or {})},
-    )
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [MEDIASYNCD, "run", "--config", str(config_path)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+        )
 
 
 def stop(proc: subprocess.Popen[bytes]) -> int:

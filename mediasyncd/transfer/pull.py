@@ -15,7 +15,7 @@ import asyncssh
 
 from mediasyncd.errors import RemoteError, RemoteFileChanged, TransferError
 
-WRITE_CHUNK = 4 << 20  # contiguous bytes handed to the writer thread at once
+WRITE_CHUNK = 1 << 20  # contiguous bytes handed to the writer thread at once (what a crash can lose)
 RESUME_READ = 8 << 20
 
 

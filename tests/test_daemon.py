@@ -1,0 +1,268 @@
+"""`mediasyncd run` as a real process: crash safety, SIGHUP reload, status, WebSocket, sd_notify."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from tests.helpers import (
+    MEDIASYNCD,
+    bytes_read_of,
+    free_port,
+    make_env,
+    opens_of,
+    remote_table,
+    start_daemon,
+    stop,
+    wait_for,
+    write_config,
+)
+from tests.sshd import SshServer
+
+
+def status_of(port: int) -> dict[str, Any]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/status", timeout=5) as resp:
+        result: dict[str, Any] = json.load(resp)
+        return result
+
+
+def port_of(config: Path) -> int:
+    for line in config.read_text().splitlines():
+        if line.startswith("status_listen"):
+            return int(line.split(":")[-1].strip('"'))
+    raise AssertionError("no status_listen")
+
+
+def status_or_none(port: int) -> dict[str, Any] | None:
+    try:
+        return status_of(port)
+    except OSError:
+        return None
+
+
+def in_flight(port: int, remote: str = "r1") -> list[dict[str, Any]]:
+    s = status_or_none(port)
+    if not s:
+        return []
+    return [f for r in s["remotes"] if r["name"] == remote for f in r["in_flight"]]
+
+
+def test_kill_9_mid_transfer_then_restart_loses_and_duplicates_nothing(
+    tmp_path: Path, sshd_logged: SshServer
+) -> None:
+    """After SIGKILL mid-transfer: no partial in the library, and the restart resumes rather than re-reads."""
+    env = make_env(tmp_path, sshd_logged, settle="0s")
+    text = env.config_path.read_text().replace("concurrency = 4", 'concurrency = 4\nbwlimit = "2MiB"')
+    env.config_path.write_text(text)
+    data = os.urandom(8 << 20)
+    remote = env.write("video/clip.mp4", data)
+    small = env.write("a.png", b"small" * 100)
+    port = port_of(env.config_path)
+    proc = start_daemon(env.config_path, tmp_path / "d1.log")
+    try:
+        wait_for(lambda: any(f["bytes_done"] > 3 << 20 for f in in_flight(port)), timeout=30)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    partials = list((env.library / ".mediasyncd" / "partial").rglob("*.part"))
+    assert len(partials) == 1 and partials[0].stat().st_size >= 2 << 20
+    kept = partials[0].stat().st_size
+    visible = (
+        [p for p in (env.library / "r1").rglob("*") if p.is_file()] if (env.library / "r1").exists() else []
+    )
+    assert all(p.name == "a.png" for p in visible)
+    proc = start_daemon(env.config_path, tmp_path / "d2.log")
+    try:
+        wait_for(lambda: (env.library / "r1/video/clip.mp4").exists(), timeout=60)
+    finally:
+        assert stop(proc) == 0
+    assert (env.library / "r1/video/clip.mp4").read_bytes() == data
+    assert bytes_read_of(sshd_logged, remote)[-1] == len(data) - kept  # resumed where the partial ended
+    assert opens_of(sshd_logged, small) == 1
+    assert sorted(env.rows("SELECT rel, state FROM files")) == [
+        ("a.png", "landed"),
+        ("video/clip.mp4", "landed"),
+    ]
+    assert not list((env.library / ".mediasyncd" / "partial").rglob("*.part"))
+
+
+def test_sighup_adds_a_remote_without_restarting_another(tmp_path: Path, sshd_logged: SshServer) -> None:
+    """A reload that adds r2 keeps r1's connection and in-flight transfer (one open of its file)."""
+    env = make_env(tmp_path, sshd_logged, settle="0s")
+    text = env.config_path.read_text().replace("concurrency = 4", 'concurrency = 4\nbwlimit = "2MiB"')
+    env.config_path.write_text(text)
+    big = env.write("big.mp4", os.urandom(6 << 20))
+    other_root = tmp_path / "remote2"
+    env.write("new.png", b"png" * 1000, root=other_root)
+    port = port_of(env.config_path)
+    proc = start_daemon(env.config_path, tmp_path / "d.log")
+    try:
+        wait_for(lambda: any(f["bytes_done"] > 0 for f in in_flight(port)), timeout=30)
+        r1 = remote_table(sshd_logged, "r1", env.remote_root, settle="0s")
+        r2 = remote_table(sshd_logged, "r2", other_root, settle="0s")
+        write_config(
+            env.config_path, env.library, env.state_dir, [r1, r2],
+            transfer={"bwlimit": "2MiB"}, daemon={"status_listen": f"127.0.0.1:{port}"},
+        )  # fmt: skip
+        proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: (env.library / "r2" / "new.png").exists(), timeout=30)
+        assert in_flight(port), "r1's transfer was still running when r2's file landed"
+        wait_for(lambda: (env.library / "r1" / "big.mp4").exists(), timeout=60)
+    finally:
+        assert stop(proc) == 0
+    assert opens_of(sshd_logged, big) == 1
+    log = (tmp_path / "d.log").read_text()
+    assert log.count('"event": "connected"') == 2  # r1 once, r2 once
+
+
+def test_invalid_config_on_sighup_keeps_the_old_one(tmp_path: Path, sshd: SshServer) -> None:
+    """A broken config at reload is logged with its errors; the daemon keeps serving the old config."""
+    env = make_env(tmp_path, sshd, settle="0s")
+    port = port_of(env.config_path)
+    good = env.config_path.read_text()
+    proc = start_daemon(env.config_path, tmp_path / "d.log")
+    try:
+        wait_for(lambda: bool(status_or_none(port)), timeout=20)
+        env.config_path.write_text(good.replace("[[remotes]]", "[[remotes]]\nbogus_key = 1"))
+        proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: "reload rejected" in (tmp_path / "d.log").read_text(), timeout=10)
+        env.write("after.png", b"still syncing")
+        wait_for(lambda: (env.library / "r1" / "after.png").exists(), timeout=20)
+        assert proc.poll() is None
+    finally:
+        assert stop(proc) == 0
+    assert "remotes[0].bogus_key" in (tmp_path / "d.log").read_text()
+
+
+def test_status_and_websocket_carry_real_progress(tmp_path: Path, sshd: SshServer) -> None:
+    """/status shows the file in flight with bytes_done < size; /ws pushes growing bytes_done."""
+    env = make_env(tmp_path, sshd, settle="0s")
+    text = env.config_path.read_text().replace("concurrency = 4", 'concurrency = 4\nbwlimit = "1MiB"')
+    env.config_path.write_text(text)
+    env.write("slow.mp4", os.urandom(4 << 20))
+    port = port_of(env.config_path)
+    proc = start_daemon(env.config_path, tmp_path / "d.log")
+    try:
+        wait_for(lambda: bool(in_flight(port)), timeout=30)
+        status = status_of(port)
+        assert set(status) >= {"version", "uptime_s", "config", "remotes", "totals"}
+        r1 = status["remotes"][0]
+        assert r1["state"] == "connected"
+        f = r1["in_flight"][0]
+        assert f["path"] == "slow.mp4" and f["size"] == 4 << 20 and 0 <= f["bytes_done"] < f["size"]
+        seen = asyncio.run(_ws_bytes(port, 6))
+        assert seen[-1] > seen[0]
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as resp:
+            assert json.load(resp) == {"ok": True}
+    finally:
+        assert stop(proc) == 0
+
+
+async def _ws_bytes(port: int, messages: int) -> list[int]:
+    out: list[int] = []
+    async with aiohttp.ClientSession() as session, session.ws_connect(f"http://127.0.0.1:{port}/ws") as ws:
+        while len(out) < messages:
+            msg = await ws.receive_json(timeout=5)
+            flights = msg["remotes"][0]["in_flight"]
+            if flights:
+                out.append(flights[0]["bytes_done"])
+    return out
+
+
+def test_sd_notify_ready_watchdog_reloading_stopping(tmp_path: Path, sshd: SshServer) -> None:
+    """READY, WATCHDOG heartbeats, RELOADING then READY on SIGHUP, STOPPING on SIGTERM reach NOTIFY_SOCKET."""
+    env = make_env(tmp_path, sshd)
+    sock_path = tmp_path / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(sock_path))
+    sock.settimeout(15)
+    messages: list[str] = []
+
+    def until(word: str) -> None:
+        while not any(word in m for m in messages):
+            messages.append(sock.recv(4096).decode())
+
+    proc = start_daemon(
+        env.config_path, tmp_path / "d.log", env={"NOTIFY_SOCKET": str(sock_path), "WATCHDOG_USEC": "400000"}
+    )
+    try:
+        until("READY=1")
+        until("WATCHDOG=1")
+        proc.send_signal(signal.SIGHUP)
+        until("RELOADING=1")
+        messages.clear()
+        until("READY=1")
+        proc.send_signal(signal.SIGTERM)
+        until("STOPPING=1")
+        assert proc.wait(15) == 0
+    finally:
+        stop(proc)
+        sock.close()
+    assert any(m.startswith("READY=1") and "STATUS=" in m for m in messages)
+
+
+def test_a_down_remote_backs_off_and_never_stops_another(tmp_path: Path, sshd: SshServer) -> None:
+    """With one remote unreachable, the other still lands files; the down one shows backoff and its error."""
+    env = make_env(tmp_path, sshd, settle="0s")
+    dead_port = free_port()
+    dead = remote_table(sshd, "down", env.remote_root) | {"port": dead_port}
+    r1 = remote_table(sshd, "r1", env.remote_root, settle="0s")
+    port = free_port()
+    write_config(
+        env.config_path, env.library, env.state_dir, [dead, r1], daemon={"status_listen": f"127.0.0.1:{port}"}
+    )
+    env.write("x.png", b"x" * 100)
+    proc = start_daemon(env.config_path, tmp_path / "d.log")
+    try:
+        wait_for(lambda: (env.library / "r1" / "x.png").exists(), timeout=20)
+        down = next(r for r in status_of(port)["remotes"] if r["name"] == "down")
+        assert down["state"] == "backoff" and "cannot connect" in down["last_error"]
+    finally:
+        assert stop(proc) == 0
+
+
+def test_second_process_on_the_same_state_dir_says_who_holds_it(tmp_path: Path, sshd: SshServer) -> None:
+    """While the daemon runs, `sync --once` on the same state dir refuses and names the holder."""
+    env = make_env(tmp_path, sshd)
+    port = port_of(env.config_path)
+    proc = start_daemon(env.config_path, tmp_path / "d.log")
+    try:
+        wait_for(lambda: bool(status_or_none(port)), timeout=20)
+        second = subprocess.run(
+            [MEDIASYNCD, "sync", "--once", "--config", str(env.config_path)], capture_output=True, text=True
+        )
+        assert second.returncode == 1
+        assert f"in use by pid {proc.pid}" in second.stderr and "mediasyncd run" in second.stderr
+    finally:
+        assert stop(proc) == 0
+
+
+def test_demo_syncs_generated_images_end_to_end(tmp_path: Path) -> None:
+    """`mediasyncd demo` serves a generated Forge tree over its embedded SSH server and lands images."""
+    library = tmp_path / "demo"
+    port = free_port()
+    proc = subprocess.Popen(
+        [MEDIASYNCD, "demo", "--library", str(library), "--listen", f"127.0.0.1:{port}", "--every", "0.5"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(lambda: any((library / "demo-forge").rglob("*.png")), timeout=30)
+        wait_for(lambda: any((library / "demo-comfyui").rglob("*.png")), timeout=30)
+        status = status_of(port)
+        assert {r["name"] for r in status["remotes"]} == {"demo-forge", "demo-comfyui"}
+        assert all(r["capabilities"] == "find,sha256sum" for r in status["remotes"])
+        assert status["totals"]["landed_files"] >= 2
+    finally:
+        assert stop(proc) == 0
+    landed = next((library / "demo-forge" / "txt2img-images").rglob("*.png"))
+    assert b"parameters" in landed.read_bytes()[:4096] or b"iTXt" in landed.read_bytes()
