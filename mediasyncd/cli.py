@@ -159,7 +159,8 @@ def _dispatch(args: argparse.Namespace) -> int:
 def _require_config(args: argparse.Namespace) -> Config:
     path = find_config(getattr(args, "config", None))
     if path is None:
-        raise SystemExit(f"mediasyncd: {NO_CONFIG}")
+        print(f"mediasyncd: {NO_CONFIG}", file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG)
     return load_config(path)
 
 

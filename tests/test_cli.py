@@ -1,0 +1,130 @@
+"""The command line as users type it: config check/init, --config anywhere, clear refusals, log format."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import MEDIASYNCD, make_env, once
+from tests.sshd import SshServer
+
+
+def cli(*args: str, home: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if k not in ("MEDIASYNCD_CONFIG", "JOURNAL_STREAM")}
+    return subprocess.run(
+        [MEDIASYNCD, *args], capture_output=True, text=True, env={**base, "HOME": str(home), **(env or {})}
+    )
+
+
+def test_run_without_a_config_names_init_and_demo(tmp_path: Path) -> None:
+    """No config anywhere: exit 78 and point the user at `config init` and `demo`."""
+    if Path("/etc/mediasyncd/config.toml").exists():
+        pytest.fail("a system config exists on this machine; the test needs a clean /etc/mediasyncd")
+    r = cli("run", home=tmp_path)
+    assert r.returncode == 78
+    assert "mediasyncd config init" in r.stderr and "mediasyncd demo" in r.stderr
+
+
+def test_config_init_writes_a_config_that_check_accepts(tmp_path: Path) -> None:
+    """`config init PATH` writes valid TOML (tomli-w); `config check PATH` exits 0 on it."""
+    target = tmp_path / "conf" / "config.toml"
+    library = tmp_path / "lib"
+    library.mkdir()
+    r = cli("config", "init", str(target), "--library", str(library), home=tmp_path)
+    assert r.returncode == 0, r.stderr
+    check = cli("config", "check", str(target), home=tmp_path)
+    assert check.returncode == 0 and "OK (1 remote(s))" in check.stdout
+    again = cli("config", "init", str(target), home=tmp_path)
+    assert again.returncode == 1 and "--force" in again.stderr
+
+
+def test_config_check_lists_every_problem_with_key_and_line(tmp_path: Path) -> None:
+    """A broken config exits 78 and names each bad key and its line."""
+    bad = tmp_path / "bad.toml"
+    bad.write_text(
+        '[daemon]\nlibrary = "/srv/x"\n\n[transfer]\nconcurency = 4\n\n[[remotes]]\nname = "a b"\nhost = "h"\n'
+    )
+    r = cli("config", "check", str(bad), home=tmp_path)
+    assert r.returncode == 78
+    assert "transfer.concurency (line 5): unknown key; did you mean 'concurrency'?" in r.stderr
+    assert "remotes[0].name (line 8)" in r.stderr
+    assert "remotes[0].roots" in r.stderr
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_config_option_works_before_or_after_the_subcommand(tmp_path: Path, where: str) -> None:
+    """`--config PATH` is accepted on either side of the subcommand name."""
+    conf = tmp_path / "c.toml"
+    conf.write_text(f'[daemon]\nlibrary = "{tmp_path}"\n')
+    args = (
+        ["--config", str(conf), "config", "check"]
+        if where == "before"
+        else ["config", "check", "--config", str(conf)]
+    )
+    r = cli(*args, home=tmp_path)
+    assert r.returncode == 0 and str(conf) in r.stdout
+
+
+def test_environment_variable_config_is_used(tmp_path: Path) -> None:
+    """$MEDIASYNCD_CONFIG is found when --config is absent."""
+    conf = tmp_path / "env.toml"
+    conf.write_text(f'[daemon]\nlibrary = "{tmp_path}"\n')
+    r = cli("config", "check", home=tmp_path, env={"MEDIASYNCD_CONFIG": str(conf)})
+    assert r.returncode == 0 and str(conf) in r.stdout
+
+
+def test_journald_lines_carry_their_priority(tmp_path: Path, sshd: SshServer) -> None:
+    """Under systemd (JOURNAL_STREAM set) each JSON line starts with <N> so `journalctl -p` filters work."""
+    env = make_env(tmp_path, sshd)
+    env.write("bad\x07name.png", b"x")
+    env.write("ok.png", b"y")
+    r = cli(
+        "sync", "--once", "--config", str(env.config_path), home=tmp_path, env={"JOURNAL_STREAM": "8:123"}
+    )
+    assert r.returncode == 0
+    lines = [ln for ln in r.stdout.splitlines() if ln.startswith("<")]
+    warning = next(ln for ln in lines if "skipping unsafe name" in ln)
+    assert warning.startswith("<4>") and json.loads(warning[3:])["level"] == "warning"
+    info = next(ln for ln in lines if '"landed"' in ln)
+    assert info.startswith("<6>") and json.loads(info[3:])["remote"] == "r1"
+
+
+def test_sync_once_exit_code_is_nonzero_when_a_remote_is_unreachable(tmp_path: Path, sshd: SshServer) -> None:
+    """A remote that cannot be reached makes `sync --once` fail with a message naming it."""
+    env = make_env(tmp_path, sshd)
+    env.config_path.write_text(env.config_path.read_text().replace(f"port = {sshd.port}", "port = 1"))
+    r = cli("sync", "--once", "--config", str(env.config_path), home=tmp_path)
+    assert r.returncode == 1 and "r1: FAILED: cannot connect" in r.stderr
+
+
+def test_strict_host_key_refuses_an_unknown_host(tmp_path: Path, sshd: SshServer) -> None:
+    """host_key = strict with the host missing from known_hosts: refused, with how to fix it."""
+    env = make_env(tmp_path, sshd)
+    sshd.known_hosts.write_text("")
+    r = cli("sync", "--once", "--config", str(env.config_path), home=tmp_path)
+    assert r.returncode == 1
+    assert "is not in known_hosts" in r.stderr and 'host_key = "accept-new"' in r.stderr
+
+
+def test_accept_new_learns_the_key_then_refuses_a_changed_one(tmp_path: Path, sshd: SshServer) -> None:
+    """accept-new stores the first key in <state_dir>/known_hosts; a different key later is refused."""
+    env = make_env(tmp_path, sshd, host_key="accept-new")
+    real = sshd.known_hosts.read_text()
+    sshd.known_hosts.write_text("")
+    env.write("a.png", b"a")
+    assert once(env) == 0
+    learned = (env.state_dir / "known_hosts").read_text()
+    assert learned.split()[1:] == real.split()[1:]
+    other = subprocess.run(
+        ["ssh-keygen", "-t", "ed25519", "-N", "", "-q", "-f", str(tmp_path / "other")], check=True
+    )
+    assert other.returncode == 0
+    fake = (tmp_path / "other.pub").read_text().split()[:2]
+    (env.state_dir / "known_hosts").write_text(f"[127.0.0.1]:{sshd.port} {' '.join(fake)}\n")
+    r = cli("sync", "--once", "--config", str(env.config_path), home=tmp_path)
+    assert r.returncode == 1
+    assert "REMOTE HOST KEY CHANGED" in r.stderr and "ssh-keygen -R" in r.stderr

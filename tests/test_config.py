@@ -1,0 +1,145 @@
+"""The config contract (SPEC §3.9): keys, units, every error named by key path and line, all at once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mediasyncd.config import KIND_ROOTS, MEDIA_GLOBS, find_config, parse_config
+from mediasyncd.errors import ConfigError
+from mediasyncd.units import parse_duration, parse_mode, parse_size
+
+GOOD = """
+[daemon]
+library = "/srv/media"
+state_dir = "/var/lib/mediasyncd"
+
+[transfer]
+concurrency = 6
+bwlimit = "20MiB"
+file_mode = "0640"
+
+[purge]
+older_than = "24h"
+
+[[remotes]]
+name = "forge1"
+host = "my-gpu-box"
+kind = "forge"
+poll_interval = "10s"
+settle = "5s"
+purge = { older_than = "12h" }
+
+[[remotes]]
+name = "comfy.box-2"
+host = "10.0.0.2"
+port = 2222
+kind = "comfyui"
+host_key = "accept-new"
+"""
+
+
+def problems(text: str) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        parse_config(text)
+    return info.value.problems
+
+
+def test_spec_example_keys_parse_into_typed_values() -> None:
+    """Durations, sizes and modes become numbers; kinds supply their default roots and media globs."""
+    c = parse_config(GOOD)
+    assert c.transfer.concurrency == 6 and c.transfer.bwlimit == 20 * 2**20 and c.transfer.file_mode == 0o640
+    forge, comfy = c.remotes
+    assert forge.roots == KIND_ROOTS["forge"] == ("/workspace/stable-diffusion-webui/outputs",)
+    assert comfy.roots == ("/workspace/ComfyUI/output",)
+    assert forge.include == MEDIA_GLOBS and forge.poll_interval == 10.0
+    assert forge.purge.older_than == 12 * 3600 and comfy.purge.older_than == 24 * 3600
+    assert comfy.port == 2222 and comfy.host_key == "accept-new" and forge.host_key == "strict"
+
+
+def test_every_error_is_reported_at_once_with_key_and_line() -> None:
+    """Three mistakes in different sections come back together, each with its key path and line."""
+    text = GOOD.replace("concurrency = 6", "concurrency = 0").replace(
+        'poll_interval = "10s"', 'poll_interval = "ten"'
+    )
+    text = text.replace("port = 2222", "port = 99999")
+    found = problems(text)
+    assert len(found) == 3
+    assert any(p.startswith("transfer.concurrency (line 7)") for p in found)
+    assert any(p.startswith("remotes[0].poll_interval (line 18)") for p in found)
+    assert any(p.startswith("remotes[1].port (line 25)") for p in found)
+
+
+def test_unknown_key_is_named_with_a_suggestion() -> None:
+    """A misspelt key names its path and line and suggests the real key."""
+    found = problems(GOOD.replace('host = "my-gpu-box"', 'hots = "my-gpu-box"'))
+    assert "remotes[0].hots (line 16): unknown key; did you mean 'host'?" in found
+    assert "remotes[0].host (line 14): is required" in found
+
+
+def test_remote_names_must_be_safe_and_unique() -> None:
+    """Names become directory names: [A-Za-z0-9._-]+, never '..' or '.mediasyncd', and unique."""
+    assert any("must match" in p for p in problems(GOOD.replace('"forge1"', '"../etc"')))
+    assert any("must match" in p for p in problems(GOOD.replace('"forge1"', '".mediasyncd"')))
+    assert any("duplicate remote name" in p for p in problems(GOOD.replace('"comfy.box-2"', '"forge1"')))
+
+
+def test_generic_kind_needs_roots_and_roots_must_be_absolute() -> None:
+    """A generic remote without roots, or a relative root, is an error naming `roots`."""
+    assert any(
+        "roots" in p and "required" in p for p in problems(GOOD.replace('kind = "forge"', 'kind = "generic"'))
+    )
+    found = problems(GOOD.replace('kind = "forge"', 'kind = "forge"\nroots = ["outputs"]'))
+    assert any("remotes[0].roots" in p and "absolute" in p for p in found)
+
+
+def test_non_loopback_status_server_requires_a_token() -> None:
+    """Binding the status server beyond loopback without a token is refused."""
+    text = GOOD.replace(
+        'state_dir = "/var/lib/mediasyncd"', 'state_dir = "/x"\nstatus_listen = "0.0.0.0:8765"'
+    )
+    assert any("status_token" in p for p in problems(text))
+
+
+def test_toml_syntax_error_names_the_line() -> None:
+    """A TOML syntax error is reported with the parser's line and column."""
+    found = problems(GOOD.replace("[transfer]", "[transfer"))
+    assert len(found) == 1 and "line 6" in found[0]
+
+
+def test_config_search_order(tmp_path: Path) -> None:
+    """--config wins over $MEDIASYNCD_CONFIG, which wins over the default locations."""
+    explicit, env = tmp_path / "a.toml", tmp_path / "b.toml"
+    assert find_config(str(explicit), {"MEDIASYNCD_CONFIG": str(env)}) == explicit
+    assert find_config(None, {"MEDIASYNCD_CONFIG": str(env)}) == env
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("90s", 90), ("1.5h", 5400), ("1d", 86400), ("10m", 600), (5, 5), ("2", 2)]
+)
+def test_durations(text: str | int, seconds: float) -> None:
+    """Durations accept s, m, h, d suffixes, decimals and plain seconds."""
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize(
+    ("text", "size"), [("200MiB", 200 * 2**20), ("20GB", 20 * 10**9), ("0", 0), (512, 512), ("1.5KiB", 1536)]
+)
+def test_sizes(text: str | int, size: int) -> None:
+    """Sizes accept binary and decimal units."""
+    assert parse_size(text) == size
+
+
+@pytest.mark.parametrize("bad", ["ten", "-1s", "5 parsecs", True])
+def test_bad_durations_are_rejected(bad: object) -> None:
+    """Nonsense durations raise ValueError with the expected form."""
+    with pytest.raises(ValueError, match="duration"):
+        parse_duration(bad)
+
+
+def test_modes_are_octal_strings() -> None:
+    """Modes are octal strings; a decimal integer is refused (it would be a surprising mode)."""
+    assert parse_mode("0644") == 0o644 and parse_mode("755") == 0o755
+    with pytest.raises(ValueError):
+        parse_mode(644)

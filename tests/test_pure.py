@@ -1,0 +1,142 @@
+"""Pure parts: globs, listing parser, diff, settle, names, conflict naming, backoff, sha256sum parsing."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from mediasyncd.errors import UnsafePathError
+from mediasyncd.globs import PathFilter, glob_matches
+from mediasyncd.paths import check_rel, conflict_name, decode_rel
+from mediasyncd.state import FileRow
+from mediasyncd.transfer.remote import parse_sha256sum
+from mediasyncd.transfer.ssh import Backoff
+from mediasyncd.watchers.listing import RemoteEntry, find_command, parse_find
+from mediasyncd.watchers.poll import SettleTracker, diff, same_version
+
+
+@pytest.mark.parametrize(
+    ("glob", "path", "hit"),
+    [
+        ("*.png", "a/b/c.png", True),  # no '/': matches the file name anywhere
+        ("*.png", "a/b/c.jpg", False),
+        ("grids/*", "grids/x.png", True),
+        ("grids/*", "grids/sub/x.png", False),  # '*' stays within one directory
+        ("grids/**", "grids/sub/x.png", True),  # '**' crosses directories
+        ("**/tmp/*.png", "a/b/tmp/x.png", True),
+        ("**/tmp/*.png", "tmp/x.png", True),
+        ("txt2img-images/*/0000?-*.png", "txt2img-images/2026-11-21/00001-42.png", True),
+    ],
+)
+def test_glob_rules(glob: str, path: str, hit: bool) -> None:
+    """SPEC §3.1 glob semantics."""
+    assert glob_matches(glob, path) is hit
+
+
+def test_path_filter_include_then_exclude() -> None:
+    """A path must match an include and no exclude."""
+    f = PathFilter(("*.png",), ("grids/**",))
+    assert f.accepts("a.png") and not f.accepts("grids/a.png") and not f.accepts("a.txt")
+
+
+def test_find_output_is_parsed_and_unsafe_names_rejected() -> None:
+    """Entries carry root, rel, size and mtime; control characters and bad UTF-8 land in `rejected`."""
+    out = (
+        b"now\x001700000100\x00"
+        b"missing\x00/gone\x00"
+        b"/r\x00f\x0012\x001700000000.2500000000\x00a/b.png\x00"
+        b"/r\x00f\x001\x001700000000.0\x00bad\nname.png\x00"
+        b"/r\x00f\x001\x001700000000.0\x00\xff.png\x00"
+    )
+    listing = parse_find(out, ["/r", "/gone"])
+    assert listing.remote_now == 1700000100
+    assert listing.missing_roots == ["/gone"]
+    assert listing.entries == [RemoteEntry("/r", "a/b.png", 12, 1700000000.25)]
+    assert [r.reason for r in listing.rejected] == [
+        "name contains control character '\\n'",
+        "name is not valid UTF-8",
+    ]
+
+
+def test_find_command_quotes_roots() -> None:
+    """Roots with spaces or quotes are shell-quoted."""
+    assert "'/work space/it'\"'\"'s'" in find_command(["/work space/it's"])
+
+
+@pytest.mark.parametrize("rel", ["../x", "a/../b", "/abs", "a//b", "", "a/./b", "tab\there"])
+def test_unsafe_relative_paths(rel: str) -> None:
+    """Traversal, absolute, empty components and control characters are refused."""
+    with pytest.raises(UnsafePathError):
+        check_rel(rel)
+
+
+def test_legal_awkward_names_are_accepted() -> None:
+    """Spaces, leading dashes, CJK and emoji are fine."""
+    for rel in ["with space.png", "-x.png", "日本/画像.png", "🎨/😀.webp", "..weird..png"]:
+        assert decode_rel(rel.encode()) == rel
+
+
+def test_conflict_name_is_deterministic_and_keeps_the_extension() -> None:
+    """stem~<sha8>.ext next to the original."""
+    assert conflict_name("r/a/00001-42.png", "abcdef0123456789") == "r/a/00001-42~abcdef01.png"
+    assert conflict_name("r/noext", "abcdef0123") == "r/noext~abcdef01"
+
+
+def row(i: int, rel: str, size: int, mtime: float, state: str) -> FileRow:
+    return FileRow(i, "r", "/root", rel, size, mtime, state)
+
+
+def test_diff_writes_nothing_for_unchanged_files() -> None:
+    """A listing identical to the DB yields an empty diff."""
+    known = {("/root", "a"): row(1, "a", 5, 10.5, "landed")}
+    assert diff(known, [RemoteEntry("/root", "a", 5, 10.5)]).empty
+
+
+def test_diff_new_changed_and_vanished() -> None:
+    """New files are added, a changed landed file is retired and re-added, vanished unlanded rows forgotten."""
+    known = {
+        ("/root", "landed"): row(1, "landed", 5, 10.0, "landed"),
+        ("/root", "gone"): row(2, "gone", 5, 10.0, "seen"),
+        ("/root", "kept"): row(3, "kept", 5, 10.0, "landed"),
+    }
+    d = diff(known, [RemoteEntry("/root", "landed", 6, 11.0), RemoteEntry("/root", "new", 1, 1.0)])
+    assert [n.rel for n in d.new] == ["landed", "new"]
+    assert d.retire == [1] and d.forget == [2]
+
+
+def test_whole_second_mtimes_match_their_fraction() -> None:
+    """SFTP v3 reports whole seconds; find reports fractions: the same file is the same version."""
+    assert same_version(5, 100.0, 5, 100.75) and not same_version(5, 100.25, 5, 100.75)
+
+
+def test_settle_by_stability_and_by_remote_clock() -> None:
+    """A file is ready once unchanged for `settle` seconds, or at once when already old by the remote clock."""
+    t = SettleTracker(settle=5)
+    fresh = RemoteEntry("/r", "f", 10, 1000.0)
+    assert t.observe([fresh], now=0, remote_now=1001) == set()
+    assert t.next_in == pytest.approx(4.0)
+    assert t.observe([fresh], now=3, remote_now=1004) == set()
+    assert t.observe([fresh], now=6, remote_now=1007) == {("/r", "f")}
+    grown = RemoteEntry("/r", "f", 20, 1006.5)
+    assert t.observe([grown], now=7, remote_now=1008) == set()  # it changed: wait again
+    old = RemoteEntry("/r", "o", 1, 900.0)
+    assert t.observe([old], now=8, remote_now=1009) == {("/r", "o")}
+
+
+def test_backoff_is_capped_exponential_with_jitter() -> None:
+    """Delays grow by doubling, stay within [ceiling/2, ceiling] and never exceed the cap."""
+    b = Backoff(base=1, cap=60)
+    rng = random.Random(1)
+    delays = [b.delay(n, rng) for n in range(12)]
+    for n, d in enumerate(delays):
+        ceiling = min(60, 2**n)
+        assert ceiling / 2 <= d <= ceiling
+    assert max(delays) <= 60
+
+
+def test_sha256sum_output_including_escaped_names() -> None:
+    """Lines map path -> hex; a backslash-escaped line (name with a backslash) is unescaped."""
+    h = "a" * 64
+    out = f"{h}  /r/a b.png\n\\{h}  /r/back\\\\slash.png\n".encode()
+    assert parse_sha256sum(out) == {"/r/a b.png": h, "/r/back\\slash.png": h}
