@@ -73,7 +73,9 @@ def _parser() -> argparse.ArgumentParser:
 
     pu = sub.add_parser("purge", parents=[common], help="delete verified old media from the remotes")
     pu.add_argument("remotes", nargs="*", metavar="REMOTE", help="only these remotes (default: all)")
-    pu.add_argument("--dry-run", action="store_true", help="show what would be deleted and why the rest stays")
+    pu.add_argument(
+        "--dry-run", action="store_true", help="show what would be deleted and why the rest stays"
+    )
     pu.add_argument(
         "--include-deleted-locally",
         action="store_true",
@@ -118,13 +120,9 @@ def _dispatch(args: argparse.Namespace) -> int:
     config = _require_config(args)
     if command == "run":
         from mediasyncd.daemon import Daemon
-        from mediasyncd.wiring import landed_hooks
 
         async def run() -> None:
-            daemon = Daemon(config)
-            async with landed_hooks(config) as hooks:
-                daemon.landed_hooks.extend(hooks)
-                await daemon.run()
+            await Daemon(config).run()
 
         asyncio.run(run())
         return 0
@@ -166,7 +164,6 @@ def _require_config(args: argparse.Namespace) -> Config:
 
 def _sync(config: Config, args: argparse.Namespace) -> int:
     from mediasyncd.sync_once import sync_once
-    from mediasyncd.wiring import landed_hooks
 
     names = set(args.remotes)
     unknown = names - {r.name for r in config.remotes}
@@ -176,11 +173,7 @@ def _sync(config: Config, args: argparse.Namespace) -> int:
     remotes = [r for r in config.remotes if not names or r.name in names]
     show = sys.stderr.isatty() and not args.no_progress
 
-    async def run() -> int:
-        async with landed_hooks(config) as hooks:
-            return await sync_once(config, remotes, show_progress=show, hooks=hooks)
-
-    return asyncio.run(run())
+    return asyncio.run(sync_once(config, remotes, show_progress=show))
 
 
 def _config_command(args: argparse.Namespace) -> int:

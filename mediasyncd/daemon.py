@@ -11,7 +11,7 @@ import asyncio
 import signal
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import structlog
 
@@ -25,7 +25,7 @@ from mediasyncd.sdnotify import Notifier
 from mediasyncd.state import Store
 from mediasyncd.status_server import make_app, start_server
 from mediasyncd.transfer.landing import Library
-from mediasyncd.wiring import Service, services
+from mediasyncd.wiring import Service, consumers, hooks_of, services
 
 SHUTDOWN_GRACE = 10.0
 SUPERVISOR_RETRY = 30.0
@@ -68,9 +68,12 @@ class Daemon:
         runner = await start_server(make_app(self.view, cfg.status_token), cfg.status_host, cfg.status_port)
         self._install_signals()
         self._make_puller = self._puller_factory(library, store, executor)
+        feeds = consumers(self.config, store)
+        self.landed_hooks.extend(hooks_of(feeds))
         try:
             async with asyncio.TaskGroup() as tg:
                 self._tg = tg
+                feed_tasks = [tg.create_task(c.run()) for c in feeds]
                 for remote in self.config.remotes:
                     self._start(remote)
                 self._services = services(self.config, store, self.view)
@@ -85,7 +88,7 @@ class Daemon:
                 self.notifier.stopping()
                 log.info("stopping")
                 await self._stop_all()
-                for t in service_tasks:
+                for t in service_tasks + feed_tasks:
                     t.cancel()
                 if heartbeat is not None:
                     heartbeat.cancel()
@@ -128,9 +131,9 @@ class Daemon:
             log.error("reload rejected; keeping the running config", problems=exc.problems)
             self.notifier.ready(self._summary() + " (last reload rejected)")
             return
-        if new.daemon != self.config.daemon:
-            log.warning("[daemon] settings changed; they take effect after a restart")
-            new = Config(self.config.daemon, new.transfer, new.purge, new.remotes, new.path)
+        if new.daemon != self.config.daemon or new.pipeline != self.config.pipeline:
+            log.warning("[daemon] and [pipeline] changes take effect after a restart")
+            new = replace(new, daemon=self.config.daemon, pipeline=self.config.pipeline)
         wanted = {r.name: r for r in new.remotes}
         for name in list(self._pullers):
             if name not in wanted:

@@ -93,6 +93,8 @@ class Puller:
 
     async def run(self) -> None:
         """Keep the remote synced until cancelled; reconnect with capped exponential backoff."""
+        if self.remote.watch == "agent":
+            self.log.warning("watch = 'agent' is not available in this version; polling instead")
         await self._load()
         attempt = 0
         while True:
@@ -229,9 +231,11 @@ class Puller:
         """Rows left 'transferring' by a lost connection go back to 'seen' (their partials stay)."""
         for file_id in list(self.active):
             row = await self.store.get(file_id)
-            if row and row.state == "transferring":
+            if row is None or row.state not in ("transferring", "seen"):
+                continue
+            if row.state == "transferring":
                 await self.store.set_state(file_id, "seen")
-                self.known[row.key] = _with(row, state="seen")
+            self.known[row.key] = _with(row, state="seen")
         self.active.clear()
         self.status.in_flight.clear()
         self.status.queued = 0
@@ -315,8 +319,7 @@ class Puller:
     async def _pull_one(self, host: RemoteHost, row: FileRow) -> _Pulled | None:
         log = self.log.bind(path=row.rel)
         await self._wait_for_space(row)
-        await self.store.set_state(row.id, "transferring")
-        self.known[row.key] = _with(row, state="transferring")
+        self.known[row.key] = _with(row, state="transferring")  # the DB learns it with the landing intent
         partial = self.library.partial_path(self.remote.name, row.id)
         progress = InFlight(row.rel, row.size)
         self.status.in_flight[row.id] = progress

@@ -47,6 +47,27 @@ MIGRATIONS: Sequence[str] = (
     CREATE UNIQUE INDEX files_current ON files(remote, root, rel) WHERE current = 1;
     CREATE INDEX files_state ON files(state, remote);
     """,
+    # 2: purge runs and per-file purge bookkeeping (mediasyncd.purge)
+    """
+    CREATE TABLE purge_runs (
+        id INTEGER PRIMARY KEY,
+        remote TEXT NOT NULL,
+        source TEXT NOT NULL,
+        dry_run INTEGER NOT NULL,
+        started_at REAL NOT NULL,
+        finished_at REAL,
+        outcome TEXT,
+        error TEXT,
+        deleted_files INTEGER NOT NULL DEFAULT 0,
+        freed_bytes INTEGER NOT NULL DEFAULT 0,
+        kept TEXT NOT NULL DEFAULT '{}',
+        deleted_locally INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX purge_runs_remote ON purge_runs(remote, source, started_at);
+    ALTER TABLE files ADD COLUMN purge_reason TEXT;
+    ALTER TABLE files ADD COLUMN purge_run INTEGER;
+    CREATE INDEX files_purge_run ON files(purge_run) WHERE purge_run IS NOT NULL;
+    """,
 )
 
 ACTIVE_STATES = ("seen", "transferring", "failed")
@@ -220,7 +241,12 @@ class Store:
         """Written before the rename so a crash between rename and `mark_landed` is recoverable."""
         await self._run(
             self._tx,
-            [("UPDATE files SET sha256 = ?, landing_path = ? WHERE id = ?", (sha256, landing_path, file_id))],
+            [
+                (
+                    "UPDATE files SET state = 'transferring', sha256 = ?, landing_path = ? WHERE id = ?",
+                    (sha256, landing_path, file_id),
+                )
+            ],
         )
 
     async def mark_landed(self, file_id: int, sha256: str, local_path: str) -> None:
@@ -275,6 +301,22 @@ class Store:
             return Totals(int(landed[0]), int(landed[1]), int(failed[0]))
 
         return await self._run(q)
+
+    async def landed_unprocessed(self) -> list[FileRow]:
+        """Landed files the media pipeline has not finished (after a crash or a restart)."""
+
+        def q() -> list[FileRow]:
+            rows = self.conn.execute(
+                f"SELECT {_COLUMNS} FROM files WHERE state = 'landed' AND local_path IS NOT NULL ORDER BY id"
+            ).fetchall()
+            return [_row(r) for r in rows]
+
+        return await self._run(q)
+
+    async def mark_processed(self, file_id: int) -> None:
+        await self._run(
+            self._tx, [("UPDATE files SET state = 'processed' WHERE id = ? AND state = 'landed'", (file_id,))]
+        )
 
     async def landed_paths(self) -> set[str]:
         """Library-relative paths of every landed file (used to keep conflict names unique)."""

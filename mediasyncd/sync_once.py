@@ -15,9 +15,10 @@ from mediasyncd.errors import RemoteError
 from mediasyncd.lock import StateLock
 from mediasyncd.progress import StatusView
 from mediasyncd.puller import LandedHook, PassCounts, Puller
-from mediasyncd.state import Store
+from mediasyncd.state import FileRow, Store
 from mediasyncd.transfer.landing import Library
 from mediasyncd.units import format_size
+from mediasyncd.wiring import consumers, hooks_of
 
 log = structlog.get_logger("mediasyncd.sync")
 
@@ -40,10 +41,12 @@ async def sync_once(
     view = StatusView(__version__, str(config.path) if config.path else None)
     executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="io")
     landing_lock = asyncio.Lock()
+    feeds = consumers(config, store)
+    all_hooks = [*hooks, *hooks_of(feeds)]
 
-    async def on_landed(row: object) -> None:
-        for hook in hooks:
-            await hook(row)  # type: ignore[arg-type]
+    async def on_landed(row: FileRow) -> None:
+        for hook in all_hooks:
+            await hook(row)
 
     pullers = [
         Puller(
@@ -61,7 +64,13 @@ async def sync_once(
         for r in remotes
     ]
     try:
-        results = await _run_with_progress(pullers, view, show_progress)
+        async with asyncio.TaskGroup() as tg:
+            feed_tasks = [tg.create_task(c.run()) for c in feeds]
+            results = await _run_with_progress(pullers, view, show_progress)
+            for c in feeds:
+                await c.drain()
+            for t in feed_tasks:
+                t.cancel()
     finally:
         await store.close()
         executor.shutdown(wait=False)

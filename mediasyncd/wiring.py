@@ -5,14 +5,12 @@ The daemon and `sync --once` call these; they know nothing about the parts thems
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Protocol
 
 from mediasyncd.config import Config
 from mediasyncd.progress import StatusView
 from mediasyncd.puller import LandedHook
-from mediasyncd.state import Store
+from mediasyncd.state import FileRow, Store
 
 
 class Service(Protocol):
@@ -25,11 +23,28 @@ class Service(Protocol):
         """Adopt a new, already validated config."""
 
 
-@asynccontextmanager
-async def landed_hooks(config: Config) -> AsyncIterator[list[LandedHook]]:
-    """Start the consumers of landed files for the lifetime of a run; yield their hooks."""
-    hooks: list[LandedHook] = []
-    yield hooks
+class Consumer(Protocol):
+    """Consumes landed files (e.g. the media pipeline) in its own tasks; the hook only hands over."""
+
+    async def hook(self, row: FileRow) -> None: ...
+
+    async def run(self) -> None: ...
+
+    async def drain(self) -> None: ...
+
+
+def consumers(config: Config, store: Store) -> list[Consumer]:
+    """What consumes landed files, in the daemon and in `sync --once` alike."""
+    found: list[Consumer] = []
+    if config.pipeline.enabled:
+        from mediasyncd.processing import Processor
+
+        found.append(Processor(config, store))
+    return found
+
+
+def hooks_of(parts: list[Consumer]) -> list[LandedHook]:
+    return [c.hook for c in parts]
 
 
 def services(config: Config, store: Store, view: StatusView) -> list[Service]:

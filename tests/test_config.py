@@ -143,3 +143,10 @@ def test_modes_are_octal_strings() -> None:
     assert parse_mode("0644") == 0o644 and parse_mode("755") == 0o755
     with pytest.raises(ValueError):
         parse_mode(644)
+
+
+def test_the_shipped_example_config_is_valid() -> None:
+    """config.toml at the repository root parses without a problem."""
+    example = Path(__file__).parent.parent / "config.toml"
+    config = parse_config(example.read_text())
+    assert config.remotes[0].name == "forge1" and config.pipeline.xmp_naming == "ext"

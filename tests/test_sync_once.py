@@ -230,3 +230,35 @@ def test_remote_sha256_is_used_when_available(tmp_path: Path, sshd: SshServer) -
     assert once(env) == 0
     theirs = ssh_run(sshd, f"sha256sum {remote}").stdout.split()[0].decode()
     assert env.rows("SELECT sha256 FROM files") == [(theirs,)]
+
+
+def test_landed_images_go_through_the_media_pipeline(tmp_path: Path, sshd: SshServer) -> None:
+    """With the pipeline on, a landed Forge PNG gets its XMP sidecar, is searchable and ends 'processed'."""
+    import random
+    import subprocess
+
+    from mediasyncd.demo.images import write_forge_image
+    from tests.helpers import MEDIASYNCD
+
+    env = make_env(tmp_path, sshd)
+    env.config_path.write_text(env.config_path.read_text().replace("enabled = false", "enabled = true"))
+    src = write_forge_image(env.remote_root, 7, random.Random(3), size=64)
+    os.utime(src, (OLD, OLD))
+    rel = str(src.relative_to(env.remote_root))
+    assert once(env) == 0
+    landed = env.library / "r1" / rel
+    assert landed.with_name(landed.name + ".xmp").exists()
+    assert env.rows("SELECT state FROM files") == [("processed",)]
+    found = subprocess.run(
+        [
+            MEDIASYNCD,
+            "search",
+            "lighthouse OR fox OR alley OR astronaut OR koi",
+            "--json",
+            "--config",
+            str(env.config_path),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert found.returncode == 0 and f"r1/{rel}" in found.stdout

@@ -16,7 +16,6 @@ from mediasyncd.config import Config, DaemonConfig, RemoteConfig
 from mediasyncd.daemon import Daemon
 from mediasyncd.demo.images import write_comfyui_image, write_forge_image
 from mediasyncd.demo.server import start_demo_server
-from mediasyncd.wiring import landed_hooks
 
 log = structlog.get_logger("mediasyncd.demo")
 
@@ -84,8 +83,7 @@ async def run_demo(library: Path, *, listen: str, every: float, duration: float 
     )
     daemon = Daemon(config)
     try:
-        async with asyncio.TaskGroup() as tg, landed_hooks(config) as hooks:
-            daemon.landed_hooks.extend(hooks)
+        async with asyncio.TaskGroup() as tg:
             gen = tg.create_task(generator.run(every))
             if duration > 0:
                 tg.create_task(_stop_after(daemon, duration))

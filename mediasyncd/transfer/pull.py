@@ -57,6 +57,13 @@ def _resume_state(partial: Path, expected_size: int) -> tuple[Any, int]:
     return hasher, size
 
 
+def _prepare(partial: Path, expected_size: int) -> tuple[Any, int, int]:
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    hasher, offset = _resume_state(partial, expected_size)
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+    return hasher, offset, fd
+
+
 def _write(fd: int, hasher: Any, chunks: list[bytes]) -> None:
     for chunk in chunks:
         hasher.update(chunk)
@@ -93,13 +100,9 @@ async def pull(
     (then the partial is dropped), TransferError for other read failures (the partial is kept).
     """
     loop = asyncio.get_running_loop()
-    partial.parent.mkdir(parents=True, exist_ok=True)
-    hasher, offset = await loop.run_in_executor(executor, _resume_state, partial, size)
+    hasher, offset, fd = await loop.run_in_executor(executor, _prepare, partial, size)
     if progress:
         progress(offset)
-    fd = await loop.run_in_executor(
-        executor, lambda: os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
-    )
     try:
         try:
             f = await sftp.open(remote_path, "rb", block_size=block_size or -1, max_requests=max_requests)
@@ -148,6 +151,7 @@ async def _stream(
     loop = asyncio.get_running_loop()
     waiting: dict[int, bytes] = {}
     next_offset = offset
+    received = offset  # what progress shows: blocks may arrive (and be written) out of order
     ready: list[bytes] = []
     ready_bytes = 0
     if size > offset:
@@ -155,6 +159,7 @@ async def _stream(
             if limiter:
                 await limiter.consume(len(data))
             waiting[block_offset] = data
+            received += len(data)
             while next_offset in waiting:
                 chunk = waiting.pop(next_offset)
                 if not chunk:
@@ -166,7 +171,7 @@ async def _stream(
                 await loop.run_in_executor(executor, _write, fd, hasher, ready)
                 ready, ready_bytes = [], 0
             if progress:
-                progress(next_offset)
+                progress(received)
     if ready:
         await loop.run_in_executor(executor, _write, fd, hasher, ready)
     return next_offset

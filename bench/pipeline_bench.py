@@ -1,0 +1,124 @@
+"""Media pipeline throughput: metadata + XMP + thumbnail + index on 1024x1024 PNGs with A1111 metadata.
+
+    .venv/bin/python bench/pipeline_bench.py [--files 200] [--workers 0] [--keep DIR]
+
+Generates the PNGs first (not timed; ~1.5 MB each, like SD output: smooth gradients plus noise), then
+feeds every file to `Pipeline.process` concurrently, as the daemon does when files land, and reports
+files/s and MB/s. Target on a 2-core machine: at least 40 files/s (issue 4).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import structlog
+from PIL import Image
+from PIL.PngImagePlugin import PngInfo
+
+from mediasyncd.pipeline.options import PipelineOptions
+from mediasyncd.pipeline.runner import Pipeline
+
+PARAMETERS = (
+    "masterpiece, best quality, a lighthouse on a cliff at dusk, volumetric light, <lora:detail:0.6>, {i}\n"
+    "Negative prompt: lowres, blurry, bad anatomy\n"
+    "Steps: 28, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 6.5, Seed: {i}, Size: 1024x1024, "
+    "Model hash: 1449e5b0b9, Model: juggernautXL_v9, Version: f2.0.1v1.10.1-previous-633-ge073e4ec"
+)
+
+
+def make_images(folder: Path, count: int) -> list[Path]:
+    base = Image.merge(
+        "RGB",
+        (
+            Image.linear_gradient("L").resize((1024, 1024)),
+            Image.radial_gradient("L").resize((1024, 1024)),
+            Image.effect_noise((1024, 1024), 48),
+        ),
+    )
+    paths = []
+    for i in range(count):
+        info = PngInfo()
+        info.add_itxt("parameters", PARAMETERS.format(i=i))
+        image = base.rotate(i % 360) if i % 7 else base
+        path = folder / f"{i:05}-{i}.png"
+        image.save(path, "PNG", pnginfo=info, compress_level=1)
+        paths.append(path)
+    return paths
+
+
+def reset(library: Path, db_path: Path) -> None:
+    """Remove every output of a previous round, so each round does all the work again."""
+    shutil.rmtree(library / ".mediasyncd", ignore_errors=True)
+    for sidecar in library.rglob("*.xmp"):
+        sidecar.unlink()
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db_path}{suffix}").unlink(missing_ok=True)
+    os.sync()  # freshly generated images would otherwise be written back during the timed part
+
+
+async def run(library: Path, db_path: Path, paths: list[Path], workers: int) -> float:
+    pipeline = Pipeline(db_path, library, PipelineOptions(workers=workers))
+    hashes = [
+        hashlib.sha256(p.read_bytes()).hexdigest() for p in paths
+    ]  # comes from the transfer in the daemon
+    warm = paths[0].with_name("warmup.png")
+    shutil.copy(paths[0], warm)  # start the worker processes outside the timed part
+    await pipeline.process(warm, "0" * 64, remote="bench", rel=warm.name)
+    warm.unlink()
+    started = time.perf_counter()
+    results = await asyncio.gather(
+        *(pipeline.process(p, h, remote="bench", rel=p.name) for p, h in zip(paths, hashes, strict=True))
+    )
+    elapsed = time.perf_counter() - started
+    await pipeline.aclose()
+    failed = [r for r in results if not r.ok]
+    if failed:
+        sys.exit(f"{len(failed)} files failed, e.g. {failed[0].path}: {failed[0].error}")
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--files", type=int, default=200)
+    parser.add_argument("--workers", type=int, default=0, help="worker processes (0 = one per core)")
+    parser.add_argument("--rounds", type=int, default=3, help="timed rounds; the median is reported")
+    parser.add_argument("--keep", type=Path, help="work in this directory and keep it")
+    args = parser.parse_args()
+    structlog.configure(
+        logger_factory=structlog.ReturnLoggerFactory()
+    )  # a benchmark, not a daemon: no log I/O
+
+    root = args.keep or Path(tempfile.mkdtemp(prefix="pipeline-bench-"))
+    library = root / "library"
+    (library / "bench").mkdir(parents=True, exist_ok=True)
+    try:
+        paths = make_images(library / "bench", args.files)
+        size = sum(p.stat().st_size for p in paths)
+        rounds = []
+        for _ in range(args.rounds):
+            reset(library, root / "state.db")
+            rounds.append(asyncio.run(run(library, root / "state.db", paths, args.workers)))
+        elapsed = statistics.median(rounds)
+    finally:
+        if args.keep is None:
+            shutil.rmtree(root)
+    cores = len(os.sched_getaffinity(0))
+    workers = args.workers or cores
+    print(f"files:      {len(paths)} PNG 1024x1024, {size / len(paths) / 1e6:.2f} MB average")
+    print(f"machine:    {cores} cores, {workers} worker processes")
+    print(f"rounds:     {', '.join(f'{len(paths) / r:.1f}' for r in rounds)} files/s")
+    print(f"elapsed:    {elapsed:.2f} s median (metadata + xmp + thumbnail + index)")
+    print(f"throughput: {len(paths) / elapsed:.1f} files/s, {size / elapsed / 1e6:.1f} MB/s")
+
+
+if __name__ == "__main__":
+    main()

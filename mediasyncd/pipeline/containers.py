@@ -1,0 +1,225 @@
+"""Read the text a generator embedded in an image file, without decoding its pixels.
+
+PNG is walked chunk by chunk (tEXt, zTXt, iTXt anywhere in the file, also after IDAT); JPEG and WebP go
+through Pillow's lazy EXIF/XMP access (UserComment in its ASCII and UTF-16 forms, ComfyUI's Make/Model
+tags, embedded XMP). Every problem becomes a `ContainerError` naming what was wrong and where.
+"""
+
+from __future__ import annotations
+
+import struct
+import warnings
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from PIL import Image, UnidentifiedImageError
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+MAX_TEXT_BYTES = 16 * 1024 * 1024  # per text chunk, after decompression; larger ones are dropped
+VIDEO_SUFFIXES = frozenset({".mp4", ".webm", ".mkv", ".mov", ".m4v", ".avi"})
+
+_EXIF_IFD = 0x8769
+_USER_COMMENT = 0x9286
+_IMAGE_DESCRIPTION = 0x010E
+_MAKE = 0x010F
+_MODEL = 0x0110
+_SOFTWARE = 0x0131
+
+
+class ContainerError(Exception):
+    """The file is empty, truncated, corrupt or not an image we can read."""
+
+
+@dataclass
+class Embedded:
+    """What one file carries: its texts by source key, pixel size, and what was dropped along the way."""
+
+    format: str | None = None
+    width: int | None = None
+    height: int | None = None
+    texts: dict[str, str] = field(default_factory=dict)
+    dropped: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+def read_embedded(path: Path) -> Embedded:
+    """Everything embedded in `path`; a damaged file yields what could be read plus `error`."""
+    found = Embedded()
+    try:
+        size = path.stat().st_size
+        if size == 0:
+            raise ContainerError("empty file (0 bytes)")
+        with path.open("rb") as stream:
+            head = stream.read(16)
+            stream.seek(0)
+            if head.startswith(PNG_SIGNATURE):
+                found.format = "PNG"
+                _read_png(stream, size, found)
+            elif (
+                path.suffix.lower() in VIDEO_SUFFIXES
+                or head[4:8] == b"ftyp"
+                or head[:4] == b"\x1a\x45\xdf\xa3"
+            ):
+                found.format = "VIDEO"
+            else:
+                _read_with_pillow(stream, found)
+    except ContainerError as error:
+        found.error = str(error)
+    except OSError as error:
+        found.error = f"cannot read file: {error.strerror or error}"
+    return found
+
+
+def _read_png(stream: BinaryIO, size: int, found: Embedded) -> None:
+    stream.seek(len(PNG_SIGNATURE))
+    offset = len(PNG_SIGNATURE)
+    seen_iend = False
+    while offset < size:
+        header = stream.read(8)
+        if len(header) < 8:
+            raise ContainerError(f"truncated PNG: incomplete chunk header at byte {offset}")
+        length, kind = struct.unpack(">I4s", header)
+        name = kind.decode("latin-1")
+        end = offset + 8 + length + 4
+        if end > size:
+            raise ContainerError(
+                f"truncated PNG: chunk {name!r} at byte {offset} runs past the end of the file"
+            )
+        if kind == b"IHDR":
+            data = stream.read(length)
+            if length < 8:
+                raise ContainerError("corrupt PNG: IHDR chunk too short")
+            found.width, found.height = struct.unpack(">II", data[:8])
+            stream.seek(4, 1)
+        elif kind in (b"tEXt", b"zTXt", b"iTXt"):
+            if length > MAX_TEXT_BYTES:
+                found.dropped.append(
+                    f"{name} chunk of {length} bytes at byte {offset} is over the size limit"
+                )
+                stream.seek(length + 4, 1)
+            else:
+                data = stream.read(length)
+                crc = stream.read(4)
+                if struct.unpack(">I", crc)[0] != zlib.crc32(kind + data):
+                    found.dropped.append(f"{name} chunk at byte {offset} has a bad CRC")
+                else:
+                    _take_text(kind, data, offset, found)
+        elif kind == b"IEND":
+            seen_iend = True
+            break
+        else:
+            stream.seek(length + 4, 1)
+        offset = end
+    if found.width is None:
+        raise ContainerError("corrupt PNG: no IHDR chunk")
+    if not seen_iend:
+        raise ContainerError("truncated PNG: no IEND chunk")
+
+
+def _take_text(kind: bytes, data: bytes, offset: int, found: Embedded) -> None:
+    keyword, sep, rest = data.partition(b"\0")
+    if not sep or not keyword:
+        found.dropped.append(f"{kind.decode()} chunk at byte {offset} has no keyword")
+        return
+    key = keyword.decode("latin-1")
+    try:
+        if kind == b"tEXt":
+            text = _decode_legacy(rest)
+        elif kind == b"zTXt":
+            text = _decode_legacy(_inflate(rest[1:]))
+        else:
+            compressed, _method = rest[0], rest[1]
+            _language, _, rest = rest[2:].partition(b"\0")
+            _translated, _, body = rest.partition(b"\0")
+            text = (_inflate(body) if compressed else body).decode("utf-8", errors="replace")
+    except (IndexError, zlib.error, ValueError) as error:
+        found.dropped.append(f"{kind.decode()} chunk {key!r} at byte {offset} is unreadable: {error}")
+        return
+    found.texts[key] = text
+
+
+def _decode_legacy(data: bytes) -> str:
+    """tEXt/zTXt are Latin-1 by the PNG spec, but several tools (e.g. TensorArt) write UTF-8 into them."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
+
+
+def _inflate(data: bytes) -> bytes:
+    inflater = zlib.decompressobj()
+    out = inflater.decompress(data, MAX_TEXT_BYTES)
+    if inflater.unconsumed_tail:
+        raise ValueError(f"decompresses to more than {MAX_TEXT_BYTES} bytes")
+    return out
+
+
+def _read_with_pillow(stream: BinaryIO, found: Embedded) -> None:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            image = Image.open(stream)
+            found.format = image.format
+            found.width, found.height = image.size
+            _read_exif(image, found)
+            xmp = image.info.get("xmp")
+            if isinstance(xmp, bytes | str) and xmp:
+                found.texts["XMP"] = xmp.decode("utf-8", errors="replace") if isinstance(xmp, bytes) else xmp
+            comment = image.info.get("comment")
+            if isinstance(comment, bytes) and comment:
+                found.texts["Comment"] = _decode_legacy(comment)
+    except UnidentifiedImageError as error:
+        raise ContainerError("not a recognized image or video format") from error
+    except (SyntaxError, ValueError, struct.error, EOFError) as error:
+        raise ContainerError(f"corrupt image: {error}") from error
+
+
+def _read_exif(image: Image.Image, found: Embedded) -> None:
+    exif = image.getexif()
+    for tag, key in ((_IMAGE_DESCRIPTION, "ImageDescription"), (_MAKE, "Make"), (_MODEL, "Model")):
+        value = exif.get(tag)
+        # Only generator payloads: ComfyUI writes "workflow:{…}"/"prompt:{…}" here, cameras write names.
+        if isinstance(value, str) and (value.lstrip()[:1] in ("{", "[") or _is_comfy_tag(value)):
+            found.texts[key] = str(value)
+    software = exif.get(_SOFTWARE)
+    if isinstance(software, str) and software.strip():
+        found.texts["Software"] = software
+    comment = exif.get_ifd(_EXIF_IFD).get(_USER_COMMENT)
+    if isinstance(comment, bytes | str):
+        text = decode_user_comment(comment)
+        if text:
+            found.texts["UserComment"] = text
+
+
+def _is_comfy_tag(value: object) -> bool:
+    return isinstance(value, str) and value.split(":", 1)[0].lower() in ("prompt", "workflow")
+
+
+def decode_user_comment(value: bytes | str) -> str | None:
+    """EXIF UserComment: an 8-byte charset id, then the text (A1111 writes "UNICODE\\0" + UTF-16)."""
+    if isinstance(value, str):
+        return value.strip("\0") or None
+    prefix, body = value[:8], value[8:]
+    if prefix.startswith(b"UNICODE"):
+        text = _decode_utf16(body)
+    elif prefix.startswith(b"ASCII") or prefix == b"\0" * 8:
+        text = _decode_legacy(body)
+    elif prefix.startswith(b"JIS"):
+        text = body.decode("shift_jis", errors="replace")
+    else:
+        text = _decode_legacy(value)
+    text = text.rstrip("\0")
+    return text or None
+
+
+def _decode_utf16(body: bytes) -> str:
+    if body[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return body.decode("utf-16", errors="replace")
+    if len(body) % 2:
+        body = body[:-1]
+    # No BOM: most writers use big-endian whatever the TIFF byte order; ASCII text shows it (NUL first).
+    zeros_even = body[0::2].count(0)
+    zeros_odd = body[1::2].count(0)
+    return body.decode("utf-16-le" if zeros_odd > zeros_even else "utf-16-be", errors="replace")

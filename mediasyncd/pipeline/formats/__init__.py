@@ -1,0 +1,99 @@
+"""Which tool wrote an image, decided from its embedded texts, and the parser for each tool's format."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from mediasyncd.pipeline.formats.a1111 import parse_a1111, split_parameters
+from mediasyncd.pipeline.formats.comfyui import Graph, graph_from_text, parse_comfyui
+from mediasyncd.pipeline.formats.json_apps import (
+    is_easy_diffusion,
+    is_hf_space,
+    parse_easy_diffusion,
+    parse_fooocus,
+    parse_hf_space,
+    parse_invokeai,
+    parse_invokeai_legacy,
+    parse_novelai,
+    parse_ruined_fooocus,
+    parse_stability_matrix,
+    parse_swarmui,
+    parse_tensorart,
+)
+from mediasyncd.pipeline.formats.xmp_embedded import parse_xmp
+from mediasyncd.pipeline.record import GenerationRecord
+
+__all__ = ["parse_texts"]
+
+
+def parse_texts(texts: dict[str, str]) -> GenerationRecord:
+    """The normalized record for a file's embedded texts (source key -> text), kept verbatim in `raw`."""
+    raw = dict(texts)
+    record = _by_json_document(texts, raw) or _by_text(texts, raw)
+    return record or GenerationRecord(raw=raw)
+
+
+def _by_json_document(texts: dict[str, str], raw: dict[str, str]) -> GenerationRecord | None:
+    if texts.get("Software", "").startswith("NovelAI") and "Comment" in texts:
+        return parse_novelai(texts, _json_object(texts["Comment"]) or {}, raw)
+    if (data := _json_object(texts.get("invokeai_metadata"))) is not None:
+        return parse_invokeai(data, raw)
+    if (data := _json_object(texts.get("sd-metadata"))) is not None:
+        return parse_invokeai_legacy(data, raw)
+    if (data := _json_object(texts.get("parameters-json"))) is not None:
+        return parse_stability_matrix(data, raw)
+    if (data := _json_object(texts.get("generation_data", "").rstrip("\0"))) is not None:
+        return parse_tensorart(data, raw)
+    data = _json_object(texts.get("parameters") or texts.get("UserComment"))
+    if data is None:
+        return None
+    if "sui_image_params" in data:
+        return parse_swarmui(data, raw)
+    if str(data.get("software", "")).lower().startswith("ruinedfooocus"):
+        return parse_ruined_fooocus(data, raw)
+    if is_easy_diffusion(data):
+        return parse_easy_diffusion(data, raw)
+    if "base_model" in data or "fooocus_scheme" in texts:
+        return parse_fooocus(data, raw)
+    if is_hf_space(data):
+        return parse_hf_space(data, raw)
+    return None
+
+
+def _by_text(texts: dict[str, str], raw: dict[str, str]) -> GenerationRecord | None:
+    parameters = texts.get("parameters")
+    if parameters is not None and _json_object(parameters) is None:
+        return parse_a1111(parameters, raw)
+    comment = texts.get("UserComment")
+    if comment is not None and split_parameters(comment)[2]:
+        return parse_a1111(comment, raw)
+    if is_easy_diffusion(texts):
+        return parse_easy_diffusion(dict(texts), raw)
+    if (graph := _comfy_graph(texts)) is not None:
+        return parse_comfyui(graph, raw)
+    packet = texts.get("XML:com.adobe.xmp") or texts.get("XMP")
+    if packet is not None:
+        return parse_xmp(packet, raw)
+    return None
+
+
+def _comfy_graph(texts: dict[str, str]) -> Graph | None:
+    """ComfyUI's graph: PNG `prompt` text, or "prompt:{…}" in an EXIF tag (its WebP/animated outputs)."""
+    if "prompt" in texts:
+        return graph_from_text(texts["prompt"])
+    for key in ("Model", "Make", "ImageDescription"):
+        label, _, body = texts.get(key, "").partition(":")
+        if label.strip().lower() == "prompt":
+            return graph_from_text(body)
+    return None
+
+
+def _json_object(text: str | None) -> dict[str, Any] | None:
+    if not text or not text.lstrip().startswith("{"):
+        return None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None

@@ -1,0 +1,176 @@
+"""The A1111 `parameters` text, written by AUTOMATIC1111, Forge, reForge, Forge Neo, SD.Next, Civitai,
+Fooocus (A1111 scheme) and Stability Matrix:
+
+    <prompt lines>
+    Negative prompt: <negative lines>
+    Steps: 20, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 7, Seed: 1, Size: 512x768, ...
+
+Values may be JSON-quoted ("Lora hashes: \"a: 1, b: 2\"") or bare JSON (Civitai resources: [...]).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from mediasyncd.pipeline.record import (
+    GenerationRecord,
+    Lora,
+    as_float,
+    as_int,
+    as_text,
+    merge_loras,
+    model_name,
+    prompt_loras,
+    size_pair,
+    split_sampler,
+)
+
+_KEY = re.compile(r"\s*([A-Za-z][\w \-/+().]*?):\s*")
+_SETTINGS_MARKERS = ("Steps", "Sampler", "Seed", "CFG scale", "Size", "Model")
+_JSON = json.JSONDecoder()
+
+
+def parse_settings(line: str) -> dict[str, Any]:
+    """The "Key: value, Key: value" settings line as an ordered dict; quoted/JSON values decoded."""
+    settings: dict[str, Any] = {}
+    position = 0
+    while position < len(line):
+        match = _KEY.match(line, position)
+        if match is None:
+            comma = line.find(",", position)
+            if comma < 0:
+                break
+            position = comma + 1
+            continue
+        key, position = match.group(1).strip(), match.end()
+        value: Any
+        if line.startswith(('"', "[", "{"), position):
+            try:
+                value, position = _JSON.raw_decode(line, position)
+            except ValueError:
+                value, position = _bare_value(line, position)
+        else:
+            value, position = _bare_value(line, position)
+        settings[key] = value
+        while position < len(line) and line[position] in " ,":
+            position += 1
+    return settings
+
+
+def _bare_value(line: str, position: int) -> tuple[str, int]:
+    comma = line.find(",", position)
+    end = len(line) if comma < 0 else comma
+    return line[position:end].strip(), end
+
+
+def split_parameters(text: str) -> tuple[str, str | None, dict[str, Any]]:
+    """(prompt, negative prompt, settings) from a whole `parameters` text, prompts kept verbatim."""
+    body, settings = text, {}
+    newline = text.rfind("\n")
+    last_line = text[newline + 1 :]
+    candidate = parse_settings(last_line)
+    if len(candidate) >= 3 and any(key in candidate for key in _SETTINGS_MARKERS):
+        body, settings = (text[:newline] if newline >= 0 else ""), candidate
+    negative: str | None = None
+    marker = "Negative prompt:"
+    if body.startswith(marker):
+        prompt, negative = "", body[len(marker) :]
+    else:
+        at = body.find("\n" + marker)
+        prompt = body if at < 0 else body[:at]
+        negative = None if at < 0 else body[at + 1 + len(marker) :]
+    if negative is not None and negative.startswith(" "):
+        negative = negative[1:]
+    return prompt, negative, settings
+
+
+def identify(settings: dict[str, Any]) -> tuple[str, str | None]:
+    """(generator, version) from the settings' Version/App keys."""
+    version = as_text(settings.get("Version"))
+    if "Civitai resources" in settings or "Civitai metadata" in settings:
+        return "civitai", version
+    if str(settings.get("App", "")).lower().replace(" ", "") in ("sd.next", "sdnext"):
+        return "sdnext", version
+    if version is None:
+        return "automatic1111", None
+    lowered = version.lower()
+    if lowered.startswith("fooocus"):
+        return "fooocus", version.split(" ", 1)[-1] if " " in version else version
+    if lowered.startswith("neo") or "-neo" in lowered:
+        return "forge-neo", version
+    if re.match(r"f\d[\d.]*-v\d", version):
+        return "reforge", version
+    if re.match(r"f\d", version):
+        return "forge", version
+    return "automatic1111", version
+
+
+def parse_a1111(text: str, raw: dict[str, str]) -> GenerationRecord:
+    prompt, negative, settings = split_parameters(text)
+    generator, version = identify(settings)
+    sampler, scheduler = split_sampler(
+        as_text(settings.get("Sampler")), as_text(settings.get("Schedule type"))
+    )
+    width, height = size_pair(settings.get("Size"))
+    model, model_hash = model_name(settings.get("Model")), as_text(settings.get("Model hash"))
+    civitai_model, civitai_loras = _civitai_resources(settings.get("Civitai resources"))
+    return GenerationRecord(
+        generator=generator,
+        generator_version=version,
+        prompt=prompt,
+        negative_prompt=negative,
+        model=model or civitai_model,
+        model_hash=model_hash,
+        sampler=sampler,
+        scheduler=scheduler,
+        steps=as_int(settings.get("Steps")),
+        cfg=as_float(settings.get("CFG scale")),
+        seed=as_int(settings.get("Seed")),
+        width=width,
+        height=height,
+        hires=_hires(settings),
+        loras=merge_loras(prompt_loras(prompt), civitai_loras, _hashed_loras(settings)),
+        raw=raw,
+    )
+
+
+def _hires(settings: dict[str, Any]) -> dict[str, Any] | None:
+    if not any(key.startswith("Hires") for key in settings):
+        return None
+    hires = {
+        "upscale": as_float(settings.get("Hires upscale")),
+        "upscaler": as_text(settings.get("Hires upscaler")),
+        "steps": as_int(settings.get("Hires steps")),
+        "denoising_strength": as_float(settings.get("Denoising strength")),
+        "resize": as_text(settings.get("Hires resize")),
+        "sampler": as_text(settings.get("Hires sampler")),
+    }
+    return {key: value for key, value in hires.items() if value is not None}
+
+
+def _hashed_loras(settings: dict[str, Any]) -> list[Lora]:
+    """LoRA names from "Lora hashes: \"name: hash, name2: hash2\"" (no weights there)."""
+    value = settings.get("Lora hashes")
+    if not isinstance(value, str):
+        return []
+    return [Lora(item.split(":", 1)[0].strip()) for item in value.split(",") if ":" in item]
+
+
+def _civitai_resources(value: object) -> tuple[str | None, list[Lora]]:
+    """Civitai's resource list: the checkpoint's name and the LoRAs with their weights."""
+    if not isinstance(value, list):
+        return None, []
+    model: str | None = None
+    loras: list[Lora] = []
+    for item in value:
+        if not isinstance(item, dict):
+            continue
+        name = as_text(item.get("modelName")) or as_text(item.get("name"))
+        kind = str(item.get("type", "")).lower()
+        if kind == "checkpoint" and model is None:
+            model = model_name(name)
+        elif kind in ("lora", "locon", "lycoris") and name:
+            loras.append(Lora(name, as_float(item.get("weight"))))
+    return model, loras

@@ -1,0 +1,38 @@
+"""The metadata stage: one file in, one normalized record out, never an exception for a bad file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from mediasyncd.pipeline.containers import read_embedded
+from mediasyncd.pipeline.formats import parse_texts
+from mediasyncd.pipeline.record import GenerationRecord
+
+
+@dataclass(frozen=True)
+class Extraction:
+    """The record, and `error` when the file could not be read completely (damaged, empty, unknown)."""
+
+    record: GenerationRecord
+    error: str | None = None
+    format: str | None = None
+    notes: tuple[str, ...] = ()
+
+    @property
+    def summary(self) -> str:
+        if self.error:
+            return self.error
+        return f"{self.record.generator} metadata" if self.record.has_metadata else "no metadata"
+
+
+def extract(path: Path) -> Extraction:
+    embedded = read_embedded(path)
+    try:
+        record = parse_texts(embedded.texts)
+    except (ValueError, TypeError, KeyError, AttributeError, IndexError, RecursionError) as error:
+        # Hostile metadata must not stop the pipeline: keep the sources, name the failure.
+        record = GenerationRecord(raw=dict(embedded.texts))
+        return Extraction(record, f"unreadable metadata: {type(error).__name__}: {error}", embedded.format)
+    record = record.with_pixel_size(embedded.width, embedded.height)
+    return Extraction(record, embedded.error, embedded.format, tuple(embedded.dropped))

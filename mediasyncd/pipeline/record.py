@@ -1,0 +1,225 @@
+"""The normalized generation record every format parser produces, and the small value helpers they share."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+# Keys of `GenerationRecord.as_json()`, in output order (the `inspect --json` contract).
+JSON_KEYS = (
+    "path",
+    "error",
+    "generator",
+    "generator_version",
+    "prompt",
+    "negative_prompt",
+    "model",
+    "model_hash",
+    "sampler",
+    "scheduler",
+    "steps",
+    "cfg",
+    "seed",
+    "width",
+    "height",
+    "hires",
+    "loras",
+    "raw",
+)
+
+MODEL_EXTENSIONS = (".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".gguf", ".sft", ".onnx")
+
+# Scheduler names A1111 used to append to the sampler name before "Schedule type" existed.
+_SCHEDULER_SUFFIXES = (
+    "Karras",
+    "Exponential",
+    "SGM Uniform",
+    "Polyexponential",
+    "Align Your Steps",
+    "Simple",
+    "Normal",
+    "DDIM",
+    "Beta",
+    "KL Optimal",
+    "Uniform",
+)
+
+
+@dataclass(frozen=True)
+class Lora:
+    name: str
+    weight: float | None = None
+
+
+@dataclass(frozen=True)
+class GenerationRecord:
+    """What made an image, normalized across tools; `raw` keeps every source text verbatim."""
+
+    generator: str | None = None
+    generator_version: str | None = None
+    prompt: str | None = None
+    negative_prompt: str | None = None
+    model: str | None = None
+    model_hash: str | None = None
+    sampler: str | None = None
+    scheduler: str | None = None
+    steps: int | None = None
+    cfg: float | None = None
+    seed: int | None = None
+    width: int | None = None
+    height: int | None = None
+    hires: dict[str, Any] | None = None
+    loras: tuple[Lora, ...] = ()
+    raw: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def has_metadata(self) -> bool:
+        return self.generator is not None or self.prompt is not None
+
+    def with_pixel_size(self, width: int | None, height: int | None) -> GenerationRecord:
+        """Fall back to the pixel size where the metadata names no generation size."""
+        return replace(self, width=self.width or width, height=self.height or height)
+
+    def as_json(self, path: str, error: str | None = None) -> dict[str, Any]:
+        values: dict[str, Any] = {
+            "path": path,
+            "error": error,
+            "generator": self.generator,
+            "generator_version": self.generator_version,
+            "prompt": self.prompt,
+            "negative_prompt": self.negative_prompt,
+            "model": self.model,
+            "model_hash": self.model_hash,
+            "sampler": self.sampler,
+            "scheduler": self.scheduler,
+            "steps": self.steps,
+            "cfg": self.cfg,
+            "seed": self.seed,
+            "width": self.width,
+            "height": self.height,
+            "hires": self.hires,
+            "loras": [{"name": lora.name, "weight": lora.weight} for lora in self.loras],
+            "raw": dict(self.raw),
+        }
+        return {key: values[key] for key in JSON_KEYS}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> GenerationRecord:
+        loras = tuple(
+            Lora(str(item["name"]), as_float(item.get("weight"))) for item in data.get("loras") or []
+        )
+        return cls(
+            generator=data.get("generator"),
+            generator_version=data.get("generator_version"),
+            prompt=data.get("prompt"),
+            negative_prompt=data.get("negative_prompt"),
+            model=data.get("model"),
+            model_hash=data.get("model_hash"),
+            sampler=data.get("sampler"),
+            scheduler=data.get("scheduler"),
+            steps=as_int(data.get("steps")),
+            cfg=as_float(data.get("cfg")),
+            seed=as_int(data.get("seed")),
+            width=as_int(data.get("width")),
+            height=as_int(data.get("height")),
+            hires=data.get("hires"),
+            loras=loras,
+            raw={str(k): str(v) for k, v in (data.get("raw") or {}).items()},
+        )
+
+
+def as_int(value: object) -> int | None:
+    """An int from an int, float or numeric string; None for anything else (never raises)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else None
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return int(text)
+        except ValueError:
+            number = as_float(text)
+            return int(number) if number is not None and number.is_integer() else None
+    return None
+
+
+def as_float(value: object) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            return None
+        return number if number == number and number not in (float("inf"), float("-inf")) else None
+    return None
+
+
+def as_text(value: object) -> str | None:
+    """A non-empty string, or None."""
+    if isinstance(value, str):
+        return value if value.strip() else None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+def model_name(value: object) -> str | None:
+    """A model's name without its directory or weights-file extension ("sdxl/juggernaut.safetensors")."""
+    text = as_text(value)
+    if text is None:
+        return None
+    name = re.split(r"[\\/]", text.strip())[-1]
+    lowered = name.lower()
+    for extension in MODEL_EXTENSIONS:
+        if lowered.endswith(extension):
+            return name[: -len(extension)] or None
+    return name or None
+
+
+def split_sampler(sampler: str | None, scheduler: str | None = None) -> tuple[str | None, str | None]:
+    """Split "DPM++ 2M Karras" into ("DPM++ 2M", "Karras") unless the scheduler is given separately."""
+    if sampler is None or scheduler is not None:
+        return sampler, scheduler
+    for suffix in _SCHEDULER_SUFFIXES:
+        if sampler.endswith(" " + suffix) and len(sampler) > len(suffix) + 1:
+            return sampler[: -len(suffix) - 1].strip(), suffix
+    return sampler, None
+
+
+def size_pair(value: object) -> tuple[int | None, int | None]:
+    """(width, height) from "512x768", "1024 x 1024", "(1024, 1024)" or [w, h]."""
+    if isinstance(value, list | tuple) and len(value) == 2:
+        return as_int(value[0]), as_int(value[1])
+    if isinstance(value, str):
+        match = re.fullmatch(r"\s*\(?\s*(\d+)\s*[x×,*]\s*(\d+)\s*\)?\s*", value)
+        if match:
+            return int(match.group(1)), int(match.group(2))
+    return None, None
+
+
+def prompt_loras(prompt: str | None) -> list[Lora]:
+    """LoRAs named in prompt tags: <lora:name:0.8>, <lyco:name:1:te=0.5>, <lora:name>."""
+    if not prompt:
+        return []
+    found = []
+    for match in re.finditer(r"<(?:lora|lyco|locon):([^:>]+)(?::([^:>]*))?[^>]*>", prompt):
+        found.append(Lora(match.group(1).strip(), as_float(match.group(2)) if match.group(2) else None))
+    return found
+
+
+def merge_loras(*groups: list[Lora]) -> tuple[Lora, ...]:
+    """LoRAs from several places, first mention wins, deduplicated by name."""
+    seen: dict[str, Lora] = {}
+    for group in groups:
+        for lora in group:
+            key = model_name(lora.name) or lora.name
+            if key not in seen:
+                seen[key] = Lora(key, lora.weight)
+    return tuple(seen.values())

@@ -1,0 +1,247 @@
+"""`Pipeline`: runs metadata -> xmp -> thumbnail -> index for a landed file, recording every stage.
+
+The event loop only coordinates: SQLite work runs on one dedicated thread (the `Catalog` is confined to
+it), CPU-bound stage bodies run in a process pool sized to the cores. Each stage is marked `running`
+before it starts and `done`/`skipped`/`error` after, so a crash (kill -9) leaves at most the stage in
+flight to redo; finished stages are never run again for the same path and SHA-256.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hashlib
+import multiprocessing
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+from typing import Any, TypeVar
+
+import structlog
+
+from mediasyncd.pipeline import work
+from mediasyncd.pipeline.metadata import Extraction
+from mediasyncd.pipeline.options import PipelineOptions
+from mediasyncd.pipeline.outcome import PipelineResult, StageOutcome
+from mediasyncd.pipeline.record import GenerationRecord
+from mediasyncd.pipeline.store import FINISHED, STAGES, Catalog, MediaRow
+
+T = TypeVar("T")
+
+# Re-running a stage invalidates the stages that consume its output.
+DEPENDENTS = {
+    "metadata": ("metadata", "xmp", "index"),
+    "xmp": ("xmp",),
+    "thumbnail": ("thumbnail",),
+    "index": ("index",),
+}
+
+
+class Pipeline:
+    def __init__(self, db_path: Path, library: Path, options: PipelineOptions) -> None:
+        self._db_path = db_path
+        self._library = Path(os.path.abspath(library))
+        self._options = options
+        self._db_thread = ThreadPoolExecutor(1, thread_name_prefix="pipeline-db")
+        self._catalog: Catalog | None = None
+        self._pool: ProcessPoolExecutor | None = None
+        self._slots = asyncio.Semaphore(options.worker_count() * 2)
+        self._log = structlog.get_logger()
+
+    @property
+    def stages(self) -> tuple[str, ...]:
+        skip = {"xmp"} if not self._options.xmp else set()
+        skip |= {"thumbnail"} if not self._options.thumbnails else set()
+        return tuple(stage for stage in STAGES if stage not in skip)
+
+    async def process(
+        self, local_path: Path, sha256: str, *, remote: str | None, rel: str | None
+    ) -> PipelineResult:
+        """Run the unfinished stages of one landed file; a bad file yields an error result, never a raise."""
+        source = local_path if local_path.is_absolute() else self._library / local_path
+        key = self.library_key(source)
+        if key is None:
+            outside = StageOutcome("error", f"{local_path} is outside the library {self._library}")
+            return PipelineResult(str(local_path), sha256, {"metadata": outside})
+        if not self._options.enabled:
+            return PipelineResult(key, sha256)
+        async with self._slots:
+            result = await self._run(self._library / key, MediaRow(key, sha256, remote, rel))
+        log = self._log.bind(path=key, remote=remote, sha256=sha256)
+        summary = {name: outcome.status for name, outcome in result.stages.items()}
+        if result.ok:
+            log.info("pipeline.processed", stages=summary, resumed=list(result.resumed))
+        else:
+            log.warning("pipeline.failed", stages=summary, error=result.error)
+        return result
+
+    async def reprocess(self, paths: Sequence[Path], stage: str | None) -> list[PipelineResult]:
+        """Re-run `stage` (and what depends on it), or every stage, for `paths` or every known file."""
+        keys = [key for key in (self.library_key(p if p.is_absolute() else self._library / p) for p in paths)]
+        known = {row.path: row for row in await self._db(Catalog.media_rows, [k for k in keys if k])}
+        targets: list[MediaRow | PipelineResult] = []
+        if not paths:
+            targets.extend(await self._db(Catalog.media_rows, []))
+        for given, key in zip(paths, keys, strict=True):
+            if key is None:
+                outside = StageOutcome("error", f"{given} is outside the library {self._library}")
+                targets.append(PipelineResult(str(given), "", {"metadata": outside}))
+            elif key in known:
+                targets.append(known[key])
+            elif (self._library / key).is_file():
+                digest = await asyncio.to_thread(_sha256, self._library / key)
+                targets.append(MediaRow(key, digest, None, None))
+            else:
+                missing = StageOutcome("error", f"{given}: no such file in the library")
+                targets.append(PipelineResult(key, "", {"metadata": missing}))
+        stages = DEPENDENTS[stage] if stage else STAGES
+        results = []
+        for target in targets:
+            if isinstance(target, PipelineResult):
+                results.append(target)
+                continue
+            await self._db(Catalog.reset, target.path, target.sha256, stages)
+            results.append(
+                await self.process(Path(target.path), target.sha256, remote=target.remote, rel=target.rel)
+            )
+        return results
+
+    async def aclose(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._db_thread, self._close_catalog)
+        await asyncio.to_thread(self._db_thread.shutdown, wait=True)
+
+    def library_key(self, path: Path) -> str | None:
+        """The library-relative POSIX path of `path`, or None when it lies outside the library."""
+        absolute = Path(os.path.normpath(os.path.abspath(path)))
+        try:
+            relative = absolute.relative_to(self._library)
+        except ValueError:
+            return None
+        return relative.as_posix() if relative.parts else None
+
+    # -- stages ---------------------------------------------------------------------------------------------
+
+    async def _run(self, source: Path, row: MediaRow) -> PipelineResult:
+        states = await self._db(_prepare, row.path, row.sha256)
+        outcomes: dict[str, StageOutcome] = {}
+        resumed: list[str] = []
+        record: GenerationRecord | None = None
+        if states.get("metadata", ("", None))[0] in FINISHED:
+            record = await self._db(Catalog.load_record, row.path, row.sha256)
+        for stage in self.stages:
+            status, detail = states.get(stage, ("", None))
+            if status in FINISHED:
+                outcomes[stage] = StageOutcome(status, detail or "")  # type: ignore[arg-type]
+                resumed.append(stage)
+                continue
+            await self._db(Catalog.begin, row.path, row.sha256, stage)
+            if stage == "metadata":
+                outcome, record = await self._metadata(source, row)
+            elif stage == "xmp":
+                outcome = await self._xmp(source, row, record)
+            elif stage == "thumbnail":
+                rebuild = status == "pending"  # reprocess asked for it: replace the existing thumbnail
+                outcome = await self._cpu_stage(
+                    row.path,
+                    work.thumbnail_job,
+                    str(source),
+                    str(self._library),
+                    row.sha256,
+                    self._options,
+                    rebuild,
+                )
+                if outcome.output:
+                    await self._db(Catalog.set_output, row.path, "thumbnail", outcome.output)
+            else:
+                indexed = await self._db(Catalog.index, row.path)
+                outcome = StageOutcome("done", "indexed") if indexed else StageOutcome("skipped", "no record")
+            await self._db(Catalog.finish, row.path, row.sha256, stage, outcome.status, outcome.detail)
+            outcomes[stage] = outcome
+        return PipelineResult(row.path, row.sha256, outcomes, record, tuple(resumed))
+
+    async def _metadata(self, source: Path, row: MediaRow) -> tuple[StageOutcome, GenerationRecord]:
+        try:
+            extraction: Extraction = await self._cpu(work.metadata_job, str(source))
+        except _WorkerFailed as failure:
+            extraction = Extraction(GenerationRecord(), str(failure))
+        for note in extraction.notes:
+            self._log.warning("pipeline.metadata_dropped", path=row.path, remote=row.remote, reason=note)
+        await self._db(Catalog.save_record, row, extraction.record, extraction.error)
+        if extraction.error:
+            return StageOutcome("error", extraction.error), extraction.record
+        return StageOutcome("done", extraction.summary), extraction.record
+
+    async def _xmp(self, source: Path, row: MediaRow, record: GenerationRecord | None) -> StageOutcome:
+        if record is None:
+            return StageOutcome("skipped", "no metadata record")
+        outcome = await self._cpu_stage(
+            row.path, work.xmp_job, str(source), str(self._library), record, self._options
+        )
+        if outcome.output:
+            await self._db(Catalog.set_output, row.path, "sidecar", outcome.output)
+        return outcome
+
+    async def _cpu_stage(self, path: str, job: Callable[..., StageOutcome], *args: Any) -> StageOutcome:
+        try:
+            return await self._cpu(job, *args)
+        except _WorkerFailed as failure:
+            return StageOutcome("error", str(failure))
+
+    # -- executors ------------------------------------------------------------------------------------------
+
+    async def _db(self, method: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._db_thread, functools.partial(self._on_db_thread, method, *args)
+        )
+
+    def _close_catalog(self) -> None:
+        catalog, self._catalog = self._catalog, None
+        if catalog is not None:
+            catalog.close()
+
+    def _on_db_thread(self, method: Callable[..., T], *args: Any) -> T:
+        if self._catalog is None:
+            self._catalog = Catalog(self._db_path)
+        return method(self._catalog, *args)
+
+    async def _cpu(self, job: Callable[..., T], *args: Any) -> T:
+        pool = self._ensure_pool()
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(pool, functools.partial(job, *args))
+        except BrokenProcessPool as error:
+            # A worker died (OOM killer, a decoder crash): replace the pool, fail only this stage.
+            if self._pool is pool:
+                self._pool = None
+                pool.shutdown(wait=False, cancel_futures=True)
+            raise _WorkerFailed("worker process died while handling this file") from error
+        except Exception as error:  # a bug in a stage body must not stop the daemon; it is logged in full
+            self._log.exception("pipeline.stage_crashed", job=job.__name__)
+            raise _WorkerFailed(f"internal error: {type(error).__name__}: {error}") from error
+
+    def _ensure_pool(self) -> Executor:
+        if self._pool is None:
+            context = multiprocessing.get_context("forkserver")
+            self._pool = ProcessPoolExecutor(self._options.worker_count(), mp_context=context)
+        return self._pool
+
+
+class _WorkerFailed(Exception):
+    """A stage body could not run to completion in a worker."""
+
+
+def _prepare(catalog: Catalog, path: str, sha256: str) -> dict[str, tuple[str, str | None]]:
+    catalog.forget_other_versions(path, sha256)
+    return catalog.stage_states(path, sha256)
+
+
+def _sha256(path: Path) -> str:
+    with path.open("rb") as stream:
+        return hashlib.file_digest(stream, "sha256").hexdigest()

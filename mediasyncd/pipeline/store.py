@@ -1,0 +1,227 @@
+"""The pipeline's own tables in the state DB: stage progress per file, the records, the search index.
+
+`Catalog` is synchronous and owns one `sqlite3` connection; the async side confines it to one thread.
+Tables are created idempotently next to the core's (same file, WAL). Rows are keyed by the
+library-relative path and the SHA-256 verified at landing, so a re-landed, changed file starts afresh.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from mediasyncd.pipeline.record import GenerationRecord
+
+STAGES = ("metadata", "xmp", "thumbnail", "index")
+FINISHED = frozenset({"done", "skipped", "error"})
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS pipeline_stages (
+    path       TEXT NOT NULL,
+    sha256     TEXT NOT NULL,
+    stage      TEXT NOT NULL,
+    status     TEXT NOT NULL CHECK (status IN ('pending', 'running', 'done', 'skipped', 'error')),
+    detail     TEXT,
+    runs       INTEGER NOT NULL DEFAULT 0,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (path, sha256, stage)
+);
+CREATE TABLE IF NOT EXISTS media (
+    path            TEXT PRIMARY KEY,
+    sha256          TEXT NOT NULL,
+    remote          TEXT,
+    rel             TEXT,
+    generator       TEXT,
+    prompt          TEXT,
+    negative_prompt TEXT,
+    model           TEXT,
+    record          TEXT NOT NULL,
+    error           TEXT,
+    sidecar         TEXT,
+    thumbnail       TEXT,
+    updated_at      TEXT NOT NULL
+);
+CREATE VIRTUAL TABLE IF NOT EXISTS media_fts USING fts5(
+    path, prompt, negative_prompt, model, generator,
+    tokenize = 'unicode61 remove_diacritics 2'
+);
+"""
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    path: str
+    generator: str | None
+    model: str | None
+    snippet: str
+    thumbnail: str | None
+
+
+@dataclass(frozen=True)
+class MediaRow:
+    path: str
+    sha256: str
+    remote: str | None
+    rel: str | None
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class Catalog:
+    def __init__(self, db_path: Path, *, create: bool = True) -> None:
+        self.conn = sqlite3.connect(db_path, timeout=10.0, isolation_level=None)
+        self.conn.execute("PRAGMA busy_timeout = 10000")
+        if create:
+            self.conn.execute("PRAGMA journal_mode = WAL")
+            self.conn.execute("PRAGMA synchronous = NORMAL")
+            self.conn.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # -- stages ---------------------------------------------------------------------------------------------
+
+    def stage_states(self, path: str, sha256: str) -> dict[str, tuple[str, str | None]]:
+        """{stage: (status, detail)} recorded for this version of the file."""
+        rows = self.conn.execute(
+            "SELECT stage, status, detail FROM pipeline_stages WHERE path = ? AND sha256 = ?", (path, sha256)
+        )
+        return {stage: (status, detail) for stage, status, detail in rows.fetchall()}
+
+    def stage_rows(self, path: str) -> list[tuple[str, str, str, str | None, int]]:
+        """(sha256, stage, status, detail, runs) for every stage row of `path`."""
+        rows = self.conn.execute(
+            "SELECT sha256, stage, status, detail, runs FROM pipeline_stages WHERE path = ? ORDER BY stage",
+            (path,),
+        )
+        return rows.fetchall()
+
+    def begin(self, path: str, sha256: str, stage: str) -> None:
+        with self.conn:
+            self.conn.execute(
+                "INSERT INTO pipeline_stages (path, sha256, stage, status, runs, updated_at)"
+                " VALUES (?, ?, ?, 'running', 1, ?)"
+                " ON CONFLICT (path, sha256, stage) DO UPDATE SET"
+                " status = 'running', detail = NULL, runs = runs + 1, updated_at = excluded.updated_at",
+                (path, sha256, stage, _now()),
+            )
+
+    def finish(self, path: str, sha256: str, stage: str, status: str, detail: str | None) -> None:
+        with self.conn:
+            self.conn.execute(
+                "UPDATE pipeline_stages SET status = ?, detail = ?, updated_at = ?"
+                " WHERE path = ? AND sha256 = ? AND stage = ?",
+                (status, detail, _now(), path, sha256, stage),
+            )
+
+    def reset(self, path: str, sha256: str, stages: Iterable[str]) -> None:
+        """Mark stages `pending` so the next run redoes them (and rebuilds their outputs)."""
+        with self.conn:
+            self.conn.executemany(
+                "UPDATE pipeline_stages SET status = 'pending', updated_at = ?"
+                " WHERE path = ? AND sha256 = ? AND stage = ?",
+                [(_now(), path, sha256, stage) for stage in stages],
+            )
+
+    def forget_other_versions(self, path: str, sha256: str) -> None:
+        with self.conn:
+            self.conn.execute("DELETE FROM pipeline_stages WHERE path = ? AND sha256 != ?", (path, sha256))
+
+    # -- records --------------------------------------------------------------------------------------------
+
+    def save_record(self, row: MediaRow, record: GenerationRecord, error: str | None) -> None:
+        document = json.dumps(record.as_json(row.path, error), ensure_ascii=False)
+        with self.conn:
+            self.conn.execute(
+                "INSERT INTO media (path, sha256, remote, rel, generator, prompt, negative_prompt, model,"
+                " record, error, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (path) DO UPDATE SET sha256 = excluded.sha256, remote = excluded.remote,"
+                " rel = excluded.rel, generator = excluded.generator, prompt = excluded.prompt,"
+                " negative_prompt = excluded.negative_prompt, model = excluded.model,"
+                " record = excluded.record, error = excluded.error, updated_at = excluded.updated_at",
+                (
+                    row.path,
+                    row.sha256,
+                    row.remote,
+                    row.rel,
+                    record.generator,
+                    record.prompt,
+                    record.negative_prompt,
+                    record.model,
+                    document,
+                    error,
+                    _now(),
+                ),
+            )
+
+    def load_record(self, path: str, sha256: str) -> GenerationRecord | None:
+        found = self.conn.execute(
+            "SELECT record FROM media WHERE path = ? AND sha256 = ?", (path, sha256)
+        ).fetchone()
+        return GenerationRecord.from_json(json.loads(found[0])) if found else None
+
+    def set_output(self, path: str, column: str, value: str | None) -> None:
+        if column not in ("sidecar", "thumbnail"):
+            raise ValueError(f"not an output column: {column}")
+        with self.conn:
+            self.conn.execute(f"UPDATE media SET {column} = ? WHERE path = ?", (value, path))
+
+    def media_rows(self, paths: Sequence[str] = ()) -> list[MediaRow]:
+        """Known files, all of them or those at `paths` (library-relative), in path order."""
+        query = "SELECT path, sha256, remote, rel FROM media"
+        if paths:
+            marks = ", ".join("?" for _ in paths)
+            rows = self.conn.execute(f"{query} WHERE path IN ({marks}) ORDER BY path", list(paths))
+        else:
+            rows = self.conn.execute(f"{query} ORDER BY path")
+        return [MediaRow(*row) for row in rows.fetchall()]
+
+    # -- search ---------------------------------------------------------------------------------------------
+
+    def index(self, path: str) -> bool:
+        """(Re)index `path` from its stored record; False when there is no record to index."""
+        found = self.conn.execute(
+            "SELECT rowid, prompt, negative_prompt, model, generator FROM media WHERE path = ?", (path,)
+        ).fetchone()
+        if found is None:
+            return False
+        rowid, prompt, negative, model, generator = found
+        with self.conn:
+            self.conn.execute("DELETE FROM media_fts WHERE rowid = ?", (rowid,))
+            self.conn.execute(
+                "INSERT INTO media_fts (rowid, path, prompt, negative_prompt, model, generator)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (rowid, path, prompt or "", negative or "", model or "", generator or ""),
+            )
+        return True
+
+    def search(self, query: str, limit: int) -> list[SearchHit]:
+        """Best matches first. FTS5 syntax works ("a NEAR b", prompt:cat); anything else is taken as words."""
+        try:
+            return self._search(query, limit)
+        except sqlite3.OperationalError as error:
+            if "no such table" in str(error):
+                raise
+            words = " ".join('"' + word.replace('"', '""') + '"' for word in query.split())
+            return self._search(words, limit) if words else []
+
+    def _search(self, match: str, limit: int) -> list[SearchHit]:
+        rows = self.conn.execute(
+            "SELECT m.path, m.generator, m.model,"
+            " snippet(media_fts, -1, '[', ']', '…', 16), m.thumbnail"
+            " FROM media_fts JOIN media AS m ON m.rowid = media_fts.rowid"
+            " WHERE media_fts MATCH ? ORDER BY bm25(media_fts, 2.0, 10.0, 1.0, 3.0, 2.0), m.path LIMIT ?",
+            (match, limit),
+        )
+        return [SearchHit(*row) for row in rows.fetchall()]
+
+    def record_json(self, path: str) -> dict[str, Any] | None:
+        found = self.conn.execute("SELECT record FROM media WHERE path = ?", (path,)).fetchone()
+        return json.loads(found[0]) if found else None

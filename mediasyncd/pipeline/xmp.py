@@ -1,0 +1,149 @@
+"""XMP sidecars: a pure builder from a `GenerationRecord`, and an atomic writer that never replaces a
+sidecar some other tool (darktable, digiKam) wrote.
+
+The packet carries Dublin Core (description, subject), `xmp:CreatorTool`, the IPTC Photo Metadata 2025.1
+AI fields and a `mediasyncd` namespace for the remaining settings and the raw sources. XML 1.0 cannot hold
+most C0 control characters at all, so those (and non-characters) become U+FFFD; the verbatim text stays
+in the state DB and in the image itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+from mediasyncd.pipeline.options import XmpNaming
+from mediasyncd.pipeline.record import GenerationRecord
+
+MEDIASYNCD_NS = "https://mediasyncd.dev/ns/xmp/1.0/"
+TRAINED_ALGORITHMIC_MEDIA = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
+
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+_NAMESPACES = {
+    "dc": "http://purl.org/dc/elements/1.1/",
+    "xmp": "http://ns.adobe.com/xap/1.0/",
+    "Iptc4xmpExt": "http://iptc.org/std/Iptc4xmpExt/2008-02-29/",
+    "mediasyncd": MEDIASYNCD_NS,
+}
+
+
+class ForeignSidecar(Exception):
+    """A sidecar exists that mediasyncd did not write; it is left alone."""
+
+
+def sidecar_path(image: Path, naming: XmpNaming) -> Path:
+    """`photo.png.xmp` ("ext", the digiKam/darktable/Immich default) or `photo.xmp` ("stem")."""
+    return image.with_name(image.name + ".xmp") if naming == "ext" else image.with_suffix(".xmp")
+
+
+def xml_text(value: str) -> str:
+    return escape(_NOT_XML.sub("\ufffd", value))
+
+
+def build_xmp(record: GenerationRecord) -> str:
+    """The sidecar document for `record` (pure; same record, same bytes)."""
+    props: list[str] = []
+    if record.prompt is not None:
+        props.append(_alt("dc:description", record.prompt))
+    keywords = [k for k in (record.generator, record.model, *(lora.name for lora in record.loras)) if k]
+    if keywords:
+        props.append(_bag("dc:subject", keywords))
+    tool = " ".join(part for part in (record.generator, record.generator_version) if part)
+    props.append(_simple("xmp:CreatorTool", tool or None))
+    props.append(_simple("Iptc4xmpExt:DigitalSourceType", TRAINED_ALGORITHMIC_MEDIA))
+    props.append(_simple("Iptc4xmpExt:AIPromptInformation", record.prompt))
+    props.append(_simple("Iptc4xmpExt:AISystemUsed", record.generator))
+    props.append(_simple("Iptc4xmpExt:AISystemVersionUsed", record.generator_version))
+    settings = {
+        "NegativePrompt": record.negative_prompt,
+        "Model": record.model,
+        "ModelHash": record.model_hash,
+        "Sampler": record.sampler,
+        "Scheduler": record.scheduler,
+        "Steps": record.steps,
+        "CFGScale": record.cfg,
+        "Seed": record.seed,
+        "Width": record.width,
+        "Height": record.height,
+        "Hires": json.dumps(record.hires, ensure_ascii=False, sort_keys=True) if record.hires else None,
+    }
+    props.extend(_simple(f"mediasyncd:{name}", None if v is None else str(v)) for name, v in settings.items())
+    if record.loras:
+        props.append(_bag("mediasyncd:Loras", [_lora_text(lora.name, lora.weight) for lora in record.loras]))
+    if record.raw:
+        props.append(_raw_sources(record.raw))
+    xmlns = " ".join(f'xmlns:{prefix}="{uri}"' for prefix, uri in _NAMESPACES.items())
+    body = "\n".join(p for p in props if p)
+    return (
+        '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>\n'
+        '<x:xmpmeta xmlns:x="adobe:ns:meta/" x:xmptk="mediasyncd">\n'
+        ' <rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">\n'
+        f'  <rdf:Description rdf:about="" {xmlns}>\n'
+        f"{body}\n"
+        "  </rdf:Description>\n"
+        " </rdf:RDF>\n"
+        "</x:xmpmeta>\n"
+        '<?xpacket end="w"?>\n'
+    )
+
+
+def _lora_text(name: str, weight: float | None) -> str:
+    return name if weight is None else f"{name}:{weight:g}"
+
+
+def _simple(name: str, value: str | None) -> str:
+    return "" if value is None else f"   <{name}>{xml_text(value)}</{name}>"
+
+
+def _alt(name: str, value: str) -> str:
+    return f'   <{name}><rdf:Alt><rdf:li xml:lang="x-default">{xml_text(value)}</rdf:li></rdf:Alt></{name}>'
+
+
+def _bag(name: str, values: list[str]) -> str:
+    items = "".join(f"<rdf:li>{xml_text(v)}</rdf:li>" for v in values)
+    return f"   <{name}><rdf:Bag>{items}</rdf:Bag></{name}>"
+
+
+def _raw_sources(raw: dict[str, str]) -> str:
+    """Raw sources as a Bag of {Key, Value} structures (source keys are not valid XML names)."""
+    items = "".join(
+        '<rdf:li rdf:parseType="Resource">'
+        f"<mediasyncd:RawKey>{xml_text(key)}</mediasyncd:RawKey>"
+        f"<mediasyncd:RawValue>{xml_text(value)}</mediasyncd:RawValue>"
+        "</rdf:li>"
+        for key, value in raw.items()
+    )
+    return f"   <mediasyncd:Raw><rdf:Bag>{items}</rdf:Bag></mediasyncd:Raw>"
+
+
+def write_sidecar(path: Path, document: str, mode: int = 0o644) -> bool:
+    """Write `document` to `path` atomically (with `mode`); False when the same document is already there.
+
+    Raises ForeignSidecar when `path` exists and was not written by mediasyncd.
+    """
+    data = document.encode("utf-8")
+    try:
+        existing = path.read_bytes()
+    except FileNotFoundError:
+        existing = None
+    if existing is not None:
+        if existing == data:
+            return False
+        if MEDIASYNCD_NS.encode() not in existing:
+            raise ForeignSidecar(f"{path} exists and was not written by mediasyncd; left unchanged")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return True

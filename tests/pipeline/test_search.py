@@ -1,0 +1,59 @@
+"""Prompt search: FTS5 over prompt, negative prompt, model, generator and path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mediasyncd.pipeline.runner import Pipeline
+from mediasyncd.pipeline.store import Catalog
+from tests.pipeline import samples
+from tests.pipeline.conftest import sha256_of
+
+
+@pytest.fixture
+async def indexed(pipeline: Pipeline, library: Path, db_path: Path) -> Catalog:
+    for name, builder in (
+        ("lighthouse.png", samples.comfyui_png),
+        ("fox.png", samples.swarmui_png),
+        ("tiger.png", samples.fooocus_png),
+        ("cat.png", samples.forge_png),
+    ):
+        path = builder(library / "forge1" / name)
+        await pipeline.process(path, sha256_of(path), remote="forge1", rel=name)
+    return Catalog(db_path, create=False)
+
+
+def test_search_finds_by_prompt_words(indexed: Catalog) -> None:
+    """Words from a prompt find the file, with a highlighted snippet."""
+    hits = indexed.search("lighthouse dusk", 10)
+    assert [hit.path for hit in hits] == ["forge1/lighthouse.png"]
+    assert "[lighthouse]" in hits[0].snippet and hits[0].generator == "comfyui"
+
+
+def test_search_by_model_and_generator(indexed: Catalog) -> None:
+    """Model and generator names are searchable."""
+    assert [hit.path for hit in indexed.search("juggernautXL_v8Rundiffusion", 10)] == ["forge1/tiger.png"]
+    assert [hit.path for hit in indexed.search("swarmui", 10)] == ["forge1/fox.png"]
+
+
+def test_search_by_negative_prompt(indexed: Catalog) -> None:
+    """Negative prompt words are searchable too."""
+    assert [hit.path for hit in indexed.search("cartoon", 10)] == ["forge1/fox.png"]
+
+
+def test_search_syntax_errors_fall_back_to_words(indexed: Catalog) -> None:
+    """Unbalanced quotes or stray operators are searched as plain words, not an error."""
+    assert [hit.path for hit in indexed.search('"quoted cat', 10)] == ["forge1/cat.png"]
+    assert indexed.search("AND OR (", 10) == []
+
+
+def test_search_respects_limit(indexed: Catalog) -> None:
+    """The limit caps the number of hits."""
+    assert len(indexed.search("forge1", 2)) == 2
+
+
+def test_search_finds_cjk_prompt(indexed: Catalog) -> None:
+    """A CJK word written as its own token is found."""
+    assert [hit.path for hit in indexed.search("灯台", 10)] == ["forge1/lighthouse.png"]
