@@ -7,12 +7,12 @@ import contextlib
 import getpass
 import random
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import structlog
+import tomli_w
 
-from mediasyncd.config import Config, DaemonConfig, RemoteConfig
+from mediasyncd.config import load_config
 from mediasyncd.daemon import Daemon
 from mediasyncd.demo.images import write_comfyui_image, write_forge_image
 from mediasyncd.demo.server import start_demo_server
@@ -20,25 +20,40 @@ from mediasyncd.demo.server import start_demo_server
 log = structlog.get_logger("mediasyncd.demo")
 
 
-def demo_config(library: Path, work: Path, port: int, listen: str) -> Config:
+def write_demo_config(library: Path, work: Path, port: int, listen: str) -> Path:
+    """The demo's config file: two ordinary remotes pointing at the embedded server."""
     keys = work / "keys"
     container = work / "container"
-    base = RemoteConfig(
-        name="demo-forge",
-        host="127.0.0.1",
-        port=port,
-        user=getpass.getuser(),
-        identity_file=keys / "client_key",
-        known_hosts=keys / "known_hosts",
-        kind="forge",
-        roots=(str(container / "stable-diffusion-webui" / "outputs"),),
-        poll_interval=2.0,
-        settle=1.0,
-    )
-    forge = base
-    comfy = replace(base, name="demo-comfyui", kind="comfyui", roots=(str(container / "ComfyUI" / "output"),))
-    daemon = DaemonConfig(library=library, state_dir=work / "state", status_listen=listen, library_min_free=0)
-    return Config(daemon=daemon, remotes=(forge, comfy))
+    common = {
+        "host": "127.0.0.1",
+        "port": port,
+        "user": getpass.getuser(),
+        "identity_file": str(keys / "client_key"),
+        "known_hosts": str(keys / "known_hosts"),
+        "poll_interval": "2s",
+        "settle": "1s",
+    }
+    doc = {
+        "daemon": {
+            "library": str(library),
+            "state_dir": str(work / "state"),
+            "status_listen": listen,
+            "library_min_free": "0",
+        },
+        "remotes": [
+            {
+                "name": "demo-forge",
+                "kind": "forge",
+                "roots": [str(container / "stable-diffusion-webui" / "outputs")],
+            }
+            | common,
+            {"name": "demo-comfyui", "kind": "comfyui", "roots": [str(container / "ComfyUI" / "output")]}
+            | common,
+        ],
+    }
+    path = work / "config.toml"
+    path.write_text("# written by `mediasyncd demo`\n" + tomli_w.dumps(doc), encoding="utf-8")
+    return path
 
 
 class Generator:
@@ -70,14 +85,15 @@ async def run_demo(library: Path, *, listen: str, every: float, duration: float 
     library = await asyncio.to_thread(_make_library, library)
     work = library / ".mediasyncd" / "demo"
     acceptor, port = await start_demo_server(work / "keys")
-    config = demo_config(library, work, port, listen)
+    config = load_config(await asyncio.to_thread(write_demo_config, library, work, port, listen))
     generator = Generator(work / "container")
     for _ in range(3):
         await asyncio.to_thread(generator.one)
     print(
         f"mediasyncd demo: a generated container on 127.0.0.1:{port} (SSH) makes an image every {every:g}s;\n"
         f"  it syncs into {library}/demo-forge and {library}/demo-comfyui\n"
-        f"  status: curl http://{listen}/status    (Ctrl-C to stop)",
+        f"  status: curl http://{listen}/status    (Ctrl-C to stop)\n"
+        f"  config: {config.path}  (use it with --config for status, search, inspect)",
         file=sys.stderr,
         flush=True,
     )

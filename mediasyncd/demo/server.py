@@ -24,15 +24,40 @@ async def _run_command(process: asyncssh.SSHServerProcess[bytes]) -> None:
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
     try:
-        await process.redirect(stdin=proc.stdin, stdout=proc.stdout, stderr=proc.stderr)
-        status = await proc.wait()
-        await process.stdout.drain()
-        process.exit(status)
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(_feed(process.stdin, proc.stdin))
+            out = tg.create_task(_copy(proc.stdout, process.stdout))
+            err = tg.create_task(_copy(proc.stderr, process.stderr))
+            status = await proc.wait()
+            await out
+            await err
+            process.exit(status)
+    except (asyncssh.Error, OSError):
+        pass
     finally:
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+async def _feed(source: asyncssh.SSHReader[bytes], sink: asyncio.StreamWriter) -> None:
+    """Client -> command; EOF from the client closes the command's stdin."""
+    try:
+        while data := await source.read(65536):
+            sink.write(data)
+            await sink.drain()
+    except (asyncssh.Error, OSError):
+        pass
+    finally:
+        sink.close()
+
+
+async def _copy(source: asyncio.StreamReader, sink: asyncssh.SSHWriter[bytes]) -> None:
+    while data := await source.read(65536):
+        sink.write(data)
+        await sink.drain()
 
 
 def ensure_key(path: Path) -> asyncssh.SSHKey:
