@@ -128,3 +128,25 @@ def test_accept_new_learns_the_key_then_refuses_a_changed_one(tmp_path: Path, ss
     r = cli("sync", "--once", "--config", str(env.config_path), home=tmp_path)
     assert r.returncode == 1
     assert "REMOTE HOST KEY CHANGED" in r.stderr and "ssh-keygen -R" in r.stderr
+
+
+def test_a_host_alias_from_ssh_config_is_resolved(tmp_path: Path, sshd: SshServer) -> None:
+    """host = an alias from ~/.ssh/config: HostName, Port, User and IdentityFile come from there."""
+    env = make_env(tmp_path, sshd)
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh" / "config").write_text(
+        f"Host gpu-box\n  HostName {sshd.host}\n  Port {sshd.port}\n  User {sshd.user}\n"
+        f"  IdentityFile {sshd.client_key}\n"
+    )
+    text = env.config_path.read_text()
+    for line in (f'host = "{sshd.host}"', f"port = {sshd.port}", f'user = "{sshd.user}"'):
+        text = text.replace(line + "\n", "")
+    text = text.replace(f'identity_file = "{sshd.client_key}"\n', "").replace(
+        'name = "r1"', 'name = "r1"\nhost = "gpu-box"'
+    )
+    env.config_path.write_text(text)
+    env.write("via-alias.png", b"alias")
+    r = cli("sync", "--once", "--config", str(env.config_path), home=home)
+    assert r.returncode == 0, r.stderr
+    assert env.landed() == {"via-alias.png": b"alias"}

@@ -266,3 +266,69 @@ def test_demo_syncs_generated_images_end_to_end(tmp_path: Path) -> None:
         assert stop(proc) == 0
     landed = next((library / "demo-forge" / "txt2img-images").rglob("*.png"))
     assert b"parameters" in landed.read_bytes()[:4096] or b"iTXt" in landed.read_bytes()
+
+
+def test_status_command_reads_the_running_daemon(tmp_path: Path, sshd: SshServer) -> None:
+    """`mediasyncd status --json` prints the daemon's /status; plain `status` a summary per remote."""
+    env = make_env(tmp_path, sshd, settle="0s")
+    env.write("s.png", b"s" * 10)
+    port = port_of(env.config_path)
+    proc = start_daemon(env.config_path, tmp_path / "d.log")
+    try:
+        wait_for(lambda: (env.library / "r1" / "s.png").exists(), timeout=20)
+        as_json = subprocess.run(
+            [MEDIASYNCD, "status", "--json", "--config", str(env.config_path)], capture_output=True, text=True
+        )
+        assert as_json.returncode == 0 and json.loads(as_json.stdout)["totals"]["landed_files"] == 1
+        plain = subprocess.run(
+            [MEDIASYNCD, "status", "--config", str(env.config_path)], capture_output=True, text=True
+        )
+        assert "r1: connected" in plain.stdout and f"127.0.0.1:{port}" not in plain.stderr
+    finally:
+        assert stop(proc) == 0
+    after = subprocess.run(
+        [MEDIASYNCD, "status", "--config", str(env.config_path)], capture_output=True, text=True
+    )
+    assert after.returncode == 3 and "no daemon answering" in after.stderr
+
+
+def test_transfers_pause_while_the_library_disk_is_low_and_resume(tmp_path: Path, sshd: SshServer) -> None:
+    """Below library_min_free the puller pauses (status says why) and lands once space returns."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mediasyncd.progress import RemoteStatus
+    from mediasyncd.puller import Puller
+    from mediasyncd.state import Store
+    from mediasyncd.transfer.landing import Library
+
+    env = make_env(tmp_path, sshd, settle="0s", poll_interval="0.2s")
+    env.write("wait.png", b"w" * 1000)
+    config = env.config()
+
+    async def scenario() -> None:
+        store = Store(config.daemon.db_path)
+        await store.open()
+        status = RemoteStatus("r1")
+        with ThreadPoolExecutor(4) as pool:
+            puller = Puller(
+                config.remotes[0], config.transfer, library=Library(env.library), store=store, status=status,
+                state_dir=env.state_dir, executor=pool, landing_lock=asyncio.Lock(), library_min_free=1 << 60,
+            )  # fmt: skip
+            task = asyncio.create_task(puller.run())
+            for _ in range(100):
+                await asyncio.sleep(0.1)
+                if status.paused:
+                    break
+            assert status.paused and "library disk low" in status.paused
+            assert not (env.library / "r1" / "wait.png").exists()
+            puller.library_min_free = 0
+            for _ in range(100):
+                await asyncio.sleep(0.1)
+                if (env.library / "r1" / "wait.png").exists():
+                    break
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        await store.close()
+        assert status.paused is None and (env.library / "r1" / "wait.png").read_bytes() == b"w" * 1000
+
+    asyncio.run(scenario())

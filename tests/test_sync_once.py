@@ -94,12 +94,13 @@ def test_interrupted_transfer_resumes_from_the_partial(tmp_path: Path, sshd_logg
 def test_awkward_names_land_intact(tmp_path: Path, sshd: SshServer) -> None:
     """Spaces, a leading '-', quotes, CJK and emoji are legal names and land unchanged."""
     env = make_env(tmp_path, sshd)
+    env.write("x/-rf --no-preserve-root.png", b"not an option")
     names = ["with space.png", "-leading-dash.png", 'it\'s "quoted".png', "日本語/画像.png", "🎨 art/😀.webp"]
     for n in names:
         env.write(n, n.encode() * 100)
     assert once(env) == 0
     landed = env.landed()
-    assert set(landed) == set(names)
+    assert set(landed) == {*names, "x/-rf --no-preserve-root.png"}
     assert all(landed[n] == n.encode() * 100 for n in names)
 
 
@@ -262,3 +263,12 @@ def test_landed_images_go_through_the_media_pipeline(tmp_path: Path, sshd: SshSe
         text=True,
     )
     assert found.returncode == 0 and f"r1/{rel}" in found.stdout
+
+
+def test_awkward_remote_names_become_library_folders(tmp_path: Path, sshd: SshServer) -> None:
+    """A remote named with dots, dashes and underscores lands under a folder of exactly that name."""
+    env = make_env(tmp_path, sshd)
+    env.config_path.write_text(env.config_path.read_text().replace('name = "r1"', 'name = "gpu.box_2-a"'))
+    env.write("a.png", b"a")
+    assert once(env) == 0
+    assert env.landed("gpu.box_2-a") == {"a.png": b"a"}
