@@ -53,9 +53,13 @@ def make_many(root: Path, count: int, rng: random.Random, folders: int = 170) ->
     outputs = root / "many"
     per = max(1, count // folders)
     for i in range(count):
-        folder = outputs / "txt2img-images" / f"2026-{1 + (i // per) // 28 % 12:02d}-{1 + (i // per) % 28:02d}"
+        folder = (
+            outputs / "txt2img-images" / f"2026-{1 + (i // per) // 28 % 12:02d}-{1 + (i // per) % 28:02d}"
+        )
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / f"{i:05d}-{rng.randrange(2**32)}.png").write_bytes(rng.randbytes(rng.randrange(80_000, 120_000)))
+        (folder / f"{i:05d}-{rng.randrange(2**32)}.png").write_bytes(
+            rng.randbytes(rng.randrange(80_000, 120_000))
+        )
     return _measure("MANY", outputs)
 
 
@@ -74,7 +78,11 @@ def mediasyncd_pull(server: SshServer, data: Dataset, work: Path) -> Callable[[]
     config.write_text(
         tomli_w.dumps(
             {
-                "daemon": {"library": str(library), "state_dir": str(work / "state"), "library_min_free": "0"},
+                "daemon": {
+                    "library": str(library),
+                    "state_dir": str(work / "state"),
+                    "library_min_free": "0",
+                },
                 "transfer": {"concurrency": 16},
                 "pipeline": {"enabled": False},
                 "remotes": [
@@ -95,7 +103,16 @@ def mediasyncd_pull(server: SshServer, data: Dataset, work: Path) -> Callable[[]
     )
 
     def run() -> None:
-        cmd = [MEDIASYNCD, "sync", "--once", "--no-progress", "--config", str(config), "--log-level", "warning"]
+        cmd = [
+            MEDIASYNCD,
+            "sync",
+            "--once",
+            "--no-progress",
+            "--config",
+            str(config),
+            "--log-level",
+            "warning",
+        ]
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
 
     return run
@@ -163,7 +180,10 @@ def report(results: dict[str, tuple[Dataset, dict[str, dict[str, float]]]], args
             f"| {data.name} | | | **ratio mediasyncd/rsync** | | **{r['full_s'] / m['full_s']:.2f}×** | "
             f"**{r['full_s'] / m['full_s']:.2f}×** | **{m['noop_s'] / r['noop_s']:.2f}×** (lower is better) |"
         )
-    lines += ["", "Medians of interleaved repetitions; each tool pulls into an empty directory, then runs again."]
+    lines += [
+        "",
+        "Medians of interleaved repetitions; each tool pulls into an empty directory, then runs again.",
+    ]
     return "\n".join(lines)
 
 
@@ -190,7 +210,10 @@ def main(argv: list[str] | None = None) -> int:
             for data in datasets:
                 if data.files == 0:
                     continue
-                print(f"benchmarking {data.name}: {data.files} files, {data.bytes / 1e6:.0f} MB", file=sys.stderr)
+                print(
+                    f"benchmarking {data.name}: {data.files} files, {data.bytes / 1e6:.0f} MB",
+                    file=sys.stderr,
+                )
                 scratch = base / "scratch"
                 scratch.mkdir(exist_ok=True)
                 results[data.name] = (data, bench(server, data, args.repeat, scratch))
