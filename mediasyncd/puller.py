@@ -23,7 +23,7 @@ from mediasyncd.errors import HostKeyError, RemoteError, RemoteFileChanged, Tran
 from mediasyncd.paths import library_rel
 from mediasyncd.progress import InFlight, RemoteStatus
 from mediasyncd.state import FileRow, Store
-from mediasyncd.transfer.landing import Library, sha256_file
+from mediasyncd.transfer.landing import Arrival, Library, Plan, sha256_file
 from mediasyncd.transfer.pull import RateLimiter, pull
 from mediasyncd.transfer.remote import RemoteHost
 from mediasyncd.transfer.ssh import Backoff, connect
@@ -365,38 +365,66 @@ class Puller:
     # ------------------------------------------------------------------------------- verify + land
 
     async def _verifier(self, host: RemoteHost, verify: asyncio.Queue[_Pulled]) -> None:
+        """Verify and land what the transfer workers pulled, in batches (one remote command each)."""
         while True:
             batch = [await verify.get()]
             while not verify.empty() and len(batch) < VERIFY_BATCH:
                 batch.append(verify.get_nowait())
             try:
                 remote_hashes = await host.sha256([posixpath.join(p.row.root, p.row.rel) for p in batch])
-                for item in batch:
-                    await self._verify_and_land(item, remote_hashes)
+                await self._land_batch([p for p in batch if await self._verified(p, remote_hashes)])
             finally:
                 for _ in batch:
                     verify.task_done()
 
-    async def _verify_and_land(self, item: _Pulled, remote_hashes: dict[str, str] | None) -> None:
-        row = item.row
-        log = self.log.bind(path=row.rel)
-        try:
-            if remote_hashes is not None:
-                theirs = remote_hashes.get(posixpath.join(row.root, row.rel))
-                if theirs is None:
-                    self.library.discard(item.partial)
-                    log.info("vanished before verification; will retry if it returns")
-                    await self._back_to_seen(row)
-                    return
-                if theirs != item.sha256:
-                    self.library.discard(item.partial)
-                    raise TransferError(
-                        f"sha256 mismatch: remote {theirs[:16]}…, received {item.sha256[:16]}…"
-                    )
-            local_rel = await self._land(item)
-        except (TransferError, UnsafePathError, OSError) as exc:
-            await self._fail(row, str(exc))
+    async def _verified(self, item: _Pulled, remote_hashes: dict[str, str] | None) -> bool:
+        """True when the remote's own SHA-256 agrees (or the remote cannot hash); else drop the partial."""
+        if remote_hashes is None:
+            return True
+        theirs = remote_hashes.get(posixpath.join(item.row.root, item.row.rel))
+        if theirs == item.sha256:
+            return True
+        await asyncio.get_running_loop().run_in_executor(self.executor, self.library.discard, item.partial)
+        if theirs is None:
+            self.log.info("vanished before verification; will retry if it returns", path=item.row.rel)
+            await self._back_to_seen(item.row)
+        else:
+            await self._fail(
+                item.row, f"sha256 mismatch: remote {theirs[:16]}…, received {item.sha256[:16]}…"
+            )
+        return False
+
+    async def _land_batch(self, items: list[_Pulled]) -> None:
+        if not items:
             return
+        loop = asyncio.get_running_loop()
+        arrivals = [
+            Arrival(p.partial, library_rel(self.remote.name, p.row.rel), p.sha256, p.row.mtime) for p in items
+        ]
+        async with self.landing_lock:
+            plans = await loop.run_in_executor(self.executor, self.library.plan_batch, arrivals)
+            await self.store.set_landing_intents(
+                [
+                    (p.row.id, p.sha256, plan.rel)
+                    for p, plan in zip(items, plans, strict=True)
+                    if isinstance(plan, Plan)
+                ]
+            )
+            errors = await loop.run_in_executor(self.executor, self.library.land_batch, arrivals, plans)
+            landed = [
+                (p, plan)
+                for p, plan, error in zip(items, plans, errors, strict=True)
+                if error is None and isinstance(plan, Plan)
+            ]
+            await self.store.mark_landed_many([(p.row.id, p.sha256, plan.rel) for p, plan in landed])
+        for p, error in zip(items, errors, strict=True):
+            if error is not None:
+                await self._fail(p.row, str(error))
+        for p, plan in landed:
+            await self._landed(p, plan.rel)
+
+    async def _landed(self, item: _Pulled, local_rel: str) -> None:
+        row = item.row
         landed = _with(row, state="landed", sha256=item.sha256, local_path=local_rel)
         self.known[row.key] = landed
         self.active.discard(row.id)
@@ -406,29 +434,13 @@ class Puller:
         self.counts.landed_bytes += row.size
         self.status.landed_files += 1
         self.status.landed_bytes += row.size
-        log.info("landed", local_path=local_rel, size=row.size, sha256=item.sha256)
+        self.log.info("landed", path=row.rel, local_path=local_rel, size=row.size, sha256=item.sha256)
+        if local_rel != library_rel(self.remote.name, row.rel):
+            self.log.warning(
+                "kept both versions: different bytes at an occupied path", path=row.rel, landed_as=local_rel
+            )
         if self.on_landed is not None:
             await self.on_landed(landed)
-
-    async def _land(self, item: _Pulled) -> str:
-        row = item.row
-        loop = asyncio.get_running_loop()
-        wanted = library_rel(self.remote.name, row.rel)
-        async with self.landing_lock:
-            plan = await loop.run_in_executor(self.executor, self.library.plan, wanted, item.sha256)
-            if plan.present:
-                await loop.run_in_executor(self.executor, self.library.discard, item.partial)
-            else:
-                await self.store.set_landing_intent(row.id, item.sha256, plan.rel)
-                await loop.run_in_executor(
-                    self.executor, self.library.land, item.partial, plan.rel, row.mtime
-                )
-            await self.store.mark_landed(row.id, item.sha256, plan.rel)
-        if plan.rel != wanted:
-            self.log.warning(
-                "kept both versions: different bytes at an occupied path", path=row.rel, landed_as=plan.rel
-            )
-        return plan.rel
 
     # ------------------------------------------------------------------------------- failures
 

@@ -237,8 +237,9 @@ class Store:
     async def set_state(self, file_id: int, state: str) -> None:
         await self._run(self._tx, [("UPDATE files SET state = ? WHERE id = ?", (state, file_id))])
 
-    async def set_landing_intent(self, file_id: int, sha256: str, landing_path: str) -> None:
-        """Written before the rename so a crash between rename and `mark_landed` is recoverable."""
+    async def set_landing_intents(self, intents: Sequence[tuple[int, str, str]]) -> None:
+        """(id, sha256, landing_path) per file, written before the renames so that a crash between a
+        rename and `mark_landed` is recoverable by checking the hash."""
         await self._run(
             self._tx,
             [
@@ -246,18 +247,25 @@ class Store:
                     "UPDATE files SET state = 'transferring', sha256 = ?, landing_path = ? WHERE id = ?",
                     (sha256, landing_path, file_id),
                 )
+                for file_id, sha256, landing_path in intents
             ],
         )
 
     async def mark_landed(self, file_id: int, sha256: str, local_path: str) -> None:
+        await self.mark_landed_many([(file_id, sha256, local_path)])
+
+    async def mark_landed_many(self, landed: Sequence[tuple[int, str, str]]) -> None:
+        """(id, sha256, local_path) per landed file, in one transaction."""
+        now = time.time()
         await self._run(
             self._tx,
             [
                 (
                     "UPDATE files SET state = 'landed', sha256 = ?, local_path = ?, landing_path = NULL, "
                     "landed_at = ?, last_error = NULL, next_attempt = NULL WHERE id = ?",
-                    (sha256, local_path, time.time(), file_id),
+                    (sha256, local_path, now, file_id),
                 )
+                for file_id, sha256, local_path in landed
             ],
         )
 

@@ -258,6 +258,7 @@ def test_demo_syncs_generated_images_end_to_end(tmp_path: Path) -> None:
     try:
         wait_for(lambda: any((library / "demo-forge").rglob("*.png")), timeout=30)
         wait_for(lambda: any((library / "demo-comfyui").rglob("*.png")), timeout=30)
+        wait_for(lambda: status_of(port)["totals"]["landed_files"] >= 2, timeout=10)
         status = status_of(port)
         assert {r["name"] for r in status["remotes"]} == {"demo-forge", "demo-comfyui"}
         assert all(r["capabilities"] == "find,sha256sum" for r in status["remotes"])

@@ -35,6 +35,16 @@ class Plan:
     present: bool
 
 
+@dataclass(frozen=True)
+class Arrival:
+    """A verified partial and where it wants to land."""
+
+    partial: Path
+    wanted: str
+    sha256: str
+    mtime: float
+
+
 class Library:
     def __init__(self, root: Path, file_mode: int = 0o644, dir_mode: int = 0o755) -> None:
         self.root = root
@@ -59,16 +69,53 @@ class Library:
         check_rel(rel)
         return self.root / rel
 
-    def plan(self, rel: str, sha256: str) -> Plan:
-        """Choose the landing path for content `sha256` wanted at `rel` without overwriting anything."""
+    def plan(self, rel: str, sha256: str, claimed: dict[str, str] | None = None) -> Plan:
+        """Choose the landing path for content `sha256` wanted at `rel` without overwriting anything.
+        `claimed` maps paths already promised to other files of the same batch to their hashes."""
+        claimed = claimed if claimed is not None else {}
         candidates = [rel] + [conflict_name(rel, sha256, n) for n in (8, 16, 64)]
         for candidate in candidates:
+            if candidate in claimed:
+                if claimed[candidate] == sha256:
+                    return Plan(candidate, present=True)
+                continue
             target = self.path(candidate)
             if not os.path.lexists(target):
                 return Plan(candidate, present=False)
             if target.is_file() and not target.is_symlink() and sha256_file(target) == sha256:
                 return Plan(candidate, present=True)
         raise UnsafePathError(f"{rel}: every candidate name is taken by different content")
+
+    def plan_batch(self, arrivals: list[Arrival]) -> list[Plan | Exception]:
+        claimed: dict[str, str] = {}
+        plans: list[Plan | Exception] = []
+        for a in arrivals:
+            try:
+                plan = self.plan(a.wanted, a.sha256, claimed)
+            except (UnsafePathError, OSError) as exc:
+                plans.append(exc)
+                continue
+            claimed[plan.rel] = a.sha256
+            plans.append(plan)
+        return plans
+
+    def land_batch(self, arrivals: list[Arrival], plans: list[Plan | Exception]) -> list[Exception | None]:
+        """Land (or, when identical bytes are already there, discard) each planned arrival."""
+        results: list[Exception | None] = []
+        for a, plan in zip(arrivals, plans, strict=True):
+            if isinstance(plan, Exception):
+                self.discard(a.partial)
+                results.append(plan)
+                continue
+            try:
+                if plan.present:
+                    self.discard(a.partial)
+                else:
+                    self.land(a.partial, plan.rel, a.mtime)
+                results.append(None)
+            except (UnsafePathError, OSError) as exc:
+                results.append(exc)
+        return results
 
     def land(self, partial: Path, rel: str, mtime: float) -> None:
         """Atomically move a verified partial to `rel` with the remote mtime and the configured modes."""

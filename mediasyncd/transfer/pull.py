@@ -9,14 +9,16 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Executor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncssh
 
 from mediasyncd.errors import RemoteError, RemoteFileChanged, TransferError
 
 WRITE_CHUNK = 1 << 20  # contiguous bytes handed to the writer thread at once (what a crash can lose)
+SMALL_FILE = 1 << 20  # files up to this size are buffered and written in one step
 RESUME_READ = 8 << 20
+T = TypeVar("T")
 
 
 class RateLimiter:
@@ -57,11 +59,9 @@ def _resume_state(partial: Path, expected_size: int) -> tuple[Any, int]:
     return hasher, size
 
 
-def _prepare(partial: Path, expected_size: int) -> tuple[Any, int, int]:
+def _open_partial(partial: Path, flags: int) -> int:
     partial.parent.mkdir(parents=True, exist_ok=True)
-    hasher, offset = _resume_state(partial, expected_size)
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
-    return hasher, offset, fd
+    return os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | flags, 0o600)
 
 
 def _write(fd: int, hasher: Any, chunks: list[bytes]) -> None:
@@ -78,6 +78,67 @@ def _finish(fd: int) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+class PartialWriter:
+    """Where pulled bytes go. A large file streams into its partial (resuming one that a previous attempt
+    left); a small file is buffered and written, hashed and fsynced in one step at the end."""
+
+    def __init__(self, partial: Path, size: int, executor: Executor) -> None:
+        self.partial = partial
+        self.size = size
+        self.executor = executor
+        self.small = size <= SMALL_FILE
+        self.hasher: Any = hashlib.sha256()
+        self.fd: int | None = None
+        self.buffer: list[bytes] = []
+
+    async def open(self) -> int:
+        """Prepare; return the offset to continue from."""
+        if self.small:
+            return 0
+        self.hasher, offset, self.fd = await self._run(self._prepare)
+        return offset
+
+    def _prepare(self) -> tuple[Any, int, int]:
+        hasher, offset = _resume_state(self.partial, self.size)
+        return hasher, offset, _open_partial(self.partial, os.O_APPEND)
+
+    async def write(self, chunks: list[bytes]) -> None:
+        if self.small:
+            self.buffer.extend(chunks)
+        else:
+            assert self.fd is not None
+            await self._run(_write, self.fd, self.hasher, chunks)
+
+    async def finish(self) -> str:
+        """Make the partial durable; return the SHA-256 of all its bytes."""
+        if self.small:
+            await self._run(self._write_whole)
+        else:
+            fd, self.fd = self.fd, None
+            assert fd is not None
+            await self._run(_finish, fd)
+        digest: str = self.hasher.hexdigest()
+        return digest
+
+    def _write_whole(self) -> None:
+        fd = _open_partial(self.partial, os.O_TRUNC)
+        try:
+            _write(fd, self.hasher, self.buffer)
+        finally:
+            _finish(fd)
+
+    async def abort(self, *, drop: bool) -> None:
+        """Close after a failure; `drop` also removes the partial (the remote file is not that version)."""
+        fd, self.fd = self.fd, None
+        if fd is not None:
+            await self._run(_finish, fd)
+        if drop:
+            await self._run(lambda: self.partial.unlink(missing_ok=True))
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
 
 
 async def pull(
@@ -97,10 +158,11 @@ async def pull(
     """Copy `remote_path` (expected `size` and `mtime`) into `partial`; return its SHA-256 hex digest.
 
     Continues an existing partial. Raises RemoteFileChanged when the file is not the expected version
-    (then the partial is dropped), TransferError for other read failures (the partial is kept).
+    (then the partial is dropped), RemoteError when the connection is lost, TransferError for other read
+    failures (the partial is kept for a resume).
     """
-    loop = asyncio.get_running_loop()
-    hasher, offset, fd = await loop.run_in_executor(executor, _prepare, partial, size)
+    writer = PartialWriter(partial, size, executor)
+    offset = await writer.open()
     if progress:
         progress(offset)
     try:
@@ -109,46 +171,40 @@ async def pull(
         except asyncssh.SFTPNoSuchFile:
             raise RemoteFileChanged(f"{remote_path}: vanished before transfer") from None
         try:
-            done = await _stream(f, offset, size, fd, hasher, executor, limiter, progress)
+            done = await _stream(f, offset, size, writer, limiter, progress)
             if check_attrs:
                 attrs = await f.stat()
                 if attrs.size != size or (attrs.mtime is not None and int(attrs.mtime) != int(mtime)):
                     raise RemoteFileChanged(f"{remote_path}: changed during transfer")
         finally:
-            close = asyncio.ensure_future(f.close())
+            close = asyncio.ensure_future(f.close())  # not awaited: saves a round trip per file
             close.add_done_callback(_ignore_result)
         if done != size:
             raise RemoteFileChanged(f"{remote_path}: size changed during transfer ({done} of {size} bytes)")
     except RemoteFileChanged:
-        await loop.run_in_executor(executor, _finish, fd)
-        await loop.run_in_executor(executor, lambda: partial.unlink(missing_ok=True))
+        await writer.abort(drop=True)
         raise
     except (asyncssh.DisconnectError, asyncssh.SFTPConnectionLost, ConnectionError) as exc:
-        await loop.run_in_executor(executor, _finish, fd)
+        await writer.abort(drop=False)
         raise RemoteError(f"connection lost while reading {remote_path}: {exc}") from None
     except (asyncssh.Error, OSError) as exc:
-        await loop.run_in_executor(executor, _finish, fd)
+        await writer.abort(drop=False)
         raise TransferError(f"{remote_path}: {getattr(exc, 'reason', None) or exc}") from None
     except BaseException:
-        await loop.run_in_executor(executor, _finish, fd)
+        await writer.abort(drop=False)
         raise
-    await loop.run_in_executor(executor, _finish, fd)
-    digest: str = hasher.hexdigest()
-    return digest
+    return await writer.finish()
 
 
 async def _stream(
     f: asyncssh.SFTPClientFile,
     offset: int,
     size: int,
-    fd: int,
-    hasher: Any,
-    executor: Executor,
+    writer: PartialWriter,
     limiter: RateLimiter | None,
     progress: Callable[[int], None] | None,
 ) -> int:
-    """Write blocks in offset order as they arrive (they may arrive out of order); returns bytes held."""
-    loop = asyncio.get_running_loop()
+    """Hand blocks to the writer in offset order (they may arrive out of order); returns bytes held."""
     waiting: dict[int, bytes] = {}
     next_offset = offset
     received = offset  # what progress shows: blocks may arrive (and be written) out of order
@@ -168,12 +224,12 @@ async def _stream(
                 ready_bytes += len(chunk)
                 next_offset += len(chunk)
             if ready_bytes >= WRITE_CHUNK:
-                await loop.run_in_executor(executor, _write, fd, hasher, ready)
+                await writer.write(ready)
                 ready, ready_bytes = [], 0
             if progress:
                 progress(received)
     if ready:
-        await loop.run_in_executor(executor, _write, fd, hasher, ready)
+        await writer.write(ready)
     return next_offset
 
 

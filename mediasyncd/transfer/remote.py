@@ -3,6 +3,7 @@ long-lived command channel, plus what the remote can do (GNU find -printf, sha25
 
 from __future__ import annotations
 
+import asyncio
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -49,20 +50,24 @@ class RemoteHost:
 
     @classmethod
     async def open(cls, conn: asyncssh.SSHClientConnection, *, use_shell: bool = True) -> RemoteHost:
-        try:
-            sftp = await conn.start_sftp_client()
-        except (asyncssh.Error, OSError) as exc:
-            raise RemoteError(f"SFTP unavailable: {exc}") from None
+        """Start the SFTP session and the command channel side by side (each pays a round trip and, for
+        the shell, the remote's shell start-up)."""
+        sftp_task = asyncio.ensure_future(conn.start_sftp_client())
         shell: CommandChannel | None = None
         caps = Capabilities()
         if use_shell:
             try:
-                shell = await CommandChannel.start(conn)
-                probe = await shell.run(PROBE)
+                shell, probe = await CommandChannel.start(conn, PROBE)
                 words = set(probe.stdout.split())
                 caps = Capabilities(find_printf=b"find-printf" in words, sha256sum=b"sha256sum" in words)
             except RemoteError:
                 shell = None
+        try:
+            sftp = await sftp_task
+        except (asyncssh.Error, OSError) as exc:
+            if shell is not None:
+                shell.close()
+            raise RemoteError(f"SFTP unavailable: {exc}") from None
         return cls(conn, sftp, shell, caps)
 
     async def sha256(self, paths: Sequence[str]) -> dict[str, str] | None:

@@ -14,6 +14,8 @@ import asyncssh
 
 from mediasyncd.errors import RemoteError
 
+PROBE_TIMEOUT = 30.0
+
 
 @dataclass(frozen=True)
 class CommandResult:
@@ -31,17 +33,25 @@ class CommandChannel:
         self.commands_run = 0
 
     @classmethod
-    async def start(cls, conn: asyncssh.SSHClientConnection) -> CommandChannel:
+    async def start(
+        cls, conn: asyncssh.SSHClientConnection, probe: str = "true"
+    ) -> tuple[CommandChannel, CommandResult]:
+        """Start `sh` on the remote and run `probe` as its first command (one round trip for both)."""
         try:
             process = await conn.create_process("exec sh", encoding=None)
         except (asyncssh.Error, OSError) as exc:
             raise RemoteError(f"remote shell unavailable: {exc}") from None
         channel = cls(process)
-        result = await channel.run("echo mediasyncd-ok")
-        if result.stdout.strip() != b"mediasyncd-ok":
+        try:
+            result = await asyncio.wait_for(channel.run(f"echo mediasyncd-ok; {probe}"), PROBE_TIMEOUT)
+        except TimeoutError:
+            result = CommandResult(255, b"", b"")
+        if not result.stdout.startswith(b"mediasyncd-ok\n"):
             channel.close()
             raise RemoteError("remote shell unavailable: unexpected answer to a probe")
-        return channel
+        return channel, CommandResult(
+            result.exit_status, result.stdout[len(b"mediasyncd-ok\n") :], result.stderr
+        )
 
     async def run(self, script: str) -> CommandResult:
         """Run `script` (stdin from /dev/null) and return its exit status and output."""
