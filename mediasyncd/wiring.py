@@ -10,6 +10,7 @@ from typing import Protocol
 from mediasyncd.config import Config
 from mediasyncd.progress import StatusView
 from mediasyncd.puller import LandedHook
+from mediasyncd.purge.scheduler import PurgeScheduler
 from mediasyncd.state import FileRow, Store
 
 
@@ -49,4 +50,4 @@ def hooks_of(parts: list[Consumer]) -> list[LandedHook]:
 
 def services(config: Config, store: Store, view: StatusView) -> list[Service]:
     """The daemon's long-running parts besides the pullers and the status server."""
-    return []
+    return [PurgeScheduler(config, store, view)]

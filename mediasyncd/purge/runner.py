@@ -1,0 +1,256 @@
+"""One purge of one remote, executed once: list, plan, hash, delete in batches, tidy, record.
+
+The only place that turns a `Plan` into remote deletions. The caller owns the connection (`RemoteHost`)
+and the state DB; this module owns the order of operations that keeps them consistent:
+intent -> delete -> mark purged, every file logged with remote, path, size and age.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import posixpath
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import structlog
+
+from mediasyncd.config import RemoteConfig
+from mediasyncd.errors import MediasyncError, UnsafePathError
+from mediasyncd.paths import INTERNAL_DIR, check_rel
+from mediasyncd.purge.eligibility import VERIFIED_STATES, Local, Reason, RemoteHash, Rules, Seen, Tracked
+from mediasyncd.purge.plan import Doomed, Evidence, Plan, Planner, deletion_order
+from mediasyncd.purge.remote_ops import (
+    BATCH_FILES,
+    batches,
+    delete_files,
+    free_space,
+    remove_empty_dirs,
+    still_same,
+)
+from mediasyncd.purge.store import PurgeLedger
+from mediasyncd.transfer.landing import sha256_file
+from mediasyncd.transfer.remote import RemoteHost
+from mediasyncd.watchers.listing import list_tree
+
+HASH_WORKERS = 4
+
+
+class PurgeError(MediasyncError):
+    """A purge run could not complete (library unavailable); nothing was deleted by it."""
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    dry_run: bool = False
+    include_deleted_locally: bool = False
+    record: bool = True  # write the run and per-file outcomes to the state DB
+    source: str = "cli"  # 'schedule' | 'cli' | 'api'
+    batch_files: int = BATCH_FILES
+
+
+@dataclass
+class RunReport:
+    remote: str
+    dry_run: bool
+    plan: Plan
+    deleted: list[Doomed] = field(default_factory=list)
+    refused: list[Doomed] = field(default_factory=list)
+    run_id: int | None = None
+
+    @property
+    def freed_bytes(self) -> int:
+        return sum(d.row.size for d in self.deleted)
+
+    def kept_counts(self) -> dict[str, int]:
+        counts = self.plan.kept_counts()
+        if self.refused:
+            counts[str(Reason.DELETE_FAILED)] = counts.get(str(Reason.DELETE_FAILED), 0) + len(self.refused)
+        return counts
+
+
+def rules_for(remote: RemoteConfig, include_deleted_locally: bool = False) -> Rules:
+    p = remote.purge
+    return Rules(p.older_than, p.preserve, p.min_free, include_deleted_locally)
+
+
+async def purge_remote(
+    remote: RemoteConfig, host: RemoteHost, ledger: PurgeLedger, library: Path, options: RunOptions
+) -> RunReport:
+    """Purge `remote` through `host`. Raises RemoteError/PurgeError when the run cannot complete."""
+    log = structlog.get_logger("mediasyncd.purge").bind(remote=remote.name)
+    run_id = await ledger.start_run(remote.name, options.source, options.dry_run) if options.record else None
+    try:
+        if not await asyncio.to_thread((library / INTERNAL_DIR).is_dir):
+            raise PurgeError(
+                f"library {library} is not available (no {INTERNAL_DIR}/ inside: is the NAS mounted?); "
+                "purging nothing"
+            )
+        report = await _run(remote, host, ledger, library, options, run_id, log)
+    except MediasyncError as exc:
+        if run_id is not None:
+            await ledger.finish_run(run_id, error=str(exc))
+        log.error("purge failed", error=str(exc), dry_run=options.dry_run)
+        raise
+    if run_id is not None:
+        await ledger.finish_run(
+            run_id,
+            deleted_files=len(report.deleted),
+            freed_bytes=report.freed_bytes,
+            kept=report.kept_counts(),
+            deleted_locally=report.plan.deleted_locally,
+        )
+    freed = report.plan.freed_bytes if options.dry_run else report.freed_bytes
+    log.info(
+        "purge finished",
+        dry_run=options.dry_run,
+        deleted=len(report.plan.delete) if options.dry_run else len(report.deleted),
+        freed_bytes=freed,
+        kept=report.kept_counts(),
+        deleted_locally=report.plan.deleted_locally,
+    )
+    return report
+
+
+async def _run(
+    remote: RemoteConfig,
+    host: RemoteHost,
+    ledger: PurgeLedger,
+    library: Path,
+    options: RunOptions,
+    run_id: int | None,
+    log: structlog.typing.FilteringBoundLogger,
+) -> RunReport:
+    rules = rules_for(remote, options.include_deleted_locally)
+    rows = [r for r in await ledger.tracked(remote.name) if r.root in remote.roots]
+    listing = await list_tree(host, remote.roots)
+    now = listing.remote_now if listing.remote_now is not None else time.time()
+    seen = {e.key: Seen(e.size, e.mtime) for e in listing.entries}
+    verified = [r for r in rows if r.state in VERIFIED_STATES and r.local_path]
+    local_missing = await asyncio.to_thread(_missing_locally, library, verified)
+    free = None
+    if rules.min_free > 0:
+        free = await _free(host, [r for r in remote.roots if r not in listing.missing_roots])
+    planner = Planner(
+        rows,
+        seen,
+        now=now,
+        rules=rules,
+        free=free,
+        local_missing=local_missing,
+        missing_roots=listing.missing_roots,
+    )
+    while batch := planner.to_verify():
+        planner.record(await _evidence(host, library, batch, rules))
+    plan = planner.plan()
+    report = RunReport(remote.name, options.dry_run, plan, run_id=run_id)
+    if options.record:
+        await ledger.mark_purged([r.id for r in plan.confirmed_gone])
+        await ledger.clear_intent([r.id for r in plan.still_there])
+        await ledger.record_kept(plan.kept)
+    for row in plan.confirmed_gone:
+        log.info("purge confirmed after interruption", path=row.rel, root=row.root, size=row.size)
+    if options.dry_run:
+        return report
+    if run_id is None:
+        raise AssertionError("a real purge is always recorded")
+    for paths in batches([d.row.remote_path for d in deletion_order(plan)], max_files=options.batch_files):
+        await _delete_batch(host, ledger, report, run_id, paths, log)
+    for root in remote.roots:
+        gone = [d.row.remote_path for d in report.deleted if d.row.root == root]
+        await remove_empty_dirs(host, root, gone)
+    return report
+
+
+async def _delete_batch(
+    host: RemoteHost,
+    ledger: PurgeLedger,
+    report: RunReport,
+    run_id: int,
+    paths: Sequence[str],
+    log: structlog.typing.FilteringBoundLogger,
+) -> None:
+    by_path = {d.row.remote_path: d for d in report.plan.delete}
+    doomed = [by_path[p] for p in paths]
+    if not host.caps.sha256sum or host.shell is None:
+        same = await still_same(host, [(d.row.remote_path, d.row.size, d.row.mtime) for d in doomed])
+        changed = [d for d in doomed if d.row.remote_path not in same]
+        if changed:
+            await ledger.record_kept((d.row, Reason.CHANGED_ON_REMOTE) for d in changed)
+            report.plan.kept.extend((d.row, Reason.CHANGED_ON_REMOTE) for d in changed)
+            doomed = [d for d in doomed if d.row.remote_path in same]
+            paths = [d.row.remote_path for d in doomed]
+    await ledger.mark_intent(run_id, [d.row.id for d in doomed])
+    log.info("deleting batch", files=len(doomed), bytes=sum(d.row.size for d in doomed))
+    survivors = await delete_files(host, paths)
+    gone = [d for d in doomed if d.row.remote_path not in survivors]
+    refused = [d for d in doomed if d.row.remote_path in survivors]
+    await ledger.mark_purged([d.row.id for d in gone])
+    await ledger.clear_intent([d.row.id for d in refused], Reason.DELETE_FAILED)
+    for d in gone:
+        log.info(
+            "purged",
+            path=d.row.rel,
+            root=d.row.root,
+            size=d.row.size,
+            age_s=round(d.age),
+            sha256=d.row.sha256,
+            for_space=d.for_space,
+        )
+    for d in refused:
+        log.warning("remote refused to delete", path=d.row.rel, root=d.row.root, size=d.row.size)
+    report.deleted.extend(gone)
+    report.refused.extend(refused)
+
+
+async def _evidence(host: RemoteHost, library: Path, rows: Sequence[Tracked], rules: Rules) -> Evidence:
+    """Re-hash each local copy now (in threads), then ask the remote for the hashes of those still safe."""
+    gate = asyncio.Semaphore(HASH_WORKERS)
+
+    async def local_of(row: Tracked) -> str | Local:
+        async with gate:
+            return await asyncio.to_thread(_local_digest, library, row.local_path or "")
+
+    locals_ = await asyncio.gather(*(local_of(r) for r in rows))
+    still: list[Tracked] = []
+    for row, local in zip(rows, locals_, strict=True):
+        if local == row.sha256 or (local is Local.MISSING and rules.include_deleted_locally):
+            still.append(row)
+    hashes = await host.sha256([posixpath.join(r.root, r.rel) for r in still]) if still else {}
+    evidence: dict[int, tuple[str | Local, str | RemoteHash]] = {}
+    for row, local in zip(rows, locals_, strict=True):
+        remote: str | RemoteHash = RemoteHash.UNSUPPORTED
+        if hashes is not None:
+            remote = hashes.get(posixpath.join(row.root, row.rel), RemoteHash.UNREADABLE)
+        evidence[row.id] = (local, remote)
+    return evidence
+
+
+def _local_digest(library: Path, local_path: str) -> str | Local:
+    try:
+        check_rel(local_path)
+        return sha256_file(library / local_path)
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        return Local.MISSING
+    except (OSError, UnsafePathError):
+        return Local.UNREADABLE
+
+
+def _missing_locally(library: Path, rows: Sequence[Tracked]) -> frozenset[int]:
+    missing = set()
+    for row in rows:
+        try:
+            check_rel(row.local_path or "")
+        except UnsafePathError:
+            continue  # reported as unreadable when it is hashed
+        if not os.path.isfile(library / (row.local_path or "")):
+            missing.add(row.id)
+    return frozenset(missing)
+
+
+async def _free(host: RemoteHost, roots: Sequence[str]) -> int | None:
+    """The least free space among the filesystems of `roots` (None if no root could be measured)."""
+    values = [v for v in [await free_space(host, r) for r in roots] if v is not None]
+    return min(values) if values else None

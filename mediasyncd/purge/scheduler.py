@@ -1,0 +1,198 @@
+"""The purge schedule inside the daemon: one APScheduler cron job per remote.
+
+Jobs never overlap (max_instances=1, plus a per-remote lock shared with on-demand runs), missed runs
+coalesce, and a run missed while the daemon was down (the last scheduled run in `purge_runs` is older
+than the schedule's next fire time after it) runs once at start-up. `/status` gains a `purge` object.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.cron import CronTrigger
+
+from mediasyncd.config import Config, RemoteConfig
+from mediasyncd.errors import MediasyncError
+from mediasyncd.progress import StatusView, iso
+from mediasyncd.purge.runner import RunOptions, RunReport
+from mediasyncd.purge.session import purge_once
+from mediasyncd.purge.store import PurgeLedger, RunRecord
+from mediasyncd.state import Store
+
+TriggerFactory = Callable[[str], BaseTrigger]
+_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+log = structlog.get_logger("mediasyncd.purge")
+
+
+def crontab_trigger(expr: str) -> CronTrigger:
+    """A CronTrigger with crontab semantics (APScheduler 3 counts weekday 0 as Monday; cron as Sunday)."""
+    minute, hour, day, month, weekday = expr.split()
+    return CronTrigger(minute=minute, hour=hour, day=day, month=month, day_of_week=crontab_weekdays(weekday))
+
+
+def crontab_weekdays(field: str) -> str:
+    """Rewrite numeric crontab weekdays (0-7, 0 and 7 = Sunday) as day names APScheduler reads alike."""
+    if not any(ch.isdigit() for ch in field):
+        return field
+    names: list[str] = []
+    for part in field.split(","):
+        span, _, step_text = part.partition("/")
+        step = int(step_text) if step_text else 1
+        if span == "*":
+            first, last = 0, 6
+        elif "-" in span:
+            a, b = span.split("-", 1)
+            first, last = _day_number(a), _day_number(b)
+        else:
+            first = last = _day_number(span)
+            if step_text:
+                last = 6
+        if step < 1 or first > last:
+            raise ValueError(f"bad weekday range {part!r}")
+        names += [_DAYS[n] for n in range(first, last + 1, step)]
+    return ",".join(dict.fromkeys(names))
+
+
+def _day_number(text: str) -> int:
+    if text.isdigit() and 0 <= int(text) <= 7:
+        return int(text)
+    if text.lower() in _DAYS:
+        return _DAYS.index(text.lower())
+    raise ValueError(f"bad weekday {text!r}")
+
+
+class PurgeScheduler:
+    """A daemon service (wiring.Service): schedules, runs and reports purges of every remote."""
+
+    def __init__(
+        self, config: Config, store: Store, view: StatusView, *, trigger_for: TriggerFactory = crontab_trigger
+    ) -> None:
+        self.config = config
+        self.ledger = PurgeLedger(store)
+        self.trigger_for = trigger_for
+        self._scheduler = AsyncIOScheduler(
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+        )
+        self._schedules: dict[str, str] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._last: dict[str, RunRecord] = {}
+        view.sections["purge"] = self.snapshot
+
+    async def run(self) -> None:
+        """Schedule every remote's purge and serve until cancelled."""
+        interrupted = await self.ledger.close_abandoned()
+        if interrupted:
+            log.warning(
+                "purge runs were interrupted; their deletions are checked on the next run", runs=interrupted
+            )
+        self._last = await self.ledger.last_runs()
+        scheduled = await self.ledger.last_runs(source="schedule")
+        self._scheduler.start()
+        try:
+            self._sync_jobs({name: r.started_at for name, r in scheduled.items()})
+            await asyncio.Event().wait()
+        finally:
+            self._scheduler.shutdown(wait=False)
+
+    def reload(self, config: Config) -> None:
+        self.config = config
+        if self._scheduler.running:
+            self._sync_jobs({})
+
+    async def run_now(
+        self, name: str, *, source: str = "api", dry_run: bool | None = None
+    ) -> RunReport | None:
+        """Purge `name` now unless a purge of it is already running (then None)."""
+        remote = self._remote(name)
+        lock = self._locks.setdefault(name, asyncio.Lock())
+        if remote is None or lock.locked():
+            if remote is not None:
+                log.info("purge already running; not starting another", remote=name, source=source)
+            return None
+        async with lock:
+            dry = remote.purge.dry_run if dry_run is None else dry_run
+            try:
+                return await purge_once(
+                    self.config, remote, self.ledger, RunOptions(dry_run=dry, source=source)
+                )
+            except MediasyncError as exc:
+                log.error("purge run failed", remote=name, error=str(exc), source=source)
+                return None
+            finally:
+                self._last.update(await self.ledger.last_runs())
+
+    def snapshot(self) -> dict[str, Any]:
+        """The `purge` object of /status: per remote, the next scheduled run and the last run's result."""
+        return {"remotes": [self._remote_snapshot(r) for r in self.config.remotes]}
+
+    # ------------------------------------------------------------------------------------ internals
+
+    async def _job(self, name: str) -> None:
+        await self.run_now(name, source="schedule")
+
+    def _remote(self, name: str) -> RemoteConfig | None:
+        return next((r for r in self.config.remotes if r.name == name), None)
+
+    def _sync_jobs(self, last_scheduled: dict[str, float]) -> None:
+        wanted = {r.name: r.purge.schedule for r in self.config.remotes}
+        for name, schedule in list(self._schedules.items()):
+            if wanted.get(name) != schedule:
+                self._scheduler.remove_job(name)
+                del self._schedules[name]
+        now = datetime.now(UTC)
+        for name, schedule in wanted.items():
+            if name in self._schedules:
+                continue
+            try:
+                trigger = self.trigger_for(schedule)
+            except ValueError as exc:
+                log.error(
+                    "purge schedule invalid; not scheduling", remote=name, schedule=schedule, error=str(exc)
+                )
+                continue
+            options: dict[str, Any] = {}
+            last = last_scheduled.get(name)
+            if last is not None:
+                due = trigger.get_next_fire_time(None, datetime.fromtimestamp(last, UTC))
+                if due is not None and due <= now:
+                    log.info("purge run was missed while the daemon was down; running it now", remote=name)
+                    options["next_run_time"] = now
+            self._scheduler.add_job(self._job, trigger, args=[name], id=name, name=f"purge {name}", **options)
+            self._schedules[name] = schedule
+
+    def _remote_snapshot(self, remote: RemoteConfig) -> dict[str, Any]:
+        job = self._scheduler.get_job(remote.name) if self._scheduler.running else None
+        next_run = job.next_run_time.timestamp() if job is not None and job.next_run_time else None
+        last = self._last.get(remote.name)
+        lock = self._locks.get(remote.name)
+        return {
+            "name": remote.name,
+            "schedule": remote.purge.schedule,
+            "older_than_s": remote.purge.older_than,
+            "dry_run": remote.purge.dry_run,
+            "next_run_at": iso(next_run),
+            "running": lock is not None and lock.locked(),
+            "deleted_locally": last.deleted_locally if last else None,
+            "last_run": _run_snapshot(last) if last else None,
+        }
+
+
+def _run_snapshot(run: RunRecord) -> dict[str, Any]:
+    return {
+        "started_at": iso(run.started_at),
+        "finished_at": iso(run.finished_at),
+        "source": run.source,
+        "dry_run": run.dry_run,
+        "result": run.result,
+        "error": run.error,
+        "deleted_files": run.deleted_files,
+        "freed_bytes": run.freed_bytes,
+        "kept": run.kept,
+    }

@@ -1,0 +1,196 @@
+"""Purge's SQL: runs in `purge_runs`, per-file `purge_reason`, `purge_run` (a delete in flight) and
+`purged_at` in `files`. Every query runs on the state DB's thread through `Store.execute`.
+
+A delete is recorded in three steps so that a crash at any point leaves the DB consistent with the
+remote: mark the batch `purge_run = <run>` (intent), delete on the remote, then mark the files that are
+gone `purged`. A later run resolves leftover intents against its listing (`Planner.confirmed_gone`).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from mediasyncd.purge.eligibility import Reason, Tracked
+from mediasyncd.state import Store
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One purge run of one remote, as stored."""
+
+    id: int
+    remote: str
+    source: str
+    dry_run: bool
+    started_at: float
+    finished_at: float | None
+    outcome: str | None  # 'ok' | 'error'; None while running or when the run was killed
+    error: str | None
+    deleted_files: int
+    freed_bytes: int
+    kept: dict[str, int] = field(default_factory=dict)
+    deleted_locally: int = 0
+
+    @property
+    def result(self) -> str:
+        return self.outcome or ("running" if self.finished_at is None else "unknown")
+
+
+_RUN_COLUMNS = (
+    "id, remote, source, dry_run, started_at, finished_at, outcome, error, deleted_files, freed_bytes, "
+    "kept, deleted_locally"
+)
+
+
+def _run(r: tuple[Any, ...]) -> RunRecord:
+    return RunRecord(
+        r[0], r[1], r[2], bool(r[3]), r[4], r[5], r[6], r[7], r[8], r[9], json.loads(r[10]), r[11]
+    )
+
+
+def _tx(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        out = work(conn)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return out
+
+
+class PurgeLedger:
+    """Typed purge queries over the shared `Store`."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def tracked(self, remote: str) -> list[Tracked]:
+        """Every current, not yet purged row of `remote`."""
+
+        def q(c: sqlite3.Connection) -> list[Tracked]:
+            rows = c.execute(
+                "SELECT id, root, rel, size, mtime, state, sha256, local_path, purge_run FROM files "
+                "WHERE remote = ? AND current = 1 AND state != 'purged'",
+                (remote,),
+            ).fetchall()
+            return [Tracked(*r) for r in rows]
+
+        return await self.store.execute(q)
+
+    async def start_run(self, remote: str, source: str, dry_run: bool) -> int:
+        def q(c: sqlite3.Connection) -> int:
+            cur = c.execute(
+                "INSERT INTO purge_runs (remote, source, dry_run, started_at) VALUES (?, ?, ?, ?)",
+                (remote, source, int(dry_run), time.time()),
+            )
+            assert cur.lastrowid is not None
+            return cur.lastrowid
+
+        return await self.store.execute(lambda c: _tx(c, q))
+
+    async def finish_run(
+        self,
+        run_id: int,
+        *,
+        error: str | None = None,
+        deleted_files: int = 0,
+        freed_bytes: int = 0,
+        kept: dict[str, int] | None = None,
+        deleted_locally: int = 0,
+    ) -> None:
+        params = (
+            time.time(),
+            "error" if error else "ok",
+            error,
+            deleted_files,
+            freed_bytes,
+            json.dumps(kept or {}, sort_keys=True),
+            deleted_locally,
+            run_id,
+        )
+        await self.store.execute(
+            lambda c: _tx(
+                c,
+                lambda c: c.execute(
+                    "UPDATE purge_runs SET finished_at = ?, outcome = ?, error = ?, deleted_files = ?, "
+                    "freed_bytes = ?, kept = ?, deleted_locally = ? WHERE id = ?",
+                    params,
+                ),
+            )
+        )
+
+    async def record_kept(self, kept: Iterable[tuple[Tracked, Reason]]) -> None:
+        """Remember why each file stayed (shown by status tools; overwritten by the next run)."""
+        params = [(str(reason), row.id) for row, reason in kept]
+        await self.store.execute(
+            lambda c: _tx(
+                c, lambda c: c.executemany("UPDATE files SET purge_reason = ? WHERE id = ?", params)
+            )
+        )
+
+    async def mark_intent(self, run_id: int, ids: Sequence[int]) -> None:
+        """Written before the remote delete: `purge_run` says "may be gone; check the listing"."""
+        params = [(run_id, i) for i in ids]
+        await self.store.execute(
+            lambda c: _tx(c, lambda c: c.executemany("UPDATE files SET purge_run = ? WHERE id = ?", params))
+        )
+
+    async def mark_purged(self, ids: Sequence[int], when: float | None = None) -> None:
+        at = time.time() if when is None else when
+        params = [(at, i) for i in ids]
+        await self.store.execute(
+            lambda c: _tx(
+                c,
+                lambda c: c.executemany(
+                    "UPDATE files SET state = 'purged', purged_at = ?, purge_run = NULL, purge_reason = NULL "
+                    "WHERE id = ? AND state != 'purged'",
+                    params,
+                ),
+            )
+        )
+
+    async def clear_intent(self, ids: Sequence[int], reason: Reason | None = None) -> None:
+        params = [(str(reason) if reason else None, i) for i in ids]
+        await self.store.execute(
+            lambda c: _tx(
+                c,
+                lambda c: c.executemany(
+                    "UPDATE files SET purge_run = NULL, purge_reason = COALESCE(?, purge_reason) WHERE id = ?",
+                    params,
+                ),
+            )
+        )
+
+    async def last_runs(self, source: str | None = None) -> dict[str, RunRecord]:
+        """The latest run of each remote (of `source` only, when given)."""
+
+        def q(c: sqlite3.Connection) -> dict[str, RunRecord]:
+            where, params = ("WHERE source = ?", (source,)) if source else ("", ())
+            rows = c.execute(
+                f"SELECT {_RUN_COLUMNS} FROM purge_runs WHERE id IN "
+                f"(SELECT MAX(id) FROM purge_runs {where} GROUP BY remote)",
+                params,
+            ).fetchall()
+            return {r[1]: _run(r) for r in rows}
+
+        return await self.store.execute(q)
+
+    async def close_abandoned(self) -> int:
+        """Runs a crash left open are marked as errors (their deletes are resolved by the next run)."""
+
+        def q(c: sqlite3.Connection) -> int:
+            cur = c.execute(
+                "UPDATE purge_runs SET outcome = 'error', error = 'interrupted (process ended mid-run)' "
+                "WHERE finished_at IS NULL AND outcome IS NULL"
+            )
+            return cur.rowcount
+
+        return await self.store.execute(lambda c: _tx(c, q))

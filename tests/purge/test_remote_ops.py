@@ -1,0 +1,98 @@
+"""Batched remote commands as pure values; the shell snippets are run by a real local `sh`."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from mediasyncd.purge.remote_ops import (
+    batches,
+    delete_command,
+    emptied_dirs,
+    parse_df,
+    parse_survivors,
+    rmdir_command,
+)
+
+
+def sh(script: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(["sh", "-c", script], capture_output=True, check=False, timeout=10)
+
+
+def test_batches_respect_the_file_count_and_keep_order() -> None:
+    """25 paths in batches of at most 10 make 3 commands, in the original order."""
+    paths = [f"/out/{i:03}.png" for i in range(25)]
+    got = list(batches(paths, max_files=10))
+    assert [len(b) for b in got] == [10, 10, 5]
+    assert [p for b in got for p in b] == paths
+
+
+def test_batches_respect_the_command_line_budget() -> None:
+    """No batch's quoted arguments exceed the byte budget; a single huge path still gets a batch."""
+    paths = ["/out/" + "x" * 100] * 50 + ["/out/" + "y" * 5000]
+    got = list(batches(paths, max_bytes=1000))
+    assert all(sum(len(p) + 3 for p in b) <= 1000 for b in got[:-1])
+    assert got[-1] == ["/out/" + "y" * 5000]
+    assert sum(len(b) for b in got) == 51
+
+
+def test_delete_command_removes_awkward_names_and_reports_survivors(tmp_path: Path) -> None:
+    """Spaces, quotes, leading dashes and newlines are deleted; a path rm cannot remove is reported."""
+    names = ["a b.png", "it's.png", "-rf.png", "new\nline.png", "$(touch pwned).png"]
+    for name in names:
+        (tmp_path / name).write_bytes(b"x")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    stuck = locked / "stuck.png"
+    stuck.write_bytes(b"x")
+    paths = [str(tmp_path / n) for n in names] + [str(stuck), str(tmp_path / "never-existed.png")]
+    locked.chmod(0o500)
+    try:
+        result = sh(delete_command(paths))
+    finally:
+        locked.chmod(0o700)
+    survivors = parse_survivors(result.stdout)
+    assert not any((tmp_path / n).exists() for n in names)
+    assert not (tmp_path / "pwned").exists()
+    if stuck.exists():  # root ignores directory permissions; then nothing survives
+        assert survivors == {str(stuck)}
+    else:
+        assert survivors == set()
+
+
+def test_emptied_dirs_are_below_the_root_deepest_first() -> None:
+    """Every directory between the root and a deleted file, deepest first; never the root itself."""
+    dirs = emptied_dirs("/out", ["/out/a/b/c/1.png", "/out/a/2.png", "/out/top.png", "/out/d/3.png"])
+    assert dirs == ["/out/a/b/c", "/out/a/b", "/out/a", "/out/d"]
+    assert emptied_dirs("/", ["/x/1.png"]) == ["/x"]
+    assert emptied_dirs("/out", ["/outside/1.png"]) == []
+
+
+def test_rmdir_command_removes_only_empty_directories(tmp_path: Path) -> None:
+    """Nested empty directories go in one command; a directory with a file in it stays."""
+    (tmp_path / "a/b/c").mkdir(parents=True)
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full/keep.png").write_bytes(b"x")
+    dirs = emptied_dirs(str(tmp_path), [str(tmp_path / "a/b/c/x.png"), str(tmp_path / "full/y.png")])
+    assert sh(rmdir_command(dirs)).returncode == 0
+    assert not (tmp_path / "a").exists()
+    assert (tmp_path / "full/keep.png").exists()
+
+
+def test_parse_df_reads_available_bytes() -> None:
+    """POSIX df -Pk: the fourth column of the last line, in KiB."""
+    out = b"Filesystem 1024-blocks Used Available Capacity Mounted on\n/dev/sda1 100 40 60 40% /\n"
+    assert parse_df(out) == 60 * 1024
+    assert parse_df(b"garbage") is None
+
+
+def test_parse_df_of_a_real_df_matches_statvfs(tmp_path: Path) -> None:
+    """The command and parser agree with os.statvfs about the same filesystem (to within 64 MiB)."""
+    import os
+
+    from mediasyncd.purge.remote_ops import free_space_command
+
+    got = parse_df(sh(free_space_command(str(tmp_path))).stdout)
+    vfs = os.statvfs(tmp_path)
+    assert got is not None
+    assert abs(got - vfs.f_bavail * vfs.f_frsize) < 64 << 20
