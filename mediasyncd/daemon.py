@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 import structlog
 
 from mediasyncd import __version__
-from mediasyncd.config import Config, RemoteConfig, TransferConfig, load_config
+from mediasyncd.config import Config, PurgeConfig, RemoteConfig, TransferConfig, load_config
 from mediasyncd.errors import ConfigError
 from mediasyncd.lock import StateLock
 from mediasyncd.progress import StatusView
@@ -145,7 +145,7 @@ class Daemon:
             service.reload(new)
         for remote in new.remotes:
             running = self._pullers.get(remote.name)
-            if running and running.settings == (remote, new.transfer):
+            if running and running.settings == _settings(remote, new.transfer):
                 continue
             if running:
                 await self._stop_one(remote.name)
@@ -182,7 +182,7 @@ class Daemon:
     def _start(self, remote: RemoteConfig) -> None:
         puller = self._make_puller(remote)
         task = self._tg.create_task(self._supervise(puller), name=f"puller-{remote.name}")
-        self._pullers[remote.name] = _Running((remote, self.config.transfer), task, puller)
+        self._pullers[remote.name] = _Running(_settings(remote, self.config.transfer), task, puller)
 
     async def _stop_one(self, name: str) -> None:
         running = self._pullers.pop(name)
@@ -227,3 +227,8 @@ class Daemon:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(sig)
+
+
+def _settings(remote: RemoteConfig, transfer: TransferConfig) -> tuple[RemoteConfig, TransferConfig]:
+    """What a Puller depends on: a change here restarts it; purge settings are the scheduler's."""
+    return (replace(remote, purge=PurgeConfig()), transfer)

@@ -74,7 +74,7 @@ ACTIVE_STATES = ("seen", "transferring", "failed")
 LANDED_STATES = ("landed", "processed", "purged")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FileRow:
     id: int
     remote: str
@@ -178,11 +178,14 @@ class Store:
     # ------------------------------------------------------------------ queries
 
     async def current_files(self, remote: str) -> dict[tuple[str, str], FileRow]:
-        """Every current row of `remote`, keyed by (root, rel): the watcher's diff base."""
+        """Every current, not purged row of `remote`, keyed by (root, rel): the watcher's diff base.
+        Purged rows stay out of memory: their remote files are gone, and a remote that grows to
+        millions of purged rows must not make each pass slower or the daemon larger."""
 
         def q() -> dict[tuple[str, str], FileRow]:
             rows = self.conn.execute(
-                f"SELECT {_COLUMNS} FROM files WHERE remote = ? AND current = 1", (remote,)
+                f"SELECT {_COLUMNS} FROM files WHERE remote = ? AND current = 1 AND state != 'purged'",
+                (remote,),
             ).fetchall()
             return {(r[2], r[3]): _row(r) for r in rows}
 
@@ -208,6 +211,11 @@ class Store:
             try:
                 if supersede:
                     c.executemany("UPDATE files SET current = 0 WHERE id = ?", [(i,) for i in supersede])
+                # A path can come back after its purged row left the diff base: retire that row too.
+                c.executemany(
+                    "UPDATE files SET current = 0 WHERE remote = ? AND root = ? AND rel = ? AND current = 1",
+                    [(remote, f.root, f.rel) for f in files],
+                )
                 for f in files:
                     cur = c.execute(
                         "INSERT INTO files (remote, root, rel, size, mtime, state, first_seen) "
