@@ -60,7 +60,8 @@ class DaemonConfig:
 
 @dataclass(frozen=True)
 class TransferConfig:
-    concurrency: int = 8
+    concurrency: int = 32  # files in flight per remote (small files over a WAN need many)
+    in_flight: int = 64 << 20  # bytes in flight per remote: big files take turns instead of all crawling
     verify: Literal["sha256"] = "sha256"
     file_mode: int = 0o644
     dir_mode: int = 0o755
@@ -76,6 +77,7 @@ class PurgeConfig:
     dry_run: bool = False
     preserve: tuple[str, ...] = ()
     min_free: int = 0
+    local_retention: float = 0.0  # keep a purged file's library copy this long after landing; 0 = off
 
 
 @dataclass(frozen=True)
@@ -336,9 +338,11 @@ def _listen(value: Any) -> str:
 
 
 def _cron(value: Any) -> str:
+    """A crontab expression the purge scheduler accepts (checked with the scheduler's own conversion)."""
+    from mediasyncd.purge.crontab import crontab_trigger  # lazy: APScheduler only when a schedule is set
+
     s = _str(value)
-    if len(s.split()) != 5:
-        raise ValueError(f"must be a 5-field cron expression such as '0 * * * *', got {s!r}")
+    crontab_trigger(s)
     return s
 
 
@@ -399,10 +403,22 @@ def _transfer(r: _Reader, t: Mapping[str, Any]) -> TransferConfig:
     p = "transfer"
     d = TransferConfig()
     r.check_keys(
-        t, p, {"concurrency", "verify", "file_mode", "dir_mode", "bwlimit", "block_size", "max_requests"}
+        t,
+        p,
+        {
+            "concurrency",
+            "in_flight",
+            "verify",
+            "file_mode",
+            "dir_mode",
+            "bwlimit",
+            "block_size",
+            "max_requests",
+        },
     )
     return TransferConfig(
         concurrency=r.get(t, "concurrency", p, _positive_int, d.concurrency),
+        in_flight=r.get(t, "in_flight", p, parse_size, d.in_flight),
         verify=r.get(t, "verify", p, _choice("sha256"), d.verify),
         file_mode=r.get(t, "file_mode", p, parse_mode, d.file_mode),
         dir_mode=r.get(t, "dir_mode", p, parse_mode, d.dir_mode),
@@ -413,13 +429,14 @@ def _transfer(r: _Reader, t: Mapping[str, Any]) -> TransferConfig:
 
 
 def _purge(r: _Reader, t: Mapping[str, Any], p: str, d: PurgeConfig) -> PurgeConfig:
-    r.check_keys(t, p, {"schedule", "older_than", "dry_run", "preserve", "min_free"})
+    r.check_keys(t, p, {"schedule", "older_than", "dry_run", "preserve", "min_free", "local_retention"})
     return PurgeConfig(
         schedule=r.get(t, "schedule", p, _cron, d.schedule),
         older_than=r.get(t, "older_than", p, parse_duration, d.older_than),
         dry_run=r.get(t, "dry_run", p, _bool, d.dry_run),
         preserve=r.get(t, "preserve", p, _globs, d.preserve),
         min_free=r.get(t, "min_free", p, parse_size, d.min_free),
+        local_retention=r.get(t, "local_retention", p, parse_duration, d.local_retention),
     )
 
 

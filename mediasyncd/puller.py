@@ -24,7 +24,7 @@ from mediasyncd.paths import library_rel
 from mediasyncd.progress import InFlight, RemoteStatus
 from mediasyncd.state import FileRow, Store
 from mediasyncd.transfer.landing import Arrival, Library, Plan, sha256_file
-from mediasyncd.transfer.pull import RateLimiter, pull
+from mediasyncd.transfer.pull import ByteBudget, RateLimiter, pull
 from mediasyncd.transfer.remote import RemoteHost
 from mediasyncd.transfer.ssh import Backoff, connect
 from mediasyncd.watchers.listing import list_tree
@@ -81,6 +81,7 @@ class Puller:
         self.on_landed = on_landed
         self.log = structlog.get_logger("mediasyncd.puller").bind(remote=remote.name)
         self.limiter = RateLimiter(transfer.bwlimit)
+        self.budget = ByteBudget(transfer.in_flight)
         self.settle = SettleTracker(remote.settle)
         self.known: dict[Key, FileRow] = {}
         self.active: set[int] = set()
@@ -304,6 +305,7 @@ class Puller:
         while True:
             row = await queue.get()
             self.status.queued = queue.qsize()
+            taken = await self.budget.acquire(row.size)
             try:
                 pulled = await self._pull_one(host, row)
                 if pulled is not None:
@@ -313,6 +315,7 @@ class Puller:
             except (TransferError, UnsafePathError, OSError) as exc:
                 await self._fail(row, str(exc))
             finally:
+                await self.budget.release(taken)
                 self.status.in_flight.pop(row.id, None)
                 queue.task_done()
 

@@ -68,6 +68,15 @@ MIGRATIONS: Sequence[str] = (
     ALTER TABLE files ADD COLUMN purge_run INTEGER;
     CREATE INDEX files_purge_run ON files(purge_run) WHERE purge_run IS NOT NULL;
     """,
+    # 3: local retention (mediasyncd.purge): library copies removed by `[purge] local_retention`, per run
+    """
+    ALTER TABLE files ADD COLUMN library_expired_at REAL;
+    CREATE INDEX files_retention ON files(remote, landed_at)
+        WHERE state = 'purged' AND library_expired_at IS NULL;
+    ALTER TABLE purge_runs ADD COLUMN library_deleted_files INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE purge_runs ADD COLUMN library_freed_bytes INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE purge_runs ADD COLUMN library_kept TEXT NOT NULL DEFAULT '{}';
+    """,
 )
 
 ACTIVE_STATES = ("seen", "transferring", "failed")

@@ -140,3 +140,28 @@ def test_sha256sum_output_including_escaped_names() -> None:
     h = "a" * 64
     out = f"{h}  /r/a b.png\n\\{h}  /r/back\\\\slash.png\n".encode()
     assert parse_sha256sum(out) == {"/r/a b.png": h, "/r/back\\slash.png": h}
+
+
+def test_byte_budget_lets_small_files_share_and_a_big_one_run_alone() -> None:
+    """Transfers start while their bytes fit the budget; one larger than the budget runs by itself."""
+    import asyncio
+
+    from mediasyncd.transfer.pull import ByteBudget
+
+    async def scenario() -> list[str]:
+        budget = ByteBudget(100)
+        events: list[str] = []
+        a = await budget.acquire(60)
+        b = await budget.acquire(40)
+        waiting = asyncio.ensure_future(budget.acquire(500))  # capped at the limit: waits for an empty budget
+        await asyncio.sleep(0.01)
+        events.append(f"big waiting={not waiting.done()}")
+        await budget.release(a)
+        await asyncio.sleep(0.01)
+        events.append(f"big waiting={not waiting.done()}")
+        await budget.release(b)
+        big = await waiting
+        events.append(f"big took {big}, used {budget.used}")
+        return events
+
+    assert asyncio.run(scenario()) == ["big waiting=True", "big waiting=True", "big took 100, used 100"]

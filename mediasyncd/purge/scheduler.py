@@ -15,57 +15,18 @@ from typing import Any
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
-from apscheduler.triggers.cron import CronTrigger
 
 from mediasyncd.config import Config, RemoteConfig
 from mediasyncd.errors import MediasyncError
 from mediasyncd.progress import StatusView, iso
+from mediasyncd.purge.crontab import crontab_trigger
 from mediasyncd.purge.runner import RunOptions, RunReport
 from mediasyncd.purge.session import purge_once
 from mediasyncd.purge.store import PurgeLedger, RunRecord
 from mediasyncd.state import Store
 
 TriggerFactory = Callable[[str], BaseTrigger]
-_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
-
 log = structlog.get_logger("mediasyncd.purge")
-
-
-def crontab_trigger(expr: str) -> CronTrigger:
-    """A CronTrigger with crontab semantics (APScheduler 3 counts weekday 0 as Monday; cron as Sunday)."""
-    minute, hour, day, month, weekday = expr.split()
-    return CronTrigger(minute=minute, hour=hour, day=day, month=month, day_of_week=crontab_weekdays(weekday))
-
-
-def crontab_weekdays(field: str) -> str:
-    """Rewrite numeric crontab weekdays (0-7, 0 and 7 = Sunday) as day names APScheduler reads alike."""
-    if not any(ch.isdigit() for ch in field):
-        return field
-    names: list[str] = []
-    for part in field.split(","):
-        span, _, step_text = part.partition("/")
-        step = int(step_text) if step_text else 1
-        if span == "*":
-            first, last = 0, 6
-        elif "-" in span:
-            a, b = span.split("-", 1)
-            first, last = _day_number(a), _day_number(b)
-        else:
-            first = last = _day_number(span)
-            if step_text:
-                last = 6
-        if step < 1 or first > last:
-            raise ValueError(f"bad weekday range {part!r}")
-        names += [_DAYS[n] for n in range(first, last + 1, step)]
-    return ",".join(dict.fromkeys(names))
-
-
-def _day_number(text: str) -> int:
-    if text.isdigit() and 0 <= int(text) <= 7:
-        return int(text)
-    if text.lower() in _DAYS:
-        return _DAYS.index(text.lower())
-    raise ValueError(f"bad weekday {text!r}")
 
 
 class PurgeScheduler:

@@ -43,6 +43,27 @@ class RateLimiter:
                 await asyncio.sleep(-self._allowance / self.rate)
 
 
+class ByteBudget:
+    """Bytes in flight per remote: a transfer waits until its size fits (one may always run alone)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = max(limit, 1)
+        self.used = 0
+        self._changed = asyncio.Condition()
+
+    async def acquire(self, size: int) -> int:
+        want = min(max(size, 1), self.limit)
+        async with self._changed:
+            await self._changed.wait_for(lambda: self.used == 0 or self.used + want <= self.limit)
+            self.used += want
+        return want
+
+    async def release(self, taken: int) -> None:
+        async with self._changed:
+            self.used -= taken
+            self._changed.notify_all()
+
+
 def _resume_state(partial: Path, expected_size: int) -> tuple[Any, int]:
     """Hash what an interrupted transfer left; start over if the partial cannot be right."""
     hasher = hashlib.sha256()
