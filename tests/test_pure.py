@@ -165,3 +165,10 @@ def test_byte_budget_lets_small_files_share_and_a_big_one_run_alone() -> None:
         return events
 
     assert asyncio.run(scenario()) == ["big waiting=True", "big waiting=True", "big took 100, used 100"]
+
+
+def test_openssl_dgst_output_is_parsed() -> None:
+    """`openssl dgst -sha256 -r` prints `<hex> *<path>`; names with spaces and backslashes survive."""
+    h = "b" * 64
+    out = f"{h} */r/a b.png\n{h} */r/x\\y.png\n".encode()
+    assert parse_sha256sum(out) == {"/r/a b.png": h, "/r/x\\y.png": h}

@@ -13,26 +13,33 @@ import asyncssh
 from mediasyncd.errors import RemoteError
 from mediasyncd.transfer.shell import CommandChannel
 
-SHA256_BATCH_BYTES = 64 * 1024  # command-line bytes per sha256sum invocation
+SHA256_BATCH_BYTES = 64 * 1024  # command-line bytes per hashing command
 
 
 @dataclass(frozen=True)
 class Capabilities:
     find_printf: bool = False
-    sha256sum: bool = False
+    hasher: str | None = None  # "openssl" (uses the CPU's SHA extensions: ~4x coreutils) or "sha256sum"
+
+    @property
+    def sha256sum(self) -> bool:
+        return self.hasher is not None
 
     @property
     def summary(self) -> str:
-        return (
-            ",".join(k for k, v in (("find", self.find_printf), ("sha256sum", self.sha256sum)) if v)
-            or "sftp-only"
-        )
+        found = [
+            name for name, ok in (("find", self.find_printf), (self.hasher or "", bool(self.hasher))) if ok
+        ]
+        return ",".join(found) or "sftp-only"
 
 
 PROBE = (
     "find / -maxdepth 0 -printf '' >/dev/null 2>&1 && echo find-printf; "
+    "openssl dgst -sha256 -r /dev/null >/dev/null 2>&1 && echo openssl; "
     "command -v sha256sum >/dev/null 2>&1 && echo sha256sum; true"
 )
+# Paths passed are absolute, so none can be taken for an option.
+HASH_COMMANDS = {"openssl": "openssl dgst -sha256 -r", "sha256sum": "sha256sum --"}
 
 
 class RemoteHost:
@@ -59,7 +66,8 @@ class RemoteHost:
             try:
                 shell, probe = await CommandChannel.start(conn, PROBE)
                 words = set(probe.stdout.split())
-                caps = Capabilities(find_printf=b"find-printf" in words, sha256sum=b"sha256sum" in words)
+                hasher = next((h for h in ("openssl", "sha256sum") if h.encode() in words), None)
+                caps = Capabilities(find_printf=b"find-printf" in words, hasher=hasher)
             except RemoteError:
                 shell = None
         try:
@@ -72,8 +80,9 @@ class RemoteHost:
 
     async def sha256(self, paths: Sequence[str]) -> dict[str, str] | None:
         """The remote's SHA-256 of each readable path (batched), or None if the remote cannot hash."""
-        if self.shell is None or not self.caps.sha256sum:
+        if self.shell is None or self.caps.hasher is None:
             return None
+        command = HASH_COMMANDS[self.caps.hasher]
         out: dict[str, str] = {}
         batch: list[str] = []
         size = 0
@@ -84,7 +93,7 @@ class RemoteHost:
                 continue
             if batch:
                 args = " ".join(shlex.quote(x) for x in batch)
-                result = await self.shell.run(f"sha256sum -- {args}")
+                result = await self.shell.run(f"{command} {args}")
                 out.update(parse_sha256sum(result.stdout))
             batch, size = ([p], len(p)) if p is not None else ([], 0)
         return out
@@ -98,7 +107,8 @@ class RemoteHost:
 
 
 def parse_sha256sum(output: bytes) -> dict[str, str]:
-    """Parse `sha256sum` output lines `<hex>  <path>` (escaped lines start with a backslash)."""
+    """Parse `sha256sum` / `openssl dgst -sha256 -r` lines: `<hex>  <path>` or `<hex> *<path>` (sha256sum
+    starts a line with a backslash when it escaped the name)."""
     result: dict[str, str] = {}
     for line in output.decode("utf-8", "surrogateescape").split("\n"):
         escaped = line.startswith("\\")
