@@ -258,7 +258,7 @@ class Puller:
                 log.warning("skipping unsafe name", path=bad.shown, root=bad.root, reason=bad.reason)
         accepts = self.remote.path_filter.accepts
         entries = [e for e in listing.entries if accepts(e.rel)]
-        d = diff(self.known, entries)
+        d = diff(self.known, entries, self.active)
         if not d.empty:
             if d.forget:
                 await self.store.forget(d.forget)

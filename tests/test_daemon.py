@@ -8,6 +8,7 @@ import os
 import signal
 import socket
 import subprocess
+import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -334,3 +335,25 @@ def test_transfers_pause_while_the_library_disk_is_low_and_resume(tmp_path: Path
         assert (env.library / "r1" / "wait.png").read_bytes() == b"w" * 1000
 
     asyncio.run(scenario())
+
+
+def test_a_file_rewritten_during_its_transfer_lands_once_in_its_final_form(
+    tmp_path: Path, sshd: SshServer
+) -> None:
+    """Rewritten mid-transfer: the mixed copy is dropped and only the final bytes land, once."""
+    env = make_env(tmp_path, sshd, settle="1s")
+    text = env.config_path.read_text().replace("concurrency = 4", 'concurrency = 4\nbwlimit = "1MiB"')
+    env.config_path.write_text(text)
+    path = env.write("render.mp4", os.urandom(4 << 20))
+    port = port_of(env.config_path)
+    proc = start_daemon(env.config_path, tmp_path / "d.log")
+    try:
+        wait_for(lambda: any(f["bytes_done"] > 0 for f in in_flight(port)), timeout=30)
+        final = os.urandom(3 << 20)
+        path.write_bytes(final)
+        wait_for(lambda: (env.library / "r1" / "render.mp4").exists(), timeout=60)
+        time.sleep(1.5)
+    finally:
+        assert stop(proc) == 0
+    assert env.landed() == {"render.mp4": final}
+    assert env.rows("SELECT state FROM files WHERE current = 1") == [("landed",)]

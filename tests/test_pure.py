@@ -172,3 +172,13 @@ def test_openssl_dgst_output_is_parsed() -> None:
     h = "b" * 64
     out = f"{h} */r/a b.png\n{h} */r/x\\y.png\n".encode()
     assert parse_sha256sum(out) == {"/r/a b.png": h, "/r/x\\y.png": h}
+
+
+def test_diff_leaves_rows_in_transfer_alone() -> None:
+    """A file being transferred that changes or vanishes is not replaced mid-flight (its transfer notices)."""
+    known = {
+        ("/root", "busy"): row(1, "busy", 5, 10.0, "seen"),
+        ("/root", "gone"): row(2, "gone", 5, 10.0, "seen"),
+    }
+    d = diff(known, [RemoteEntry("/root", "busy", 9, 12.0)], busy={1, 2})
+    assert d.empty

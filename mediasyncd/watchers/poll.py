@@ -7,7 +7,7 @@ or its size and mtime held still across passes for `settle` seconds.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass, field
 
 from mediasyncd.state import FileRow, NewFile
@@ -38,8 +38,9 @@ class Diff:
         return not (self.new or self.retire or self.forget)
 
 
-def diff(known: Mapping[Key, FileRow], entries: Iterable[RemoteEntry]) -> Diff:
-    """What to write to the DB for this listing; nothing for files that did not change."""
+def diff(known: Mapping[Key, FileRow], entries: Iterable[RemoteEntry], busy: Set[int] = frozenset()) -> Diff:
+    """What to write to the DB for this listing; nothing for files that did not change. Rows in `busy`
+    (being transferred) are left alone: their transfer notices a change and the next pass handles it."""
     d = Diff()
     listed: set[Key] = set()
     for e in entries:
@@ -47,11 +48,11 @@ def diff(known: Mapping[Key, FileRow], entries: Iterable[RemoteEntry]) -> Diff:
         row = known.get(e.key)
         if row is None:
             d.new.append(NewFile(e.root, e.rel, e.size, e.mtime))
-        elif not same_version(row.size, row.mtime, e.size, e.mtime):
+        elif row.id not in busy and not same_version(row.size, row.mtime, e.size, e.mtime):
             (d.forget if row.state in UNLANDED else d.retire).append(row.id)
             d.new.append(NewFile(e.root, e.rel, e.size, e.mtime))
     for key, row in known.items():
-        if key not in listed and row.state in ("seen", "failed"):
+        if key not in listed and row.state in ("seen", "failed") and row.id not in busy:
             d.forget.append(row.id)
     return d
 
