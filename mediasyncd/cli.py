@@ -81,6 +81,9 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also delete remote copies of files you deleted from the library",
     )
+    pu.add_argument(
+        "--local-only", action="store_true", help="only the library's local retention; do not connect"
+    )
 
     rp = sub.add_parser("reprocess", parents=[common], help="re-run media pipeline stages")
     rp.add_argument("--stage", default=None)
@@ -144,6 +147,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             args.remotes,
             dry_run=args.dry_run,
             include_deleted_locally=args.include_deleted_locally,
+            local_only=args.local_only,
         )
     if command == "reprocess":
         from mediasyncd.pipeline.commands import reprocess_main

@@ -73,6 +73,8 @@ MIGRATIONS: Sequence[str] = (
     ALTER TABLE files ADD COLUMN library_expired_at REAL;
     CREATE INDEX files_retention ON files(remote, landed_at)
         WHERE state = 'purged' AND library_expired_at IS NULL;
+    CREATE INDEX files_local_path ON files(local_path) WHERE local_path IS NOT NULL;
+    CREATE INDEX files_sha256 ON files(sha256) WHERE local_path IS NOT NULL;
     ALTER TABLE purge_runs ADD COLUMN library_deleted_files INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE purge_runs ADD COLUMN library_freed_bytes INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE purge_runs ADD COLUMN library_kept TEXT NOT NULL DEFAULT '{}';

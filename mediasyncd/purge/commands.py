@@ -1,4 +1,5 @@
-"""`mediasyncd purge [--dry-run] [--include-deleted-locally] [REMOTE...]`: one purge run per remote.
+"""`mediasyncd purge [--dry-run] [--include-deleted-locally] [--local-only] [REMOTE...]`: one purge run
+per remote, with the library's local retention first (`--local-only`: that alone, no connection).
 
 Prints exactly what goes (or would go) and what stays and why, with totals. Exit status 0 when every
 run completed (files kept for a reason are not errors), 1 when a run could not complete. A dry run only
@@ -10,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 
 from mediasyncd.config import Config, RemoteConfig
 from mediasyncd.errors import MediasyncError
 from mediasyncd.lock import StateLock
 from mediasyncd.purge.eligibility import Reason
-from mediasyncd.purge.runner import RunOptions, RunReport
+from mediasyncd.purge.runner import LibraryReport, RunOptions, RunReport
 from mediasyncd.purge.session import purge_once
 from mediasyncd.purge.store import PurgeLedger
 from mediasyncd.state import Store
@@ -25,7 +27,12 @@ EXIT_CONFIG = 78  # as `mediasyncd sync`: an unknown remote name is a usage/conf
 
 
 def purge_main(
-    config: Config, remotes: Sequence[str], *, dry_run: bool, include_deleted_locally: bool
+    config: Config,
+    remotes: Sequence[str],
+    *,
+    dry_run: bool,
+    include_deleted_locally: bool,
+    local_only: bool = False,
 ) -> int:
     unknown = set(remotes) - {r.name for r in config.remotes}
     if unknown:
@@ -37,47 +44,82 @@ def purge_main(
     if real:
         lock.acquire("purge")
     try:
-        return asyncio.run(_purge_all(config, chosen, dry_run, include_deleted_locally))
+        options = RunOptions(
+            dry_run=dry_run,
+            include_deleted_locally=include_deleted_locally,
+            local_only=local_only,
+            source="cli",
+        )
+        return asyncio.run(_purge_all(config, chosen, options))
     finally:
         lock.release()
 
 
-async def _purge_all(
-    config: Config, remotes: Sequence[RemoteConfig], dry_run: bool, include_deleted_locally: bool
-) -> int:
+async def _purge_all(config: Config, remotes: Sequence[RemoteConfig], options: RunOptions) -> int:
     store = Store(config.daemon.db_path)
     await store.open()
     ledger = PurgeLedger(store)
     try:
-        if any(not (dry_run or r.purge.dry_run) for r in remotes):
+        if any(not (options.dry_run or r.purge.dry_run) for r in remotes):
             await ledger.close_abandoned()
-        outcomes = await asyncio.gather(
-            *(_one(config, r, ledger, dry_run, include_deleted_locally) for r in remotes)
-        )
+        outcomes = await asyncio.gather(*(_one(config, r, ledger, options) for r in remotes))
     finally:
         await store.close()
     return 0 if all(outcomes) else 1
 
 
-async def _one(
-    config: Config, remote: RemoteConfig, ledger: PurgeLedger, dry_run: bool, include_deleted_locally: bool
-) -> bool:
-    dry = dry_run or remote.purge.dry_run
-    options = RunOptions(
-        dry_run=dry, include_deleted_locally=include_deleted_locally, record=not dry, source="cli"
-    )
+async def _one(config: Config, remote: RemoteConfig, ledger: PurgeLedger, options: RunOptions) -> bool:
+    dry = options.dry_run or remote.purge.dry_run
     try:
-        report = await purge_once(config, remote, ledger, options)
+        report = await purge_once(config, remote, ledger, replace(options, dry_run=dry, record=not dry))
     except MediasyncError as exc:
         print(f"{remote.name}: FAILED: {exc}", file=sys.stderr)
         return False
-    note = " (purge.dry_run = true in the config)" if dry and not dry_run else ""
+    note = " (purge.dry_run = true in the config)" if dry and not options.dry_run else ""
     print("\n".join(render(report)) + note, flush=True)
     return True
 
 
 def render(report: RunReport) -> list[str]:
-    """The report as text: one line per file that goes or stays, then the totals."""
+    """The report as text: one line per file that goes or stays, then the totals; the library's
+    local retention first, then the remote."""
+    lines = render_library(report.remote, report.library, report.dry_run)
+    if report.remote_checked:
+        lines += _render_remote(report)
+    elif report.library is None:
+        lines.append(f'{report.remote}: local retention is off ([purge] local_retention = "0")')
+    return lines
+
+
+def render_library(name: str, library: LibraryReport | None, dry_run: bool) -> list[str]:
+    """Local retention's lines: each library copy that goes or stays (and why), then the totals."""
+    if library is None:
+        return []
+    sweep = library.sweep
+    verb = "would delete from the library" if dry_run else "deleted from the library"
+    lines: list[str] = []
+    for e in sorted(sweep.expired, key=lambda e: e.copy.local_path):
+        age = _age(library.now - e.copy.landed_at)
+        with_ = f"; with {', '.join(e.extras)}" if e.extras else ""
+        path = library.root / e.copy.local_path
+        lines.append(f"{name}: {verb} {path} ({format_size(e.copy.size)}, landed {age} ago{with_})")
+    for copy, hold in sorted(sweep.held, key=lambda k: (str(k[1]), k[0].local_path)):
+        lines.append(f"{name}: keep in the library {library.root / copy.local_path}: {hold.text}")
+    kept = library.kept_counts()
+    summary = ", ".join(f"{k} {v}" for k, v in kept.items()) or "none"
+    size = format_size(sweep.freed_bytes)
+    if dry_run:
+        total = f"{len(sweep.expired)} file(s) would be deleted, {size} would be freed"
+    else:
+        total = f"{len(sweep.expired)} file(s) deleted, {size} freed"
+    retention = f"local_retention {_age(library.keep_for)}"
+    lines.append(f"{name}: library ({retention}): {total}; kept {sum(kept.values())} ({summary})")
+    if sweep.gone:
+        lines.append(f"{name}: library: {len(sweep.gone)} old purged file(s) were already gone from it")
+    return lines
+
+
+def _render_remote(report: RunReport) -> list[str]:
     plan = report.plan
     name = report.remote
     lines: list[str] = []

@@ -1,8 +1,12 @@
-"""One purge of one remote, executed once: list, plan, hash, delete in batches, tidy, record.
+"""One purge of one remote, executed once: local retention first, then list, plan, hash, delete in
+batches, tidy, record.
 
-The only place that turns a `Plan` into remote deletions. The caller owns the connection (`RemoteHost`)
-and the state DB; this module owns the order of operations that keeps them consistent:
-intent -> delete -> mark purged, every file logged with remote, path, size and age.
+The only place that turns a `Plan` into remote deletions and a retention `select` into library ones.
+The caller owns the connection (`RemoteHost`) and the state DB; this module owns the order of
+operations that keeps them consistent: intent -> delete -> mark purged on the remote; check -> delete
+-> mark expired in the library (a crash between the last two leaves a purged file's copy unmarked and
+missing: counted as already gone, never re-fetched). Every deletion is logged with remote, path, size
+and age.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import asyncio
 import os
 import posixpath
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +25,9 @@ import structlog
 from mediasyncd.config import RemoteConfig
 from mediasyncd.errors import MediasyncError, UnsafePathError
 from mediasyncd.paths import INTERNAL_DIR, check_rel
+from mediasyncd.pipeline.options import XmpNaming
 from mediasyncd.purge.eligibility import VERIFIED_STATES, Local, Reason, RemoteHash, Rules, Seen, Tracked
+from mediasyncd.purge.library_ops import Sweep, expire
 from mediasyncd.purge.plan import Doomed, Evidence, Plan, Planner, deletion_order
 from mediasyncd.purge.remote_ops import (
     BATCH_FILES,
@@ -30,7 +37,8 @@ from mediasyncd.purge.remote_ops import (
     remove_empty_dirs,
     still_same,
 )
-from mediasyncd.purge.store import PurgeLedger
+from mediasyncd.purge.retention import Hold, select
+from mediasyncd.purge.store import LibraryTotals, PurgeLedger
 from mediasyncd.transfer.landing import sha256_file
 from mediasyncd.transfer.remote import RemoteHost
 from mediasyncd.watchers.listing import list_tree
@@ -46,9 +54,28 @@ class PurgeError(MediasyncError):
 class RunOptions:
     dry_run: bool = False
     include_deleted_locally: bool = False
+    local_only: bool = False  # only the library's local retention; the remote is not contacted
     record: bool = True  # write the run and per-file outcomes to the state DB
     source: str = "cli"  # 'schedule' | 'cli' | 'api'
     batch_files: int = BATCH_FILES
+
+
+@dataclass(frozen=True)
+class LibraryReport:
+    """A run's local retention: what went (or would go) from the library and what stays and why."""
+
+    root: Path
+    keep_for: float
+    now: float
+    sweep: Sweep
+
+    def kept_counts(self) -> dict[str, int]:
+        return dict(sorted(Counter(str(hold) for _, hold in self.sweep.held).items()))
+
+    def totals(self) -> LibraryTotals:
+        if not self.sweep.expired and not self.sweep.held:
+            return LibraryTotals()
+        return LibraryTotals(len(self.sweep.expired), self.sweep.freed_bytes, self.kept_counts())
 
 
 @dataclass
@@ -59,6 +86,8 @@ class RunReport:
     deleted: list[Doomed] = field(default_factory=list)
     refused: list[Doomed] = field(default_factory=list)
     run_id: int | None = None
+    remote_checked: bool = True  # False for a --local-only run
+    library: LibraryReport | None = None  # None when local retention is off
 
     @property
     def freed_bytes(self) -> int:
@@ -77,21 +106,35 @@ def rules_for(remote: RemoteConfig, include_deleted_locally: bool = False) -> Ru
 
 
 async def purge_remote(
-    remote: RemoteConfig, host: RemoteHost, ledger: PurgeLedger, library: Path, options: RunOptions
+    remote: RemoteConfig,
+    host: RemoteHost | None,
+    ledger: PurgeLedger,
+    library: Path,
+    options: RunOptions,
+    *,
+    xmp_naming: XmpNaming = "ext",
 ) -> RunReport:
-    """Purge `remote` through `host`. Raises RemoteError/PurgeError when the run cannot complete."""
+    """Apply `remote`'s local retention to the library, then purge the remote through `host` (None:
+    local retention only). Raises RemoteError/PurgeError when the run cannot complete."""
     log = structlog.get_logger("mediasyncd.purge").bind(remote=remote.name)
     run_id = await ledger.start_run(remote.name, options.source, options.dry_run) if options.record else None
+    library_report: LibraryReport | None = None
     try:
         if not await asyncio.to_thread((library / INTERNAL_DIR).is_dir):
             raise PurgeError(
                 f"library {library} is not available (no {INTERNAL_DIR}/ inside: is the NAS mounted?); "
                 "purging nothing"
             )
-        report = await _run(remote, host, ledger, library, options, run_id, log)
+        library_report = await expire_library(remote, ledger, library, options, xmp_naming, log)
+        if host is None:
+            report = RunReport(remote.name, options.dry_run, Plan(), run_id=run_id, remote_checked=False)
+        else:
+            report = await _run(remote, host, ledger, library, options, run_id, log)
+        report.library = library_report
     except MediasyncError as exc:
         if run_id is not None:
-            await ledger.finish_run(run_id, error=str(exc))
+            totals = library_report.totals() if library_report else None
+            await ledger.finish_run(run_id, error=str(exc), library=totals)
         log.error("purge failed", error=str(exc), dry_run=options.dry_run)
         raise
     if run_id is not None:
@@ -101,15 +144,68 @@ async def purge_remote(
             freed_bytes=report.freed_bytes,
             kept=report.kept_counts(),
             deleted_locally=report.plan.deleted_locally,
+            library=library_report.totals() if library_report else None,
         )
-    freed = report.plan.freed_bytes if options.dry_run else report.freed_bytes
+    if host is not None:
+        freed = report.plan.freed_bytes if options.dry_run else report.freed_bytes
+        log.info(
+            "purge finished",
+            dry_run=options.dry_run,
+            deleted=len(report.plan.delete) if options.dry_run else len(report.deleted),
+            freed_bytes=freed,
+            kept=report.kept_counts(),
+            deleted_locally=report.plan.deleted_locally,
+        )
+    return report
+
+
+_REFUSALS = frozenset({Hold.OUTSIDE, Hold.SYMLINK, Hold.NOT_A_FILE, Hold.UNREADABLE, Hold.DELETE_FAILED})
+
+
+async def expire_library(
+    remote: RemoteConfig,
+    ledger: PurgeLedger,
+    library: Path,
+    options: RunOptions,
+    xmp_naming: XmpNaming,
+    log: structlog.typing.FilteringBoundLogger,
+) -> LibraryReport | None:
+    """Local retention (`retention` module's rule): delete, or with a dry run list, the library copies
+    of purged files landed more than `local_retention` ago. None when retention is off."""
+    keep_for = remote.purge.local_retention
+    if keep_for <= 0:
+        return None
+    now = time.time()
+    view = await ledger.retention_view(remote.name, landed_before=now - keep_for)
+    due, held = select(view.due, remote=remote.name, preserve=remote.purge.preserve, in_use=view.in_use)
+    try:
+        sweep = await asyncio.to_thread(
+            expire, library, due, dry_run=options.dry_run, xmp_naming=xmp_naming, live_by_sha=view.live_by_sha
+        )
+    except OSError as exc:  # only opening the library itself can fail here; each file's errors are held
+        raise PurgeError(f"local retention cannot open the library {library}: {exc.strerror}") from exc
+    sweep.held[:0] = held
+    if not options.dry_run:
+        await ledger.mark_expired([i for e in sweep.expired for i in e.copy.ids])
+    for e in sweep.expired:
+        log.info(
+            "would expire from the library" if options.dry_run else "expired from the library",
+            path=e.copy.local_path,
+            size=e.copy.size,
+            age_s=round(now - e.copy.landed_at),
+            with_files=list(e.extras),
+        )
+    for copy, hold in sweep.held:
+        if hold in _REFUSALS:
+            log.warning("library copy kept", path=copy.local_path, reason=str(hold))
+    report = LibraryReport(library, keep_for, now, sweep)
     log.info(
-        "purge finished",
+        "local retention finished",
         dry_run=options.dry_run,
-        deleted=len(report.plan.delete) if options.dry_run else len(report.deleted),
-        freed_bytes=freed,
+        deleted=len(sweep.expired),
+        freed_bytes=sweep.freed_bytes,
         kept=report.kept_counts(),
-        deleted_locally=report.plan.deleted_locally,
+        already_gone=len(sweep.gone),
     )
     return report
 

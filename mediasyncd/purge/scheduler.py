@@ -137,6 +137,7 @@ class PurgeScheduler:
             "name": remote.name,
             "schedule": remote.purge.schedule,
             "older_than_s": remote.purge.older_than,
+            "local_retention_s": remote.purge.local_retention,
             "dry_run": remote.purge.dry_run,
             "next_run_at": iso(next_run),
             "running": lock is not None and lock.locked(),
@@ -156,4 +157,7 @@ def _run_snapshot(run: RunRecord) -> dict[str, Any]:
         "deleted_files": run.deleted_files,
         "freed_bytes": run.freed_bytes,
         "kept": run.kept,
+        "library_deleted_files": run.library_deleted_files,
+        "library_freed_bytes": run.library_freed_bytes,
+        "library_kept": run.library_kept,
     }

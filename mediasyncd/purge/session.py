@@ -1,4 +1,7 @@
-"""A purge run with its own SSH connection: connect, purge one remote, close (CLI and scheduler alike)."""
+"""A purge run with its own SSH connection: connect, purge one remote, close (CLI and scheduler alike).
+
+A `--local-only` run applies only the library's local retention and opens no connection.
+"""
 
 from __future__ import annotations
 
@@ -34,7 +37,11 @@ async def close_host(host: RemoteHost) -> None:
 async def purge_once(
     config: Config, remote: RemoteConfig, ledger: PurgeLedger, options: RunOptions
 ) -> RunReport:
-    """Connect to `remote` and purge it; a failure to connect is recorded as a failed run."""
+    """Connect to `remote` and purge it (with the library's local retention first); a failure to
+    connect is recorded as a failed run. `options.local_only` runs the local retention alone."""
+    library, naming = config.daemon.library, config.pipeline.xmp_naming
+    if options.local_only:
+        return await purge_remote(remote, None, ledger, library, options, xmp_naming=naming)
     try:
         host = await open_host(remote, config.daemon.state_dir)
     except RemoteError as exc:
@@ -43,6 +50,6 @@ async def purge_once(
             await ledger.finish_run(run_id, error=str(exc))
         raise
     try:
-        return await purge_remote(remote, host, ledger, config.daemon.library, options)
+        return await purge_remote(remote, host, ledger, library, options, xmp_naming=naming)
     finally:
         await close_host(host)

@@ -1,5 +1,6 @@
-"""Purge's SQL: runs in `purge_runs`, per-file `purge_reason`, `purge_run` (a delete in flight) and
-`purged_at` in `files`. Every query runs on the state DB's thread through `Store.execute`.
+"""Purge's SQL: runs in `purge_runs`, per-file `purge_reason`, `purge_run` (a delete in flight),
+`purged_at` and `library_expired_at` (local retention) in `files`. Every query runs on the state DB's
+thread through `Store.execute`.
 
 A delete is recorded in three steps so that a crash at any point leaves the DB consistent with the
 remote: mark the batch `purge_run = <run>` (intent), delete on the remote, then mark the files that are
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from mediasyncd.purge.eligibility import Reason, Tracked
+from mediasyncd.purge.retention import Landed
 from mediasyncd.state import Store
 
 T = TypeVar("T")
@@ -37,6 +39,9 @@ class RunRecord:
     freed_bytes: int
     kept: dict[str, int] = field(default_factory=dict)
     deleted_locally: int = 0
+    library_deleted_files: int = 0
+    library_freed_bytes: int = 0
+    library_kept: dict[str, int] = field(default_factory=dict)
 
     @property
     def result(self) -> str:
@@ -45,14 +50,33 @@ class RunRecord:
 
 _RUN_COLUMNS = (
     "id, remote, source, dry_run, started_at, finished_at, outcome, error, deleted_files, freed_bytes, "
-    "kept, deleted_locally"
+    "kept, deleted_locally, library_deleted_files, library_freed_bytes, library_kept"
 )
 
 
 def _run(r: tuple[Any, ...]) -> RunRecord:
     return RunRecord(
-        r[0], r[1], r[2], bool(r[3]), r[4], r[5], r[6], r[7], r[8], r[9], json.loads(r[10]), r[11]
-    )
+        r[0], r[1], r[2], bool(r[3]), r[4], r[5], r[6], r[7], r[8], r[9], json.loads(r[10]), r[11], r[12],
+        r[13], json.loads(r[14]),
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class LibraryTotals:
+    """A run's local retention: library copies deleted, bytes freed, old copies held by reason."""
+
+    deleted_files: int = 0
+    freed_bytes: int = 0
+    kept: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RetentionView:
+    """What local retention needs from the DB for one remote."""
+
+    due: list[Landed]  # purged, library copy recorded as present, landed before the cutoff
+    in_use: frozenset[str]  # their local paths that other, not expiring, landed rows also use
+    live_by_sha: dict[str, frozenset[int]]  # their hashes -> every row whose library copy counts as present
 
 
 def _tx(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
@@ -105,7 +129,9 @@ class PurgeLedger:
         freed_bytes: int = 0,
         kept: dict[str, int] | None = None,
         deleted_locally: int = 0,
+        library: LibraryTotals | None = None,
     ) -> None:
+        lib = library or LibraryTotals()
         params = (
             time.time(),
             "error" if error else "ok",
@@ -114,6 +140,9 @@ class PurgeLedger:
             freed_bytes,
             json.dumps(kept or {}, sort_keys=True),
             deleted_locally,
+            lib.deleted_files,
+            lib.freed_bytes,
+            json.dumps(lib.kept, sort_keys=True),
             run_id,
         )
         await self.store.execute(
@@ -121,7 +150,8 @@ class PurgeLedger:
                 c,
                 lambda c: c.execute(
                     "UPDATE purge_runs SET finished_at = ?, outcome = ?, error = ?, deleted_files = ?, "
-                    "freed_bytes = ?, kept = ?, deleted_locally = ? WHERE id = ?",
+                    "freed_bytes = ?, kept = ?, deleted_locally = ?, library_deleted_files = ?, "
+                    "library_freed_bytes = ?, library_kept = ? WHERE id = ?",
                     params,
                 ),
             )
@@ -194,3 +224,54 @@ class PurgeLedger:
             return cur.rowcount
 
         return await self.store.execute(lambda c: _tx(c, q))
+
+    async def retention_view(self, remote: str, landed_before: float) -> RetentionView:
+        """Purged files of `remote` landed before `landed_before` whose library copy is still recorded."""
+
+        def q(c: sqlite3.Connection) -> RetentionView:
+            due = [
+                Landed(*r)
+                for r in c.execute(
+                    "SELECT id, rel, local_path, size, mtime, sha256, landed_at FROM files "
+                    "WHERE remote = ? AND state = 'purged' AND library_expired_at IS NULL "
+                    "AND local_path IS NOT NULL AND landed_at IS NOT NULL AND landed_at <= ? "
+                    "ORDER BY landed_at, id",
+                    (remote, landed_before),
+                )
+            ]
+            if not due:
+                return RetentionView([], frozenset(), {})
+            ids = json.dumps([r.id for r in due])
+            paths = json.dumps(sorted({r.local_path for r in due}))
+            in_use = c.execute(
+                "SELECT DISTINCT local_path FROM files WHERE library_expired_at IS NULL "
+                "AND local_path IN (SELECT value FROM json_each(?)) "
+                "AND id NOT IN (SELECT value FROM json_each(?))",
+                (paths, ids),
+            ).fetchall()
+            live: dict[str, set[int]] = {}
+            for sha, row_id in c.execute(
+                "SELECT sha256, id FROM files WHERE library_expired_at IS NULL AND local_path IS NOT NULL "
+                "AND sha256 IN (SELECT value FROM json_each(?))",
+                (json.dumps(sorted({r.sha256 for r in due if r.sha256})),),
+            ):
+                live.setdefault(sha, set()).add(row_id)
+            return RetentionView(
+                due, frozenset(p for (p,) in in_use), {k: frozenset(v) for k, v in live.items()}
+            )
+
+        return await self.store.execute(q)
+
+    async def mark_expired(self, ids: Sequence[int], when: float | None = None) -> None:
+        """Library copies local retention deleted: never fetched again, never counted "deleted locally"."""
+        at = time.time() if when is None else when
+        params = [(at, i) for i in ids]
+        await self.store.execute(
+            lambda c: _tx(
+                c,
+                lambda c: c.executemany(
+                    "UPDATE files SET library_expired_at = ? WHERE id = ? AND library_expired_at IS NULL",
+                    params,
+                ),
+            )
+        )

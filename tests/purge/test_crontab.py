@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from mediasyncd.purge.scheduler import crontab_trigger, crontab_weekdays
+from mediasyncd.purge.crontab import crontab_trigger, crontab_weekdays
 
 
 def test_numeric_weekdays_are_crontab_days() -> None:

@@ -14,7 +14,8 @@ from pathlib import Path
 from apscheduler.triggers.interval import IntervalTrigger
 
 from mediasyncd.progress import StatusView
-from mediasyncd.purge.scheduler import PurgeScheduler, TriggerFactory, crontab_trigger
+from mediasyncd.purge.crontab import crontab_trigger
+from mediasyncd.purge.scheduler import PurgeScheduler, TriggerFactory
 from mediasyncd.state import Store
 from tests.helpers import Env, once, start_daemon, stop, wait_for
 from tests.purge.conftest import on_remote, purge_env

@@ -1,0 +1,191 @@
+"""The one place local retention touches the library: check each due copy on disk, then delete it.
+
+Blocking (run it in a thread). Every path is walked from the library one component at a time through
+directory descriptors opened with O_NOFOLLOW, so a symlink anywhere under the library is never followed
+and a swapped-in symlink cannot redirect a delete. A dry run makes exactly the same checks and deletes
+nothing. With a copy go its XMP sidecar (pipeline naming) and, once no landed file in the library has
+its content any more, its thumbnail; directories the deletion left empty go too, never `<remote>/`.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Mapping, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from mediasyncd.pipeline.options import XmpNaming
+from mediasyncd.pipeline.thumbs import thumb_relpath
+from mediasyncd.purge.retention import Copy, Hold
+from mediasyncd.watchers.poll import same_version
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+
+
+@dataclass(frozen=True)
+class Expired:
+    """A library copy that goes (or would go), with the sidecar and thumbnail that go with it."""
+
+    copy: Copy
+    extras: tuple[str, ...] = ()  # library-relative
+
+
+@dataclass
+class Sweep:
+    expired: list[Expired] = field(default_factory=list)
+    held: list[tuple[Copy, Hold]] = field(default_factory=list)
+    gone: list[Copy] = field(default_factory=list)  # already missing from the library (not ours to mark)
+
+    @property
+    def freed_bytes(self) -> int:
+        return sum(e.copy.size for e in self.expired)
+
+
+def expire(
+    library: Path,
+    copies: Sequence[Copy],
+    *,
+    dry_run: bool,
+    xmp_naming: XmpNaming,
+    live_by_sha: Mapping[str, frozenset[int]],
+) -> Sweep:
+    """Delete (or, dry, only check) `copies`; `live_by_sha` maps each content hash to the ids of every
+    landed row whose library copy still counts as present (to tell when a thumbnail is no longer used)."""
+    sweep = Sweep()
+    extras: dict[str, list[str]] = {}
+    lib_fd = os.open(library, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for copy in copies:
+            outcome = _expire_one(lib_fd, copy, dry_run, xmp_naming)
+            if isinstance(outcome, Hold):
+                sweep.held.append((copy, outcome))
+            elif outcome is None:
+                sweep.gone.append(copy)
+            else:
+                extras[copy.local_path] = outcome
+        expiring = [c for c in copies if c.local_path in extras]
+        gone_ids = {i for c in expiring for i in c.ids} | {i for c in sweep.gone for i in c.ids}
+        released: set[str] = set()
+        for copy in expiring:
+            sha = copy.rows[0].sha256
+            if not sha or sha in released or not live_by_sha.get(sha, frozenset()) <= gone_ids:
+                continue
+            released.add(sha)
+            thumb = str(thumb_relpath(sha))
+            if _remove(lib_fd, thumb, dry_run, root_parts=2):
+                extras[copy.local_path].append(thumb)
+        sweep.expired = [Expired(c, tuple(extras[c.local_path])) for c in expiring]
+    finally:
+        os.close(lib_fd)
+    return sweep
+
+
+def _expire_one(lib_fd: int, copy: Copy, dry_run: bool, xmp_naming: XmpNaming) -> list[str] | Hold | None:
+    """The extras deleted with the copy, why it stays, or None when it is already gone."""
+    parts = copy.local_path.split("/")
+    name = parts[-1]
+    with ExitStack() as stack:
+        fds = [lib_fd]
+        try:
+            for part in parts[:-1]:
+                refused = _not_a_dir(os.stat(part, dir_fd=fds[-1], follow_symlinks=False))
+                if refused is not None:
+                    return refused
+                fd = os.open(part, _DIR_FLAGS, dir_fd=fds[-1])
+                stack.callback(os.close, fd)
+                fds.append(fd)
+            st = os.stat(name, dir_fd=fds[-1], follow_symlinks=False)
+        except FileNotFoundError:
+            return None
+        except OSError:
+            return Hold.UNREADABLE
+        if stat.S_ISLNK(st.st_mode):
+            return Hold.SYMLINK
+        if not stat.S_ISREG(st.st_mode):
+            return Hold.NOT_A_FILE
+        if not any(same_version(r.size, r.mtime, st.st_size, st.st_mtime) for r in copy.rows):
+            return Hold.CHANGED
+        sidecar = _sidecar_name(name, xmp_naming)
+        shared_sidecar = xmp_naming == "stem" and _has_stem_siblings(fds[-1], name, sidecar)
+        if not dry_run:
+            try:
+                os.unlink(name, dir_fd=fds[-1])
+            except FileNotFoundError:
+                return None
+            except OSError:
+                return Hold.DELETE_FAILED
+        extras: list[str] = []
+        if not shared_sidecar and _unlink_regular(fds[-1], sidecar, dry_run):
+            extras.append(str(PurePosixPath(copy.local_path).with_name(sidecar)))
+        if not dry_run:
+            _prune(fds, parts)
+        return extras
+
+
+def _not_a_dir(st: os.stat_result) -> Hold | None:
+    """For a directory on the way: None when it is a real directory, else why the walk stops."""
+    if stat.S_ISLNK(st.st_mode):
+        return Hold.SYMLINK
+    if not stat.S_ISDIR(st.st_mode):
+        return Hold.NOT_A_FILE
+    return None
+
+
+def _sidecar_name(name: str, naming: XmpNaming) -> str:
+    """`photo.png.xmp` ("ext") or `photo.xmp` ("stem"), as `mediasyncd.pipeline.xmp.sidecar_path`."""
+    return name + ".xmp" if naming == "ext" else PurePosixPath(name).with_suffix(".xmp").name
+
+
+def _has_stem_siblings(dir_fd: int, name: str, sidecar: str) -> bool:
+    """With "stem" naming, `photo.xmp` also describes `photo.jpg`: keep it while such a sibling exists."""
+    stem = PurePosixPath(sidecar).stem
+    try:
+        entries = os.listdir(dir_fd)
+    except OSError:
+        return True
+    return any(e not in (name, sidecar) and PurePosixPath(e).stem == stem for e in entries)
+
+
+def _unlink_regular(dir_fd: int, name: str, dry_run: bool) -> bool:
+    """Delete `name` in `dir_fd` if it is a regular file (never a symlink); True when it goes."""
+    try:
+        if not stat.S_ISREG(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode):
+            return False
+        if not dry_run:
+            os.unlink(name, dir_fd=dir_fd)
+    except OSError:
+        return False
+    return True
+
+
+def _remove(lib_fd: int, rel: str, dry_run: bool, *, root_parts: int) -> bool:
+    """Delete the regular file `rel` (walked without following symlinks); prune dirs below `root_parts`."""
+    parts = rel.split("/")
+    with ExitStack() as stack:
+        fds = [lib_fd]
+        try:
+            for part in parts[:-1]:
+                fd = os.open(part, _DIR_FLAGS, dir_fd=fds[-1])
+                stack.callback(os.close, fd)
+                fds.append(fd)
+        except OSError:
+            return False
+        if not _unlink_regular(fds[-1], parts[-1], dry_run):
+            return False
+        if not dry_run:
+            _prune(fds, parts, keep=root_parts)
+        return True
+
+
+def _prune(fds: Sequence[int], parts: Sequence[str], keep: int = 1) -> None:
+    """Remove the directories of `parts` left empty, deepest first, never the first `keep` levels.
+
+    `fds[i]` is the directory holding `parts[i]`.
+    """
+    for i in range(len(parts) - 2, keep - 1, -1):
+        try:
+            os.rmdir(parts[i], dir_fd=fds[i])
+        except OSError:
+            return
