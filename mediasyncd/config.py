@@ -6,7 +6,6 @@ ConfigError listing them all. Nothing here touches the network; the only I/O is 
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 import tomllib
@@ -15,8 +14,22 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+from mediasyncd.config_values import (
+    Reader,
+    as_bool,
+    as_globs,
+    as_listen,
+    as_nonempty_str,
+    as_nonnegative_int,
+    as_path,
+    as_port,
+    as_positive_int,
+    as_roots,
+    as_str,
+    choice,
+)
 from mediasyncd.errors import ConfigError
-from mediasyncd.globs import PathFilter, validate_glob
+from mediasyncd.globs import PathFilter
 from mediasyncd.pipeline.options import PipelineOptions
 from mediasyncd.units import parse_duration, parse_mode, parse_size
 
@@ -159,189 +172,18 @@ def parse_config(text: str, *, source: str = "config", path: Path | None = None)
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"TOML syntax error: {exc}"], source) from None
-    reader = _Reader(text)
+    reader = Reader(text)
     config = _build(reader, data, path)
     if reader.problems or config is None:
         raise ConfigError(reader.problems, source)
     return config
 
 
-class _Reader:
-    """Reads typed values out of nested TOML tables, recording every problem with its key and line."""
-
-    def __init__(self, text: str) -> None:
-        self.lines = text.splitlines()
-        self.problems: list[str] = []
-
-    def problem(self, key: str, message: str) -> None:
-        line = _locate(self.lines, key)
-        where = f"{key} (line {line})" if line else key
-        self.problems.append(f"{where}: {message}")
-
-    def check_keys(self, table: Mapping[str, Any], prefix: str, allowed: set[str]) -> None:
-        for key in table:
-            if key not in allowed:
-                hint = difflib.get_close_matches(key, sorted(allowed), n=1)
-                suggestion = f"; did you mean '{hint[0]}'?" if hint else ""
-                self.problem(_join(prefix, key), f"unknown key{suggestion}")
-
-    def table(self, parent: Mapping[str, Any], key: str, prefix: str = "") -> Mapping[str, Any]:
-        value = parent.get(key, {})
-        if not isinstance(value, dict):
-            self.problem(_join(prefix, key), "must be a table")
-            return {}
-        return value
-
-    def get(
-        self,
-        table: Mapping[str, Any],
-        key: str,
-        prefix: str,
-        convert: Callable[[Any], T],
-        default: T,
-    ) -> T:
-        if key not in table:
-            return default
-        try:
-            return convert(table[key])
-        except (ValueError, TypeError) as exc:
-            self.problem(_join(prefix, key), str(exc))
-            return default
-
-    def require(
-        self, table: Mapping[str, Any], key: str, prefix: str, convert: Callable[[Any], T]
-    ) -> T | None:
-        if key not in table:
-            self.problem(_join(prefix, key), "is required")
-            return None
-        try:
-            return convert(table[key])
-        except (ValueError, TypeError) as exc:
-            self.problem(_join(prefix, key), str(exc))
-            return None
-
-
-def _join(prefix: str, key: str) -> str:
-    return f"{prefix}.{key}" if prefix else key
-
-
-_HEADER = re.compile(r"^\s*(\[\[?)\s*([A-Za-z0-9_.\- \"']+?)\s*\]\]?\s*(#.*)?$")
-
-
-def _locate(lines: list[str], key_path: str) -> int | None:
-    """Best-effort line number of `key_path` (e.g. "remotes[1].port") in the TOML text."""
-    m = re.fullmatch(r"(?:(\w+)(?:\[(\d+)\])?\.)?(.+)", key_path)
-    if not m:
-        return None
-    section, index, rest = m.group(1), m.group(2), m.group(3)
-    if section is None:
-        section, rest = rest, ""
-    leaf = rest.split(".", 1)[0] if rest else ""
-    want_index = int(index) if index is not None else None
-    seen_arrays = -1
-    in_section = False
-    section_line = None
-    for number, line in enumerate(lines, start=1):
-        h = _HEADER.match(line)
-        if h:
-            name = h.group(2).strip()
-            if name == section:
-                if h.group(1) == "[[":
-                    seen_arrays += 1
-                    in_section = want_index is None or seen_arrays == want_index
-                else:
-                    in_section = want_index is None
-                if in_section:
-                    section_line = number
-                    if not leaf:
-                        return number
-            else:
-                in_section = False
-            continue
-        if in_section and leaf and re.match(rf"^\s*[\"']?{re.escape(leaf)}[\"']?\s*=", line):
-            return number
-    return section_line
-
-
-# ---------------------------------------------------------------------------------------- converters
-
-
-def _str(value: Any) -> str:
-    if not isinstance(value, str):
-        raise TypeError(f"must be a string, got {type(value).__name__}")
-    return value
-
-
-def _nonempty_str(value: Any) -> str:
-    s = _str(value)
-    if not s.strip():
-        raise ValueError("must not be empty")
-    return s
-
-
-def _bool(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"must be true or false, got {value!r}")
-    return value
-
-
-def _positive_int(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"must be a positive integer, got {value!r}")
-    return value
-
-
-def _port(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
-        raise ValueError(f"must be a port number 1-65535, got {value!r}")
-    return value
-
-
-def _path(value: Any) -> Path:
-    return Path(_nonempty_str(value)).expanduser()
-
-
-def _choice(*allowed: str) -> Callable[[Any], Any]:
-    def convert(value: Any) -> str:
-        if value not in allowed:
-            raise ValueError(f"must be one of {', '.join(repr(a) for a in allowed)}, got {value!r}")
-        return str(value)
-
-    return convert
-
-
-def _globs(value: Any) -> tuple[str, ...]:
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise TypeError("must be a list of glob strings")
-    for glob in value:
-        validate_glob(glob)
-    return tuple(value)
-
-
-def _roots(value: Any) -> tuple[str, ...]:
-    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
-        raise TypeError("must be a non-empty list of absolute remote paths")
-    for root in value:
-        if not root.startswith("/"):
-            raise ValueError(f"root {root!r} must be an absolute path")
-        if any(part == ".." for part in root.split("/")):
-            raise ValueError(f"root {root!r} must not contain '..'")
-    return tuple(r.rstrip("/") or "/" for r in value)
-
-
-def _listen(value: Any) -> str:
-    s = _str(value)
-    m = re.fullmatch(r"(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.\-]+):(\d+)", s)
-    if not m or not 0 < int(m.group(2)) < 65536:
-        raise ValueError(f"must be HOST:PORT such as '127.0.0.1:8765', got {s!r}")
-    return s
-
-
 def _cron(value: Any) -> str:
     """A crontab expression the purge scheduler accepts (checked with the scheduler's own conversion)."""
     from mediasyncd.purge.crontab import crontab_trigger  # lazy: APScheduler only when a schedule is set
 
-    s = _str(value)
+    s = as_str(value)
     crontab_trigger(s)
     return s
 
@@ -353,7 +195,7 @@ def is_loopback(host: str) -> bool:
 # ------------------------------------------------------------------------------------------ sections
 
 
-def _build(r: _Reader, data: Mapping[str, Any], path: Path | None) -> Config | None:
+def _build(r: Reader, data: Mapping[str, Any], path: Path | None) -> Config | None:
     r.check_keys(data, "", {"daemon", "transfer", "purge", "remotes", "pipeline"})
     daemon = _daemon(r, r.table(data, "daemon"))
     transfer = _transfer(r, r.table(data, "transfer"))
@@ -382,13 +224,13 @@ def _build(r: _Reader, data: Mapping[str, Any], path: Path | None) -> Config | N
     return Config(daemon, transfer, purge, tuple(remotes), path, pipeline)
 
 
-def _daemon(r: _Reader, t: Mapping[str, Any]) -> DaemonConfig | None:
+def _daemon(r: Reader, t: Mapping[str, Any]) -> DaemonConfig | None:
     p = "daemon"
     r.check_keys(t, p, {"library", "state_dir", "status_listen", "status_token", "library_min_free"})
-    library = r.require(t, "library", p, _path)
-    state_dir = r.get(t, "state_dir", p, _path, Path("/var/lib/mediasyncd"))
-    listen = r.get(t, "status_listen", p, _listen, "127.0.0.1:8765")
-    token = r.get(t, "status_token", p, _nonempty_str, None)
+    library = r.require(t, "library", p, as_path)
+    state_dir = r.get(t, "state_dir", p, as_path, Path("/var/lib/mediasyncd"))
+    listen = r.get(t, "status_listen", p, as_listen, "127.0.0.1:8765")
+    token = r.get(t, "status_token", p, as_nonempty_str, None)
     min_free = r.get(t, "library_min_free", p, parse_size, 1 << 30)
     if library is not None and not library.is_absolute():
         r.problem(f"{p}.library", f"must be an absolute path, got {str(library)!r}")
@@ -399,7 +241,7 @@ def _daemon(r: _Reader, t: Mapping[str, Any]) -> DaemonConfig | None:
     return DaemonConfig(library, state_dir, listen, token, min_free)
 
 
-def _transfer(r: _Reader, t: Mapping[str, Any]) -> TransferConfig:
+def _transfer(r: Reader, t: Mapping[str, Any]) -> TransferConfig:
     p = "transfer"
     d = TransferConfig()
     r.check_keys(
@@ -417,30 +259,30 @@ def _transfer(r: _Reader, t: Mapping[str, Any]) -> TransferConfig:
         },
     )
     return TransferConfig(
-        concurrency=r.get(t, "concurrency", p, _positive_int, d.concurrency),
+        concurrency=r.get(t, "concurrency", p, as_positive_int, d.concurrency),
         in_flight=r.get(t, "in_flight", p, parse_size, d.in_flight),
-        verify=r.get(t, "verify", p, _choice("sha256"), d.verify),
+        verify=r.get(t, "verify", p, choice("sha256"), d.verify),
         file_mode=r.get(t, "file_mode", p, parse_mode, d.file_mode),
         dir_mode=r.get(t, "dir_mode", p, parse_mode, d.dir_mode),
         bwlimit=r.get(t, "bwlimit", p, parse_size, d.bwlimit),
         block_size=r.get(t, "block_size", p, parse_size, d.block_size),
-        max_requests=r.get(t, "max_requests", p, _positive_int, d.max_requests),
+        max_requests=r.get(t, "max_requests", p, as_positive_int, d.max_requests),
     )
 
 
-def _purge(r: _Reader, t: Mapping[str, Any], p: str, d: PurgeConfig) -> PurgeConfig:
+def _purge(r: Reader, t: Mapping[str, Any], p: str, d: PurgeConfig) -> PurgeConfig:
     r.check_keys(t, p, {"schedule", "older_than", "dry_run", "preserve", "min_free", "local_retention"})
     return PurgeConfig(
         schedule=r.get(t, "schedule", p, _cron, d.schedule),
         older_than=r.get(t, "older_than", p, parse_duration, d.older_than),
-        dry_run=r.get(t, "dry_run", p, _bool, d.dry_run),
-        preserve=r.get(t, "preserve", p, _globs, d.preserve),
+        dry_run=r.get(t, "dry_run", p, as_bool, d.dry_run),
+        preserve=r.get(t, "preserve", p, as_globs, d.preserve),
         min_free=r.get(t, "min_free", p, parse_size, d.min_free),
         local_retention=r.get(t, "local_retention", p, parse_duration, d.local_retention),
     )
 
 
-def _pipeline(r: _Reader, t: Mapping[str, Any]) -> PipelineOptions:
+def _pipeline(r: Reader, t: Mapping[str, Any]) -> PipelineOptions:
     p = "pipeline"
     defaults = PipelineOptions()
     known = {f.name for f in fields(PipelineOptions)}
@@ -450,25 +292,19 @@ def _pipeline(r: _Reader, t: Mapping[str, Any]) -> PipelineOptions:
         default = getattr(defaults, name)
         convert: Callable[[Any], Any]
         if isinstance(default, bool):
-            convert = _bool
+            convert = as_bool
         elif isinstance(default, int):
-            convert = _nonnegative_int
+            convert = as_nonnegative_int
         elif isinstance(default, float):
             convert = parse_duration
         else:
-            convert = _str
+            convert = as_str
         values[name] = r.get(t, name, p, convert, default)
     options = PipelineOptions(**values)
     for problem in options.problems():
         key, _, message = problem.partition(": ")
         r.problem(key, message)
     return options
-
-
-def _nonnegative_int(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"must be a whole number >= 0, got {value!r}")
-    return value
 
 
 _REMOTE_KEYS = {
@@ -478,21 +314,21 @@ _REMOTE_KEYS = {
 
 
 def _remote_name(value: Any) -> str:
-    name = _nonempty_str(value)
+    name = as_nonempty_str(value)
     if not REMOTE_NAME.fullmatch(name) or name in RESERVED_NAMES:
         raise ValueError(f"must match [A-Za-z0-9._-]+ and not be '.', '..' or '.mediasyncd', got {name!r}")
     return name
 
 
-def _remote(r: _Reader, t: Mapping[str, Any], p: str, purge: PurgeConfig) -> RemoteConfig | None:
+def _remote(r: Reader, t: Mapping[str, Any], p: str, purge: PurgeConfig) -> RemoteConfig | None:
     r.check_keys(t, p, _REMOTE_KEYS)
     name = r.require(t, "name", p, _remote_name)
-    host = r.require(t, "host", p, _nonempty_str)
-    kind: Kind = r.get(t, "kind", p, _choice("forge", "comfyui", "generic"), "generic")
-    roots = r.get(t, "roots", p, _roots, KIND_ROOTS[kind])
+    host = r.require(t, "host", p, as_nonempty_str)
+    kind: Kind = r.get(t, "kind", p, choice("forge", "comfyui", "generic"), "generic")
+    roots = r.get(t, "roots", p, as_roots, KIND_ROOTS[kind])
     if not roots and "roots" not in t:
         r.problem(f"{p}.roots", "is required when kind is 'generic'")
-    watch: WatchMode = r.get(t, "watch", p, _choice("poll", "agent"), "poll")
+    watch: WatchMode = r.get(t, "watch", p, choice("poll", "agent"), "poll")
     remote_purge = purge
     if "purge" in t:
         remote_purge = _purge(r, r.table(t, "purge", p), f"{p}.purge", purge)
@@ -501,15 +337,15 @@ def _remote(r: _Reader, t: Mapping[str, Any], p: str, purge: PurgeConfig) -> Rem
     return RemoteConfig(
         name=name,
         host=host,
-        port=r.get(t, "port", p, _port, None),
-        user=r.get(t, "user", p, _nonempty_str, None),
-        identity_file=r.get(t, "identity_file", p, _path, None),
-        host_key=r.get(t, "host_key", p, _choice("strict", "accept-new"), "strict"),
-        known_hosts=r.get(t, "known_hosts", p, _path, None),
+        port=r.get(t, "port", p, as_port, None),
+        user=r.get(t, "user", p, as_nonempty_str, None),
+        identity_file=r.get(t, "identity_file", p, as_path, None),
+        host_key=r.get(t, "host_key", p, choice("strict", "accept-new"), "strict"),
+        known_hosts=r.get(t, "known_hosts", p, as_path, None),
         kind=kind,
         roots=roots,
-        include=r.get(t, "include", p, _globs, MEDIA_GLOBS),
-        exclude=r.get(t, "exclude", p, _globs, ()),
+        include=r.get(t, "include", p, as_globs, MEDIA_GLOBS),
+        exclude=r.get(t, "exclude", p, as_globs, ()),
         watch=watch,
         poll_interval=r.get(t, "poll_interval", p, parse_duration, 10.0),
         settle=r.get(t, "settle", p, parse_duration, 5.0),
