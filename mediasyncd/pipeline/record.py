@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 # Keys of `GenerationRecord.as_json()`, in output order (the `inspect --json` contract).
@@ -82,26 +82,13 @@ class GenerationRecord:
         return replace(self, width=self.width or width, height=self.height or height)
 
     def as_json(self, path: str, error: str | None = None) -> dict[str, Any]:
-        values: dict[str, Any] = {
-            "path": path,
-            "error": error,
-            "generator": self.generator,
-            "generator_version": self.generator_version,
-            "prompt": self.prompt,
-            "negative_prompt": self.negative_prompt,
-            "model": self.model,
-            "model_hash": self.model_hash,
-            "sampler": self.sampler,
-            "scheduler": self.scheduler,
-            "steps": self.steps,
-            "cfg": self.cfg,
-            "seed": self.seed,
-            "width": self.width,
-            "height": self.height,
-            "hires": self.hires,
-            "loras": [{"name": lora.name, "weight": lora.weight} for lora in self.loras],
-            "raw": dict(self.raw),
-        }
+        values: dict[str, Any] = {item.name: getattr(self, item.name) for item in fields(self)}
+        values.update(
+            path=path,
+            error=error,
+            loras=[{"name": lora.name, "weight": lora.weight} for lora in self.loras],
+            raw=dict(self.raw),
+        )
         return {key: values[key] for key in JSON_KEYS}
 
     @classmethod
@@ -161,6 +148,11 @@ def as_float(value: object) -> float | None:
     return None
 
 
+def as_list(value: object) -> list[Any]:
+    """A JSON value that should be a list; anything else (a number, a string, null) reads as empty."""
+    return value if isinstance(value, list) else []
+
+
 def as_text(value: object) -> str | None:
     """A non-empty string, or None."""
     if isinstance(value, str):
@@ -212,6 +204,11 @@ def prompt_loras(prompt: str | None) -> list[Lora]:
     for match in re.finditer(r"<(?:lora|lyco|locon):([^:>]+)(?::([^:>]*))?[^>]*>", prompt):
         found.append(Lora(match.group(1).strip(), as_float(match.group(2)) if match.group(2) else None))
     return found
+
+
+def drop_none(values: dict[str, Any]) -> dict[str, Any]:
+    """The entries that have a value."""
+    return {key: value for key, value in values.items() if value is not None}
 
 
 def merge_loras(*groups: list[Lora]) -> tuple[Lora, ...]:

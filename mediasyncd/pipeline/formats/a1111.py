@@ -12,24 +12,46 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from typing import Any
 
+from mediasyncd.pipeline.formats.keytable import KeyTable, read_hires
 from mediasyncd.pipeline.record import (
     GenerationRecord,
     Lora,
     as_float,
-    as_int,
     as_text,
     merge_loras,
     model_name,
     prompt_loras,
-    size_pair,
     split_sampler,
 )
 
 _KEY = re.compile(r"\s*([A-Za-z][\w \-/+().]*?):\s*")
 _SETTINGS_MARKERS = ("Steps", "Sampler", "Seed", "CFG scale", "Size", "Model")
 _JSON = json.JSONDecoder()
+# The settings line's keys; the generator and the model (which Civitai may name instead) are decided apart.
+_SETTINGS = KeyTable(
+    None,
+    {
+        "model_hash": "Model hash",
+        "sampler": "Sampler",
+        "scheduler": "Schedule type",
+        "steps": "Steps",
+        "cfg": "CFG scale",
+        "seed": "Seed",
+    },
+    size="Size",
+    split=split_sampler,
+)
+_HIRES = {
+    "upscale": "Hires upscale",
+    "upscaler": "Hires upscaler",
+    "steps": "Hires steps",
+    "denoising_strength": "Denoising strength",
+    "resize": "Hires resize",
+    "sampler": "Hires sampler",
+}
 
 
 def parse_settings(line: str) -> dict[str, Any]:
@@ -110,44 +132,18 @@ def identify(settings: dict[str, Any]) -> tuple[str, str | None]:
 def parse_a1111(text: str, raw: dict[str, str]) -> GenerationRecord:
     prompt, negative, settings = split_parameters(text)
     generator, version = identify(settings)
-    sampler, scheduler = split_sampler(
-        as_text(settings.get("Sampler")), as_text(settings.get("Schedule type"))
-    )
-    width, height = size_pair(settings.get("Size"))
-    model, model_hash = model_name(settings.get("Model")), as_text(settings.get("Model hash"))
     civitai_model, civitai_loras = _civitai_resources(settings.get("Civitai resources"))
-    return GenerationRecord(
+    hires = read_hires(settings, _HIRES) if any(key.startswith("Hires") for key in settings) else None
+    return replace(
+        _SETTINGS.record(settings, raw),
         generator=generator,
         generator_version=version,
         prompt=prompt,
         negative_prompt=negative,
-        model=model or civitai_model,
-        model_hash=model_hash,
-        sampler=sampler,
-        scheduler=scheduler,
-        steps=as_int(settings.get("Steps")),
-        cfg=as_float(settings.get("CFG scale")),
-        seed=as_int(settings.get("Seed")),
-        width=width,
-        height=height,
-        hires=_hires(settings),
+        model=model_name(settings.get("Model")) or civitai_model,
+        hires=hires,
         loras=merge_loras(prompt_loras(prompt), civitai_loras, _hashed_loras(settings)),
-        raw=raw,
     )
-
-
-def _hires(settings: dict[str, Any]) -> dict[str, Any] | None:
-    if not any(key.startswith("Hires") for key in settings):
-        return None
-    hires = {
-        "upscale": as_float(settings.get("Hires upscale")),
-        "upscaler": as_text(settings.get("Hires upscaler")),
-        "steps": as_int(settings.get("Hires steps")),
-        "denoising_strength": as_float(settings.get("Denoising strength")),
-        "resize": as_text(settings.get("Hires resize")),
-        "sampler": as_text(settings.get("Hires sampler")),
-    }
-    return {key: value for key, value in hires.items() if value is not None}
 
 
 def _hashed_loras(settings: dict[str, Any]) -> list[Lora]:

@@ -13,14 +13,17 @@ from __future__ import annotations
 import json
 from collections import deque
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
+from mediasyncd.pipeline.formats.keytable import KeyTable
 from mediasyncd.pipeline.record import (
     GenerationRecord,
     Lora,
     as_float,
     as_int,
     as_text,
+    drop_none,
     merge_loras,
     model_name,
     prompt_loras,
@@ -29,21 +32,30 @@ from mediasyncd.pipeline.record import (
 Graph = dict[str, dict[str, Any]]
 
 _MAX_VISITS = 500
-_TEXT_KEYS = ("text", "text_g", "prompt", "string", "text_positive", "positive_prompt", "value", "text_l")
-_NEGATIVE_TEXT_KEYS = (
-    "text",
-    "text_g",
-    "prompt",
-    "string",
-    "text_negative",
-    "negative_prompt",
-    "value",
-    "text_l",
-)
+
+
+def _text_keys(side: str) -> tuple[str, ...]:
+    """Where a text node keeps its prompt, for the "positive" or "negative" side."""
+    return ("text", "text_g", "prompt", "string", f"text_{side}", f"{side}_prompt", "value", "text_l")
+
+
+_TEXT_KEYS = _text_keys("positive")
+_NEGATIVE_TEXT_KEYS = _text_keys("negative")
 _MODEL_KEYS = ("ckpt_name", "unet_name", "model_name", "base_ckpt_name")
 _UPSCALE_CLASSES = ("LatentUpscale", "LatentUpscaleBy", "ImageScale", "ImageScaleBy", "ImageUpscaleWithModel")
 _NOT_CONDITIONING = frozenset(
     {"clip", "model", "vae", "image", "images", "pixels", "latent_image", "samples"}
+)
+# The base sampler's settings, each read on the sampler or upstream of it (`_Walker.value`).
+_SAMPLER = KeyTable(
+    "comfyui",
+    {
+        "sampler": "sampler_name",
+        "scheduler": "scheduler",
+        "steps": "steps",
+        "cfg": ("cfg", "guidance"),
+        "seed": ("seed", "noise_seed"),
+    },
 )
 
 
@@ -71,22 +83,15 @@ def parse_comfyui(graph: Graph, raw: dict[str, str]) -> GenerationRecord:
     negative = walker.text(walker.find_link(base, ("negative",)), _NEGATIVE_TEXT_KEYS)
     model, loras = walker.model(walker.find_link(base, ("model",)))
     width, height = walker.latent_size(base)
-    sampler = as_text(walker.value(base, ("sampler_name",)))
-    return GenerationRecord(
-        generator="comfyui",
+    return replace(
+        _SAMPLER.record(lambda names: walker.value(base, names), raw),
         prompt=positive,
         negative_prompt=negative,
         model=model,
-        sampler=sampler,
-        scheduler=as_text(walker.value(base, ("scheduler",))),
-        steps=as_int(walker.value(base, ("steps",))),
-        cfg=as_float(walker.value(base, ("cfg", "guidance"))),
-        seed=as_int(walker.value(base, ("seed", "noise_seed"))),
         width=width if "width" not in node else as_int(node["width"]),
         height=height if "height" not in node else as_int(node["height"]),
         hires=walker.hires(final) if final != base else None,
         loras=merge_loras(loras, prompt_loras(positive)),
-        raw=raw,
     )
 
 
@@ -243,7 +248,7 @@ class _Walker:
                     "steps": as_int(self.value(sampler_id, ("steps",))),
                     "denoising_strength": as_float(self.value(sampler_id, ("denoise",))),
                 }
-                return {key: value for key, value in hires.items() if value is not None}
+                return drop_none(hires)
         return None
 
 

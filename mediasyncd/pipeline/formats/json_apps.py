@@ -1,104 +1,243 @@
 """Tools that embed a JSON document: SwarmUI, InvokeAI, Fooocus, RuinedFooocus, NovelAI, Easy Diffusion,
-TensorArt, Stability Matrix and Hugging Face Spaces (Gradio + diffusers). One function per tool, each
-taking the decoded JSON (and the raw sources to keep) and returning a normalized record.
+TensorArt, Stability Matrix and Hugging Face Spaces (Gradio + diffusers). Each tool's key names are a
+`KeyTable`; its parser adds only what the table cannot say (LoRA lists, prompt syntax, refiner settings).
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any
+from dataclasses import replace
 
+from mediasyncd.pipeline.formats.keytable import Json, KeyTable, first_present, read_hires
 from mediasyncd.pipeline.record import (
     GenerationRecord,
     Lora,
     as_float,
-    as_int,
+    as_list,
     as_text,
     merge_loras,
-    model_name,
     prompt_loras,
-    size_pair,
     split_sampler,
 )
 
-Json = dict[str, Any]
+
+def _karras_suffix(sampler: str | None, scheduler: str | None) -> tuple[str | None, str | None]:
+    """InvokeAI folds the Karras schedule into the name: "dpmpp_2m_k" -> ("dpmpp_2m", "karras")."""
+    if scheduler is None and sampler and sampler.endswith("_k"):
+        return sampler[:-2], "karras"
+    return sampler, scheduler
+
+
+def _fooocus_version(value: object) -> str | None:
+    """ "Fooocus v2.5.5" -> "v2.5.5"."""
+    version = as_text(value)
+    if version and version.lower().startswith("fooocus "):
+        return version.split(" ", 1)[1]
+    return version
+
+
+_SWARMUI = KeyTable(
+    "swarmui",
+    {
+        "generator_version": "swarm_version",
+        "prompt": "prompt",
+        "negative_prompt": "negativeprompt",
+        "model": "model",
+        "sampler": "sampler",
+        "scheduler": "scheduler",
+        "steps": "steps",
+        "cfg": "cfgscale",
+        "seed": "seed",
+        "width": "width",
+        "height": "height",
+    },
+)
+_SWARMUI_REFINER = {
+    "upscale": "refinerupscale",
+    "upscaler": "refinerupscalemethod",
+    "steps": "refinersteps",
+    "denoising_strength": "refinercontrolpercentage",
+}
+_INVOKEAI = KeyTable(
+    "invokeai",
+    {
+        "generator_version": "app_version",
+        "prompt": "positive_prompt",
+        "negative_prompt": "negative_prompt",
+        "model": ("model.name", "model.model_name"),
+        "model_hash": "model.hash",
+        "sampler": "scheduler",  # InvokeAI's "scheduler" is the sampler's name
+        "steps": "steps",
+        "cfg": "cfg_scale",
+        "seed": "seed",
+        "width": "width",
+        "height": "height",
+    },
+    split=_karras_suffix,
+)
+_INVOKEAI_LEGACY = KeyTable(
+    "invokeai",
+    {
+        "generator_version": "app_version",
+        "model": "model_weights",
+        "model_hash": "model_hash",
+        "sampler": "image.sampler",
+        "steps": "image.steps",
+        "cfg": "image.cfg_scale",
+        "seed": "image.seed",
+        "width": "image.width",
+        "height": "image.height",
+    },
+    split=_karras_suffix,
+)
+_FOOOCUS = KeyTable(
+    "fooocus",
+    {
+        "generator_version": "version",
+        "prompt": "prompt",
+        "negative_prompt": "negative_prompt",
+        "model": "base_model",
+        "model_hash": "base_model_hash",
+        "sampler": "sampler",
+        "scheduler": "scheduler",
+        "steps": "steps",
+        "cfg": "guidance_scale",
+        "seed": "seed",
+    },
+    size="resolution",
+    convert={"generator_version": _fooocus_version},
+)
+_RUINED_FOOOCUS = KeyTable(
+    "ruinedfooocus",
+    {
+        "generator_version": "version",
+        "prompt": "Prompt",
+        "negative_prompt": "Negative",
+        "model": "base_model_name",
+        "model_hash": "base_model_hash",
+        "sampler": "sampler_name",
+        "scheduler": "scheduler",
+        "steps": "steps",
+        "cfg": "cfg",
+        "seed": "seed",
+        "width": "width",
+        "height": "height",
+    },
+)
+# NovelAI's `Comment` JSON; the prompt and model come from its other texts.
+_NOVELAI = KeyTable(
+    "novelai",
+    {
+        "negative_prompt": "uc",
+        "sampler": "sampler",
+        "scheduler": "noise_schedule",
+        "steps": "steps",
+        "cfg": "scale",
+        "seed": "seed",
+        "width": "width",
+        "height": "height",
+    },
+)
+# Easy Diffusion names its PNG text keys either like its task fields or like its UI labels; the first
+# key present wins (read with `first_present`).
+_EASY_MODEL_KEYS = ("use_stable_diffusion_model", "Stable Diffusion model")
+_EASY_LORA_KEYS = ("use_lora_model", "LoRA model")
+_EASY_LORA_WEIGHT_KEYS = ("lora_alpha", "LoRA Strength")
+_EASY_DIFFUSION = KeyTable(
+    "easydiffusion",
+    {
+        "prompt": ("prompt", "Prompt"),
+        "negative_prompt": ("negative_prompt", "Negative Prompt"),
+        "model": _EASY_MODEL_KEYS,
+        "sampler": ("sampler_name", "Sampler"),
+        "steps": ("num_inference_steps", "Steps"),
+        "cfg": ("guidance_scale", "Guidance Scale"),
+        "seed": ("seed", "Seed"),
+        "width": ("width", "Width"),
+        "height": ("height", "Height"),
+    },
+)
+_TENSORART = KeyTable(
+    "tensorart",
+    {
+        "prompt": "prompt",
+        "negative_prompt": "negativePrompt",
+        "model": "baseModel.modelFileName",
+        "model_hash": "baseModel.hash",
+        "sampler": ("samplerName", "sampler"),
+        "steps": "steps",
+        "cfg": "cfgScale",
+        "seed": "seed",
+        "width": "width",
+        "height": "height",
+    },
+    split=split_sampler,
+)
+_STABILITY_MATRIX = KeyTable(
+    "stabilitymatrix",
+    {
+        "prompt": "PositivePrompt",
+        "negative_prompt": "NegativePrompt",
+        "model": "ModelName",
+        "model_hash": "ModelHash",
+        "sampler": "Sampler",
+        "scheduler": "Scheduler",
+        "steps": "Steps",
+        "cfg": "CfgScale",
+        "seed": "Seed",
+        "width": "Width",
+        "height": "Height",
+    },
+    split=split_sampler,
+)
+_HF_SPACE = KeyTable(
+    "huggingface-spaces",
+    {
+        "prompt": "prompt",
+        "negative_prompt": "negative_prompt",
+        "model": ("Model", "model"),
+        "model_hash": "Model hash",
+        "sampler": "sampler",
+        "steps": "num_inference_steps",
+        "cfg": "guidance_scale",
+        "seed": "seed",
+        "width": "width",
+        "height": "height",
+    },
+    size="resolution",
+    split=split_sampler,
+)
 
 
 def parse_swarmui(data: Json, raw: dict[str, str]) -> GenerationRecord:
-    """{"sui_image_params": {prompt, negativeprompt, model, seed, steps, cfgscale, …}, "sui_extra_data": …}"""
-    params = data.get("sui_image_params")
-    p: Json = params if isinstance(params, dict) else {}
-    names, weights = p.get("loras"), p.get("loraweights")
-    loras: list[Lora] = []
-    if isinstance(names, list):
-        weight_list = weights if isinstance(weights, list) else []
-        for index, name in enumerate(names):
-            weight = weight_list[index] if index < len(weight_list) else None
-            loras.append(Lora(str(name), as_float(weight)))
+    """{"sui_image_params": {prompt, negativeprompt, model, …, loras, loraweights}, "sui_extra_data": …}"""
+    params = _obj(data.get("sui_image_params"))
+    loras = [
+        Lora(str(name), as_float(weight))
+        for name, weight in _parallel(params.get("loras"), params.get("loraweights"))
+    ]
     hires = None
-    if p.get("refinerupscale") is not None or p.get("refinermethod") is not None:
-        hires = _drop_none(
-            {
-                "upscale": as_float(p.get("refinerupscale")),
-                "upscaler": as_text(p.get("refinerupscalemethod")),
-                "steps": as_int(p.get("refinersteps")),
-                "denoising_strength": as_float(p.get("refinercontrolpercentage")),
-            }
-        )
-    prompt = as_text(p.get("prompt"))
-    return GenerationRecord(
-        generator="swarmui",
-        generator_version=as_text(p.get("swarm_version")),
-        prompt=prompt,
-        negative_prompt=as_text(p.get("negativeprompt")),
-        model=model_name(p.get("model")),
-        sampler=as_text(p.get("sampler")),
-        scheduler=as_text(p.get("scheduler")),
-        steps=as_int(p.get("steps")),
-        cfg=as_float(p.get("cfgscale")),
-        seed=as_int(p.get("seed")),
-        width=as_int(p.get("width")),
-        height=as_int(p.get("height")),
-        hires=hires,
-        loras=merge_loras(loras, prompt_loras(prompt)),
-        raw=raw,
-    )
+    if params.get("refinerupscale") is not None or params.get("refinermethod") is not None:
+        hires = read_hires(params, _SWARMUI_REFINER)
+    record = _SWARMUI.record(params, raw)
+    return replace(record, hires=hires, loras=merge_loras(loras, prompt_loras(record.prompt)))
 
 
 def parse_invokeai(data: Json, raw: dict[str, str]) -> GenerationRecord:
-    """`invokeai_metadata` (v3+): positive_prompt, negative_prompt, model {name|model_name, hash}, loras."""
-    model = _obj(data.get("model"))
+    """`invokeai_metadata` (v3+), its LoRAs as [{"model" | "lora": {name | model_name}, "weight"}]."""
     loras: list[Lora] = []
-    for item in data.get("loras") or []:
+    for item in as_list(data.get("loras")):
         if isinstance(item, dict):
             spec = _obj(item.get("model") or item.get("lora"))
             name = spec.get("name") or spec.get("model_name")
             if name:
                 loras.append(Lora(str(name), as_float(item.get("weight"))))
-    sampler, scheduler = _invoke_scheduler(as_text(data.get("scheduler")))
-    return GenerationRecord(
-        generator="invokeai",
-        generator_version=as_text(data.get("app_version")),
-        prompt=as_text(data.get("positive_prompt")),
-        negative_prompt=as_text(data.get("negative_prompt")),
-        model=model_name(model.get("name") or model.get("model_name")),
-        model_hash=as_text(model.get("hash")),
-        sampler=sampler,
-        scheduler=scheduler,
-        steps=as_int(data.get("steps")),
-        cfg=as_float(data.get("cfg_scale")),
-        seed=as_int(data.get("seed")),
-        width=as_int(data.get("width")),
-        height=as_int(data.get("height")),
-        loras=tuple(loras),
-        raw=raw,
-    )
+    return replace(_INVOKEAI.record(data, raw), loras=tuple(loras))
 
 
 def parse_invokeai_legacy(data: Json, raw: dict[str, str]) -> GenerationRecord:
-    """`sd-metadata` (InvokeAI 2.x): {"model_weights", "app_version", "image": {"prompt", …}}."""
-    image = _obj(data.get("image"))
-    prompt_value = image.get("prompt")
+    """`sd-metadata` (InvokeAI 2.x): the negative prompt in [brackets] at the end of the prompt."""
+    prompt_value = _obj(data.get("image")).get("prompt")
     if isinstance(prompt_value, list) and prompt_value and isinstance(prompt_value[0], dict):
         prompt_value = prompt_value[0].get("prompt")
     prompt, negative = as_text(prompt_value), None
@@ -106,91 +245,30 @@ def parse_invokeai_legacy(data: Json, raw: dict[str, str]) -> GenerationRecord:
         match = re.fullmatch(r"(.*?)\s*\[(.*)\]\s*", prompt, flags=re.DOTALL)
         if match:
             prompt, negative = match.group(1), match.group(2)
-    sampler, scheduler = _invoke_scheduler(as_text(image.get("sampler")))
-    return GenerationRecord(
-        generator="invokeai",
-        generator_version=as_text(data.get("app_version")),
-        prompt=prompt,
-        negative_prompt=negative,
-        model=model_name(data.get("model_weights")),
-        model_hash=as_text(data.get("model_hash")),
-        sampler=sampler,
-        scheduler=scheduler,
-        steps=as_int(image.get("steps")),
-        cfg=as_float(image.get("cfg_scale")),
-        seed=as_int(image.get("seed")),
-        width=as_int(image.get("width")),
-        height=as_int(image.get("height")),
-        raw=raw,
-    )
-
-
-def _invoke_scheduler(value: str | None) -> tuple[str | None, str | None]:
-    """InvokeAI folds the Karras schedule into the name: "dpmpp_2m_k" -> ("dpmpp_2m", "karras")."""
-    if value and value.endswith("_k"):
-        return value[:-2], "karras"
-    return value, None
+    return replace(_INVOKEAI_LEGACY.record(data, raw), prompt=prompt, negative_prompt=negative)
 
 
 def parse_fooocus(data: Json, raw: dict[str, str]) -> GenerationRecord:
-    """Fooocus' scheme: prompt, negative_prompt, base_model(+_hash), sampler, scheduler, resolution, loras."""
+    """Fooocus' scheme, its LoRAs as "lora_combined_N": "name : weight" and "loras": [[name, weight, …]]."""
     loras: list[Lora] = []
     for key, value in data.items():
         if key.startswith("lora_combined_") and isinstance(value, str) and " : " in value:
             name, _, weight = value.rpartition(" : ")
             loras.append(Lora(name.strip(), as_float(weight)))
-    for item in data.get("loras") or []:
-        if isinstance(item, list | tuple) and len(item) >= 2:
-            loras.append(Lora(str(item[0]), as_float(item[1])))
-    width, height = size_pair(data.get("resolution"))
-    version = as_text(data.get("version"))
-    if version and version.lower().startswith("fooocus "):
-        version = version.split(" ", 1)[1]
-    return GenerationRecord(
-        generator="fooocus",
-        generator_version=version,
-        prompt=as_text(data.get("prompt")),
-        negative_prompt=as_text(data.get("negative_prompt")),
-        model=model_name(data.get("base_model")),
-        model_hash=as_text(data.get("base_model_hash")),
-        sampler=as_text(data.get("sampler")),
-        scheduler=as_text(data.get("scheduler")),
-        steps=as_int(data.get("steps")),
-        cfg=as_float(data.get("guidance_scale")),
-        seed=as_int(data.get("seed")),
-        width=width,
-        height=height,
-        loras=merge_loras(loras),
-        raw=raw,
-    )
+    loras += [lora for item in as_list(data.get("loras")) if (lora := _pair_lora(item)) is not None]
+    return replace(_FOOOCUS.record(data, raw), loras=merge_loras(loras))
 
 
 def parse_ruined_fooocus(data: Json, raw: dict[str, str]) -> GenerationRecord:
-    """RuinedFooocus: {"Prompt", "Negative", "steps", "cfg", "sampler_name", "base_model_name", …}."""
-    loras = []
-    for item in data.get("loras") or []:
-        if isinstance(item, list | tuple) and len(item) >= 2:
-            loras.append(Lora(str(item[0]), as_float(item[1])))
+    """RuinedFooocus, its LoRAs as [name, weight] pairs or "name:weight" strings."""
+    loras: list[Lora] = []
+    for item in as_list(data.get("loras")):
+        if (lora := _pair_lora(item)) is not None:
+            loras.append(lora)
         elif isinstance(item, str) and ":" in item:
             name, _, weight = item.rpartition(":")
             loras.append(Lora(name, as_float(weight)))
-    return GenerationRecord(
-        generator="ruinedfooocus",
-        generator_version=as_text(data.get("version")),
-        prompt=as_text(data.get("Prompt")),
-        negative_prompt=as_text(data.get("Negative")),
-        model=model_name(data.get("base_model_name")),
-        model_hash=as_text(data.get("base_model_hash")),
-        sampler=as_text(data.get("sampler_name")),
-        scheduler=as_text(data.get("scheduler")),
-        steps=as_int(data.get("steps")),
-        cfg=as_float(data.get("cfg")),
-        seed=as_int(data.get("seed")),
-        width=as_int(data.get("width")),
-        height=as_int(data.get("height")),
-        loras=merge_loras(loras),
-        raw=raw,
-    )
+    return replace(_RUINED_FOOOCUS.record(data, raw), loras=merge_loras(loras))
 
 
 def parse_novelai(texts: dict[str, str], comment: Json, raw: dict[str, str]) -> GenerationRecord:
@@ -202,126 +280,40 @@ def parse_novelai(texts: dict[str, str], comment: Json, raw: dict[str, str]) -> 
     v4 = comment.get("v4_prompt")
     if prompt is None and isinstance(v4, dict):
         prompt = as_text(_obj(v4.get("caption")).get("base_caption"))
-    return GenerationRecord(
-        generator="novelai",
-        prompt=prompt,
-        negative_prompt=as_text(comment.get("uc")),
-        model=model,
-        model_hash=model_hash,
-        sampler=as_text(comment.get("sampler")),
-        scheduler=as_text(comment.get("noise_schedule")),
-        steps=as_int(comment.get("steps")),
-        cfg=as_float(comment.get("scale")),
-        seed=as_int(comment.get("seed")),
-        width=as_int(comment.get("width")),
-        height=as_int(comment.get("height")),
-        raw=raw,
-    )
-
-
-# Easy Diffusion names its PNG text keys either like its task fields or like its UI labels.
-_EASY_KEYS = {
-    "prompt": ("prompt", "Prompt"),
-    "negative": ("negative_prompt", "Negative Prompt"),
-    "seed": ("seed", "Seed"),
-    "model": ("use_stable_diffusion_model", "Stable Diffusion model"),
-    "sampler": ("sampler_name", "Sampler"),
-    "width": ("width", "Width"),
-    "height": ("height", "Height"),
-    "steps": ("num_inference_steps", "Steps"),
-    "cfg": ("guidance_scale", "Guidance Scale"),
-    "lora": ("use_lora_model", "LoRA model"),
-    "lora_weight": ("lora_alpha", "LoRA Strength"),
-}
+    return replace(_NOVELAI.record(comment, raw), prompt=prompt, model=model, model_hash=model_hash)
 
 
 def is_easy_diffusion(data: Json) -> bool:
-    return any(key in data for key in _EASY_KEYS["model"])
+    return any(key in data for key in _EASY_MODEL_KEYS)
 
 
 def parse_easy_diffusion(data: Json, raw: dict[str, str]) -> GenerationRecord:
-    def get(field: str) -> Any:
-        for key in _EASY_KEYS[field]:
-            if key in data:
-                return data[key]
-        return None
-
-    loras = []
-    names, weights = get("lora"), get("lora_weight")
+    """Easy Diffusion: one LoRA as text, or parallel lists of LoRA names and strengths."""
+    lookup = first_present(data)
+    names, weights = lookup(_EASY_LORA_KEYS), lookup(_EASY_LORA_WEIGHT_KEYS)
     if isinstance(names, str) and names:
         names, weights = [names], [weights]
-    if isinstance(names, list):
-        weight_list = weights if isinstance(weights, list) else []
-        for index, name in enumerate(names):
-            if name:
-                loras.append(
-                    Lora(str(name), as_float(weight_list[index] if index < len(weight_list) else None))
-                )
-    return GenerationRecord(
-        generator="easydiffusion",
-        prompt=as_text(get("prompt")),
-        negative_prompt=as_text(get("negative")),
-        model=model_name(get("model")),
-        sampler=as_text(get("sampler")),
-        steps=as_int(get("steps")),
-        cfg=as_float(get("cfg")),
-        seed=as_int(get("seed")),
-        width=as_int(get("width")),
-        height=as_int(get("height")),
-        loras=merge_loras(loras),
-        raw=raw,
-    )
+    loras = [Lora(str(name), as_float(weight)) for name, weight in _parallel(names, weights) if name]
+    return replace(_EASY_DIFFUSION.record(lookup, raw), loras=merge_loras(loras))
 
 
 def parse_tensorart(data: Json, raw: dict[str, str]) -> GenerationRecord:
-    """TensorArt's `generation_data`: prompt, negativePrompt, cfgScale, baseModel {modelFileName, hash}."""
-    base = _obj(data.get("baseModel"))
+    """TensorArt's `generation_data`, its LoRAs among `models` with "type": "LORA"."""
     loras = []
-    for item in data.get("models") or []:
+    for item in as_list(data.get("models")):
         if isinstance(item, dict) and str(item.get("type", "")).upper() == "LORA":
             loras.append(
                 Lora(str(item.get("modelFileName") or item.get("label") or ""), as_float(item.get("weight")))
             )
-    sampler, scheduler = split_sampler(as_text(data.get("samplerName") or data.get("sampler")))
-    prompt = as_text(data.get("prompt"))
-    return GenerationRecord(
-        generator="tensorart",
-        prompt=prompt,
-        negative_prompt=as_text(data.get("negativePrompt")),
-        model=model_name(base.get("modelFileName")),
-        model_hash=as_text(base.get("hash")),
-        sampler=sampler,
-        scheduler=scheduler,
-        steps=as_int(data.get("steps")),
-        cfg=as_float(data.get("cfgScale")),
-        seed=as_int(data.get("seed")),
-        width=as_int(data.get("width")),
-        height=as_int(data.get("height")),
-        loras=merge_loras([lora for lora in loras if lora.name], prompt_loras(prompt)),
-        raw=raw,
-    )
+    record = _TENSORART.record(data, raw)
+    named = [lora for lora in loras if lora.name]
+    return replace(record, loras=merge_loras(named, prompt_loras(record.prompt)))
 
 
 def parse_stability_matrix(data: Json, raw: dict[str, str]) -> GenerationRecord:
-    """Stability Matrix Inference's `parameters-json`: PositivePrompt, NegativePrompt, ModelName, CfgScale…"""
-    sampler, scheduler = split_sampler(as_text(data.get("Sampler")), as_text(data.get("Scheduler")))
-    prompt = as_text(data.get("PositivePrompt"))
-    return GenerationRecord(
-        generator="stabilitymatrix",
-        prompt=prompt,
-        negative_prompt=as_text(data.get("NegativePrompt")),
-        model=model_name(data.get("ModelName")),
-        model_hash=as_text(data.get("ModelHash")),
-        sampler=sampler,
-        scheduler=scheduler,
-        steps=as_int(data.get("Steps")),
-        cfg=as_float(data.get("CfgScale")),
-        seed=as_int(data.get("Seed")),
-        width=as_int(data.get("Width")),
-        height=as_int(data.get("Height")),
-        loras=merge_loras(prompt_loras(prompt)),
-        raw=raw,
-    )
+    """Stability Matrix Inference's `parameters-json`; LoRAs only as prompt tags."""
+    record = _STABILITY_MATRIX.record(data, raw)
+    return replace(record, loras=merge_loras(prompt_loras(record.prompt)))
 
 
 def is_hf_space(data: Json) -> bool:
@@ -329,29 +321,24 @@ def is_hf_space(data: Json) -> bool:
 
 
 def parse_hf_space(data: Json, raw: dict[str, str]) -> GenerationRecord:
-    """Gradio + diffusers Spaces: {"prompt", "negative_prompt", "resolution": "1024 x 1024", "Model", …}."""
-    width, height = size_pair(data.get("resolution"))
-    sampler, scheduler = split_sampler(as_text(data.get("sampler")))
-    return GenerationRecord(
-        generator="huggingface-spaces",
-        prompt=as_text(data.get("prompt")),
-        negative_prompt=as_text(data.get("negative_prompt")),
-        model=model_name(data.get("Model") or data.get("model")),
-        model_hash=as_text(data.get("Model hash")),
-        sampler=sampler,
-        scheduler=scheduler,
-        steps=as_int(data.get("num_inference_steps")),
-        cfg=as_float(data.get("guidance_scale")),
-        seed=as_int(data.get("seed")),
-        width=width or as_int(data.get("width")),
-        height=height or as_int(data.get("height")),
-        raw=raw,
-    )
+    """Gradio + diffusers Spaces: diffusers' argument names, "resolution": "1024 x 1024"."""
+    return _HF_SPACE.record(data, raw)
+
+
+def _parallel(names: object, weights: object) -> list[tuple[object, object]]:
+    """(name, weight) from a list of names and a parallel list of weights (None where it falls short)."""
+    if not isinstance(names, list):
+        return []
+    weight_list = weights if isinstance(weights, list) else []
+    return [(name, weight_list[i] if i < len(weight_list) else None) for i, name in enumerate(names)]
+
+
+def _pair_lora(item: object) -> Lora | None:
+    """A LoRA from a [name, weight, …] list."""
+    if isinstance(item, list | tuple) and len(item) >= 2:
+        return Lora(str(item[0]), as_float(item[1]))
+    return None
 
 
 def _obj(value: object) -> Json:
     return value if isinstance(value, dict) else {}
-
-
-def _drop_none(values: Json) -> Json:
-    return {key: value for key, value in values.items() if value is not None}

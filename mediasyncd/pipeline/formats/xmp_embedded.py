@@ -6,19 +6,11 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 from typing import Any
 
-from mediasyncd.pipeline.record import (
-    GenerationRecord,
-    Lora,
-    as_float,
-    as_int,
-    as_text,
-    merge_loras,
-    model_name,
-    size_pair,
-    split_sampler,
-)
+from mediasyncd.pipeline.formats.keytable import KeyTable
+from mediasyncd.pipeline.record import GenerationRecord, Lora, as_float, as_list, merge_loras, split_sampler
 
 NS = {
     "rdf": "http://www.w3.org/1999/02/22-rdf-syntax-ns#",
@@ -28,6 +20,22 @@ NS = {
     "Iptc4xmpExt": "http://iptc.org/std/Iptc4xmpExt/2008-02-29/",
 }
 TRAINED_ALGORITHMIC_MEDIA = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
+
+# Draw Things' settings JSON: {"c": prompt, "uc": negative, "sampler": "DPM++ 2M Karras", "size": "768x512", …}
+_DRAW_THINGS = KeyTable(
+    "drawthings",
+    {
+        "prompt": "c",
+        "negative_prompt": "uc",
+        "model": "model",
+        "sampler": "sampler",
+        "steps": "steps",
+        "cfg": "scale",
+        "seed": "seed",
+    },
+    size="size",
+    split=split_sampler,
+)
 
 
 def xmp_properties(packet: str) -> dict[str, str]:
@@ -86,26 +94,10 @@ def parse_xmp(packet: str, raw: dict[str, str]) -> GenerationRecord | None:
 
 
 def parse_draw_things(data: dict[str, Any], raw: dict[str, str]) -> GenerationRecord:
-    """Draw Things: {"c": prompt, "uc": negative, "sampler": "DPM++ 2M Karras", "scale", "size", "lora"…}."""
-    sampler, scheduler = split_sampler(as_text(data.get("sampler")))
-    width, height = size_pair(data.get("size"))
+    """Draw Things, its LoRAs as "lora": [{"file", "weight"}]."""
     loras = [
         Lora(str(item.get("file") or item.get("model") or ""), as_float(item.get("weight")))
-        for item in data.get("lora") or []
+        for item in as_list(data.get("lora"))
         if isinstance(item, dict)
     ]
-    return GenerationRecord(
-        generator="drawthings",
-        prompt=as_text(data.get("c")),
-        negative_prompt=as_text(data.get("uc")),
-        model=model_name(data.get("model")),
-        sampler=sampler,
-        scheduler=scheduler,
-        steps=as_int(data.get("steps")),
-        cfg=as_float(data.get("scale")),
-        seed=as_int(data.get("seed")),
-        width=width,
-        height=height,
-        loras=merge_loras([lora for lora in loras if lora.name]),
-        raw=raw,
-    )
+    return replace(_DRAW_THINGS.record(data, raw), loras=merge_loras([lora for lora in loras if lora.name]))
