@@ -80,7 +80,7 @@ class TransferConfig:
     dir_mode: int = 0o755
     bwlimit: int = 0
     block_size: int = 0  # 0: the server's advertised maximum read length
-    max_requests: int = 64  # SFTP read requests in flight per file
+    max_requests: int = 16  # SFTP read requests in flight per file (16 x 255 KiB = 4 MiB: several WAN BDPs)
 
 
 @dataclass(frozen=True)
