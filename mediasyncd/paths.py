@@ -6,13 +6,14 @@ mapped safely (not UTF-8, control characters, '..', absolute) raises UnsafePathE
 
 from __future__ import annotations
 
-import unicodedata
+import re
 from pathlib import PurePosixPath
 
 from mediasyncd.errors import UnsafePathError
 
 INTERNAL_DIR = ".mediasyncd"
 MAX_COMPONENT_BYTES = 255
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # Unicode category Cc: C0, DEL and C1
 
 
 def decode_rel(raw: bytes) -> str:
@@ -28,9 +29,9 @@ def decode_rel(raw: bytes) -> str:
 def check_rel(rel: str) -> None:
     if not rel or rel.startswith("/"):
         raise UnsafePathError("empty or absolute path")
-    for ch in rel:
-        if unicodedata.category(ch) == "Cc":
-            raise UnsafePathError(f"name contains control character {ch!r}")
+    bad = _CONTROL.search(rel)
+    if bad:
+        raise UnsafePathError(f"name contains control character {bad.group()!r}")
     for part in rel.split("/"):
         if part in ("", ".", ".."):
             raise UnsafePathError(f"path component {part!r} is not allowed")
