@@ -69,9 +69,34 @@ class PathFilter:
     exclude: tuple[str, ...]
 
     def accepts(self, rel_path: str) -> bool:
-        if self.include and not any_match(self.include, rel_path):
+        name = rel_path.rsplit("/", 1)[-1]
+        if self.include and not _combined(self.include).matches(rel_path, name):
             return False
-        return not any_match(self.exclude, rel_path)
+        return not _combined(self.exclude).matches(rel_path, name)
+
+
+@dataclass(frozen=True)
+class _Combined:
+    """All globs of one list as two regexes: those matched against the name, those against the path."""
+
+    names: re.Pattern[str] | None
+    paths: re.Pattern[str] | None
+
+    def matches(self, rel_path: str, name: str) -> bool:
+        return bool(
+            (self.names is not None and self.names.match(name))
+            or (self.paths is not None and self.paths.match(rel_path))
+        )
+
+
+@lru_cache(maxsize=64)
+def _combined(globs: tuple[str, ...]) -> _Combined:
+    def join(group: list[str]) -> re.Pattern[str] | None:
+        if not group:
+            return None
+        return re.compile("|".join(f"(?:{_compile(g).pattern})" for g in group), re.DOTALL)
+
+    return _Combined(join([g for g in globs if "/" not in g]), join([g for g in globs if "/" in g]))
 
 
 def any_match(globs: Sequence[str], rel_path: str) -> bool:

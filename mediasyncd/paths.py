@@ -32,11 +32,14 @@ def check_rel(rel: str) -> None:
     bad = _CONTROL.search(rel)
     if bad:
         raise UnsafePathError(f"name contains control character {bad.group()!r}")
-    for part in rel.split("/"):
-        if part in ("", ".", ".."):
-            raise UnsafePathError(f"path component {part!r} is not allowed")
-        if len(part.encode()) > MAX_COMPONENT_BYTES:
-            raise UnsafePathError("path component longer than 255 bytes")
+    wrapped = f"/{rel}/"
+    if "//" in wrapped or "/./" in wrapped or "/../" in wrapped:
+        part = next(p for p in rel.split("/") if p in ("", ".", ".."))
+        raise UnsafePathError(f"path component {part!r} is not allowed")
+    if len(rel) > MAX_COMPONENT_BYTES // 4 and any(
+        len(p.encode()) > MAX_COMPONENT_BYTES for p in rel.split("/")
+    ):
+        raise UnsafePathError("path component longer than 255 bytes")
 
 
 def library_rel(remote: str, rel: str) -> str:

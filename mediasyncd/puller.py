@@ -269,9 +269,10 @@ class Puller:
                     self.known[row.key] = row
         now = time.time()
         remote_now = listing.remote_now if listing.remote_now is not None else (now if self._once else None)
-        ready = self.settle.observe(entries, now, remote_now)
+        waiting = [e for e in entries if self.known[e.key].state in ("seen", "failed")]
+        ready = self.settle.observe(waiting, now, remote_now)
         settling = 0
-        for e in entries:
+        for e in waiting:
             row = self.known[e.key]
             if row.state not in ("seen", "failed") or row.id in self.active:
                 continue

@@ -13,6 +13,7 @@ import shlex
 import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import asyncssh
 
@@ -23,8 +24,9 @@ from mediasyncd.transfer.remote import RemoteHost
 FIELDS = 5  # root, type, size, mtime, relative path
 
 
-@dataclass(frozen=True)
-class RemoteEntry:
+class RemoteEntry(NamedTuple):
+    """One regular file in a listing (a tuple: tens of thousands are made per pass)."""
+
     root: str
     rel: str
     size: int
