@@ -24,11 +24,6 @@ CIPHERS = (
 )
 
 
-# All SFTP reads of a remote share one channel: its window caps the bytes in flight on the link.
-# 2 MiB (asyncssh's default) is about one bandwidth-delay product of a 200 Mbit/s, 80 ms path.
-CHANNEL_WINDOW = 16 << 20
-
-
 @dataclass(frozen=True)
 class Backoff:
     """Capped exponential backoff with jitter: attempt n waits uniform(c/2, c), c = min(cap, base * 2**n)."""
@@ -109,7 +104,9 @@ async def connect(remote: RemoteConfig, state_dir: Path) -> asyncssh.SSHClientCo
         "known_hosts": existing or b"",
         "encryption_algs": list(CIPHERS),
         "compression_algs": None,
-        "window": CHANNEL_WINDOW,
+        # The SFTP channel window stays at asyncssh's 2 MiB: measured through a 40 ms / 200 Mbit/s link,
+        # larger windows only fill the bottleneck queue (2 MiB 21.5 MB/s, 8 MiB 19-21, 16 MiB 13), and on
+        # loopback 16 MiB was slower too.
         "keepalive_interval": 15,
         "keepalive_count_max": 4,
         "connect_timeout": remote.connect_timeout,
