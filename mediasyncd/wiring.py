@@ -10,7 +10,6 @@ from typing import Protocol
 from mediasyncd.config import Config
 from mediasyncd.progress import StatusView
 from mediasyncd.puller import LandedHook
-from mediasyncd.purge.scheduler import PurgeScheduler
 from mediasyncd.state import FileRow, Store
 
 
@@ -50,4 +49,6 @@ def hooks_of(parts: list[Consumer]) -> list[LandedHook]:
 
 def services(config: Config, store: Store, view: StatusView) -> list[Service]:
     """The daemon's long-running parts besides the pullers and the status server."""
+    from mediasyncd.purge.scheduler import PurgeScheduler  # APScheduler: only the daemon needs it
+
     return [PurgeScheduler(config, store, view)]

@@ -43,14 +43,15 @@ def test_path_filter_include_then_exclude() -> None:
 def test_find_output_is_parsed_and_unsafe_names_rejected() -> None:
     """Entries carry root, rel, size and mtime; control characters and bad UTF-8 land in `rejected`."""
     out = (
-        b"now\x001700000100\x00"
+        b"now\x001700000100.250000000\x00"
         b"missing\x00/gone\x00"
         b"/r\x00f\x0012\x001700000000.2500000000\x00a/b.png\x00"
         b"/r\x00f\x001\x001700000000.0\x00bad\nname.png\x00"
         b"/r\x00f\x001\x001700000000.0\x00\xff.png\x00"
     )
     listing = parse_find(out, ["/r", "/gone"])
-    assert listing.remote_now == 1700000100
+    assert listing.remote_now == 1700000100.25
+    assert parse_find(b"now\x001700000100.%N\x00", ["/r"]).remote_now == 1700000100  # busybox date
     assert listing.missing_roots == ["/gone"]
     assert listing.entries == [RemoteEntry("/r", "a/b.png", 12, 1700000000.25)]
     assert [r.reason for r in listing.rejected] == [

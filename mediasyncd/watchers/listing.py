@@ -66,7 +66,7 @@ def find_command(roots: Sequence[str]) -> str:
     quoted = " ".join(shlex.quote(r) for r in roots)
     checks = " ".join(f"[ -d {shlex.quote(r)} ] || printf 'missing\\0%s\\0' {shlex.quote(r)};" for r in roots)
     return (
-        f"printf 'now\\0%s\\0' \"$(date +%s)\"; {checks} "
+        f"printf 'now\\0%s\\0' \"$(date +%s.%N)\"; {checks} "
         f"find -H {quoted} -mindepth 1 -type f -printf '%H\\0%y\\0%s\\0%T@\\0%P\\0' 2>/dev/null; true"
     )
 
@@ -82,10 +82,7 @@ def parse_find(output: bytes, roots: Sequence[str]) -> Listing:
     while i < len(fields):
         tag = fields[i]
         if tag == b"now" and i + 1 < len(fields):
-            try:
-                listing.remote_now = float(fields[i + 1])
-            except ValueError:
-                pass
+            listing.remote_now = _clock(fields[i + 1])
             i += 2
             continue
         if tag == b"missing" and i + 1 < len(fields):
@@ -107,6 +104,16 @@ def parse_find(output: bytes, roots: Sequence[str]) -> Listing:
         except ValueError:
             listing.rejected.append(Rejected(root, rel_b, "unparseable size or mtime"))
     return listing
+
+
+def _clock(text: bytes) -> float | None:
+    """`date +%s.%N`: fractional seconds on GNU date; a date without %N prints it literally."""
+    for candidate in (text, text.split(b".", 1)[0]):
+        try:
+            return float(candidate)
+        except ValueError:
+            continue
+    return None
 
 
 async def list_tree(host: RemoteHost, roots: Sequence[str]) -> Listing:
