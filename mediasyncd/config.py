@@ -80,6 +80,8 @@ class TransferConfig:
     dir_mode: int = 0o755
     bwlimit: int = 0
     block_size: int = 0  # 0: the server's advertised maximum read length
+    batch_below: int = 4 << 20  # files smaller than this come in one tar stream per batch; 0 = never
+    batch_files: int = 1000  # files per tar stream at most
     max_requests: int = 16  # SFTP read requests in flight per file (16 x 255 KiB = 4 MiB: several WAN BDPs)
 
 
@@ -256,6 +258,8 @@ def _transfer(r: Reader, t: Mapping[str, Any]) -> TransferConfig:
             "bwlimit",
             "block_size",
             "max_requests",
+            "batch_below",
+            "batch_files",
         },
     )
     return TransferConfig(
@@ -267,6 +271,8 @@ def _transfer(r: Reader, t: Mapping[str, Any]) -> TransferConfig:
         bwlimit=r.get(t, "bwlimit", p, parse_size, d.bwlimit),
         block_size=r.get(t, "block_size", p, parse_size, d.block_size),
         max_requests=r.get(t, "max_requests", p, as_positive_int, d.max_requests),
+        batch_below=r.get(t, "batch_below", p, parse_size, d.batch_below),
+        batch_files=r.get(t, "batch_files", p, as_positive_int, d.batch_files),
     )
 
 

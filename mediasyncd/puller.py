@@ -27,13 +27,16 @@ from mediasyncd.transfer.landing import Arrival, Library, Plan, sha256_file
 from mediasyncd.transfer.pull import ByteBudget, RateLimiter, pull
 from mediasyncd.transfer.remote import RemoteHost
 from mediasyncd.transfer.ssh import Backoff, connect
+from mediasyncd.transfer.tarstream import Member, batches, pull_batch
 from mediasyncd.watchers.listing import list_tree
 from mediasyncd.watchers.poll import Key, SettleTracker, diff
 
 LandedHook = Callable[[FileRow], Awaitable[None]]
+BATCH_MIN = 4  # fewer small files than this go by SFTP: a stream costs an exec on the remote
 RETRY = Backoff(base=10.0, cap=3600.0)
 RECONNECT = Backoff(base=1.0, cap=300.0)
 VERIFY_BATCH = 256
+VERIFY_WAIT = 0.05  # seconds a verify batch waits for more files: fewer remote commands, little latency
 SPACE_CHECK_S = 5.0
 
 
@@ -45,6 +48,20 @@ class PassCounts:
     changed: int = 0
     skipped_names: int = 0
     failures: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Small files of one root, sent together in one tar stream."""
+
+    rows: tuple[FileRow, ...]
+
+    @property
+    def size(self) -> int:
+        return sum(r.size for r in self.rows)
+
+
+Job = FileRow | Batch
 
 
 @dataclass(frozen=True)
@@ -88,6 +105,7 @@ class Puller:
         self.counts = PassCounts()
         self.wake = asyncio.Event()
         self._warned: set[tuple[str, bytes]] = set()
+        self._not_in_batches: set[int] = set()  # ids a tar stream did not deliver: SFTP next time
         self._once = False
 
     # ------------------------------------------------------------------------------- entry points
@@ -189,7 +207,7 @@ class Puller:
     # ------------------------------------------------------------------------------- serving
 
     async def _serve(self, host: RemoteHost) -> None:
-        queue: asyncio.Queue[FileRow] = asyncio.Queue()
+        queue: asyncio.Queue[Job] = asyncio.Queue()
         verify: asyncio.Queue[_Pulled] = asyncio.Queue()
         self.active.clear()
         try:
@@ -241,7 +259,7 @@ class Puller:
         self.status.in_flight.clear()
         self.status.queued = 0
 
-    async def _pass(self, host: RemoteHost, queue: asyncio.Queue[FileRow]) -> None:
+    async def _pass(self, host: RemoteHost, queue: asyncio.Queue[Job]) -> None:
         sync_id = uuid.uuid4().hex[:12]
         log = self.log.bind(sync_id=sync_id)
         started = time.monotonic()
@@ -272,6 +290,7 @@ class Puller:
         waiting = [e for e in entries if self.known[e.key].state in ("seen", "failed")]
         ready = self.settle.observe(waiting, now, remote_now)
         settling = 0
+        ready_rows: list[FileRow] = []
         for e in waiting:
             row = self.known[e.key]
             if row.state not in ("seen", "failed") or row.id in self.active:
@@ -282,7 +301,9 @@ class Puller:
             if row.state == "failed" and row.next_attempt and row.next_attempt > now and not self._once:
                 continue
             self.active.add(row.id)
-            queue.put_nowait(row)
+            ready_rows.append(row)
+        for job in self._jobs(host, ready_rows):
+            queue.put_nowait(job)
         self.status.settling = settling
         self.status.queued = queue.qsize()
         self.status.last_pass_at = time.time()
@@ -298,27 +319,84 @@ class Puller:
             seconds=round(self.status.last_pass_s, 3),
         )
 
+    def _jobs(self, host: RemoteHost, rows: list[FileRow]) -> list[Job]:
+        """Small files go in tar batches where the remote has GNU tar; the rest one by one over SFTP."""
+        small_below = self.transfer.batch_below if host.caps.tar and host.shell is not None else 0
+        small = [r for r in rows if r.size < small_below and r.id not in self._not_in_batches]
+        jobs: list[Job] = [r for r in rows if not (r.size < small_below and r.id not in self._not_in_batches)]
+        small.sort(key=lambda r: (r.root, r.rel))
+        groups = batches(
+            [(r.root, r.size) for r in small], self.transfer.batch_files, self.transfer.in_flight
+        )
+        for group in groups:
+            members = tuple(small[i] for i in group)
+            jobs.extend([Batch(members)] if len(members) >= BATCH_MIN else members)
+        return jobs
+
     # ------------------------------------------------------------------------------- transfer
 
     async def _transfer_worker(
-        self, host: RemoteHost, queue: asyncio.Queue[FileRow], verify: asyncio.Queue[_Pulled]
+        self, host: RemoteHost, queue: asyncio.Queue[Job], verify: asyncio.Queue[_Pulled]
     ) -> None:
         while True:
-            row = await queue.get()
+            job = await queue.get()
             self.status.queued = queue.qsize()
-            taken = await self.budget.acquire(row.size)
+            taken = await self.budget.acquire(job.size)
             try:
-                pulled = await self._pull_one(host, row)
+                if isinstance(job, Batch):
+                    await self._pull_batch(host, job, verify)
+                    continue
+                pulled = await self._pull_one(host, job)
                 if pulled is not None:
                     verify.put_nowait(pulled)
                 else:
-                    self.active.discard(row.id)
+                    self.active.discard(job.id)
             except (TransferError, UnsafePathError, OSError) as exc:
-                await self._fail(row, str(exc))
+                for row in job.rows if isinstance(job, Batch) else (job,):
+                    await self._fail(row, str(exc))
             finally:
                 await self.budget.release(taken)
-                self.status.in_flight.pop(row.id, None)
+                self.status.in_flight.pop(job.rows[0].id if isinstance(job, Batch) else job.id, None)
                 queue.task_done()
+
+    async def _pull_batch(self, host: RemoteHost, batch: Batch, verify: asyncio.Queue[_Pulled]) -> None:
+        """One tar stream for many small files; each member is verified and landed like any file.
+        Files the stream did not deliver go back to the queue's next pass, then by SFTP."""
+        rows = {r.rel: r for r in batch.rows}
+        root = batch.rows[0].root
+        partials = {r.rel: self.library.partial_path(self.remote.name, r.id) for r in batch.rows}
+        for r in batch.rows:
+            await self._wait_for_space(r)
+            self.known[r.key] = _with(r, state="transferring")
+        progress = InFlight(f"{len(rows)} files in one tar stream", batch.size)
+        self.status.in_flight[batch.rows[0].id] = progress
+        delivered: set[str] = set()
+
+        def on_member(member: Member) -> None:
+            row = rows[member.rel]
+            if member.size != row.size or int(member.mtime) != int(row.mtime):
+                return  # not the listed version: the next pass sees the change
+            delivered.add(member.rel)
+            verify.put_nowait(_Pulled(row, member.sha256, partials[member.rel]))
+
+        try:
+            await pull_batch(
+                host.conn,
+                root,
+                partials,
+                executor=self.executor,
+                on_member=on_member,
+                progress=progress.update,
+            )
+        except TransferError as exc:
+            self.log.warning("tar stream failed; those files go by SFTP", error=str(exc), files=len(rows))
+        for rel, row in rows.items():
+            if rel not in delivered:
+                self._not_in_batches.add(row.id)
+                await asyncio.get_running_loop().run_in_executor(
+                    self.executor, self.library.discard, partials[rel]
+                )
+                await self._back_to_seen(row)
 
     async def _pull_one(self, host: RemoteHost, row: FileRow) -> _Pulled | None:
         log = self.log.bind(path=row.rel)
@@ -369,14 +447,50 @@ class Puller:
     # ------------------------------------------------------------------------------- verify + land
 
     async def _verifier(self, host: RemoteHost, verify: asyncio.Queue[_Pulled]) -> None:
-        """Verify and land what the transfer workers pulled, in batches (one remote command each)."""
-        while True:
-            batch = [await verify.get()]
-            while not verify.empty() and len(batch) < VERIFY_BATCH:
+        """Verify what the transfer workers pulled, in batches (one remote command each), and hand each
+        batch to the lander, so that hashing the next batch overlaps landing this one."""
+        landing: asyncio.Queue[list[_Pulled]] = asyncio.Queue(maxsize=2)
+        lander = asyncio.ensure_future(self._lander(landing, verify))
+        try:
+            while True:
+                batch = await self._gather_batch(verify)
+                try:
+                    remote_hashes = await host.sha256([posixpath.join(p.row.root, p.row.rel) for p in batch])
+                    good = [p for p in batch if await self._verified(p, remote_hashes)]
+                except BaseException:
+                    for _ in batch:
+                        verify.task_done()
+                    raise
+                await landing.put(good)
+                for _ in range(len(batch) - len(good)):
+                    verify.task_done()
+        finally:
+            lander.cancel()
+            await asyncio.gather(lander, return_exceptions=True)
+
+    async def _gather_batch(self, verify: asyncio.Queue[_Pulled]) -> list[_Pulled]:
+        """The next item, plus whatever else arrives within VERIFY_WAIT: one remote command for many."""
+        loop = asyncio.get_running_loop()
+        batch = [await verify.get()]
+        deadline = loop.time() + VERIFY_WAIT
+        while len(batch) < VERIFY_BATCH:
+            if not verify.empty():
                 batch.append(verify.get_nowait())
+                continue
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
             try:
-                remote_hashes = await host.sha256([posixpath.join(p.row.root, p.row.rel) for p in batch])
-                await self._land_batch([p for p in batch if await self._verified(p, remote_hashes)])
+                batch.append(await asyncio.wait_for(verify.get(), remaining))
+            except TimeoutError:
+                break
+        return batch
+
+    async def _lander(self, landing: asyncio.Queue[list[_Pulled]], verify: asyncio.Queue[_Pulled]) -> None:
+        while True:
+            batch = await landing.get()
+            try:
+                await self._land_batch(batch)
             finally:
                 for _ in batch:
                     verify.task_done()

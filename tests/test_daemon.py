@@ -262,7 +262,7 @@ def test_demo_syncs_generated_images_end_to_end(tmp_path: Path) -> None:
         wait_for(lambda: status_of(port)["totals"]["landed_files"] >= 2, timeout=10)
         status = status_of(port)
         assert {r["name"] for r in status["remotes"]} == {"demo-forge", "demo-comfyui"}
-        assert all(r["capabilities"] == "find,openssl" for r in status["remotes"])
+        assert all(r["capabilities"] == "find,openssl,tar" for r in status["remotes"])
         assert status["totals"]["landed_files"] >= 2
     finally:
         assert stop(proc) == 0

@@ -7,10 +7,11 @@ import os
 import stat
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.helpers import OLD, bytes_read_of, make_env, once, opens_of
+from tests.helpers import OLD, bytes_read_of, make_env, once, opens_of, sftp_log
 from tests.sshd import SshServer, ssh_run
 
 PNG = b"\x89PNG\r\n\x1a\n" + os.urandom(300_000)
@@ -272,3 +273,51 @@ def test_awkward_remote_names_become_library_folders(tmp_path: Path, sshd: SshSe
     env.write("a.png", b"a")
     assert once(env) == 0
     assert env.landed("gpu.box_2-a") == {"a.png": b"a"}
+
+
+def test_small_files_come_in_one_tar_stream(tmp_path: Path, sshd_logged: SshServer) -> None:
+    """Dozens of small files land verified without one SFTP open each (one tar stream instead)."""
+    env = make_env(tmp_path, sshd_logged)
+    files = {
+        f"2026-11-{d:02d}/{i:05d}-{i * 7}.png": os.urandom(1000 + i) for d in (20, 21) for i in range(20)
+    }
+    for rel, data in files.items():
+        env.write(rel, data, mtime=OLD + len(data))
+    assert once(env) == 0
+    assert env.landed() == files
+    assert 'open "' not in sftp_log(sshd_logged)
+    landed = env.library / "r1" / "2026-11-20/00003-21.png"
+    assert landed.stat().st_mtime == pytest.approx(OLD + 1003, abs=1)
+
+
+def test_a_file_gone_before_its_tar_stream_is_not_a_failure(
+    tmp_path: Path, sshd: SshServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A listed small file that vanishes before the stream reads it is dropped; the others land."""
+    from mediasyncd.transfer.tarstream import pull_batch
+
+    env = make_env(tmp_path, sshd)
+    for i in range(10):
+        env.write(f"s{i}.png", b"%d" % i * 500)
+
+    async def vanish_first(*args: Any, **kwargs: Any) -> None:
+        (env.remote_root / "s0.png").unlink(missing_ok=True)
+        await pull_batch(*args, **kwargs)
+
+    monkeypatch.setattr("mediasyncd.puller.pull_batch", vanish_first)
+    assert once(env) == 0
+    assert set(env.landed()) == {f"s{i}.png" for i in range(1, 10)}
+    assert once(env) == 0
+    assert ("s0.png",) not in env.rows("SELECT rel FROM files")
+
+
+def test_hard_linked_files_both_land_with_their_bytes(tmp_path: Path, sshd: SshServer) -> None:
+    """Two names of one inode in the same stream both land with the full content."""
+    env = make_env(tmp_path, sshd)
+    first = env.write("a/one.png", b"shared" * 300)
+    os.link(first, env.remote_root / "a" / "two.png")
+    for i in range(4):
+        env.write(f"a/other{i}.png", b"x" * (i + 1))
+    assert once(env) == 0
+    landed = env.landed()
+    assert landed["a/one.png"] == landed["a/two.png"] == b"shared" * 300

@@ -7,6 +7,7 @@ by resolving them (a symlink inside the library that points elsewhere is refused
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import os
 import shutil
@@ -102,6 +103,9 @@ class Library:
     def land_batch(self, arrivals: list[Arrival], plans: list[Plan | Exception]) -> list[Exception | None]:
         """Land (or, when identical bytes are already there, discard) each planned arrival."""
         results: list[Exception | None] = []
+        changed: set[Path] = set()
+        if any(isinstance(plan, Plan) and not plan.present for plan in plans):
+            sync_filesystem(self.root)  # every partial's bytes durable before any rename: one call, not N
         for a, plan in zip(arrivals, plans, strict=True):
             if isinstance(plan, Exception):
                 self.discard(a.partial)
@@ -111,14 +115,17 @@ class Library:
                 if plan.present:
                     self.discard(a.partial)
                 else:
-                    self.land(a.partial, plan.rel, a.mtime)
+                    changed.add(self.land(a.partial, plan.rel, a.mtime, sync_dir=False))
                 results.append(None)
             except (UnsafePathError, OSError) as exc:
                 results.append(exc)
+        for directory in changed:  # once per directory, before the DB records the batch as landed
+            _fsync_dir(directory)
         return results
 
-    def land(self, partial: Path, rel: str, mtime: float) -> None:
-        """Atomically move a verified partial to `rel` with the remote mtime and the configured modes."""
+    def land(self, partial: Path, rel: str, mtime: float, *, sync_dir: bool = True) -> Path:
+        """Atomically move a verified partial to `rel` with the remote mtime and the configured modes;
+        returns the directory whose entry changed (fsynced here unless the caller batches that)."""
         target = self.path(rel)
         self._make_parents(target)
         os.chmod(partial, self.file_mode)
@@ -126,7 +133,9 @@ class Library:
         if os.path.lexists(target):
             raise UnsafePathError(f"{rel}: appeared while landing; not overwriting")
         os.rename(partial, target)
-        _fsync_dir(target.parent)
+        if sync_dir:
+            _fsync_dir(target.parent)
+        return target.parent
 
     def discard(self, partial: Path) -> None:
         partial.unlink(missing_ok=True)
@@ -147,6 +156,28 @@ class Library:
         parent_real = os.path.realpath(target.parent)
         if os.path.commonpath([root_real, parent_real]) != root_real:
             raise UnsafePathError(f"{target.parent} resolves outside the library")
+
+
+def sync_filesystem(path: Path) -> None:
+    """Flush the filesystem holding `path` (Linux syncfs; elsewhere a global sync)."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        if _LIBC is None or _LIBC.syncfs(fd) != 0:
+            os.sync()
+    finally:
+        os.close(fd)
+
+
+def _load_libc() -> ctypes.CDLL | None:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.syncfs.argtypes = [ctypes.c_int]
+        return libc
+    except (OSError, AttributeError):
+        return None
+
+
+_LIBC = _load_libc()
 
 
 def _fsync_dir(path: Path) -> None:

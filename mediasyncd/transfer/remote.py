@@ -20,6 +20,7 @@ SHA256_BATCH_BYTES = 64 * 1024  # command-line bytes per hashing command
 class Capabilities:
     find_printf: bool = False
     hasher: str | None = None  # "openssl" (uses the CPU's SHA extensions: ~4x coreutils) or "sha256sum"
+    tar: bool = False  # GNU tar: small files can come in one stream
 
     @property
     def sha256sum(self) -> bool:
@@ -27,16 +28,16 @@ class Capabilities:
 
     @property
     def summary(self) -> str:
-        found = [
-            name for name, ok in (("find", self.find_printf), (self.hasher or "", bool(self.hasher))) if ok
-        ]
+        parts = (("find", self.find_printf), (self.hasher or "", bool(self.hasher)), ("tar", self.tar))
+        found = [name for name, ok in parts if ok]
         return ",".join(found) or "sftp-only"
 
 
 PROBE = (
     "find / -maxdepth 0 -printf '' >/dev/null 2>&1 && echo find-printf; "
     "openssl dgst -sha256 -r /dev/null >/dev/null 2>&1 && echo openssl; "
-    "command -v sha256sum >/dev/null 2>&1 && echo sha256sum; true"
+    "command -v sha256sum >/dev/null 2>&1 && echo sha256sum; "
+    "tar --version 2>/dev/null | grep -q 'GNU tar' && echo gnu-tar; true"
 )
 # Paths passed are absolute, so none can be taken for an option.
 HASH_COMMANDS = {"openssl": "openssl dgst -sha256 -r", "sha256sum": "sha256sum --"}
@@ -67,7 +68,9 @@ class RemoteHost:
                 shell, probe = await CommandChannel.start(conn, PROBE)
                 words = set(probe.stdout.split())
                 hasher = next((h for h in ("openssl", "sha256sum") if h.encode() in words), None)
-                caps = Capabilities(find_printf=b"find-printf" in words, hasher=hasher)
+                caps = Capabilities(
+                    find_printf=b"find-printf" in words, hasher=hasher, tar=b"gnu-tar" in words
+                )
             except RemoteError:
                 shell = None
         try:

@@ -138,7 +138,8 @@ def test_the_daemon_status_has_a_purge_object(tmp_path: Path, sshd: SshServer) -
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/status", timeout=1) as resp:
                     status.update(json.load(resp))
-                    return True
+                    purge = status.get("purge")
+                    return isinstance(purge, dict) and all(r["next_run_at"] for r in purge["remotes"])
             except OSError:
                 return False
 
