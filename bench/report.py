@@ -231,13 +231,15 @@ def samples_line(values: list[float]) -> str:
     return ", ".join(fmt(v) for v in values) + f" (median {fmt(statistics.median(values))})"
 
 
-def write_section(doc: Path, section: str) -> None:
-    """Replace the generated section of `doc` (between BEGIN and END), or append one."""
+def write_section(doc: Path, section: str, writer: str = "bench/run.py") -> None:
+    """Replace the section of `doc` that `writer` generated (between its markers), or append one."""
     text = doc.read_text() if doc.exists() else ""
-    block = f"{BEGIN}\n{section.rstrip()}\n{END}"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + block + rest.split(END, 1)[1]
+    begin = BEGIN.replace("bench/run.py", writer)
+    end = END.replace("bench/run.py", writer)
+    block = f"{begin}\n{section.rstrip()}\n{end}"
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        text = head + block + rest.split(end, 1)[1]
     else:
         text = text.rstrip() + ("\n\n" if text else "") + block + "\n"
     doc.write_text(text)

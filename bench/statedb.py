@@ -23,6 +23,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from bench.report import write_section
 from mediasyncd.config import RemoteConfig, TransferConfig
 from mediasyncd.logging import configure_logging
 from mediasyncd.progress import RemoteStatus
@@ -111,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--files", type=int, default=20_000)
     p.add_argument("--history", type=int, default=1_000_000)
     p.add_argument("--passes", type=int, default=5)
+    p.add_argument("--doc", type=Path, help="write the table into this Markdown file's generated section")
     args = p.parse_args(argv)
     configure_logging("warning", json=True)
     lines = [
@@ -136,7 +138,12 @@ def main(argv: list[str] | None = None) -> int:
                 rows = args.files + history
                 lines.append(f"| {rows:,} | {load_s:.3f} | {statistics.median(times):.3f} | {grown:.0f} |")
                 print(lines[-1], file=sys.stderr)
-    print("\n".join(lines))
+    text = "\n".join(lines)
+    print(text)
+    if args.doc:
+        write_section(
+            args.doc, "### Nothing-new pass and state DB size\n\n" + text, writer="bench/statedb.py"
+        )
     return 0
 
 

@@ -22,7 +22,7 @@ from mediasyncd.lock import StateLock
 from mediasyncd.progress import StatusView
 from mediasyncd.puller import LandedHook, Puller
 from mediasyncd.sdnotify import Notifier
-from mediasyncd.state import Store
+from mediasyncd.state import FileRow, Store
 from mediasyncd.status_server import make_app, start_server
 from mediasyncd.transfer.landing import Library
 from mediasyncd.wiring import Service, consumers, hooks_of, services
@@ -202,9 +202,9 @@ class Daemon:
                 puller = self._make_puller(puller.remote)
                 self._pullers[puller.remote.name].puller = puller
 
-    async def _on_landed(self, row: object) -> None:
+    async def _on_landed(self, row: FileRow) -> None:
         for hook in self.landed_hooks:
-            await hook(row)  # type: ignore[arg-type]
+            await hook(row)
 
     # -------------------------------------------------------------------------------- systemd
 

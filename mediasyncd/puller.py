@@ -23,11 +23,12 @@ from mediasyncd.errors import HostKeyError, RemoteError, RemoteFileChanged, Tran
 from mediasyncd.paths import library_rel
 from mediasyncd.progress import InFlight, RemoteStatus
 from mediasyncd.state import FileRow, Store
-from mediasyncd.transfer.landing import Arrival, Library, Plan, sha256_file
+from mediasyncd.transfer.landing import Library, sha256_file
 from mediasyncd.transfer.pull import ByteBudget, RateLimiter, pull
 from mediasyncd.transfer.remote import RemoteHost
 from mediasyncd.transfer.ssh import Backoff, connect
 from mediasyncd.transfer.tarstream import Member, batches, pull_batch
+from mediasyncd.verify import Pulled, Verifier
 from mediasyncd.watchers.listing import list_tree
 from mediasyncd.watchers.poll import Key, SettleTracker, diff
 
@@ -35,8 +36,6 @@ LandedHook = Callable[[FileRow], Awaitable[None]]
 BATCH_MIN = 4  # fewer small files than this go by SFTP: a stream costs an exec on the remote
 RETRY = Backoff(base=10.0, cap=3600.0)
 RECONNECT = Backoff(base=1.0, cap=300.0)
-VERIFY_BATCH = 256
-VERIFY_WAIT = 0.05  # seconds a verify batch waits for more files: fewer remote commands, little latency
 SPACE_CHECK_S = 5.0
 
 
@@ -62,13 +61,6 @@ class Batch:
 
 
 Job = FileRow | Batch
-
-
-@dataclass(frozen=True)
-class _Pulled:
-    row: FileRow
-    sha256: str
-    partial: Path
 
 
 class Puller:
@@ -208,7 +200,7 @@ class Puller:
 
     async def _serve(self, host: RemoteHost) -> None:
         queue: asyncio.Queue[Job] = asyncio.Queue()
-        verify: asyncio.Queue[_Pulled] = asyncio.Queue()
+        verify: asyncio.Queue[Pulled] = asyncio.Queue()
         self.active.clear()
         try:
             async with asyncio.TaskGroup() as tg:
@@ -216,7 +208,11 @@ class Puller:
                     tg.create_task(self._transfer_worker(host, queue, verify))
                     for _ in range(self.transfer.concurrency)
                 ]
-                workers.append(tg.create_task(self._verifier(host, verify)))
+                verifier = Verifier(
+                    self.remote.name, library=self.library, store=self.store, executor=self.executor,
+                    landing_lock=self.landing_lock, outcomes=self,
+                )  # fmt: skip
+                workers.append(tg.create_task(verifier.run(host, verify)))
                 while True:
                     await self._pass(host, queue)
                     if self._once:
@@ -336,7 +332,7 @@ class Puller:
     # ------------------------------------------------------------------------------- transfer
 
     async def _transfer_worker(
-        self, host: RemoteHost, queue: asyncio.Queue[Job], verify: asyncio.Queue[_Pulled]
+        self, host: RemoteHost, queue: asyncio.Queue[Job], verify: asyncio.Queue[Pulled]
     ) -> None:
         while True:
             job = await queue.get()
@@ -353,13 +349,13 @@ class Puller:
                     self.active.discard(job.id)
             except (TransferError, UnsafePathError, OSError) as exc:
                 for row in job.rows if isinstance(job, Batch) else (job,):
-                    await self._fail(row, str(exc))
+                    await self.failed(row, str(exc))
             finally:
                 await self.budget.release(taken)
                 self.status.in_flight.pop(job.rows[0].id if isinstance(job, Batch) else job.id, None)
                 queue.task_done()
 
-    async def _pull_batch(self, host: RemoteHost, batch: Batch, verify: asyncio.Queue[_Pulled]) -> None:
+    async def _pull_batch(self, host: RemoteHost, batch: Batch, verify: asyncio.Queue[Pulled]) -> None:
         """One tar stream for many small files; each member is verified and landed like any file.
         Files the stream did not deliver go back to the queue's next pass, then by SFTP."""
         rows = {r.rel: r for r in batch.rows}
@@ -377,7 +373,7 @@ class Puller:
             if member.size != row.size or int(member.mtime) != int(row.mtime):
                 return  # not the listed version: the next pass sees the change
             delivered.add(member.rel)
-            verify.put_nowait(_Pulled(row, member.sha256, partials[member.rel]))
+            verify.put_nowait(Pulled(row, member.sha256, partials[member.rel]))
 
         try:
             await pull_batch(
@@ -396,9 +392,9 @@ class Puller:
                 await asyncio.get_running_loop().run_in_executor(
                     self.executor, self.library.discard, partials[rel]
                 )
-                await self._back_to_seen(row)
+                await self.changed(row)
 
-    async def _pull_one(self, host: RemoteHost, row: FileRow) -> _Pulled | None:
+    async def _pull_one(self, host: RemoteHost, row: FileRow) -> Pulled | None:
         log = self.log.bind(path=row.rel)
         await self._wait_for_space(row)
         self.known[row.key] = _with(row, state="transferring")  # the DB learns it with the landing intent
@@ -421,9 +417,9 @@ class Puller:
             )
         except RemoteFileChanged as exc:
             log.info("changed during transfer; will retry once settled", reason=str(exc))
-            await self._back_to_seen(row)
+            await self.changed(row)
             return None
-        return _Pulled(row, digest, partial)
+        return Pulled(row, digest, partial)
 
     async def _wait_for_space(self, row: FileRow) -> None:
         loop = asyncio.get_running_loop()
@@ -446,102 +442,7 @@ class Puller:
 
     # ------------------------------------------------------------------------------- verify + land
 
-    async def _verifier(self, host: RemoteHost, verify: asyncio.Queue[_Pulled]) -> None:
-        """Verify what the transfer workers pulled, in batches (one remote command each), and hand each
-        batch to the lander, so that hashing the next batch overlaps landing this one."""
-        landing: asyncio.Queue[list[_Pulled]] = asyncio.Queue(maxsize=2)
-        lander = asyncio.ensure_future(self._lander(landing, verify))
-        try:
-            while True:
-                batch = await self._gather_batch(verify)
-                try:
-                    remote_hashes = await host.sha256([posixpath.join(p.row.root, p.row.rel) for p in batch])
-                    good = [p for p in batch if await self._verified(p, remote_hashes)]
-                except BaseException:
-                    for _ in batch:
-                        verify.task_done()
-                    raise
-                await landing.put(good)
-                for _ in range(len(batch) - len(good)):
-                    verify.task_done()
-        finally:
-            lander.cancel()
-            await asyncio.gather(lander, return_exceptions=True)
-
-    async def _gather_batch(self, verify: asyncio.Queue[_Pulled]) -> list[_Pulled]:
-        """The next item, plus whatever else arrives within VERIFY_WAIT: one remote command for many."""
-        loop = asyncio.get_running_loop()
-        batch = [await verify.get()]
-        deadline = loop.time() + VERIFY_WAIT
-        while len(batch) < VERIFY_BATCH:
-            if not verify.empty():
-                batch.append(verify.get_nowait())
-                continue
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                break
-            try:
-                batch.append(await asyncio.wait_for(verify.get(), remaining))
-            except TimeoutError:
-                break
-        return batch
-
-    async def _lander(self, landing: asyncio.Queue[list[_Pulled]], verify: asyncio.Queue[_Pulled]) -> None:
-        while True:
-            batch = await landing.get()
-            try:
-                await self._land_batch(batch)
-            finally:
-                for _ in batch:
-                    verify.task_done()
-
-    async def _verified(self, item: _Pulled, remote_hashes: dict[str, str] | None) -> bool:
-        """True when the remote's own SHA-256 agrees (or the remote cannot hash); else drop the partial."""
-        if remote_hashes is None:
-            return True
-        theirs = remote_hashes.get(posixpath.join(item.row.root, item.row.rel))
-        if theirs == item.sha256:
-            return True
-        await asyncio.get_running_loop().run_in_executor(self.executor, self.library.discard, item.partial)
-        if theirs is None:
-            self.log.info("vanished before verification; will retry if it returns", path=item.row.rel)
-            await self._back_to_seen(item.row)
-        else:
-            await self._fail(
-                item.row, f"sha256 mismatch: remote {theirs[:16]}…, received {item.sha256[:16]}…"
-            )
-        return False
-
-    async def _land_batch(self, items: list[_Pulled]) -> None:
-        if not items:
-            return
-        loop = asyncio.get_running_loop()
-        arrivals = [
-            Arrival(p.partial, library_rel(self.remote.name, p.row.rel), p.sha256, p.row.mtime) for p in items
-        ]
-        async with self.landing_lock:
-            plans = await loop.run_in_executor(self.executor, self.library.plan_batch, arrivals)
-            await self.store.set_landing_intents(
-                [
-                    (p.row.id, p.sha256, plan.rel)
-                    for p, plan in zip(items, plans, strict=True)
-                    if isinstance(plan, Plan)
-                ]
-            )
-            errors = await loop.run_in_executor(self.executor, self.library.land_batch, arrivals, plans)
-            landed = [
-                (p, plan)
-                for p, plan, error in zip(items, plans, errors, strict=True)
-                if error is None and isinstance(plan, Plan)
-            ]
-            await self.store.mark_landed_many([(p.row.id, p.sha256, plan.rel) for p, plan in landed])
-        for p, error in zip(items, errors, strict=True):
-            if error is not None:
-                await self._fail(p.row, str(error))
-        for p, plan in landed:
-            await self._landed(p, plan.rel)
-
-    async def _landed(self, item: _Pulled, local_rel: str) -> None:
+    async def landed(self, item: Pulled, local_rel: str) -> None:
         row = item.row
         landed = _with(row, state="landed", sha256=item.sha256, local_path=local_rel)
         self.known[row.key] = landed
@@ -562,13 +463,13 @@ class Puller:
 
     # ------------------------------------------------------------------------------- failures
 
-    async def _back_to_seen(self, row: FileRow) -> None:
+    async def changed(self, row: FileRow) -> None:
         await self.store.set_state(row.id, "seen")
         self.known[row.key] = _with(row, state="seen")
         self.active.discard(row.id)
         self.counts.changed += 1
 
-    async def _fail(self, row: FileRow, error: str) -> None:
+    async def failed(self, row: FileRow, error: str) -> None:
         next_attempt = time.time() + RETRY.delay(row.attempts)
         attempts = await self.store.mark_failed(row.id, error, next_attempt)
         self.known[row.key] = _with(row, state="failed", attempts=attempts, next_attempt=next_attempt)

@@ -65,7 +65,9 @@ def test_find_command_quotes_roots() -> None:
     assert "'/work space/it'\"'\"'s'" in find_command(["/work space/it's"])
 
 
-@pytest.mark.parametrize("rel", ["../x", "a/../b", "/abs", "a//b", "", "a/./b", "tab\there", "x/" + "é" * 128, "..", "a/"])
+@pytest.mark.parametrize(
+    "rel", ["../x", "a/../b", "/abs", "a//b", "", "a/./b", "tab\there", "x/" + "é" * 128, "..", "a/"]
+)
 def test_unsafe_relative_paths(rel: str) -> None:
     """Traversal, absolute, empty components and control characters are refused."""
     with pytest.raises(UnsafePathError):

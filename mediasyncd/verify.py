@@ -1,0 +1,155 @@
+"""Verify and land what the transfer workers pulled, in batches, off the transfer path.
+
+Stage one asks the remote for the SHA-256 of a batch (one command) and drops mismatches; stage two lands
+the batch (one intent transaction, the renames, one landed transaction), so hashing the next batch overlaps
+landing this one. What happens to each file is reported to an `Outcomes` (the Puller's bookkeeping).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import posixpath
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import structlog
+
+from mediasyncd.paths import library_rel
+from mediasyncd.state import FileRow, Store
+from mediasyncd.transfer.landing import Arrival, Library, Plan
+from mediasyncd.transfer.remote import RemoteHost
+
+VERIFY_BATCH = 256
+VERIFY_WAIT = 0.05  # seconds a verify batch waits for more files: fewer remote commands, little latency
+
+
+@dataclass(frozen=True)
+class Pulled:
+    row: FileRow
+    sha256: str
+    partial: Path
+
+
+class Outcomes(Protocol):
+    async def landed(self, item: Pulled, local_rel: str) -> None: ...
+
+    async def failed(self, row: FileRow, error: str) -> None: ...
+
+    async def changed(self, row: FileRow) -> None: ...
+
+
+class Verifier:
+    def __init__(
+        self,
+        remote: str,
+        *,
+        library: Library,
+        store: Store,
+        executor: Executor,
+        landing_lock: asyncio.Lock,
+        outcomes: Outcomes,
+    ) -> None:
+        self.remote = remote
+        self.library = library
+        self.store = store
+        self.executor = executor
+        self.landing_lock = landing_lock
+        self.outcomes = outcomes
+        self.log = structlog.get_logger("mediasyncd.verify").bind(remote=remote)
+
+    async def run(self, host: RemoteHost, verify: asyncio.Queue[Pulled]) -> None:
+        """Verify what the transfer workers pulled, in batches (one remote command each), and hand each
+        batch to the lander, so that hashing the next batch overlaps landing this one."""
+        landing: asyncio.Queue[list[Pulled]] = asyncio.Queue(maxsize=2)
+        lander = asyncio.ensure_future(self._lander(landing, verify))
+        try:
+            while True:
+                batch = await self._gather_batch(verify)
+                try:
+                    remote_hashes = await host.sha256([posixpath.join(p.row.root, p.row.rel) for p in batch])
+                    good = [p for p in batch if await self._verified(p, remote_hashes)]
+                except BaseException:
+                    for _ in batch:
+                        verify.task_done()
+                    raise
+                await landing.put(good)
+                for _ in range(len(batch) - len(good)):
+                    verify.task_done()
+        finally:
+            lander.cancel()
+            await asyncio.gather(lander, return_exceptions=True)
+
+    async def _gather_batch(self, verify: asyncio.Queue[Pulled]) -> list[Pulled]:
+        """The next item, plus whatever else arrives within VERIFY_WAIT: one remote command for many."""
+        loop = asyncio.get_running_loop()
+        batch = [await verify.get()]
+        deadline = loop.time() + VERIFY_WAIT
+        while len(batch) < VERIFY_BATCH:
+            if not verify.empty():
+                batch.append(verify.get_nowait())
+                continue
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            try:
+                batch.append(await asyncio.wait_for(verify.get(), remaining))
+            except TimeoutError:
+                break
+        return batch
+
+    async def _lander(self, landing: asyncio.Queue[list[Pulled]], verify: asyncio.Queue[Pulled]) -> None:
+        while True:
+            batch = await landing.get()
+            try:
+                await self._land_batch(batch)
+            finally:
+                for _ in batch:
+                    verify.task_done()
+
+    async def _verified(self, item: Pulled, remote_hashes: dict[str, str] | None) -> bool:
+        """True when the remote's own SHA-256 agrees (or the remote cannot hash); else drop the partial."""
+        if remote_hashes is None:
+            return True
+        theirs = remote_hashes.get(posixpath.join(item.row.root, item.row.rel))
+        if theirs == item.sha256:
+            return True
+        await asyncio.get_running_loop().run_in_executor(self.executor, self.library.discard, item.partial)
+        if theirs is None:
+            self.log.info("vanished before verification; will retry if it returns", path=item.row.rel)
+            await self.outcomes.changed(item.row)
+        else:
+            await self.outcomes.failed(
+                item.row, f"sha256 mismatch: remote {theirs[:16]}…, received {item.sha256[:16]}…"
+            )
+        return False
+
+    async def _land_batch(self, items: list[Pulled]) -> None:
+        if not items:
+            return
+        loop = asyncio.get_running_loop()
+        arrivals = [
+            Arrival(p.partial, library_rel(self.remote, p.row.rel), p.sha256, p.row.mtime) for p in items
+        ]
+        async with self.landing_lock:
+            plans = await loop.run_in_executor(self.executor, self.library.plan_batch, arrivals)
+            await self.store.set_landing_intents(
+                [
+                    (p.row.id, p.sha256, plan.rel)
+                    for p, plan in zip(items, plans, strict=True)
+                    if isinstance(plan, Plan)
+                ]
+            )
+            errors = await loop.run_in_executor(self.executor, self.library.land_batch, arrivals, plans)
+            landed = [
+                (p, plan)
+                for p, plan, error in zip(items, plans, errors, strict=True)
+                if error is None and isinstance(plan, Plan)
+            ]
+            await self.store.mark_landed_many([(p.row.id, p.sha256, plan.rel) for p, plan in landed])
+        for p, error in zip(items, errors, strict=True):
+            if error is not None:
+                await self.outcomes.failed(p.row, str(error))
+        for p, plan in landed:
+            await self.outcomes.landed(p, plan.rel)
