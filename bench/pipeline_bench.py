@@ -1,6 +1,6 @@
 """Media pipeline throughput: metadata + XMP + thumbnail + index on 1024x1024 PNGs with A1111 metadata.
 
-    .venv/bin/python bench/pipeline_bench.py [--files 200] [--workers 0] [--keep DIR]
+    .venv/bin/python -m bench.pipeline_bench [--files 200] [--workers 0] [--keep DIR] [--doc FILE]
 
 Generates the PNGs first (not timed; ~1.5 MB each, like SD output: smooth gradients plus noise), then
 feeds every file to `Pipeline.process` concurrently, as the daemon does when files land, and reports
@@ -24,6 +24,7 @@ import structlog
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
+from bench.report import write_section
 from mediasyncd.pipeline.options import PipelineOptions
 from mediasyncd.pipeline.runner import Pipeline
 
@@ -92,6 +93,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=0, help="worker processes (0 = one per core)")
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds; the median is reported")
     parser.add_argument("--keep", type=Path, help="work in this directory and keep it")
+    parser.add_argument("--doc", type=Path, help="also write the result into this Markdown file's section")
     args = parser.parse_args()
     structlog.configure(
         logger_factory=structlog.ReturnLoggerFactory()
@@ -113,11 +115,28 @@ def main() -> None:
             shutil.rmtree(root)
     cores = len(os.sched_getaffinity(0))
     workers = args.workers or cores
-    print(f"files:      {len(paths)} PNG 1024x1024, {size / len(paths) / 1e6:.2f} MB average")
-    print(f"machine:    {cores} cores, {workers} worker processes")
-    print(f"rounds:     {', '.join(f'{len(paths) / r:.1f}' for r in rounds)} files/s")
-    print(f"elapsed:    {elapsed:.2f} s median (metadata + xmp + thumbnail + index)")
-    print(f"throughput: {len(paths) / elapsed:.1f} files/s, {size / elapsed / 1e6:.1f} MB/s")
+    lines = [
+        f"files:      {len(paths)} PNG 1024x1024, {size / len(paths) / 1e6:.2f} MB average",
+        f"machine:    {cores} cores, {workers} worker processes, load average {os.getloadavg()[0]:.2f}",
+        f"rounds:     {', '.join(f'{len(paths) / r:.1f}' for r in rounds)} files/s",
+        f"elapsed:    {elapsed:.2f} s median (metadata + xmp + thumbnail + index)",
+        f"throughput: {len(paths) / elapsed:.1f} files/s, {size / elapsed / 1e6:.1f} MB/s",
+    ]
+    print("\n".join(lines))
+    if args.doc:
+        command = f".venv/bin/python -m bench.pipeline_bench --files {args.files} --rounds {args.rounds}"
+        section = "\n".join(
+            [
+                "### Media pipeline throughput (issue 4: at least 40 files/s)",
+                "",
+                f"Command: `{command}`",
+                "",
+                "```",
+                *lines,
+                "```",
+            ]
+        )
+        write_section(args.doc, section, writer="bench/pipeline_bench.py")
 
 
 if __name__ == "__main__":
