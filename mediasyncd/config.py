@@ -80,7 +80,7 @@ class TransferConfig:
     dir_mode: int = 0o755
     bwlimit: int = 0
     block_size: int = 0  # 0: the server's advertised maximum read length
-    batch_below: int = 4 << 20  # files smaller than this come in one tar stream per batch; 0 = never
+    batch_below: int = 1 << 20  # files smaller than this come in one tar stream per batch; 0 = never
     batch_files: int = 1000  # files per tar stream at most
     max_requests: int = 16  # SFTP read requests in flight per file (16 x 255 KiB = 4 MiB: several WAN BDPs)
 

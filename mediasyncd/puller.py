@@ -321,9 +321,9 @@ class Puller:
         small = [r for r in rows if r.size < small_below and r.id not in self._not_in_batches]
         jobs: list[Job] = [r for r in rows if not (r.size < small_below and r.id not in self._not_in_batches)]
         small.sort(key=lambda r: (r.root, r.rel))
-        groups = batches(
-            [(r.root, r.size) for r in small], self.transfer.batch_files, self.transfer.in_flight
-        )
+        # A quarter of the byte budget per stream: several streams overlap their remote start-up.
+        per_stream = max(self.transfer.in_flight // 4, 1)
+        groups = batches([(r.root, r.size) for r in small], self.transfer.batch_files, per_stream)
         for group in groups:
             members = tuple(small[i] for i in group)
             jobs.extend([Batch(members)] if len(members) >= BATCH_MIN else members)
