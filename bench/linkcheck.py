@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import statistics
-import subprocess
 import time
 from dataclasses import dataclass
 
 import asyncssh
 
 from bench.endpoints import Endpoint
-from bench.netem.wan import icmp_ping
+from bench.netem.wan import icmp_ping, ssh_cat_mbytes_per_s
 
 ASYNCSSH_CIPHERS = ["aes128-gcm@openssh.com", "chacha20-poly1305@openssh.com"]
 
@@ -52,18 +51,7 @@ def _emulator_cpu(endpoint: Endpoint) -> float | None:
 
 def ssh_cat_mb_s(endpoint: Endpoint, nbytes: int) -> float:
     """`ssh remote 'cat /dev/zero'` read to `nbytes`, timed from the first byte (MB/s)."""
-    with subprocess.Popen(endpoint.ssh_command("cat /dev/zero"), stdout=subprocess.PIPE, bufsize=0) as proc:
-        assert proc.stdout is not None
-        try:
-            got, start = len(proc.stdout.read(1)), time.perf_counter()
-            while got < nbytes and (chunk := proc.stdout.read(min(1 << 20, nbytes - got))):
-                got += len(chunk)
-            elapsed = time.perf_counter() - start
-        finally:
-            proc.kill()
-    if got < nbytes:
-        raise RuntimeError(f"ssh cat ended after {got} of {nbytes} bytes")
-    return (got - 1) / elapsed / 1e6
+    return ssh_cat_mbytes_per_s(endpoint.ssh_command("cat /dev/zero"), nbytes)
 
 
 async def asyncssh_cat_mb_s(endpoint: Endpoint, nbytes: int) -> float:

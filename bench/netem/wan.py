@@ -110,18 +110,24 @@ class WanRemote:
 
     def ssh_cat_mbytes_per_s(self, nbytes: int) -> float:
         """Throughput of `ssh remote 'cat /dev/zero' | head -c nbytes`, from its first byte (MB/s)."""
-        with subprocess.Popen(self.ssh_command("cat /dev/zero"), stdout=subprocess.PIPE, bufsize=0) as proc:
-            assert proc.stdout is not None
-            try:
-                got, start = len(proc.stdout.read(1)), time.monotonic()
-                while got < nbytes and (chunk := proc.stdout.read(min(1 << 20, nbytes - got))):
-                    got += len(chunk)
-                elapsed = time.monotonic() - start
-            finally:
-                proc.kill()
-        if got < nbytes:
-            raise WanError(f"ssh stream ended after {got} of {nbytes} bytes")
-        return (got - 1) / elapsed / 1e6
+        return ssh_cat_mbytes_per_s(self.ssh_command("cat /dev/zero"), nbytes)
+
+
+def ssh_cat_mbytes_per_s(argv: list[str], nbytes: int) -> float:
+    """Read `nbytes` from the stdout of `argv` (an ssh running `cat /dev/zero`), timed from the first
+    byte, in MB/s."""
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, bufsize=0) as proc:
+        assert proc.stdout is not None
+        try:
+            got, start = len(proc.stdout.read(1)), time.monotonic()
+            while got < nbytes and (chunk := proc.stdout.read(min(1 << 20, nbytes - got))):
+                got += len(chunk)
+            elapsed = time.monotonic() - start
+        finally:
+            proc.kill()
+    if got < nbytes:
+        raise WanError(f"ssh stream ended after {got} of {nbytes} bytes")
+    return (got - 1) / elapsed / 1e6
 
 
 @contextlib.contextmanager

@@ -18,6 +18,7 @@ import asyncssh
 
 from mediasyncd.errors import RemoteError
 from mediasyncd.transfer.remote import RemoteHost
+from mediasyncd.watchers.listing import sftp_mtime
 from mediasyncd.watchers.poll import same_version
 
 BATCH_FILES = 200  # files per delete command
@@ -153,40 +154,37 @@ async def _bounded(coros: Iterable[Coroutine[Any, Any, bool]]) -> list[bool]:
     return list(await asyncio.gather(*(one(c) for c in coros)))
 
 
-async def _sftp_remove(sftp: asyncssh.SFTPClient, path: str) -> bool:
+async def _sftp_ok(call: Coroutine[Any, Any, object], what: str, *, missing_ok: bool = False) -> bool:
+    """Run one SFTP request: True when it succeeded (or, with `missing_ok`, the path was already gone),
+    False when the server refused it; a lost connection is a RemoteError."""
     try:
-        await sftp.remove(path)
+        await call
     except asyncssh.SFTPNoSuchFile:
-        return True
+        return missing_ok
     except asyncssh.SFTPConnectionLost as exc:
-        raise RemoteError(f"connection lost while deleting {path}: {exc}") from None
+        raise RemoteError(f"connection lost during {what}: {exc}") from None
     except asyncssh.SFTPError:
         return False
     except (asyncssh.Error, OSError) as exc:
-        raise RemoteError(f"connection lost while deleting {path}: {exc}") from None
+        raise RemoteError(f"connection lost during {what}: {exc}") from None
     return True
+
+
+async def _sftp_remove(sftp: asyncssh.SFTPClient, path: str) -> bool:
+    return await _sftp_ok(sftp.remove(path), f"remove {path}", missing_ok=True)
 
 
 async def _sftp_same(sftp: asyncssh.SFTPClient, path: str, size: int, mtime: float) -> bool:
-    try:
-        attrs = await sftp.lstat(path)
-    except asyncssh.SFTPConnectionLost as exc:
-        raise RemoteError(f"connection lost during lstat {path}: {exc}") from None
-    except asyncssh.SFTPError:
+    found: list[asyncssh.SFTPAttrs] = []
+
+    async def lstat() -> None:
+        found.append(await sftp.lstat(path))
+
+    if not await _sftp_ok(lstat(), f"lstat {path}") or not found:
         return False
-    except (asyncssh.Error, OSError) as exc:
-        raise RemoteError(f"connection lost during lstat {path}: {exc}") from None
-    seen = float(attrs.mtime or 0) + ((attrs.mtime_ns or 0) % 1_000_000_000) / 1e9
-    return attrs.size == size and same_version(size, mtime, size, seen)
+    attrs = found[0]
+    return attrs.size == size and same_version(size, mtime, size, sftp_mtime(attrs))
 
 
 async def _sftp_rmdir(sftp: asyncssh.SFTPClient, path: str) -> bool:
-    try:
-        await sftp.rmdir(path)
-    except asyncssh.SFTPConnectionLost as exc:
-        raise RemoteError(f"connection lost while removing {path}: {exc}") from None
-    except asyncssh.SFTPError:
-        return False
-    except (asyncssh.Error, OSError) as exc:
-        raise RemoteError(f"connection lost while removing {path}: {exc}") from None
-    return True
+    return await _sftp_ok(sftp.rmdir(path), f"rmdir {path}")

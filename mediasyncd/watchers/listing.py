@@ -157,7 +157,7 @@ async def sftp_walk(sftp: asyncssh.SFTPClient, roots: Sequence[str], parallel: i
                     elif stat.S_ISREG(mode):
                         try:
                             rel = decode_rel(rel_b)
-                            listing.entries.append(RemoteEntry(root, rel, a.size or 0, _mtime(a)))
+                            listing.entries.append(RemoteEntry(root, rel, a.size or 0, sftp_mtime(a)))
                         except UnsafePathError as exc:
                             listing.rejected.append(Rejected(root, rel_b, str(exc)))
     return listing
@@ -177,7 +177,8 @@ async def _readdir(
     return out
 
 
-def _mtime(a: asyncssh.SFTPAttrs) -> float:
+def sftp_mtime(a: asyncssh.SFTPAttrs) -> float:
+    """A file's mtime from SFTP attributes, with the nanoseconds where the server sends them."""
     if a.mtime is None:
         return 0.0
     return float(a.mtime) + (a.mtime_ns % 1_000_000_000) / 1e9 if a.mtime_ns else float(a.mtime)
