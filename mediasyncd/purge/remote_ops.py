@@ -105,7 +105,7 @@ async def delete_files(host: RemoteHost, paths: Sequence[str]) -> set[str]:
 
 async def still_same(host: RemoteHost, files: Sequence[tuple[str, int, float]]) -> set[str]:
     """Paths (of `(path, size, mtime)`) whose SFTP lstat still shows that size and mtime: the last check
-    before deleting on a remote that cannot hash, so a file rewritten since the listing is spared."""
+    before each delete batch, so a file rewritten since it was listed and hashed is spared."""
     stats = await _bounded(_sftp_same(host.sftp, path, size, mtime) for path, size, mtime in files)
     return {path for (path, _, _), same in zip(files, stats, strict=True) if same}
 

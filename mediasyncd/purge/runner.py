@@ -270,14 +270,15 @@ async def _delete_batch(
 ) -> None:
     by_path = {d.row.remote_path: d for d in report.plan.delete}
     doomed = [by_path[p] for p in paths]
-    if not host.caps.sha256sum or host.shell is None:
-        same = await still_same(host, [(d.row.remote_path, d.row.size, d.row.mtime) for d in doomed])
-        changed = [d for d in doomed if d.row.remote_path not in same]
-        if changed:
-            await ledger.record_kept((d.row, Reason.CHANGED_ON_REMOTE) for d in changed)
-            report.plan.kept.extend((d.row, Reason.CHANGED_ON_REMOTE) for d in changed)
-            doomed = [d for d in doomed if d.row.remote_path in same]
-            paths = [d.row.remote_path for d in doomed]
+    # The remote hashes were taken when the plan was made, possibly minutes ago: a file rewritten since
+    # then shows a new size or mtime in this lstat, taken right before its batch is deleted.
+    same = await still_same(host, [(d.row.remote_path, d.row.size, d.row.mtime) for d in doomed])
+    changed = [d for d in doomed if d.row.remote_path not in same]
+    if changed:
+        await ledger.record_kept((d.row, Reason.CHANGED_ON_REMOTE) for d in changed)
+        report.plan.kept.extend((d.row, Reason.CHANGED_ON_REMOTE) for d in changed)
+        doomed = [d for d in doomed if d.row.remote_path in same]
+        paths = [d.row.remote_path for d in doomed]
     await ledger.mark_intent(run_id, [d.row.id for d in doomed])
     log.info("deleting batch", files=len(doomed), bytes=sum(d.row.size for d in doomed))
     survivors = await delete_files(host, paths)

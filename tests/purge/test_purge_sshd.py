@@ -94,6 +94,31 @@ def test_every_unsafe_file_is_kept_with_its_reason(
     assert "r1: 1 file(s) deleted" in out
 
 
+def test_a_file_rewritten_after_its_remote_hash_was_taken_is_kept(
+    tmp_path: Path, sshd: SshServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a remote that hashes, the plan's hashes may be minutes old when a batch is deleted: a file
+    rewritten in between (new content, new mtime) is spared by the lstat taken right before its batch."""
+    import mediasyncd.purge.runner as runner
+
+    env = purge_env(tmp_path, sshd)
+    env.write("steady.png", PNG)
+    env.write("rewritten.png", PNG[::-1])
+    assert once(env) == 0
+    evidence = runner._evidence
+
+    async def then_rewrite(*args: object, **kwargs: object) -> object:
+        found = await evidence(*args, **kwargs)  # type: ignore[arg-type]
+        env.write("rewritten.png", PNG[::-1] + b"new", mtime=OLD + 60)
+        return found
+
+    monkeypatch.setattr(runner, "_evidence", then_rewrite)
+    assert purge(env) == 0
+    assert on_remote(env) == {"rewritten.png"}
+    assert (env.remote_root / "rewritten.png").read_bytes() == PNG[::-1] + b"new"
+    assert reasons(env) == {"steady.png": "purged", "rewritten.png": "changed_on_remote"}
+
+
 def test_dry_run_deletes_nothing_and_lists_exactly_what_the_real_run_deletes(
     tmp_path: Path, sshd: SshServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
