@@ -8,7 +8,9 @@ library-relative path and the SHA-256 verified at landing, so a re-landed, chang
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
+import string
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,6 +20,11 @@ from typing import Any
 from mediasyncd.pipeline.record import GenerationRecord
 
 STAGES = ("metadata", "xmp", "thumbnail", "index")
+# Scripts written without spaces between words (kana, CJK ideographs, hangul, half-width katakana): FTS5's
+# unicode61 tokenizer keeps such a run as one token, so a word inside it is found by substring instead.
+_UNSPACED = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\uff66-\uff9f]")
+SNIPPET_CONTEXT = 16  # characters shown either side of a substring match
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)  # as SQLite's lower()
 FINISHED = frozenset({"done", "skipped", "error"})
 
 _SCHEMA = """
@@ -203,14 +210,37 @@ class Catalog:
         return True
 
     def search(self, query: str, limit: int) -> list[SearchHit]:
-        """Best matches first. FTS5 syntax works ("a NEAR b", prompt:cat); anything else is taken as words."""
+        """Best matches first. FTS5 syntax works ("a NEAR b", prompt:cat); anything else is taken as words.
+        A query in a script without spaces between words (Japanese, Chinese, Korean) also finds the files
+        whose prompt, negative prompt, model or path contains each of its words, after the FTS5 hits."""
         try:
-            return self._search(query, limit)
+            hits = self._search(query, limit)
         except sqlite3.OperationalError as error:
             if "no such table" in str(error):
                 raise
             words = " ".join('"' + word.replace('"', '""') + '"' for word in query.split())
-            return self._search(words, limit) if words else []
+            hits = self._search(words, limit) if words else []
+        if _UNSPACED.search(query) and len(hits) < limit:
+            found = {hit.path for hit in hits}
+            more = [hit for hit in self._substring_search(query, limit) if hit.path not in found]
+            hits.extend(more[: limit - len(hits)])
+        return hits
+
+    def _substring_search(self, query: str, limit: int) -> list[SearchHit]:
+        terms = [t.strip('"').translate(_ASCII_LOWER) for t in query.split() if t.strip('"')]
+        if not terms:
+            return []
+        fields = ("prompt", "negative_prompt", "model", "path")
+        one = "(" + " OR ".join(f"instr(lower(coalesce({f}, '')), ?) > 0" for f in fields) + ")"
+        rows = self.conn.execute(
+            "SELECT path, generator, model, thumbnail, prompt, negative_prompt FROM media"
+            f" WHERE {' AND '.join([one] * len(terms))} ORDER BY path LIMIT ?",
+            [t for t in terms for _ in fields] + [limit],
+        )
+        return [
+            SearchHit(path, generator, model, _snippet((prompt, negative, model, path), terms[0]), thumbnail)
+            for path, generator, model, thumbnail, prompt, negative in rows.fetchall()
+        ]
 
     def _search(self, match: str, limit: int) -> list[SearchHit]:
         rows = self.conn.execute(
@@ -225,3 +255,15 @@ class Catalog:
     def record_json(self, path: str) -> dict[str, Any] | None:
         found = self.conn.execute("SELECT record FROM media WHERE path = ?", (path,)).fetchone()
         return json.loads(found[0]) if found else None
+
+
+def _snippet(texts: Sequence[str | None], term: str) -> str:
+    """The first text containing `term` (case-insensitively), cut around it, the match in brackets."""
+    for text in texts:
+        at = (text or "").translate(_ASCII_LOWER).find(term)
+        if text and at >= 0:
+            start, end = max(0, at - SNIPPET_CONTEXT), min(len(text), at + len(term) + SNIPPET_CONTEXT)
+            before = ("…" if start else "") + text[start:at]
+            after = text[at + len(term) : end] + ("…" if end < len(text) else "")
+            return f"{before}[{text[at : at + len(term)]}]{after}"
+    return ""

@@ -57,3 +57,30 @@ def test_search_respects_limit(indexed: Catalog) -> None:
 def test_search_finds_cjk_prompt(indexed: Catalog) -> None:
     """A CJK word written as its own token is found."""
     assert [hit.path for hit in indexed.search("灯台", 10)] == ["forge1/lighthouse.png"]
+
+
+async def test_words_inside_japanese_and_chinese_prompts_are_found(
+    pipeline: Pipeline, library: Path, db_path: Path
+) -> None:
+    """FTS5 keeps a run of kana or ideographs as one token; a word inside it is still found, by substring,
+    in the prompt and the negative prompt, and every word of the query must be there."""
+    parameters = (
+        "夕暮れの灯台と海、傑作\nNegative prompt: 低品質、ぼやけ\n"
+        "Steps: 20, Sampler: Euler a, CFG scale: 7, Seed: 1, Size: 64x48, Model: 动漫模型"
+    )
+    path = samples.png(library / "forge1" / "jp.png", itxt={"parameters": parameters})
+    await pipeline.process(path, sha256_of(path), remote="forge1", rel="jp.png")
+    samples.forge_png(library / "forge1" / "cat.png")
+    cat = library / "forge1" / "cat.png"
+    await pipeline.process(cat, sha256_of(cat), remote="forge1", rel="cat.png")
+    catalog = Catalog(db_path, create=False)
+
+    assert catalog._search('"灯台"', 10) == []  # what FTS5 alone finds
+    hits = catalog.search("灯台", 10)
+    assert [hit.path for hit in hits] == ["forge1/jp.png"]
+    assert hits[0].snippet == "夕暮れの[灯台]と海、傑作"
+    assert [hit.path for hit in catalog.search("ぼやけ", 10)] == ["forge1/jp.png"]
+    assert [hit.path for hit in catalog.search("灯台 海", 10)] == ["forge1/jp.png"]
+    assert [hit.path for hit in catalog.search("模型", 10)] == ["forge1/jp.png"]
+    assert catalog.search("灯台 山", 10) == []
+    assert [hit.path for hit in catalog.search("cat", 10)] == ["forge1/cat.png"]
