@@ -19,6 +19,7 @@ from mediasyncd.pipeline.options import PipelineOptions
 from mediasyncd.pipeline.outcome import PipelineResult
 from mediasyncd.pipeline.runner import Pipeline
 from mediasyncd.pipeline.store import STAGES, Catalog
+from mediasyncd.pipeline.video_tags import ffprobe_for
 
 _LABELS = (
     ("generator", "Generator"),
@@ -41,7 +42,7 @@ def inspect_main(paths: Sequence[str], as_json: bool) -> int:
     """Print the normalized generation record of each file, in argument order."""
     failed = False
     for index, given in enumerate(paths):
-        extraction = extract(Path(given))
+        extraction = extract(Path(given), ffprobe_for(PipelineOptions().ffmpeg))
         document = extraction.record.as_json(given, extraction.error)
         failed |= extraction.error is not None
         if as_json:

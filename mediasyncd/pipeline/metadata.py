@@ -8,6 +8,7 @@ from pathlib import Path
 from mediasyncd.pipeline.containers import read_embedded
 from mediasyncd.pipeline.formats import parse_texts
 from mediasyncd.pipeline.record import GenerationRecord
+from mediasyncd.pipeline.video_tags import read_video_tags
 
 
 @dataclass(frozen=True)
@@ -26,8 +27,17 @@ class Extraction:
         return f"{self.record.generator} metadata" if self.record.has_metadata else "no metadata"
 
 
-def extract(path: Path) -> Extraction:
+def extract(path: Path, ffprobe: str | None = None, timeout: float = 30.0) -> Extraction:
+    """The record of one file; videos' container tags are read with `ffprobe` (None: not read)."""
     embedded = read_embedded(path)
+    if embedded.format == "VIDEO" and embedded.error is None and ffprobe:
+        tags = read_video_tags(path, ffprobe, timeout)
+        embedded.texts.update(tags.texts)
+        embedded.width, embedded.height = tags.width, tags.height
+        if tags.error and tags.error.startswith("unreadable"):
+            embedded.error = tags.error
+        elif tags.error:
+            embedded.dropped.append(tags.error)
     try:
         record = parse_texts(embedded.texts)
     except (ValueError, TypeError, KeyError, AttributeError, IndexError, RecursionError) as error:

@@ -167,7 +167,7 @@ class Pipeline:
 
     async def _metadata(self, source: Path, row: MediaRow) -> tuple[StageOutcome, GenerationRecord]:
         try:
-            extraction: Extraction = await self._cpu(work.metadata_job, str(source))
+            extraction: Extraction = await self._cpu(work.metadata_job, str(source), self._options)
         except _WorkerFailed as failure:
             extraction = Extraction(GenerationRecord(), str(failure))
         for note in extraction.notes:

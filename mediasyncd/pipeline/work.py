@@ -14,11 +14,12 @@ from mediasyncd.pipeline.options import PipelineOptions
 from mediasyncd.pipeline.outcome import StageOutcome
 from mediasyncd.pipeline.record import GenerationRecord
 from mediasyncd.pipeline.thumbs import make_thumbnail
+from mediasyncd.pipeline.video_tags import ffprobe_for
 from mediasyncd.pipeline.xmp import ForeignSidecar, build_xmp, sidecar_path, write_sidecar
 
 
-def metadata_job(source: str) -> Extraction:
-    return extract(Path(source))
+def metadata_job(source: str, options: PipelineOptions) -> Extraction:
+    return extract(Path(source), ffprobe_for(options.ffmpeg), options.ffmpeg_timeout)
 
 
 def xmp_job(source: str, library: str, record: GenerationRecord, options: PipelineOptions) -> StageOutcome:
