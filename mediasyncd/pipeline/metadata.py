@@ -34,10 +34,9 @@ def extract(path: Path, ffprobe: str | None = None, timeout: float = 30.0) -> Ex
         tags = read_video_tags(path, ffprobe, timeout)
         embedded.texts.update(tags.texts)
         embedded.width, embedded.height = tags.width, tags.height
-        if tags.error and tags.error.startswith("unreadable"):
-            embedded.error = tags.error
-        elif tags.error:
-            embedded.dropped.append(tags.error)
+        embedded.error = tags.error
+        if tags.note:
+            embedded.dropped.append(tags.note)
     try:
         record = parse_texts(embedded.texts)
     except (ValueError, TypeError, KeyError, AttributeError, IndexError, RecursionError) as error:

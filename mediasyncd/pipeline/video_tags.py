@@ -26,7 +26,8 @@ class VideoTags:
     texts: dict[str, str] = field(default_factory=dict)
     width: int | None = None
     height: int | None = None
-    error: str | None = None
+    error: str | None = None  # the video itself is unreadable
+    note: str | None = None  # the tags were not read (no ffprobe, too slow); the video may be fine
 
 
 def ffprobe_for(ffmpeg: str) -> str:
@@ -37,15 +38,15 @@ def ffprobe_for(ffmpeg: str) -> str:
 
 
 def read_video_tags(path: Path, ffprobe: str, timeout: float) -> VideoTags:
-    """The container's tags as parser texts, and the first video stream's size; problems in `error`."""
+    """The container's tags as parser texts, and the first video stream's size."""
     command = [ffprobe, "-v", "error", "-print_format", "json", "-show_entries"]
     command += ["format_tags:stream=codec_type,width,height", "-select_streams", "v:0", str(path)]
     try:
         done = subprocess.run(command, capture_output=True, timeout=timeout, check=False)
     except FileNotFoundError:
-        return VideoTags(error=f"video metadata not read: {ffprobe} not found")
+        return VideoTags(note=f"video metadata not read: {ffprobe} not found")
     except subprocess.TimeoutExpired:
-        return VideoTags(error=f"video metadata not read: ffprobe took longer than {timeout:g}s")
+        return VideoTags(note=f"video metadata not read: ffprobe took longer than {timeout:g}s")
     if done.returncode != 0:
         reason = done.stderr.decode("utf-8", errors="replace").strip().splitlines()
         return VideoTags(error=f"unreadable video: {reason[-1] if reason else 'ffprobe failed'}")
