@@ -15,7 +15,7 @@ from mediasyncd.pipeline.commands import inspect_main, reprocess_main, search_ma
 from mediasyncd.pipeline.options import PipelineOptions
 from mediasyncd.pipeline.record import JSON_KEYS
 from mediasyncd.pipeline.runner import Pipeline
-from tests.pipeline import samples
+from tests.pipeline import samples, samples_apps
 from tests.pipeline.conftest import sha256_of
 
 
@@ -64,7 +64,7 @@ def test_inspect_human_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]
 
 async def process_all(db_path: Path, library: Path) -> list[Path]:
     db_path.parent.mkdir(exist_ok=True)
-    files = [samples.swarmui_png(library / "fox.png"), samples.forge_png(library / "cat.png")]
+    files = [samples_apps.swarmui_png(library / "fox.png"), samples.forge_png(library / "cat.png")]
     pipeline = Pipeline(db_path, library, PipelineOptions(workers=1))
     for path in files:
         await pipeline.process(path, sha256_of(path), remote="r", rel=path.name)

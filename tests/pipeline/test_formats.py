@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from mediasyncd.pipeline.metadata import extract
-from tests.pipeline import samples
+from tests.pipeline import samples, samples_apps
 
 
 def read(builder: Callable[[Path], Path], tmp_path: Path, suffix: str = ".png") -> dict[str, Any]:
@@ -77,7 +77,7 @@ def test_reforge_forge_neo_and_sdnext_are_told_apart(tmp_path: Path) -> None:
 
 def test_civitai_resources_give_model_and_loras(tmp_path: Path) -> None:
     """Civitai: the checkpoint and LoRA weights come from the `Civitai resources` JSON."""
-    record = read(samples.civitai_jpeg, tmp_path, ".jpg")
+    record = read(samples_apps.civitai_jpeg, tmp_path, ".jpg")
     assert record["generator"] == "civitai"
     assert record["model"] == "Pony Diffusion V6 XL"
     assert record["loras"] == [{"name": "Glowing Runes", "weight": 0.65}]
@@ -151,8 +151,8 @@ def test_comfyui_unknown_custom_nodes_degrade_gracefully(tmp_path: Path) -> None
 
 def test_swarmui_png_and_jpeg(tmp_path: Path) -> None:
     """SwarmUI: sui_image_params from a PNG text chunk and from a JPEG UserComment alike."""
-    png = read(samples.swarmui_png, tmp_path)
-    jpg = read(samples.swarmui_jpeg, tmp_path, ".jpg")
+    png = read(samples_apps.swarmui_png, tmp_path)
+    jpg = read(samples_apps.swarmui_jpeg, tmp_path, ".jpg")
     assert png["generator"] == jpg["generator"] == "swarmui"
     assert png["model"] == "flux1-dev-fp8"
     assert {k: v for k, v in png.items() if k != "raw"} == {k: v for k, v in jpg.items() if k != "raw"}
@@ -160,7 +160,7 @@ def test_swarmui_png_and_jpeg(tmp_path: Path) -> None:
 
 def test_invokeai_metadata(tmp_path: Path) -> None:
     """InvokeAI 3+: invokeai_metadata, with "_k" schedulers split into Karras."""
-    record = read(samples.invokeai_png, tmp_path)
+    record = read(samples_apps.invokeai_png, tmp_path)
     assert (record["generator"], record["generator_version"]) == ("invokeai", "5.4.2")
     assert (record["sampler"], record["scheduler"], record["model"]) == (
         "dpmpp_2m",
@@ -172,13 +172,13 @@ def test_invokeai_metadata(tmp_path: Path) -> None:
 
 def test_invokeai_legacy_sd_metadata(tmp_path: Path) -> None:
     """InvokeAI 2.x: sd-metadata with the negative prompt in brackets."""
-    record = read(samples.invokeai_legacy_png, tmp_path)
+    record = read(samples_apps.invokeai_legacy_png, tmp_path)
     assert (record["prompt"], record["negative_prompt"]) == ("a watercolor harbor", "people, boats")
 
 
 def test_fooocus(tmp_path: Path) -> None:
     """Fooocus: JSON parameters with resolution tuple and lora_combined entries."""
-    record = read(samples.fooocus_png, tmp_path)
+    record = read(samples_apps.fooocus_png, tmp_path)
     assert (record["generator"], record["width"], record["height"], record["cfg"]) == (
         "fooocus",
         1152,
@@ -190,7 +190,7 @@ def test_fooocus(tmp_path: Path) -> None:
 
 def test_ruined_fooocus(tmp_path: Path) -> None:
     """RuinedFooocus: its own JSON keys, told apart from Fooocus by `software`."""
-    record = read(samples.ruined_fooocus_png, tmp_path)
+    record = read(samples_apps.ruined_fooocus_png, tmp_path)
     assert (record["generator"], record["prompt"], record["negative_prompt"]) == (
         "ruinedfooocus",
         "a paper boat",
@@ -200,7 +200,7 @@ def test_ruined_fooocus(tmp_path: Path) -> None:
 
 def test_novelai(tmp_path: Path) -> None:
     """NovelAI: Description + Comment JSON; Source splits into model name and hash."""
-    record = read(samples.novelai_png, tmp_path)
+    record = read(samples_apps.novelai_png, tmp_path)
     assert (record["model"], record["model_hash"]) == ("NovelAI Diffusion V3", "4BDE2A90")
     assert (record["negative_prompt"], record["cfg"], record["seed"]) == (
         "lowres, bad hands",
@@ -211,14 +211,14 @@ def test_novelai(tmp_path: Path) -> None:
 
 def test_easy_diffusion(tmp_path: Path) -> None:
     """Easy Diffusion: one text chunk per field; Windows model path reduced to the name."""
-    record = read(samples.easy_diffusion_png, tmp_path)
+    record = read(samples_apps.easy_diffusion_png, tmp_path)
     assert (record["generator"], record["model"], record["steps"]) == ("easydiffusion", "dreamshaper_8", 25)
     assert record["loras"] == [{"name": "cabin_v1", "weight": 0.5}]
 
 
 def test_tensorart_utf8_in_text_chunk(tmp_path: Path) -> None:
     """TensorArt: generation_data with raw UTF-8 in a tEXt chunk decodes correctly."""
-    record = read(samples.tensorart_png, tmp_path)
+    record = read(samples_apps.tensorart_png, tmp_path)
     assert (record["generator"], record["prompt"], record["model"]) == (
         "tensorart",
         "夜の東京, neon rain",
@@ -228,7 +228,7 @@ def test_tensorart_utf8_in_text_chunk(tmp_path: Path) -> None:
 
 def test_stability_matrix(tmp_path: Path) -> None:
     """Stability Matrix: parameters-json preferred over its A1111 text."""
-    record = read(samples.stability_matrix_png, tmp_path)
+    record = read(samples_apps.stability_matrix_png, tmp_path)
     assert (record["generator"], record["sampler"], record["model"]) == (
         "stabilitymatrix",
         "euler_ancestral",
@@ -239,7 +239,7 @@ def test_stability_matrix(tmp_path: Path) -> None:
 
 def test_draw_things_xmp(tmp_path: Path) -> None:
     """Draw Things: settings JSON inside the embedded XMP's exif:UserComment."""
-    record = read(samples.drawthings_png, tmp_path)
+    record = read(samples_apps.drawthings_png, tmp_path)
     assert (record["generator"], record["prompt"], record["width"], record["height"]) == (
         "drawthings",
         "a koi pond, ukiyo-e",
@@ -251,7 +251,7 @@ def test_draw_things_xmp(tmp_path: Path) -> None:
 
 def test_hugging_face_space(tmp_path: Path) -> None:
     """A Gradio + diffusers Space: diffusers argument names and "1024 x 1024" resolution."""
-    record = read(samples.hf_space_png, tmp_path)
+    record = read(samples_apps.hf_space_png, tmp_path)
     assert (record["generator"], record["steps"], record["width"], record["model"]) == (
         "huggingface-spaces",
         28,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from mediasyncd.pipeline.options import PipelineOptions
 from mediasyncd.pipeline.runner import Pipeline
-from tests.pipeline import samples
+from tests.pipeline import samples, samples_apps
 from tests.pipeline.conftest import sha256_of
 
 REL = "txt2img-images/00001-1.png"
@@ -138,7 +138,12 @@ async def test_stem_naming_option(library: Path, db_path: Path) -> None:
 
 async def test_many_files_in_parallel(pipeline: Pipeline, library: Path, db_path: Path) -> None:
     """Concurrent process() calls all complete, each with four recorded stages."""
-    builders = [samples.forge_png, samples.comfyui_png, samples.swarmui_png, samples.novelai_png] * 4
+    builders = [
+        samples.forge_png,
+        samples.comfyui_png,
+        samples_apps.swarmui_png,
+        samples_apps.novelai_png,
+    ] * 4
     landed = [land(library, builder, f"batch/{i:03}.png") for i, builder in enumerate(builders)]
     results = await asyncio.gather(*(pipeline.process(p, s, remote="forge1", rel=p.name) for p, s in landed))
     assert all(result.ok for result in results)

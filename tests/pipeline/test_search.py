@@ -8,7 +8,7 @@ import pytest
 
 from mediasyncd.pipeline.runner import Pipeline
 from mediasyncd.pipeline.store import Catalog
-from tests.pipeline import samples
+from tests.pipeline import samples, samples_apps
 from tests.pipeline.conftest import sha256_of
 
 
@@ -16,8 +16,8 @@ from tests.pipeline.conftest import sha256_of
 async def indexed(pipeline: Pipeline, library: Path, db_path: Path) -> Catalog:
     for name, builder in (
         ("lighthouse.png", samples.comfyui_png),
-        ("fox.png", samples.swarmui_png),
-        ("tiger.png", samples.fooocus_png),
+        ("fox.png", samples_apps.swarmui_png),
+        ("tiger.png", samples_apps.fooocus_png),
         ("cat.png", samples.forge_png),
     ):
         path = builder(library / "forge1" / name)
