@@ -7,6 +7,7 @@ listing, hashing and deleting go through a single `sh` started once, one command
 from __future__ import annotations
 
 import asyncio
+import re
 import secrets
 from dataclasses import dataclass
 
@@ -15,6 +16,7 @@ import asyncssh
 from mediasyncd.errors import RemoteError
 
 PROBE_TIMEOUT = 30.0
+READ_CHUNK = 1 << 20  # output is consumed as it comes: a listing can be far larger than the channel window
 
 
 @dataclass(frozen=True)
@@ -63,20 +65,31 @@ class CommandChannel:
             self.commands_run += 1
             try:
                 self._process.stdin.write(framed)
-                out, err = await asyncio.gather(
-                    self._process.stdout.readuntil(f"\n{token} ".encode()),
-                    self._process.stderr.readuntil(f"{token}\n".encode()),
+                (stdout, status), (stderr, _) = await asyncio.gather(
+                    _read_through(self._process.stdout, re.compile(rb"\n" + token.encode() + rb" (\d+)\n")),
+                    _read_through(self._process.stderr, re.compile(token.encode() + rb"\n")),
                 )
-                status_line = await self._process.stdout.readline()
             except (asyncssh.Error, OSError, asyncio.IncompleteReadError, BrokenPipeError) as exc:
                 raise RemoteError(f"remote shell failed: {exc or type(exc).__name__}") from None
-        stdout = out[: -len(token) - 2]
-        stderr = err[: -len(token) - 1]
-        try:
-            status = int(status_line.strip() or b"255")
-        except ValueError:
-            status = 255
-        return CommandResult(status, stdout, stderr)
+        return CommandResult(int(status or b"255"), stdout, stderr)
 
     def close(self) -> None:
         self._process.close()
+
+
+async def _read_through(
+    stream: asyncssh.SSHReader[bytes], end: re.Pattern[bytes]
+) -> tuple[bytes, bytes | None]:
+    """Read `stream` until `end` matches; return what came before it and
+    the pattern's first group. Reading as it arrives keeps the channel window open (asyncssh's readuntil
+    gives up once a window's worth is buffered without the separator)."""
+    buf = bytearray()
+    while True:
+        chunk = await stream.read(READ_CHUNK)
+        if not chunk:
+            raise asyncio.IncompleteReadError(bytes(buf), None)
+        searched = len(buf)
+        buf += chunk
+        match = end.search(buf, max(0, searched - 64))
+        if match is not None:  # nothing follows it: the shell waits for the next command
+            return bytes(buf[: match.start()]), match.group(1) if end.groups else None
