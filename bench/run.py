@@ -206,6 +206,8 @@ def render(
     ]
     for r in results:
         lines += [f"### {r.label}", "", link_check_line(r), "", *link_table(r, tools), ""]
+        if r.failures:
+            lines += ["**Failed runs** (left out of the medians):", "", *(f"- {f}" for f in r.failures), ""]
         lat = r.samples.get(("latency_s", "MANY", "mediasyncd"))
         if lat:
             lines.append(
@@ -255,6 +257,7 @@ def samples_json(results: list[LinkResult]) -> dict[str, object]:
             "check": r.check.__dict__,
             "samples": {"/".join(k): v for k, v in r.samples.items()},
             "datasets": {n: {"files": d.files, "bytes": d.bytes} for n, d in r.datasets.items()},
+            "failures": r.failures,
         }
         for r in results
     }

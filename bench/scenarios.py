@@ -51,6 +51,7 @@ class LinkResult:
     datasets: dict[str, Dataset]
     samples: dict[tuple[str, str, str], list[float]] = field(default_factory=dict)
     latency_modes: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)  # runs that failed: reported, not counted
 
     def add(self, figure: str, dataset: str, tool: str, value: float) -> None:
         self.samples.setdefault((figure, dataset, tool), []).append(value)
@@ -96,6 +97,11 @@ def run_scenarios(
                     )
                     if data.name == "MANY":
                         _follow_ups(tool, data, params, factory, result, rng, say)
+                except ToolFailed as failure:
+                    # One failed run must not end a run of an hour; its figures stay out of the medians
+                    # and the failure is printed with the tables.
+                    result.failures.append(f"#{i + 1} {data.name} {name}: {failure}")
+                    say(f"[{endpoint.label}] #{i + 1} {data.name} {name}: FAILED: {failure}")
                 finally:
                     shutil.rmtree(work, ignore_errors=True)
     return result
