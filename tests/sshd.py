@@ -22,6 +22,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import asyncssh
+
 SSHD = Path("/usr/sbin/sshd")
 PRIVSEP_DIR = Path("/run/sshd")
 HOST = "127.0.0.1"
@@ -277,3 +279,16 @@ def _ensure_privsep_dir() -> None:
     """sshd running as root refuses to start without its privilege-separation directory."""
     with contextlib.suppress(PermissionError):  # not root: sshd runs unprivileged, needs none
         PRIVSEP_DIR.mkdir(mode=0o755, parents=True, exist_ok=True)
+
+
+async def connect(server: SshServer) -> asyncssh.SSHClientConnection:
+    """An asyncssh connection to `server` with its key and known_hosts only (no agent, no ~/.ssh/config)."""
+    return await asyncssh.connect(
+        server.host,
+        server.port,
+        username=server.user,
+        client_keys=[str(server.client_key)],
+        known_hosts=str(server.known_hosts),
+        agent_path=None,
+        config=[],
+    )

@@ -6,27 +6,18 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import asyncssh
 import pytest
 
 from mediasyncd.transfer.remote import RemoteHost
 from mediasyncd.watchers.listing import list_tree
-from tests.sshd import SshServer
+from tests.sshd import SshServer, connect
 
 WINDOW = 2 * 1024 * 1024  # asyncssh's default channel window: what a single readuntil could buffer
 
 
 @pytest.fixture
 async def host(sshd: SshServer) -> AsyncIterator[RemoteHost]:
-    conn = await asyncssh.connect(
-        sshd.host,
-        sshd.port,
-        username=sshd.user,
-        client_keys=[str(sshd.client_key)],
-        known_hosts=str(sshd.known_hosts),
-        agent_path=None,
-        config=[],
-    )
+    conn = await connect(sshd)
     remote = await RemoteHost.open(conn)
     yield remote
     await remote.close()

@@ -10,19 +10,7 @@ from pathlib import Path
 import asyncssh
 import pytest
 
-from tests.sshd import SshdStartError, SshServer, ssh_run, start_sshd
-
-
-async def _connect(server: SshServer) -> asyncssh.SSHClientConnection:
-    return await asyncssh.connect(
-        server.host,
-        server.port,
-        username=server.user,
-        client_keys=[str(server.client_key)],
-        known_hosts=str(server.known_hosts),
-        agent_path=None,
-        config=[],
-    )
+from tests.sshd import SshdStartError, SshServer, connect, ssh_run, start_sshd
 
 
 def test_command_runs_as_the_current_user(sshd: SshServer) -> None:
@@ -51,7 +39,7 @@ def test_known_hosts_pins_the_host_key_for_host_and_port(sshd: SshServer) -> Non
 
 async def test_asyncssh_connects_with_strict_host_key_checking(sshd: SshServer) -> None:
     """asyncssh authenticates with the client key and verifies the host against known_hosts."""
-    async with await _connect(sshd) as conn:
+    async with await connect(sshd) as conn:
         result = await conn.run("echo connected", check=True)
 
     assert result.stdout == "connected\n"
@@ -88,7 +76,7 @@ def test_servers_run_side_by_side_on_their_own_ports(tmp_path: Path) -> None:
 async def test_extra_config_replaces_a_default(tmp_path: Path) -> None:
     """A keyword in extra_config wins over the fixture's default (here MaxSessions 1)."""
     with start_sshd(tmp_path, extra_config="MaxSessions 1") as server:
-        async with await _connect(server) as conn, conn.create_process("cat"):
+        async with await connect(server) as conn, conn.create_process("cat"):
             with pytest.raises(asyncssh.ChannelOpenError):
                 await conn.run("true")
 
@@ -130,7 +118,7 @@ async def test_sftp_only_server_serves_sftp(sshd_sftp_only: SshServer, tmp_path:
 
     local = tmp_path / "fetched.png"
 
-    async with await _connect(sshd_sftp_only) as conn, conn.start_sftp_client() as sftp:
+    async with await connect(sshd_sftp_only) as conn, conn.start_sftp_client() as sftp:
         names = set(await sftp.listdir(str(remote))) - {".", ".."}
         await sftp.get(str(remote / "00001-42.png"), str(local))
 

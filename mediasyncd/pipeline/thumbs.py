@@ -17,6 +17,7 @@ from PIL import Image, ImageOps
 
 from mediasyncd.pipeline.containers import VIDEO_SUFFIXES
 from mediasyncd.pipeline.outcome import StageOutcome
+from mediasyncd.pipeline.video_tags import last_line
 
 THUMBS_DIR = Path(".mediasyncd") / "thumbs"
 
@@ -97,9 +98,8 @@ def _first_video_frame(source: Path, size: int, ffmpeg: str, timeout: float) -> 
     except subprocess.TimeoutExpired as error:
         raise ThumbnailError(f"no thumbnail: ffmpeg took longer than {timeout:g}s") from error
     if done.returncode != 0 or not done.stdout:
-        reason = done.stderr.decode("utf-8", errors="replace").strip().splitlines()
         raise ThumbnailError(
-            f"no thumbnail: ffmpeg could not decode a frame ({reason[-1] if reason else 'no output'})"
+            f"no thumbnail: ffmpeg could not decode a frame ({last_line(done.stderr, 'no output')})"
         )
     with Image.open(io.BytesIO(done.stdout)) as frame:
         frame.load()

@@ -30,6 +30,12 @@ class VideoTags:
     note: str | None = None  # the tags were not read (no ffprobe, too slow); the video may be fine
 
 
+def last_line(stderr: bytes, default: str) -> str:
+    """What an ffmpeg-family tool said last on stderr (its reason for failing), or `default`."""
+    lines = stderr.decode("utf-8", errors="replace").strip().splitlines()
+    return lines[-1] if lines else default
+
+
 def ffprobe_for(ffmpeg: str) -> str:
     """ffprobe ships with ffmpeg: next to it when `ffmpeg` is a path, else found on PATH."""
     if os.sep not in ffmpeg:
@@ -48,16 +54,14 @@ def read_video_tags(path: Path, ffprobe: str, timeout: float) -> VideoTags:
     except subprocess.TimeoutExpired:
         return VideoTags(note=f"video metadata not read: ffprobe took longer than {timeout:g}s")
     if done.returncode != 0:
-        reason = done.stderr.decode("utf-8", errors="replace").strip().splitlines()
-        return VideoTags(error=f"unreadable video: {reason[-1] if reason else 'ffprobe failed'}")
+        return VideoTags(error=f"unreadable video: {last_line(done.stderr, 'ffprobe failed')}")
     try:
         probed = json.loads(done.stdout)
     except ValueError:
         return VideoTags(error="unreadable video: ffprobe printed no JSON")
     found = parse_probe(probed if isinstance(probed, dict) else {})
     if found.width is None:
-        reason = done.stderr.decode("utf-8", errors="replace").strip().splitlines()
-        found.error = f"unreadable video: no video stream{f' ({reason[-1]})' if reason else ''}"
+        found.error = f"unreadable video: no video stream ({last_line(done.stderr, 'ffprobe found none')})"
     return found
 
 

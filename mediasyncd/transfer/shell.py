@@ -16,6 +16,7 @@ import asyncssh
 from mediasyncd.errors import RemoteError
 
 PROBE_TIMEOUT = 30.0
+SENTINEL_SPAN = 64  # a sentinel line is shorter: the search resumes this far back, across chunk edges
 READ_CHUNK = 1 << 20  # output is consumed as it comes: a listing can be far larger than the channel window
 
 
@@ -80,9 +81,9 @@ class CommandChannel:
 async def _read_through(
     stream: asyncssh.SSHReader[bytes], end: re.Pattern[bytes]
 ) -> tuple[bytes, bytes | None]:
-    """Read `stream` until `end` matches; return what came before it and
-    the pattern's first group. Reading as it arrives keeps the channel window open (asyncssh's readuntil
-    gives up once a window's worth is buffered without the separator)."""
+    """Read `stream` until `end` matches; return what came before it and the pattern's first group.
+    Reading as it arrives keeps the channel window open (asyncssh's readuntil gives up once a window's
+    worth is buffered without the separator)."""
     buf = bytearray()
     while True:
         chunk = await stream.read(READ_CHUNK)
@@ -90,6 +91,6 @@ async def _read_through(
             raise asyncio.IncompleteReadError(bytes(buf), None)
         searched = len(buf)
         buf += chunk
-        match = end.search(buf, max(0, searched - 64))
+        match = end.search(buf, max(0, searched - SENTINEL_SPAN))
         if match is not None:  # nothing follows it: the shell waits for the next command
             return bytes(buf[: match.start()]), match.group(1) if end.groups else None
