@@ -173,7 +173,9 @@ class MediasyncdOptions:
     def command(self, *args: str) -> list[str]:
         if self.source is None:
             return [MEDIASYNCD, *args]
-        return [sys.executable, "-m", "mediasyncd", *args]
+        # -P: `-m` would otherwise put the current directory (the repository, when run from it) ahead of
+        # PYTHONPATH, and the work tree would run instead of the exported revision.
+        return [sys.executable, "-P", "-m", "mediasyncd", *args]
 
     def env(self) -> dict[str, str] | None:
         return None if self.source is None else {"PYTHONPATH": str(self.source)}
