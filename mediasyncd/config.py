@@ -74,7 +74,7 @@ class DaemonConfig:
 @dataclass(frozen=True)
 class TransferConfig:
     concurrency: int = 32  # files in flight per remote (small files over a WAN need many)
-    in_flight: int = 64 << 20  # bytes in flight per remote: big files take turns instead of all crawling
+    in_flight: int = 64 << 20  # bytes in flight per remote: big files go two at a time, not all crawling
     verify: Literal["sha256"] = "sha256"
     file_mode: int = 0o644
     dir_mode: int = 0o755

@@ -145,8 +145,9 @@ def test_sha256sum_output_including_escaped_names() -> None:
     assert parse_sha256sum(out) == {"/r/a b.png": h, "/r/back\\slash.png": h}
 
 
-def test_byte_budget_lets_small_files_share_and_a_big_one_run_alone() -> None:
-    """Transfers start while their bytes fit the budget; one larger than the budget runs by itself."""
+def test_byte_budget_lets_small_files_share_and_two_big_ones_overlap() -> None:
+    """Transfers start while their bytes fit the budget; a file larger than half of it counts as half,
+    so two big files run side by side (one's start-up hides behind the other's data) and a third waits."""
     import asyncio
 
     from mediasyncd.transfer.pull import ByteBudget
@@ -156,18 +157,30 @@ def test_byte_budget_lets_small_files_share_and_a_big_one_run_alone() -> None:
         events: list[str] = []
         a = await budget.acquire(60)
         b = await budget.acquire(40)
-        waiting = asyncio.ensure_future(budget.acquire(500))  # capped at the limit: waits for an empty budget
+        big1 = asyncio.ensure_future(budget.acquire(500))  # counts as 50: waits for room
         await asyncio.sleep(0.01)
-        events.append(f"big waiting={not waiting.done()}")
+        events.append(f"big1 waiting={not big1.done()}")
         await budget.release(a)
+        taken1 = await big1
+        big2 = asyncio.ensure_future(budget.acquire(500))
+        big3 = asyncio.ensure_future(budget.acquire(500))
         await asyncio.sleep(0.01)
-        events.append(f"big waiting={not waiting.done()}")
+        events.append(f"big2 waiting={not big2.done()} big3 waiting={not big3.done()}")
         await budget.release(b)
-        big = await waiting
-        events.append(f"big took {big}, used {budget.used}")
+        taken2 = await big2
+        await asyncio.sleep(0.01)
+        events.append(f"took {taken1}+{taken2}, used {budget.used}, big3 waiting={not big3.done()}")
+        await budget.release(taken1)
+        await big3
+        events.append(f"big3 started, used {budget.used}")
         return events
 
-    assert asyncio.run(scenario()) == ["big waiting=True", "big waiting=True", "big took 100, used 100"]
+    assert asyncio.run(scenario()) == [
+        "big1 waiting=True",
+        "big2 waiting=True big3 waiting=True",
+        "took 50+50, used 100, big3 waiting=True",
+        "big3 started, used 100",
+    ]
 
 
 def test_openssl_dgst_output_is_parsed() -> None:

@@ -44,7 +44,9 @@ class RateLimiter:
 
 
 class ByteBudget:
-    """Bytes in flight per remote: a transfer waits until its size fits (one may always run alone)."""
+    """Bytes in flight per remote: a transfer waits until its size fits (one may always run alone). A file
+    larger than half the budget counts as half, so two big files overlap: one's start-up and tail (open,
+    the last reads, the remote's hash) hide behind the other's data, and neither crawls beside many others."""
 
     def __init__(self, limit: int) -> None:
         self.limit = max(limit, 1)
@@ -52,7 +54,7 @@ class ByteBudget:
         self._changed = asyncio.Condition()
 
     async def acquire(self, size: int) -> int:
-        want = min(max(size, 1), self.limit)
+        want = min(max(size, 1), max(self.limit // 2, 1))
         async with self._changed:
             await self._changed.wait_for(lambda: self.used == 0 or self.used + want <= self.limit)
             self.used += want
