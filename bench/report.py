@@ -44,6 +44,8 @@ def link_rows(r: LinkResult, tools: Iterable[str]) -> list[Row]:
         rows.append(Row(f"{name} initial pull", "files/s", True, _per(data.files, full)))
         cpu = {t: r.median("full_cpu_s", name, t) for t in tools}
         rows.append(Row(f"{name} local CPU", "CPU-s/GB", False, _per_gb(cpu, data.bytes)))
+        machine = {t: r.median("full_machine_cpu_s", name, t) for t in tools}
+        rows.append(Row(f"{name} machine CPU⁴", "CPU-s/GB", False, _per_gb(machine, data.bytes)))
         rss = {t: r.median("full_rss_mb", name, t) for t in tools}
         rows.append(Row(f"{name} peak RSS", "MB", False, rss))
     if "MANY" in r.datasets:

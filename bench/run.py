@@ -221,11 +221,14 @@ def render(
         "² mediasyncd's whole no-op `sync --once` (process start, connect, list, diff), for comparison.  ",
         f"³ `mediasyncd run` watching MANY: a PNG{_mean_mb(results)} is written on the remote side (plain write, or "
         "write to a temp name and rename), one at a time at random phases of the poll cycle; the clock "
-        "starts at close (or rename) and stops when the verified file is in the library.",
+        "starts at close (or rename) and stops when the verified file is in the library.  ",
+        "⁴ Busy time of all of this machine's CPUs during the pull (`/proc/stat`), per GB: the tool and the "
+        "remote side (sshd, `sftp-server` or rsync, the remote's hash commands), and on the WAN the link "
+        "emulator, which all share these cores. Other work on the machine adds to it.",
         "",
-        "CPU: user + system seconds of the tool's process tree on this side (rusage via bench/rusage_exec.c; "
-        "rsync's includes its `ssh`), per GB pulled. RSS: the largest process's peak (rsync runs two "
-        "processes and `ssh`). The remote side's CPU is not measured.",
+        "Local CPU: user + system seconds of the tool's process tree on this side (rusage via "
+        "bench/rusage_exec.c; rsync's includes its `ssh`), per GB pulled. RSS: the largest process's peak "
+        "(rsync runs two processes and `ssh`).",
         "",
         "### Targets (issue 5)",
         "",

@@ -59,6 +59,7 @@ class LinkResult:
     def add_run(self, prefix: str, dataset: str, tool: str, stats: RunStats) -> None:
         self.add(f"{prefix}_s", dataset, tool, stats.wall_s)
         self.add(f"{prefix}_cpu_s", dataset, tool, stats.cpu_s)
+        self.add(f"{prefix}_machine_cpu_s", dataset, tool, stats.machine_cpu_s)
         self.add(f"{prefix}_rss_mb", dataset, tool, stats.maxrss_mb)
 
     def median(self, figure: str, dataset: str, tool: str) -> float | None:

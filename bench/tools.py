@@ -42,6 +42,14 @@ class RunStats:
     wall_s: float
     cpu_s: float  # user + system, the child and its waited-for descendants
     maxrss_mb: float  # peak RSS of the largest process in the tree
+    machine_cpu_s: float = 0.0  # CPU time of the whole machine meanwhile: both ends on one host
+
+
+def machine_busy_s() -> float:
+    """CPU seconds all CPUs have spent busy since boot (/proc/stat: everything but idle and iowait)."""
+    with open("/proc/stat") as fh:
+        ticks = [int(x) for x in fh.readline().split()[1:]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
 
 
 @functools.cache
@@ -70,6 +78,7 @@ class Child:
             log.write(f"$ {shlex.join(argv)}\n".encode())
             log.flush()
             self.started = time.perf_counter()
+            self.busy_at_start = machine_busy_s()
             self.proc = subprocess.Popen(
                 [rusage_exec(), name, *argv],
                 stdin=subprocess.DEVNULL,
@@ -98,11 +107,12 @@ class Child:
                 f"{self.argv[0]} timed out after {timeout_s:.0f}s: {tail(self.log_path)}"
             ) from None
         wall = time.perf_counter() - self.started
+        machine = machine_busy_s() - self.busy_at_start
         if check and self.proc.returncode != 0:
             raise ToolFailed(f"{self.argv[0]} exited {self.proc.returncode}: {tail(self.log_path)}")
         user, system, maxrss_kb = self.usage.read_text().split()
         self.usage.unlink()
-        return RunStats(wall, float(user) + float(system), int(maxrss_kb) / 1024)
+        return RunStats(wall, float(user) + float(system), int(maxrss_kb) / 1024, machine)
 
 
 def run_measured(

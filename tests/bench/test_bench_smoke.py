@@ -79,12 +79,18 @@ def test_every_link_has_a_table_with_every_tool_and_the_ratio(run: Run) -> None:
 
 
 def test_initial_pull_figures_are_positive_for_every_tool(run: Run) -> None:
-    """Every tool has an MB/s, a CPU and a peak-RSS figure for every dataset, and a ratio."""
+    """Every tool has an MB/s, a local and a machine CPU and a peak-RSS figure for every dataset, and a
+    ratio."""
     markdown, results = run
     for r in results:
         section = _section(markdown, r.label)
         for name in r.datasets:
-            for figure, unit in (("initial pull", "MB/s"), ("local CPU", "CPU-s/GB"), ("peak RSS", "MB")):
+            for figure, unit in (
+                ("initial pull", "MB/s"),
+                ("local CPU", "CPU-s/GB"),
+                ("machine CPU⁴", "CPU-s/GB"),
+                ("peak RSS", "MB"),
+            ):
                 *values, ratio = _cells(section, f"{name} {figure}", unit)
                 assert all(float(v.replace(",", "")) > 0 for v in values), (name, figure, values)
                 assert re.fullmatch(r"\d+\.\d\d×", ratio)
@@ -100,6 +106,18 @@ def test_rates_are_consistent_and_within_the_link(run: Run) -> None:
                 assert seconds is not None and seconds > 0
                 if r.check.emulator_cpu_fraction is not None:  # the WAN link
                     assert data.bytes / seconds <= WAN.rate_mbit * 1e6 / 8
+
+
+def test_machine_cpu_holds_the_tools_own(run: Run) -> None:
+    """The whole machine's busy time during a pull includes the tool's own CPU (within a clock tick)."""
+    _, results = run
+    for r in results:
+        for name in r.datasets:
+            for tool in TOOLS:
+                local = r.median("full_cpu_s", name, tool)
+                machine = r.median("full_machine_cpu_s", name, tool)
+                assert local is not None and machine is not None
+                assert machine >= local - 0.05, (r.label, name, tool, local, machine)
 
 
 def test_peak_rss_is_the_tools_own(run: Run) -> None:
