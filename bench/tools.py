@@ -42,7 +42,7 @@ class RunStats:
     wall_s: float
     cpu_s: float  # user + system, the child and its waited-for descendants
     maxrss_mb: float  # peak RSS of the largest process in the tree
-    machine_cpu_s: float = 0.0  # CPU time of the whole machine meanwhile: both ends on one host
+    machine_cpu_s: float  # CPU time of the whole machine meanwhile: both ends on one host
 
 
 def machine_busy_s() -> float:

@@ -45,8 +45,8 @@ class RateLimiter:
 
 class ByteBudget:
     """Bytes in flight per remote: a transfer waits until its size fits (one may always run alone). A file
-    larger than half the budget counts as half, so two big files overlap: one's start-up and tail (open,
-    the last reads, the remote's hash) hide behind the other's data, and neither crawls beside many others."""
+    larger than half the budget counts as half, so two big files overlap: one's start-up and tail (the
+    open, the last reads in flight) hide behind the other's data, and neither crawls beside many others."""
 
     def __init__(self, limit: int) -> None:
         self.limit = max(limit, 1)

@@ -28,7 +28,7 @@ class FlakyTool:
         self.dest.mkdir(parents=True, exist_ok=True)
         for f in self.source.iterdir():
             (self.dest / f.name).write_bytes(f.read_bytes())
-        return RunStats(wall_s=2.0, cpu_s=0.5, maxrss_mb=10.0)
+        return RunStats(wall_s=2.0, cpu_s=0.5, maxrss_mb=10.0, machine_cpu_s=0.8)
 
 
 def test_a_failed_run_is_recorded_and_the_others_counted(
