@@ -22,6 +22,33 @@ CIPHERS = (
     "aes128-ctr",
     "aes256-ctr",
 )
+RECEIVE_SLICE = 32 << 10  # one OpenSSH data packet (32 KiB payload) per hand-over to asyncssh
+
+
+def slice_received(conn: asyncssh.SSHClientConnection, size: int = RECEIVE_SLICE) -> None:
+    """Hand asyncssh what the socket delivers in slices of `size` bytes instead of whole reads.
+
+    asyncssh appends each socket read (asyncio reads up to 256 KiB) to one bytes buffer and cuts every
+    SSH packet off its front, copying the rest of the buffer each time: for 32 KiB packets that is about
+    eight copies of every byte received. Fed a packet's worth at a time (as memoryview slices, which its
+    `+=` accepts), the buffer stays small. The bytes and their order are unchanged; slicing stops once a
+    packet in an earlier slice has closed the connection. Measured on loopback: a 100 MB SFTP read
+    (medians of 9) 1.72 -> 1.24 CPU-s/GB and 533 -> 786 MB/s; `sync --once` of 5 x 200 MB (medians of
+    6) 4.26 -> 3.91 s. Over a 40 ms link reads are small anyway and nothing changes.
+    """
+    deliver = conn.data_received
+
+    def data_received(data: bytes, datatype: asyncssh.DataType = None) -> None:
+        if len(data) <= size:
+            deliver(data, datatype)
+            return
+        view = memoryview(data)
+        for start in range(0, len(data), size):
+            if conn.is_closed():
+                return
+            deliver(view[start : start + size], datatype)  # type: ignore[arg-type]
+
+    conn.data_received = data_received  # type: ignore[method-assign]
 
 
 @dataclass(frozen=True)
@@ -41,13 +68,17 @@ def _host_label(host: str, port: int) -> str:
 
 
 class _PolicyClient(asyncssh.SSHClient):
-    """Called by asyncssh only for host keys that are not already trusted by the known_hosts files."""
+    """Slices what the connection receives; judges host keys that the known_hosts files do not already
+    trust (asyncssh asks only for those)."""
 
     def __init__(self, remote: RemoteConfig, learned: Path, known_files: Sequence[Path]) -> None:
         self.remote = remote
         self.learned = learned
         self.known_files = known_files
         self.refusal: str | None = None
+
+    def connection_made(self, conn: asyncssh.SSHClientConnection) -> None:
+        slice_received(conn)
 
     def validate_host_public_key(self, host: str, addr: str, port: int, key: asyncssh.SSHKey) -> bool:
         label = _host_label(host, port)
