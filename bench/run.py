@@ -1,7 +1,7 @@
 """mediasyncd vs `rsync -a` vs `rclone copy` over the same real sshd: a 40 ms / 200 Mbit/s WAN link and loopback.
 
     .venv/bin/python -m bench.run            # full run: issue-5 datasets, 3 repetitions (see docs/benchmarks.md)
-    .venv/bin/python -m bench.run --quick    # ~5 minutes: small datasets, same scenarios
+    .venv/bin/python -m bench.run --quick    # ~8 minutes: small datasets, same scenarios
 
 Generates (or reuses) the datasets, then per link: checks the link (ping, raw ssh `cat`), runs every
 scenario for every tool with repetitions interleaved, and writes the Markdown section of
@@ -51,7 +51,7 @@ class Outcome:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="small datasets (about 5 minutes)")
+    p.add_argument("--quick", action="store_true", help="small datasets (about 8 minutes)")
     d = DatasetSpec()
     p.add_argument("--png", type=int, help=f"PNG files (default {d.png}; quick {QUICK.png})")
     p.add_argument("--png-size", type=int, help=f"PNG width and height (default {d.png_size})")
