@@ -260,6 +260,20 @@ def parse_override(text: str) -> tuple[str, Any]:
     return dotted, value
 
 
+def resolve_revision(rev: str) -> str:
+    """The commit `rev` names now (full hash), so a run benchmarks and reports the same commit even if
+    HEAD moves while it runs. SystemExit if `rev` is not a commit."""
+    out = subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if out.returncode != 0:
+        raise SystemExit(f"--mediasyncd-rev {rev}: not a commit in {REPO}")
+    return out.stdout.strip()
+
+
 def export_revision(rev: str, into: Path) -> Path:
     """`git archive` of mediasyncd/ at `rev` under `into`, to run with PYTHONPATH (see MediasyncdOptions)."""
     into.mkdir(parents=True, exist_ok=True)
