@@ -128,6 +128,24 @@ class Verifier:
     async def _land_batch(self, items: list[Pulled]) -> None:
         if not items:
             return
+        # The renames and the state DB's record of them finish together even when this task is cancelled
+        # (SIGTERM, reload): cut between them, landed files would stay 'transferring' in the DB, and
+        # then be released to 'seen' and fetched again.
+        landing = asyncio.ensure_future(self._land_and_record(items))
+        try:
+            landed, errors = await asyncio.shield(landing)
+        except asyncio.CancelledError:
+            await asyncio.wait([landing])
+            raise
+        for p, error in zip(items, errors, strict=True):
+            if error is not None:
+                await self.outcomes.failed(p.row, str(error))
+        for p, plan in landed:
+            await self.outcomes.landed(p, plan.rel)
+
+    async def _land_and_record(
+        self, items: list[Pulled]
+    ) -> tuple[list[tuple[Pulled, Plan]], list[Exception | None]]:
         loop = asyncio.get_running_loop()
         arrivals = [
             Arrival(p.partial, library_rel(self.remote, p.row.rel), p.sha256, p.row.mtime) for p in items
@@ -148,8 +166,4 @@ class Verifier:
                 if error is None and isinstance(plan, Plan)
             ]
             await self.store.mark_landed_many([(p.row.id, p.sha256, plan.rel) for p, plan in landed])
-        for p, error in zip(items, errors, strict=True):
-            if error is not None:
-                await self.outcomes.failed(p.row, str(error))
-        for p, plan in landed:
-            await self.outcomes.landed(p, plan.rel)
+        return landed, errors

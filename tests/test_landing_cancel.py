@@ -1,0 +1,84 @@
+"""A landing cut short by cancellation (SIGTERM, reload) still records what it renamed."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from mediasyncd.state import FileRow, NewFile, Store
+from mediasyncd.transfer.landing import Arrival, Library, Plan
+from mediasyncd.verify import Pulled, Verifier
+
+
+class _SlowLibrary(Library):
+    """Renames as usual, then holds the landing thread until the test lets it go."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.renamed = threading.Event()
+        self.release = threading.Event()
+
+    def land_batch(self, arrivals: list[Arrival], plans: list[Plan | Exception]) -> list[Exception | None]:
+        results = super().land_batch(arrivals, plans)
+        self.renamed.set()
+        self.release.wait(10)
+        return results
+
+
+class _Outcomes:
+    def __init__(self) -> None:
+        self.landed_as: list[str] = []
+
+    async def landed(self, item: Pulled, local_rel: str) -> None:
+        self.landed_as.append(local_rel)
+
+    async def failed(self, row: FileRow, error: str) -> None:
+        raise AssertionError(error)
+
+    async def changed(self, row: FileRow) -> None:
+        raise AssertionError(row.rel)
+
+
+async def test_a_cancel_during_the_renames_waits_for_their_record(tmp_path: Path) -> None:
+    """Cancelled while its renames run, a landing still marks the file landed before the cancel ends it."""
+    library = _SlowLibrary(tmp_path / "lib")
+    library.root.mkdir()
+    library.check_available()
+    store = Store(tmp_path / "state.db")
+    await store.open()
+    executor = ThreadPoolExecutor(max_workers=2)
+    try:
+        (row,) = await store.add_seen("r1", [NewFile("/out", "a.png", 5, 1_700_000_000.0)])
+        partial = library.partial_path("r1", row.id)
+        partial.parent.mkdir(parents=True, exist_ok=True)
+        partial.write_bytes(b"hello")
+        digest = hashlib.sha256(b"hello").hexdigest()
+        outcomes = _Outcomes()
+        verifier = Verifier(
+            "r1",
+            library=library,
+            store=store,
+            executor=executor,
+            landing_lock=asyncio.Lock(),
+            outcomes=outcomes,
+        )
+        task = asyncio.ensure_future(verifier._land_batch([Pulled(row, digest, partial)]))
+        await asyncio.get_running_loop().run_in_executor(None, library.renamed.wait, 10)
+        task.cancel()
+        await asyncio.sleep(0.05)
+        library.release.set()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert (library.root / "r1" / "a.png").read_bytes() == b"hello"
+        stored = await store.get(row.id)
+        assert stored is not None and stored.state == "landed"
+        assert outcomes.landed_as == []  # the bookkeeping after the record is what the cancel skips
+    finally:
+        library.release.set()
+        executor.shutdown(wait=True)
+        await store.close()
