@@ -206,7 +206,7 @@ def git_revision(rev: str | None = None, commit: str | None = None) -> str:
         return out.stdout.strip()
 
     if rev:
-        resolved = (commit or git("rev-parse", rev))[:12]
+        resolved = (commit or git("rev-parse", f"{rev}^{{commit}}"))[:12]
         return f"commit {resolved} (`--mediasyncd-rev {rev}`: git archive, not the work tree)"
     commit = git("rev-parse", "--short=12", "HEAD") or "unknown"
     dirty = git("status", "--porcelain", "--untracked-files=no", "--", "mediasyncd")

@@ -12,7 +12,7 @@ import posixpath
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import structlog
 
@@ -135,13 +135,26 @@ class Verifier:
         try:
             landed, errors = await asyncio.shield(landing)
         except asyncio.CancelledError:
-            await asyncio.wait([landing])
+            await self._finish_landing(landing)
             raise
         for p, error in zip(items, errors, strict=True):
             if error is not None:
                 await self.outcomes.failed(p.row, str(error))
         for p, plan in landed:
             await self.outcomes.landed(p, plan.rel)
+
+    async def _finish_landing(self, landing: asyncio.Future[Any]) -> None:
+        """After a cancel: wait for the landing to end (a repeated cancel does not stop the wait), and log
+        its error, which nobody else will see."""
+        while not landing.done():
+            try:
+                await asyncio.shield(landing)
+            except asyncio.CancelledError:
+                continue
+            except Exception:
+                break
+        if not landing.cancelled() and landing.exception() is not None:
+            self.log.error("landing failed while stopping", error=str(landing.exception()))
 
     async def _land_and_record(
         self, items: list[Pulled]

@@ -45,7 +45,8 @@ class _Outcomes:
 
 
 async def test_a_cancel_during_the_renames_waits_for_their_record(tmp_path: Path) -> None:
-    """Cancelled while its renames run, a landing still marks the file landed before the cancel ends it."""
+    """Cancelled (twice) while its renames run, a landing still marks the file landed before the cancel
+    ends it."""
     library = _SlowLibrary(tmp_path / "lib")
     library.root.mkdir()
     library.check_available()
@@ -71,6 +72,9 @@ async def test_a_cancel_during_the_renames_waits_for_their_record(tmp_path: Path
         await asyncio.get_running_loop().run_in_executor(None, library.renamed.wait, 10)
         task.cancel()
         await asyncio.sleep(0.05)
+        task.cancel()  # a second cancel (a shutdown's bound running out) does not cut the wait short
+        await asyncio.sleep(0.05)
+        assert not task.done()
         library.release.set()
         with pytest.raises(asyncio.CancelledError):
             await task

@@ -44,6 +44,28 @@ def test_a_small_read_is_handed_over_whole() -> None:
     assert [len(p) for p in conn.pieces] == [RECEIVE_SLICE, 4]
 
 
+class _Closing(_Recorder):
+    """Drops its transport, as asyncssh does on a fatal packet, after `after` pieces."""
+
+    def __init__(self, after: int) -> None:
+        super().__init__()
+        self.after = after
+        self._transport: object | None = object()
+
+    def data_received(self, data: bytes, datatype: asyncssh.DataType = None) -> None:
+        super().data_received(data, datatype)
+        if len(self.pieces) >= self.after:
+            self._transport = None
+
+
+def test_slices_stop_once_a_packet_has_ended_the_connection() -> None:
+    """After a fatal packet (asyncssh drops its transport) the rest of that read is not handed over."""
+    conn = _Closing(after=2)
+    slice_received(conn)  # type: ignore[arg-type]
+    conn.data_received(os.urandom(5 * RECEIVE_SLICE))
+    assert len(conn.pieces) == 2
+
+
 async def test_a_pull_over_real_sshd_feeds_asyncssh_one_packet_at_a_time(
     sshd: SshServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -31,10 +31,10 @@ def slice_received(conn: asyncssh.SSHClientConnection, size: int = RECEIVE_SLICE
     asyncssh appends each socket read (asyncio reads up to 256 KiB) to one bytes buffer and cuts every
     SSH packet off its front, copying the rest of the buffer each time: for 32 KiB packets that is about
     eight copies of every byte received. Fed a packet's worth at a time (as memoryview slices, which its
-    `+=` accepts), the buffer stays small. The bytes and their order are unchanged. One difference: after
-    a fatal packet asyncssh drops the rest of that read, while the read's later slices still reach the
-    closing connection; they are packets from the same server, authenticated as ever, and any reply is
-    dropped with the transport.
+    `+=` accepts), the buffer stays small. The bytes and their order are unchanged. After a fatal packet
+    asyncssh drops its transport at once and leaves the rest of the read unparsed; the remaining slices
+    are then not handed over either (asyncssh keeps no public sign of that moment, so this reads its
+    `_transport`; should that attribute ever go, every slice is handed over, as before).
 
     Measured on loopback: a 100 MB SFTP read (medians of 9) 1.72 -> 1.24 CPU-s/GB and 533 -> 786 MB/s;
     `sync --once` of 5 x 200 MB (medians of 6) 4.26 -> 3.91 s. Over a 40 ms link the reads are small
@@ -48,6 +48,8 @@ def slice_received(conn: asyncssh.SSHClientConnection, size: int = RECEIVE_SLICE
             return
         view = memoryview(data)
         for start in range(0, len(data), size):
+            if getattr(conn, "_transport", conn) is None:  # a packet in an earlier slice ended it
+                return
             deliver(view[start : start + size], datatype)  # type: ignore[arg-type]
 
     conn.data_received = data_received  # type: ignore[method-assign]
