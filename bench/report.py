@@ -17,7 +17,7 @@ from pathlib import Path
 import asyncssh
 
 from bench.scenarios import LinkResult
-from bench.tools import REPO, tool_versions
+from bench.tools import REPO, Revision, tool_versions
 
 BEGIN = "<!-- bench/run.py: generated section begins; do not edit by hand -->"
 END = "<!-- bench/run.py: generated section ends -->"
@@ -185,7 +185,7 @@ def targets(results: list[LinkResult]) -> list[str]:
     return lines
 
 
-def machine_lines(rev: str | None = None, commit: str | None = None) -> list[str]:
+def machine_lines(rev: Revision | None = None) -> list[str]:
     cpu = _first_match(Path("/proc/cpuinfo"), "model name") or platform.processor()
     mem_kb = int((_first_match(Path("/proc/meminfo"), "MemTotal") or "0 kB").split()[0])
     versions = tool_versions()
@@ -194,20 +194,19 @@ def machine_lines(rev: str | None = None, commit: str | None = None) -> list[str
         f"{_os_name()}; TCP congestion control {_read('/proc/sys/net/ipv4/tcp_congestion_control')}",
         f"- Software: Python {platform.python_version()}, asyncssh {asyncssh.__version__}, "
         + ", ".join(f"{versions[k]}" for k in ("mediasyncd", "rsync", "rclone", "OpenSSH")),
-        f"- mediasyncd source: {git_revision(rev, commit)}",
+        f"- mediasyncd source: {git_revision(rev)}",
     ]
 
 
-def git_revision(rev: str | None = None, commit: str | None = None) -> str:
-    """Which mediasyncd ran: `commit` (resolved from `rev` when the run began), else the work tree's HEAD."""
+def git_revision(rev: Revision | None = None) -> str:
+    """Which mediasyncd ran: the pinned `--mediasyncd-rev` commit, else the work tree's HEAD."""
 
     def git(*args: str) -> str:
         out = subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True, check=False)
         return out.stdout.strip()
 
     if rev:
-        resolved = (commit or git("rev-parse", f"{rev}^{{commit}}"))[:12]
-        return f"commit {resolved} (`--mediasyncd-rev {rev}`: git archive, not the work tree)"
+        return f"commit {rev.commit[:12]} (`--mediasyncd-rev {rev.name}`: git archive, not the work tree)"
     commit = git("rev-parse", "--short=12", "HEAD") or "unknown"
     dirty = git("status", "--porcelain", "--untracked-files=no", "--", "mediasyncd")
     return f"commit {commit}" + (" with uncommitted changes under mediasyncd/" if dirty else "")

@@ -29,7 +29,7 @@ from bench.netem.wan import LinkSpec
 from bench.plot import draw
 from bench.report import link_check_line, link_table, machine_lines, samples_line, targets, write_section
 from bench.scenarios import TOOLS, LinkResult, ScenarioParams, run_scenarios
-from bench.tools import MediasyncdOptions, export_revision, parse_override, resolve_revision
+from bench.tools import MediasyncdOptions, Revision, export_revision, parse_override, resolve_revision
 
 REPO = Path(__file__).resolve().parent.parent
 QUICK = DatasetSpec(png=50, many=1000, many_folders=9, big=1, big_mb=50)
@@ -40,8 +40,7 @@ class Plan:
     spec: DatasetSpec
     params: ScenarioParams
     links: tuple[LinkSpec | None, ...]  # None: loopback
-    mediasyncd_rev: str | None = None  # benchmark this git revision of mediasyncd/, not the working tree
-    mediasyncd_commit: str | None = None  # what mediasyncd_rev named when the plan was made
+    mediasyncd_rev: Revision | None = None  # benchmark this commit of mediasyncd/, not the working tree
 
 
 @dataclass(frozen=True)
@@ -137,8 +136,8 @@ def plan_from(args: argparse.Namespace) -> Plan:
             links.append(None)
         else:
             raise SystemExit(f"unknown link {name!r} (wan, loopback)")
-    rev = args.mediasyncd_rev
-    return Plan(spec, params, tuple(links), rev, resolve_revision(rev) if rev else None)
+    rev = resolve_revision(args.mediasyncd_rev) if args.mediasyncd_rev else None
+    return Plan(spec, params, tuple(links), rev)
 
 
 @contextlib.contextmanager
@@ -163,8 +162,7 @@ def run(
     with tempfile.TemporaryDirectory(prefix="work-", dir=scratch_parent) as tmp:
         params = plan.params
         if plan.mediasyncd_rev:
-            commit = plan.mediasyncd_commit or resolve_revision(plan.mediasyncd_rev)
-            source = export_revision(commit, Path(tmp) / "mediasyncd-src")
+            source = export_revision(plan.mediasyncd_rev.commit, Path(tmp) / "mediasyncd-src")
             params = replace(params, mediasyncd=replace(params.mediasyncd, source=source))
         for link in plan.links:
             scratch = Path(tmp) / f"link-{len(results)}"
@@ -191,7 +189,7 @@ def render(
         f"## Latest run: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(started))}",
         "",
         f"- Command: `{command}` ({(time.time() - started) / 60:.0f} min)",
-        *machine_lines(plan.mediasyncd_rev, plan.mediasyncd_commit),
+        *machine_lines(plan.mediasyncd_rev),
         f"- Load average (1/5/15 min) at start {_load(load_before)}, at end {_load(load_after)} "
         "(the machine is shared with other work)",
         f"- Repetitions: {p.repeat}, tools interleaved (order rotated each repetition); medians. mediasyncd: "

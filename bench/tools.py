@@ -260,8 +260,16 @@ def parse_override(text: str) -> tuple[str, Any]:
     return dotted, value
 
 
-def resolve_revision(rev: str) -> str:
-    """The commit `rev` names now (full hash), so a run benchmarks and reports the same commit even if
+@dataclass(frozen=True)
+class Revision:
+    """A `--mediasyncd-rev` as given and the commit it named when the run was planned."""
+
+    name: str
+    commit: str
+
+
+def resolve_revision(rev: str) -> Revision:
+    """Pin `rev` to the commit it names now, so a run benchmarks and reports the same commit even if
     HEAD moves while it runs. SystemExit if `rev` is not a commit."""
     out = subprocess.run(
         ["git", "-C", str(REPO), "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"],
@@ -271,7 +279,7 @@ def resolve_revision(rev: str) -> str:
     )
     if out.returncode != 0:
         raise SystemExit(f"--mediasyncd-rev {rev}: not a commit in {REPO}")
-    return out.stdout.strip()
+    return Revision(rev, out.stdout.strip())
 
 
 def export_revision(rev: str, into: Path) -> Path:

@@ -11,7 +11,7 @@ import pytest
 
 from bench.report import git_revision
 from bench.run import parse_args, plan_from
-from bench.tools import REPO, MediasyncdOptions, export_revision
+from bench.tools import REPO, MediasyncdOptions, Revision, export_revision
 
 
 def test_an_exported_revision_is_what_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -33,9 +33,9 @@ def test_a_revision_is_resolved_once_when_the_run_is_planned() -> None:
     benchmark runs changes neither what runs nor the commit the report names."""
     plan = plan_from(parse_args(["--quick", "--mediasyncd-rev", "HEAD"]))
     head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True)
-    assert plan.mediasyncd_commit == head.stdout.strip()
+    assert plan.mediasyncd_rev == Revision("HEAD", head.stdout.strip())
     pinned = "0123456789ab" + "c" * 28
-    assert git_revision("HEAD", pinned).startswith("commit 0123456789ab (`--mediasyncd-rev HEAD`")
+    assert git_revision(Revision("HEAD", pinned)).startswith("commit 0123456789ab (`--mediasyncd-rev HEAD`")
 
 
 def test_an_unknown_revision_stops_the_run_before_it_starts() -> None:
