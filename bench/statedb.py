@@ -24,12 +24,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from bench.report import write_section
-from mediasyncd.config import RemoteConfig, TransferConfig
+from mediasyncd.config import RemoteConfig
 from mediasyncd.logging import configure_logging
 from mediasyncd.progress import RemoteStatus
-from mediasyncd.puller import Puller
+from mediasyncd.sources import open_source
 from mediasyncd.state import Store
-from mediasyncd.transfer.landing import Library
+from mediasyncd.transfer.ledger import Ledger
+from mediasyncd.watchers.poll import PollWatcher
 from tests.sshd import SshServer, start_sshd
 
 
@@ -87,22 +88,19 @@ async def passes(
     await store.open()
     status = RemoteStatus("b")
     with ThreadPoolExecutor(4) as pool:
-        puller = Puller(
-            remote, TransferConfig(), library=Library(work), store=store, status=status,
-            state_dir=work, executor=pool, landing_lock=asyncio.Lock(),
-        )  # fmt: skip
+        ledger = Ledger("b", store, status)
         start = time.perf_counter()
-        await puller._load()
+        await ledger.load(work, pool)
         load_s = time.perf_counter() - start
-        host = await puller._open()
-        queue: asyncio.Queue[object] = asyncio.Queue()
+        source = await open_source(remote, work)
+        watcher = PollWatcher(source, remote, ledger.pending)
         times = []
         for _ in range(count):
-            await puller._pass(host, queue)  # type: ignore[arg-type]
-            assert status.last_pass_s is not None
-            times.append(status.last_pass_s)
-        assert queue.empty(), "a nothing-new pass queued work"
-        await puller._close(host)
+            started = time.perf_counter()
+            claimed = await ledger.admit(await watcher.look())
+            times.append(time.perf_counter() - started)
+            assert not claimed, "a nothing-new pass queued work"
+        await source.close()
     await store.close()
     return load_s, times
 

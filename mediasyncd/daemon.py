@@ -20,11 +20,13 @@ from mediasyncd.config import Config, PurgeConfig, RemoteConfig, TransferConfig,
 from mediasyncd.errors import ConfigError
 from mediasyncd.lock import StateLock
 from mediasyncd.progress import StatusView
-from mediasyncd.puller import LandedHook, Puller
 from mediasyncd.sdnotify import Notifier
 from mediasyncd.state import FileRow, Store
 from mediasyncd.status_server import make_app, start_server
+from mediasyncd.transfer.budget import SpaceGate
 from mediasyncd.transfer.landing import Library
+from mediasyncd.transfer.ledger import LandedHook
+from mediasyncd.transfer.puller import Puller
 from mediasyncd.wiring import Service, consumers, hooks_of, services
 
 SHUTDOWN_GRACE = 10.0
@@ -162,6 +164,7 @@ class Daemon:
         self, library: Library, store: Store, executor: ThreadPoolExecutor
     ) -> Callable[[RemoteConfig], Puller]:
         landing_lock = asyncio.Lock()
+        space = SpaceGate(library.free_bytes, self.config.daemon.library_min_free)
 
         def make(remote: RemoteConfig) -> Puller:
             return Puller(
@@ -173,7 +176,7 @@ class Daemon:
                 state_dir=self.config.daemon.state_dir,
                 executor=executor,
                 landing_lock=landing_lock,
-                library_min_free=self.config.daemon.library_min_free,
+                space=space,
                 on_landed=self._on_landed,
             )
 

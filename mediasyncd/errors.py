@@ -47,3 +47,7 @@ class UnsafePathError(MediasyncError):
 
 class LibraryUnavailable(MediasyncError):
     """The library directory is missing or not writable (e.g. an unmounted NAS)."""
+
+
+class LibraryFull(MediasyncError):
+    """The library's filesystem ran out of space while a file was written; the file waits, never fails."""

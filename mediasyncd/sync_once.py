@@ -14,9 +14,11 @@ from mediasyncd.config import Config, RemoteConfig
 from mediasyncd.errors import RemoteError
 from mediasyncd.lock import StateLock
 from mediasyncd.progress import StatusView
-from mediasyncd.puller import LandedHook, PassCounts, Puller
 from mediasyncd.state import FileRow, Store
+from mediasyncd.transfer.budget import SpaceGate
 from mediasyncd.transfer.landing import Library
+from mediasyncd.transfer.ledger import LandedHook, PassCounts
+from mediasyncd.transfer.puller import Puller
 from mediasyncd.units import format_size
 from mediasyncd.wiring import consumers, hooks_of
 
@@ -41,6 +43,7 @@ async def sync_once(
     view = StatusView(__version__, str(config.path) if config.path else None)
     executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="io")
     landing_lock = asyncio.Lock()
+    space = SpaceGate(library.free_bytes, cfg.library_min_free)
     feeds = consumers(config, store)
     all_hooks = [*hooks, *hooks_of(feeds)]
 
@@ -58,7 +61,7 @@ async def sync_once(
             state_dir=cfg.state_dir,
             executor=executor,
             landing_lock=landing_lock,
-            library_min_free=cfg.library_min_free,
+            space=space,
             on_landed=on_landed,
         )
         for r in remotes
@@ -113,6 +116,9 @@ def _report(pullers: list[Puller], results: list[PassCounts | RemoteError]) -> i
         line = f"{name}: {result.landed} landed ({format_size(result.landed_bytes)})"
         if result.failed:
             line += f", {result.failed} failed"
+            code = 1
+        if result.waiting_for_space:
+            line += f", {result.waiting_for_space} waiting for room on the library disk"
             code = 1
         if result.skipped_names:
             line += f", {result.skipped_names} unsafe name(s) skipped"

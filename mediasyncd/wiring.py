@@ -9,8 +9,8 @@ from typing import Protocol
 
 from mediasyncd.config import Config
 from mediasyncd.progress import StatusView
-from mediasyncd.puller import LandedHook
 from mediasyncd.state import FileRow, Store
+from mediasyncd.transfer.ledger import LandedHook
 
 
 class Service(Protocol):

@@ -299,9 +299,10 @@ def test_transfers_pause_while_the_library_disk_is_low_and_resume(tmp_path: Path
     from concurrent.futures import ThreadPoolExecutor
 
     from mediasyncd.progress import RemoteStatus
-    from mediasyncd.puller import Puller
     from mediasyncd.state import Store
+    from mediasyncd.transfer.budget import SpaceGate
     from mediasyncd.transfer.landing import Library
+    from mediasyncd.transfer.puller import Puller
 
     env = make_env(tmp_path, sshd, settle="0s", poll_interval="0.2s")
     env.write("wait.png", b"w" * 1000)
@@ -311,10 +312,12 @@ def test_transfers_pause_while_the_library_disk_is_low_and_resume(tmp_path: Path
         store = Store(config.daemon.db_path)
         await store.open()
         status = RemoteStatus("r1")
+        library = Library(env.library)
+        space = SpaceGate(library.free_bytes, 1 << 60, check_every=0.2)
         with ThreadPoolExecutor(4) as pool:
             puller = Puller(
-                config.remotes[0], config.transfer, library=Library(env.library), store=store, status=status,
-                state_dir=env.state_dir, executor=pool, landing_lock=asyncio.Lock(), library_min_free=1 << 60,
+                config.remotes[0], config.transfer, library=library, store=store, status=status,
+                state_dir=env.state_dir, executor=pool, landing_lock=asyncio.Lock(), space=space,
             )  # fmt: skip
             task = asyncio.create_task(puller.run())
             for _ in range(100):
@@ -323,7 +326,8 @@ def test_transfers_pause_while_the_library_disk_is_low_and_resume(tmp_path: Path
                     break
             assert status.paused and "library disk low" in status.paused
             assert not (env.library / "r1" / "wait.png").exists()
-            puller.library_min_free = 0
+            assert status.snapshot()["queued"] == 1  # what waits is shown
+            space.floor = 0
             for _ in range(100):
                 await asyncio.sleep(0.1)
                 if (env.library / "r1" / "wait.png").exists():

@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from mediasyncd.state import FileRow, NewFile, Store
+from mediasyncd.progress import RemoteStatus
+from mediasyncd.state import NewFile, Store
 from mediasyncd.transfer.landing import Arrival, Library, Plan
-from mediasyncd.verify import Pulled, Verifier
+from mediasyncd.transfer.ledger import Ledger
+from mediasyncd.transfer.verify import Pulled, Verifier
 
 
 class _SlowLibrary(Library):
@@ -30,20 +32,6 @@ class _SlowLibrary(Library):
         return results
 
 
-class _Outcomes:
-    def __init__(self) -> None:
-        self.landed_as: list[str] = []
-
-    async def landed(self, item: Pulled, local_rel: str) -> None:
-        self.landed_as.append(local_rel)
-
-    async def failed(self, row: FileRow, error: str) -> None:
-        raise AssertionError(error)
-
-    async def changed(self, row: FileRow) -> None:
-        raise AssertionError(row.rel)
-
-
 async def test_a_cancel_during_the_renames_waits_for_their_record(tmp_path: Path) -> None:
     """Cancelled (twice) while its renames run, a landing still marks the file landed before the cancel
     ends it."""
@@ -59,14 +47,9 @@ async def test_a_cancel_during_the_renames_waits_for_their_record(tmp_path: Path
         partial.parent.mkdir(parents=True, exist_ok=True)
         partial.write_bytes(b"hello")
         digest = hashlib.sha256(b"hello").hexdigest()
-        outcomes = _Outcomes()
+        ledger = Ledger("r1", store, RemoteStatus("r1"))
         verifier = Verifier(
-            "r1",
-            library=library,
-            store=store,
-            executor=executor,
-            landing_lock=asyncio.Lock(),
-            outcomes=outcomes,
+            "r1", library=library, ledger=ledger, executor=executor, landing_lock=asyncio.Lock()
         )
         task = asyncio.ensure_future(verifier._land_batch([Pulled(row, digest, partial)]))
         await asyncio.get_running_loop().run_in_executor(None, library.renamed.wait, 10)
@@ -81,7 +64,7 @@ async def test_a_cancel_during_the_renames_waits_for_their_record(tmp_path: Path
         assert (library.root / "r1" / "a.png").read_bytes() == b"hello"
         stored = await store.get(row.id)
         assert stored is not None and stored.state == "landed"
-        assert outcomes.landed_as == []  # the bookkeeping after the record is what the cancel skips
+        assert ledger.counts.landed == 1 and ledger.counts.failed == 0
     finally:
         library.release.set()
         executor.shutdown(wait=True)

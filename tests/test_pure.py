@@ -6,14 +6,15 @@ import random
 
 import pytest
 
+from mediasyncd.backoff import Backoff
 from mediasyncd.errors import UnsafePathError
 from mediasyncd.globs import PathFilter, glob_matches
 from mediasyncd.paths import check_rel, conflict_name, decode_rel
+from mediasyncd.sources.commands import parse_sha256sum
+from mediasyncd.sources.listing import RemoteEntry, find_command, parse_find, same_version
 from mediasyncd.state import FileRow
-from mediasyncd.transfer.remote import parse_sha256sum
-from mediasyncd.transfer.ssh import Backoff
-from mediasyncd.watchers.listing import RemoteEntry, find_command, parse_find
-from mediasyncd.watchers.poll import SettleTracker, diff, same_version
+from mediasyncd.transfer.index import diff
+from mediasyncd.watchers.poll import SettleTracker
 
 
 @pytest.mark.parametrize(
@@ -150,7 +151,7 @@ def test_byte_budget_lets_small_files_share_and_two_big_ones_overlap() -> None:
     so two big files run side by side (one's start-up hides behind the other's data) and a third waits."""
     import asyncio
 
-    from mediasyncd.transfer.pull import ByteBudget
+    from mediasyncd.transfer.budget import ByteBudget
 
     async def scenario() -> list[str]:
         budget = ByteBudget(100)

@@ -10,7 +10,7 @@ from typing import cast
 import asyncssh
 import pytest
 
-from mediasyncd.transfer.ssh import RECEIVE_SLICE, connect, slice_received
+from mediasyncd.sources.ssh.connect import RECEIVE_SLICE, connect, slice_received
 from tests.helpers import make_env
 from tests.sshd import SshServer
 

@@ -8,22 +8,21 @@ from pathlib import Path
 
 import pytest
 
-from mediasyncd.transfer.remote import RemoteHost
-from mediasyncd.watchers.listing import list_tree
+from mediasyncd.sources.ssh.source import SshSource
 from tests.sshd import SshServer, connect
 
 WINDOW = 2 * 1024 * 1024  # asyncssh's default channel window: what a single readuntil could buffer
 
 
 @pytest.fixture
-async def host(sshd: SshServer) -> AsyncIterator[RemoteHost]:
+async def host(sshd: SshServer) -> AsyncIterator[SshSource]:
     conn = await connect(sshd)
-    remote = await RemoteHost.open(conn)
+    remote = await SshSource.start(conn)
     yield remote
     await remote.close()
 
 
-async def test_output_larger_than_the_channel_window_arrives_whole(host: RemoteHost) -> None:
+async def test_output_larger_than_the_channel_window_arrives_whole(host: SshSource) -> None:
     assert host.shell is not None
     big = 3 * WINDOW + 12_345
     result = await host.shell.run(
@@ -37,7 +36,7 @@ async def test_output_larger_than_the_channel_window_arrives_whole(host: RemoteH
 
 
 async def test_a_tree_whose_listing_exceeds_the_channel_window_is_listed(
-    tmp_path: Path, host: RemoteHost
+    tmp_path: Path, host: SshSource
 ) -> None:
     root = tmp_path / "outputs"
     names = [f"2026-11-{day:02d}/ComfyUI_{n:05d}_.png" for day in range(1, 11) for n in range(2_500)]
@@ -46,7 +45,7 @@ async def test_a_tree_whose_listing_exceeds_the_channel_window_is_listed(
     for name in names:
         (root / name).touch()
     assert len(names) * len(str(root) + names[0]) > WINDOW  # find prints the full path of each
-    listing = await list_tree(host, [str(root)])
+    listing = await host.list_roots([str(root)])
     assert listing.method == "find"
     assert sorted(e.rel for e in listing.entries) == sorted(names)
     assert all(e.size == 0 for e in listing.entries)

@@ -203,16 +203,24 @@ def test_missing_library_is_refused_never_created(tmp_path: Path, sshd: SshServe
     assert not env.library.exists()
 
 
-def test_library_disk_floor_fails_the_pass_clearly(tmp_path: Path, sshd: SshServer) -> None:
-    """With less free space than the floor, nothing partial is left and the pass reports the reason."""
+def test_library_disk_floor_fails_the_pass_clearly(
+    tmp_path: Path, sshd: SshServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With less free space than the floor, the pass exits 1 and says what waits; nothing partial is
+    left and the file is not marked failed (it is taken once there is room)."""
     env = make_env(tmp_path, sshd)
     text = env.config_path.read_text().replace('library_min_free = "0"', 'library_min_free = "1000TiB"')
     env.config_path.write_text(text)
     env.write("a.png", PNG)
     assert once(env) == 1
+    out = capsys.readouterr().out
+    assert "1 waiting for room on the library disk" in out
     assert env.landed() == {}
     assert not list((env.library / ".mediasyncd").rglob("*.part"))
-    assert "library disk low" in env.rows("SELECT last_error FROM files")[0][0]
+    assert env.rows("SELECT state, attempts FROM files") == [("seen", 0)]
+    env.config_path.write_text(text.replace('library_min_free = "1000TiB"', 'library_min_free = "0"'))
+    assert once(env) == 0
+    assert env.landed() == {"a.png": PNG}
 
 
 def test_remote_file_removed_after_listing_is_not_a_failure(tmp_path: Path, sshd: SshServer) -> None:
@@ -294,17 +302,18 @@ def test_a_file_gone_before_its_tar_stream_is_not_a_failure(
     tmp_path: Path, sshd: SshServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A listed small file that vanishes before the stream reads it is dropped; the others land."""
-    from mediasyncd.transfer.tarstream import pull_batch
+    from mediasyncd.sources.ssh.source import SshSource
 
+    pull_batch = SshSource.pull_batch
     env = make_env(tmp_path, sshd)
     for i in range(10):
         env.write(f"s{i}.png", b"%d" % i * 500)
 
-    async def vanish_first(*args: Any, **kwargs: Any) -> None:
+    async def vanish_first(self: SshSource, *args: Any, **kwargs: Any) -> None:
         (env.remote_root / "s0.png").unlink(missing_ok=True)
-        await pull_batch(*args, **kwargs)
+        await pull_batch(self, *args, **kwargs)
 
-    monkeypatch.setattr("mediasyncd.puller.pull_batch", vanish_first)
+    monkeypatch.setattr(SshSource, "pull_batch", vanish_first)
     assert once(env) == 0
     assert set(env.landed()) == {f"s{i}.png" for i in range(1, 10)}
     assert once(env) == 0

@@ -24,6 +24,7 @@ import structlog
 from mediasyncd.pipeline import work
 from mediasyncd.pipeline.metadata import Extraction
 from mediasyncd.pipeline.options import PipelineOptions
+from mediasyncd.pipeline.orphans import exit_with_parent
 from mediasyncd.pipeline.outcome import PipelineResult, StageOutcome
 from mediasyncd.pipeline.record import GenerationRecord
 from mediasyncd.pipeline.store import FINISHED, STAGES, Catalog, MediaRow
@@ -229,7 +230,9 @@ class Pipeline:
     def _ensure_pool(self) -> Executor:
         if self._pool is None:
             context = multiprocessing.get_context("forkserver")
-            self._pool = ProcessPoolExecutor(self._options.worker_count(), mp_context=context)
+            self._pool = ProcessPoolExecutor(
+                self._options.worker_count(), mp_context=context, initializer=exit_with_parent
+            )
         return self._pool
 
 

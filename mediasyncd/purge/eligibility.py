@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from mediasyncd.globs import any_match
-from mediasyncd.watchers.poll import same_version
+from mediasyncd.sources import same_version
 
 VERIFIED_STATES = frozenset({"landed", "processed"})
 

@@ -19,7 +19,7 @@ from pathlib import Path, PurePosixPath
 from mediasyncd.pipeline.options import XmpNaming
 from mediasyncd.pipeline.thumbs import thumb_relpath
 from mediasyncd.purge.retention import Copy, Hold
-from mediasyncd.watchers.poll import same_version
+from mediasyncd.sources import same_version
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
 

@@ -25,7 +25,7 @@ from mediasyncd.purge.eligibility import (
     confirm,
     screen,
 )
-from mediasyncd.watchers.poll import same_version
+from mediasyncd.sources import same_version
 
 Evidence = Mapping[int, tuple[str | Local, str | RemoteHash]]  # row id -> (local digest, remote digest)
 

@@ -2,7 +2,7 @@
 batches, tidy, record.
 
 The only place that turns a `Plan` into remote deletions and a retention `select` into library ones.
-The caller owns the connection (`RemoteHost`) and the state DB; this module owns the order of
+The caller owns the connection (a `Source`) and the state DB; this module owns the order of
 operations that keeps them consistent: intent -> delete -> mark purged on the remote; check -> delete
 -> mark expired in the library (a crash between the last two leaves a purged file's copy unmarked and
 missing: counted as already gone, never re-fetched). Every deletion is logged with remote, path, size
@@ -23,25 +23,17 @@ from pathlib import Path
 import structlog
 
 from mediasyncd.config import RemoteConfig
+from mediasyncd.digest import sha256_file
 from mediasyncd.errors import MediasyncError, UnsafePathError
 from mediasyncd.paths import INTERNAL_DIR, check_rel
 from mediasyncd.pipeline.options import XmpNaming
 from mediasyncd.purge.eligibility import VERIFIED_STATES, Local, Reason, RemoteHash, Rules, Seen, Tracked
 from mediasyncd.purge.library_ops import Sweep, expire
 from mediasyncd.purge.plan import Doomed, Evidence, Plan, Planner, deletion_order
-from mediasyncd.purge.remote_ops import (
-    BATCH_FILES,
-    batches,
-    delete_files,
-    free_space,
-    remove_empty_dirs,
-    still_same,
-)
 from mediasyncd.purge.retention import Hold, select
 from mediasyncd.purge.store import LibraryTotals, PurgeLedger
-from mediasyncd.transfer.landing import sha256_file
-from mediasyncd.transfer.remote import RemoteHost
-from mediasyncd.watchers.listing import list_tree
+from mediasyncd.sources import Source
+from mediasyncd.sources.commands import BATCH_FILES, batches
 
 HASH_WORKERS = 4
 
@@ -107,14 +99,14 @@ def rules_for(remote: RemoteConfig, include_deleted_locally: bool = False) -> Ru
 
 async def purge_remote(
     remote: RemoteConfig,
-    host: RemoteHost | None,
+    source: Source | None,
     ledger: PurgeLedger,
     library: Path,
     options: RunOptions,
     *,
     xmp_naming: XmpNaming = "ext",
 ) -> RunReport:
-    """Apply `remote`'s local retention to the library, then purge the remote through `host` (None:
+    """Apply `remote`'s local retention to the library, then purge the remote through `source` (None:
     local retention only). Raises RemoteError/PurgeError when the run cannot complete."""
     log = structlog.get_logger("mediasyncd.purge").bind(remote=remote.name)
     run_id = await ledger.start_run(remote.name, options.source, options.dry_run) if options.record else None
@@ -126,10 +118,10 @@ async def purge_remote(
                 "purging nothing"
             )
         library_report = await expire_library(remote, ledger, library, options, xmp_naming, log)
-        if host is None:
+        if source is None:
             report = RunReport(remote.name, options.dry_run, Plan(), run_id=run_id, remote_checked=False)
         else:
-            report = await _run(remote, host, ledger, library, options, run_id, log)
+            report = await _run(remote, source, ledger, library, options, run_id, log)
         report.library = library_report
     except MediasyncError as exc:
         if run_id is not None:
@@ -146,7 +138,7 @@ async def purge_remote(
             deleted_locally=report.plan.deleted_locally,
             library=library_report.totals() if library_report else None,
         )
-    if host is not None:
+    if source is not None:
         freed = report.plan.freed_bytes if options.dry_run else report.freed_bytes
         log.info(
             "purge finished",
@@ -212,7 +204,7 @@ async def expire_library(
 
 async def _run(
     remote: RemoteConfig,
-    host: RemoteHost,
+    source: Source,
     ledger: PurgeLedger,
     library: Path,
     options: RunOptions,
@@ -221,14 +213,14 @@ async def _run(
 ) -> RunReport:
     rules = rules_for(remote, options.include_deleted_locally)
     rows = [r for r in await ledger.tracked(remote.name) if r.root in remote.roots]
-    listing = await list_tree(host, remote.roots)
+    listing = await source.list_roots(remote.roots)
     now = listing.remote_now if listing.remote_now is not None else time.time()
     seen = {e.key: Seen(e.size, e.mtime) for e in listing.entries}
     verified = [r for r in rows if r.state in VERIFIED_STATES and r.local_path]
     local_missing = await asyncio.to_thread(_missing_locally, library, verified)
     free = None
     if rules.min_free > 0:
-        free = await _free(host, [r for r in remote.roots if r not in listing.missing_roots])
+        free = await _free(source, [r for r in remote.roots if r not in listing.missing_roots])
     planner = Planner(
         rows,
         seen,
@@ -239,7 +231,7 @@ async def _run(
         missing_roots=listing.missing_roots,
     )
     while batch := planner.to_verify():
-        planner.record(await _evidence(host, library, batch, rules))
+        planner.record(await _evidence(source, library, batch, rules))
     plan = planner.plan()
     report = RunReport(remote.name, options.dry_run, plan, run_id=run_id)
     if options.record:
@@ -253,15 +245,15 @@ async def _run(
     if run_id is None:
         raise AssertionError("a real purge is always recorded")
     for paths in batches([d.row.remote_path for d in deletion_order(plan)], max_files=options.batch_files):
-        await _delete_batch(host, ledger, report, run_id, paths, log)
+        await _delete_batch(source, ledger, report, run_id, paths, log)
     for root in remote.roots:
         gone = [d.row.remote_path for d in report.deleted if d.row.root == root]
-        await remove_empty_dirs(host, root, gone)
+        await source.remove_empty_dirs(root, gone)
     return report
 
 
 async def _delete_batch(
-    host: RemoteHost,
+    source: Source,
     ledger: PurgeLedger,
     report: RunReport,
     run_id: int,
@@ -272,7 +264,7 @@ async def _delete_batch(
     doomed = [by_path[p] for p in paths]
     # The remote hashes were taken when the plan was made, possibly minutes ago: a file rewritten since
     # then shows a new size or mtime in this lstat, taken right before its batch is deleted.
-    same = await still_same(host, [(d.row.remote_path, d.row.size, d.row.mtime) for d in doomed])
+    same = await source.still_same([(d.row.remote_path, d.row.size, d.row.mtime) for d in doomed])
     changed = [d for d in doomed if d.row.remote_path not in same]
     if changed:
         await ledger.record_kept((d.row, Reason.CHANGED_ON_REMOTE) for d in changed)
@@ -281,7 +273,7 @@ async def _delete_batch(
         paths = [d.row.remote_path for d in doomed]
     await ledger.mark_intent(run_id, [d.row.id for d in doomed])
     log.info("deleting batch", files=len(doomed), bytes=sum(d.row.size for d in doomed))
-    survivors = await delete_files(host, paths)
+    survivors = await source.delete(paths)
     gone = [d for d in doomed if d.row.remote_path not in survivors]
     refused = [d for d in doomed if d.row.remote_path in survivors]
     await ledger.mark_purged([d.row.id for d in gone])
@@ -302,7 +294,7 @@ async def _delete_batch(
     report.refused.extend(refused)
 
 
-async def _evidence(host: RemoteHost, library: Path, rows: Sequence[Tracked], rules: Rules) -> Evidence:
+async def _evidence(source: Source, library: Path, rows: Sequence[Tracked], rules: Rules) -> Evidence:
     """Re-hash each local copy now (in threads), then ask the remote for the hashes of those still safe."""
     gate = asyncio.Semaphore(HASH_WORKERS)
 
@@ -315,7 +307,7 @@ async def _evidence(host: RemoteHost, library: Path, rows: Sequence[Tracked], ru
     for row, local in zip(rows, locals_, strict=True):
         if local == row.sha256 or (local is Local.MISSING and rules.include_deleted_locally):
             still.append(row)
-    hashes = await host.sha256([posixpath.join(r.root, r.rel) for r in still]) if still else {}
+    hashes = await source.sha256([posixpath.join(r.root, r.rel) for r in still]) if still else {}
     evidence: dict[int, tuple[str | Local, str | RemoteHash]] = {}
     for row, local in zip(rows, locals_, strict=True):
         remote: str | RemoteHash = RemoteHash.UNSUPPORTED
@@ -347,7 +339,7 @@ def _missing_locally(library: Path, rows: Sequence[Tracked]) -> frozenset[int]:
     return frozenset(missing)
 
 
-async def _free(host: RemoteHost, roots: Sequence[str]) -> int | None:
+async def _free(source: Source, roots: Sequence[str]) -> int | None:
     """The least free space among the filesystems of `roots` (None if no root could be measured)."""
-    values = [v for v in [await free_space(host, r) for r in roots] if v is not None]
+    values = [v for v in [await source.free_space(r) for r in roots] if v is not None]
     return min(values) if values else None

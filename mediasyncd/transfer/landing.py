@@ -8,24 +8,14 @@ by resolving them (a symlink inside the library that points elsewhere is refused
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from mediasyncd.digest import sha256_file
 from mediasyncd.errors import LibraryUnavailable, UnsafePathError
 from mediasyncd.paths import INTERNAL_DIR, check_rel, conflict_name, partial_name
-
-HASH_READ = 8 << 20
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(HASH_READ):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 @dataclass(frozen=True)

@@ -1,60 +1,23 @@
-"""Poll mode: what changed since the last listing, and which files have settled. Pure logic.
+"""Poll mode: list the source's roots on an interval and tell which files have settled.
 
-`diff` compares a listing with the state DB's current rows so that a pass writes only what changed;
-`SettleTracker` decides when a file is complete: its mtime is at least `settle` old by the remote's clock,
-or its size and mtime held still across passes for `settle` seconds.
+`SettleTracker` (pure) decides when a file is complete: its mtime is at least `settle` old by the
+remote's clock, or its size and mtime held still across passes for `settle` seconds. `PollWatcher` lists,
+filters, settles and hands each pass over as a `Sighting`; with `once`, it makes one pass and ends.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Set
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 
-from mediasyncd.state import FileRow, NewFile
-from mediasyncd.watchers.listing import RemoteEntry
+import structlog
 
-Key = tuple[str, str]
-UNLANDED = frozenset({"seen", "transferring", "failed"})
-
-
-def same_version(size_a: int, mtime_a: float, size_b: int, mtime_b: float) -> bool:
-    """Equal size and mtime; an mtime seen with whole seconds only (SFTP v3) matches its fraction."""
-    if size_a != size_b:
-        return False
-    if abs(mtime_a - mtime_b) < 1e-6:
-        return True
-    whole = mtime_a.is_integer() or mtime_b.is_integer()
-    return whole and int(mtime_a) == int(mtime_b)
-
-
-@dataclass
-class Diff:
-    new: list[NewFile] = field(default_factory=list)
-    retire: list[int] = field(default_factory=list)  # landed rows replaced by a new version
-    forget: list[int] = field(default_factory=list)  # unlanded rows that vanished or changed
-
-    @property
-    def empty(self) -> bool:
-        return not (self.new or self.retire or self.forget)
-
-
-def diff(known: Mapping[Key, FileRow], entries: Iterable[RemoteEntry], busy: Set[int] = frozenset()) -> Diff:
-    """What to write to the DB for this listing; nothing for files that did not change. Rows in `busy`
-    (being transferred) are left alone: their transfer notices a change and the next pass handles it."""
-    d = Diff()
-    listed: set[Key] = set()
-    for e in entries:
-        listed.add(e.key)
-        row = known.get(e.key)
-        if row is None:
-            d.new.append(NewFile(e.root, e.rel, e.size, e.mtime))
-        elif row.id not in busy and not same_version(row.size, row.mtime, e.size, e.mtime):
-            (d.forget if row.state in UNLANDED else d.retire).append(row.id)
-            d.new.append(NewFile(e.root, e.rel, e.size, e.mtime))
-    for key, row in known.items():
-        if key not in listed and row.state in ("seen", "failed") and row.id not in busy:
-            d.forget.append(row.id)
-    return d
+from mediasyncd.config import RemoteConfig
+from mediasyncd.sources import Key, Rejected, RemoteEntry, Source, same_version
+from mediasyncd.watchers.base import Pending, Sighting
 
 
 @dataclass
@@ -93,3 +56,81 @@ class SettleTracker:
 def is_old(entry: RemoteEntry, remote_now: float | None, settle: float) -> bool:
     """True when the file's mtime is at least `settle` old by the remote's clock."""
     return remote_now is not None and remote_now - entry.mtime >= settle
+
+
+class PollWatcher:
+    """Lists the roots every `poll_interval` (sooner when a file will have settled by then)."""
+
+    mode = "poll"
+
+    def __init__(self, source: Source, remote: RemoteConfig, pending: Pending, *, once: bool = False) -> None:
+        self.source = source
+        self.remote = remote
+        self.pending = pending
+        self.once = once
+        self.settle = SettleTracker(remote.settle)
+        self.log = structlog.get_logger("mediasyncd.watch").bind(remote=remote.name)
+        self._wake = asyncio.Event()
+        self._warned: set[tuple[str, bytes]] = set()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def sightings(self) -> AsyncIterator[Sighting]:
+        while True:
+            yield await self.look()
+            if self.once:
+                return
+            await self._sleep(self._next_pass_in())
+
+    async def look(self) -> Sighting:
+        """One pass: list, filter, settle."""
+        sync_id = uuid.uuid4().hex[:12]
+        started = time.monotonic()
+        listing = await self.source.list_roots(self.remote.roots)
+        rejected = self._warn(listing.missing_roots, listing.rejected, sync_id)
+        accepts = self.remote.path_filter.accepts
+        entries = [e for e in listing.entries if accepts(e.rel)]
+        now = time.time()
+        remote_now = listing.remote_now if listing.remote_now is not None else (now if self.once else None)
+        waiting = [e for e in entries if self.pending(e)]
+        ready = self.settle.observe(waiting, now, remote_now)
+        return Sighting(
+            listing,
+            frozenset(ready),
+            settling=len(waiting) - len(ready),
+            rejected=rejected,
+            seconds=time.monotonic() - started,
+            sync_id=sync_id,
+            entries=entries,
+        )
+
+    def _warn(self, missing: list[str], rejected: list[Rejected], sync_id: str) -> int:
+        """Log each missing root and each unsafe name once; the number of names rejected for the first time."""
+        new = 0
+        for root in missing:
+            if ("missing", root.encode()) not in self._warned:
+                self._warned.add(("missing", root.encode()))
+                self.log.warning("root missing on remote", root=root, sync_id=sync_id)
+        for bad in rejected:
+            if (bad.root, bad.raw) not in self._warned:
+                self._warned.add((bad.root, bad.raw))
+                new += 1
+                self.log.warning(
+                    "skipping unsafe name", path=bad.shown, root=bad.root, reason=bad.reason, sync_id=sync_id
+                )
+        return new
+
+    def _next_pass_in(self) -> float:
+        """The poll interval, or sooner when a file seen settling will have settled by then."""
+        due = self.settle.next_in
+        if due is None:
+            return self.remote.poll_interval
+        return min(self.remote.poll_interval, max(due + 0.05, 0.2))
+
+    async def _sleep(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self._wake.wait(), seconds)
+        except TimeoutError:
+            pass
+        self._wake.clear()

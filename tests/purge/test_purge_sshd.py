@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from mediasyncd.purge.remote_ops import BATCH_FILES
 from mediasyncd.purge.runner import RunOptions, purge_remote
-from mediasyncd.purge.session import close_host, open_host
 from mediasyncd.purge.store import PurgeLedger
+from mediasyncd.sources.commands import BATCH_FILES
+from mediasyncd.sources.ssh.source import SshSource
 from mediasyncd.state import Store
 from tests.helpers import OLD, once
 from tests.purge.conftest import listed, on_remote, purge, purge_env, reasons
@@ -169,7 +169,7 @@ async def test_deletes_are_batched_into_a_bounded_number_of_remote_commands(
     config = env.config()
     store = Store(config.daemon.db_path)
     await store.open()
-    host = await open_host(config.remotes[0], config.daemon.state_dir)
+    host = await SshSource.open(config.remotes[0], config.daemon.state_dir)
     try:
         assert host.shell is not None
         before = host.shell.commands_run
@@ -178,7 +178,7 @@ async def test_deletes_are_batched_into_a_bounded_number_of_remote_commands(
         )
         commands = host.shell.commands_run - before
     finally:
-        await close_host(host)
+        await host.close()
         await store.close()
     assert len(report.deleted) == 25 and on_remote(env) == set()
     assert commands == 1 + 1 + 3 + 1
@@ -221,11 +221,11 @@ async def test_min_free_purges_the_oldest_verified_files_and_stops_at_the_thresh
     remote = replace(config.remotes[0], purge=replace(config.remotes[0].purge, min_free=min_free))
     store = Store(config.daemon.db_path)
     await store.open()
-    host = await open_host(remote, config.daemon.state_dir)
+    host = await SshSource.open(remote, config.daemon.state_dir)
     try:
         report = await purge_remote(remote, host, PurgeLedger(store), env.library, RunOptions())
     finally:
-        await close_host(host)
+        await host.close()
         await store.close()
     assert report.plan.free is not None
     assert sorted(d.row.rel for d in report.deleted) == ["f1.png", "f2.png"]

@@ -1,11 +1,11 @@
-"""Batched remote commands as pure values; the shell snippets are run by a real local `sh`."""
+"""Batched shell commands (delete, rmdir, df) as pure values; the snippets are run by a real local `sh`."""
 
 from __future__ import annotations
 
 import subprocess
 from pathlib import Path
 
-from mediasyncd.purge.remote_ops import (
+from mediasyncd.sources.commands import (
     batches,
     delete_command,
     emptied_dirs,
@@ -90,7 +90,7 @@ def test_parse_df_of_a_real_df_matches_statvfs(tmp_path: Path) -> None:
     """The command and parser agree with os.statvfs about the same filesystem (to within 64 MiB)."""
     import os
 
-    from mediasyncd.purge.remote_ops import free_space_command
+    from mediasyncd.sources.commands import free_space_command
 
     got = parse_df(sh(free_space_command(str(tmp_path))).stdout)
     vfs = os.statvfs(tmp_path)

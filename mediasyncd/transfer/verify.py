@@ -1,8 +1,8 @@
 """Verify and land what the transfer workers pulled, in batches, off the transfer path.
 
-Stage one asks the remote for the SHA-256 of a batch (one command) and drops mismatches; stage two lands
+Stage one asks the source for the SHA-256 of a batch (one command) and drops mismatches; stage two lands
 the batch (one intent transaction, the renames, one landed transaction), so hashing the next batch overlaps
-landing this one. What happens to each file is reported to an `Outcomes` (the Puller's bookkeeping).
+landing this one. What happens to each file is recorded by the Ledger.
 """
 
 from __future__ import annotations
@@ -12,14 +12,15 @@ import posixpath
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import structlog
 
 from mediasyncd.paths import library_rel
-from mediasyncd.state import FileRow, Store
+from mediasyncd.sources import Source
+from mediasyncd.state import FileRow
 from mediasyncd.transfer.landing import Arrival, Library, Plan
-from mediasyncd.transfer.remote import RemoteHost
+from mediasyncd.transfer.ledger import Landed, Ledger
 
 VERIFY_BATCH = 256
 VERIFY_WAIT = 0.05  # seconds a verify batch waits for more files: fewer remote commands, little latency
@@ -32,34 +33,24 @@ class Pulled:
     partial: Path
 
 
-class Outcomes(Protocol):
-    async def landed(self, item: Pulled, local_rel: str) -> None: ...
-
-    async def failed(self, row: FileRow, error: str) -> None: ...
-
-    async def changed(self, row: FileRow) -> None: ...
-
-
 class Verifier:
     def __init__(
         self,
         remote: str,
         *,
         library: Library,
-        store: Store,
+        ledger: Ledger,
         executor: Executor,
         landing_lock: asyncio.Lock,
-        outcomes: Outcomes,
     ) -> None:
         self.remote = remote
         self.library = library
-        self.store = store
+        self.ledger = ledger
         self.executor = executor
         self.landing_lock = landing_lock
-        self.outcomes = outcomes
         self.log = structlog.get_logger("mediasyncd.verify").bind(remote=remote)
 
-    async def run(self, host: RemoteHost, verify: asyncio.Queue[Pulled]) -> None:
+    async def run(self, source: Source, verify: asyncio.Queue[Pulled]) -> None:
         """Verify what the transfer workers pulled, in batches (one remote command each), and hand each
         batch to the lander, so that hashing the next batch overlaps landing this one."""
         landing: asyncio.Queue[list[Pulled]] = asyncio.Queue(maxsize=2)
@@ -68,7 +59,9 @@ class Verifier:
             while True:
                 batch = await self._gather_batch(verify)
                 try:
-                    remote_hashes = await host.sha256([posixpath.join(p.row.root, p.row.rel) for p in batch])
+                    remote_hashes = await source.sha256(
+                        [posixpath.join(p.row.root, p.row.rel) for p in batch]
+                    )
                     good = [p for p in batch if await self._verified(p, remote_hashes)]
                 except BaseException:
                     for _ in batch:
@@ -118,9 +111,9 @@ class Verifier:
         await asyncio.get_running_loop().run_in_executor(self.executor, self.library.discard, item.partial)
         if theirs is None:
             self.log.info("vanished before verification; will retry if it returns", path=item.row.rel)
-            await self.outcomes.changed(item.row)
+            await self.ledger.changed(item.row)
         else:
-            await self.outcomes.failed(
+            await self.ledger.failed(
                 item.row, f"sha256 mismatch: remote {theirs[:16]}…, received {item.sha256[:16]}…"
             )
         return False
@@ -133,15 +126,13 @@ class Verifier:
         # then be released to 'seen' and fetched again.
         landing = asyncio.ensure_future(self._land_and_record(items))
         try:
-            landed, errors = await asyncio.shield(landing)
+            errors = await asyncio.shield(landing)
         except asyncio.CancelledError:
             await self._finish_landing(landing)
             raise
         for p, error in zip(items, errors, strict=True):
             if error is not None:
-                await self.outcomes.failed(p.row, str(error))
-        for p, plan in landed:
-            await self.outcomes.landed(p, plan.rel)
+                await self.ledger.failed(p.row, str(error))
 
     async def _finish_landing(self, landing: asyncio.Future[Any]) -> None:
         """After a cancel: wait for the landing to end (a repeated cancel does not stop the wait), and log
@@ -156,16 +147,14 @@ class Verifier:
         if not landing.cancelled() and landing.exception() is not None:
             self.log.error("landing failed while stopping", error=str(landing.exception()))
 
-    async def _land_and_record(
-        self, items: list[Pulled]
-    ) -> tuple[list[tuple[Pulled, Plan]], list[Exception | None]]:
+    async def _land_and_record(self, items: list[Pulled]) -> list[Exception | None]:
         loop = asyncio.get_running_loop()
         arrivals = [
             Arrival(p.partial, library_rel(self.remote, p.row.rel), p.sha256, p.row.mtime) for p in items
         ]
         async with self.landing_lock:
             plans = await loop.run_in_executor(self.executor, self.library.plan_batch, arrivals)
-            await self.store.set_landing_intents(
+            await self.ledger.intents(
                 [
                     (p.row.id, p.sha256, plan.rel)
                     for p, plan in zip(items, plans, strict=True)
@@ -173,10 +162,11 @@ class Verifier:
                 ]
             )
             errors = await loop.run_in_executor(self.executor, self.library.land_batch, arrivals, plans)
-            landed = [
-                (p, plan)
-                for p, plan, error in zip(items, plans, errors, strict=True)
-                if error is None and isinstance(plan, Plan)
-            ]
-            await self.store.mark_landed_many([(p.row.id, p.sha256, plan.rel) for p, plan in landed])
-        return landed, errors
+            await self.ledger.landed(
+                [
+                    Landed(p.row, p.sha256, plan.rel)
+                    for p, plan, error in zip(items, plans, errors, strict=True)
+                    if error is None and isinstance(plan, Plan)
+                ]
+            )
+        return errors

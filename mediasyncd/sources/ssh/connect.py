@@ -1,11 +1,9 @@
-"""SSH connections: options, host-key policy (strict | accept-new) and reconnect backoff."""
+"""SSH connections: options, host-key policy (strict | accept-new), received-data slicing."""
 
 from __future__ import annotations
 
 import asyncio
-import random
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -53,18 +51,6 @@ def slice_received(conn: asyncssh.SSHClientConnection, size: int = RECEIVE_SLICE
             deliver(view[start : start + size], datatype)  # type: ignore[arg-type]
 
     conn.data_received = data_received  # type: ignore[method-assign]
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """Capped exponential backoff with jitter: attempt n waits uniform(c/2, c), c = min(cap, base * 2**n)."""
-
-    base: float = 1.0
-    cap: float = 300.0
-
-    def delay(self, attempt: int, rng: random.Random | None = None) -> float:
-        ceiling = min(self.cap, self.base * (2 ** min(attempt, 30)))
-        return (rng or random).uniform(ceiling / 2, ceiling)
 
 
 def _host_label(host: str, port: int) -> str:

@@ -1,8 +1,8 @@
 """Many small files in one stream: `tar` on the remote, read member by member into partials.
 
 Over SFTP every file costs round trips (open, read, close) and several SSH packets; for ~100 KB images
-that, not the link, sets the pace (FIELD_NOTES 2). A batch instead runs one GNU `tar -c` over an exec
-channel with the file list on stdin and streams the archive back; each member is written to its own
+that, not the link, sets the pace (FIELD_NOTES 2). A batch instead runs one GNU `tar -c` on the source
+(over an exec channel, for SSH) with the file list on stdin and streams the archive back; each member is written to its own
 partial and hashed on the way, then verified against the remote's hash and landed like any other file.
 What tar could not send (vanished, changed type, unreadable) is simply missing from the stream.
 """
@@ -15,14 +15,14 @@ import os
 import queue
 import shlex
 import tarfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
-import asyncssh
-
-from mediasyncd.errors import RemoteError, TransferError
+from mediasyncd.errors import LibraryFull, TransferError
+from mediasyncd.sources.receive import LOCAL_FULL
 
 READ = 256 << 10
 MAX_QUEUED = 64  # chunks waiting for the writer thread before the reader pauses
@@ -106,8 +106,14 @@ def _members(reader: _ChunkReader, wanted: dict[str, Path], done: Callable[[Memb
             done(Member(info.name, info.size, info.mtime, digest.hexdigest()))
 
 
-async def pull_batch(
-    conn: asyncssh.SSHClientConnection,
+class ByteStream(Protocol):
+    """What a transport hands over: the archive's bytes as they arrive (b"" at the end)."""
+
+    async def read(self, n: int = -1) -> bytes: ...
+
+
+async def unpack_stream(
+    stream: ByteStream,
     root: str,
     partials: dict[str, Path],
     *,
@@ -115,13 +121,10 @@ async def pull_batch(
     on_member: Callable[[Member], None],
     progress: Callable[[int], None] | None = None,
 ) -> None:
-    """Stream the files `partials` names (relative to `root`) into their partials; `on_member` is called
-    on the event loop for each one received. Raises RemoteError when the stream cannot run at all."""
+    """Unpack the archive `stream` delivers into the partials `partials` names (relative to `root`);
+    `on_member` is called on the event loop for each one received. The transport maps its own read
+    errors; an archive that cannot be read after some bytes arrived is a TransferError."""
     loop = asyncio.get_running_loop()
-    try:
-        process = await conn.create_process(tar_command(root), encoding=None)
-    except (asyncssh.Error, OSError) as exc:
-        raise RemoteError(f"tar stream unavailable: {exc}") from None
     reader = _ChunkReader()
 
     def done(member: Member) -> None:
@@ -130,9 +133,7 @@ async def pull_batch(
     unpacking = loop.run_in_executor(executor, _unpack, reader, partials, done)
     received = 0
     try:
-        process.stdin.write(b"".join(rel.encode() + b"\0" for rel in partials))
-        process.stdin.write_eof()
-        while chunk := await process.stdout.read(READ):
+        while chunk := await stream.read(READ):
             received += len(chunk)
             try:
                 reader.chunks.put_nowait(chunk)
@@ -140,35 +141,12 @@ async def pull_batch(
                 await loop.run_in_executor(None, reader.chunks.put, chunk)
             if progress:
                 progress(received)
-    except (asyncssh.Error, OSError, BrokenPipeError) as exc:
-        raise RemoteError(f"tar stream broke: {exc}") from None
     finally:
         await loop.run_in_executor(None, reader.chunks.put, None)
         try:
             await unpacking
         except (tarfile.TarError, OSError, EOFError) as exc:
+            if isinstance(exc, OSError) and exc.errno in LOCAL_FULL:
+                raise LibraryFull(f"library disk full while unpacking a tar stream: {exc.strerror}") from None
             if received:
                 raise TransferError(f"tar stream from {root} unreadable: {exc}") from None
-        finally:
-            process.close()
-
-
-def batches(rows: Sequence[tuple[str, int]], max_files: int, max_bytes: int) -> list[list[int]]:
-    """Split (root, size) items, kept in order, into index groups: one root each, bounded in count and
-    bytes (an item larger than max_bytes still forms a batch of its own)."""
-    out: list[list[int]] = []
-    current: list[int] = []
-    current_root: str | None = None
-    current_bytes = 0
-    for i, (root, size) in enumerate(rows):
-        if current and (
-            root != current_root or len(current) >= max_files or current_bytes + size > max_bytes
-        ):
-            out.append(current)
-            current, current_bytes = [], 0
-        current.append(i)
-        current_root = root
-        current_bytes += size
-    if current:
-        out.append(current)
-    return out

@@ -9,22 +9,15 @@ from __future__ import annotations
 import asyncio
 import re
 import secrets
-from dataclasses import dataclass
 
 import asyncssh
 
 from mediasyncd.errors import RemoteError
+from mediasyncd.sources.base import CommandResult
 
 PROBE_TIMEOUT = 30.0
 SENTINEL_SPAN = 64  # a sentinel line is shorter: the search resumes this far back, across chunk edges
 READ_CHUNK = 1 << 20  # output is consumed as it comes: a listing can be far larger than the channel window
-
-
-@dataclass(frozen=True)
-class CommandResult:
-    exit_status: int
-    stdout: bytes
-    stderr: bytes
 
 
 class CommandChannel:

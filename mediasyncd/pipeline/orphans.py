@@ -1,0 +1,30 @@
+"""Pool workers that end with the process that made the pool, even when it is killed with SIGKILL.
+
+The workers are children of multiprocessing's forkserver, not of the daemon. Each holds both ends of its
+call-queue pipe, so after a kill -9 of the daemon it never reads EOF and waits forever; it also holds
+the forkserver's "alive" pipe, so the forkserver (which exits when every holder of that pipe is gone)
+waits for it; and the resource tracker (which exits at EOF on a pipe they all hold) waits for both.
+A worker that exits with the daemon ends the whole chain.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import threading
+from multiprocessing.process import BaseProcess
+
+
+def exit_with_parent() -> None:
+    """Pool initializer: this worker exits as soon as the process that created it has exited."""
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        watch = threading.Thread(target=_exit_after, args=(parent,), name="exit-with-parent", daemon=True)
+        watch.start()
+
+
+def _exit_after(parent: BaseProcess) -> None:
+    # Returns once the parent's end of the sentinel pipe is closed: when it exited, however it died,
+    # even before this thread started. Exit at once: nobody is left to take a result.
+    parent.join()
+    os._exit(1)

@@ -1,0 +1,35 @@
+"""How we reach a remote: one `Source` protocol (`base`), one implementation per transport.
+
+`open_source` is the one place that picks the transport for a remote; nothing above this package knows
+which one a remote uses.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mediasyncd.config import RemoteConfig, TransferConfig
+from mediasyncd.sources.base import Capabilities, CommandResult, Shell, Source
+from mediasyncd.sources.listing import Key, Listing, Rejected, RemoteEntry, same_version
+
+__all__ = [
+    "Capabilities",
+    "CommandResult",
+    "Key",
+    "Listing",
+    "Rejected",
+    "RemoteEntry",
+    "Shell",
+    "Source",
+    "open_source",
+    "same_version",
+]
+
+
+async def open_source(
+    remote: RemoteConfig, state_dir: Path, transfer: TransferConfig | None = None
+) -> Source:
+    """Open `remote` through its transport. Raises RemoteError (HostKeyError for a refused host key)."""
+    from mediasyncd.sources.ssh.source import SshSource  # asyncssh is loaded only when a remote needs it
+
+    return await SshSource.open(remote, state_dir, transfer)

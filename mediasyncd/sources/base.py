@@ -1,0 +1,122 @@
+"""The `Source` protocol: the only way the rest of the daemon touches a remote.
+
+A source lists its roots, pulls one file into a partial (resuming one a previous attempt left) or many
+small files in one stream, hashes, checks that a file is still the version it was, deletes, and measures
+free space. Transports differ (SSH, a local folder; Docker and `exec` later); puller, verifier, purge and
+watchers depend on this protocol alone.
+
+Errors are the contract every implementation keeps:
+- `RemoteError`: the source as a whole is unusable (connection lost, shell gone): the session ends,
+  everything in flight goes back to the queue, nothing counts against a file;
+- `RemoteFileChanged`: the file is not the listed version (rewritten, vanished): taken again once it settles;
+- `TransferError`: this one file could not be read: it is retried later with backoff;
+- `LibraryFull`: the library's disk is full: the file waits for space.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from mediasyncd.sources.listing import Listing
+from mediasyncd.sources.receive import RateLimiter
+from mediasyncd.sources.tar import Member
+
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a source can do beyond the protocol's minimum, shown in `/status` as `summary`."""
+
+    transport: str = "ssh"
+    find_printf: bool = False  # one-command listings through a shell
+    hasher: str | None = None  # "openssl" (SHA extensions: ~4x coreutils), "sha256sum" or "local"
+    tar: bool = False  # GNU tar: small files can come in one stream (`pull_batch`)
+
+    @property
+    def hashes(self) -> bool:
+        return self.hasher is not None
+
+    @property
+    def summary(self) -> str:
+        if self.transport != "ssh":
+            return self.transport
+        parts = (("find", self.find_printf), (self.hasher or "", bool(self.hasher)), ("tar", self.tar))
+        found = [name for name, ok in parts if ok]
+        return ",".join(found) or "sftp-only"
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    exit_status: int
+    stdout: bytes
+    stderr: bytes
+
+
+class Shell(Protocol):
+    """A long-lived shell on the source, one command at a time (for watchers such as the agent)."""
+
+    async def run(self, script: str) -> CommandResult: ...
+
+    def close(self) -> None: ...
+
+
+class Source(Protocol):
+    """One opened remote. Paths are absolute paths on the source, under one of its roots."""
+
+    @property
+    def caps(self) -> Capabilities: ...
+
+    @property
+    def shell(self) -> Shell | None:
+        """The source's command channel, where the transport has one."""
+
+    async def close(self) -> None: ...
+
+    async def list_roots(self, roots: Sequence[str]) -> Listing:
+        """Every regular file under `roots` in as few round trips as the source allows."""
+
+    async def pull(
+        self,
+        path: str,
+        partial: Path,
+        *,
+        size: int,
+        mtime: float,
+        executor: Executor,
+        limiter: RateLimiter | None = None,
+        progress: Progress | None = None,
+    ) -> str:
+        """Copy `path` (expected `size` and `mtime`) into `partial`, continuing what `partial` already
+        holds; return the SHA-256 of the whole file."""
+
+    async def pull_batch(
+        self,
+        root: str,
+        partials: dict[str, Path],
+        *,
+        executor: Executor,
+        on_member: Callable[[Member], None],
+        progress: Progress | None = None,
+    ) -> None:
+        """Stream the files `partials` names (relative to `root`) into their partials, calling
+        `on_member` for each one received (only where `caps.tar`)."""
+
+    async def sha256(self, paths: Sequence[str]) -> dict[str, str] | None:
+        """The source's own SHA-256 of each readable path (batched), or None if it cannot hash."""
+
+    async def still_same(self, files: Sequence[tuple[str, int, float]]) -> set[str]:
+        """The paths of `(path, size, mtime)` whose lstat still shows that size and mtime."""
+
+    async def delete(self, paths: Sequence[str]) -> set[str]:
+        """Delete the files; return the paths that still exist afterwards."""
+
+    async def remove_empty_dirs(self, root: str, deleted: Sequence[str]) -> None:
+        """Remove the directories between `root` and the deleted paths that are now empty."""
+
+    async def free_space(self, path: str) -> int | None:
+        """Bytes available on the filesystem holding `path` (None if unknown)."""

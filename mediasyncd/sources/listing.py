@@ -1,0 +1,122 @@
+"""What a listing of a source holds, and the `find -printf` command that makes one over a shell. Pure.
+
+Every transport lists into the same `Listing`: regular files only, names that cannot land safely set
+aside as `Rejected`. Symlinks inside the roots are never followed (a root that is itself a symlink is),
+so nothing outside the configured roots is ever listed.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from mediasyncd.errors import UnsafePathError
+from mediasyncd.paths import decode_rel
+
+FIELDS = 5  # root, type, size, mtime, relative path
+Key = tuple[str, str]  # (root, path relative to it)
+
+
+def same_version(size_a: int, mtime_a: float, size_b: int, mtime_b: float) -> bool:
+    """Equal size and mtime; an mtime seen with whole seconds only (SFTP v3) matches its fraction."""
+    if size_a != size_b:
+        return False
+    if abs(mtime_a - mtime_b) < 1e-6:
+        return True
+    whole = mtime_a.is_integer() or mtime_b.is_integer()
+    return whole and int(mtime_a) == int(mtime_b)
+
+
+class RemoteEntry(NamedTuple):
+    """One regular file in a listing (a tuple: tens of thousands are made per pass)."""
+
+    root: str
+    rel: str
+    size: int
+    mtime: float
+
+    @property
+    def key(self) -> Key:
+        return (self.root, self.rel)
+
+    @property
+    def path(self) -> str:
+        return posixpath.join(self.root, self.rel)
+
+
+@dataclass(frozen=True)
+class Rejected:
+    root: str
+    raw: bytes
+    reason: str
+
+    @property
+    def shown(self) -> str:
+        return self.raw.decode("utf-8", "backslashreplace").encode("unicode_escape").decode("ascii")
+
+
+@dataclass
+class Listing:
+    entries: list[RemoteEntry] = field(default_factory=list)
+    rejected: list[Rejected] = field(default_factory=list)
+    missing_roots: list[str] = field(default_factory=list)
+    remote_now: float | None = None
+    method: str = "find"
+
+
+def find_command(roots: Sequence[str]) -> str:
+    """One command that prints the remote clock, then every regular file under `roots`, NUL-separated."""
+    quoted = " ".join(shlex.quote(r) for r in roots)
+    checks = " ".join(f"[ -d {shlex.quote(r)} ] || printf 'missing\\0%s\\0' {shlex.quote(r)};" for r in roots)
+    return (
+        f"printf 'now\\0%s\\0' \"$(date +%s.%N)\"; {checks} "
+        f"find -H {quoted} -mindepth 1 -type f -printf '%H\\0%y\\0%s\\0%T@\\0%P\\0' 2>/dev/null; true"
+    )
+
+
+def parse_find(output: bytes, roots: Sequence[str]) -> Listing:
+    """Parse `find_command` output into entries, rejecting names that cannot land safely."""
+    listing = Listing()
+    fields = output.split(b"\0")
+    if fields and fields[-1] == b"":
+        fields.pop()
+    i = 0
+    root_set = {r.encode() for r in roots}
+    while i < len(fields):
+        tag = fields[i]
+        if tag == b"now" and i + 1 < len(fields):
+            listing.remote_now = _clock(fields[i + 1])
+            i += 2
+            continue
+        if tag == b"missing" and i + 1 < len(fields):
+            listing.missing_roots.append(fields[i + 1].decode("utf-8", "replace"))
+            i += 2
+            continue
+        if i + FIELDS > len(fields):
+            break
+        root_b, kind, size, mtime, rel_b = fields[i : i + FIELDS]
+        i += FIELDS
+        if root_b not in root_set or kind != b"f":
+            continue
+        root = root_b.decode()
+        try:
+            rel = decode_rel(rel_b)
+            listing.entries.append(RemoteEntry(root, rel, int(size), float(mtime)))
+        except UnsafePathError as exc:
+            listing.rejected.append(Rejected(root, rel_b, str(exc)))
+        except ValueError:
+            listing.rejected.append(Rejected(root, rel_b, "unparseable size or mtime"))
+    return listing
+
+
+def _clock(text: bytes) -> float | None:
+    """`date +%s.%N`: fractional seconds on GNU date; a date without %N prints it literally."""
+    for candidate in (text, text.split(b".", 1)[0]):
+        try:
+            return float(candidate)
+        except ValueError:
+            continue
+    return None

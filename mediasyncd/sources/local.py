@@ -1,0 +1,262 @@
+"""A folder on this machine as a source: the real transport for `transport = "local"` and the fast real
+source of the unit tests.
+
+Blocking file-system work runs in threads. Paths are opened component by component below their root
+with O_NOFOLLOW, so a symlink swapped in after a listing never leads out of the root; a root that is
+itself a symlink is followed, as with SSH's `find -H`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import hashlib
+import os
+import posixpath
+import stat
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Executor
+from pathlib import Path
+from typing import Any
+
+from mediasyncd.errors import RemoteFileChanged, TransferError, UnsafePathError
+from mediasyncd.paths import decode_rel
+from mediasyncd.sources.base import Capabilities, Progress
+from mediasyncd.sources.commands import emptied_dirs
+from mediasyncd.sources.listing import Listing, Rejected, RemoteEntry, same_version
+from mediasyncd.sources.receive import WRITE_CHUNK, PartialWriter, RateLimiter
+from mediasyncd.sources.tar import Member
+
+READ = 1 << 20
+NOFOLLOW = os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+class LocalSource:
+    def __init__(self, roots: Sequence[str]) -> None:
+        self.roots = [posixpath.normpath(r) for r in roots]
+        self._caps = Capabilities(transport="local", hasher="local")
+
+    @property
+    def caps(self) -> Capabilities:
+        return self._caps
+
+    @property
+    def shell(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def list_roots(self, roots: Sequence[str]) -> Listing:
+        return await asyncio.to_thread(_list, roots)
+
+    async def pull(
+        self,
+        path: str,
+        partial: Path,
+        *,
+        size: int,
+        mtime: float,
+        executor: Executor,
+        limiter: RateLimiter | None = None,
+        progress: Progress | None = None,
+    ) -> str:
+        writer = PartialWriter(partial, size, executor)
+        offset = await writer.open()
+        if progress:
+            progress(offset)
+        loop = asyncio.get_running_loop()
+        fd: int | None = None
+        try:
+            fd = await loop.run_in_executor(executor, self._open_file, path)
+            done = offset
+            while True:
+                chunk = await loop.run_in_executor(executor, os.pread, fd, min(WRITE_CHUNK, READ), done)
+                if not chunk or done + len(chunk) > size:
+                    done += len(chunk)
+                    break
+                if limiter:
+                    await limiter.consume(len(chunk))
+                await writer.write([chunk])
+                done += len(chunk)
+                if progress:
+                    progress(done)
+            st = await loop.run_in_executor(executor, os.fstat, fd)
+            if done != size or not same_version(st.st_size, st.st_mtime, size, mtime):
+                raise RemoteFileChanged(f"{path}: changed during transfer")
+        except RemoteFileChanged:
+            await writer.abort(drop=True)
+            raise
+        except OSError as exc:
+            await writer.abort(drop=False)
+            raise TransferError(f"{path}: {exc.strerror or exc}") from None
+        except BaseException:
+            await writer.abort(drop=False)
+            raise
+        finally:
+            if fd is not None:
+                os.close(fd)
+        return await writer.finish()
+
+    async def pull_batch(
+        self,
+        root: str,
+        partials: dict[str, Path],
+        *,
+        executor: Executor,
+        on_member: Callable[[Member], None],
+        progress: Progress | None = None,
+    ) -> None:
+        raise TransferError("a local source has no batch stream; files are copied one by one")
+
+    async def sha256(self, paths: Sequence[str]) -> dict[str, str] | None:
+        return await asyncio.to_thread(self._hashes, paths)
+
+    async def still_same(self, files: Sequence[tuple[str, int, float]]) -> set[str]:
+        def check() -> set[str]:
+            same: set[str] = set()
+            for path, size, mtime in files:
+                st = self._lstat(path)
+                regular = st is not None and stat.S_ISREG(st.st_mode)
+                if regular and st is not None and same_version(st.st_size, st.st_mtime, size, mtime):
+                    same.add(path)
+            return same
+
+        return await asyncio.to_thread(check)
+
+    async def delete(self, paths: Sequence[str]) -> set[str]:
+        def remove() -> set[str]:
+            survivors: set[str] = set()
+            for path in paths:
+                try:
+                    with self._parent(path) as (dir_fd, name):
+                        os.unlink(name, dir_fd=dir_fd)
+                except FileNotFoundError:
+                    continue
+                except (OSError, UnsafePathError):
+                    survivors.add(path)
+            return survivors
+
+        return await asyncio.to_thread(remove)
+
+    async def remove_empty_dirs(self, root: str, deleted: Sequence[str]) -> None:
+        def tidy() -> None:
+            for d in emptied_dirs(root, deleted):
+                try:
+                    with self._parent(d) as (dir_fd, name):
+                        os.rmdir(name, dir_fd=dir_fd)
+                except (OSError, UnsafePathError):
+                    continue  # not empty, or not ours to remove
+
+        await asyncio.to_thread(tidy)
+
+    async def free_space(self, path: str) -> int | None:
+        def measure() -> int | None:
+            try:
+                vfs = os.statvfs(path)
+            except OSError:
+                return None
+            return vfs.f_bavail * vfs.f_frsize
+
+        return await asyncio.to_thread(measure)
+
+    # ------------------------------------------------------------------------------------ paths
+
+    def _split(self, path: str) -> tuple[str, list[str]]:
+        """The root `path` lies under and its components below it; UnsafePathError otherwise."""
+        norm = posixpath.normpath(path)
+        for root in sorted(self.roots, key=len, reverse=True):
+            if norm.startswith(root.rstrip("/") + "/"):
+                rel = norm[len(root.rstrip("/")) + 1 :]
+                return root, rel.split("/")
+        raise UnsafePathError(f"{path} is not under a root of this source")
+
+    @contextlib.contextmanager
+    def _parent(self, path: str) -> Iterator[tuple[int, str]]:
+        """The directory holding `path`, opened without following symlinks below the root, and the
+        last component's name."""
+        root, parts = self._split(path)
+        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            for part in parts[:-1]:
+                next_fd = os.open(part, os.O_RDONLY | os.O_DIRECTORY | NOFOLLOW, dir_fd=fd)
+                os.close(fd)
+                fd = next_fd
+            yield fd, parts[-1]
+        finally:
+            os.close(fd)
+
+    def _open_file(self, path: str) -> int:
+        try:
+            with self._parent(path) as (dir_fd, name):
+                fd = os.open(name, os.O_RDONLY | NOFOLLOW, dir_fd=dir_fd)
+        except (FileNotFoundError, NotADirectoryError, UnsafePathError) as exc:
+            raise RemoteFileChanged(f"{path}: vanished before transfer ({exc})") from None
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:  # a symlink where the listing saw a file
+                raise RemoteFileChanged(f"{path}: no longer a regular file") from None
+            raise
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise RemoteFileChanged(f"{path}: no longer a regular file")
+        return fd
+
+    def _lstat(self, path: str) -> os.stat_result | None:
+        try:
+            with self._parent(path) as (dir_fd, name):
+                return os.lstat(name, dir_fd=dir_fd)
+        except (OSError, UnsafePathError):
+            return None
+
+    def _hashes(self, paths: Sequence[str]) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for path in paths:
+            try:
+                fd = self._open_file(path)
+            except (OSError, RemoteFileChanged):
+                continue
+            with os.fdopen(fd, "rb") as fh:
+                out[path] = hashlib.file_digest(fh, "sha256").hexdigest()
+        return out
+
+
+def _list(roots: Sequence[str]) -> Listing:
+    """Walk `roots` without following symlinks below them; only regular files are listed."""
+    listing = Listing(method="local", remote_now=time.time())
+    for root in roots:
+        try:
+            if not stat.S_ISDIR(os.stat(root).st_mode):
+                listing.missing_roots.append(root)
+                continue
+        except OSError:
+            listing.missing_roots.append(root)
+            continue
+        pending: list[bytes] = [b""]
+        while pending:
+            sub = pending.pop()
+            try:
+                entries = list(os.scandir(os.fsencode(root) + (b"/" + sub if sub else b"")))
+            except OSError:
+                continue  # vanished or unreadable directory: skip it this pass
+            for entry in entries:
+                rel_b = sub + b"/" + entry.name if sub else entry.name
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        pending.append(rel_b)
+                        continue
+                    if not entry.is_file(follow_symlinks=False):
+                        continue
+                    st = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                _add(listing, root, rel_b, st)
+    return listing
+
+
+def _add(listing: Listing, root: str, rel_b: bytes, st: Any) -> None:
+    try:
+        listing.entries.append(RemoteEntry(root, decode_rel(rel_b), st.st_size, st.st_mtime))
+    except UnsafePathError as exc:
+        listing.rejected.append(Rejected(root, rel_b, str(exc)))

@@ -1,0 +1,265 @@
+"""Everything the SSH source does over SFTP: the fallback walk, pipelined reads into a partial, and the
+per-file operations of hosts without a shell (lstat, remove, rmdir, statvfs).
+
+Errors are sorted here, once: a lost connection is a RemoteError (the session ends; nothing counts
+against a file), a refused request is the file's own problem.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import stat
+from collections.abc import Callable, Coroutine, Iterable, Sequence
+from concurrent.futures import Executor
+from pathlib import Path
+from typing import Any
+
+import asyncssh
+
+from mediasyncd.errors import RemoteError, RemoteFileChanged, TransferError, UnsafePathError
+from mediasyncd.paths import decode_rel
+from mediasyncd.sources.listing import Listing, Rejected, RemoteEntry, same_version
+from mediasyncd.sources.receive import WRITE_CHUNK, PartialWriter, RateLimiter
+
+IN_FLIGHT = 16  # SFTP requests in flight for per-file operations
+# asyncssh's ways of saying that the connection is gone; SFTPNoConnection is what requests made after
+# the cut raise, SFTPConnectionLost what requests in flight at the cut raise.
+LOST: tuple[type[BaseException], ...] = (
+    asyncssh.DisconnectError,
+    asyncssh.SFTPConnectionLost,
+    asyncssh.SFTPNoConnection,
+    asyncssh.ChannelOpenError,
+    ConnectionError,
+)
+
+
+def is_lost(exc: BaseException, conn: asyncssh.SSHClientConnection | None = None) -> bool:
+    """True when `exc` means the connection is gone rather than one request refused."""
+    return isinstance(exc, LOST) or (conn is not None and conn.is_closed())
+
+
+# ------------------------------------------------------------------------------------------- listing
+
+
+async def sftp_walk(sftp: asyncssh.SFTPClient, roots: Sequence[str], parallel: int = 16) -> Listing:
+    """SFTP-only fallback: walk the roots with up to `parallel` directory reads in flight."""
+    listing = Listing(method="sftp")
+    for root in roots:
+        try:
+            attrs = await sftp.stat(root)  # follows a root that is itself a symlink
+        except asyncssh.SFTPNoSuchFile:
+            listing.missing_roots.append(root)
+            continue
+        except asyncssh.SFTPError as exc:
+            if is_lost(exc):
+                raise RemoteError(f"connection lost listing {root}: {exc}") from None
+            raise RemoteError(f"cannot stat root {root}: {exc.reason}") from None
+        if attrs.permissions is None or not stat.S_ISDIR(attrs.permissions):
+            listing.missing_roots.append(root)
+            continue
+        pending: list[bytes] = [b""]
+        while pending:
+            batch, pending = pending[:parallel], pending[parallel:]
+            results = await asyncio.gather(
+                *(_readdir(sftp, root, sub) for sub in batch), return_exceptions=True
+            )
+            for sub, result in zip(batch, results, strict=True):
+                if isinstance(result, BaseException):
+                    if is_lost(result):
+                        raise RemoteError(f"connection lost listing {root}: {result}") from None
+                    if isinstance(result, asyncssh.SFTPError):
+                        continue  # vanished or unreadable directory: skip it this pass
+                    raise result
+                for name, a in result:
+                    rel_b = sub + b"/" + name if sub else name
+                    mode = a.permissions or 0
+                    if stat.S_ISDIR(mode):
+                        pending.append(rel_b)
+                    elif stat.S_ISREG(mode):
+                        try:
+                            rel = decode_rel(rel_b)
+                            listing.entries.append(RemoteEntry(root, rel, a.size or 0, sftp_mtime(a)))
+                        except UnsafePathError as exc:
+                            listing.rejected.append(Rejected(root, rel_b, str(exc)))
+    return listing
+
+
+async def _readdir(
+    sftp: asyncssh.SFTPClient, root: str, sub: bytes
+) -> list[tuple[bytes, asyncssh.SFTPAttrs]]:
+    path = root.encode() + (b"/" + sub if sub else b"")
+    out: list[tuple[bytes, asyncssh.SFTPAttrs]] = []
+    async for entry in sftp.scandir(path):
+        name = entry.filename
+        assert isinstance(name, bytes)
+        if name in (b".", b".."):
+            continue
+        out.append((name, entry.attrs))
+    return out
+
+
+def sftp_mtime(a: asyncssh.SFTPAttrs) -> float:
+    """A file's mtime from SFTP attributes, with the nanoseconds where the server sends them."""
+    if a.mtime is None:
+        return 0.0
+    return float(a.mtime) + (a.mtime_ns % 1_000_000_000) / 1e9 if a.mtime_ns else float(a.mtime)
+
+
+# ------------------------------------------------------------------------------------------- reading
+
+
+async def sftp_pull(
+    sftp: asyncssh.SFTPClient,
+    remote_path: str,
+    partial: Path,
+    *,
+    size: int,
+    mtime: float,
+    executor: Executor,
+    block_size: int = 0,
+    max_requests: int = 64,
+    check_attrs: bool = True,
+    limiter: RateLimiter | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> str:
+    """Copy `remote_path` (expected `size` and `mtime`) into `partial`; return its SHA-256 hex digest.
+
+    Continues an existing partial. Raises RemoteFileChanged when the file is not the expected version
+    (then the partial is dropped), RemoteError when the connection is lost, TransferError for other read
+    failures (the partial is kept for a resume).
+    """
+    writer = PartialWriter(partial, size, executor)
+    offset = await writer.open()
+    if progress:
+        progress(offset)
+    try:
+        try:
+            f = await sftp.open(remote_path, "rb", block_size=block_size or -1, max_requests=max_requests)
+        except asyncssh.SFTPNoSuchFile:
+            raise RemoteFileChanged(f"{remote_path}: vanished before transfer") from None
+        try:
+            done = await _stream(f, offset, size, writer, limiter, progress)
+            if check_attrs:
+                attrs = await f.stat()
+                if attrs.size != size or (attrs.mtime is not None and int(attrs.mtime) != int(mtime)):
+                    raise RemoteFileChanged(f"{remote_path}: changed during transfer")
+        finally:
+            close = asyncio.ensure_future(f.close())  # not awaited: saves a round trip per file
+            close.add_done_callback(_ignore_result)
+        if done != size:
+            raise RemoteFileChanged(f"{remote_path}: size changed during transfer ({done} of {size} bytes)")
+    except RemoteFileChanged:
+        await writer.abort(drop=True)
+        raise
+    except (asyncssh.Error, OSError) as exc:
+        await writer.abort(drop=False)
+        if is_lost(exc):
+            raise RemoteError(f"connection lost while reading {remote_path}: {exc}") from None
+        raise TransferError(f"{remote_path}: {getattr(exc, 'reason', None) or exc}") from None
+    except BaseException:
+        await writer.abort(drop=False)
+        raise
+    return await writer.finish()
+
+
+async def _stream(
+    f: asyncssh.SFTPClientFile,
+    offset: int,
+    size: int,
+    writer: PartialWriter,
+    limiter: RateLimiter | None,
+    progress: Callable[[int], None] | None,
+) -> int:
+    """Hand blocks to the writer in offset order (they may arrive out of order); returns bytes held."""
+    waiting: dict[int, bytes] = {}
+    next_offset = offset
+    received = offset  # what progress shows: blocks may arrive (and be written) out of order
+    ready: list[bytes] = []
+    ready_bytes = 0
+    if size > offset:
+        async for block_offset, data in await f.read_parallel(size - offset, offset):
+            if limiter:
+                await limiter.consume(len(data))
+            waiting[block_offset] = data
+            received += len(data)
+            while next_offset in waiting:
+                chunk = waiting.pop(next_offset)
+                if not chunk:
+                    break
+                ready.append(chunk)
+                ready_bytes += len(chunk)
+                next_offset += len(chunk)
+            if ready_bytes >= WRITE_CHUNK:
+                await writer.write(ready)
+                ready, ready_bytes = [], 0
+            if progress:
+                progress(received)
+    if ready:
+        await writer.write(ready)
+    return next_offset
+
+
+def _ignore_result(task: asyncio.Future[None]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
+# ------------------------------------------------------------------------------------------- per file
+
+
+async def bounded(coros: Iterable[Coroutine[Any, Any, bool]]) -> list[bool]:
+    """Run the requests with at most IN_FLIGHT in flight; their results in order."""
+    gate = asyncio.Semaphore(IN_FLIGHT)
+
+    async def one(coro: Coroutine[Any, Any, bool]) -> bool:
+        async with gate:
+            return await coro
+
+    return list(await asyncio.gather(*(one(c) for c in coros)))
+
+
+async def sftp_ok(call: Coroutine[Any, Any, object], what: str, *, missing_ok: bool = False) -> bool:
+    """Run one SFTP request: True when it succeeded (or, with `missing_ok`, the path was already gone),
+    False when the server refused it; a lost connection is a RemoteError."""
+    try:
+        await call
+    except asyncssh.SFTPNoSuchFile:
+        return missing_ok
+    except (asyncssh.Error, OSError) as exc:
+        if is_lost(exc) or not isinstance(exc, asyncssh.SFTPError):
+            raise RemoteError(f"connection lost during {what}: {exc}") from None
+        return False
+    return True
+
+
+async def sftp_remove(sftp: asyncssh.SFTPClient, path: str) -> bool:
+    return await sftp_ok(sftp.remove(path), f"remove {path}", missing_ok=True)
+
+
+async def sftp_same(sftp: asyncssh.SFTPClient, path: str, size: int, mtime: float) -> bool:
+    found: list[asyncssh.SFTPAttrs] = []
+
+    async def lstat() -> None:
+        found.append(await sftp.lstat(path))
+
+    if not await sftp_ok(lstat(), f"lstat {path}") or not found:
+        return False
+    attrs = found[0]
+    return attrs.size == size and same_version(size, mtime, size, sftp_mtime(attrs))
+
+
+async def sftp_rmdir(sftp: asyncssh.SFTPClient, path: str) -> bool:
+    return await sftp_ok(sftp.rmdir(path), f"rmdir {path}")
+
+
+async def sftp_free(sftp: asyncssh.SFTPClient, path: str) -> int | None:
+    """statvfs's free bytes; None where the server has no statvfs (the caller may ask `df`)."""
+    try:
+        vfs = await sftp.statvfs(path)
+        return int(vfs.bavail * vfs.frsize)
+    except asyncssh.SFTPOpUnsupported:
+        return None
+    except (asyncssh.Error, OSError) as exc:
+        if is_lost(exc) or not isinstance(exc, asyncssh.SFTPError):
+            raise RemoteError(f"connection lost during statvfs {path}: {exc}") from None
+        return None

@@ -1,0 +1,238 @@
+"""The SSH source: one connection, one SFTP session and (where the remote has a shell) one long-lived
+command channel, plus what the remote can do (GNU find -printf, a SHA-256 tool, GNU tar).
+
+Bytes come over SFTP (pipelined reads) or, for many small files, one `tar` stream; listing, hashing and
+deleting go through the shell in batches where there is one, else through SFTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
+from pathlib import Path
+
+import asyncssh
+
+from mediasyncd.config import RemoteConfig, TransferConfig
+from mediasyncd.errors import RemoteError
+from mediasyncd.sources.base import Capabilities, Progress
+from mediasyncd.sources.commands import (
+    PROBE,
+    batches,
+    delete_command,
+    emptied_dirs,
+    free_space_command,
+    hash_command,
+    parse_df,
+    parse_sha256sum,
+    parse_survivors,
+    rmdir_command,
+)
+from mediasyncd.sources.listing import Listing, find_command, parse_find
+from mediasyncd.sources.receive import RateLimiter
+from mediasyncd.sources.ssh.connect import connect
+from mediasyncd.sources.ssh.sftp import (
+    bounded,
+    sftp_free,
+    sftp_pull,
+    sftp_remove,
+    sftp_rmdir,
+    sftp_same,
+    sftp_walk,
+)
+from mediasyncd.sources.ssh.shell import CommandChannel
+from mediasyncd.sources.tar import Member, tar_command, unpack_stream
+
+CLOSE_TIMEOUT = 5.0
+
+
+class SshSource:
+    def __init__(
+        self,
+        conn: asyncssh.SSHClientConnection,
+        sftp: asyncssh.SFTPClient,
+        shell: CommandChannel | None,
+        caps: Capabilities,
+        transfer: TransferConfig | None = None,
+    ) -> None:
+        self.conn = conn
+        self.sftp = sftp
+        self._shell = shell
+        self._caps = caps
+        self.block_size = transfer.block_size if transfer else 0
+        self.max_requests = transfer.max_requests if transfer else 64
+
+    @classmethod
+    async def open(
+        cls, remote: RemoteConfig, state_dir: Path, transfer: TransferConfig | None = None
+    ) -> SshSource:
+        """Connect and start the SFTP session and the command channel; the connection is closed again
+        whatever goes wrong after it was made."""
+        conn = await connect(remote, state_dir)
+        try:
+            return await cls.start(conn, transfer)
+        except BaseException:
+            conn.close()
+            raise
+
+    @classmethod
+    async def start(
+        cls,
+        conn: asyncssh.SSHClientConnection,
+        transfer: TransferConfig | None = None,
+        *,
+        use_shell: bool = True,
+    ) -> SshSource:
+        """Start the SFTP session and the command channel side by side (each pays a round trip and, for
+        the shell, the remote's shell start-up)."""
+        sftp_task = asyncio.ensure_future(conn.start_sftp_client())
+        shell: CommandChannel | None = None
+        caps = Capabilities()
+        try:
+            if use_shell:
+                try:
+                    shell, probe = await CommandChannel.start(conn, PROBE)
+                    words = set(probe.stdout.split())
+                    hasher = next((h for h in ("openssl", "sha256sum") if h.encode() in words), None)
+                    caps = Capabilities(
+                        find_printf=b"find-printf" in words, hasher=hasher, tar=b"gnu-tar" in words
+                    )
+                except RemoteError:
+                    shell = None
+            sftp = await sftp_task
+        except (asyncssh.Error, OSError) as exc:
+            if shell is not None:
+                shell.close()
+            raise RemoteError(f"SFTP unavailable: {exc}") from None
+        finally:
+            if not sftp_task.done():
+                sftp_task.cancel()
+        return cls(conn, sftp, shell, caps, transfer)
+
+    @property
+    def caps(self) -> Capabilities:
+        return self._caps
+
+    @property
+    def shell(self) -> CommandChannel | None:
+        return self._shell
+
+    async def close(self) -> None:
+        """Close the channels and the connection; a broken connection never holds this up long."""
+        if self._shell is not None:
+            self._shell.close()
+        self.sftp.exit()
+        self.conn.close()
+        try:
+            await asyncio.wait_for(self.conn.wait_closed(), CLOSE_TIMEOUT)
+        except (OSError, TimeoutError, asyncssh.Error):
+            pass
+
+    # ------------------------------------------------------------------------------------ listing
+
+    async def list_roots(self, roots: Sequence[str]) -> Listing:
+        if self._shell is not None and self._caps.find_printf:
+            result = await self._shell.run(find_command(roots))
+            return parse_find(result.stdout, roots)
+        return await sftp_walk(self.sftp, roots)
+
+    # ------------------------------------------------------------------------------------ bytes
+
+    async def pull(
+        self,
+        path: str,
+        partial: Path,
+        *,
+        size: int,
+        mtime: float,
+        executor: Executor,
+        limiter: RateLimiter | None = None,
+        progress: Progress | None = None,
+    ) -> str:
+        return await sftp_pull(
+            self.sftp,
+            path,
+            partial,
+            size=size,
+            mtime=mtime,
+            executor=executor,
+            block_size=self.block_size,
+            max_requests=self.max_requests,
+            check_attrs=not self._caps.hashes,  # the remote's hash checks the version where it can
+            limiter=limiter,
+            progress=progress,
+        )
+
+    async def pull_batch(
+        self,
+        root: str,
+        partials: dict[str, Path],
+        *,
+        executor: Executor,
+        on_member: Callable[[Member], None],
+        progress: Progress | None = None,
+    ) -> None:
+        try:
+            process = await self.conn.create_process(tar_command(root), encoding=None)
+        except (asyncssh.Error, OSError) as exc:
+            raise RemoteError(f"tar stream unavailable: {exc}") from None
+        try:
+            process.stdin.write(b"".join(rel.encode() + b"\0" for rel in partials))
+            process.stdin.write_eof()
+            await unpack_stream(
+                process.stdout, root, partials, executor=executor, on_member=on_member, progress=progress
+            )
+        except (asyncssh.Error, OSError) as exc:
+            raise RemoteError(f"tar stream broke: {exc}") from None
+        finally:
+            process.close()
+
+    # ------------------------------------------------------------------------------------ checks
+
+    async def sha256(self, paths: Sequence[str]) -> dict[str, str] | None:
+        if self._shell is None or self._caps.hasher is None:
+            return None
+        out: dict[str, str] = {}
+        for batch in batches(paths, max_files=len(paths) or 1):
+            result = await self._shell.run(hash_command(self._caps.hasher, batch))
+            out.update(parse_sha256sum(result.stdout))
+        return out
+
+    async def still_same(self, files: Sequence[tuple[str, int, float]]) -> set[str]:
+        stats = await bounded(sftp_same(self.sftp, path, size, mtime) for path, size, mtime in files)
+        return {path for (path, _, _), same in zip(files, stats, strict=True) if same}
+
+    # ------------------------------------------------------------------------------------ deleting
+
+    async def delete(self, paths: Sequence[str]) -> set[str]:
+        if not paths:
+            return set()
+        if self._shell is not None:
+            survivors: set[str] = set()
+            for batch in batches(paths, max_files=len(paths)):
+                survivors |= parse_survivors((await self._shell.run(delete_command(batch))).stdout)
+            return survivors
+        outcomes = await bounded(sftp_remove(self.sftp, p) for p in paths)
+        return {p for p, removed in zip(paths, outcomes, strict=True) if not removed}
+
+    async def remove_empty_dirs(self, root: str, deleted: Sequence[str]) -> None:
+        dirs = emptied_dirs(root, deleted)
+        if not dirs:
+            return
+        if self._shell is not None:
+            for batch in batches(dirs):
+                await self._shell.run(rmdir_command(batch))
+            return
+        by_depth: dict[int, list[str]] = {}
+        for d in dirs:
+            by_depth.setdefault(d.count("/"), []).append(d)
+        for depth in sorted(by_depth, reverse=True):
+            await bounded(sftp_rmdir(self.sftp, d) for d in by_depth[depth])
+
+    async def free_space(self, path: str) -> int | None:
+        free = await sftp_free(self.sftp, path)
+        if free is not None or self._shell is None:
+            return free
+        result = await self._shell.run(free_space_command(path))
+        return parse_df(result.stdout) if result.exit_status == 0 else None

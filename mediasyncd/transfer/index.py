@@ -1,0 +1,48 @@
+"""The in-memory index of one remote's files against a listing: what to write to the DB. Pure.
+
+`diff` compares a listing with the state DB's current rows so that a pass writes only what changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Set
+from dataclasses import dataclass, field
+
+from mediasyncd.sources import Key, RemoteEntry, same_version
+from mediasyncd.state import FileRow, NewFile
+
+UNLANDED = frozenset({"seen", "transferring", "failed"})
+Index = Mapping[Key, FileRow]
+
+
+@dataclass
+class Diff:
+    new: list[NewFile] = field(default_factory=list)
+    retire: list[int] = field(default_factory=list)  # landed rows replaced by a new version
+    forget: list[int] = field(default_factory=list)  # unlanded rows that vanished or changed
+
+    @property
+    def empty(self) -> bool:
+        return not (self.new or self.retire or self.forget)
+
+
+def diff(
+    known: Index, entries: Iterable[RemoteEntry], busy: Set[int] = frozenset(), *, full: bool = True
+) -> Diff:
+    """What to write to the DB for this listing; nothing for files that did not change. Rows in `busy`
+    (being transferred) are left alone: their transfer notices a change and the next pass handles it.
+    Only a `full` listing says that unlisted files vanished."""
+    d = Diff()
+    listed: set[Key] = set()
+    for e in entries:
+        listed.add(e.key)
+        row = known.get(e.key)
+        if row is None:
+            d.new.append(NewFile(e.root, e.rel, e.size, e.mtime))
+        elif row.id not in busy and not same_version(row.size, row.mtime, e.size, e.mtime):
+            (d.forget if row.state in UNLANDED else d.retire).append(row.id)
+            d.new.append(NewFile(e.root, e.rel, e.size, e.mtime))
+    for key, row in known.items() if full else ():
+        if key not in listed and row.state in ("seen", "failed") and row.id not in busy:
+            d.forget.append(row.id)
+    return d

@@ -1,0 +1,143 @@
+"""Keeps one remote synced: open its source with backoff, serve a session, and again after a loss.
+
+Connection supervision lives here and nowhere else. The backoff grows across repeated failures and
+starts over only after a session that completed a pass: a remote whose every session fails at once (an
+unreadable root on an SFTP-only host) is not handshaken with every second. One Puller per remote; a
+failure here never reaches another remote's Puller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor
+from pathlib import Path
+
+import structlog
+
+from mediasyncd.backoff import Backoff
+from mediasyncd.config import RemoteConfig, TransferConfig
+from mediasyncd.errors import HostKeyError, RemoteError
+from mediasyncd.progress import RemoteStatus
+from mediasyncd.sources import Source, open_source
+from mediasyncd.state import Store
+from mediasyncd.transfer.budget import SpaceGate
+from mediasyncd.transfer.landing import Library
+from mediasyncd.transfer.ledger import LandedHook, Ledger, PassCounts
+from mediasyncd.transfer.session import Session
+from mediasyncd.watchers.poll import PollWatcher
+
+RECONNECT = Backoff(base=1.0, cap=300.0)
+Opener = Callable[[], Awaitable[Source]]
+
+
+class Puller:
+    def __init__(
+        self,
+        remote: RemoteConfig,
+        transfer: TransferConfig,
+        *,
+        library: Library,
+        store: Store,
+        status: RemoteStatus,
+        state_dir: Path,
+        executor: Executor,
+        landing_lock: asyncio.Lock,
+        space: SpaceGate,
+        on_landed: LandedHook | None = None,
+        opener: Opener | None = None,
+    ) -> None:
+        self.remote = remote
+        self.transfer = transfer
+        self.library = library
+        self.status = status
+        self.executor = executor
+        self.landing_lock = landing_lock
+        self.space = space
+        self.ledger = Ledger(remote.name, store, status, on_landed=on_landed)
+        self.opener = opener or (lambda: open_source(remote, state_dir, transfer))
+        self.log = structlog.get_logger("mediasyncd.puller").bind(remote=remote.name)
+        self.attempt = 0
+        self._wake = asyncio.Event()
+
+    @property
+    def counts(self) -> PassCounts:
+        return self.ledger.counts
+
+    async def run(self) -> None:
+        """Keep the remote synced until cancelled; reconnect with capped exponential backoff."""
+        if self.remote.watch == "agent":
+            self.log.warning("watch = 'agent' is not available in this version; polling instead")
+        await self.ledger.load(self.library.root, self.executor)
+        while True:
+            session = await self._serve(once=False)
+            if session is not None and session.passes:
+                self.attempt = 0  # it worked for a while: the next loss is retried soon
+            await self._sleep(self._next_delay())
+
+    async def sync_once(self) -> PassCounts:
+        """One pass, then drain: list, transfer everything complete, and return. Raises RemoteError."""
+        await self.ledger.load(self.library.root, self.executor)
+        self.status.state = "connecting"
+        source = await self.opener()
+        try:
+            await self._session(source, once=True).run()
+        finally:
+            await source.close()
+        return self.ledger.counts
+
+    async def _serve(self, *, once: bool) -> Session | None:
+        """Open the source and serve a session until it ends; the error is recorded, never raised."""
+        self.status.state = "connecting"
+        try:
+            source = await self.opener()
+        except HostKeyError as exc:
+            self._record("error", str(exc))
+            self.attempt = max(self.attempt, 30)  # never retried quickly: someone must act
+            return None
+        except RemoteError as exc:
+            self._record("backoff", str(exc))
+            return None
+        session = self._session(source, once=once)
+        try:
+            await session.run()
+        except RemoteError as exc:
+            self._record("backoff", str(exc))
+        finally:
+            await source.close()
+        return session
+
+    def _session(self, source: Source, *, once: bool) -> Session:
+        self.status.state = "connected"
+        self.status.last_error = None
+        self.status.capabilities = source.caps.summary
+        self.log.info("connected", capabilities=source.caps.summary)
+        watcher = PollWatcher(source, self.remote, self.ledger.pending, once=once)
+        return Session(
+            self.remote, self.transfer, source, watcher, self.ledger, library=self.library,
+            executor=self.executor, landing_lock=self.landing_lock, space=self.space, status=self.status,
+            once=once,
+        )  # fmt: skip
+
+    def _next_delay(self) -> float:
+        delay = RECONNECT.delay(self.attempt)
+        self.attempt += 1
+        if self.status.state in ("backoff", "error"):
+            self.status.last_error = f"{self.status.last_error} (retrying in {delay:.0f}s)"
+            self.log.warning("remote unavailable", error=self.status.last_error, state=self.status.state)
+        return delay
+
+    def _record(self, state: str, message: str) -> None:
+        self.status.state = "error" if state == "error" else "backoff"
+        self.status.last_error = message
+
+    def wake(self) -> None:
+        """Retry now (e.g. after a config change or an operator's request)."""
+        self._wake.set()
+
+    async def _sleep(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self._wake.wait(), seconds)
+        except TimeoutError:
+            pass
+        self._wake.clear()

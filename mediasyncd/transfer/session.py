@@ -1,0 +1,120 @@
+"""One connected source, served: watcher -> ready queue -> transfer workers -> verifier -> Ledger.
+
+A session runs until its watcher ends (a one-pass watcher: then the queue drains and the session
+returns) or a RemoteError ends it (the connection is gone); either way, everything still in flight goes
+back to the Ledger, its partials kept for a resume.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from concurrent.futures import Executor
+
+from mediasyncd.config import RemoteConfig, TransferConfig
+from mediasyncd.errors import RemoteError
+from mediasyncd.progress import RemoteStatus
+from mediasyncd.sources import Source
+from mediasyncd.transfer.budget import SpaceGate
+from mediasyncd.transfer.jobs import Job, plan_jobs
+from mediasyncd.transfer.landing import Library
+from mediasyncd.transfer.ledger import Ledger
+from mediasyncd.transfer.verify import Pulled, Verifier
+from mediasyncd.transfer.workers import Transfers
+from mediasyncd.watchers.base import Sighting, Watcher
+
+
+class Session:
+    def __init__(
+        self,
+        remote: RemoteConfig,
+        transfer: TransferConfig,
+        source: Source,
+        watcher: Watcher,
+        ledger: Ledger,
+        *,
+        library: Library,
+        executor: Executor,
+        landing_lock: asyncio.Lock,
+        space: SpaceGate,
+        status: RemoteStatus,
+        once: bool = False,
+    ) -> None:
+        self.remote = remote
+        self.transfer = transfer
+        self.source = source
+        self.watcher = watcher
+        self.ledger = ledger
+        self.status = status
+        self.once = once
+        self.passes = 0
+        self.transfers = Transfers(
+            remote.name, source, ledger, library=library, transfer=transfer, executor=executor,
+            space=space, status=status, wait_for_space=not once,
+        )  # fmt: skip
+        self.verifier = Verifier(remote.name, library=library, ledger=ledger, executor=executor,
+                                 landing_lock=landing_lock)  # fmt: skip
+
+    async def run(self) -> None:
+        queue: asyncio.Queue[Job] = asyncio.Queue()
+        verify: asyncio.Queue[Pulled] = asyncio.Queue()
+        try:
+            async with asyncio.TaskGroup() as tg:
+                workers = [
+                    tg.create_task(self.transfers.worker(queue, verify))
+                    for _ in range(self.transfer.concurrency)
+                ]
+                workers.append(tg.create_task(self.verifier.run(self.source, verify)))
+                async for sighting in self.watcher.sightings():
+                    await self._take(sighting, queue)
+                await queue.join()  # a one-pass watcher ended: drain, then stop
+                await verify.join()
+                for w in workers:
+                    w.cancel()
+        except BaseExceptionGroup as group:
+            raise _first_remote_error(group) from None
+        finally:
+            await self.ledger.release_all()
+
+    async def _take(self, sighting: Sighting, queue: asyncio.Queue[Job]) -> None:
+        rows = await self.ledger.admit(sighting, retry_now=self.once)
+        caps = self.source.caps
+        jobs = plan_jobs(
+            rows,
+            small_below=self.transfer.batch_below if caps.tar and self.source.shell is not None else 0,
+            max_files=self.transfer.batch_files,
+            # A quarter of the byte budget per stream: several streams overlap their remote start-up.
+            stream_bytes=max(self.transfer.in_flight // 4, 1),
+            not_in_batches=self.transfers.not_in_batches,
+        )
+        for job in jobs:
+            queue.put_nowait(job)
+        self.passes += 1
+        self.status.settling = sighting.settling
+        self.status.queued = self.transfers.queued(queue)
+        self.status.last_pass_at = time.time()
+        self.status.last_pass_s = sighting.seconds
+        self.status.last_pass_result = "ok"
+        self.ledger.log.info(
+            "pass",
+            sync_id=sighting.sync_id,
+            listed=len(sighting.entries),
+            queued=self.status.queued,
+            settling=sighting.settling,
+            method=sighting.listing.method,
+            seconds=round(sighting.seconds, 3),
+        )
+
+
+def _first_remote_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """A RemoteError that ended the session, unwrapped; any other error (a bug) as it came."""
+    remote_errors = group.subgroup(RemoteError)
+    if remote_errors is None:
+        return group
+    rest = group.subgroup(lambda e: not isinstance(e, RemoteError | BaseExceptionGroup))
+    if rest is not None:
+        return group
+    first: BaseException = remote_errors
+    while isinstance(first, BaseExceptionGroup):
+        first = first.exceptions[0]
+    return first

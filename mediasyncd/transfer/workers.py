@@ -1,0 +1,178 @@
+"""Transfer workers: take a job from the ready queue, wait for room (bytes in flight, library disk),
+pull it through the source into partials, and hand what arrived to the verifier.
+
+Each failure is sorted where it happens: the file's own problem goes to the Ledger as a failure; a
+changed file back to settling; a full library disk puts the file back to wait for room; a lost connection
+(RemoteError) ends the session, and the session puts everything in flight back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import posixpath
+from concurrent.futures import Executor
+from pathlib import Path
+
+import structlog
+
+from mediasyncd.config import TransferConfig
+from mediasyncd.errors import LibraryFull, RemoteFileChanged, TransferError, UnsafePathError
+from mediasyncd.progress import InFlight, RemoteStatus
+from mediasyncd.sources import Source
+from mediasyncd.sources.receive import RateLimiter
+from mediasyncd.sources.tar import Member
+from mediasyncd.state import FileRow
+from mediasyncd.transfer.budget import ByteBudget, SpaceGate
+from mediasyncd.transfer.jobs import Batch, Job, rows_of
+from mediasyncd.transfer.landing import Library
+from mediasyncd.transfer.ledger import Ledger
+from mediasyncd.transfer.verify import Pulled
+
+
+class Transfers:
+    """The transfer workers of one remote's session."""
+
+    def __init__(
+        self,
+        remote: str,
+        source: Source,
+        ledger: Ledger,
+        *,
+        library: Library,
+        transfer: TransferConfig,
+        executor: Executor,
+        space: SpaceGate,
+        status: RemoteStatus,
+        wait_for_space: bool = True,
+    ) -> None:
+        self.remote = remote
+        self.source = source
+        self.ledger = ledger
+        self.library = library
+        self.executor = executor
+        self.space = space
+        self.status = status
+        self.wait_for_space = wait_for_space
+        self.limiter = RateLimiter(transfer.bwlimit)
+        self.budget = ByteBudget(transfer.in_flight)
+        self.not_in_batches: set[int] = set()  # ids a stream did not deliver: one by one next time
+        self.held = 0  # jobs taken by a worker that still wait for room (disk space, bytes in flight)
+        self.log = structlog.get_logger("mediasyncd.transfer").bind(remote=remote)
+
+    def queued(self, queue: asyncio.Queue[Job]) -> int:
+        """Jobs waiting: in the queue, or taken by a worker that still waits for room."""
+        return queue.qsize() + self.held
+
+    async def worker(self, queue: asyncio.Queue[Job], verify: asyncio.Queue[Pulled]) -> None:
+        while True:
+            job = await queue.get()
+            try:
+                await self._one(job, queue, verify)
+            finally:
+                self.status.in_flight.pop(rows_of(job)[0].id, None)
+                self.status.queued = self.queued(queue)
+                queue.task_done()
+
+    async def _one(self, job: Job, queue: asyncio.Queue[Job], verify: asyncio.Queue[Pulled]) -> None:
+        self.held += 1
+        self.status.queued = self.queued(queue)
+        try:
+            if not await self.space.reserve(job.size, self.status, wait=self.wait_for_space):
+                await self._wait_later(rows_of(job))
+                return
+            try:
+                taken = await self.budget.acquire(job.size)
+            except BaseException:
+                self.space.release(job.size)
+                raise
+        finally:
+            self.held -= 1
+            self.status.queued = self.queued(queue)
+        try:
+            if isinstance(job, Batch):
+                await self._pull_batch(job, verify)
+            else:
+                pulled = await self._pull_one(job)
+                if pulled is not None:
+                    verify.put_nowait(pulled)
+        except LibraryFull as exc:
+            self.space.full(str(exc))
+            if self.wait_for_space:
+                queue.put_nowait(job)  # waits at the gate again; resumes from its partial
+            else:
+                await self._wait_later(rows_of(job))
+        except (TransferError, UnsafePathError, OSError) as exc:
+            for row in rows_of(job):
+                await self.ledger.failed(row, str(exc))
+        finally:
+            await self.budget.release(taken)
+            self.space.release(job.size)
+
+    async def _pull_one(self, row: FileRow) -> Pulled | None:
+        self.ledger.taking(row)
+        partial = self.library.partial_path(self.remote, row.id)
+        progress = InFlight(row.rel, row.size)
+        self.status.in_flight[row.id] = progress
+        try:
+            digest = await self.source.pull(
+                posixpath.join(row.root, row.rel),
+                partial,
+                size=row.size,
+                mtime=row.mtime,
+                executor=self.executor,
+                limiter=self.limiter,
+                progress=progress.update,
+            )
+        except RemoteFileChanged as exc:
+            self.log.info("changed during transfer; will retry once settled", path=row.rel, reason=str(exc))
+            await self.ledger.changed(row)
+            return None
+        return Pulled(row, digest, partial)
+
+    async def _pull_batch(self, batch: Batch, verify: asyncio.Queue[Pulled]) -> None:
+        """One stream for many small files; each member is verified and landed like any file. Files the
+        stream did not deliver go back to the next pass, then one by one."""
+        rows = {r.rel: r for r in batch.rows}
+        root = batch.rows[0].root
+        partials = {r.rel: self.library.partial_path(self.remote, r.id) for r in batch.rows}
+        for r in batch.rows:
+            self.ledger.taking(r)
+        progress = InFlight(f"{len(rows)} files in one tar stream", batch.size)
+        self.status.in_flight[batch.rows[0].id] = progress
+        delivered: set[str] = set()
+
+        def on_member(member: Member) -> None:
+            row = rows[member.rel]
+            if member.size != row.size or int(member.mtime) != int(row.mtime):
+                return  # not the listed version: the next pass sees the change
+            delivered.add(member.rel)
+            verify.put_nowait(Pulled(row, member.sha256, partials[member.rel]))
+
+        try:
+            await self.source.pull_batch(
+                root, partials, executor=self.executor, on_member=on_member, progress=progress.update
+            )
+        except TransferError as exc:
+            self.log.warning("tar stream failed; those files go one by one", error=str(exc), files=len(rows))
+        except LibraryFull as exc:
+            self.space.full(str(exc))
+            undelivered = [r for rel, r in rows.items() if rel not in delivered]
+            await self._discard(undelivered, partials)
+            await self._wait_later(undelivered)  # the next pass takes them again
+            return
+        for rel, row in rows.items():
+            if rel not in delivered:
+                self.not_in_batches.add(row.id)
+                await self._discard([row], partials)
+                await self.ledger.changed(row)
+
+    async def _wait_later(self, rows: tuple[FileRow, ...] | list[FileRow]) -> None:
+        """Files that wait for room on the library's disk: back to the Ledger, not failed."""
+        if not self.wait_for_space:
+            self.ledger.counts.waiting_for_space += len(rows)
+        await self.ledger.put_back(rows)
+
+    async def _discard(self, rows: list[FileRow], partials: dict[str, Path]) -> None:
+        loop = asyncio.get_running_loop()
+        for row in rows:
+            await loop.run_in_executor(self.executor, self.library.discard, partials[row.rel])
