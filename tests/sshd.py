@@ -292,3 +292,31 @@ async def connect(server: SshServer) -> asyncssh.SSHClientConnection:
         agent_path=None,
         config=[],
     )
+
+
+def session_pids(server: SshServer) -> list[int]:
+    """Every process below the listening sshd: one privileged monitor per connection and its children."""
+    found: list[int] = []
+    pending = [server.pid]
+    while pending:
+        pid = pending.pop()
+        for task in Path(f"/proc/{pid}/task").glob("*"):
+            try:
+                children = (task / "children").read_text().split()
+            except OSError:
+                continue
+            for child in map(int, children):
+                found.append(child)
+                pending.append(child)
+    return found
+
+
+def cut_link(server: SshServer) -> int:
+    """Cut every connection to `server` as a network failure would: SIGKILL its session processes (the
+    listener stays, so clients can reconnect). Returns how many processes were killed."""
+    killed = 0
+    for pid in session_pids(server):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+            killed += 1
+    return killed

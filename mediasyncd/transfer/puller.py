@@ -46,6 +46,7 @@ class Puller:
         space: SpaceGate,
         on_landed: LandedHook | None = None,
         opener: Opener | None = None,
+        reconnect: Backoff = RECONNECT,
     ) -> None:
         self.remote = remote
         self.transfer = transfer
@@ -57,6 +58,7 @@ class Puller:
         self.ledger = Ledger(remote.name, store, status, on_landed=on_landed)
         self.opener = opener or (lambda: open_source(remote, state_dir, transfer))
         self.log = structlog.get_logger("mediasyncd.puller").bind(remote=remote.name)
+        self.reconnect = reconnect
         self.attempt = 0
         self._wake = asyncio.Event()
 
@@ -120,7 +122,7 @@ class Puller:
         )  # fmt: skip
 
     def _next_delay(self) -> float:
-        delay = RECONNECT.delay(self.attempt)
+        delay = self.reconnect.delay(self.attempt)
         self.attempt += 1
         if self.status.state in ("backoff", "error"):
             self.status.last_error = f"{self.status.last_error} (retrying in {delay:.0f}s)"

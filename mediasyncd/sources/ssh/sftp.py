@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import stat
-from collections.abc import Callable, Coroutine, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Sequence
 from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any
@@ -171,37 +171,77 @@ async def _stream(
     progress: Callable[[int], None] | None,
 ) -> int:
     """Hand blocks to the writer in offset order (they may arrive out of order); returns bytes held."""
+    next_offset = offset
+    if size > offset:
+        blocks = await f.read_parallel(size - offset, offset)
+        reader = _reader_of(blocks)
+        try:
+            next_offset = await _consume(blocks, offset, writer, limiter, progress)
+        except BaseException:
+            _retrieve_outstanding(blocks, reader)
+            raise
+    return next_offset
+
+
+async def _consume(
+    blocks: AsyncIterator[tuple[int, bytes]],
+    offset: int,
+    writer: PartialWriter,
+    limiter: RateLimiter | None,
+    progress: Callable[[int], None] | None,
+) -> int:
     waiting: dict[int, bytes] = {}
     next_offset = offset
     received = offset  # what progress shows: blocks may arrive (and be written) out of order
     ready: list[bytes] = []
     ready_bytes = 0
-    if size > offset:
-        async for block_offset, data in await f.read_parallel(size - offset, offset):
-            if limiter:
-                await limiter.consume(len(data))
-            waiting[block_offset] = data
-            received += len(data)
-            while next_offset in waiting:
-                chunk = waiting.pop(next_offset)
-                if not chunk:
-                    break
-                ready.append(chunk)
-                ready_bytes += len(chunk)
-                next_offset += len(chunk)
-            if ready_bytes >= WRITE_CHUNK:
-                await writer.write(ready)
-                ready, ready_bytes = [], 0
-            if progress:
-                progress(received)
+    async for block_offset, data in blocks:
+        if limiter:
+            await limiter.consume(len(data))
+        waiting[block_offset] = data
+        received += len(data)
+        while next_offset in waiting:
+            chunk = waiting.pop(next_offset)
+            if not chunk:
+                break
+            ready.append(chunk)
+            ready_bytes += len(chunk)
+            next_offset += len(chunk)
+        if ready_bytes >= WRITE_CHUNK:
+            await writer.write(ready)
+            ready, ready_bytes = [], 0
+        if progress:
+            progress(received)
     if ready:
         await writer.write(ready)
     return next_offset
 
 
-def _ignore_result(task: asyncio.Future[None]) -> None:
+def _ignore_result(task: asyncio.Future[Any]) -> None:
     if not task.cancelled():
         task.exception()
+
+
+def _reader_of(blocks: AsyncIterator[tuple[int, bytes]]) -> object:
+    """asyncssh's parallel reader behind its iterator (the generator's `self`), taken before the first
+    step: a cancel inside the generator ends its frame."""
+    frame = getattr(blocks, "ag_frame", None)
+    return frame.f_locals.get("self") if frame is not None else None
+
+
+def _retrieve_outstanding(blocks: AsyncIterator[tuple[int, bytes]], reader: object) -> None:
+    """When reading stops early (the connection dropped, the transfer was cancelled), cancel asyncssh's
+    read requests still in flight and retrieve their outcome: otherwise each one that later fails with
+    "connection not open" is reported as a task exception nobody retrieved. asyncssh keeps them on the
+    reader behind its iterator (`self._pending`, and `done` while a batch is handed out); should those
+    names ever change, this does nothing, as before."""
+    frame = getattr(blocks, "ag_frame", None)
+    done = frame.f_locals.get("done", ()) if frame is not None else ()
+    tasks = [*getattr(reader, "_pending", ()), *done]
+    for task in tasks:
+        if isinstance(task, asyncio.Future):
+            task.cancel()
+            task.add_done_callback(_ignore_result)
 
 
 # ------------------------------------------------------------------------------------------- per file

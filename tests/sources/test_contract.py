@@ -1,0 +1,207 @@
+"""The `Source` contract, run unchanged against every implementation: SSH with a shell, SSH that serves
+SFTP only, and a local folder. Each test states one promise the rest of the daemon relies on."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from mediasyncd.errors import RemoteFileChanged
+from mediasyncd.sources import Source, same_version
+from mediasyncd.sources.local import LocalSource
+from mediasyncd.sources.ssh.source import SshSource
+from tests.sshd import connect, start_sshd
+
+OLD = 1_700_000_000.25
+
+
+@dataclass
+class Opened:
+    source: Source
+    root: Path
+    executor: ThreadPoolExecutor
+
+    @property
+    def roots(self) -> list[str]:
+        return [str(self.root)]
+
+    def path(self, rel: str) -> str:
+        return str(self.root / rel)
+
+    def write(self, rel: str, data: bytes, mtime: float = OLD) -> Path:
+        path = self.root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        os.utime(path, (mtime, mtime))
+        return path
+
+
+@pytest.fixture(params=["ssh", "ssh-sftp-only", "local"])
+async def opened(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Opened]:
+    root = tmp_path / "root"
+    root.mkdir()
+    with ThreadPoolExecutor(4) as executor:
+        if request.param == "local":
+            yield Opened(LocalSource([str(root)]), root, executor)
+            return
+        with start_sshd(tmp_path / "sshd", sftp_only=request.param == "ssh-sftp-only") as server:
+            source = await SshSource.start(await connect(server))
+            try:
+                yield Opened(source, root, executor)
+            finally:
+                await source.close()
+
+
+def write_raw(directory: Path, name: bytes) -> None:
+    """A file whose name is raw bytes (not necessarily UTF-8)."""
+    fd = os.open(os.path.join(os.fsencode(directory), name), os.O_WRONLY | os.O_CREAT, 0o644)
+    os.write(fd, b"b")
+    os.close(fd)
+
+
+async def pull(o: Opened, rel: str, partial: Path, size: int, mtime: float = OLD) -> str:
+    return await o.source.pull(o.path(rel), partial, size=size, mtime=mtime, executor=o.executor)
+
+
+async def test_listing_holds_every_regular_file_with_size_and_mtime(opened: Opened, tmp_path: Path) -> None:
+    """Regular files at any depth are listed with their size and mtime; symlinks (to files or to
+    directories outside the root) are not followed or listed."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.png").write_bytes(b"s" * 10)
+    opened.write("a.png", b"a" * 100)
+    opened.write("day/one/b.png", b"b" * 7, mtime=OLD + 5)
+    (opened.root / "link.png").symlink_to(outside / "secret.png")
+    (opened.root / "linkdir").symlink_to(outside)
+    listing = await opened.source.list_roots(opened.roots)
+    got = {e.rel: e for e in listing.entries}
+    assert set(got) == {"a.png", "day/one/b.png"}
+    assert got["a.png"].size == 100 and got["day/one/b.png"].size == 7
+    assert same_version(7, got["day/one/b.png"].mtime, 7, OLD + 5)
+    assert listing.missing_roots == [] and listing.rejected == []
+
+
+async def test_a_missing_root_is_reported_not_an_error(opened: Opened) -> None:
+    """A root that does not exist is named in `missing_roots`; the other roots are still listed."""
+    opened.write("x.png", b"x")
+    gone = str(opened.root.parent / "no-such-root")
+    listing = await opened.source.list_roots([*opened.roots, gone])
+    assert listing.missing_roots == [gone]
+    assert [e.rel for e in listing.entries] == ["x.png"]
+
+
+async def test_unsafe_names_are_set_aside_with_a_reason(opened: Opened) -> None:
+    """Names that cannot land safely (not UTF-8, control characters) are rejected, never listed."""
+    opened.write("ok.png", b"ok")
+    opened.write("new\nline.png", b"n")
+    write_raw(opened.root, b"bad-\xff.png")
+    listing = await opened.source.list_roots(opened.roots)
+    assert [e.rel for e in listing.entries] == ["ok.png"]
+    assert sorted(r.raw for r in listing.rejected) == [b"bad-\xff.png", b"new\nline.png"]
+    assert all(r.reason for r in listing.rejected)
+
+
+@pytest.mark.parametrize("size", [5_000, 3 << 20])
+async def test_a_pull_copies_the_bytes_and_returns_their_sha256(
+    opened: Opened, tmp_path: Path, size: int
+) -> None:
+    """Small (buffered) and large (streamed) files arrive whole in the partial, hashed on the way."""
+    data = os.urandom(size)
+    opened.write("f.bin", data)
+    partial = tmp_path / "partials" / "f.part"
+    digest = await pull(opened, "f.bin", partial, size)
+    assert digest == hashlib.sha256(data).hexdigest()
+    assert partial.read_bytes() == data
+
+
+async def test_a_pull_continues_from_what_the_partial_holds(opened: Opened, tmp_path: Path) -> None:
+    """An interrupted transfer resumes at the partial's end: the bytes already there are kept, not
+    fetched again (here they differ on purpose, so a restart from zero would show)."""
+    data = os.urandom(3 << 20)
+    opened.write("big.bin", data)
+    partial = tmp_path / "big.part"
+    kept = b"X" * (1 << 20)
+    partial.write_bytes(kept)
+    digest = await pull(opened, "big.bin", partial, len(data))
+    expected = kept + data[len(kept) :]
+    assert partial.read_bytes() == expected
+    assert digest == hashlib.sha256(expected).hexdigest()
+
+
+async def test_a_shorter_or_vanished_file_is_a_change_and_its_partial_is_dropped(
+    opened: Opened, tmp_path: Path
+) -> None:
+    """A file that no longer has its listed size, or is gone, raises RemoteFileChanged (retried once it
+    settles, never counted as a failure) and leaves no partial behind."""
+    opened.write("short.bin", os.urandom(2 << 20))
+    partial = tmp_path / "short.part"
+    with pytest.raises(RemoteFileChanged):
+        await pull(opened, "short.bin", partial, 3 << 20)
+    assert not partial.exists()
+    with pytest.raises(RemoteFileChanged):
+        await pull(opened, "never-there.bin", tmp_path / "gone.part", 10)
+    assert not (tmp_path / "gone.part").exists()
+
+
+async def test_still_same_tells_an_unchanged_file_from_a_rewritten_or_missing_one(opened: Opened) -> None:
+    """The last check before a delete: same size and mtime, else not the verified version."""
+    opened.write("keep.png", b"k" * 10)
+    opened.write("rewritten.png", b"r" * 10)
+    opened.write("rewritten.png", b"r" * 11)
+    same = await opened.source.still_same(
+        [
+            (opened.path("keep.png"), 10, OLD),
+            (opened.path("rewritten.png"), 10, OLD),
+            (opened.path("missing.png"), 10, OLD),
+        ]
+    )
+    assert same == {opened.path("keep.png")}
+
+
+async def test_hashes_of_many_files_come_in_one_call(opened: Opened) -> None:
+    """Where the source can hash, every readable path maps to its SHA-256 and a missing one is absent;
+    a source that cannot says so with None."""
+    blobs = {f"h/{i}.png": os.urandom(1000 + i) for i in range(3)}
+    for rel, data in blobs.items():
+        opened.write(rel, data)
+    got = await opened.source.sha256([opened.path(rel) for rel in blobs] + [opened.path("absent.png")])
+    if not opened.source.caps.hashes:
+        assert got is None
+        return
+    assert got == {opened.path(rel): hashlib.sha256(data).hexdigest() for rel, data in blobs.items()}
+
+
+async def test_delete_removes_files_then_only_the_directories_it_emptied(opened: Opened) -> None:
+    """Deleted files are gone (none survives); emptied directories go, the root and directories that
+    still hold files stay."""
+    for rel in ("d1/a.png", "d1/sub/b.png", "d2/c.png", "d2/stay.png"):
+        opened.write(rel, b"x")
+    doomed = [opened.path(r) for r in ("d1/a.png", "d1/sub/b.png", "d2/c.png")]
+    assert await opened.source.delete(doomed) == set()
+    await opened.source.remove_empty_dirs(str(opened.root), doomed)
+    left = sorted(str(p.relative_to(opened.root)) for p in opened.root.rglob("*"))
+    assert left == ["d2", "d2/stay.png"]
+
+
+async def test_delete_removes_a_symlink_never_its_target(opened: Opened, tmp_path: Path) -> None:
+    """A file replaced by a symlink after listing: deleting the path removes the link; the file it
+    points to, outside the root, survives."""
+    target = tmp_path / "precious.png"
+    target.write_bytes(b"keep me")
+    (opened.root / "swap.png").symlink_to(target)
+    assert await opened.source.delete([opened.path("swap.png")]) == set()
+    assert not (opened.root / "swap.png").is_symlink()
+    assert target.read_bytes() == b"keep me"
+
+
+async def test_free_space_of_the_root_is_measured(opened: Opened) -> None:
+    """Free bytes of the root's filesystem, as statvfs sees them (to within 64 MiB)."""
+    free = await opened.source.free_space(str(opened.root))
+    vfs = os.statvfs(opened.root)
+    assert free is not None and abs(free - vfs.f_bavail * vfs.f_frsize) < 64 << 20

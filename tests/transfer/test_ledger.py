@@ -1,0 +1,68 @@
+"""The Ledger against a real SQLite file: every outcome changes the DB and the in-memory index together."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from mediasyncd.progress import RemoteStatus
+from mediasyncd.sources import Listing, RemoteEntry
+from mediasyncd.state import Store
+from mediasyncd.transfer.ledger import Ledger
+from mediasyncd.watchers.base import Sighting
+
+ENTRY = RemoteEntry("/out", "a.png", 10, 1_700_000_000.0)
+
+
+def seen_complete(*entries: RemoteEntry) -> Sighting:
+    return Sighting(Listing(entries=list(entries)), frozenset(e.key for e in entries), entries=list(entries))
+
+
+@pytest.fixture
+async def ledger(tmp_path: Path) -> AsyncIterator[Ledger]:
+    store = Store(tmp_path / "state.db")
+    await store.open()
+    ledger = Ledger("r1", store, RemoteStatus("r1"))
+    await ledger.load(tmp_path, None)  # type: ignore[arg-type]
+    yield ledger
+    await store.close()
+
+
+async def test_a_file_retried_when_the_connection_drops_is_taken_again(ledger: Ledger) -> None:
+    """A failed file in its retry when the session ends goes back to 'failed' (not 'transferring'), keeps
+    its attempt count, and the next pass takes it again."""
+    (row,) = await ledger.admit(seen_complete(ENTRY))
+    await ledger.failed(row, "read error")
+    (retry,) = await ledger.admit(seen_complete(ENTRY), retry_now=True)
+    ledger.taking(retry)
+    await ledger.release_all()
+    assert ledger.index[ENTRY.key].state == "failed" and ledger.index[ENTRY.key].attempts == 1
+    assert not ledger.active
+    (again,) = await ledger.admit(seen_complete(ENTRY), retry_now=True)
+    assert again.id == row.id
+    stored = await ledger.store.get(row.id)
+    assert stored is not None and (stored.state, stored.attempts) == ("failed", 1)
+
+
+async def test_a_transfer_cut_short_goes_back_to_seen_without_an_attempt(ledger: Ledger) -> None:
+    """A file in transfer when the session ends is 'seen' again in the DB and in memory, attempts 0."""
+    (row,) = await ledger.admit(seen_complete(ENTRY))
+    ledger.taking(row)
+    await ledger.intents([(row.id, "f" * 64, "r1/a.png")])
+    await ledger.release_all()
+    stored = await ledger.store.get(row.id)
+    assert stored is not None and (stored.state, stored.attempts) == ("seen", 0)
+    assert ledger.index[ENTRY.key].state == "seen"
+    assert [r.id for r in await ledger.admit(seen_complete(ENTRY))] == [row.id]
+
+
+async def test_only_complete_files_are_claimed_and_each_once(ledger: Ledger) -> None:
+    """Files not yet complete are recorded but not claimed; a claimed file is not claimed twice."""
+    other = RemoteEntry("/out", "b.png", 5, 1_700_000_001.0)
+    sighting = Sighting(Listing(entries=[ENTRY, other]), frozenset({ENTRY.key}), entries=[ENTRY, other])
+    assert [r.rel for r in await ledger.admit(sighting)] == ["a.png"]
+    assert await ledger.admit(sighting) == []
+    assert ledger.index[other.key].state == "seen"
+    assert ledger.pending(other) and ledger.pending(ENTRY)
