@@ -4,8 +4,8 @@
 
 A remote (loopback sshd) holds `--files` landed files. Two state DBs describe them: one with just those
 rows, one with `--history` more rows of files landed and purged long ago (what a container that has been
-synced for months leaves behind). For each, the daemon's own Puller loads its diff base and runs
-nothing-new passes on one open connection; the table shows load time, median pass time and the
+synced for months leaves behind). For each, the daemon's own Ledger loads its diff base and its PollWatcher
+makes nothing-new passes (listed and diffed) on one open connection; the table shows load time, median pass time and the
 process's peak RSS growth, so the cost of history is visible.
 """
 
