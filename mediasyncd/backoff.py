@@ -1,7 +1,8 @@
-"""Capped exponential backoff with jitter: pure."""
+"""Waiting between attempts: capped exponential backoff with jitter, and a sleep that can be cut short."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 from dataclasses import dataclass
 
@@ -16,3 +17,12 @@ class Backoff:
     def delay(self, attempt: int, rng: random.Random | None = None) -> float:
         ceiling = min(self.cap, self.base * (2 ** min(attempt, 30)))
         return (rng or random).uniform(ceiling / 2, ceiling)
+
+
+async def sleep_or_wake(wake: asyncio.Event, seconds: float) -> None:
+    """Sleep `seconds`, or less when `wake` is set; the event is cleared for the next sleep."""
+    try:
+        await asyncio.wait_for(wake.wait(), seconds)
+    except TimeoutError:
+        pass
+    wake.clear()

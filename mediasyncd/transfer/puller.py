@@ -15,7 +15,7 @@ from pathlib import Path
 
 import structlog
 
-from mediasyncd.backoff import Backoff
+from mediasyncd.backoff import Backoff, sleep_or_wake
 from mediasyncd.config import RemoteConfig, TransferConfig
 from mediasyncd.errors import HostKeyError, RemoteError
 from mediasyncd.progress import RemoteStatus
@@ -138,8 +138,4 @@ class Puller:
         self._wake.set()
 
     async def _sleep(self, seconds: float) -> None:
-        try:
-            await asyncio.wait_for(self._wake.wait(), seconds)
-        except TimeoutError:
-            pass
-        self._wake.clear()
+        await sleep_or_wake(self._wake, seconds)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
+from mediasyncd.backoff import sleep_or_wake
 from mediasyncd.config import RemoteConfig
 from mediasyncd.sources import Key, Rejected, RemoteEntry, Source, same_version
 from mediasyncd.watchers.base import Pending, Sighting
@@ -129,8 +130,4 @@ class PollWatcher:
         return min(self.remote.poll_interval, max(due + 0.05, 0.2))
 
     async def _sleep(self, seconds: float) -> None:
-        try:
-            await asyncio.wait_for(self._wake.wait(), seconds)
-        except TimeoutError:
-            pass
-        self._wake.clear()
+        await sleep_or_wake(self._wake, seconds)
