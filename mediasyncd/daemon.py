@@ -21,13 +21,12 @@ from mediasyncd.errors import ConfigError
 from mediasyncd.lock import StateLock
 from mediasyncd.progress import StatusView
 from mediasyncd.sdnotify import Notifier
-from mediasyncd.state import FileRow, Store
+from mediasyncd.state import Store
 from mediasyncd.status_server import make_app, start_server
 from mediasyncd.transfer.budget import SpaceGate
 from mediasyncd.transfer.landing import Library
-from mediasyncd.transfer.ledger import LandedHook
 from mediasyncd.transfer.puller import Puller
-from mediasyncd.wiring import Service, consumers, hooks_of, services
+from mediasyncd.wiring import Service, consumers, services
 
 SHUTDOWN_GRACE = 10.0
 SUPERVISOR_RETRY = 30.0
@@ -46,7 +45,6 @@ class _Running:
 class Daemon:
     config: Config
     notifier: Notifier = field(default_factory=Notifier)
-    landed_hooks: list[LandedHook] = field(default_factory=list)
     view: StatusView = field(init=False)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     reload: asyncio.Event = field(default_factory=asyncio.Event)
@@ -71,7 +69,7 @@ class Daemon:
         self._install_signals()
         self._make_puller = self._puller_factory(library, store, executor)
         feeds = consumers(self.config, store)
-        self.landed_hooks.extend(hooks_of(feeds))
+        await store.enable_consumers([c.name for c in feeds])
         try:
             async with asyncio.TaskGroup() as tg:
                 self._tg = tg
@@ -177,7 +175,6 @@ class Daemon:
                 executor=executor,
                 landing_lock=landing_lock,
                 space=space,
-                on_landed=self._on_landed,
             )
 
         return make
@@ -204,10 +201,6 @@ class Daemon:
                 await asyncio.sleep(SUPERVISOR_RETRY)
                 puller = self._make_puller(puller.remote)
                 self._pullers[puller.remote.name].puller = puller
-
-    async def _on_landed(self, row: FileRow) -> None:
-        for hook in self.landed_hooks:
-            await hook(row)
 
     # -------------------------------------------------------------------------------- systemd
 

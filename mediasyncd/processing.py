@@ -1,58 +1,76 @@
-"""Feeds landed files to the media pipeline, off the transfer path, and records them as processed.
+"""Feeds landed files to the media pipeline from the event log, off the transfer path.
 
-Landing never waits for the pipeline: the hook only queues. Files that landed but were not processed
-(a crash, a restart, `sync --once` cut short) are queued again at start. Purge never depends on this.
+The pipeline is a consumer of the log: it reads `file_synced` events after the position it acknowledged,
+processes the files that are still only landed (a file already processed, purged or replaced is
+skipped), records each as processed (with its `file_processed` event) and then acknowledges the batch.
+Landing never waits for it, and a kill -9 between landing and processing loses nothing: the next start
+reads on from the last acknowledged position. Purge never depends on this.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+from typing import Any
 
 import structlog
 
 from mediasyncd.config import Config
-from mediasyncd.state import FileRow, Store
+from mediasyncd.state import EventType, FileRow, Store
 
 log = structlog.get_logger("mediasyncd.processing")
+CONSUMER = "pipeline"
+BATCH = 256
 
 
 class Processor:
+    name = CONSUMER
+
     def __init__(self, config: Config, store: Store) -> None:
         from mediasyncd.pipeline.runner import Pipeline
 
         self.store = store
         self.library = config.daemon.library
         self.pipeline = Pipeline(config.daemon.db_path, config.daemon.library, config.pipeline)
-        self.queue: asyncio.Queue[FileRow] = asyncio.Queue()
         self.parallel = 2 * config.pipeline.worker_count()
         self.processed = 0
-
-    async def hook(self, row: FileRow) -> None:
-        self.queue.put_nowait(row)
+        self.position = 0
+        self._moved = asyncio.Event()
 
     async def run(self) -> None:
-        """Queue what an earlier run left unprocessed, then process until cancelled."""
-        for row in await self.store.landed_unprocessed():
-            self.queue.put_nowait(row)
+        """Process what the log holds after the acknowledged position, then follow it until cancelled."""
+        new = self.store.follow()
+        self.position = await self.store.acked(CONSUMER)
         try:
-            async with asyncio.TaskGroup() as tg:
-                for _ in range(self.parallel):
-                    tg.create_task(self._worker())
+            while True:
+                new.clear()
+                events = await self.store.events(since=self.position, limit=BATCH)
+                if not events:
+                    await new.wait()
+                    continue
+                ids = [e.data.get("file_id") for e in events if e.type == EventType.FILE_SYNCED]
+                rows = await self.store.landed_unprocessed([i for i in ids if isinstance(i, int)])
+                await self._process_all(rows)
+                self.position = events[-1].id
+                await self.store.ack(CONSUMER, self.position)
+                self._moved.set()
         finally:
-            with contextlib.suppress(Exception):
-                await self.pipeline.aclose()
+            await self.pipeline.aclose()
 
     async def drain(self) -> None:
-        await self.queue.join()
+        """Wait until every event written so far has been read (for `sync --once`)."""
+        target = await self.store.last_event_id()
+        while self.position < target:
+            self._moved.clear()
+            await self._moved.wait()
 
-    async def _worker(self) -> None:
-        while True:
-            row = await self.queue.get()
-            try:
+    async def _process_all(self, rows: list[FileRow]) -> None:
+        gate = asyncio.Semaphore(self.parallel)
+
+        async def one(row: FileRow) -> None:
+            async with gate:
                 await self._process(row)
-            finally:
-                self.queue.task_done()
+
+        await asyncio.gather(*(one(r) for r in rows))
 
     async def _process(self, row: FileRow) -> None:
         if row.local_path is None or row.sha256 is None:
@@ -60,9 +78,19 @@ class Processor:
         result = await self.pipeline.process(
             self.library / row.local_path, row.sha256, remote=row.remote, rel=row.rel
         )
+        summary: dict[str, Any] = {"stages": {name: o.status for name, o in result.stages.items()}}
+        if result.record is not None:
+            record = result.record
+            summary |= {
+                "generator": record.generator, "prompt": record.prompt,
+                "negative_prompt": record.negative_prompt, "model": record.model, "seed": record.seed,
+                "steps": record.steps, "cfg": record.cfg, "width": record.width, "height": record.height,
+                "metadata": record.as_json(row.local_path),
+            }  # fmt: skip
         if result.error:
+            summary["error"] = result.error
             log.warning(
                 "media pipeline could not process a file", remote=row.remote, path=row.rel, error=result.error
             )
-        await self.store.mark_processed(row.id)
+        await self.store.mark_processed(row, summary)
         self.processed += 1

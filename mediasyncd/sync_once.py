@@ -14,13 +14,13 @@ from mediasyncd.config import Config, RemoteConfig
 from mediasyncd.errors import RemoteError
 from mediasyncd.lock import StateLock
 from mediasyncd.progress import StatusView
-from mediasyncd.state import FileRow, Store
+from mediasyncd.state import Store
 from mediasyncd.transfer.budget import SpaceGate
 from mediasyncd.transfer.landing import Library
-from mediasyncd.transfer.ledger import LandedHook, PassCounts
+from mediasyncd.transfer.ledger import PassCounts
 from mediasyncd.transfer.puller import Puller
 from mediasyncd.units import format_size
-from mediasyncd.wiring import consumers, hooks_of
+from mediasyncd.wiring import consumers
 
 log = structlog.get_logger("mediasyncd.sync")
 
@@ -30,7 +30,6 @@ async def sync_once(
     remotes: Sequence[RemoteConfig],
     *,
     show_progress: bool,
-    hooks: Sequence[LandedHook] = (),
 ) -> int:
     """Run one pass per remote concurrently; 0 when every settled file landed, 1 otherwise."""
     cfg = config.daemon
@@ -45,11 +44,7 @@ async def sync_once(
     landing_lock = asyncio.Lock()
     space = SpaceGate(library.free_bytes, cfg.library_min_free)
     feeds = consumers(config, store)
-    all_hooks = [*hooks, *hooks_of(feeds)]
-
-    async def on_landed(row: FileRow) -> None:
-        for hook in all_hooks:
-            await hook(row)
+    await store.enable_consumers([c.name for c in feeds])
 
     pullers = [
         Puller(
@@ -62,7 +57,6 @@ async def sync_once(
             executor=executor,
             landing_lock=landing_lock,
             space=space,
-            on_landed=on_landed,
         )
         for r in remotes
     ]

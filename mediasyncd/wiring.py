@@ -1,4 +1,4 @@
-"""Which optional parts run, wired from the config: consumers of landed files and daemon services.
+"""Which optional parts run, wired from the config: consumers of the event log and daemon services.
 
 The daemon and `sync --once` call these; they know nothing about the parts themselves.
 """
@@ -9,8 +9,7 @@ from typing import Protocol
 
 from mediasyncd.config import Config
 from mediasyncd.progress import StatusView
-from mediasyncd.state import FileRow, Store
-from mediasyncd.transfer.ledger import LandedHook
+from mediasyncd.state import Store
 
 
 class Service(Protocol):
@@ -24,27 +23,24 @@ class Service(Protocol):
 
 
 class Consumer(Protocol):
-    """Consumes landed files (e.g. the media pipeline) in its own tasks; the hook only hands over."""
+    """Reads the event log from its own acknowledged position (e.g. the media pipeline)."""
 
-    async def hook(self, row: FileRow) -> None: ...
+    name: str
 
     async def run(self) -> None: ...
 
-    async def drain(self) -> None: ...
+    async def drain(self) -> None:
+        """Wait until every event written so far has been read."""
 
 
 def consumers(config: Config, store: Store) -> list[Consumer]:
-    """What consumes landed files, in the daemon and in `sync --once` alike."""
+    """What consumes the event log, in the daemon and in `sync --once` alike."""
     found: list[Consumer] = []
     if config.pipeline.enabled:
         from mediasyncd.processing import Processor
 
         found.append(Processor(config, store))
     return found
-
-
-def hooks_of(parts: list[Consumer]) -> list[LandedHook]:
-    return [c.hook for c in parts]
 
 
 def services(config: Config, store: Store, view: StatusView) -> list[Service]:

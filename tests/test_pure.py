@@ -12,7 +12,7 @@ from mediasyncd.globs import PathFilter, glob_matches
 from mediasyncd.paths import check_rel, conflict_name, decode_rel
 from mediasyncd.sources.commands import parse_sha256sum
 from mediasyncd.sources.listing import RemoteEntry, find_command, parse_find, same_version
-from mediasyncd.state import FileRow
+from mediasyncd.state import FileRow, FileState
 from mediasyncd.transfer.index import diff
 from mediasyncd.watchers.poll import SettleTracker
 
@@ -88,7 +88,7 @@ def test_conflict_name_is_deterministic_and_keeps_the_extension() -> None:
 
 
 def row(i: int, rel: str, size: int, mtime: float, state: str) -> FileRow:
-    return FileRow(i, "r", "/root", rel, size, mtime, state)
+    return FileRow(i, "r", "/root", rel, size, mtime, FileState(state))
 
 
 def test_diff_writes_nothing_for_unchanged_files() -> None:

@@ -19,8 +19,8 @@ from mediasyncd.lock import StateLock
 from mediasyncd.purge.eligibility import Reason
 from mediasyncd.purge.runner import LibraryReport, RunOptions, RunReport
 from mediasyncd.purge.session import purge_once
-from mediasyncd.purge.store import PurgeLedger
 from mediasyncd.state import Store
+from mediasyncd.state.purge import PurgeLedger
 from mediasyncd.units import format_size
 
 EXIT_CONFIG = 78  # as `mediasyncd sync`: an unknown remote name is a usage/config error

@@ -1,7 +1,7 @@
 """The safety rule, as pure functions: may this remote file be deleted, and if not, why not.
 
 A remote file may go only if all of these hold:
-- its row is landed and verified (state 'landed' or 'processed', with the SHA-256 verified at landing);
+- its row is landed and verified (landed or processed, with the SHA-256 verified at landing);
 - it matches no `preserve` glob;
 - the remote still has the version that landed (same size and mtime);
 - it is older than `older_than` by remote mtime, or it was chosen to free space (`min_free`);
@@ -19,8 +19,10 @@ from enum import StrEnum
 
 from mediasyncd.globs import any_match
 from mediasyncd.sources import same_version
+from mediasyncd.state import FileState
+from mediasyncd.state.purge import Tracked
 
-VERIFIED_STATES = frozenset({"landed", "processed"})
+VERIFIED_STATES = frozenset({FileState.LANDED, FileState.PROCESSED})
 
 
 class Reason(StrEnum):
@@ -68,29 +70,6 @@ class RemoteHash(StrEnum):
 
     UNSUPPORTED = "unsupported"  # the remote cannot hash at all (no shell or no sha256sum)
     UNREADABLE = "unreadable"  # it can, but sha256sum printed nothing for this file
-
-
-@dataclass(frozen=True)
-class Tracked:
-    """A remote file as the state DB knows it (the current row of its remote path)."""
-
-    id: int
-    root: str
-    rel: str
-    size: int
-    mtime: float
-    state: str
-    sha256: str | None
-    local_path: str | None
-    purge_run: int | None = None
-
-    @property
-    def key(self) -> tuple[str, str]:
-        return (self.root, self.rel)
-
-    @property
-    def remote_path(self) -> str:
-        return f"{self.root.rstrip('/')}/{self.rel}"
 
 
 @dataclass(frozen=True)

@@ -21,11 +21,11 @@ from mediasyncd.purge.eligibility import (
     RemoteHash,
     Rules,
     Seen,
-    Tracked,
     confirm,
     screen,
 )
 from mediasyncd.sources import same_version
+from mediasyncd.state.purge import Tracked
 
 Evidence = Mapping[int, tuple[str | Local, str | RemoteHash]]  # row id -> (local digest, remote digest)
 

@@ -22,6 +22,7 @@ from enum import StrEnum
 from mediasyncd.errors import UnsafePathError
 from mediasyncd.globs import any_match
 from mediasyncd.paths import INTERNAL_DIR, check_rel
+from mediasyncd.state.purge import Landed
 
 
 class Hold(StrEnum):
@@ -51,19 +52,6 @@ _TEXT = {
     Hold.UNREADABLE: "cannot be inspected",
     Hold.DELETE_FAILED: "could not be deleted",
 }
-
-
-@dataclass(frozen=True)
-class Landed:
-    """A purged file whose library copy is still recorded as present."""
-
-    id: int
-    rel: str  # under the remote root: what `preserve` globs match
-    local_path: str  # library-relative
-    size: int
-    mtime: float
-    sha256: str | None
-    landed_at: float
 
 
 @dataclass(frozen=True)

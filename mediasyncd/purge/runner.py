@@ -27,13 +27,13 @@ from mediasyncd.digest import sha256_file
 from mediasyncd.errors import MediasyncError, UnsafePathError
 from mediasyncd.paths import INTERNAL_DIR, check_rel
 from mediasyncd.pipeline.options import XmpNaming
-from mediasyncd.purge.eligibility import VERIFIED_STATES, Local, Reason, RemoteHash, Rules, Seen, Tracked
+from mediasyncd.purge.eligibility import VERIFIED_STATES, Local, Reason, RemoteHash, Rules, Seen
 from mediasyncd.purge.library_ops import Sweep, expire
 from mediasyncd.purge.plan import Doomed, Evidence, Plan, Planner, deletion_order
 from mediasyncd.purge.retention import Hold, select
-from mediasyncd.purge.store import LibraryTotals, PurgeLedger
 from mediasyncd.sources import Source
 from mediasyncd.sources.commands import BATCH_FILES, batches
+from mediasyncd.state.purge import LibraryTotals, PurgeLedger, Tracked
 
 HASH_WORKERS = 4
 

@@ -22,8 +22,8 @@ from mediasyncd.progress import StatusView, iso
 from mediasyncd.purge.crontab import crontab_trigger
 from mediasyncd.purge.runner import RunOptions, RunReport
 from mediasyncd.purge.session import purge_once
-from mediasyncd.purge.store import PurgeLedger, RunRecord
 from mediasyncd.state import Store
+from mediasyncd.state.purge import PurgeLedger, RunRecord
 
 TriggerFactory = Callable[[str], BaseTrigger]
 log = structlog.get_logger("mediasyncd.purge")

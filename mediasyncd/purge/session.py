@@ -9,8 +9,8 @@ from __future__ import annotations
 from mediasyncd.config import Config, RemoteConfig
 from mediasyncd.errors import RemoteError
 from mediasyncd.purge.runner import RunOptions, RunReport, purge_remote
-from mediasyncd.purge.store import PurgeLedger
 from mediasyncd.sources import open_source
+from mediasyncd.state.purge import PurgeLedger
 
 
 async def purge_once(

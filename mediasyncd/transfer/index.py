@@ -9,9 +9,8 @@ from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass, field
 
 from mediasyncd.sources import Key, RemoteEntry, same_version
-from mediasyncd.state import FileRow, NewFile
+from mediasyncd.state import UNLANDED, WAITING, FileRow, NewFile
 
-UNLANDED = frozenset({"seen", "transferring", "failed"})
 Index = Mapping[Key, FileRow]
 
 
@@ -43,6 +42,6 @@ def diff(
             (d.forget if row.state in UNLANDED else d.retire).append(row.id)
             d.new.append(NewFile(e.root, e.rel, e.size, e.mtime))
     for key, row in known.items() if full else ():
-        if key not in listed and row.state in ("seen", "failed") and row.id not in busy:
+        if key not in listed and row.state in WAITING and row.id not in busy:
             d.forget.append(row.id)
     return d

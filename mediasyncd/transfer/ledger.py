@@ -1,17 +1,19 @@
 """The Ledger: every outcome of one remote's files goes through here, and nowhere else.
 
-It owns the in-memory index of the remote's current files (the diff base), the set of files in flight and
-the counters that `/status` and `sync --once` show, and writes each state change to the state DB in one
-transaction before it changes the index. Nobody else writes a file's state.
+It owns the in-memory index of the remote's current files (the diff base), the set of files in flight,
+the passes still open and the counters that `/status` and `sync --once` show. Each state change is
+written to the state DB, with its event, in one transaction before the index changes. A pass's
+`sync_complete` is written once every file it claimed has an outcome.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
+from enum import Enum, auto
 from pathlib import Path
 
 import structlog
@@ -21,13 +23,20 @@ from mediasyncd.digest import sha256_file
 from mediasyncd.paths import library_rel
 from mediasyncd.progress import RemoteStatus
 from mediasyncd.sources import Key, RemoteEntry, same_version
-from mediasyncd.state import FileRow, Store
+from mediasyncd.state import WAITING, EventType, FileRow, FileState, LandedFile, NewEvent, Store
 from mediasyncd.transfer.index import diff
 from mediasyncd.watchers.base import Sighting
 
-LandedHook = Callable[[FileRow], Awaitable[None]]
 RETRY = Backoff(base=10.0, cap=3600.0)
-WAITING = ("seen", "failed")
+
+
+class Outcome(Enum):
+    """What became of a claimed file, as its pass counts it."""
+
+    LANDED = auto()
+    FAILED = auto()
+    CHANGED = auto()
+    PUT_BACK = auto()
 
 
 @dataclass
@@ -49,17 +58,40 @@ class Landed:
     local_path: str
 
 
+@dataclass
+class _Pass:
+    """One pass's files and what became of them, until each has an outcome."""
+
+    sync_id: str
+    started: float
+    new: int
+    outstanding: set[int]
+    landed: int = 0
+    landed_bytes: int = 0
+    failed: int = 0
+    changed: int = 0
+
+    def event(self, remote: str, *, interrupted: bool = False) -> NewEvent:
+        data: dict[str, object] = {
+            "new": self.new, "landed": self.landed, "landed_bytes": self.landed_bytes,
+            "failed": self.failed, "changed": self.changed,
+            "seconds": round(time.monotonic() - self.started, 3),
+        }  # fmt: skip
+        if interrupted:
+            data["interrupted"] = True
+        return NewEvent(EventType.SYNC_COMPLETE, remote, None, self.sync_id, data)
+
+
 class Ledger:
-    def __init__(
-        self, remote: str, store: Store, status: RemoteStatus, *, on_landed: LandedHook | None = None
-    ) -> None:
+    def __init__(self, remote: str, store: Store, status: RemoteStatus) -> None:
         self.remote = remote
         self.store = store
         self.status = status
-        self.on_landed = on_landed
         self.index: dict[Key, FileRow] = {}
         self.active: set[int] = set()
         self.counts = PassCounts()
+        self._passes: dict[str, _Pass] = {}
+        self._pass_of: dict[int, str] = {}
         self.log = structlog.get_logger("mediasyncd.ledger").bind(remote=remote)
 
     # ------------------------------------------------------------------------------- start-up
@@ -72,9 +104,9 @@ class Ledger:
                 target = library / row.landing_path
                 there = await loop.run_in_executor(executor, target.is_file)
                 if there and await loop.run_in_executor(executor, sha256_file, target) == row.sha256:
-                    await self.store.mark_landed(row.id, row.sha256, row.landing_path)
+                    await self.store.mark_landed([LandedFile(row, row.sha256, row.landing_path)])
                     continue
-            await self.store.set_state(row.id, "seen")
+            await self.store.set_state(row.id, FileState.SEEN)
         self.index = await self.store.current_files(self.remote)
         self.active.clear()
         totals = await self.store.totals(self.remote)
@@ -113,15 +145,21 @@ class Ledger:
             row = self.index[e.key]
             if row.state not in WAITING or row.id in self.active:
                 continue
-            if row.state == "failed" and row.next_attempt and row.next_attempt > now and not retry_now:
+            if (
+                row.state == FileState.FAILED
+                and row.next_attempt
+                and row.next_attempt > now
+                and not retry_now
+            ):
                 continue
             self.active.add(row.id)
             claimed.append(row)
+        await self._open_pass(sighting.sync_id, len(d.new), claimed)
         return claimed
 
     def taking(self, row: FileRow) -> None:
         """A transfer of `row` starts (the DB learns it with the landing intent)."""
-        self.index[row.key] = replace(row, state="transferring")
+        self.index[row.key] = replace(row, state=FileState.TRANSFERRING)
 
     # ------------------------------------------------------------------------------- outcomes
 
@@ -131,13 +169,20 @@ class Ledger:
         await self.store.set_landing_intents(intents)
 
     async def landed(self, items: Sequence[Landed]) -> None:
-        """Files renamed into place: one transaction, then the index, counters and hooks."""
-        await self.store.mark_landed_many([(i.row.id, i.sha256, i.local_path) for i in items])
+        """Files renamed into place: their states and events in one transaction, then the index and
+        counters."""
+        if not items:
+            return
+        files = [LandedFile(i.row, i.sha256, i.local_path, self._pass_of.get(i.row.id)) for i in items]
+        completed = self._resolve([(i.row, Outcome.LANDED) for i in items])
+        await self.store.mark_landed(files, also=completed)
         for item in items:
             row = item.row
-            self.index[row.key] = replace(row, state="landed", sha256=item.sha256, local_path=item.local_path)
+            self.index[row.key] = replace(
+                row, state=FileState.LANDED, sha256=item.sha256, local_path=item.local_path
+            )
             self.active.discard(row.id)
-            if row.state == "failed":
+            if row.state == FileState.FAILED:
                 self.status.failed_files = max(0, self.status.failed_files - 1)
             self.counts.landed += 1
             self.counts.landed_bytes += row.size
@@ -152,15 +197,16 @@ class Ledger:
                     path=row.rel,
                     landed_as=item.local_path,
                 )
-        if self.on_landed is not None:
-            for item in items:
-                await self.on_landed(self.index[item.row.key])
 
     async def failed(self, row: FileRow, error: str) -> None:
         """This file's own failure: counted, retried later with backoff."""
         next_attempt = time.time() + RETRY.delay(row.attempts)
-        attempts = await self.store.mark_failed(row.id, error, next_attempt)
-        self.index[row.key] = replace(row, state="failed", attempts=attempts, next_attempt=next_attempt)
+        sync_id = self._pass_of.get(row.id)
+        completed = self._resolve([(row, Outcome.FAILED)])
+        attempts = await self.store.mark_failed(row, error, next_attempt, sync_id, also=completed)
+        self.index[row.key] = replace(
+            row, state=FileState.FAILED, attempts=attempts, next_attempt=next_attempt
+        )
         self.active.discard(row.id)
         self.counts.failed += 1
         self.counts.failures.append(f"{row.rel}: {error}")
@@ -169,10 +215,11 @@ class Ledger:
 
     async def changed(self, row: FileRow) -> None:
         """Not the listed version (rewritten or vanished): taken again once it settles."""
-        await self.store.set_state(row.id, "seen")
-        self.index[row.key] = replace(row, state="seen")
+        await self.store.set_state(row.id, FileState.SEEN)
+        self.index[row.key] = replace(row, state=FileState.SEEN)
         self.active.discard(row.id)
         self.counts.changed += 1
+        await self._close_passes(self._resolve([(row, Outcome.CHANGED)]))
 
     async def put_back(self, rows: Sequence[FileRow]) -> None:
         """Transfers that did not happen through no fault of the file (connection lost, no room on the
@@ -180,23 +227,71 @@ class Ledger:
         partial stays for a resume. Nothing counts against the file."""
         for row in rows:
             stored = await self.store.get(row.id)
-            if stored is not None and stored.state == "transferring":
-                await self.store.set_state(row.id, "seen")
-                stored = replace(stored, state="seen")
+            if stored is not None and stored.state == FileState.TRANSFERRING:
+                await self.store.set_state(row.id, FileState.SEEN)
+                stored = replace(stored, state=FileState.SEEN)
             if stored is None:
                 self.index.pop(row.key, None)
             elif self.index.get(row.key, stored).id == stored.id:
                 self.index[row.key] = stored
             self.active.discard(row.id)
+        await self._close_passes(self._resolve([(row, Outcome.PUT_BACK) for row in rows]))
 
     async def release_all(self) -> None:
-        """The session ended (connection lost, reload, stop): everything in flight goes back."""
+        """The session ended (connection lost, reload, stop): everything in flight goes back, and the
+        passes still open are recorded as interrupted."""
         by_id = {r.id: r for r in self.index.values() if r.id in self.active}
         for file_id in self.active - by_id.keys():
             stored = await self.store.get(file_id)
             if stored is not None:
                 by_id[file_id] = stored
         await self.put_back(list(by_id.values()))
+        open_passes, self._passes = list(self._passes.values()), {}
+        self._pass_of.clear()
+        await self._close_passes([p.event(self.remote, interrupted=True) for p in open_passes if _worth(p)])
         self.active.clear()
         self.status.in_flight.clear()
         self.status.queued = 0
+
+    # ------------------------------------------------------------------------------- passes
+
+    async def _open_pass(self, sync_id: str, new: int, claimed: list[FileRow]) -> None:
+        tally = _Pass(sync_id, time.monotonic(), new, {r.id for r in claimed})
+        if not claimed:
+            if new:
+                await self._close_passes([tally.event(self.remote)])
+            return
+        self._passes[sync_id] = tally
+        for row in claimed:
+            self._pass_of[row.id] = sync_id
+
+    def _resolve(self, outcomes: Sequence[tuple[FileRow, Outcome]]) -> list[NewEvent]:
+        """Count each outcome in its pass; the `sync_complete` of every pass that is now complete."""
+        done: list[NewEvent] = []
+        for row, outcome in outcomes:
+            sync_id = self._pass_of.pop(row.id, None)
+            tally = self._passes.get(sync_id) if sync_id else None
+            if tally is None:
+                continue
+            tally.outstanding.discard(row.id)
+            if outcome is Outcome.LANDED:
+                tally.landed += 1
+                tally.landed_bytes += row.size
+            elif outcome is Outcome.FAILED:
+                tally.failed += 1
+            elif outcome is Outcome.CHANGED:
+                tally.changed += 1
+            if not tally.outstanding:
+                del self._passes[tally.sync_id]
+                if _worth(tally):
+                    done.append(tally.event(self.remote))
+        return done
+
+    async def _close_passes(self, events: list[NewEvent]) -> None:
+        if events:
+            await self.store.append(events)
+
+
+def _worth(tally: _Pass) -> bool:
+    """A pass that found, transferred or failed nothing records no `sync_complete`."""
+    return bool(tally.new or tally.landed or tally.failed)

@@ -20,10 +20,10 @@ from mediasyncd.config import RemoteConfig, TransferConfig
 from mediasyncd.errors import HostKeyError, RemoteError
 from mediasyncd.progress import RemoteStatus
 from mediasyncd.sources import Source, open_source
-from mediasyncd.state import Store
+from mediasyncd.state import EventType, NewEvent, Store
 from mediasyncd.transfer.budget import SpaceGate
 from mediasyncd.transfer.landing import Library
-from mediasyncd.transfer.ledger import LandedHook, Ledger, PassCounts
+from mediasyncd.transfer.ledger import Ledger, PassCounts
 from mediasyncd.transfer.session import Session
 from mediasyncd.watchers.poll import PollWatcher
 
@@ -44,7 +44,6 @@ class Puller:
         executor: Executor,
         landing_lock: asyncio.Lock,
         space: SpaceGate,
-        on_landed: LandedHook | None = None,
         opener: Opener | None = None,
         reconnect: Backoff = RECONNECT,
     ) -> None:
@@ -55,11 +54,12 @@ class Puller:
         self.executor = executor
         self.landing_lock = landing_lock
         self.space = space
-        self.ledger = Ledger(remote.name, store, status, on_landed=on_landed)
+        self.ledger = Ledger(remote.name, store, status)
         self.opener = opener or (lambda: open_source(remote, state_dir, transfer))
         self.log = structlog.get_logger("mediasyncd.puller").bind(remote=remote.name)
         self.reconnect = reconnect
         self.attempt = 0
+        self.failing = False  # a sync_error was recorded and no remote_recovered since
         self._wake = asyncio.Event()
 
     @property
@@ -94,17 +94,20 @@ class Puller:
         try:
             source = await self.opener()
         except HostKeyError as exc:
-            self._record("error", str(exc))
+            await self._record("error", str(exc))
             self.attempt = max(self.attempt, 30)  # never retried quickly: someone must act
             return None
         except RemoteError as exc:
-            self._record("backoff", str(exc))
+            await self._record("backoff", str(exc))
             return None
         session = self._session(source, once=once)
         try:
+            if self.failing:
+                self.failing = False
+                await self.ledger.store.append([NewEvent(EventType.REMOTE_RECOVERED, self.remote.name)])
             await session.run()
         except RemoteError as exc:
-            self._record("backoff", str(exc))
+            await self._record("backoff", str(exc))
         finally:
             await source.close()
         return session
@@ -129,9 +132,14 @@ class Puller:
             self.log.warning("remote unavailable", error=self.status.last_error, state=self.status.state)
         return delay
 
-    def _record(self, state: str, message: str) -> None:
+    async def _record(self, state: str, message: str) -> None:
+        """The remote is unavailable; the first failure since it last worked is a `sync_error` event."""
         self.status.state = "error" if state == "error" else "backoff"
         self.status.last_error = message
+        if not self.failing:
+            self.failing = True
+            data = {"state": self.status.state, "error": message}
+            await self.ledger.store.append([NewEvent(EventType.SYNC_ERROR, self.remote.name, data=data)])
 
     def wake(self) -> None:
         """Retry now (e.g. after a config change or an operator's request)."""

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from mediasyncd.purge.eligibility import Local, Reason, RemoteHash, Rules, Seen, Tracked, confirm, screen
+from mediasyncd.purge.eligibility import Local, Reason, RemoteHash, Rules, Seen, confirm, screen
+from mediasyncd.state import FileState
+from mediasyncd.state.purge import Tracked
 
 SHA = "a" * 64
-ROW = Tracked(1, "/out", "txt2img/00001.png", 1000, 1_700_000_000.25, "landed", SHA, "r1/txt2img/00001.png")
+ROW = Tracked(
+    1, "/out", "txt2img/00001.png", 1000, 1_700_000_000.25, FileState.LANDED, SHA, "r1/txt2img/00001.png"
+)
 SAME = Seen(1000, 1_700_000_000.25)
 RULES = Rules(older_than=3600.0)
 
@@ -19,12 +23,15 @@ def test_an_old_verified_unchanged_file_passes_screening() -> None:
 
 def test_processed_files_are_as_eligible_as_landed_ones() -> None:
     """Eligibility depends on the verified landing, never on the media pipeline."""
-    assert screen(replace(ROW, state="processed"), SAME, age=7200, rules=RULES, local_missing=False) is None
+    assert (
+        screen(replace(ROW, state=FileState.PROCESSED), SAME, age=7200, rules=RULES, local_missing=False)
+        is None
+    )
 
 
 def test_unlanded_states_are_not_verified() -> None:
     """seen, transferring and failed rows are never purged, however old."""
-    for state in ("seen", "transferring", "failed"):
+    for state in (FileState.SEEN, FileState.TRANSFERRING, FileState.FAILED):
         row = replace(ROW, state=state)
         assert screen(row, SAME, age=1e9, rules=RULES, local_missing=False) is Reason.NOT_VERIFIED
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from mediasyncd.purge.store import PurgeLedger
-from mediasyncd.state import NewFile, Store
+from mediasyncd.state import LandedFile, NewFile, Store
+from mediasyncd.state.purge import PurgeLedger
 from tests.helpers import Env, once
 from tests.purge.conftest import on_remote, purge, purge_env, reasons
 from tests.sshd import SshServer
@@ -75,7 +75,7 @@ def _seed_landed(env: Env, count: int) -> None:
         try:
             rows = await store.add_seen("r1", [f for f, _ in files])
             for row, (_, data) in zip(rows, files, strict=True):
-                await store.mark_landed(row.id, hashlib.sha256(data).hexdigest(), f"r1/{row.rel}")
+                await store.mark_landed([LandedFile(row, hashlib.sha256(data).hexdigest(), f"r1/{row.rel}")])
         finally:
             await store.close()
 

@@ -7,8 +7,10 @@ from collections.abc import Mapping
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mediasyncd.purge.eligibility import Local, Reason, RemoteHash, Rules, Seen, Tracked
+from mediasyncd.purge.eligibility import Local, Reason, RemoteHash, Rules, Seen
 from mediasyncd.purge.plan import Plan, Planner, deletion_order
+from mediasyncd.state import FileState
+from mediasyncd.state.purge import Tracked
 
 GOOD = "a" * 64
 BAD = "b" * 64
@@ -17,7 +19,7 @@ HOUR = 3600.0
 
 
 def row(i: int, *, age: float, size: int = 100, state: str = "landed", pending: int | None = None) -> Tracked:
-    return Tracked(i, "/out", f"f{i}.png", size, NOW - age, state, GOOD, f"r1/f{i}.png", pending)
+    return Tracked(i, "/out", f"f{i}.png", size, NOW - age, FileState(state), GOOD, f"r1/f{i}.png", pending)
 
 
 def seen_of(*rows: Tracked) -> dict[tuple[str, str], Seen]:
@@ -120,8 +122,7 @@ def test_deletion_order_is_oldest_first() -> None:
 
 
 # ----------------------------------------------------------------------------------- property
-
-STATES = ("seen", "transferring", "failed", "landed", "processed")
+STATES = tuple(s for s in FileState if s is not FileState.PURGED)  # tracked rows are never purged
 World = tuple[
     list[Tracked],
     dict[tuple[str, str], Seen],

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from mediasyncd.purge.runner import RunOptions, purge_remote
-from mediasyncd.purge.store import PurgeLedger
 from mediasyncd.sources.commands import BATCH_FILES
 from mediasyncd.sources.ssh.source import SshSource
 from mediasyncd.state import Store
+from mediasyncd.state.purge import PurgeLedger
 from tests.helpers import OLD, once
 from tests.purge.conftest import listed, on_remote, purge, purge_env, reasons
 from tests.sshd import SshServer

@@ -4,6 +4,7 @@ followed out of the library. Real files, a real state DB, `mediasyncd purge --lo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import sqlite3
@@ -19,9 +20,9 @@ import tomli_w
 from mediasyncd.config import load_config
 from mediasyncd.pipeline.thumbs import thumb_relpath
 from mediasyncd.purge.commands import purge_main
-from mediasyncd.purge.retention import Hold, Landed, select
-from mediasyncd.purge.store import PurgeLedger
-from mediasyncd.state import NewFile, Store
+from mediasyncd.purge.retention import Hold, select
+from mediasyncd.state import LandedFile, NewFile, Store
+from mediasyncd.state.purge import Landed, PurgeLedger
 from tests.helpers import write_config
 
 HOUR = 3600.0
@@ -65,14 +66,11 @@ class World:
         await store.open()
         try:
             (row,) = await store.add_seen("r1", [NewFile(ROOT, rel, len(data), MTIME)])
-            await store.mark_landed_many([(row.id, hashlib.sha256(data).hexdigest(), local)])
+            await store.mark_landed([LandedFile(row, hashlib.sha256(data).hexdigest(), local)])
             if purged:
                 await PurgeLedger(store).mark_purged([row.id])
-            await store.execute(
-                lambda c: c.execute(
-                    "UPDATE files SET landed_at = ? WHERE id = ?", (time.time() - age, row.id)
-                )
-            )
+            with contextlib.closing(sqlite3.connect(self.db)) as db, db:
+                db.execute("UPDATE files SET landed_at = ? WHERE id = ?", (time.time() - age, row.id))
         finally:
             await store.close()
         return row.id

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
+import sqlite3
 import time
 import urllib.request
 from collections.abc import AsyncIterator, Callable
@@ -112,17 +114,14 @@ async def test_no_catch_up_run_when_the_last_run_is_recent(tmp_path: Path, sshd:
 async def _record_scheduled_run(env: Env, started_at: float) -> None:
     """A finished scheduled run in the state DB, as an earlier daemon would have left it."""
     store = Store(env.state_dir / "state.db")
-    await store.open()
-    try:
-        await store.execute(
-            lambda c: c.execute(
-                "INSERT INTO purge_runs (remote, source, dry_run, started_at, finished_at, outcome) "
-                "VALUES ('r1', 'schedule', 0, ?, ?, 'ok')",
-                (started_at, started_at + 1),
-            )
+    await store.open()  # creates the schema
+    await store.close()
+    with contextlib.closing(sqlite3.connect(env.state_dir / "state.db")) as db, db:
+        db.execute(
+            "INSERT INTO purge_runs (remote, source, dry_run, started_at, finished_at, outcome) "
+            "VALUES ('r1', 'schedule', 0, ?, ?, 'ok')",
+            (started_at, started_at + 1),
         )
-    finally:
-        await store.close()
 
 
 def test_the_daemon_status_has_a_purge_object(tmp_path: Path, sshd: SshServer) -> None:

@@ -1,6 +1,7 @@
-"""Purge's SQL: runs in `purge_runs`, per-file `purge_reason`, `purge_run` (a delete in flight),
-`purged_at` and `library_expired_at` (local retention) in `files`. Every query runs on the state DB's
-thread through `Store.execute`.
+"""Purge's part of the state DB: runs in `purge_runs`, per-file `purge_reason`, `purge_run` (a delete in
+flight), `purged_at` and `library_expired_at` (local retention) in `files`. Every query runs on the
+state DB's thread, in the Store's transactions; purged and expired files get their events in the same
+transaction, and each recorded run its `purge_complete`.
 
 A delete is recorded in three steps so that a crash at any point leaves the DB consistent with the
 remote: mark the batch `purge_run = <run>` (intent), delete on the remote, then mark the files that are
@@ -12,15 +13,51 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from mediasyncd.purge.eligibility import Reason, Tracked
-from mediasyncd.purge.retention import Landed
-from mediasyncd.state import Store
+from mediasyncd.state.events import EventType, NewEvent, file_data, insert_events
+from mediasyncd.state.lifecycle import FileState
+from mediasyncd.state.store import Store
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Tracked:
+    """A remote file as the state DB knows it (the current row of its remote path)."""
+
+    id: int
+    root: str
+    rel: str
+    size: int
+    mtime: float
+    state: FileState
+    sha256: str | None
+    local_path: str | None
+    purge_run: int | None = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.root, self.rel)
+
+    @property
+    def remote_path(self) -> str:
+        return f"{self.root.rstrip('/')}/{self.rel}"
+
+
+@dataclass(frozen=True)
+class Landed:
+    """A purged file whose library copy is still recorded as present."""
+
+    id: int
+    rel: str  # under the remote root: what `preserve` globs match
+    local_path: str  # library-relative
+    size: int
+    mtime: float
+    sha256: str | None
+    landed_at: float
 
 
 @dataclass(frozen=True)
@@ -79,17 +116,6 @@ class RetentionView:
     live_by_sha: dict[str, frozenset[int]]  # their hashes -> every row whose library copy counts as present
 
 
-def _tx(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        out = work(conn)
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    return out
-
-
 class PurgeLedger:
     """Typed purge queries over the shared `Store`."""
 
@@ -102,12 +128,12 @@ class PurgeLedger:
         def q(c: sqlite3.Connection) -> list[Tracked]:
             rows = c.execute(
                 "SELECT id, root, rel, size, mtime, state, sha256, local_path, purge_run FROM files "
-                "WHERE remote = ? AND current = 1 AND state != 'purged'",
-                (remote,),
+                "WHERE remote = ? AND current = 1 AND state != ?",
+                (remote, FileState.PURGED),
             ).fetchall()
-            return [Tracked(*r) for r in rows]
+            return [Tracked(r[0], r[1], r[2], r[3], r[4], FileState(r[5]), r[6], r[7], r[8]) for r in rows]
 
-        return await self.store.execute(q)
+        return await self.store.read(q)
 
     async def start_run(self, remote: str, source: str, dry_run: bool) -> int:
         def q(c: sqlite3.Connection) -> int:
@@ -118,7 +144,7 @@ class PurgeLedger:
             assert cur.lastrowid is not None
             return cur.lastrowid
 
-        return await self.store.execute(lambda c: _tx(c, q))
+        return await self.store.transaction(q)
 
     async def finish_run(
         self,
@@ -145,57 +171,54 @@ class PurgeLedger:
             json.dumps(lib.kept, sort_keys=True),
             run_id,
         )
-        await self.store.execute(
-            lambda c: _tx(
-                c,
-                lambda c: c.execute(
-                    "UPDATE purge_runs SET finished_at = ?, outcome = ?, error = ?, deleted_files = ?, "
-                    "freed_bytes = ?, kept = ?, deleted_locally = ?, library_deleted_files = ?, "
-                    "library_freed_bytes = ?, library_kept = ? WHERE id = ?",
-                    params,
-                ),
-            )
-        )
 
-    async def record_kept(self, kept: Iterable[tuple[Tracked, Reason]]) -> None:
+        def q(c: sqlite3.Connection) -> None:
+            c.execute(
+                "UPDATE purge_runs SET finished_at = ?, outcome = ?, error = ?, deleted_files = ?, "
+                "freed_bytes = ?, kept = ?, deleted_locally = ?, library_deleted_files = ?, "
+                "library_freed_bytes = ?, library_kept = ? WHERE id = ?",
+                params,
+            )
+            run = c.execute(f"SELECT {_RUN_COLUMNS} FROM purge_runs WHERE id = ?", (run_id,)).fetchone()
+            if run is not None:
+                insert_events(c, [_purge_complete(_run(run))])
+
+        await self.store.transaction(q)
+
+    async def record_kept(self, kept: Iterable[tuple[Tracked, str]]) -> None:
         """Remember why each file stayed (shown by status tools; overwritten by the next run)."""
         params = [(str(reason), row.id) for row, reason in kept]
-        await self.store.execute(
-            lambda c: _tx(
-                c, lambda c: c.executemany("UPDATE files SET purge_reason = ? WHERE id = ?", params)
-            )
+        await self.store.transaction(
+            lambda c: c.executemany("UPDATE files SET purge_reason = ? WHERE id = ?", params)
         )
 
     async def mark_intent(self, run_id: int, ids: Sequence[int]) -> None:
         """Written before the remote delete: `purge_run` says "may be gone; check the listing"."""
         params = [(run_id, i) for i in ids]
-        await self.store.execute(
-            lambda c: _tx(c, lambda c: c.executemany("UPDATE files SET purge_run = ? WHERE id = ?", params))
+        await self.store.transaction(
+            lambda c: c.executemany("UPDATE files SET purge_run = ? WHERE id = ?", params)
         )
 
     async def mark_purged(self, ids: Sequence[int], when: float | None = None) -> None:
+        """Files gone from the remote: state `purged` and a `file_purged` event each, in one transaction."""
         at = time.time() if when is None else when
-        params = [(at, i) for i in ids]
-        await self.store.execute(
-            lambda c: _tx(
-                c,
-                lambda c: c.executemany(
-                    "UPDATE files SET state = 'purged', purged_at = ?, purge_run = NULL, purge_reason = NULL "
-                    "WHERE id = ? AND state != 'purged'",
-                    params,
-                ),
-            )
-        )
 
-    async def clear_intent(self, ids: Sequence[int], reason: Reason | None = None) -> None:
+        def q(c: sqlite3.Connection) -> None:
+            rows = _rows_of(c, ids, "state != ?", FileState.PURGED)
+            c.executemany(
+                "UPDATE files SET state = ?, purged_at = ?, purge_run = NULL, purge_reason = NULL WHERE id = ?",
+                [(FileState.PURGED, at, r[0]) for r in rows],
+            )
+            insert_events(c, [_file_event(EventType.FILE_PURGED, r) for r in rows], at)
+
+        await self.store.transaction(q)
+
+    async def clear_intent(self, ids: Sequence[int], reason: str | None = None) -> None:
         params = [(str(reason) if reason else None, i) for i in ids]
-        await self.store.execute(
-            lambda c: _tx(
-                c,
-                lambda c: c.executemany(
-                    "UPDATE files SET purge_run = NULL, purge_reason = COALESCE(?, purge_reason) WHERE id = ?",
-                    params,
-                ),
+        await self.store.transaction(
+            lambda c: c.executemany(
+                "UPDATE files SET purge_run = NULL, purge_reason = COALESCE(?, purge_reason) WHERE id = ?",
+                params,
             )
         )
 
@@ -211,7 +234,7 @@ class PurgeLedger:
             ).fetchall()
             return {r[1]: _run(r) for r in rows}
 
-        return await self.store.execute(q)
+        return await self.store.read(q)
 
     async def close_abandoned(self) -> int:
         """Runs a crash left open are marked as errors (their deletes are resolved by the next run)."""
@@ -223,7 +246,7 @@ class PurgeLedger:
             )
             return cur.rowcount
 
-        return await self.store.execute(lambda c: _tx(c, q))
+        return await self.store.transaction(q)
 
     async def retention_view(self, remote: str, landed_before: float) -> RetentionView:
         """Purged files of `remote` landed before `landed_before` whose library copy is still recorded."""
@@ -233,10 +256,10 @@ class PurgeLedger:
                 Landed(*r)
                 for r in c.execute(
                     "SELECT id, rel, local_path, size, mtime, sha256, landed_at FROM files "
-                    "WHERE remote = ? AND state = 'purged' AND library_expired_at IS NULL "
+                    "WHERE remote = ? AND state = ? AND library_expired_at IS NULL "
                     "AND local_path IS NOT NULL AND landed_at IS NOT NULL AND landed_at <= ? "
                     "ORDER BY landed_at, id",
-                    (remote, landed_before),
+                    (remote, FileState.PURGED, landed_before),
                 )
             ]
             if not due:
@@ -260,18 +283,45 @@ class PurgeLedger:
                 due, frozenset(p for (p,) in in_use), {k: frozenset(v) for k, v in live.items()}
             )
 
-        return await self.store.execute(q)
+        return await self.store.read(q)
 
     async def mark_expired(self, ids: Sequence[int], when: float | None = None) -> None:
-        """Library copies local retention deleted: never fetched again, never counted "deleted locally"."""
+        """Library copies local retention deleted: never fetched again, never counted "deleted locally";
+        a `file_expired` event each, in the same transaction."""
         at = time.time() if when is None else when
-        params = [(at, i) for i in ids]
-        await self.store.execute(
-            lambda c: _tx(
-                c,
-                lambda c: c.executemany(
-                    "UPDATE files SET library_expired_at = ? WHERE id = ? AND library_expired_at IS NULL",
-                    params,
-                ),
-            )
-        )
+
+        def q(c: sqlite3.Connection) -> None:
+            rows = _rows_of(c, ids, "library_expired_at IS NULL")
+            c.executemany("UPDATE files SET library_expired_at = ? WHERE id = ?", [(at, r[0]) for r in rows])
+            insert_events(c, [_file_event(EventType.FILE_EXPIRED, r) for r in rows], at)
+
+        await self.store.transaction(q)
+
+
+def _purge_complete(run: RunRecord) -> NewEvent:
+    data = {
+        "run_id": run.id, "source": run.source, "dry_run": run.dry_run, "outcome": run.outcome,
+        "error": run.error, "deleted_files": run.deleted_files, "freed_bytes": run.freed_bytes,
+        "kept": run.kept, "deleted_locally": run.deleted_locally,
+        "library_deleted_files": run.library_deleted_files, "library_freed_bytes": run.library_freed_bytes,
+        "seconds": round((run.finished_at or run.started_at) - run.started_at, 3),
+    }  # fmt: skip
+    return NewEvent(EventType.PURGE_COMPLETE, run.remote, None, None, data)
+
+
+def _rows_of(
+    c: sqlite3.Connection, ids: Sequence[int], condition: str, *params: Any
+) -> list[tuple[Any, ...]]:
+    """(id, remote, rel, sha256, local_path, size) of the rows `ids` that meet `condition`."""
+    if not ids:
+        return []
+    rows = c.execute(
+        "SELECT id, remote, rel, sha256, local_path, size FROM files "
+        f"WHERE id IN (SELECT value FROM json_each(?)) AND {condition} ORDER BY id",
+        (json.dumps(list(ids)), *params),
+    ).fetchall()
+    return [tuple(r) for r in rows]
+
+
+def _file_event(kind: EventType, r: tuple[Any, ...]) -> NewEvent:
+    return NewEvent(kind, r[1], r[2], None, file_data(r[0], r[3], r[4], size=r[5]))

@@ -1,0 +1,20 @@
+"""The state DB: the only owner of SQLite (schema, migrations, typed queries, the event log)."""
+
+from mediasyncd.state.events import Event, EventType, NewEvent
+from mediasyncd.state.lifecycle import LANDED, UNLANDED, WAITING, FileState
+from mediasyncd.state.store import FileRow, LandedFile, NewFile, Store, Totals
+
+__all__ = [
+    "LANDED",
+    "UNLANDED",
+    "WAITING",
+    "Event",
+    "EventType",
+    "FileRow",
+    "FileState",
+    "LandedFile",
+    "NewEvent",
+    "NewFile",
+    "Store",
+    "Totals",
+]

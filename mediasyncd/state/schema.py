@@ -1,0 +1,106 @@
+"""The state DB's schema: one list of migrations, applied in order, each in its own transaction.
+
+`PRAGMA user_version` holds how many have run. A migration is never edited once released: later ones
+change what earlier ones made.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from mediasyncd.state.events import EventType
+from mediasyncd.state.lifecycle import LANDED, FileState, sql_set
+
+_NOW = "((julianday('now') - 2440587.5) * 86400.0)"
+
+MIGRATIONS: Sequence[str] = (
+    # 1: files and their lifecycle
+    """
+    CREATE TABLE files (
+        id INTEGER PRIMARY KEY,
+        remote TEXT NOT NULL,
+        root TEXT NOT NULL,
+        rel TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        mtime REAL NOT NULL,
+        state TEXT NOT NULL,
+        first_seen REAL NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        next_attempt REAL,
+        sha256 TEXT,
+        local_path TEXT,
+        landing_path TEXT,
+        landed_at REAL,
+        purged_at REAL,
+        current INTEGER NOT NULL DEFAULT 1
+    );
+    CREATE UNIQUE INDEX files_current ON files(remote, root, rel) WHERE current = 1;
+    CREATE INDEX files_state ON files(state, remote);
+    """,
+    # 2: purge runs and per-file purge bookkeeping (mediasyncd.purge)
+    """
+    CREATE TABLE purge_runs (
+        id INTEGER PRIMARY KEY,
+        remote TEXT NOT NULL,
+        source TEXT NOT NULL,
+        dry_run INTEGER NOT NULL,
+        started_at REAL NOT NULL,
+        finished_at REAL,
+        outcome TEXT,
+        error TEXT,
+        deleted_files INTEGER NOT NULL DEFAULT 0,
+        freed_bytes INTEGER NOT NULL DEFAULT 0,
+        kept TEXT NOT NULL DEFAULT '{}',
+        deleted_locally INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX purge_runs_remote ON purge_runs(remote, source, started_at);
+    ALTER TABLE files ADD COLUMN purge_reason TEXT;
+    ALTER TABLE files ADD COLUMN purge_run INTEGER;
+    CREATE INDEX files_purge_run ON files(purge_run) WHERE purge_run IS NOT NULL;
+    """,
+    # 3: local retention (mediasyncd.purge): library copies removed by `[purge] local_retention`, per run
+    f"""
+    ALTER TABLE files ADD COLUMN library_expired_at REAL;
+    CREATE INDEX files_retention ON files(remote, landed_at)
+        WHERE state = '{FileState.PURGED}' AND library_expired_at IS NULL;
+    CREATE INDEX files_local_path ON files(local_path) WHERE local_path IS NOT NULL;
+    CREATE INDEX files_sha256 ON files(sha256) WHERE local_path IS NOT NULL;
+    ALTER TABLE purge_runs ADD COLUMN library_deleted_files INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE purge_runs ADD COLUMN library_freed_bytes INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE purge_runs ADD COLUMN library_kept TEXT NOT NULL DEFAULT '{{}}';
+    """,
+    # 4: the event log (SPEC §3.7) and the positions its consumers acknowledged; one back-filled
+    # file_synced (and file_processed) per file landed before the log existed, stamped with the time of
+    # the migration (the retention counts from when an event was written).
+    f"""
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        type TEXT NOT NULL,
+        time REAL NOT NULL,
+        remote TEXT,
+        path TEXT,
+        sync_id TEXT,
+        data TEXT NOT NULL
+    );
+    CREATE INDEX events_type ON events(type, id);
+    CREATE INDEX events_time ON events(time);
+    CREATE TABLE consumers (
+        name TEXT PRIMARY KEY,
+        acked_id INTEGER NOT NULL DEFAULT 0,
+        enabled INTEGER NOT NULL DEFAULT 1,
+        updated_at REAL NOT NULL
+    );
+    INSERT INTO events (type, time, remote, path, sync_id, data)
+        SELECT '{EventType.FILE_SYNCED}', {_NOW}, remote, rel, NULL,
+               json_object('file_id', id, 'sha256', sha256, 'size', size, 'mtime', mtime,
+                           'library_path', local_path, 'landed_at', landed_at, 'backfill', json('true'))
+        FROM files WHERE state IN {sql_set(LANDED)} AND local_path IS NOT NULL
+        ORDER BY COALESCE(landed_at, first_seen), id;
+    INSERT INTO events (type, time, remote, path, sync_id, data)
+        SELECT '{EventType.FILE_PROCESSED}', {_NOW}, remote, rel, NULL,
+               json_object('file_id', id, 'sha256', sha256, 'library_path', local_path, 'backfill', json('true'))
+        FROM files WHERE state = '{FileState.PROCESSED}' AND local_path IS NOT NULL
+        ORDER BY COALESCE(landed_at, first_seen), id;
+    """,
+)
