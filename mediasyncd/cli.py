@@ -6,14 +6,14 @@ import argparse
 import asyncio
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import tomli_w
 
 from mediasyncd import __version__
 from mediasyncd.config import Config, find_config, load_config, minimal_config
-from mediasyncd.errors import ConfigError, LibraryUnavailable, StateLockedError
+from mediasyncd.errors import ConfigError, LibraryUnavailable, MediasyncError, StateLockedError
 from mediasyncd.logging import configure_logging
 
 EXIT_CONFIG = 78  # EX_CONFIG: systemd does not restart on it (RestartPreventExitStatus)
@@ -48,7 +48,9 @@ def _parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("config", parents=[common], help="check or write a config")
     csub = c.add_subparsers(dest="config_command", required=True, metavar="ACTION")
-    check = csub.add_parser("check", parents=[common], help="validate a config (exit 2 on errors)")
+    check = csub.add_parser(
+        "check", parents=[common], help=f"validate a config (exit {EXIT_CONFIG} on errors)"
+    )
     check.add_argument("path", nargs="?", help="config to check (default: the search order)")
     init = csub.add_parser("init", parents=[common], help="write a minimal valid config")
     init.add_argument("path", nargs="?", help="where (default: ~/.config/mediasyncd/config.toml)")
@@ -88,6 +90,14 @@ def _parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("reprocess", parents=[common], help="re-run media pipeline stages")
     rp.add_argument("--stage", default=None)
     rp.add_argument("paths", nargs="*", metavar="PATH")
+
+    ev = sub.add_parser("events", parents=[common], help="print the event log (read-only, beside the daemon)")
+    ev.add_argument("--since", type=int, default=0, metavar="ID", help="only events after this id")
+    ev.add_argument("--follow", action="store_true", help="keep printing new events as they come")
+    ev.add_argument(
+        "--type", action="append", default=[], metavar="T[,T...]", help="only these event types (repeatable)"
+    )
+    ev.add_argument("--json", action="store_true", help="one JSON envelope per line, nothing else on stdout")
     return p
 
 
@@ -107,55 +117,85 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
-    command: str = args.command
-    if command == "config":
-        return _config_command(args)
-    if command == "demo":
-        from mediasyncd.demo.run import run_demo
+    return COMMANDS[args.command](args)
 
-        return asyncio.run(
-            run_demo(Path(args.library), listen=args.listen, every=args.every, duration=args.duration)
-        )
-    if command == "inspect":
-        from mediasyncd.pipeline.commands import inspect_main
 
-        return inspect_main(args.files, args.json)
+def _run(args: argparse.Namespace) -> int:
+    from mediasyncd.daemon import Daemon
+
     config = _require_config(args)
-    if command == "run":
-        from mediasyncd.daemon import Daemon
 
-        async def run() -> None:
-            await Daemon(config).run()
+    async def run() -> None:
+        await Daemon(config).run()
 
-        asyncio.run(run())
-        return 0
-    if command == "sync":
-        return _sync(config, args)
-    if command == "status":
-        from mediasyncd.status_client import show_status
+    asyncio.run(run())
+    return 0
 
-        return asyncio.run(show_status(config, watch=args.watch, as_json=args.json))
-    if command == "search":
-        from mediasyncd.pipeline.commands import search_main
 
-        return search_main(config.daemon.db_path, args.query, args.json, args.limit)
-    if command == "purge":
-        from mediasyncd.purge.commands import purge_main
+def _status(args: argparse.Namespace) -> int:
+    from mediasyncd.status_client import show_status
 
-        return purge_main(
-            config,
-            args.remotes,
-            dry_run=args.dry_run,
-            include_deleted_locally=args.include_deleted_locally,
-            local_only=args.local_only,
+    return asyncio.run(show_status(_require_config(args), watch=args.watch, as_json=args.json))
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from mediasyncd.demo.run import run_demo
+
+    return asyncio.run(
+        run_demo(Path(args.library), listen=args.listen, every=args.every, duration=args.duration)
+    )
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    from mediasyncd.pipeline.commands import inspect_main
+
+    return inspect_main(args.files, args.json)
+
+
+def _search(args: argparse.Namespace) -> int:
+    from mediasyncd.pipeline.commands import search_main
+
+    config = _require_config(args)
+    return search_main(config.daemon.db_path, args.query, args.json, args.limit)
+
+
+def _purge(args: argparse.Namespace) -> int:
+    from mediasyncd.purge.commands import purge_main
+
+    return purge_main(
+        _require_config(args),
+        args.remotes,
+        dry_run=args.dry_run,
+        include_deleted_locally=args.include_deleted_locally,
+        local_only=args.local_only,
+    )
+
+
+def _reprocess(args: argparse.Namespace) -> int:
+    from mediasyncd.pipeline.commands import reprocess_main
+
+    config = _require_config(args)
+    return reprocess_main(
+        config.daemon.db_path, config.daemon.library, config.pipeline, args.stage, args.paths
+    )
+
+
+def _events(args: argparse.Namespace) -> int:
+    from mediasyncd.events_cli import events_main, parse_types
+
+    config = _require_config(args)
+    try:
+        types = parse_types(args.type)
+    except ValueError as exc:
+        print(f"mediasyncd events: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return events_main(
+            config.daemon.db_path, since=args.since, types=types, follow=args.follow, as_json=args.json
         )
-    if command == "reprocess":
-        from mediasyncd.pipeline.commands import reprocess_main
-
-        return reprocess_main(
-            config.daemon.db_path, config.daemon.library, config.pipeline, args.stage, args.paths
-        )
-    raise AssertionError(command)
+    except MediasyncError as exc:
+        print(f"mediasyncd events: {exc}", file=sys.stderr)
+        return 1
 
 
 def _require_config(args: argparse.Namespace) -> Config:
@@ -166,9 +206,10 @@ def _require_config(args: argparse.Namespace) -> Config:
     return load_config(path)
 
 
-def _sync(config: Config, args: argparse.Namespace) -> int:
+def _sync(args: argparse.Namespace) -> int:
     from mediasyncd.sync_once import sync_once
 
+    config = _require_config(args)
     names = set(args.remotes)
     unknown = names - {r.name for r in config.remotes}
     if unknown:
@@ -180,7 +221,7 @@ def _sync(config: Config, args: argparse.Namespace) -> int:
     return asyncio.run(sync_once(config, remotes, show_progress=show))
 
 
-def _config_command(args: argparse.Namespace) -> int:
+def _config(args: argparse.Namespace) -> int:
     if args.config_command == "check":
         path = find_config(args.path or getattr(args, "config", None))
         if path is None:
@@ -210,3 +251,17 @@ def _config_command(args: argparse.Namespace) -> int:
     print(f"wrote {target}; edit [[remotes]] (host, user, kind) and create {args.library}, then:")
     print(f"  mediasyncd config check {target}")
     return 0
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "run": _run,
+    "sync": _sync,
+    "status": _status,
+    "config": _config,
+    "demo": _demo,
+    "inspect": _inspect,
+    "search": _search,
+    "purge": _purge,
+    "reprocess": _reprocess,
+    "events": _events,
+}
