@@ -22,7 +22,8 @@ class Backoff:
 async def sleep_or_wake(wake: asyncio.Event, seconds: float) -> None:
     """Sleep `seconds`, or less when `wake` is set; the event is cleared for the next sleep."""
     try:
-        await asyncio.wait_for(wake.wait(), seconds)
+        async with asyncio.timeout(seconds):  # unlike wait_for (3.11), never drops a cancel
+            await wake.wait()
     except TimeoutError:
         pass
     wake.clear()

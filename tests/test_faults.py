@@ -197,14 +197,12 @@ class _FailingListings(LocalSource):
         return await super().list_roots(roots)
 
 
-async def test_reconnect_backoff_grows_until_a_session_completes_a_pass(
-    tmp_path: Path, sshd: SshServer
-) -> None:
-    """Sessions that fail before their first pass back off further each time; one that completed a pass
-    starts the backoff over."""
+async def test_reconnect_backoff_grows_until_a_session_works(tmp_path: Path, sshd: SshServer) -> None:
+    """Sessions that fail early back off further each time, even one that completed a single quick pass;
+    one that kept working (here: longer than `healthy_after`) starts the backoff over."""
     env = make_env(tmp_path, sshd, poll_interval="0.05s")
     config = env.config()
-    plan: list[int] = [0, 0, 0, 0, 0, 1, 0]  # good listings per session: the sixth session works once
+    plan: list[int] = [0, 0, 0, 1, 0, 8, 0]  # good listings per session: the sixth lasts ~0.4 s
     opened: list[int] = []
 
     async def opener() -> Source:
@@ -220,6 +218,7 @@ async def test_reconnect_backoff_grows_until_a_session_completes_a_pass(
             config.remotes[0], config.transfer, library=Library(env.library), store=store, status=status,
             state_dir=env.state_dir, executor=pool, landing_lock=asyncio.Lock(),
             space=SpaceGate(lambda: 1 << 40, 0), opener=opener, reconnect=Backoff(base=0.01, cap=60),
+            healthy_after=0.3,
         )  # fmt: skip
 
         async def no_sleep(seconds: float) -> None:
@@ -233,8 +232,8 @@ async def test_reconnect_backoff_grows_until_a_session_completes_a_pass(
     await store.close()
     ceilings = [0.01 * 2**n for n in range(5)]
     assert [d >= c / 2 for d, c in zip(delays, ceilings, strict=False)] == [True] * 5
-    assert delays[4] >= 0.08  # the fifth failure in a row waits 16x the first
-    assert delays[5] <= 0.01  # the sixth session completed a pass: back to the first step
+    assert delays[4] >= 0.08  # the fifth in a row waits 16x the first: one quick pass did not reset it
+    assert delays[5] <= 0.01  # the sixth session kept working: back to the first step
     assert status.state == "backoff" and "permission denied" in (status.last_error or "")
 
 

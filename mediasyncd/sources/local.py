@@ -191,7 +191,8 @@ class LocalSource:
     def _open_file(self, path: str) -> int:
         try:
             with self._parent(path) as (dir_fd, name):
-                fd = os.open(name, os.O_RDONLY | NOFOLLOW, dir_fd=dir_fd)
+                # O_NONBLOCK: a FIFO swapped in after the listing must not block a thread in open().
+                fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | NOFOLLOW, dir_fd=dir_fd)
         except (FileNotFoundError, NotADirectoryError, UnsafePathError) as exc:
             raise RemoteFileChanged(f"{path}: vanished before transfer ({exc})") from None
         except OSError as exc:

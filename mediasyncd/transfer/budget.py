@@ -62,12 +62,14 @@ class SpaceGate:
         waiting = False
         try:
             while True:
-                free = await asyncio.to_thread(self.free_bytes)
+                free, unknown = await self._free()
                 if loop.time() >= self._full_until and free - self.promised - size >= self.floor:
                     self.promised += size
                     self._resume()
                     return True
-                if self.paused is None or not self.paused.startswith("library disk full"):
+                if unknown is not None:
+                    self._pause(unknown)
+                elif self.paused is None or not self.paused.startswith("library disk full"):
                     self._pause(
                         f"library disk low: {free} bytes free, {self.promised} promised to transfers in "
                         f"flight, {size} wanted, floor {self.floor}"
@@ -81,7 +83,8 @@ class SpaceGate:
                 status.paused = self.paused
                 self._changed.clear()
                 try:
-                    await asyncio.wait_for(self._changed.wait(), self.check_every)
+                    async with asyncio.timeout(self.check_every):  # unlike wait_for, never drops a cancel
+                        await self._changed.wait()
                 except TimeoutError:
                     pass
         finally:
@@ -91,6 +94,13 @@ class SpaceGate:
                     del self._waiting[status.name]
                     self._statuses.pop(status.name, None)
                     status.paused = None
+
+    async def _free(self) -> tuple[int, str | None]:
+        """Free bytes, or 0 and why they are unknown (a NAS library gone stale: wait as for a full disk)."""
+        try:
+            return await asyncio.to_thread(self.free_bytes), None
+        except OSError as exc:
+            return 0, f"library disk low: free space unknown ({exc.strerror or exc})"
 
     def release(self, size: int) -> None:
         self.promised -= size

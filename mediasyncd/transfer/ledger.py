@@ -90,6 +90,7 @@ class Ledger:
         self.index: dict[Key, FileRow] = {}
         self.active: set[int] = set()
         self.counts = PassCounts()
+        self.last_new = 0  # new files the last sighting recorded
         self._passes: dict[str, _Pass] = {}
         self._pass_of: dict[int, str] = {}
         self.log = structlog.get_logger("mediasyncd.ledger").bind(remote=remote)
@@ -135,6 +136,7 @@ class Ledger:
             for row in await self.store.add_seen(self.remote, d.new, d.retire):
                 self.index[row.key] = row
         self.counts.new += len(d.new)
+        self.last_new = len(d.new)
         self.counts.skipped_names += sighting.rejected
         self.status.skipped_names += sighting.rejected
         now = time.time()

@@ -1,14 +1,16 @@
 """Keeps one remote synced: open its source with backoff, serve a session, and again after a loss.
 
 Connection supervision lives here and nowhere else. The backoff grows across repeated failures and
-starts over only after a session that completed a pass: a remote whose every session fails at once (an
-unreadable root on an SFTP-only host) is not handshaken with every second. One Puller per remote; a
+starts over only after a session that worked: one that landed a file or lasted `healthy_after` seconds. A
+remote whose every session fails early (an unreadable root on an SFTP-only host, a proxy that cuts every
+large read) is not handshaken with every second. One Puller per remote; a
 failure here never reaches another remote's Puller.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from pathlib import Path
@@ -25,9 +27,11 @@ from mediasyncd.transfer.budget import SpaceGate
 from mediasyncd.transfer.landing import Library
 from mediasyncd.transfer.ledger import Ledger, PassCounts
 from mediasyncd.transfer.session import Session
+from mediasyncd.watchers.base import Watcher
 from mediasyncd.watchers.poll import PollWatcher
 
 RECONNECT = Backoff(base=1.0, cap=300.0)
+HEALTHY_AFTER = 30.0  # seconds a session must last (or land a file) for the backoff to start over
 Opener = Callable[[], Awaitable[Source]]
 
 
@@ -46,6 +50,7 @@ class Puller:
         space: SpaceGate,
         opener: Opener | None = None,
         reconnect: Backoff = RECONNECT,
+        healthy_after: float = HEALTHY_AFTER,
     ) -> None:
         self.remote = remote
         self.transfer = transfer
@@ -58,9 +63,11 @@ class Puller:
         self.opener = opener or (lambda: open_source(remote, state_dir, transfer))
         self.log = structlog.get_logger("mediasyncd.puller").bind(remote=remote.name)
         self.reconnect = reconnect
+        self.healthy_after = healthy_after
         self.attempt = 0
         self.failing = False  # a sync_error was recorded and no remote_recovered since
         self._wake = asyncio.Event()
+        self._watcher: Watcher | None = None
 
     @property
     def counts(self) -> PassCounts:
@@ -72,9 +79,11 @@ class Puller:
             self.log.warning("watch = 'agent' is not available in this version; polling instead")
         await self.ledger.load(self.library.root, self.executor)
         while True:
+            started, landed = time.monotonic(), self.ledger.counts.landed
             session = await self._serve(once=False)
-            if session is not None and session.passes:
-                self.attempt = 0  # it worked for a while: the next loss is retried soon
+            worked = self.ledger.counts.landed > landed or time.monotonic() - started >= self.healthy_after
+            if session is not None and session.passes and worked:
+                self.attempt = 0  # it worked: the next loss is retried soon
             await self._sleep(self._next_delay())
 
     async def sync_once(self) -> PassCounts:
@@ -118,6 +127,7 @@ class Puller:
         self.status.capabilities = source.caps.summary
         self.log.info("connected", capabilities=source.caps.summary)
         watcher = PollWatcher(source, self.remote, self.ledger.pending, once=once)
+        self._watcher = watcher
         return Session(
             self.remote, self.transfer, source, watcher, self.ledger, library=self.library,
             executor=self.executor, landing_lock=self.landing_lock, space=self.space, status=self.status,
@@ -142,8 +152,11 @@ class Puller:
             await self.ledger.store.append([NewEvent(EventType.SYNC_ERROR, self.remote.name, data=data)])
 
     def wake(self) -> None:
-        """Retry now (e.g. after a config change or an operator's request)."""
-        self._wake.set()
+        """A pass now: the watcher looks again, or a remote in backoff is retried at once."""
+        if self.status.state == "connected" and self._watcher is not None:
+            self._watcher.wake()
+        else:
+            self._wake.set()
 
     async def _sleep(self, seconds: float) -> None:
         await sleep_or_wake(self._wake, seconds)

@@ -99,6 +99,7 @@ class Session:
             "pass",
             sync_id=sighting.sync_id,
             listed=len(sighting.entries),
+            new=self.ledger.last_new,
             queued=self.status.queued,
             settling=sighting.settling,
             method=sighting.listing.method,

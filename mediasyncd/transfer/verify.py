@@ -18,6 +18,7 @@ import structlog
 
 from mediasyncd.paths import library_rel
 from mediasyncd.sources import Source
+from mediasyncd.sources.receive import LOCAL_FULL
 from mediasyncd.state import FileRow
 from mediasyncd.transfer.landing import Arrival, Library, Plan
 from mediasyncd.transfer.ledger import Landed, Ledger
@@ -54,8 +55,8 @@ class Verifier:
         """Verify what the transfer workers pulled, in batches (one remote command each), and hand each
         batch to the lander, so that hashing the next batch overlaps landing this one."""
         landing: asyncio.Queue[list[Pulled]] = asyncio.Queue(maxsize=2)
-        lander = asyncio.ensure_future(self._lander(landing, verify))
-        try:
+        async with asyncio.TaskGroup() as tg:  # a lander that fails ends this verifier too
+            tg.create_task(self._lander(landing, verify))
             while True:
                 batch = await self._gather_batch(verify)
                 try:
@@ -70,9 +71,6 @@ class Verifier:
                 await landing.put(good)
                 for _ in range(len(batch) - len(good)):
                     verify.task_done()
-        finally:
-            lander.cancel()
-            await asyncio.gather(lander, return_exceptions=True)
 
     async def _gather_batch(self, verify: asyncio.Queue[Pulled]) -> list[Pulled]:
         """The next item, plus whatever else arrives within VERIFY_WAIT: one remote command for many."""
@@ -87,7 +85,8 @@ class Verifier:
             if remaining <= 0:
                 break
             try:
-                batch.append(await asyncio.wait_for(verify.get(), remaining))
+                async with asyncio.timeout(remaining):  # unlike wait_for (3.11), never drops a cancel
+                    batch.append(await verify.get())
             except TimeoutError:
                 break
         return batch
@@ -131,7 +130,9 @@ class Verifier:
             await self._finish_landing(landing)
             raise
         for p, error in zip(items, errors, strict=True):
-            if error is not None:
+            if isinstance(error, OSError) and error.errno in LOCAL_FULL:
+                await self.ledger.put_back([p.row])  # the library's disk is full: not the file's fault
+            elif error is not None:
                 await self.ledger.failed(p.row, str(error))
 
     async def _finish_landing(self, landing: asyncio.Future[Any]) -> None:

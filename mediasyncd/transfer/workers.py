@@ -77,13 +77,14 @@ class Transfers:
         self.held += 1
         self.status.queued = self.queued(queue)
         try:
-            if not await self.space.reserve(job.size, self.status, wait=self.wait_for_space):
+            promised = await self._still_to_write(job)
+            if not await self.space.reserve(promised, self.status, wait=self.wait_for_space):
                 await self._wait_later(rows_of(job))
                 return
             try:
                 taken = await self.budget.acquire(job.size)
             except BaseException:
-                self.space.release(job.size)
+                self.space.release(promised)
                 raise
         finally:
             self.held -= 1
@@ -105,8 +106,15 @@ class Transfers:
             for row in rows_of(job):
                 await self.ledger.failed(row, str(exc))
         finally:
+            self.space.release(promised)
             await self.budget.release(taken)
-            self.space.release(job.size)
+
+    async def _still_to_write(self, job: Job) -> int:
+        """Bytes the job will add to the library's disk: a single file resumes from its partial."""
+        if isinstance(job, Batch):
+            return job.size
+        partial = self.library.partial_path(self.remote, job.id)
+        return job.size - await asyncio.to_thread(_size_of, partial)
 
     async def _pull_one(self, row: FileRow) -> Pulled | None:
         self.ledger.taking(row)
@@ -176,3 +184,10 @@ class Transfers:
         loop = asyncio.get_running_loop()
         for row in rows:
             await loop.run_in_executor(self.executor, self.library.discard, partials[row.rel])
+
+
+def _size_of(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0

@@ -50,8 +50,8 @@ async def sftp_walk(sftp: asyncssh.SFTPClient, roots: Sequence[str], parallel: i
         except asyncssh.SFTPNoSuchFile:
             listing.missing_roots.append(root)
             continue
-        except asyncssh.SFTPError as exc:
-            if is_lost(exc):
+        except (asyncssh.Error, OSError) as exc:
+            if is_lost(exc) or not isinstance(exc, asyncssh.SFTPError):
                 raise RemoteError(f"connection lost listing {root}: {exc}") from None
             raise RemoteError(f"cannot stat root {root}: {exc.reason}") from None
         if attrs.permissions is None or not stat.S_ISDIR(attrs.permissions):
@@ -65,10 +65,10 @@ async def sftp_walk(sftp: asyncssh.SFTPClient, roots: Sequence[str], parallel: i
             )
             for sub, result in zip(batch, results, strict=True):
                 if isinstance(result, BaseException):
-                    if is_lost(result):
-                        raise RemoteError(f"connection lost listing {root}: {result}") from None
-                    if isinstance(result, asyncssh.SFTPError):
+                    if isinstance(result, asyncssh.SFTPError) and not is_lost(result):
                         continue  # vanished or unreadable directory: skip it this pass
+                    if isinstance(result, asyncssh.Error | OSError):
+                        raise RemoteError(f"connection lost listing {root}: {result}") from None
                     raise result
                 for name, a in result:
                     rel_b = sub + b"/" + name if sub else name
@@ -170,78 +170,71 @@ async def _stream(
     limiter: RateLimiter | None,
     progress: Callable[[int], None] | None,
 ) -> int:
-    """Hand blocks to the writer in offset order (they may arrive out of order); returns bytes held."""
-    next_offset = offset
-    if size > offset:
-        blocks = await f.read_parallel(size - offset, offset)
-        reader = _reader_of(blocks)
-        try:
-            next_offset = await _consume(blocks, offset, writer, limiter, progress)
-        except BaseException:
-            _retrieve_outstanding(blocks, reader)
-            raise
-    return next_offset
+    """Hand blocks to the writer in offset order (they may arrive out of order); returns bytes held.
 
-
-async def _consume(
-    blocks: AsyncIterator[tuple[int, bytes]],
-    offset: int,
-    writer: PartialWriter,
-    limiter: RateLimiter | None,
-    progress: Callable[[int], None] | None,
-) -> int:
+    When reading stops early (the connection dropped, the transfer was cancelled), asyncssh's read
+    requests still in flight are cancelled and their outcome retrieved: otherwise each one that later
+    fails with "connection not open" is reported as a task exception nobody retrieved. asyncssh keeps
+    them on the reader behind its iterator (`_pending`); the set is noted before each step, since a
+    step that raises may already have replaced it."""
+    if size <= offset:
+        return offset
+    blocks = await f.read_parallel(size - offset, offset)
+    reader = _reader_of(blocks)
     waiting: dict[int, bytes] = {}
     next_offset = offset
     received = offset  # what progress shows: blocks may arrive (and be written) out of order
     ready: list[bytes] = []
     ready_bytes = 0
-    async for block_offset, data in blocks:
-        if limiter:
-            await limiter.consume(len(data))
-        waiting[block_offset] = data
-        received += len(data)
-        while next_offset in waiting:
-            chunk = waiting.pop(next_offset)
-            if not chunk:
+    in_flight: list[object] = []
+    try:
+        while True:
+            in_flight = [*getattr(reader, "_pending", ())]
+            try:
+                block_offset, data = await anext(blocks)
+            except StopAsyncIteration:
                 break
-            ready.append(chunk)
-            ready_bytes += len(chunk)
-            next_offset += len(chunk)
-        if ready_bytes >= WRITE_CHUNK:
-            await writer.write(ready)
-            ready, ready_bytes = [], 0
-        if progress:
-            progress(received)
+            if limiter:
+                await limiter.consume(len(data))
+            waiting[block_offset] = data
+            received += len(data)
+            while next_offset in waiting:
+                chunk = waiting.pop(next_offset)
+                if not chunk:
+                    break
+                ready.append(chunk)
+                ready_bytes += len(chunk)
+                next_offset += len(chunk)
+            if ready_bytes >= WRITE_CHUNK:
+                await writer.write(ready)
+                ready, ready_bytes = [], 0
+            if progress:
+                progress(received)
+    except BaseException:
+        _retrieve([*in_flight, *getattr(reader, "_pending", ())])
+        raise
     if ready:
         await writer.write(ready)
     return next_offset
 
 
-def _ignore_result(task: asyncio.Future[Any]) -> None:
-    if not task.cancelled():
-        task.exception()
-
-
 def _reader_of(blocks: AsyncIterator[tuple[int, bytes]]) -> object:
     """asyncssh's parallel reader behind its iterator (the generator's `self`), taken before the first
-    step: a cancel inside the generator ends its frame."""
+    step: a failure inside the generator ends its frame. None where that is not how asyncssh works."""
     frame = getattr(blocks, "ag_frame", None)
     return frame.f_locals.get("self") if frame is not None else None
 
 
-def _retrieve_outstanding(blocks: AsyncIterator[tuple[int, bytes]], reader: object) -> None:
-    """When reading stops early (the connection dropped, the transfer was cancelled), cancel asyncssh's
-    read requests still in flight and retrieve their outcome: otherwise each one that later fails with
-    "connection not open" is reported as a task exception nobody retrieved. asyncssh keeps them on the
-    reader behind its iterator (`self._pending`, and `done` while a batch is handed out); should those
-    names ever change, this does nothing, as before."""
-    frame = getattr(blocks, "ag_frame", None)
-    done = frame.f_locals.get("done", ()) if frame is not None else ()
-    tasks = [*getattr(reader, "_pending", ()), *done]
+def _retrieve(tasks: Iterable[object]) -> None:
     for task in tasks:
         if isinstance(task, asyncio.Future):
             task.cancel()
             task.add_done_callback(_ignore_result)
+
+
+def _ignore_result(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 # ------------------------------------------------------------------------------------------- per file

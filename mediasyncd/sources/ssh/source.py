@@ -15,7 +15,7 @@ from pathlib import Path
 import asyncssh
 
 from mediasyncd.config import RemoteConfig, TransferConfig
-from mediasyncd.errors import RemoteError
+from mediasyncd.errors import MediasyncError, RemoteError, RemoteFileChanged, TransferError
 from mediasyncd.sources.base import Capabilities, Progress
 from mediasyncd.sources.commands import (
     PROBE,
@@ -150,19 +150,22 @@ class SshSource:
         limiter: RateLimiter | None = None,
         progress: Progress | None = None,
     ) -> str:
-        return await sftp_pull(
-            self.sftp,
-            path,
-            partial,
-            size=size,
-            mtime=mtime,
-            executor=executor,
-            block_size=self.block_size,
-            max_requests=self.max_requests,
-            check_attrs=not self._caps.hashes,  # the remote's hash checks the version where it can
-            limiter=limiter,
-            progress=progress,
-        )
+        try:
+            return await sftp_pull(
+                self.sftp,
+                path,
+                partial,
+                size=size,
+                mtime=mtime,
+                executor=executor,
+                block_size=self.block_size,
+                max_requests=self.max_requests,
+                check_attrs=not self._caps.hashes,  # the remote's hash checks the version where it can
+                limiter=limiter,
+                progress=progress,
+            )
+        except TransferError as exc:
+            raise self._lost_or(exc) from None
 
     async def pull_batch(
         self,
@@ -185,8 +188,16 @@ class SshSource:
             )
         except (asyncssh.Error, OSError) as exc:
             raise RemoteError(f"tar stream broke: {exc}") from None
+        except TransferError as exc:  # a truncated archive: the stream was cut, or tar failed
+            raise self._lost_or(exc) from None
         finally:
             process.close()
+
+    def _lost_or(self, error: TransferError) -> MediasyncError:
+        """A file's error, unless the connection is gone: then it is the session's (RemoteError)."""
+        if isinstance(error, RemoteFileChanged) or not self.conn.is_closed():
+            return error
+        return RemoteError(f"connection lost: {error}")
 
     # ------------------------------------------------------------------------------------ checks
 
