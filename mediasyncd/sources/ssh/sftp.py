@@ -175,8 +175,9 @@ async def _stream(
     When reading stops early (the connection dropped, the transfer was cancelled), asyncssh's read
     requests still in flight are cancelled and their outcome retrieved: otherwise each one that later
     fails with "connection not open" is reported as a task exception nobody retrieved. asyncssh keeps
-    them on the reader behind its iterator (`_pending`); the set is noted before each step, since a
-    step that raises may already have replaced it."""
+    them behind its iterator: pending on its reader (`_pending`), finished but not yet handed out in the
+    generator's `done`. Both are noted before each step, since a step that raises ends the generator's
+    frame and may already have replaced the pending set."""
     if size <= offset:
         return offset
     blocks = await f.read_parallel(size - offset, offset)
@@ -189,7 +190,7 @@ async def _stream(
     in_flight: list[object] = []
     try:
         while True:
-            in_flight = [*getattr(reader, "_pending", ())]
+            in_flight = _outstanding(blocks, reader)
             try:
                 block_offset, data = await anext(blocks)
             except StopAsyncIteration:
@@ -211,7 +212,7 @@ async def _stream(
             if progress:
                 progress(received)
     except BaseException:
-        _retrieve([*in_flight, *getattr(reader, "_pending", ())])
+        _retrieve([*in_flight, *_outstanding(blocks, reader)])
         raise
     if ready:
         await writer.write(ready)
@@ -223,6 +224,13 @@ def _reader_of(blocks: AsyncIterator[tuple[int, bytes]]) -> object:
     step: a failure inside the generator ends its frame. None where that is not how asyncssh works."""
     frame = getattr(blocks, "ag_frame", None)
     return frame.f_locals.get("self") if frame is not None else None
+
+
+def _outstanding(blocks: AsyncIterator[tuple[int, bytes]], reader: object) -> list[object]:
+    """asyncssh's read requests that may still end in an error nobody retrieves."""
+    frame = getattr(blocks, "ag_frame", None)
+    done = frame.f_locals.get("done", ()) if frame is not None else ()
+    return [*getattr(reader, "_pending", ()), *done]
 
 
 def _retrieve(tasks: Iterable[object]) -> None:
