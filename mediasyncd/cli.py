@@ -126,7 +126,7 @@ def _run(args: argparse.Namespace) -> int:
     config = _require_config(args)
 
     async def run() -> None:
-        await Daemon(config).run()
+        await Daemon(config, exit_when_forced=True).run()
 
     asyncio.run(run())
     return 0

@@ -57,6 +57,7 @@ class DaemonConfig:
     status_listen: str = "127.0.0.1:8765"
     status_token: str | None = None
     library_min_free: int = 1 << 30
+    event_retention: float = 30 * 86400.0
 
     @property
     def status_host(self) -> str:
@@ -228,19 +229,22 @@ def _build(r: Reader, data: Mapping[str, Any], path: Path | None) -> Config | No
 
 def _daemon(r: Reader, t: Mapping[str, Any]) -> DaemonConfig | None:
     p = "daemon"
-    r.check_keys(t, p, {"library", "state_dir", "status_listen", "status_token", "library_min_free"})
+    r.check_keys(
+        t, p, {"library", "state_dir", "status_listen", "status_token", "library_min_free", "event_retention"}
+    )
     library = r.require(t, "library", p, as_path)
     state_dir = r.get(t, "state_dir", p, as_path, Path("/var/lib/mediasyncd"))
     listen = r.get(t, "status_listen", p, as_listen, "127.0.0.1:8765")
     token = r.get(t, "status_token", p, as_nonempty_str, None)
     min_free = r.get(t, "library_min_free", p, parse_size, 1 << 30)
+    retention = r.get(t, "event_retention", p, parse_duration, 30 * 86400.0)
     if library is not None and not library.is_absolute():
         r.problem(f"{p}.library", f"must be an absolute path, got {str(library)!r}")
     if not is_loopback(listen.rsplit(":", 1)[0].strip("[]")) and not token:
         r.problem(f"{p}.status_listen", "a non-loopback address requires daemon.status_token")
     if library is None:
         return None
-    return DaemonConfig(library, state_dir, listen, token, min_free)
+    return DaemonConfig(library, state_dir, listen, token, min_free, retention)
 
 
 def _transfer(r: Reader, t: Mapping[str, Any]) -> TransferConfig:

@@ -8,14 +8,17 @@ by SHUTDOWN_GRACE seconds, then cancel. The daemon knows nothing about how the p
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 import structlog
 
 from mediasyncd import __version__
+from mediasyncd.backoff import Backoff
 from mediasyncd.config import Config, PurgeConfig, RemoteConfig, TransferConfig, load_config
 from mediasyncd.errors import ConfigError
 from mediasyncd.lock import StateLock
@@ -30,6 +33,8 @@ from mediasyncd.wiring import Service, consumers, services
 
 SHUTDOWN_GRACE = 10.0
 SUPERVISOR_RETRY = 30.0
+RESTART = Backoff(base=1.0, cap=60.0)  # a crashed part (pipeline, purge scheduler, ...) is restarted
+EXIT_FORCED = 1
 
 log = structlog.get_logger("mediasyncd.daemon")
 
@@ -49,12 +54,17 @@ class Daemon:
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     reload: asyncio.Event = field(default_factory=asyncio.Event)
     started: asyncio.Event = field(default_factory=asyncio.Event)
+    force: asyncio.Event = field(default_factory=asyncio.Event)
+    grace: float = SHUTDOWN_GRACE
+    exit_when_forced: bool = False  # the CLI's `run`: a forced stop ends the process at once
 
     def __post_init__(self) -> None:
         path = str(self.config.path) if self.config.path else None
         self.view = StatusView(__version__, path)
         self._pullers: dict[str, _Running] = {}
         self._services: list[Service] = []
+        self._parts: set[asyncio.Task[None]] = set()
+        self.forced = False
 
     async def run(self) -> None:
         cfg = self.config.daemon
@@ -71,34 +81,80 @@ class Daemon:
         feeds = consumers(self.config, store)
         await store.enable_consumers([c.name for c in feeds])
         try:
-            async with asyncio.TaskGroup() as tg:
-                self._tg = tg
-                feed_tasks = [tg.create_task(c.run()) for c in feeds]
-                for remote in self.config.remotes:
-                    self._start(remote)
-                self._services = services(self.config, store, self.view)
-                service_tasks = [tg.create_task(s.run()) for s in self._services]
-                heartbeat = None
-                if self.notifier.watchdog_interval:
-                    heartbeat = tg.create_task(self._watchdog(self.notifier.watchdog_interval))
-                self.notifier.ready(self._summary())
-                log.info("started", remotes=[r.name for r in self.config.remotes], listen=cfg.status_listen)
-                self.started.set()
-                await self._serve()
-                self.notifier.stopping()
-                log.info("stopping")
-                await self._stop_all()
-                for t in service_tasks + feed_tasks:
-                    t.cancel()
-                if heartbeat is not None:
-                    heartbeat.cancel()
+            for feed in feeds:
+                self._spawn(f"consumer-{feed.name}", feed.run)
+            for remote in self.config.remotes:
+                self._start(remote)
+            self._services = services(self.config, store, self.view)
+            for service in self._services:
+                self._spawn(f"service-{type(service).__name__}", service.run)
+            interval = self.notifier.watchdog_interval
+            if interval:
+                self._spawn("watchdog", lambda: self._watchdog(interval))
+            self.notifier.ready(self._summary())
+            log.info("started", remotes=[r.name for r in self.config.remotes], listen=cfg.status_listen)
+            self.started.set()
+            await self._serve()
+            self.notifier.stopping()
+            log.info("stopping")
+            await self._shutdown()
         finally:
             await runner.cleanup()
-            await store.close()
+            if not self.forced:
+                await store.close()
             executor.shutdown(wait=False, cancel_futures=True)
             self._remove_signals()
             lock.release()
-            log.info("stopped")
+            log.info("stopped", forced=self.forced)
+        if self.forced and self.exit_when_forced:
+            os._exit(EXIT_FORCED)  # parts stuck in threads (a hung NAS) would hold up the interpreter's exit
+
+    async def _shutdown(self) -> None:
+        """Cancel every part and wait for them, at most SHUTDOWN_GRACE seconds or until a second
+        SIGTERM/SIGINT; what is still running then is named in the log and left behind."""
+        tasks = [*self._parts, *(r.task for r in self._pullers.values())]
+        for t in tasks:
+            t.cancel()
+        force = asyncio.ensure_future(self.force.wait())
+        try:
+            await asyncio.wait([*tasks, force], timeout=self.grace, return_when=asyncio.FIRST_COMPLETED)
+            while not force.done() and any(not t.done() for t in tasks):
+                left = [t for t in tasks if not t.done()]
+                done, _ = await asyncio.wait(
+                    [*left, force], timeout=self.grace, return_when=asyncio.FIRST_COMPLETED
+                )
+                if not done:
+                    break
+        finally:
+            force.cancel()
+        stuck = sorted(t.get_name() for t in tasks if not t.done())
+        if stuck:
+            self.forced = True
+            log.error(
+                "shutdown did not finish in time; stopping anyway", grace_s=self.grace, still_running=stuck
+            )
+
+    def _spawn(self, name: str, run: Callable[[], Awaitable[None]]) -> None:
+        """Run a part under supervision: a crash is logged and the part restarted with backoff; the
+        remotes and the other parts go on."""
+        task = asyncio.get_running_loop().create_task(self._supervised(name, run), name=name)
+        self._parts.add(task)
+        task.add_done_callback(self._parts.discard)
+
+    async def _supervised(self, name: str, run: Callable[[], Awaitable[None]]) -> None:
+        attempt = 0
+        while True:
+            started = time.monotonic()
+            try:
+                await run()
+                return
+            except Exception:
+                if time.monotonic() - started >= RESTART.cap:
+                    attempt = 0  # it ran a good while: not a crash loop
+                delay = RESTART.delay(attempt)
+                attempt += 1
+                log.exception("part crashed; restarting it", part=name, retry_in_s=round(delay, 1))
+                await asyncio.sleep(delay)
 
     # -------------------------------------------------------------------------------- phases
 
@@ -112,13 +168,6 @@ class Daemon:
             if self.reload.is_set() and not self.stop.is_set():
                 self.reload.clear()
                 await self._reload()
-
-    async def _stop_all(self) -> None:
-        tasks = [r.task for r in self._pullers.values()]
-        for t in tasks:
-            t.cancel()
-        if tasks:
-            await asyncio.wait(tasks, timeout=SHUTDOWN_GRACE)
 
     async def _reload(self) -> None:
         self.notifier.reloading()
@@ -181,7 +230,7 @@ class Daemon:
 
     def _start(self, remote: RemoteConfig) -> None:
         puller = self._make_puller(remote)
-        task = self._tg.create_task(self._supervise(puller), name=f"puller-{remote.name}")
+        task = asyncio.get_running_loop().create_task(self._supervise(puller), name=f"puller-{remote.name}")
         self._pullers[remote.name] = _Running(_settings(remote, self.config.transfer), task, puller)
 
     async def _stop_one(self, name: str) -> None:
@@ -215,9 +264,15 @@ class Daemon:
 
     def _install_signals(self) -> None:
         loop = asyncio.get_running_loop()
-        loop.add_signal_handler(signal.SIGTERM, self.stop.set)
-        loop.add_signal_handler(signal.SIGINT, self.stop.set)
+        loop.add_signal_handler(signal.SIGTERM, self._on_stop_signal)
+        loop.add_signal_handler(signal.SIGINT, self._on_stop_signal)
         loop.add_signal_handler(signal.SIGHUP, self.reload.set)
+
+    def _on_stop_signal(self) -> None:
+        """The first SIGTERM/SIGINT starts a graceful stop; a second one cuts it short."""
+        if self.stop.is_set():
+            self.force.set()
+        self.stop.set()
 
     def _remove_signals(self) -> None:
         loop = asyncio.get_running_loop()

@@ -45,6 +45,7 @@ def consumers(config: Config, store: Store) -> list[Consumer]:
 
 def services(config: Config, store: Store, view: StatusView) -> list[Service]:
     """The daemon's long-running parts besides the pullers and the status server."""
+    from mediasyncd.housekeeping import EventRetention
     from mediasyncd.purge.scheduler import PurgeScheduler  # APScheduler: only the daemon needs it
 
-    return [PurgeScheduler(config, store, view)]
+    return [PurgeScheduler(config, store, view), EventRetention(config, store)]

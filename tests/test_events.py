@@ -169,3 +169,25 @@ def test_kill_9_during_busy_runs_leaves_exactly_one_file_synced_per_landed_file(
     ids = [r[0] for r in events]
     assert len(landed) == 60
     assert sorted(ids) == sorted(landed)  # one each, none without its file
+
+
+async def test_retention_drops_only_old_events_every_enabled_consumer_acknowledged(tmp_path: Path) -> None:
+    """Events older than the retention go once every enabled consumer acknowledged them; an
+    unacknowledged one stays however old, and a disabled consumer holds nothing back."""
+    from mediasyncd.state import EventType, NewEvent
+
+    store = Store(tmp_path / "state.db")
+    await store.open()
+    try:
+        await store.append([NewEvent(EventType.SYNC_ERROR, "r1", data={"n": n}) for n in range(4)])
+        ids = [e.id for e in await store.events()]
+        await store.enable_consumers(["pipeline", "sink"])
+        await store.ack("pipeline", ids[3])
+        await store.ack("sink", ids[1])
+        assert await store.prune_events(time.time() + 1) == 2  # everything is "old"; sink is at 2
+        assert [e.id for e in await store.events()] == ids[2:]
+        await store.enable_consumers(["pipeline"])  # the sink left the config
+        assert await store.prune_events(time.time() + 1) == 2
+        assert await store.prune_events(time.time() - 3600) == 0
+    finally:
+        await store.close()
