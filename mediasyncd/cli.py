@@ -160,10 +160,22 @@ def _search(args: argparse.Namespace) -> int:
 
 
 def _purge(args: argparse.Namespace) -> int:
+    from mediasyncd.daemon_client import DaemonClient, purge_via_daemon
     from mediasyncd.purge.commands import purge_main
 
+    config = _require_config(args)
+    unknown = set(args.remotes) - {r.name for r in config.remotes}
+    client = DaemonClient.running(config) if not unknown else None
+    if client is not None:  # the daemon holds the state: ask it
+        return purge_via_daemon(
+            client,
+            args.remotes,
+            dry_run=args.dry_run,
+            include_deleted_locally=args.include_deleted_locally,
+            local_only=args.local_only,
+        )
     return purge_main(
-        _require_config(args),
+        config,
         args.remotes,
         dry_run=args.dry_run,
         include_deleted_locally=args.include_deleted_locally,

@@ -17,12 +17,14 @@ from dataclasses import dataclass, field, replace
 
 import structlog
 
-from mediasyncd import __version__
+from mediasyncd import __version__, discovery
 from mediasyncd.backoff import Backoff
 from mediasyncd.config import Config, PurgeConfig, RemoteConfig, TransferConfig, load_config
+from mediasyncd.control import DaemonControl
 from mediasyncd.errors import ConfigError
 from mediasyncd.lock import StateLock
 from mediasyncd.progress import StatusView
+from mediasyncd.purge.scheduler import PurgeScheduler
 from mediasyncd.sdnotify import Notifier
 from mediasyncd.state import Store
 from mediasyncd.status_server import make_app, start_server
@@ -64,6 +66,7 @@ class Daemon:
         self._pullers: dict[str, _Running] = {}
         self._services: list[Service] = []
         self._parts: set[asyncio.Task[None]] = set()
+        self._control: DaemonControl | None = None
         self.forced = False
 
     async def run(self) -> None:
@@ -75,7 +78,15 @@ class Daemon:
         store = Store(cfg.db_path)
         await store.open()
         executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="io")
-        runner = await start_server(make_app(self.view, cfg.status_token), cfg.status_host, cfg.status_port)
+        control = DaemonControl(
+            lambda: self.config,
+            lambda: {name: running.puller for name, running in self._pullers.items()},
+            lambda: next((s for s in self._services if isinstance(s, PurgeScheduler)), None),
+        )
+        self._control = control
+        app = make_app(self.view, cfg.status_token, control)
+        runner = await start_server(app, cfg.status_host, cfg.status_port)
+        found = discovery.write(cfg.state_dir, cfg.status_host, cfg.status_port, __version__)
         self._install_signals()
         self._make_puller = self._puller_factory(library, store, executor)
         feeds = consumers(self.config, store)
@@ -99,6 +110,7 @@ class Daemon:
             log.info("stopping")
             await self._shutdown()
         finally:
+            discovery.remove(found)
             await runner.cleanup()
             if not self.forced:
                 await store.close()
@@ -112,7 +124,8 @@ class Daemon:
     async def _shutdown(self) -> None:
         """Cancel every part and wait for them, at most SHUTDOWN_GRACE seconds or until a second
         SIGTERM/SIGINT; what is still running then is named in the log and left behind."""
-        tasks = [*self._parts, *(r.task for r in self._pullers.values())]
+        jobs = [j.task for j in self._control.jobs.all() if j.task is not None] if self._control else []
+        tasks = [*self._parts, *(r.task for r in self._pullers.values()), *jobs]
         for t in tasks:
             t.cancel()
         force = asyncio.ensure_future(self.force.wait())

@@ -11,26 +11,22 @@ import aiohttp
 
 from mediasyncd.cli_progress import render
 from mediasyncd.config import Config
+from mediasyncd.daemon_client import DaemonClient
+from mediasyncd.errors import MediasyncError
 from mediasyncd.units import format_size
 
 
 async def fetch_status(config: Config) -> dict[str, Any]:
-    d = config.daemon
-    headers = {"Authorization": f"Bearer {d.status_token}"} if d.status_token else {}
-    host = d.status_host if d.status_host not in ("0.0.0.0", "::") else "127.0.0.1"
-    url = f"http://{host if ':' not in host else f'[{host}]'}:{d.status_port}/status"
-    timeout = aiohttp.ClientTimeout(total=5)
-    async with aiohttp.ClientSession(timeout=timeout) as session, session.get(url, headers=headers) as resp:
-        resp.raise_for_status()
-        result: dict[str, Any] = await resp.json()
-        return result
+    """The running daemon's /status (found through its discovery file, else the config)."""
+    return await DaemonClient.for_config(config).get("/status")
 
 
 async def show_status(config: Config, *, watch: bool, as_json: bool) -> int:
     try:
         snapshot = await fetch_status(config)
-    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-        print(f"mediasyncd: no daemon answering on {config.daemon.status_listen} ({exc})", file=sys.stderr)
+    except (aiohttp.ClientError, TimeoutError, OSError, MediasyncError) as exc:
+        url = DaemonClient.for_config(config).url
+        print(f"mediasyncd: no daemon answering on {url} ({exc})", file=sys.stderr)
         return 3
     if as_json:
         print(json.dumps(snapshot, indent=2))
@@ -46,7 +42,7 @@ async def show_status(config: Config, *, watch: bool, as_json: bool) -> int:
             await asyncio.sleep(0.5)
             try:
                 snapshot = await fetch_status(config)
-            except (aiohttp.ClientError, TimeoutError, OSError):
+            except (aiohttp.ClientError, TimeoutError, OSError, MediasyncError):
                 return 3
             live.update(render(snapshot), refresh=True)
 

@@ -1,4 +1,5 @@
-"""The status server: `make_app(view)` -> aiohttp Application with /status, /healthz and /ws.
+"""The status server: `make_app(view)` -> aiohttp Application with /status, /healthz, /ws and, given a
+`Control`, the control API (`api`).
 
 It only reads the StatusView; it owns no state. Binding to a non-loopback address requires a token
 (checked by config validation), sent as `Authorization: Bearer <token>` or `?token=`.
@@ -14,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import WSMsgType, web
 from aiohttp.typedefs import Middleware
 
+from mediasyncd.api import Control, add_routes, loopback_guard
 from mediasyncd.progress import StatusView
 
 WS_INTERVAL = 0.25  # seconds between WebSocket pushes (at most 4 per second)
@@ -22,12 +24,16 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 VIEW_KEY = web.AppKey("view", StatusView)
 
 
-def make_app(view: StatusView, token: str | None = None) -> web.Application:
-    app = web.Application(middlewares=[_auth(token)] if token else [])
+def make_app(view: StatusView, token: str | None = None, control: Control | None = None) -> web.Application:
+    """Without a token (a loopback bind, as config validation ensures), requests are held to loopback
+    names and same-site JSON; with one, every route but /healthz needs it."""
+    app = web.Application(middlewares=[_auth(token)] if token else [loopback_guard()])
     app[VIEW_KEY] = view
     app.router.add_get("/status", status)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/ws", websocket)
+    if control is not None:
+        add_routes(app, control)
     return app
 
 

@@ -163,7 +163,8 @@ def test_kill_9_during_busy_runs_leaves_exactly_one_file_synced_per_landed_file(
     try:
         wait_for(lambda: len(env.landed()) == 60, timeout=60)
     finally:
-        assert stop(proc) == 0
+        code = stop(proc)
+    assert code == 0, (tmp_path / "final.log").read_text()[-3000:]
     landed = {r[0] for r in env.rows("SELECT id FROM files WHERE state IN ('landed', 'processed')")}
     events = env.rows("SELECT json_extract(data, '$.file_id') FROM events WHERE type = 'file_synced'")
     ids = [r[0] for r in events]

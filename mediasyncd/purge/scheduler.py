@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,6 +27,12 @@ from mediasyncd.state import Store
 from mediasyncd.state.purge import PurgeLedger, RunRecord
 
 TriggerFactory = Callable[[str], BaseTrigger]
+
+
+class PurgeBusy(MediasyncError):
+    """A purge of that remote is already running."""
+
+
 log = structlog.get_logger("mediasyncd.purge")
 
 
@@ -70,22 +77,34 @@ class PurgeScheduler:
     async def run_now(
         self, name: str, *, source: str = "api", dry_run: bool | None = None
     ) -> RunReport | None:
-        """Purge `name` now unless a purge of it is already running (then None)."""
+        """Purge `name` now unless a purge of it is already running or the run fails (then None)."""
+        try:
+            return await self.purge(name, RunOptions(dry_run=bool(dry_run), source=source), dry_run is None)
+        except PurgeBusy:
+            log.info("purge already running; not starting another", remote=name, source=source)
+        except MediasyncError as exc:
+            log.error("purge run failed", remote=name, error=str(exc), source=source)
+        return None
+
+    async def purge(self, name: str, options: RunOptions, config_dry_run: bool = False) -> RunReport:
+        """Purge `name` now with `options` (a dry run, too, where the remote's config says so, or where
+        `config_dry_run` asks for the config's setting). Raises PurgeBusy when a purge of it runs, and
+        MediasyncError when the run cannot complete."""
         remote = self._remote(name)
+        if remote is None:
+            raise MediasyncError(f"no remote named {name!r}")
         lock = self._locks.setdefault(name, asyncio.Lock())
-        if remote is None or lock.locked():
-            if remote is not None:
-                log.info("purge already running; not starting another", remote=name, source=source)
-            return None
+        if lock.locked():
+            raise PurgeBusy(f"a purge of {name} is already running")
+        dry = remote.purge.dry_run or options.dry_run if not config_dry_run else remote.purge.dry_run
         async with lock:
-            dry = remote.purge.dry_run if dry_run is None else dry_run
             try:
                 return await purge_once(
-                    self.config, remote, self.ledger, RunOptions(dry_run=dry, source=source)
+                    self.config,
+                    remote,
+                    self.ledger,
+                    replace(options, dry_run=dry, record=options.record or not dry),
                 )
-            except MediasyncError as exc:
-                log.error("purge run failed", remote=name, error=str(exc), source=source)
-                return None
             finally:
                 self._last.update(await self.ledger.last_runs())
 

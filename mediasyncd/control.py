@@ -1,0 +1,110 @@
+"""What the control API may do in a running daemon: a pass now, a purge now, and the jobs they start.
+
+The daemon hands over accessors, not itself: this module knows pullers and the purge scheduler only by
+what they offer (`wake`, `status`; `purge`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from mediasyncd.config import Config
+from mediasyncd.errors import MediasyncError
+from mediasyncd.jobs import Job, Jobs
+from mediasyncd.progress import iso
+from mediasyncd.purge.commands import render
+from mediasyncd.purge.runner import RunOptions, RunReport
+from mediasyncd.purge.scheduler import PurgeScheduler
+from mediasyncd.transfer.puller import Puller
+
+SYNC_WAIT = 120.0  # seconds a sync job waits for the pass it asked for
+
+
+class DaemonControl:
+    def __init__(
+        self,
+        config: Callable[[], Config],
+        pullers: Callable[[], Mapping[str, Puller]],
+        scheduler: Callable[[], PurgeScheduler | None],
+    ) -> None:
+        self._config = config
+        self._pullers = pullers
+        self._scheduler = scheduler
+        self.jobs = Jobs()
+
+    def remote_names(self) -> list[str]:
+        return [r.name for r in self._config().remotes]
+
+    def job(self, job_id: str) -> Job | None:
+        return self.jobs.get(job_id)
+
+    def sync(self, name: str) -> Job:
+        """A pass of `name` now; the job ends when that pass has been made."""
+
+        async def work(job: Job) -> dict[str, Any]:
+            puller = self._pullers().get(name)
+            if puller is None:
+                raise MediasyncError(f"remote {name} is not running")
+            status, asked = puller.status, time.time()
+            puller.wake()
+            deadline = time.monotonic() + SYNC_WAIT
+            while (status.last_pass_at or 0) < asked:
+                if time.monotonic() > deadline:
+                    raise MediasyncError(f"no pass of {name} within {SYNC_WAIT:.0f}s ({status.state})")
+                job.progress = {"state": status.state}
+                await asyncio.sleep(0.1)
+            return {
+                "remote": name, "state": status.state, "last_pass_at": iso(status.last_pass_at),
+                "settling": status.settling, "queued": status.queued,
+            }  # fmt: skip
+
+        return self.jobs.start("sync", work)
+
+    def purge(
+        self, remote: str | None, *, dry_run: bool, include_deleted_locally: bool, local_only: bool
+    ) -> Job:
+        """A purge of one remote (or of every one) now; the result holds the plan, or what was done."""
+        names = [remote] if remote is not None else self.remote_names()
+
+        async def work(job: Job) -> dict[str, Any]:
+            scheduler = self._scheduler()
+            if scheduler is None:
+                raise MediasyncError("the purge scheduler is not running")
+            options = RunOptions(
+                dry_run=dry_run, include_deleted_locally=include_deleted_locally, local_only=local_only,
+                record=not dry_run, source="api",
+            )  # fmt: skip
+            runs: list[dict[str, Any]] = []
+            for done, name in enumerate(names):
+                job.progress = {"remote": name, "done": done, "of": len(names)}
+                try:
+                    runs.append(_run_result(await scheduler.purge(name, options)))
+                except MediasyncError as exc:
+                    runs.append({"remote": name, "ok": False, "error": str(exc)})
+            job.progress = {"done": len(names), "of": len(names)}
+            return {"runs": runs}
+
+        return self.jobs.start("purge", work)
+
+
+def _run_result(report: RunReport) -> dict[str, Any]:
+    plan = report.plan
+    doomed = plan.delete if report.dry_run else report.deleted
+    return {
+        "remote": report.remote,
+        "ok": True,
+        "dry_run": report.dry_run,
+        "delete": [
+            {"path": d.row.remote_path, "size": d.row.size, "age_s": round(d.age), "for_space": d.for_space}
+            for d in doomed
+        ],
+        "kept": [
+            {"path": row.remote_path, "reason": str(reason), "text": reason.text} for row, reason in plan.kept
+        ],
+        "freed_bytes": plan.freed_bytes if report.dry_run else report.freed_bytes,
+        "kept_counts": report.kept_counts(),
+        "lines": render(report),
+    }
