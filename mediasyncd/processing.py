@@ -30,7 +30,7 @@ class Processor:
 
         self.store = store
         self.library = config.daemon.library
-        self.pipeline = Pipeline(config.daemon.db_path, config.daemon.library, config.pipeline)
+        self.pipeline = Pipeline(config.daemon.db_path, config.daemon.library, config.pipeline, store)
         self.parallel = 2 * config.pipeline.worker_count()
         self.processed = 0
         self.position = 0

@@ -8,18 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from mediasyncd.errors import MediasyncError
 from mediasyncd.pipeline.metadata import extract
 from mediasyncd.pipeline.options import PipelineOptions
 from mediasyncd.pipeline.outcome import PipelineResult
 from mediasyncd.pipeline.runner import Pipeline
-from mediasyncd.pipeline.store import STAGES, Catalog
 from mediasyncd.pipeline.video_tags import ffprobe_for
+from mediasyncd.state.catalog import STAGES, Catalog
 
 _LABELS = (
     ("generator", "Generator"),
@@ -88,10 +88,14 @@ def search_main(db_path: Path, query: str, as_json: bool, limit: int) -> int:
     if not query.strip():
         print("mediasyncd search: the query is empty", file=sys.stderr)
         return 2
-    catalog = Catalog(db_path, create=False)
+    try:
+        catalog = Catalog.read_only(db_path)
+    except MediasyncError as error:
+        print(f"mediasyncd search: {error}", file=sys.stderr)
+        return 2
     try:
         hits = catalog.search(query, max(1, limit))
-    except sqlite3.OperationalError as error:
+    except MediasyncError as error:
         print(f"mediasyncd search: {error} (has the pipeline indexed anything yet?)", file=sys.stderr)
         return 2
     finally:

@@ -1,7 +1,8 @@
 """`Pipeline`: runs metadata -> xmp -> thumbnail -> index for a landed file, recording every stage.
 
-The event loop only coordinates: SQLite work runs on one dedicated thread (the `Catalog` is confined to
-it), CPU-bound stage bodies run in a process pool sized to the cores. Each stage is marked `running`
+The event loop only coordinates: SQLite work runs on the state DB's own thread (`Store.catalog`; the
+daemon passes its Store, a command opens one), CPU-bound stage bodies run in a process pool sized to
+the cores. Each stage is marked `running`
 before it starts and `done`/`skipped`/`error` after, so a crash (kill -9) leaves at most the stage in
 flight to redo; finished stages are never run again for the same path and SHA-256.
 """
@@ -14,7 +15,7 @@ import hashlib
 import multiprocessing
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any, TypeVar
@@ -27,7 +28,8 @@ from mediasyncd.pipeline.options import PipelineOptions
 from mediasyncd.pipeline.orphans import exit_with_parent
 from mediasyncd.pipeline.outcome import PipelineResult, StageOutcome
 from mediasyncd.pipeline.record import GenerationRecord
-from mediasyncd.pipeline.store import FINISHED, STAGES, Catalog, MediaRow
+from mediasyncd.state import Store
+from mediasyncd.state.catalog import FINISHED, STAGES, Catalog, MediaRow
 
 T = TypeVar("T")
 
@@ -41,12 +43,14 @@ DEPENDENTS = {
 
 
 class Pipeline:
-    def __init__(self, db_path: Path, library: Path, options: PipelineOptions) -> None:
+    def __init__(
+        self, db_path: Path, library: Path, options: PipelineOptions, store: Store | None = None
+    ) -> None:
         self._db_path = db_path
         self._library = Path(os.path.abspath(library))
         self._options = options
-        self._db_thread = ThreadPoolExecutor(1, thread_name_prefix="pipeline-db")
-        self._catalog: Catalog | None = None
+        self._store = store
+        self._own_store: Store | None = None  # opened here when no Store was passed (commands, tests)
         self._pool: ProcessPoolExecutor | None = None
         self._slots = asyncio.Semaphore(options.worker_count() * 2)
         self._log = structlog.get_logger()
@@ -113,9 +117,9 @@ class Pipeline:
         pool, self._pool = self._pool, None
         if pool is not None:
             await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._db_thread, self._close_catalog)
-        await asyncio.to_thread(self._db_thread.shutdown, wait=True)
+        own, self._own_store = self._own_store, None
+        if own is not None:
+            await own.close()
 
     def library_key(self, path: Path) -> str | None:
         """The library-relative POSIX path of `path`, or None when it lies outside the library."""
@@ -134,7 +138,8 @@ class Pipeline:
         resumed: list[str] = []
         record: GenerationRecord | None = None
         if states.get("metadata", ("", None))[0] in FINISHED:
-            record = await self._db(Catalog.load_record, row.path, row.sha256)
+            document = await self._db(Catalog.load_record, row.path, row.sha256)
+            record = GenerationRecord.from_json(document) if document is not None else None
         for stage in self.stages:
             status, detail = states.get(stage, ("", None))
             if status in FINISHED:
@@ -173,7 +178,8 @@ class Pipeline:
             extraction = Extraction(GenerationRecord(), str(failure))
         for note in extraction.notes:
             self._log.warning("pipeline.metadata_dropped", path=row.path, remote=row.remote, reason=note)
-        await self._db(Catalog.save_record, row, extraction.record, extraction.error)
+        document = extraction.record.as_json(row.path, extraction.error)
+        await self._db(Catalog.save_record, row, document, extraction.error)
         if extraction.error:
             return StageOutcome("error", extraction.error), extraction.record
         return StageOutcome("done", extraction.summary), extraction.record
@@ -197,20 +203,10 @@ class Pipeline:
     # -- executors ------------------------------------------------------------------------------------------
 
     async def _db(self, method: Callable[..., T], *args: Any) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self._db_thread, functools.partial(self._on_db_thread, method, *args)
-        )
-
-    def _close_catalog(self) -> None:
-        catalog, self._catalog = self._catalog, None
-        if catalog is not None:
-            catalog.close()
-
-    def _on_db_thread(self, method: Callable[..., T], *args: Any) -> T:
-        if self._catalog is None:
-            self._catalog = Catalog(self._db_path)
-        return method(self._catalog, *args)
+        if self._store is None:
+            self._own_store = self._store = Store(self._db_path)
+            await self._store.open()
+        return await self._store.catalog(method, *args)
 
     async def _cpu(self, job: Callable[..., T], *args: Any) -> T:
         pool = self._ensure_pool()

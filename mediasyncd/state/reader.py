@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mediasyncd.errors import MediasyncError
+from mediasyncd.state.connection import open_connection
 from mediasyncd.state.events import Event, select_events
-from mediasyncd.state.store import open_connection
 
 
 class EventReader:

@@ -103,4 +103,37 @@ MIGRATIONS: Sequence[str] = (
         FROM files WHERE state = '{FileState.PROCESSED}' AND local_path IS NOT NULL
         ORDER BY COALESCE(landed_at, first_seen), id;
     """,
+    # 5: the media pipeline's catalog (stage progress, records, search index), until now created by the
+    # pipeline itself: IF NOT EXISTS adopts the tables an earlier version made.
+    """
+CREATE TABLE IF NOT EXISTS pipeline_stages (
+    path       TEXT NOT NULL,
+    sha256     TEXT NOT NULL,
+    stage      TEXT NOT NULL,
+    status     TEXT NOT NULL CHECK (status IN ('pending', 'running', 'done', 'skipped', 'error')),
+    detail     TEXT,
+    runs       INTEGER NOT NULL DEFAULT 0,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (path, sha256, stage)
+);
+CREATE TABLE IF NOT EXISTS media (
+    path            TEXT PRIMARY KEY,
+    sha256          TEXT NOT NULL,
+    remote          TEXT,
+    rel             TEXT,
+    generator       TEXT,
+    prompt          TEXT,
+    negative_prompt TEXT,
+    model           TEXT,
+    record          TEXT NOT NULL,
+    error           TEXT,
+    sidecar         TEXT,
+    thumbnail       TEXT,
+    updated_at      TEXT NOT NULL
+);
+CREATE VIRTUAL TABLE IF NOT EXISTS media_fts USING fts5(
+    path, prompt, negative_prompt, model, generator,
+    tokenize = 'unicode61 remove_diacritics 2'
+);
+""",
 )

@@ -18,14 +18,16 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
+from mediasyncd.state.catalog import Catalog
+from mediasyncd.state.connection import migrate, open_connection
 from mediasyncd.state.events import Event, EventType, NewEvent, file_data, insert_events, select_events
 from mediasyncd.state.lifecycle import LANDED, UNLANDED, FileState, sql_set
-from mediasyncd.state.schema import MIGRATIONS
 
 P = ParamSpec("P")
 T = TypeVar("T")
+C = ParamSpec("C")
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,23 +86,6 @@ def _row(r: sqlite3.Row | tuple[Any, ...]) -> FileRow:
     return FileRow(r[0], r[1], r[2], r[3], r[4], r[5], FileState(r[6]), *r[7:])
 
 
-def open_connection(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
-    """A connection to the state DB; read-only ones take no lock and never write (`mediasyncd events`)."""
-    if read_only:
-        return sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None, timeout=30)
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("PRAGMA foreign_keys=ON")
-    return conn
-
-
-def migrate(conn: sqlite3.Connection) -> None:
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
-    for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-        conn.executescript(f"BEGIN;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;")
-
-
 class Store:
     """Typed access to the state DB; every public coroutine runs its query on the store's own thread."""
 
@@ -109,6 +94,7 @@ class Store:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="state-db")
         self._conn: sqlite3.Connection | None = None
         self._followers: set[asyncio.Event] = set()
+        self._catalog: Catalog | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -134,6 +120,18 @@ class Store:
     async def _run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, lambda: fn(*args, **kwargs))
+
+    async def catalog(
+        self, method: Callable[Concatenate[Catalog, C], T], *args: C.args, **kwargs: C.kwargs
+    ) -> T:
+        """Run a method of the media pipeline's `Catalog` on the store's connection and thread."""
+
+        def call() -> T:
+            if self._catalog is None:
+                self._catalog = Catalog(self.conn)
+            return method(self._catalog, *args, **kwargs)
+
+        return await self._run(call)
 
     async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run the query `fn` on the store's thread (for the state package's own modules)."""

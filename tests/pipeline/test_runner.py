@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from pathlib import Path
 
@@ -150,18 +151,27 @@ async def test_many_files_in_parallel(pipeline: Pipeline, library: Path, db_path
     assert len(stage_rows(db_path)) == 4 * len(builders)
 
 
-async def test_tables_live_next_to_the_cores(library: Path, db_path: Path) -> None:
-    """The pipeline adds its tables to an existing state DB without touching others."""
+async def test_catalog_tables_an_earlier_version_made_are_adopted_by_the_migration(
+    library: Path, db_path: Path
+) -> None:
+    """A state DB whose catalog tables the pipeline created itself (before they were a migration) keeps
+    its rows: the migration adopts the tables, and processing goes on in the same file."""
+    from mediasyncd.state.schema import MIGRATIONS
+
     db_path.parent.mkdir()
-    with sqlite3.connect(db_path) as conn:
-        conn.execute("CREATE TABLE files (id INTEGER PRIMARY KEY, local_path TEXT)")
-        conn.execute("INSERT INTO files (local_path) VALUES ('x')")
+    with contextlib.closing(sqlite3.connect(db_path, isolation_level=None)) as conn:
+        for number, script in enumerate(MIGRATIONS[:4], start=1):
+            conn.executescript(f"BEGIN;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;")
+        conn.executescript(MIGRATIONS[4])  # what the pipeline used to create on its own
+        conn.execute(
+            "INSERT INTO media (path, sha256, record, updated_at) VALUES ('old/x.png', 'ab', '{}', 'then')"
+        )
     pipeline = Pipeline(db_path, library, PipelineOptions(workers=1))
     path, sha = land(library)
     await pipeline.process(path, sha, remote="forge1", rel=REL)
     await pipeline.aclose()
-    with sqlite3.connect(db_path) as conn:
-        tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        assert conn.execute("SELECT local_path FROM files").fetchall() == [("x",)]
+    with contextlib.closing(sqlite3.connect(db_path)) as conn:
+        paths = sorted(p for (p,) in conn.execute("SELECT path FROM media"))
+        assert conn.execute("PRAGMA user_version").fetchone() == (len(MIGRATIONS),)
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-    assert {"files", "pipeline_stages", "media", "media_fts"} <= tables
+    assert "old/x.png" in paths and len(paths) == 2

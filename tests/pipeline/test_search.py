@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from mediasyncd.pipeline.runner import Pipeline
-from mediasyncd.pipeline.store import Catalog
+from mediasyncd.state.catalog import Catalog
 from tests.pipeline import samples, samples_apps
 from tests.pipeline.conftest import sha256_of
 
@@ -22,7 +22,7 @@ async def indexed(pipeline: Pipeline, library: Path, db_path: Path) -> Catalog:
     ):
         path = builder(library / "forge1" / name)
         await pipeline.process(path, sha256_of(path), remote="forge1", rel=name)
-    return Catalog(db_path, create=False)
+    return Catalog.read_only(db_path)
 
 
 def test_search_finds_by_prompt_words(indexed: Catalog) -> None:
@@ -73,7 +73,7 @@ async def test_words_inside_japanese_and_chinese_prompts_are_found(
     samples.forge_png(library / "forge1" / "cat.png")
     cat = library / "forge1" / "cat.png"
     await pipeline.process(cat, sha256_of(cat), remote="forge1", rel="cat.png")
-    catalog = Catalog(db_path, create=False)
+    catalog = Catalog.read_only(db_path)
 
     assert catalog._search('"灯台"', 10) == []  # what FTS5 alone finds
     hits = catalog.search("灯台", 10)

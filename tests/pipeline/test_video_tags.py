@@ -9,8 +9,8 @@ from pathlib import Path
 
 from mediasyncd.pipeline.metadata import extract
 from mediasyncd.pipeline.runner import Pipeline
-from mediasyncd.pipeline.store import Catalog
 from mediasyncd.pipeline.video_tags import ffprobe_for, texts_from_tags
+from mediasyncd.state.catalog import Catalog
 from tests.pipeline import samples
 from tests.pipeline.conftest import sha256_of
 
@@ -96,4 +96,4 @@ async def test_a_landed_video_is_searchable_by_its_prompt(
     path = video(library / "comfy" / "clip.mp4", "-metadata", f"comment={vhs_comment()}")
     result = await pipeline.process(path, sha256_of(path), remote="comfy", rel="clip.mp4")
     assert result.stages["metadata"].detail == "comfyui metadata"
-    assert [hit.path for hit in Catalog(db_path, create=False).search("lighthouse", 5)] == ["comfy/clip.mp4"]
+    assert [hit.path for hit in Catalog.read_only(db_path).search("lighthouse", 5)] == ["comfy/clip.mp4"]

@@ -1,8 +1,10 @@
-"""The pipeline's own tables in the state DB: stage progress per file, the records, the search index.
+"""The media pipeline's tables in the state DB: stage progress per file, the records, the search index.
 
-`Catalog` is synchronous and owns one `sqlite3` connection; the async side confines it to one thread.
-Tables are created idempotently next to the core's (same file, WAL). Rows are keyed by the
-library-relative path and the SHA-256 verified at landing, so a re-landed, changed file starts afresh.
+`Catalog` is synchronous and works on the Store's connection, on the Store's thread (`Store.catalog`);
+read-only callers (`mediasyncd search`) open their own read-only connection (`Catalog.read_only`). The
+tables are part of the state DB's migrations (`schema`). Rows are keyed by the library-relative path and
+the SHA-256 verified at landing, so a re-landed, changed file starts afresh. Records are stored as the
+pipeline's JSON documents; the pipeline turns them back into its own types.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from mediasyncd.pipeline.record import GenerationRecord
+from mediasyncd.errors import MediasyncError
+from mediasyncd.state.connection import open_connection
 
 STAGES = ("metadata", "xmp", "thumbnail", "index")
 # Scripts written without spaces between words (kana, CJK ideographs, hangul, half-width katakana): FTS5's
@@ -26,38 +29,6 @@ _UNSPACED = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf
 SNIPPET_CONTEXT = 16  # characters shown either side of a substring match
 _ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)  # as SQLite's lower()
 FINISHED = frozenset({"done", "skipped", "error"})
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS pipeline_stages (
-    path       TEXT NOT NULL,
-    sha256     TEXT NOT NULL,
-    stage      TEXT NOT NULL,
-    status     TEXT NOT NULL CHECK (status IN ('pending', 'running', 'done', 'skipped', 'error')),
-    detail     TEXT,
-    runs       INTEGER NOT NULL DEFAULT 0,
-    updated_at TEXT NOT NULL,
-    PRIMARY KEY (path, sha256, stage)
-);
-CREATE TABLE IF NOT EXISTS media (
-    path            TEXT PRIMARY KEY,
-    sha256          TEXT NOT NULL,
-    remote          TEXT,
-    rel             TEXT,
-    generator       TEXT,
-    prompt          TEXT,
-    negative_prompt TEXT,
-    model           TEXT,
-    record          TEXT NOT NULL,
-    error           TEXT,
-    sidecar         TEXT,
-    thumbnail       TEXT,
-    updated_at      TEXT NOT NULL
-);
-CREATE VIRTUAL TABLE IF NOT EXISTS media_fts USING fts5(
-    path, prompt, negative_prompt, model, generator,
-    tokenize = 'unicode61 remove_diacritics 2'
-);
-"""
 
 
 @dataclass(frozen=True)
@@ -82,13 +53,15 @@ def _now() -> str:
 
 
 class Catalog:
-    def __init__(self, db_path: Path, *, create: bool = True) -> None:
-        self.conn = sqlite3.connect(db_path, timeout=10.0, isolation_level=None)
-        self.conn.execute("PRAGMA busy_timeout = 10000")
-        if create:
-            self.conn.execute("PRAGMA journal_mode = WAL")
-            self.conn.execute("PRAGMA synchronous = NORMAL")
-            self.conn.executescript(_SCHEMA)
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    @classmethod
+    def read_only(cls, db_path: Path) -> Catalog:
+        """A catalog on its own read-only connection (no lock; beside a running daemon)."""
+        if not db_path.is_file():
+            raise MediasyncError(f"no state database at {db_path}")
+        return cls(open_connection(db_path, read_only=True))
 
     def close(self) -> None:
         self.conn.close()
@@ -143,8 +116,10 @@ class Catalog:
 
     # -- records --------------------------------------------------------------------------------------------
 
-    def save_record(self, row: MediaRow, record: GenerationRecord, error: str | None) -> None:
-        document = json.dumps(record.as_json(row.path, error), ensure_ascii=False)
+    def save_record(self, row: MediaRow, record: dict[str, Any], error: str | None) -> None:
+        """Store the pipeline's record document (with its `generator`, `prompt`, `negative_prompt` and
+        `model` keys, which the search index reads)."""
+        document = json.dumps(record, ensure_ascii=False)
         with self.conn:
             self.conn.execute(
                 "INSERT INTO media (path, sha256, remote, rel, generator, prompt, negative_prompt, model,"
@@ -158,21 +133,21 @@ class Catalog:
                     row.sha256,
                     row.remote,
                     row.rel,
-                    record.generator,
-                    record.prompt,
-                    record.negative_prompt,
-                    record.model,
+                    record.get("generator"),
+                    record.get("prompt"),
+                    record.get("negative_prompt"),
+                    record.get("model"),
                     document,
                     error,
                     _now(),
                 ),
             )
 
-    def load_record(self, path: str, sha256: str) -> GenerationRecord | None:
+    def load_record(self, path: str, sha256: str) -> dict[str, Any] | None:
         found = self.conn.execute(
             "SELECT record FROM media WHERE path = ? AND sha256 = ?", (path, sha256)
         ).fetchone()
-        return GenerationRecord.from_json(json.loads(found[0])) if found else None
+        return dict(json.loads(found[0])) if found else None
 
     def set_output(self, path: str, column: str, value: str | None) -> None:
         if column not in ("sidecar", "thumbnail"):
@@ -217,7 +192,7 @@ class Catalog:
             hits = self._search(query, limit)
         except sqlite3.OperationalError as error:
             if "no such table" in str(error):
-                raise
+                raise MediasyncError(str(error)) from None
             words = " ".join('"' + word.replace('"', '""') + '"' for word in query.split())
             hits = self._search(words, limit) if words else []
         if _UNSPACED.search(query) and len(hits) < limit:
