@@ -18,8 +18,9 @@ from mediasyncd.pipeline.metadata import extract
 from mediasyncd.pipeline.options import PipelineOptions
 from mediasyncd.pipeline.outcome import PipelineResult
 from mediasyncd.pipeline.runner import Pipeline
+from mediasyncd.pipeline.stages import names
 from mediasyncd.pipeline.video_tags import ffprobe_for
-from mediasyncd.state.catalog import STAGES, Catalog
+from mediasyncd.state.catalog import Catalog
 
 _LABELS = (
     ("generator", "Generator"),
@@ -114,9 +115,10 @@ def reprocess_main(
     db_path: Path, library: Path, options: PipelineOptions, stage: str | None, paths: Sequence[str]
 ) -> int:
     """Re-run `stage` (plus what depends on it) or every stage, for `paths` or every file known."""
-    if stage is not None and stage not in STAGES:
+    if stage is not None and stage not in names():
         print(
-            f"mediasyncd reprocess: unknown stage {stage!r}; stages are: {', '.join(STAGES)}", file=sys.stderr
+            f"mediasyncd reprocess: unknown stage {stage!r}; stages are: {', '.join(names())}",
+            file=sys.stderr,
         )
         return 2
     results = asyncio.run(_reprocess(db_path, library, options, stage, [Path(p) for p in paths]))

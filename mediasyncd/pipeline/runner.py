@@ -28,18 +28,11 @@ from mediasyncd.pipeline.options import PipelineOptions
 from mediasyncd.pipeline.orphans import exit_with_parent
 from mediasyncd.pipeline.outcome import PipelineResult, StageOutcome
 from mediasyncd.pipeline.record import GenerationRecord
+from mediasyncd.pipeline.stages import Job, Stage, dependents, enabled, names
 from mediasyncd.state import Store
-from mediasyncd.state.catalog import FINISHED, STAGES, Catalog, MediaRow
+from mediasyncd.state.catalog import FINISHED, Catalog, MediaRow
 
 T = TypeVar("T")
-
-# Re-running a stage invalidates the stages that consume its output.
-DEPENDENTS = {
-    "metadata": ("metadata", "xmp", "index"),
-    "xmp": ("xmp",),
-    "thumbnail": ("thumbnail",),
-    "index": ("index",),
-}
 
 
 class Pipeline:
@@ -47,8 +40,8 @@ class Pipeline:
         self, db_path: Path, library: Path, options: PipelineOptions, store: Store | None = None
     ) -> None:
         self._db_path = db_path
-        self._library = Path(os.path.abspath(library))
-        self._options = options
+        self.library = self._library = Path(os.path.abspath(library))
+        self.options = self._options = options
         self._store = store
         self._own_store: Store | None = None  # opened here when no Store was passed (commands, tests)
         self._pool: ProcessPoolExecutor | None = None
@@ -56,10 +49,8 @@ class Pipeline:
         self._log = structlog.get_logger()
 
     @property
-    def stages(self) -> tuple[str, ...]:
-        skip = {"xmp"} if not self._options.xmp else set()
-        skip |= {"thumbnail"} if not self._options.thumbnails else set()
-        return tuple(stage for stage in STAGES if stage not in skip)
+    def stages(self) -> tuple[Stage, ...]:
+        return enabled(self._options)
 
     async def process(
         self, local_path: Path, sha256: str, *, remote: str | None, rel: str | None
@@ -101,7 +92,7 @@ class Pipeline:
             else:
                 missing = StageOutcome("error", f"{given}: no such file in the library")
                 targets.append(PipelineResult(key, "", {"metadata": missing}))
-        stages = DEPENDENTS[stage] if stage else STAGES
+        stages = dependents(stage) if stage else names()
         results = []
         for target in targets:
             if isinstance(target, PipelineResult):
@@ -136,65 +127,45 @@ class Pipeline:
         states = await self._db(_prepare, row.path, row.sha256)
         outcomes: dict[str, StageOutcome] = {}
         resumed: list[str] = []
-        record: GenerationRecord | None = None
+        job = Job(source, row)
         if states.get("metadata", ("", None))[0] in FINISHED:
             document = await self._db(Catalog.load_record, row.path, row.sha256)
-            record = GenerationRecord.from_json(document) if document is not None else None
+            job.record = GenerationRecord.from_json(document) if document is not None else None
         for stage in self.stages:
-            status, detail = states.get(stage, ("", None))
+            status, detail = states.get(stage.name, ("", None))
             if status in FINISHED:
-                outcomes[stage] = StageOutcome(status, detail or "")  # type: ignore[arg-type]
-                resumed.append(stage)
+                outcomes[stage.name] = StageOutcome(status, detail or "")  # type: ignore[arg-type]
+                resumed.append(stage.name)
                 continue
-            await self._db(Catalog.begin, row.path, row.sha256, stage)
-            if stage == "metadata":
-                outcome, record = await self._metadata(source, row)
-            elif stage == "xmp":
-                outcome = await self._xmp(source, row, record)
-            elif stage == "thumbnail":
-                rebuild = status == "pending"  # reprocess asked for it: replace the existing thumbnail
-                outcome = await self._cpu_stage(
-                    row.path,
-                    work.thumbnail_job,
-                    str(source),
-                    str(self._library),
-                    row.sha256,
-                    self._options,
-                    rebuild,
-                )
-                if outcome.output:
-                    await self._db(Catalog.set_output, row.path, "thumbnail", outcome.output)
-            else:
-                indexed = await self._db(Catalog.index, row.path)
-                outcome = StageOutcome("done", "indexed") if indexed else StageOutcome("skipped", "no record")
-            await self._db(Catalog.finish, row.path, row.sha256, stage, outcome.status, outcome.detail)
-            outcomes[stage] = outcome
-        return PipelineResult(row.path, row.sha256, outcomes, record, tuple(resumed))
+            await self._db(Catalog.begin, row.path, row.sha256, stage.name)
+            job.rebuild = status == "pending"  # reprocess asked for it: replace the earlier output
+            outcome = await stage.run(self, job)
+            if outcome.output and stage.output:
+                await self._db(Catalog.set_output, row.path, stage.output, outcome.output)
+            await self._db(Catalog.finish, row.path, row.sha256, stage.name, outcome.status, outcome.detail)
+            outcomes[stage.name] = outcome
+        return PipelineResult(row.path, row.sha256, outcomes, job.record, tuple(resumed))
 
-    async def _metadata(self, source: Path, row: MediaRow) -> tuple[StageOutcome, GenerationRecord]:
+    async def metadata(self, job: Job) -> StageOutcome:
+        """The metadata stage's body: extract (in a worker), record in the catalog, keep on the job."""
         try:
-            extraction: Extraction = await self._cpu(work.metadata_job, str(source), self._options)
+            extraction: Extraction = await self._cpu(work.metadata_job, str(job.source), self._options)
         except _WorkerFailed as failure:
             extraction = Extraction(GenerationRecord(), str(failure))
+        row = job.row
         for note in extraction.notes:
             self._log.warning("pipeline.metadata_dropped", path=row.path, remote=row.remote, reason=note)
         document = extraction.record.as_json(row.path, extraction.error)
         await self._db(Catalog.save_record, row, document, extraction.error)
+        job.record = extraction.record
         if extraction.error:
-            return StageOutcome("error", extraction.error), extraction.record
-        return StageOutcome("done", extraction.summary), extraction.record
+            return StageOutcome("error", extraction.error)
+        return StageOutcome("done", extraction.summary)
 
-    async def _xmp(self, source: Path, row: MediaRow, record: GenerationRecord | None) -> StageOutcome:
-        if record is None:
-            return StageOutcome("skipped", "no metadata record")
-        outcome = await self._cpu_stage(
-            row.path, work.xmp_job, str(source), str(self._library), record, self._options
-        )
-        if outcome.output:
-            await self._db(Catalog.set_output, row.path, "sidecar", outcome.output)
-        return outcome
+    async def db(self, method: Callable[..., T], *args: Any) -> T:
+        return await self._db(method, *args)
 
-    async def _cpu_stage(self, path: str, job: Callable[..., StageOutcome], *args: Any) -> StageOutcome:
+    async def cpu_stage(self, job: Callable[..., StageOutcome], *args: Any) -> StageOutcome:
         try:
             return await self._cpu(job, *args)
         except _WorkerFailed as failure:

@@ -22,7 +22,6 @@ from typing import Any
 from mediasyncd.errors import MediasyncError
 from mediasyncd.state.connection import open_connection
 
-STAGES = ("metadata", "xmp", "thumbnail", "index")
 # Scripts written without spaces between words (kana, CJK ideographs, hangul, half-width katakana): FTS5's
 # unicode61 tokenizer keeps such a run as one token, so a word inside it is found by substring instead.
 _UNSPACED = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\uff66-\uff9f]")

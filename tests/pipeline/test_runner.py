@@ -7,6 +7,8 @@ import contextlib
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from mediasyncd.pipeline.options import PipelineOptions
 from mediasyncd.pipeline.runner import Pipeline
 from tests.pipeline import samples, samples_apps
@@ -175,3 +177,28 @@ async def test_catalog_tables_an_earlier_version_made_are_adopted_by_the_migrati
         assert conn.execute("PRAGMA user_version").fetchone() == (len(MIGRATIONS),)
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     assert "old/x.png" in paths and len(paths) == 2
+
+
+async def test_a_registered_stage_runs_after_what_it_needs_and_reruns_with_it(
+    pipeline: Pipeline, library: Path, db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new stage is one registration: it runs after the stages it needs, sees their record, is
+    recorded like the others, and `reprocess --stage metadata` runs it again."""
+    from mediasyncd.pipeline import stages
+    from mediasyncd.pipeline.outcome import StageOutcome
+
+    monkeypatch.setattr(stages, "REGISTRY", dict(stages.REGISTRY))
+    seen: list[str | None] = []
+
+    async def shout(runner: stages.Runner, job: stages.Job) -> StageOutcome:
+        seen.append(job.record.generator if job.record else None)
+        return StageOutcome("done", "shouted")
+
+    stages.register(stages.Stage("shout", shout, needs=("metadata",)))
+    path, sha = land(library)
+    result = await pipeline.process(path, sha, remote="forge1", rel=REL)
+    assert list(result.stages) == ["metadata", "xmp", "thumbnail", "index", "shout"]
+    assert seen == ["forge"] and ("shout", "done") in {(s, st) for _, s, st, _ in stage_rows(db_path)}
+    assert stages.dependents("metadata") == ("metadata", "xmp", "index", "shout")
+    (again,) = await pipeline.reprocess([path], "metadata")
+    assert again.ok and seen == ["forge", "forge"]
