@@ -3,8 +3,10 @@
 Blocking (run it in a thread). Every path is walked from the library one component at a time through
 directory descriptors opened with O_NOFOLLOW, so a symlink anywhere under the library is never followed
 and a swapped-in symlink cannot redirect a delete. A dry run makes exactly the same checks and deletes
-nothing. With a copy go its XMP sidecar (pipeline naming) and, once no landed file in the library has
-its content any more, its thumbnail; directories the deletion left empty go too, never `<remote>/`.
+nothing. With a copy go the outputs the media pipeline recorded for it in the catalog: its XMP sidecar
+(unless another library file records the same one) and, once no landed file in the library has its
+content any more, its thumbnail; directories the deletion left empty go too, never `<remote>/`. Nothing
+is deleted by a name guessed here: a file the pipeline did not record stays.
 """
 
 from __future__ import annotations
@@ -14,10 +16,8 @@ import stat
 from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
-from mediasyncd.pipeline.options import XmpNaming
-from mediasyncd.pipeline.thumbs import thumb_relpath
 from mediasyncd.purge.retention import Copy, Hold
 from mediasyncd.sources import same_version
 
@@ -48,17 +48,28 @@ def expire(
     copies: Sequence[Copy],
     *,
     dry_run: bool,
-    xmp_naming: XmpNaming,
     live_by_sha: Mapping[str, frozenset[int]],
+    outputs: Mapping[str, tuple[str | None, str | None]] | None = None,
+    shared_sidecars: frozenset[str] = frozenset(),
 ) -> Sweep:
     """Delete (or, dry, only check) `copies`; `live_by_sha` maps each content hash to the ids of every
-    landed row whose library copy still counts as present (to tell when a thumbnail is no longer used)."""
+    landed row whose library copy still counts as present (to tell when a thumbnail is no longer used);
+    `outputs` holds the (sidecar, thumbnail) the pipeline recorded per local path."""
+    recorded = outputs or {}
     sweep = Sweep()
     extras: dict[str, list[str]] = {}
     lib_fd = os.open(library, os.O_RDONLY | os.O_DIRECTORY)
     try:
         for copy in copies:
-            outcome = _expire_one(lib_fd, copy, dry_run, xmp_naming)
+            sidecar = recorded.get(copy.local_path, (None, None))[0]
+            outcome = _expire_one(lib_fd, copy, dry_run)
+            own_sidecar = sidecar is not None and sidecar not in shared_sidecars
+            if (
+                isinstance(outcome, list)
+                and own_sidecar
+                and _remove(lib_fd, str(sidecar), dry_run, root_parts=1)
+            ):
+                outcome.append(str(sidecar))
             if isinstance(outcome, Hold):
                 sweep.held.append((copy, outcome))
             elif outcome is None:
@@ -73,8 +84,8 @@ def expire(
             if not sha or sha in released or not live_by_sha.get(sha, frozenset()) <= gone_ids:
                 continue
             released.add(sha)
-            thumb = str(thumb_relpath(sha))
-            if _remove(lib_fd, thumb, dry_run, root_parts=2):
+            thumb = recorded.get(copy.local_path, (None, None))[1]
+            if thumb and _remove(lib_fd, thumb, dry_run, root_parts=2):
                 extras[copy.local_path].append(thumb)
         sweep.expired = [Expired(c, tuple(extras[c.local_path])) for c in expiring]
     finally:
@@ -82,8 +93,8 @@ def expire(
     return sweep
 
 
-def _expire_one(lib_fd: int, copy: Copy, dry_run: bool, xmp_naming: XmpNaming) -> list[str] | Hold | None:
-    """The extras deleted with the copy, why it stays, or None when it is already gone."""
+def _expire_one(lib_fd: int, copy: Copy, dry_run: bool) -> list[str] | Hold | None:
+    """An empty list of extras once the copy is deleted, why it stays, or None when it is already gone."""
     parts = copy.local_path.split("/")
     name = parts[-1]
     with ExitStack() as stack:
@@ -107,8 +118,6 @@ def _expire_one(lib_fd: int, copy: Copy, dry_run: bool, xmp_naming: XmpNaming) -
             return Hold.NOT_A_FILE
         if not any(same_version(r.size, r.mtime, st.st_size, st.st_mtime) for r in copy.rows):
             return Hold.CHANGED
-        sidecar = _sidecar_name(name, xmp_naming)
-        shared_sidecar = xmp_naming == "stem" and _has_stem_siblings(fds[-1], name, sidecar)
         if not dry_run:
             try:
                 os.unlink(name, dir_fd=fds[-1])
@@ -116,12 +125,8 @@ def _expire_one(lib_fd: int, copy: Copy, dry_run: bool, xmp_naming: XmpNaming) -
                 return None
             except OSError:
                 return Hold.DELETE_FAILED
-        extras: list[str] = []
-        if not shared_sidecar and _unlink_regular(fds[-1], sidecar, dry_run):
-            extras.append(str(PurePosixPath(copy.local_path).with_name(sidecar)))
-        if not dry_run:
             _prune(fds, parts)
-        return extras
+        return []
 
 
 def _not_a_dir(st: os.stat_result) -> Hold | None:
@@ -131,21 +136,6 @@ def _not_a_dir(st: os.stat_result) -> Hold | None:
     if not stat.S_ISDIR(st.st_mode):
         return Hold.NOT_A_FILE
     return None
-
-
-def _sidecar_name(name: str, naming: XmpNaming) -> str:
-    """`photo.png.xmp` ("ext") or `photo.xmp` ("stem"), as `mediasyncd.pipeline.xmp.sidecar_path`."""
-    return name + ".xmp" if naming == "ext" else PurePosixPath(name).with_suffix(".xmp").name
-
-
-def _has_stem_siblings(dir_fd: int, name: str, sidecar: str) -> bool:
-    """With "stem" naming, `photo.xmp` also describes `photo.jpg`: keep it while such a sibling exists."""
-    stem = PurePosixPath(sidecar).stem
-    try:
-        entries = os.listdir(dir_fd)
-    except OSError:
-        return True
-    return any(e not in (name, sidecar) and PurePosixPath(e).stem == stem for e in entries)
 
 
 def _unlink_regular(dir_fd: int, name: str, dry_run: bool) -> bool:

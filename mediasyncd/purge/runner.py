@@ -26,7 +26,6 @@ from mediasyncd.config import RemoteConfig
 from mediasyncd.digest import sha256_file
 from mediasyncd.errors import MediasyncError, UnsafePathError
 from mediasyncd.paths import INTERNAL_DIR, check_rel
-from mediasyncd.pipeline.options import XmpNaming
 from mediasyncd.purge.eligibility import VERIFIED_STATES, Local, Reason, RemoteHash, Rules, Seen
 from mediasyncd.purge.library_ops import Sweep, expire
 from mediasyncd.purge.plan import Doomed, Evidence, Plan, Planner, deletion_order
@@ -103,8 +102,6 @@ async def purge_remote(
     ledger: PurgeLedger,
     library: Path,
     options: RunOptions,
-    *,
-    xmp_naming: XmpNaming = "ext",
 ) -> RunReport:
     """Apply `remote`'s local retention to the library, then purge the remote through `source` (None:
     local retention only). Raises RemoteError/PurgeError when the run cannot complete."""
@@ -117,7 +114,7 @@ async def purge_remote(
                 f"library {library} is not available (no {INTERNAL_DIR}/ inside: is the NAS mounted?); "
                 "purging nothing"
             )
-        library_report = await expire_library(remote, ledger, library, options, xmp_naming, log)
+        library_report = await expire_library(remote, ledger, library, options, log)
         if source is None:
             report = RunReport(remote.name, options.dry_run, Plan(), run_id=run_id, remote_checked=False)
         else:
@@ -159,7 +156,6 @@ async def expire_library(
     ledger: PurgeLedger,
     library: Path,
     options: RunOptions,
-    xmp_naming: XmpNaming,
     log: structlog.typing.FilteringBoundLogger,
 ) -> LibraryReport | None:
     """Local retention (`retention` module's rule): delete, or with a dry run list, the library copies
@@ -172,7 +168,13 @@ async def expire_library(
     due, held = select(view.due, remote=remote.name, preserve=remote.purge.preserve, in_use=view.in_use)
     try:
         sweep = await asyncio.to_thread(
-            expire, library, due, dry_run=options.dry_run, xmp_naming=xmp_naming, live_by_sha=view.live_by_sha
+            expire,
+            library,
+            due,
+            dry_run=options.dry_run,
+            live_by_sha=view.live_by_sha,
+            outputs=view.outputs,
+            shared_sidecars=view.shared_sidecars,
         )
     except OSError as exc:  # only opening the library itself can fail here; each file's errors are held
         raise PurgeError(f"local retention cannot open the library {library}: {exc.strerror}") from exc

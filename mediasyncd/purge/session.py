@@ -18,9 +18,9 @@ async def purge_once(
 ) -> RunReport:
     """Connect to `remote` and purge it (with the library's local retention first); a failure to
     connect is recorded as a failed run. `options.local_only` runs the local retention alone."""
-    library, naming = config.daemon.library, config.pipeline.xmp_naming
+    library = config.daemon.library
     if options.local_only:
-        return await purge_remote(remote, None, ledger, library, options, xmp_naming=naming)
+        return await purge_remote(remote, None, ledger, library, options)
     try:
         source = await open_source(remote, config.daemon.state_dir)
     except RemoteError as exc:
@@ -29,6 +29,6 @@ async def purge_once(
             await ledger.finish_run(run_id, error=str(exc))
         raise
     try:
-        return await purge_remote(remote, source, ledger, library, options, xmp_naming=naming)
+        return await purge_remote(remote, source, ledger, library, options)
     finally:
         await source.close()

@@ -114,6 +114,9 @@ class RetentionView:
     due: list[Landed]  # purged, library copy recorded as present, landed before the cutoff
     in_use: frozenset[str]  # their local paths that other, not expiring, landed rows also use
     live_by_sha: dict[str, frozenset[int]]  # their hashes -> every row whose library copy counts as present
+    # What the media pipeline recorded for each due local path: (sidecar, thumbnail), library-relative.
+    outputs: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
+    shared_sidecars: frozenset[str] = frozenset()  # their sidecars that other library files also record
 
 
 class PurgeLedger:
@@ -279,8 +282,25 @@ class PurgeLedger:
                 (json.dumps(sorted({r.sha256 for r in due if r.sha256})),),
             ):
                 live.setdefault(sha, set()).add(row_id)
+            outputs = {
+                path: (sidecar, thumbnail)
+                for path, sidecar, thumbnail in c.execute(
+                    "SELECT path, sidecar, thumbnail FROM media WHERE path IN (SELECT value FROM json_each(?))",
+                    (paths,),
+                )
+            }
+            sidecars = json.dumps(sorted({s for s, _ in outputs.values() if s}))
+            shared = c.execute(
+                "SELECT DISTINCT sidecar FROM media WHERE sidecar IN (SELECT value FROM json_each(?)) "
+                "AND path NOT IN (SELECT value FROM json_each(?))",
+                (sidecars, paths),
+            ).fetchall()
             return RetentionView(
-                due, frozenset(p for (p,) in in_use), {k: frozenset(v) for k, v in live.items()}
+                due,
+                frozenset(p for (p,) in in_use),
+                {k: frozenset(v) for k, v in live.items()},
+                outputs,
+                frozenset(s for (s,) in shared),
             )
 
         return await self.store.read(q)

@@ -75,6 +75,17 @@ class World:
             await store.close()
         return row.id
 
+    def record_outputs(
+        self, local_path: str, sidecar: str | None = None, thumbnail: str | None = None
+    ) -> None:
+        """What the media pipeline records in the catalog for a processed file."""
+        with contextlib.closing(sqlite3.connect(self.db)) as db, db:
+            db.execute(
+                "INSERT INTO media (path, sha256, record, updated_at, sidecar, thumbnail) "
+                "VALUES (?, 'x', '{}', 'now', ?, ?)",
+                (local_path, sidecar, thumbnail),
+            )
+
     def purge(self, *, dry_run: bool = False) -> int:
         return purge_main(
             load_config(self.config_path), [], dry_run=dry_run, include_deleted_locally=False, local_only=True
@@ -276,6 +287,9 @@ def test_sidecar_and_thumbnail_go_with_the_copy(tmp_path: Path) -> None:
     for thumb in thumbs.values():
         thumb.parent.mkdir(parents=True, exist_ok=True)
         thumb.write_bytes(b"webp")
+    for name, data in (("a.png", b"alpha"), ("b.png", b"beta"), ("young-b.png", b"beta")):
+        sidecar = f"r1/{name}.xmp" if name != "young-b.png" else None
+        w.record_outputs(f"r1/{name}", sidecar, str(thumbs[data].relative_to(w.library)))
     assert w.purge() == 0
     assert w.files() == {"r1/young-b.png"}
     assert not thumbs[b"alpha"].exists() and thumbs[b"beta"].exists()
@@ -289,8 +303,19 @@ def test_a_stem_sidecar_shared_with_a_sibling_stays(tmp_path: Path) -> None:
     w.land("solo.png", b"solo")
     (w.library / "r1/photo.xmp").write_text("<x:xmpmeta/>")
     (w.library / "r1/solo.xmp").write_text("<x:xmpmeta/>")
+    for name in ("photo.png", "photo.jpg", "solo.png"):
+        w.record_outputs(f"r1/{name}", f"r1/{name.rsplit('.', 1)[0]}.xmp")
     assert w.purge() == 0
     assert w.files() == {"r1/photo.jpg", "r1/photo.xmp"}
+
+
+def test_a_sidecar_the_pipeline_did_not_record_stays(tmp_path: Path) -> None:
+    """Retention deletes only what the catalog recorded: a sidecar another tool wrote stays."""
+    w = make_world(tmp_path, {"local_retention": "1d"})
+    w.land("a.png", b"alpha")
+    (w.library / "r1/a.png.xmp").write_text("<x:xmpmeta>someone else's</x:xmpmeta>")
+    assert w.purge() == 0
+    assert w.files() == {"r1/a.png.xmp"}
 
 
 def test_directories_left_empty_go_but_the_remote_folder_stays(tmp_path: Path) -> None:
