@@ -8,7 +8,6 @@ import os
 import signal
 import socket
 import subprocess
-import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -341,6 +340,13 @@ def test_transfers_pause_while_the_library_disk_is_low_and_resume(tmp_path: Path
     asyncio.run(scenario())
 
 
+def passes_after_landing(log: Path) -> int:
+    """How many passes the daemon logged after its last `landed` line."""
+    lines = log.read_text().splitlines()
+    landed = max((i for i, line in enumerate(lines) if '"event": "landed"' in line), default=len(lines))
+    return sum('"event": "pass"' in line for line in lines[landed:])
+
+
 def test_a_file_rewritten_during_its_transfer_lands_once_in_its_final_form(
     tmp_path: Path, sshd: SshServer
 ) -> None:
@@ -356,7 +362,7 @@ def test_a_file_rewritten_during_its_transfer_lands_once_in_its_final_form(
         final = os.urandom(3 << 20)
         path.write_bytes(final)
         wait_for(lambda: (env.library / "r1" / "render.mp4").exists(), timeout=60)
-        time.sleep(1.5)
+        wait_for(lambda: passes_after_landing(tmp_path / "d.log") >= 2, timeout=30)  # and nothing more came
     finally:
         assert stop(proc) == 0
     assert env.landed() == {"render.mp4": final}

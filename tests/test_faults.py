@@ -173,7 +173,8 @@ async def test_a_library_disk_that_fills_pauses_transfers_and_fails_nothing(
             await until(lambda: status.paused is not None and status.queued > 0)
             snapshot = status.snapshot()
             assert snapshot["paused"].startswith("library disk") and snapshot["queued"] > 0
-            await asyncio.sleep(1.0)  # paused, not failing: nothing is marked failed while it waits
+            # Every file has landed or waits at the gate: had ENOSPC failed one, it would show by now.
+            await until(lambda: not status.in_flight and status.queued > 0)
             assert env.rows("SELECT COUNT(*) FROM files WHERE state = 'failed'") == [(0,)]
             filler.unlink()
             await until(lambda: env.landed() == data, within=60)

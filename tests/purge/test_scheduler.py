@@ -11,6 +11,7 @@ import time
 import urllib.request
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import datetime
 from pathlib import Path
 
 from apscheduler.triggers.interval import IntervalTrigger
@@ -94,7 +95,7 @@ async def test_a_run_missed_while_the_daemon_was_down_runs_once_at_start_up(
     await _record_scheduled_run(env, time.time() - 3 * 3600)
     async with running(env) as scheduler:
         await until(lambda: len(env.rows("SELECT 1 FROM purge_runs WHERE finished_at IS NOT NULL")) == 2)
-        await asyncio.sleep(1.0)
+        await until(lambda: settled(scheduler))  # nothing else is due before the next hourly run
         assert len(env.rows("SELECT 1 FROM purge_runs")) == 2
         status = scheduler.snapshot()["remotes"][0]
     assert on_remote(env) == set()
@@ -106,9 +107,19 @@ async def test_no_catch_up_run_when_the_last_run_is_recent(tmp_path: Path, sshd:
     """The last scheduled run was a minute ago and the schedule (yearly) is not due since: nothing runs."""
     env = purge_env(tmp_path, sshd, purge={"schedule": "0 0 1 1 *"})
     await _record_scheduled_run(env, time.time() - 60)
-    async with running(env):
-        await asyncio.sleep(1.0)
+    async with running(env) as scheduler:
+        await until(lambda: settled(scheduler))  # scheduled, and next due in a year: nothing can run
     assert len(env.rows("SELECT 1 FROM purge_runs")) == 1
+
+
+def settled(scheduler: PurgeScheduler) -> bool:
+    """No purge is running and the next one is scheduled at least a minute from now."""
+    (remote,) = scheduler.snapshot()["remotes"]
+    due = remote["next_run_at"]
+    later = (
+        due is not None and datetime.fromisoformat(due.replace("Z", "+00:00")).timestamp() > time.time() + 60
+    )
+    return later and not remote["running"]
 
 
 async def _record_scheduled_run(env: Env, started_at: float) -> None:
