@@ -51,7 +51,8 @@ class DaemonControl:
             status, asked = puller.status, time.time()
             puller.wake()
             deadline = time.monotonic() + SYNC_WAIT
-            while (status.last_pass_at or 0) < asked:
+            # A pass that had started listing before the request does not count: wait for one that began after.
+            while (status.last_pass_at or 0) - (status.last_pass_s or 0) < asked:
                 if time.monotonic() > deadline:
                     raise MediasyncError(f"no pass of {name} within {SYNC_WAIT:.0f}s ({status.state})")
                 job.progress = {"state": status.state}
@@ -81,7 +82,7 @@ class DaemonControl:
             for done, name in enumerate(names):
                 job.progress = {"remote": name, "done": done, "of": len(names)}
                 try:
-                    runs.append(_run_result(await scheduler.purge(name, options)))
+                    runs.append(_run_result(await scheduler.purge(name, options), asked_dry=dry_run))
                 except MediasyncError as exc:
                     runs.append({"remote": name, "ok": False, "error": str(exc)})
             job.progress = {"done": len(names), "of": len(names)}
@@ -90,13 +91,14 @@ class DaemonControl:
         return self.jobs.start("purge", work)
 
 
-def _run_result(report: RunReport) -> dict[str, Any]:
+def _run_result(report: RunReport, *, asked_dry: bool) -> dict[str, Any]:
     plan = report.plan
     doomed = plan.delete if report.dry_run else report.deleted
     return {
         "remote": report.remote,
         "ok": True,
         "dry_run": report.dry_run,
+        "config_dry_run": report.dry_run and not asked_dry,  # purge.dry_run = true in the config
         "delete": [
             {"path": d.row.remote_path, "size": d.row.size, "age_s": round(d.age), "for_space": d.for_space}
             for d in doomed

@@ -14,6 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import structlog
 
@@ -86,7 +87,7 @@ class Daemon:
         self._control = control
         app = make_app(self.view, cfg.status_token, control)
         runner = await start_server(app, cfg.status_host, cfg.status_port)
-        found = discovery.write(cfg.state_dir, cfg.status_host, cfg.status_port, __version__)
+        found: Path | None = None
         self._install_signals()
         self._make_puller = self._puller_factory(library, store, executor)
         feeds = consumers(self.config, store)
@@ -102,15 +103,20 @@ class Daemon:
             interval = self.notifier.watchdog_interval
             if interval:
                 self._spawn("watchdog", lambda: self._watchdog(interval))
+            found = discovery.write(cfg.state_dir, cfg.status_host, cfg.status_port, __version__)
             self.notifier.ready(self._summary())
             log.info("started", remotes=[r.name for r in self.config.remotes], listen=cfg.status_listen)
             self.started.set()
             await self._serve()
             self.notifier.stopping()
             log.info("stopping")
+            if found is not None:
+                discovery.remove(found)
+            await runner.cleanup()  # no new requests (and jobs) while the parts stop
             await self._shutdown()
         finally:
-            discovery.remove(found)
+            if found is not None:
+                discovery.remove(found)
             await runner.cleanup()
             if not self.forced:
                 await store.close()
@@ -129,15 +135,14 @@ class Daemon:
         for t in tasks:
             t.cancel()
         force = asyncio.ensure_future(self.force.wait())
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.grace  # one bound for the whole stop
         try:
-            await asyncio.wait([*tasks, force], timeout=self.grace, return_when=asyncio.FIRST_COMPLETED)
-            while not force.done() and any(not t.done() for t in tasks):
+            while not force.done() and any(not t.done() for t in tasks) and loop.time() < deadline:
                 left = [t for t in tasks if not t.done()]
-                done, _ = await asyncio.wait(
-                    [*left, force], timeout=self.grace, return_when=asyncio.FIRST_COMPLETED
+                await asyncio.wait(
+                    [*left, force], timeout=deadline - loop.time(), return_when=asyncio.FIRST_COMPLETED
                 )
-                if not done:
-                    break
         finally:
             force.cancel()
         stuck = sorted(t.get_name() for t in tasks if not t.done())

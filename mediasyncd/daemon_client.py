@@ -96,7 +96,8 @@ def purge_via_daemon(
                     print(f"{result['remote']}: FAILED: {result['error']}", file=sys.stderr)
                     ok = False
                     continue
-                print("\n".join(result["lines"]), flush=True)
+                note = " (purge.dry_run = true in the config)" if result.get("config_dry_run") else ""
+                print("\n".join(result["lines"]) + note, flush=True)
         return 0 if ok else 1
 
     try:

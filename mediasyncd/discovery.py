@@ -1,6 +1,8 @@
 """How the CLI finds a running daemon (SPEC §3.12, "Discovery"): the daemon writes its status address to
 a world-readable `daemon.json` — in `$RUNTIME_DIRECTORY` under systemd, else in the state directory —
-and removes it when it stops. The file holds no secret: the token stays in the config."""
+and removes it when it stops. The file holds no secret: the token stays in the config. A file counts
+only when it names this config's state directory and that directory's lock is held (a file left by a
+kill -9, or a reused pid, is ignored)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,8 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from mediasyncd.lock import is_held
 
 FILE = "daemon.json"
 SYSTEMD_RUNTIME = Path("/run/mediasyncd")
@@ -34,7 +38,12 @@ def write(state_dir: Path, host: str, port: int, version: str) -> Path:
     """Write the file atomically, readable by every user (the CLI may run as another one)."""
     path = discovery_path(state_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
-    body = {"url": url_of(host, port), "pid": os.getpid(), "version": version}
+    body = {
+        "url": url_of(host, port),
+        "pid": os.getpid(),
+        "version": version,
+        "state_dir": str(state_dir.resolve()),
+    }
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(body) + "\n", encoding="utf-8")
     tmp.chmod(0o644)
@@ -52,13 +61,18 @@ def remove(path: Path) -> None:
 
 def locate(state_dir: Path) -> Found | None:
     """The running daemon's address, from the first discovery file whose process is alive."""
-    for path in (discovery_path(state_dir), SYSTEMD_RUNTIME / FILE, state_dir / FILE):
+    if not is_held(state_dir):
+        return None
+    candidates = [discovery_path(state_dir), SYSTEMD_RUNTIME / FILE, state_dir / FILE]
+    if os.environ.get("XDG_RUNTIME_DIR"):
+        candidates.insert(2, Path(os.environ["XDG_RUNTIME_DIR"]) / "mediasyncd" / FILE)  # systemd --user
+    for path in candidates:
         try:
             body = json.loads(path.read_text(encoding="utf-8"))
-            pid, url = int(body["pid"]), str(body["url"])
+            pid, url, owner = int(body["pid"]), str(body["url"]), Path(str(body["state_dir"]))
         except (OSError, ValueError, KeyError, TypeError):
             continue
-        if _alive(pid):
+        if owner == state_dir.resolve() and _alive(pid):
             return Found(url, pid, path)
     return None
 

@@ -1,10 +1,12 @@
 """Feeds landed files to the media pipeline from the event log, off the transfer path.
 
 The pipeline is a consumer of the log: it reads `file_synced` events after the position it acknowledged,
-processes the files that are still only landed (a file already processed, purged or replaced is
-skipped), records each as processed (with its `file_processed` event) and then acknowledges the batch.
-Landing never waits for it, and a kill -9 between landing and processing loses nothing: the next start
-reads on from the last acknowledged position. Purge never depends on this.
+processes the files whose library copy is there and that it has not finished (purged from the remote or
+not), records each as processed (with its `file_processed` event) and then acknowledges the batch. At
+start it also sweeps the state for such files, so none is missed whose event left the log while the
+pipeline was off. Landing never waits for it, and a kill -9 between landing and processing loses
+nothing. A file whose processing raises is logged and skipped: one bad file never stalls the others.
+Purge never depends on this.
 """
 
 from __future__ import annotations
@@ -41,6 +43,9 @@ class Processor:
         new = self.store.follow()
         self.position = await self.store.acked(CONSUMER)
         try:
+            backlog = await self.store.landed_unprocessed()
+            for start in range(0, len(backlog), BATCH):
+                await self._process_all(backlog[start : start + BATCH])
             while True:
                 new.clear()
                 events = await self.store.events(since=self.position, limit=BATCH)
@@ -54,6 +59,7 @@ class Processor:
                 await self.store.ack(CONSUMER, self.position)
                 self._moved.set()
         finally:
+            self.store.unfollow(new)
             await self.pipeline.aclose()
 
     async def drain(self) -> None:
@@ -68,9 +74,16 @@ class Processor:
 
         async def one(row: FileRow) -> None:
             async with gate:
-                await self._process(row)
+                try:
+                    await self._process(row)
+                except Exception:
+                    log.exception(
+                        "media pipeline crashed on a file; skipping it", remote=row.remote, path=row.rel
+                    )
 
-        await asyncio.gather(*(one(r) for r in rows))
+        async with asyncio.TaskGroup() as tg:
+            for row in rows:
+                tg.create_task(one(row))
 
     async def _process(self, row: FileRow) -> None:
         if row.local_path is None or row.sha256 is None:

@@ -4,6 +4,7 @@ it, jobs report what they did, and the API refuses what a browser on another sit
 from __future__ import annotations
 
 import json
+import os
 import stat
 import subprocess
 import time
@@ -144,3 +145,17 @@ def _finished(env: Env, job_id: str) -> dict[str, Any]:
             return dict(body["job"])
         assert time.monotonic() < deadline
         time.sleep(0.1)
+
+
+def test_a_discovery_file_left_behind_is_ignored(tmp_path: Path, sshd: SshServer) -> None:
+    """A daemon.json whose daemon is gone (a kill -9 left it, and its pid now names another process)
+    does not send `purge` anywhere: with the state lock free, it runs on its own."""
+    env = synced_world(tmp_path, sshd)
+    assert subprocess.run([MEDIASYNCD, "sync", "--once", "--config", str(env.config_path)]).returncode == 0
+    stale = {"url": "http://127.0.0.1:9", "pid": os.getpid(), "state_dir": str(env.state_dir.resolve())}
+    (env.state_dir / "daemon.json").write_text(json.dumps(stale))
+    dry = subprocess.run(
+        [MEDIASYNCD, "purge", "--dry-run", "--config", str(env.config_path)], capture_output=True, text=True
+    )
+    assert dry.returncode == 0, dry.stderr
+    assert "3 file(s) would be deleted" in dry.stdout

@@ -108,7 +108,8 @@ def test_follow_prints_events_as_they_are_written(tmp_path: Path, sshd: SshServe
 
 def test_the_migration_back_fills_files_landed_before_the_log(tmp_path: Path) -> None:
     """A state DB from before the event log gets one back-filled `file_synced` per landed file (and a
-    `file_processed` per processed one) when it is first opened."""
+    `file_processed` per processed one, a `file_expired` per copy local retention removed) when it is
+    first opened."""
     db = tmp_path / "state.db"
     with contextlib.closing(sqlite3.connect(db, isolation_level=None)) as conn:
         for number, script in enumerate(MIGRATIONS[:3], start=1):
@@ -135,11 +136,14 @@ def test_the_migration_back_fills_files_landed_before_the_log(tmp_path: Path) ->
 
     import asyncio
 
+    with contextlib.closing(sqlite3.connect(db, isolation_level=None)) as conn:
+        conn.execute("UPDATE files SET library_expired_at = 500.0 WHERE rel = 'c.png'")  # retention took it
     assert asyncio.run(open_and_read()) == [
         ("file_synced", "a.png", True),
         ("file_synced", "b.png", True),
         ("file_synced", "c.png", True),
         ("file_processed", "b.png", True),
+        ("file_expired", "c.png", True),
     ]
 
 

@@ -3,14 +3,19 @@ landing and processing looks the same) are processed from the log later, each on
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
+import sqlite3
 import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from mediasyncd.demo.images import write_forge_image
+from mediasyncd.state import FileRow
 from tests.helpers import MEDIASYNCD, OLD, Env, make_env, once
 from tests.sshd import SshServer
 
@@ -47,3 +52,54 @@ def _events(env: Env, kind: str) -> list[dict[str, Any]]:
         check=True,
     ).stdout
     return [json.loads(line) for line in out.splitlines()]
+
+
+def test_files_purged_or_out_of_the_log_before_processing_are_still_processed(
+    tmp_path: Path, sshd: SshServer
+) -> None:
+    """The pipeline does not depend on the remote lifecycle or on the log's retention: a file purged
+    from the remote before the pipeline ran, and one whose `file_synced` left the log, are processed."""
+    env = make_env(tmp_path, sshd, settle="0s")
+    rng = random.Random(4)
+    for index in range(2):
+        image = write_forge_image(env.remote_root, index, rng, size=64)
+        os.utime(image, (OLD, OLD))
+    assert once(env) == 0
+    (first, gone), (second, _) = env.rows("SELECT id, rel FROM files ORDER BY id")
+    (env.remote_root / gone).unlink()  # as the purge did
+    with contextlib.closing(sqlite3.connect(env.state_dir / "state.db")) as db, db:
+        db.execute("UPDATE files SET state = 'purged', purged_at = 1 WHERE id = ?", (first,))
+        db.execute("DELETE FROM events WHERE json_extract(data, '$.file_id') = ?", (second,))
+    env.config_path.write_text(env.config_path.read_text().replace("enabled = false", "enabled = true"))
+    assert once(env) == 0
+    assert sorted(env.rows("SELECT state, processed_at IS NOT NULL FROM files")) == [
+        ("processed", 1), ("purged", 1),
+    ]  # fmt: skip
+    assert {e["data"]["file_id"] for e in _events(env, "file_processed")} == {first, second}
+
+
+def test_a_file_whose_processing_crashes_does_not_stall_the_others(
+    tmp_path: Path, sshd: SshServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One file's processing raises: it is logged and skipped, the other files are processed and the
+    pipeline's position moves on."""
+    from mediasyncd.processing import Processor
+
+    env = make_env(tmp_path, sshd, settle="0s")
+    env.config_path.write_text(env.config_path.read_text().replace("enabled = false", "enabled = true"))
+    rng = random.Random(5)
+    for index in range(3):
+        image = write_forge_image(env.remote_root, index, rng, size=64)
+        os.utime(image, (OLD, OLD))
+    original = Processor._process
+
+    async def crash_on_one(self: Processor, row: FileRow) -> None:
+        if "/00001-" in f"/{row.rel}":
+            raise RuntimeError("a bug in a stage")
+        await original(self, row)
+
+    monkeypatch.setattr(Processor, "_process", crash_on_one)
+    assert once(env) == 0
+    states = dict(env.rows("SELECT rel, state FROM files"))
+    assert sorted(states.values()) == ["landed", "processed", "processed"]
+    assert env.rows("SELECT acked_id > 0 FROM consumers WHERE name = 'pipeline'") == [(1,)]

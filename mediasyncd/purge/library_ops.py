@@ -61,15 +61,7 @@ def expire(
     lib_fd = os.open(library, os.O_RDONLY | os.O_DIRECTORY)
     try:
         for copy in copies:
-            sidecar = recorded.get(copy.local_path, (None, None))[0]
             outcome = _expire_one(lib_fd, copy, dry_run)
-            own_sidecar = sidecar is not None and sidecar not in shared_sidecars
-            if (
-                isinstance(outcome, list)
-                and own_sidecar
-                and _remove(lib_fd, str(sidecar), dry_run, root_parts=1)
-            ):
-                outcome.append(str(sidecar))
             if isinstance(outcome, Hold):
                 sweep.held.append((copy, outcome))
             elif outcome is None:
@@ -77,6 +69,7 @@ def expire(
             else:
                 extras[copy.local_path] = outcome
         expiring = [c for c in copies if c.local_path in extras]
+        _remove_sidecars(lib_fd, copies, expiring, recorded, shared_sidecars, extras, dry_run)
         gone_ids = {i for c in expiring for i in c.ids} | {i for c in sweep.gone for i in c.ids}
         released: set[str] = set()
         for copy in expiring:
@@ -91,6 +84,29 @@ def expire(
     finally:
         os.close(lib_fd)
     return sweep
+
+
+def _remove_sidecars(
+    lib_fd: int,
+    copies: Sequence[Copy],
+    expiring: Sequence[Copy],
+    recorded: Mapping[str, tuple[str | None, str | None]],
+    shared: frozenset[str],
+    extras: dict[str, list[str]],
+    dry_run: bool,
+) -> None:
+    """A recorded sidecar goes once every copy that records it goes (none held, none kept elsewhere)."""
+    users: dict[str, list[str]] = {}
+    for copy in copies:
+        sidecar = recorded.get(copy.local_path, (None, None))[0]
+        if sidecar:
+            users.setdefault(sidecar, []).append(copy.local_path)
+    going = {c.local_path for c in expiring}
+    for sidecar, paths in users.items():
+        if sidecar in shared or not set(paths) <= going:
+            continue
+        if _remove(lib_fd, sidecar, dry_run, root_parts=1):
+            extras[paths[0]].append(sidecar)
 
 
 def _expire_one(lib_fd: int, copy: Copy, dry_run: bool) -> list[str] | Hold | None:

@@ -8,6 +8,7 @@ than the schedule's next fire time after it) runs once at start-up. `/status` ga
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -93,18 +94,17 @@ class PurgeScheduler:
         remote = self._remote(name)
         if remote is None:
             raise MediasyncError(f"no remote named {name!r}")
-        lock = self._locks.setdefault(name, asyncio.Lock())
-        if lock.locked():
-            raise PurgeBusy(f"a purge of {name} is already running")
         dry = remote.purge.dry_run or options.dry_run if not config_dry_run else remote.purge.dry_run
-        async with lock:
+        # A dry run deletes nothing: it may run beside another purge, and only the schedule's are recorded.
+        run = replace(
+            options, dry_run=dry, record=options.record and (not dry or options.source == "schedule")
+        )
+        lock = self._locks.setdefault(name, asyncio.Lock())
+        if not dry and lock.locked():
+            raise PurgeBusy(f"a purge of {name} is already running")
+        async with contextlib.nullcontext() if dry else lock:
             try:
-                return await purge_once(
-                    self.config,
-                    remote,
-                    self.ledger,
-                    replace(options, dry_run=dry, record=options.record or not dry),
-                )
+                return await purge_once(self.config, remote, self.ledger, run)
             finally:
                 self._last.update(await self.ledger.last_runs())
 

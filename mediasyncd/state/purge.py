@@ -290,9 +290,11 @@ class PurgeLedger:
                 )
             }
             sidecars = json.dumps(sorted({s for s, _ in outputs.values() if s}))
+            # ... that other library files still present (not among these due copies) record too
             shared = c.execute(
-                "SELECT DISTINCT sidecar FROM media WHERE sidecar IN (SELECT value FROM json_each(?)) "
-                "AND path NOT IN (SELECT value FROM json_each(?))",
+                "SELECT DISTINCT m.sidecar FROM media AS m WHERE m.sidecar IN (SELECT value FROM json_each(?)) "
+                "AND m.path NOT IN (SELECT value FROM json_each(?)) AND EXISTS (SELECT 1 FROM files AS f "
+                "WHERE f.local_path = m.path AND f.library_expired_at IS NULL)",
                 (sidecars, paths),
             ).fetchall()
             return RetentionView(

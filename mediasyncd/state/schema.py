@@ -136,4 +136,22 @@ CREATE VIRTUAL TABLE IF NOT EXISTS media_fts USING fts5(
     tokenize = 'unicode61 remove_diacritics 2'
 );
 """,
+    # 6: whether the media pipeline is done with a file, apart from its remote lifecycle (a file purged
+    # from the remote before the pipeline reached it is still processed); copies already expired from the
+    # library get their `file_expired` in the log, as if it had existed then.
+    f"""
+    ALTER TABLE files ADD COLUMN processed_at REAL;
+    UPDATE files SET processed_at = COALESCE(landed_at, first_seen) WHERE state = '{FileState.PROCESSED}'
+        OR (local_path IS NOT NULL AND EXISTS
+            (SELECT 1 FROM media WHERE media.path = files.local_path AND media.sha256 = files.sha256));
+    CREATE INDEX files_unprocessed ON files(id) WHERE local_path IS NOT NULL AND processed_at IS NULL;
+    INSERT INTO events (type, time, remote, path, sync_id, data)
+        SELECT '{EventType.FILE_EXPIRED}', {_NOW}, remote, rel, NULL,
+               json_object('file_id', id, 'sha256', sha256, 'library_path', local_path, 'size', size,
+                           'backfill', json('true'))
+        FROM files WHERE library_expired_at IS NOT NULL AND local_path IS NOT NULL
+            AND id IN (SELECT json_extract(data, '$.file_id') FROM events
+                       WHERE type = '{EventType.FILE_SYNCED}' AND json_extract(data, '$.backfill'))
+        ORDER BY library_expired_at, id;
+    """,
 )

@@ -144,16 +144,22 @@ class Store:
 
     async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run `fn` in one transaction on the store's thread; consumers are told of new events."""
-        result = await self._run(self._in_tx, fn)
+        future = asyncio.get_running_loop().run_in_executor(self._executor, self._in_tx, fn)
+        future.add_done_callback(lambda _: self._wake_followers())  # even when the caller is cancelled
+        return await future
+
+    def _wake_followers(self) -> None:
         for follower in self._followers:
             follower.set()
-        return result
 
     def follow(self) -> asyncio.Event:
         """An event of the caller's own, set after every commit that may have written events."""
         follower = asyncio.Event()
         self._followers.add(follower)
         return follower
+
+    def unfollow(self, follower: asyncio.Event) -> None:
+        self._followers.discard(follower)
 
     def _in_tx(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         c = self.conn
@@ -253,20 +259,25 @@ class Store:
             ],
         )
 
-    async def mark_landed(self, landed: Sequence[LandedFile], also: Sequence[NewEvent] = ()) -> None:
+    async def mark_landed(self, landed: Sequence[LandedFile], also: Sequence[NewEvent] = ()) -> set[int]:
         """Files renamed into place: their state and their `file_synced` events (and `also`), in one
-        transaction."""
+        transaction. Returns the ids it landed (a row no longer 'transferring' is left alone)."""
         now = time.time()
 
-        def q(c: sqlite3.Connection) -> None:
-            c.executemany(
-                "UPDATE files SET state = ?, sha256 = ?, local_path = ?, landing_path = NULL, "
-                "landed_at = ?, last_error = NULL, next_attempt = NULL WHERE id = ?",
-                [(FileState.LANDED, f.sha256, f.local_path, now, f.row.id) for f in landed],
-            )
-            insert_events(c, [*(_synced(f) for f in landed), *also], now)
+        def q(c: sqlite3.Connection) -> set[int]:
+            done = []
+            for f in landed:  # only from 'transferring': a file is landed (and announced) once
+                cur = c.execute(
+                    "UPDATE files SET state = ?, sha256 = ?, local_path = ?, landing_path = NULL, "
+                    "landed_at = ?, last_error = NULL, next_attempt = NULL WHERE id = ? AND state = ?",
+                    (FileState.LANDED, f.sha256, f.local_path, now, f.row.id, FileState.TRANSFERRING),
+                )
+                if cur.rowcount:
+                    done.append(f)
+            insert_events(c, [*(_synced(f) for f in done), *also], now)
+            return {f.row.id for f in done}
 
-        await self._write(q)
+        return await self._write(q)
 
     async def mark_failed(
         self,
@@ -320,17 +331,19 @@ class Store:
         return await self._run(q)
 
     async def landed_unprocessed(self, ids: Sequence[int] | None = None) -> list[FileRow]:
-        """Landed files the media pipeline has not finished; of `ids` only, when given."""
+        """Landed files whose library copy is there and that the media pipeline has not finished, whatever
+        became of them on the remote since (purged too); of `ids` only, when given."""
 
         def q() -> list[FileRow]:
-            sql = f"SELECT {_COLUMNS} FROM files WHERE state = ? AND local_path IS NOT NULL"
+            sql = (
+                f"SELECT {_COLUMNS} FROM files WHERE local_path IS NOT NULL AND processed_at IS NULL "
+                f"AND library_expired_at IS NULL AND state IN {sql_set(LANDED)}"
+            )
             if ids is None:
-                rows = self.conn.execute(f"{sql} ORDER BY id", (FileState.LANDED,)).fetchall()
+                rows = self.conn.execute(f"{sql} ORDER BY id").fetchall()
             else:
                 marks = ", ".join("?" for _ in ids)
-                rows = self.conn.execute(
-                    f"{sql} AND id IN ({marks}) ORDER BY id", (FileState.LANDED, *ids)
-                ).fetchall()
+                rows = self.conn.execute(f"{sql} AND id IN ({marks}) ORDER BY id", tuple(ids)).fetchall()
             return [_row(r) for r in rows]
 
         return await self._run(q)
@@ -340,8 +353,9 @@ class Store:
 
         def q(c: sqlite3.Connection) -> None:
             cur = c.execute(
-                "UPDATE files SET state = ? WHERE id = ? AND state = ?",
-                (FileState.PROCESSED, row.id, FileState.LANDED),
+                "UPDATE files SET processed_at = ?, state = CASE WHEN state = ? THEN ? ELSE state END "
+                "WHERE id = ? AND processed_at IS NULL",
+                (time.time(), FileState.LANDED, FileState.PROCESSED, row.id),
             )
             if cur.rowcount:
                 data = file_data(row.id, row.sha256, row.local_path, **(summary or {}))

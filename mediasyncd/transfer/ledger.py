@@ -177,8 +177,8 @@ class Ledger:
             return
         files = [LandedFile(i.row, i.sha256, i.local_path, self._pass_of.get(i.row.id)) for i in items]
         completed = self._resolve([(i.row, Outcome.LANDED) for i in items])
-        await self.store.mark_landed(files, also=completed)
-        for item in items:
+        done = await self.store.mark_landed(files, also=completed)
+        for item in (i for i in items if i.row.id in done):
             row = item.row
             self.index[row.key] = replace(
                 row, state=FileState.LANDED, sha256=item.sha256, local_path=item.local_path
@@ -247,9 +247,9 @@ class Ledger:
             stored = await self.store.get(file_id)
             if stored is not None:
                 by_id[file_id] = stored
-        await self.put_back(list(by_id.values()))
-        open_passes, self._passes = list(self._passes.values()), {}
+        open_passes, self._passes = list(self._passes.values()), {}  # not completed by the put-backs
         self._pass_of.clear()
+        await self.put_back(list(by_id.values()))
         await self._close_passes([p.event(self.remote, interrupted=True) for p in open_passes if _worth(p)])
         self.active.clear()
         self.status.in_flight.clear()

@@ -75,7 +75,9 @@ def _seed_landed(env: Env, count: int) -> None:
         try:
             rows = await store.add_seen("r1", [f for f, _ in files])
             for row, (_, data) in zip(rows, files, strict=True):
-                await store.mark_landed([LandedFile(row, hashlib.sha256(data).hexdigest(), f"r1/{row.rel}")])
+                digest = hashlib.sha256(data).hexdigest()
+                await store.set_landing_intents([(row.id, digest, f"r1/{row.rel}")])
+                await store.mark_landed([LandedFile(row, digest, f"r1/{row.rel}")])
         finally:
             await store.close()
 

@@ -66,7 +66,9 @@ class World:
         await store.open()
         try:
             (row,) = await store.add_seen("r1", [NewFile(ROOT, rel, len(data), MTIME)])
-            await store.mark_landed([LandedFile(row, hashlib.sha256(data).hexdigest(), local)])
+            digest = hashlib.sha256(data).hexdigest()
+            await store.set_landing_intents([(row.id, digest, local)])
+            await store.mark_landed([LandedFile(row, digest, local)])
             if purged:
                 await PurgeLedger(store).mark_purged([row.id])
             with contextlib.closing(sqlite3.connect(self.db)) as db, db:

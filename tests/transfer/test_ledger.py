@@ -66,3 +66,25 @@ async def test_only_complete_files_are_claimed_and_each_once(ledger: Ledger) -> 
     assert await ledger.admit(sighting) == []
     assert ledger.index[other.key].state == "seen"
     assert ledger.pending(other) and ledger.pending(ENTRY)
+
+
+async def test_a_pass_cut_short_is_recorded_as_interrupted(ledger: Ledger) -> None:
+    """A session that ends with files of its pass in flight records that pass's `sync_complete` with
+    `interrupted: true`, not as a normal end."""
+    sighting = seen_complete(ENTRY)
+    await ledger.admit(sighting)
+    await ledger.release_all()
+    (event,) = await ledger.store.events(types=["sync_complete"])
+    assert event.data["interrupted"] is True and event.data["landed"] == 0 and event.data["new"] == 1
+
+
+async def test_a_file_is_landed_and_announced_once(ledger: Ledger) -> None:
+    """Landing a row twice (a recovery racing a late landing) writes one `file_synced`; the second call
+    changes nothing."""
+    from mediasyncd.state import LandedFile
+
+    (row,) = await ledger.admit(seen_complete(ENTRY))
+    await ledger.intents([(row.id, "f" * 64, "r1/a.png")])
+    assert await ledger.store.mark_landed([LandedFile(row, "f" * 64, "r1/a.png")]) == {row.id}
+    assert await ledger.store.mark_landed([LandedFile(row, "f" * 64, "r1/a.png")]) == set()
+    assert len(await ledger.store.events(types=["file_synced"])) == 1
