@@ -136,7 +136,7 @@ class PurgeLedger:
             ).fetchall()
             return [Tracked(r[0], r[1], r[2], r[3], r[4], FileState(r[5]), r[6], r[7], r[8]) for r in rows]
 
-        return await self.store.read(q)
+        return await self.store._read(q)
 
     async def start_run(self, remote: str, source: str, dry_run: bool) -> int:
         def q(c: sqlite3.Connection) -> int:
@@ -147,7 +147,7 @@ class PurgeLedger:
             assert cur.lastrowid is not None
             return cur.lastrowid
 
-        return await self.store.transaction(q)
+        return await self.store._transaction(q)
 
     async def finish_run(
         self,
@@ -186,19 +186,19 @@ class PurgeLedger:
             if run is not None:
                 insert_events(c, [_purge_complete(_run(run))])
 
-        await self.store.transaction(q)
+        await self.store._transaction(q)
 
     async def record_kept(self, kept: Iterable[tuple[Tracked, str]]) -> None:
         """Remember why each file stayed (shown by status tools; overwritten by the next run)."""
         params = [(str(reason), row.id) for row, reason in kept]
-        await self.store.transaction(
+        await self.store._transaction(
             lambda c: c.executemany("UPDATE files SET purge_reason = ? WHERE id = ?", params)
         )
 
     async def mark_intent(self, run_id: int, ids: Sequence[int]) -> None:
         """Written before the remote delete: `purge_run` says "may be gone; check the listing"."""
         params = [(run_id, i) for i in ids]
-        await self.store.transaction(
+        await self.store._transaction(
             lambda c: c.executemany("UPDATE files SET purge_run = ? WHERE id = ?", params)
         )
 
@@ -214,11 +214,11 @@ class PurgeLedger:
             )
             insert_events(c, [_file_event(EventType.FILE_PURGED, r) for r in rows], at)
 
-        await self.store.transaction(q)
+        await self.store._transaction(q)
 
     async def clear_intent(self, ids: Sequence[int], reason: str | None = None) -> None:
         params = [(str(reason) if reason else None, i) for i in ids]
-        await self.store.transaction(
+        await self.store._transaction(
             lambda c: c.executemany(
                 "UPDATE files SET purge_run = NULL, purge_reason = COALESCE(?, purge_reason) WHERE id = ?",
                 params,
@@ -237,7 +237,7 @@ class PurgeLedger:
             ).fetchall()
             return {r[1]: _run(r) for r in rows}
 
-        return await self.store.read(q)
+        return await self.store._read(q)
 
     async def close_abandoned(self) -> int:
         """Runs a crash left open are marked as errors (their deletes are resolved by the next run)."""
@@ -249,7 +249,7 @@ class PurgeLedger:
             )
             return cur.rowcount
 
-        return await self.store.transaction(q)
+        return await self.store._transaction(q)
 
     async def retention_view(self, remote: str, landed_before: float) -> RetentionView:
         """Purged files of `remote` landed before `landed_before` whose library copy is still recorded."""
@@ -305,7 +305,7 @@ class PurgeLedger:
                 frozenset(s for (s,) in shared),
             )
 
-        return await self.store.read(q)
+        return await self.store._read(q)
 
     async def mark_expired(self, ids: Sequence[int], when: float | None = None) -> None:
         """Library copies local retention deleted: never fetched again, never counted "deleted locally";
@@ -317,7 +317,7 @@ class PurgeLedger:
             c.executemany("UPDATE files SET library_expired_at = ? WHERE id = ?", [(at, r[0]) for r in rows])
             insert_events(c, [_file_event(EventType.FILE_EXPIRED, r) for r in rows], at)
 
-        await self.store.transaction(q)
+        await self.store._transaction(q)
 
 
 def _purge_complete(run: RunRecord) -> NewEvent:

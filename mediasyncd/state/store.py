@@ -133,12 +133,13 @@ class Store:
 
         return await self._run(call)
 
-    async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run the query `fn` on the store's thread (for the state package's own modules)."""
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run the query `fn` on the store's thread: for the state package's own modules only (its
+        typed ledgers, e.g. `state.purge`); nothing outside the package writes SQL."""
         return await self._run(lambda: fn(self.conn))
 
-    async def transaction(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `fn` in one transaction on the store's thread (for the state package's own modules);
+    async def _transaction(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `fn` in one transaction on the store's thread (for the state package's own modules only);
         consumers of the log are told of what it wrote."""
         return await self._write(fn)
 
