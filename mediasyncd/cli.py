@@ -13,7 +13,7 @@ import tomli_w
 
 from mediasyncd import __version__
 from mediasyncd.config import Config, find_config, load_config, minimal_config
-from mediasyncd.errors import ConfigError, LibraryUnavailable, MediasyncError, StateLockedError
+from mediasyncd.errors import ConfigError, LibraryUnavailable, MediasyncError, StartupError, StateLockedError
 from mediasyncd.logging import configure_logging
 
 EXIT_CONFIG = 78  # EX_CONFIG: systemd does not restart on it (RestartPreventExitStatus)
@@ -108,6 +108,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _dispatch(args)
     except ConfigError as exc:
         print(exc.report(), file=sys.stderr)
+        return EXIT_CONFIG
+    except StartupError as exc:
+        print(f"mediasyncd: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     except (StateLockedError, LibraryUnavailable) as exc:
         print(f"mediasyncd: {exc}", file=sys.stderr)

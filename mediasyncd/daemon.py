@@ -8,6 +8,7 @@ by SHUTDOWN_GRACE seconds, then cancel. The daemon knows nothing about how the p
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import signal
 import time
@@ -22,7 +23,7 @@ from mediasyncd import __version__, discovery
 from mediasyncd.backoff import Backoff
 from mediasyncd.config import Config, PurgeConfig, RemoteConfig, TransferConfig, load_config
 from mediasyncd.control import DaemonControl
-from mediasyncd.errors import ConfigError
+from mediasyncd.errors import ConfigError, StartupError
 from mediasyncd.lock import StateLock
 from mediasyncd.progress import StatusView
 from mediasyncd.purge.scheduler import PurgeScheduler
@@ -86,7 +87,13 @@ class Daemon:
         )
         self._control = control
         app = make_app(self.view, cfg.status_token, control)
-        runner = await start_server(app, cfg.status_host, cfg.status_port)
+        try:
+            runner = await start_server(app, cfg.status_host, cfg.status_port)
+        except OSError as exc:
+            await store.close()
+            executor.shutdown(wait=False)
+            lock.release()
+            raise StartupError(listen_problem(cfg.status_listen, exc)) from None
         found: Path | None = None
         self._install_signals()
         self._make_puller = self._puller_factory(library, store, executor)
@@ -301,3 +308,16 @@ class Daemon:
 def _settings(remote: RemoteConfig, transfer: TransferConfig) -> tuple[RemoteConfig, TransferConfig]:
     """What a Puller depends on: a change here restarts it; purge settings are the scheduler's."""
     return (replace(remote, purge=PurgeConfig()), transfer)
+
+
+def listen_problem(listen: str, exc: OSError) -> str:
+    """One line that says why the status server cannot listen, and what to do."""
+    port = listen.rsplit(":", 1)[-1]
+    if exc.errno == errno.EADDRINUSE:
+        return (
+            f"cannot listen on {listen}: another program uses that port (`ss -ltnp 'sport = :{port}'` shows "
+            "which); set [daemon] status_listen to a free address (or stop the other program)"
+        )
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return f"cannot listen on {listen}: no such address on this machine; check [daemon] status_listen"
+    return f"cannot listen on {listen}: {exc.strerror or exc}; check [daemon] status_listen"

@@ -51,3 +51,7 @@ class LibraryUnavailable(MediasyncError):
 
 class LibraryFull(MediasyncError):
     """The library's filesystem ran out of space while a file was written; the file waits, never fails."""
+
+
+class StartupError(MediasyncError):
+    """The daemon cannot start as configured (e.g. its status address is taken): exit 78, no restart loop."""

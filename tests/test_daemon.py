@@ -8,7 +8,9 @@ import os
 import signal
 import socket
 import subprocess
+import time
 import urllib.request
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ from tests.helpers import (
     bytes_read_of,
     free_port,
     make_env,
+    once,
     opens_of,
     remote_table,
     start_daemon,
@@ -340,11 +343,11 @@ def test_transfers_pause_while_the_library_disk_is_low_and_resume(tmp_path: Path
     asyncio.run(scenario())
 
 
-def passes_after_landing(log: Path) -> int:
-    """How many passes the daemon logged after its last `landed` line."""
-    lines = log.read_text().splitlines()
-    landed = max((i for i, line in enumerate(lines) if '"event": "landed"' in line), default=len(lines))
-    return sum('"event": "pass"' in line for line in lines[landed:])
+def last_pass_at(port: int, remote: str = "r1") -> float:
+    """When the daemon's last pass of `remote` ended (0 before the first), from /status."""
+    s = status_or_none(port)
+    when = next((r["last_pass_at"] for r in (s or {}).get("remotes", []) if r["name"] == remote), None)
+    return datetime.fromisoformat(when.replace("Z", "+00:00")).timestamp() if when else 0.0
 
 
 def test_a_file_rewritten_during_its_transfer_lands_once_in_its_final_form(
@@ -362,8 +365,28 @@ def test_a_file_rewritten_during_its_transfer_lands_once_in_its_final_form(
         final = os.urandom(3 << 20)
         path.write_bytes(final)
         wait_for(lambda: (env.library / "r1" / "render.mp4").exists(), timeout=60)
-        wait_for(lambda: passes_after_landing(tmp_path / "d.log") >= 2, timeout=30)  # and nothing more came
+        landed = time.time()
+        wait_for(lambda: last_pass_at(port) >= landed + 2, timeout=30)  # passes after it: nothing more came
     finally:
         assert stop(proc) == 0
     assert env.landed() == {"render.mp4": final}
     assert env.rows("SELECT state FROM files WHERE current = 1") == [("landed",)]
+
+
+def test_a_busy_status_port_is_one_clear_line_and_exit_78(tmp_path: Path, sshd: SshServer) -> None:
+    """Another program holds the status port: one line that names the address and what to change, exit
+    78 (systemd does not restart-loop on it), no traceback, and the state lock is released."""
+    env = make_env(tmp_path, sshd)
+    port = port_of(env.config_path)
+    with socket.socket() as holder:
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        holder.bind(("127.0.0.1", port))
+        holder.listen()
+        result = subprocess.run(
+            [MEDIASYNCD, "run", "--config", str(env.config_path)], capture_output=True, text=True, timeout=30
+        )
+    assert result.returncode == 78
+    errors = [line for line in result.stderr.splitlines() if line.startswith("mediasyncd:")]
+    assert len(errors) == 1 and f"127.0.0.1:{port}" in errors[0] and "status_listen" in errors[0]
+    assert "Traceback" not in result.stderr
+    assert once(env) == 0  # the lock was released

@@ -86,3 +86,25 @@ async def test_a_part_that_ignores_its_cancel_cannot_hold_up_the_stop(
         (report,) = [e for e in logs if e["event"] == "shutdown did not finish in time; stopping anyway"]
         assert report["still_running"] == ["service-EventRetention"]
     release.set()
+
+
+async def test_idle_passes_are_not_logged_at_info(tmp_path: Path, sshd: SshServer) -> None:
+    """A pass that finds, lands and fails nothing logs at debug: an idle daemon stays quiet at info."""
+    env = make_env(tmp_path, sshd, settle="0s", poll_interval="0.1s")
+    env.write("a.png", b"a" * 100)
+    daemon = Daemon(env.config())
+    seen: set[float] = set()
+
+    def passes() -> int:
+        remote = daemon.view.remotes.get("r1")
+        if remote is not None and remote.last_pass_at is not None:
+            seen.add(remote.last_pass_at)
+        return len(seen)
+
+    with structlog.testing.capture_logs() as logs:
+        running = asyncio.create_task(daemon.run())
+        await until(lambda: passes() >= 6 and env.landed() != {})
+        daemon.stop.set()
+        await running
+    info = [e for e in logs if e["event"] == "pass" and e["log_level"] == "info"]
+    assert len(info) == 1 and info[0]["new"] == 1  # the pass that found the file; the idle ones are debug

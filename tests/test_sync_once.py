@@ -330,3 +330,16 @@ def test_hard_linked_files_both_land_with_their_bytes(tmp_path: Path, sshd: SshS
     assert once(env) == 0
     landed = env.landed()
     assert landed["a/one.png"] == landed["a/two.png"] == b"shared" * 300
+
+
+def test_a_missing_root_fails_the_pass_and_says_so(
+    tmp_path: Path, sshd: SshServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A root that does not exist on the remote (a Forge fork's other folder name) is not a silent
+    success: the pass exits 1 and names the root; the other roots still sync."""
+    gone = str(tmp_path / "remote" / "stable-diffusion-webui" / "outputs")
+    env = make_env(tmp_path, sshd, settle="0s", roots=[str(tmp_path / "remote" / "outputs"), gone])
+    env.write("a.png", PNG)
+    assert once(env) == 1
+    assert f"root {gone} is missing on the remote" in capsys.readouterr().err
+    assert env.landed() == {"a.png": PNG}

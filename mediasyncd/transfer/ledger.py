@@ -49,6 +49,7 @@ class PassCounts:
     new: int = 0
     waiting_for_space: int = 0
     failures: list[str] = field(default_factory=list)
+    missing_roots: set[str] = field(default_factory=set)
 
 
 @dataclass(frozen=True)
@@ -138,6 +139,7 @@ class Ledger:
         self.counts.new += len(d.new)
         self.last_new = len(d.new)
         self.counts.skipped_names += sighting.rejected
+        self.counts.missing_roots.update(sighting.listing.missing_roots)
         self.status.skipped_names += sighting.rejected
         now = time.time()
         claimed: list[FileRow] = []

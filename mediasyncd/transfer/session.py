@@ -95,7 +95,9 @@ class Session:
         self.status.last_pass_at = time.time()
         self.status.last_pass_s = sighting.seconds
         self.status.last_pass_result = "ok"
-        self.ledger.log.info(
+        changed = bool(self.ledger.last_new or jobs or sighting.rejected or sighting.listing.missing_roots)
+        log = self.ledger.log.info if changed else self.ledger.log.debug  # no line per idle poll at info
+        log(
             "pass",
             sync_id=sighting.sync_id,
             listed=len(sighting.entries),
