@@ -31,7 +31,14 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument(
         "--log-level", choices=["debug", "info", "warning", "error"], default=argparse.SUPPRESS
     )
-    p = argparse.ArgumentParser(prog="mediasyncd", parents=[common], description=__doc__)
+    p = argparse.ArgumentParser(
+        prog="mediasyncd",
+        parents=[common],
+        description="Pull Stable Diffusion Forge/A1111 and ComfyUI outputs from remote GPU containers into "
+        "your library, verified and crash-safe, and clean the containers behind it.",
+        epilog="Exit codes: 0 ok, 1 a run did not complete (see its output), 2 usage, 3 no daemon answering "
+        "(status), 78 configuration error.",
+    )
     p.add_argument("--version", action="version", version=f"mediasyncd {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -49,7 +56,10 @@ def _parser() -> argparse.ArgumentParser:
     c = sub.add_parser("config", parents=[common], help="check or write a config")
     csub = c.add_subparsers(dest="config_command", required=True, metavar="ACTION")
     check = csub.add_parser(
-        "check", parents=[common], help=f"validate a config (exit {EXIT_CONFIG} on errors)"
+        "check",
+        parents=[common],
+        help=f"validate a config (exit {EXIT_CONFIG} on errors)",
+        description=f"Validate a config: every problem with its key and line; exit {EXIT_CONFIG} on errors.",
     )
     check.add_argument("path", nargs="?", help="config to check (default: the search order)")
     init = csub.add_parser("init", parents=[common], help="write a minimal valid config")

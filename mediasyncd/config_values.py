@@ -154,10 +154,13 @@ def as_path(value: Any) -> Path:
 
 
 def choice(*allowed: str) -> Callable[[Any], Any]:
+    """One of `allowed`, in any letter case ("Forge" is "forge")."""
+
     def convert(value: Any) -> str:
-        if value not in allowed:
+        folded = value.lower() if isinstance(value, str) else value
+        if folded not in allowed:
             raise ValueError(f"must be one of {', '.join(repr(a) for a in allowed)}, got {value!r}")
-        return str(value)
+        return str(folded)
 
     return convert
 

@@ -52,9 +52,13 @@ def _print_plain(s: dict[str, Any]) -> None:
     print(f"mediasyncd {s['version']}, up {s['uptime_s']:.0f}s, config {s['config']}")
     print(f"landed {t['landed_files']} files ({format_size(t['landed_bytes'])}), failed {t['failed_files']}")
     for r in s["remotes"]:
+        last = (
+            f"last pass {r['last_pass_at']} ({r['last_pass_s']}s, {r['last_pass_result']})"
+            if r["last_pass_at"]
+            else "no pass yet"
+        )
         print(
-            f"  {r['name']}: {r['state']}, last pass {r['last_pass_at']} ({r['last_pass_s']}s, "
-            f"{r['last_pass_result']}), settling {r['settling']}, queued {r['queued']}, "
+            f"  {r['name']}: {r['state']}, {last}, settling {r['settling']}, queued {r['queued']}, "
             f"in flight {len(r['in_flight'])}, landed {r['landed_files']}"
         )
         if r["last_error"]:

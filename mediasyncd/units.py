@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
-_DURATION_FACTOR = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
+_DURATION_FACTOR = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 7 * 86400.0}
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)?\s*$")
 _SIZE_FACTOR = {
@@ -23,7 +23,7 @@ _SIZE_FACTOR = {
 
 
 def parse_duration(value: object) -> float:
-    """Seconds from "90s", "1.5h", "1d", or a plain number of seconds."""
+    """Seconds from "90s", "1.5h", "1d", "2w", or a plain number of seconds."""
     if isinstance(value, bool):
         raise ValueError(f"expected a duration like '10s', '5m', '24h', got {value!r}")
     if isinstance(value, int | float):
@@ -34,7 +34,7 @@ def parse_duration(value: object) -> float:
         m = _DURATION.match(value)
         if m:
             return float(m.group(1)) * _DURATION_FACTOR[m.group(2)]
-    raise ValueError(f"expected a duration like '10s', '5m', '24h', '1d', got {value!r}")
+    raise ValueError(f"expected a duration like '10s', '5m', '24h', '1d', '2w', got {value!r}")
 
 
 def parse_size(value: object) -> int:

@@ -150,3 +150,34 @@ def test_a_host_alias_from_ssh_config_is_resolved(tmp_path: Path, sshd: SshServe
     r = cli("sync", "--once", "--config", str(env.config_path), home=home)
     assert r.returncode == 0, r.stderr
     assert env.landed() == {"via-alias.png": b"alias"}
+
+
+def test_help_describes_the_tool_and_its_exit_codes() -> None:
+    """`mediasyncd --help` says what the tool does (not a code comment) and lists the exit codes;
+    `config check --help` names 78."""
+    top = " ".join(
+        subprocess.run([MEDIASYNCD, "--help"], capture_output=True, text=True, check=True).stdout.split()
+    )
+    assert "argv ->" not in top and "remote GPU containers" in top and "78 configuration error" in top
+    check = " ".join(
+        subprocess.run(
+            [MEDIASYNCD, "config", "check", "--help"], capture_output=True, text=True
+        ).stdout.split()
+    )
+    assert "exit 78" in check
+
+
+def test_status_of_a_remote_without_a_pass_never_prints_none() -> None:
+    """A remote still connecting (or in backoff before its first pass) reads "no pass yet"."""
+    import contextlib
+    import io
+
+    from mediasyncd.progress import StatusView
+    from mediasyncd.status_client import _print_plain
+
+    view = StatusView("0.1.0", "/etc/mediasyncd/config.toml")
+    view.remote("r1").state = "backoff"
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        _print_plain(view.snapshot())
+    assert "None" not in out.getvalue() and "r1: backoff, no pass yet" in out.getvalue()

@@ -116,10 +116,11 @@ def test_config_search_order(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "seconds"), [("90s", 90), ("1.5h", 5400), ("1d", 86400), ("10m", 600), (5, 5), ("2", 2)]
+    ("text", "seconds"),
+    [("90s", 90), ("1.5h", 5400), ("1d", 86400), ("10m", 600), ("2w", 14 * 86400), (5, 5), ("2", 2)],
 )
 def test_durations(text: str | int, seconds: float) -> None:
-    """Durations accept s, m, h, d suffixes, decimals and plain seconds."""
+    """Durations accept s, m, h, d, w suffixes, decimals and plain seconds."""
     assert parse_duration(text) == seconds
 
 
@@ -150,3 +151,14 @@ def test_the_shipped_example_config_is_valid() -> None:
     example = Path(__file__).parent.parent / "config.toml"
     config = parse_config(example.read_text())
     assert config.remotes[0].name == "forge1" and config.pipeline.xmp_naming == "ext"
+
+
+def test_fixed_words_are_taken_in_any_letter_case() -> None:
+    """`kind = "Forge"` is the forge kind (and so for the other fixed words); a wrong word still names
+    the choices."""
+    c = parse_config(GOOD.replace('kind = "comfyui"', 'kind = "ComfyUI"'))
+    assert c.remotes[1].kind == "comfyui" and c.remotes[1].roots == KIND_ROOTS["comfyui"]
+    assert any(
+        "'forge', 'comfyui', 'generic'" in p
+        for p in problems(GOOD.replace('kind = "comfyui"', 'kind = "sdxl"'))
+    )

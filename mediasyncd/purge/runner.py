@@ -140,7 +140,11 @@ async def purge_remote(
         log.info(
             "purge finished",
             dry_run=options.dry_run,
-            deleted=len(report.plan.delete) if options.dry_run else len(report.deleted),
+            **(
+                {"would_delete": len(report.plan.delete)}
+                if options.dry_run
+                else {"deleted": len(report.deleted)}
+            ),
             freed_bytes=freed,
             kept=report.kept_counts(),
             deleted_locally=report.plan.deleted_locally,
