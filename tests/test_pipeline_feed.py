@@ -27,10 +27,7 @@ def test_files_landed_without_the_pipeline_are_processed_from_the_log(
     those three (state processed, one `file_processed` event each, with the prompt), and a further pass
     processes nothing again."""
     env = make_env(tmp_path, sshd, settle="0s")
-    rng = random.Random(3)
-    for index in range(3):
-        image = write_forge_image(env.remote_root, index, rng, size=64)
-        os.utime(image, (OLD, OLD))
+    forge_images(env, 3, seed=3)
     assert once(env) == 0
     assert env.rows("SELECT DISTINCT state FROM files") == [("landed",)]
     env.config_path.write_text(env.config_path.read_text().replace("enabled = false", "enabled = true"))
@@ -42,6 +39,14 @@ def test_files_landed_without_the_pipeline_are_processed_from_the_log(
     assert {e["data"]["file_id"] for e in processed} == {r[0] for r in env.rows("SELECT id FROM files")}
     assert once(env) == 0
     assert len(_events(env, "file_processed")) == 3
+
+
+def forge_images(env: Env, count: int, *, seed: int) -> None:
+    """`count` small Forge PNGs with A1111 parameters on the remote, old enough to be taken at once."""
+    rng = random.Random(seed)
+    for index in range(count):
+        image = write_forge_image(env.remote_root, index, rng, size=64)
+        os.utime(image, (OLD, OLD))
 
 
 def _events(env: Env, kind: str) -> list[dict[str, Any]]:
@@ -60,10 +65,7 @@ def test_files_purged_or_out_of_the_log_before_processing_are_still_processed(
     """The pipeline does not depend on the remote lifecycle or on the log's retention: a file purged
     from the remote before the pipeline ran, and one whose `file_synced` left the log, are processed."""
     env = make_env(tmp_path, sshd, settle="0s")
-    rng = random.Random(4)
-    for index in range(2):
-        image = write_forge_image(env.remote_root, index, rng, size=64)
-        os.utime(image, (OLD, OLD))
+    forge_images(env, 2, seed=4)
     assert once(env) == 0
     (first, gone), (second, _) = env.rows("SELECT id, rel FROM files ORDER BY id")
     (env.remote_root / gone).unlink()  # as the purge did
@@ -87,10 +89,7 @@ def test_a_file_whose_processing_crashes_does_not_stall_the_others(
 
     env = make_env(tmp_path, sshd, settle="0s")
     env.config_path.write_text(env.config_path.read_text().replace("enabled = false", "enabled = true"))
-    rng = random.Random(5)
-    for index in range(3):
-        image = write_forge_image(env.remote_root, index, rng, size=64)
-        os.utime(image, (OLD, OLD))
+    forge_images(env, 3, seed=5)
     original = Processor._process
 
     async def crash_on_one(self: Processor, row: FileRow) -> None:
