@@ -390,3 +390,22 @@ def test_a_busy_status_port_is_one_clear_line_and_exit_78(tmp_path: Path, sshd: 
     assert len(errors) == 1 and f"127.0.0.1:{port}" in errors[0] and "status_listen" in errors[0]
     assert "Traceback" not in result.stderr
     assert once(env) == 0  # the lock was released
+
+
+def test_the_demo_moves_to_a_free_port_when_its_port_is_taken(tmp_path: Path) -> None:
+    """`mediasyncd demo` on a status port another program holds says so, serves on a free port instead,
+    and syncs as usual."""
+    library = tmp_path / "demo"
+    port = free_port()
+    with socket.socket() as holder:
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        holder.bind(("127.0.0.1", port))
+        holder.listen()
+        result = subprocess.run(
+            [MEDIASYNCD, "demo", "--library", str(library), "--listen", f"127.0.0.1:{port}", "--every", "0.5",
+             "--duration", "4"],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"127.0.0.1:{port} is in use by another program; using 127.0.0.1:" in result.stderr
+    assert any((library / "demo-forge").rglob("*.png"))

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import getpass
 import random
+import socket
 import sys
 from pathlib import Path
 
@@ -85,10 +87,15 @@ async def run_demo(library: Path, *, listen: str, every: float, duration: float 
     library = await asyncio.to_thread(_make_library, library)
     work = library / ".mediasyncd" / "demo"
     acceptor, port = await start_demo_server(work / "keys")
+    listen, taken = free_listen(listen)
     config = load_config(await asyncio.to_thread(write_demo_config, library, work, port, listen))
     generator = Generator(work / "container")
     for _ in range(3):
         await asyncio.to_thread(generator.one)
+    if taken:
+        print(
+            f"mediasyncd demo: {taken} is in use by another program; using {listen} instead", file=sys.stderr
+        )
     print(
         f"mediasyncd demo: a generated container on 127.0.0.1:{port} (SSH) makes an image every {every:g}s;\n"
         f"  it syncs into {library}/demo-forge and {library}/demo-comfyui\n"
@@ -110,6 +117,23 @@ async def run_demo(library: Path, *, listen: str, every: float, duration: float 
         with contextlib.suppress(Exception):
             await acceptor.wait_closed()
     return 0
+
+
+def free_listen(listen: str) -> tuple[str, str | None]:
+    """`listen` if it can be bound now, else the same host on a free port, and the address that was taken."""
+    host, _, port = listen.rpartition(":")
+    bare = host.strip("[]")
+    family = socket.AF_INET6 if ":" in bare else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((bare, int(port)))
+            return listen, None
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                return listen, None  # the daemon reports anything else itself
+        probe.bind((bare, 0))
+        return f"{host}:{probe.getsockname()[1]}", listen
 
 
 def _make_library(library: Path) -> Path:
