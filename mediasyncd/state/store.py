@@ -86,8 +86,9 @@ def _row(r: sqlite3.Row | tuple[Any, ...]) -> FileRow:
     return FileRow(r[0], r[1], r[2], r[3], r[4], r[5], FileState(r[6]), *r[7:])
 
 
-class Store:
-    """Typed access to the state DB; every public coroutine runs its query on the store's own thread."""
+class StateThread:
+    """The state DB's one connection, on its own thread: open (with the migrations) and close, queries
+    and transactions run there, and consumers of the event log are told of each commit that wrote."""
 
     def __init__(self, db_path: Path) -> None:
         self.path = db_path
@@ -186,7 +187,73 @@ class Store:
 
         self._in_tx(run)
 
-    # ------------------------------------------------------------------ files
+
+class EventLogQueries(StateThread):
+    """The event log's typed queries: append, read since an id, consumers' positions, retention."""
+
+    async def append(self, events: Sequence[NewEvent]) -> None:
+        """Events that go with no row change (a pass completed, a remote failed or recovered)."""
+        await self._write(lambda c: insert_events(c, events))
+
+    async def events(self, since: int = 0, types: Sequence[str] = (), limit: int = 1000) -> list[Event]:
+        return await self._run(lambda: select_events(self.conn, since, types, limit))
+
+    async def last_event_id(self) -> int:
+        return await self._run(
+            lambda: int(self.conn.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0])
+        )
+
+    async def acked(self, consumer: str) -> int:
+        """The last event id `consumer` acknowledged (0 when it never did)."""
+
+        def q() -> int:
+            r = self.conn.execute("SELECT acked_id FROM consumers WHERE name = ?", (consumer,)).fetchone()
+            return int(r[0]) if r else 0
+
+        return await self._run(q)
+
+    async def enable_consumers(self, names: Sequence[str]) -> None:
+        """Consumers of the current config hold events back from the retention; others no longer do."""
+
+        def q(c: sqlite3.Connection) -> None:
+            c.execute("UPDATE consumers SET enabled = 0")
+            c.executemany(
+                "INSERT INTO consumers (name, acked_id, updated_at) VALUES (?, 0, ?) "
+                "ON CONFLICT(name) DO UPDATE SET enabled = 1",
+                [(n, time.time()) for n in names],
+            )
+
+        await self._run(self._in_tx, q)
+
+    async def ack(self, consumer: str, event_id: int) -> None:
+        await self._run(
+            self._tx,
+            [
+                (
+                    "INSERT INTO consumers (name, acked_id, updated_at) VALUES (?, ?, ?) "
+                    "ON CONFLICT(name) DO UPDATE SET acked_id = MAX(acked_id, excluded.acked_id), "
+                    "updated_at = excluded.updated_at",
+                    (consumer, event_id, time.time()),
+                )
+            ],
+        )
+
+    async def prune_events(self, older_than: float) -> int:
+        """Drop events written before `older_than` that every enabled consumer has acknowledged."""
+
+        def q(c: sqlite3.Connection) -> int:
+            floor = c.execute("SELECT MIN(acked_id) FROM consumers WHERE enabled = 1").fetchone()[0]
+            if floor is None:
+                cur = c.execute("DELETE FROM events WHERE time < ?", (older_than,))
+            else:
+                cur = c.execute("DELETE FROM events WHERE time < ? AND id <= ?", (older_than, floor))
+            return cur.rowcount
+
+        return await self._run(self._in_tx, q)
+
+
+class Store(EventLogQueries):
+    """Typed access to the state DB; every public coroutine runs its query on the store's own thread."""
 
     async def current_files(self, remote: str) -> dict[tuple[str, str], FileRow]:
         """Every current, not purged row of `remote`, keyed by (root, rel): the watcher's diff base.
@@ -372,68 +439,6 @@ class Store:
             return {r[0] for r in rows}
 
         return await self._run(q)
-
-    # ------------------------------------------------------------------ events
-
-    async def append(self, events: Sequence[NewEvent]) -> None:
-        """Events that go with no row change (a pass completed, a remote failed or recovered)."""
-        await self._write(lambda c: insert_events(c, events))
-
-    async def events(self, since: int = 0, types: Sequence[str] = (), limit: int = 1000) -> list[Event]:
-        return await self._run(lambda: select_events(self.conn, since, types, limit))
-
-    async def last_event_id(self) -> int:
-        return await self._run(
-            lambda: int(self.conn.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0])
-        )
-
-    async def acked(self, consumer: str) -> int:
-        """The last event id `consumer` acknowledged (0 when it never did)."""
-
-        def q() -> int:
-            r = self.conn.execute("SELECT acked_id FROM consumers WHERE name = ?", (consumer,)).fetchone()
-            return int(r[0]) if r else 0
-
-        return await self._run(q)
-
-    async def enable_consumers(self, names: Sequence[str]) -> None:
-        """Consumers of the current config hold events back from the retention; others no longer do."""
-
-        def q(c: sqlite3.Connection) -> None:
-            c.execute("UPDATE consumers SET enabled = 0")
-            c.executemany(
-                "INSERT INTO consumers (name, acked_id, updated_at) VALUES (?, 0, ?) "
-                "ON CONFLICT(name) DO UPDATE SET enabled = 1",
-                [(n, time.time()) for n in names],
-            )
-
-        await self._run(self._in_tx, q)
-
-    async def ack(self, consumer: str, event_id: int) -> None:
-        await self._run(
-            self._tx,
-            [
-                (
-                    "INSERT INTO consumers (name, acked_id, updated_at) VALUES (?, ?, ?) "
-                    "ON CONFLICT(name) DO UPDATE SET acked_id = MAX(acked_id, excluded.acked_id), "
-                    "updated_at = excluded.updated_at",
-                    (consumer, event_id, time.time()),
-                )
-            ],
-        )
-
-    async def prune_events(self, older_than: float) -> int:
-        """Drop events written before `older_than` that every enabled consumer has acknowledged."""
-
-        def q(c: sqlite3.Connection) -> int:
-            floor = c.execute("SELECT MIN(acked_id) FROM consumers WHERE enabled = 1").fetchone()[0]
-            if floor is None:
-                cur = c.execute("DELETE FROM events WHERE time < ?", (older_than,))
-            else:
-                cur = c.execute("DELETE FROM events WHERE time < ? AND id <= ?", (older_than, floor))
-            return cur.rowcount
-
-        return await self._run(self._in_tx, q)
 
 
 def _synced(f: LandedFile) -> NewEvent:
