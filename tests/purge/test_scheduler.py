@@ -87,19 +87,20 @@ async def test_scheduled_runs_never_overlap(tmp_path: Path, sshd: SshServer) -> 
 async def test_a_run_missed_while_the_daemon_was_down_runs_once_at_start_up(
     tmp_path: Path, sshd: SshServer
 ) -> None:
-    """The last scheduled run was three hours ago (three hourly runs missed): one run at start-up, not
-    three, and the next one waits for the schedule."""
-    env = purge_env(tmp_path, sshd)
+    """The last scheduled run was three days ago (three daily runs missed): one run at start-up, not
+    three, and the next one waits for the schedule. (Daily, so that the test cannot straddle a due time
+    except in the one second before midnight.)"""
+    env = purge_env(tmp_path, sshd, purge={"schedule": "0 0 * * *"})
     env.write("old.png", b"old" * 1000)
     assert await asyncio.to_thread(once, env) == 0
-    await _record_scheduled_run(env, time.time() - 3 * 3600)
+    await _record_scheduled_run(env, time.time() - 3 * 86400)
     async with running(env) as scheduler:
         await until(lambda: len(env.rows("SELECT 1 FROM purge_runs WHERE finished_at IS NOT NULL")) == 2)
-        await until(lambda: settled(scheduler))  # nothing else is due before the next hourly run
+        await until(lambda: settled(scheduler))  # nothing else is due before the next daily run
         assert len(env.rows("SELECT 1 FROM purge_runs")) == 2
         status = scheduler.snapshot()["remotes"][0]
     assert on_remote(env) == set()
-    assert status["next_run_at"].endswith(":00:00Z")
+    assert status["next_run_at"].endswith("T00:00:00Z")
     assert status["last_run"]["deleted_files"] == 1 and status["last_run"]["result"] == "ok"
 
 
@@ -113,12 +114,10 @@ async def test_no_catch_up_run_when_the_last_run_is_recent(tmp_path: Path, sshd:
 
 
 def settled(scheduler: PurgeScheduler) -> bool:
-    """No purge is running and the next one is scheduled at least a minute from now."""
+    """No purge is running and the next one is scheduled in the future (not the catch-up run, due now)."""
     (remote,) = scheduler.snapshot()["remotes"]
     due = remote["next_run_at"]
-    later = (
-        due is not None and datetime.fromisoformat(due.replace("Z", "+00:00")).timestamp() > time.time() + 60
-    )
+    later = due is not None and datetime.fromisoformat(due.replace("Z", "+00:00")).timestamp() > time.time()
     return later and not remote["running"]
 
 
