@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import io
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -14,7 +16,7 @@ import tomli_w
 from mediasyncd import __version__
 from mediasyncd.config import Config, find_config, load_config, minimal_config
 from mediasyncd.errors import ConfigError, LibraryUnavailable, MediasyncError, StartupError, StateLockedError
-from mediasyncd.logging import configure_logging
+from mediasyncd.logging import FORMATS, configure_logging
 
 EXIT_CONFIG = 78  # EX_CONFIG: systemd does not restart on it (RestartPreventExitStatus)
 NO_CONFIG = (
@@ -25,19 +27,50 @@ NO_CONFIG = (
 )
 
 
+EXIT_CODES = """\
+Log lines go to stderr, command output to stdout.
+
+exit codes:
+  0   ok
+  1   a run did not complete: a file failed, a root is missing, no room on the library disk, a check
+      failed (see the output)
+  2   usage error
+  3   no daemon answering (status)
+  78  configuration error (EX_CONFIG: the systemd unit does not restart on it)
+  130 interrupted (Ctrl-C)"""
+# Commands whose stdout is a report of work done: with --quiet it is shown only when the run failed.
+REPORTS = frozenset({"sync", "purge", "reprocess", "config"})
+
+
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS, help="config file")
     common.add_argument(
-        "--log-level", choices=["debug", "info", "warning", "error"], default=argparse.SUPPRESS
+        "--log-level",
+        choices=["debug", "info", "warning", "error"],
+        default=argparse.SUPPRESS,
+        help="least severe log lines shown (default info)",
+    )
+    common.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="only warnings and errors; a sync, purge or check that succeeds prints nothing (for cron)",
+    )
+    common.add_argument(
+        "--log-format",
+        choices=FORMATS,
+        default=argparse.SUPPRESS,
+        help="log lines (on stderr) for a person or as JSON; auto: console on a terminal (default auto)",
     )
     p = argparse.ArgumentParser(
         prog="mediasyncd",
         parents=[common],
         description="Pull Stable Diffusion Forge/A1111 and ComfyUI outputs from remote GPU containers into "
         "your library, verified and crash-safe, and clean the containers behind it.",
-        epilog="Exit codes: 0 ok, 1 a run did not complete (see its output), 2 usage, 3 no daemon answering "
-        "(status), 78 configuration error.",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--version", action="version", version=f"mediasyncd {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -113,7 +146,26 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    configure_logging(getattr(args, "log_level", "info"))
+    quiet = getattr(args, "quiet", False)
+    configure_logging(
+        getattr(args, "log_level", "warning" if quiet else "info"), fmt=getattr(args, "log_format", "auto")
+    )
+    if quiet and args.command in REPORTS:
+        return _only_on_failure(lambda: _main(args))
+    return _main(args)
+
+
+def _only_on_failure(command: Callable[[], int]) -> int:
+    """Run `command` with stdout held back; print it only if the command did not succeed."""
+    held = io.StringIO()
+    with contextlib.redirect_stdout(held):
+        code = command()
+    if code != 0:
+        sys.stdout.write(held.getvalue())
+    return code
+
+
+def _main(args: argparse.Namespace) -> int:
     try:
         return _dispatch(args)
     except ConfigError as exc:
@@ -241,7 +293,7 @@ def _sync(args: argparse.Namespace) -> int:
         print(f"mediasyncd: unknown remote(s): {', '.join(sorted(unknown))}", file=sys.stderr)
         return EXIT_CONFIG
     remotes = [r for r in config.remotes if not names or r.name in names]
-    show = sys.stderr.isatty() and not args.no_progress
+    show = sys.stderr.isatty() and not args.no_progress and not getattr(args, "quiet", False)
 
     return asyncio.run(sync_once(config, remotes, show_progress=show))
 

@@ -89,9 +89,19 @@ async def _run_with_progress(
     jobs = asyncio.gather(*(_one(p) for p in pullers))
     if not show_progress:
         return await jobs
-    from mediasyncd.cli_progress import ProgressDisplay
+    from mediasyncd.cli_progress import ProgressDisplay, RunTotals
 
-    with ProgressDisplay(view) as display:
+    def totals() -> RunTotals:
+        counts = [p.counts for p in pullers]
+        in_flight = sum(f.bytes_done for r in view.remotes.values() for f in r.in_flight.values())
+        return RunTotals(
+            files_done=sum(c.landed + c.failed + c.changed + c.waiting_for_space for c in counts),
+            files_total=sum(c.taken for c in counts),
+            bytes_done=sum(c.landed_bytes for c in counts) + in_flight,
+            bytes_total=sum(c.taken_bytes for c in counts),
+        )
+
+    with ProgressDisplay(view, totals) as display:
         while not jobs.done():
             display.refresh()
             await asyncio.wait({jobs}, timeout=0.2)

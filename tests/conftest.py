@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +16,7 @@ SFTP_SERVER = "/usr/lib/openssh/sftp-server"
 @pytest.fixture(autouse=True)
 def _plain_logs() -> None:
     """Logs as JSON lines to stdout, as under systemd, so tests can read them with capsys."""
-    configure_logging("info", json=True)
+    configure_logging("info", stream=sys.stdout, json=True)
 
 
 @pytest.fixture

@@ -86,7 +86,7 @@ def test_journald_lines_carry_their_priority(tmp_path: Path, sshd: SshServer) ->
         "sync", "--once", "--config", str(env.config_path), home=tmp_path, env={"JOURNAL_STREAM": "8:123"}
     )
     assert r.returncode == 0
-    lines = [ln for ln in r.stdout.splitlines() if ln.startswith("<")]
+    lines = [ln for ln in r.stderr.splitlines() if ln.startswith("<")]
     warning = next(ln for ln in lines if "skipping unsafe name" in ln)
     assert warning.startswith("<4>") and json.loads(warning[3:])["level"] == "warning"
     info = next(ln for ln in lines if '"landed"' in ln)

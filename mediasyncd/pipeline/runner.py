@@ -68,7 +68,7 @@ class Pipeline:
         log = self._log.bind(path=key, remote=remote, sha256=sha256)
         summary = {name: outcome.status for name, outcome in result.stages.items()}
         if result.ok:
-            log.info("pipeline.processed", stages=summary, resumed=list(result.resumed))
+            log.info("pipeline.processed", stages=summary, resumed=list(result.resumed), detail=True)
         else:
             log.warning("pipeline.failed", stages=summary, error=result.error)
         return result

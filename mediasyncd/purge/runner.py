@@ -293,6 +293,7 @@ async def _delete_batch(
             age_s=round(d.age),
             sha256=d.row.sha256,
             for_space=d.for_space,
+            detail=True,
         )
     for d in refused:
         log.warning("remote refused to delete", path=d.row.rel, root=d.row.root, size=d.row.size)

@@ -25,6 +25,7 @@ from mediasyncd.progress import RemoteStatus
 from mediasyncd.sources import Key, RemoteEntry, same_version
 from mediasyncd.state import WAITING, EventType, FileRow, FileState, LandedFile, NewEvent, Store
 from mediasyncd.transfer.index import diff
+from mediasyncd.units import format_size
 from mediasyncd.watchers.base import Sighting
 
 RETRY = Backoff(base=10.0, cap=3600.0)
@@ -48,6 +49,8 @@ class PassCounts:
     skipped_names: int = 0
     new: int = 0
     waiting_for_space: int = 0
+    taken: int = 0  # files claimed for a transfer, and their bytes: what this run set out to do
+    taken_bytes: int = 0
     failures: list[str] = field(default_factory=list)
     missing_roots: set[str] = field(default_factory=set)
 
@@ -159,6 +162,8 @@ class Ledger:
             self.active.add(row.id)
             claimed.append(row)
         await self._open_pass(sighting.sync_id, len(d.new), claimed)
+        self.counts.taken += len(claimed)
+        self.counts.taken_bytes += sum(r.size for r in claimed)
         return claimed
 
     def taking(self, row: FileRow) -> None:
@@ -193,7 +198,12 @@ class Ledger:
             self.status.landed_files += 1
             self.status.landed_bytes += row.size
             self.log.info(
-                "landed", path=row.rel, local_path=item.local_path, size=row.size, sha256=item.sha256
+                "landed",
+                path=row.rel,
+                local_path=item.local_path,
+                size=row.size,
+                sha256=item.sha256,
+                detail=True,
             )
             if item.local_path != library_rel(self.remote, row.rel):
                 self.log.warning(
@@ -201,6 +211,16 @@ class Ledger:
                     path=row.rel,
                     landed_as=item.local_path,
                 )
+
+        landed = [i.row for i in items if i.row.id in done]
+        if landed:
+            self.log.info(
+                "landed batch",
+                files=len(landed),
+                size=format_size(sum(r.size for r in landed)),
+                path=landed[0].rel if len(landed) == 1 else None,
+                summary=True,
+            )
 
     async def failed(self, row: FileRow, error: str) -> None:
         """This file's own failure: counted, retried later with backoff."""
