@@ -36,6 +36,7 @@ from mediasyncd.transfer.puller import Puller
 from mediasyncd.wiring import Service, consumers, services
 
 SHUTDOWN_GRACE = 10.0
+LIBRARY_CHECK_S = 5.0  # how often a missing library is looked for again
 SUPERVISOR_RETRY = 30.0
 RESTART = Backoff(base=1.0, cap=60.0)  # a crashed part (pipeline, purge scheduler, ...) is restarted
 EXIT_FORCED = 1
@@ -61,6 +62,7 @@ class Daemon:
     force: asyncio.Event = field(default_factory=asyncio.Event)
     grace: float = SHUTDOWN_GRACE
     exit_when_forced: bool = False  # the CLI's `run`: a forced stop ends the process at once
+    library_check_every: float = LIBRARY_CHECK_S
 
     def __post_init__(self) -> None:
         path = str(self.config.path) if self.config.path else None
@@ -70,13 +72,19 @@ class Daemon:
         self._parts: set[asyncio.Task[None]] = set()
         self._control: DaemonControl | None = None
         self.forced = False
+        self.working = False  # the library was there and the remotes started
+        self.library_problem: str | None = None
+        self.view.sections["library"] = lambda: {
+            "path": str(self.config.daemon.library),
+            "available": self.library_problem is None,
+            "reason": self.library_problem,
+        }
 
     async def run(self) -> None:
         cfg = self.config.daemon
         lock = StateLock(cfg.state_dir)
         lock.acquire("run")
         library = Library(cfg.library, self.config.transfer.file_mode, self.config.transfer.dir_mode)
-        library.check_available()
         store = Store(cfg.db_path)
         await store.open()
         executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="io")
@@ -97,16 +105,8 @@ class Daemon:
         found: Path | None = None
         self._install_signals()
         self._make_puller = self._puller_factory(library, store, executor)
-        feeds = consumers(self.config, store)
-        await store.enable_consumers([c.name for c in feeds])
         try:
-            for feed in feeds:
-                self._spawn(f"consumer-{feed.name}", feed.run)
-            for remote in self.config.remotes:
-                self._start(remote)
-            self._services = services(self.config, store, self.view)
-            for service in self._services:
-                self._spawn(f"service-{type(service).__name__}", service.run)
+            self._spawn("start", lambda: self._start_work(library, store))
             interval = self.notifier.watchdog_interval
             if interval:
                 self._spawn("watchdog", lambda: self._watchdog(interval))
@@ -133,6 +133,38 @@ class Daemon:
             log.info("stopped", forced=self.forced)
         if self.forced and self.exit_when_forced:
             os._exit(EXIT_FORCED)  # parts stuck in threads (a hung NAS) would hold up the interpreter's exit
+
+    async def _start_work(self, library: Library, store: Store) -> None:
+        """Wait for the library (a NAS may mount after the daemon starts: the status server answers and
+        says why nothing moves), then start the consumers, one Puller per remote and the services."""
+        landed_before = (await store.totals()).landed_files
+        problem = await asyncio.to_thread(library.problem, landed_before)
+        if problem is not None:
+            log.warning("library unavailable; waiting for it, nothing is transferred", reason=problem)
+            self.notifier.ready(f"waiting for the library: {problem}")
+        while problem is not None:
+            self.library_problem = problem
+            for remote in self.config.remotes:
+                self.view.remote(remote.name).paused = problem
+            await asyncio.sleep(self.library_check_every)
+            problem = await asyncio.to_thread(library.problem, landed_before)
+        await asyncio.to_thread(library.check_available, landed_before)
+        if self.library_problem is not None:
+            log.info("library available; starting", library=str(library.root))
+            self.library_problem = None
+            for remote in self.config.remotes:
+                self.view.remote(remote.name).paused = None
+            self.notifier.ready(self._summary())
+        feeds = consumers(self.config, store)
+        await store.enable_consumers([c.name for c in feeds])
+        for feed in feeds:
+            self._spawn(f"consumer-{feed.name}", feed.run)
+        for remote in self.config.remotes:
+            self._start(remote)
+        self._services = services(self.config, store, self.view)
+        for service in self._services:
+            self._spawn(f"service-{type(service).__name__}", service.run)
+        self.working = True
 
     async def _shutdown(self) -> None:
         """Cancel every part and wait for them, at most SHUTDOWN_GRACE seconds or until a second
@@ -215,6 +247,9 @@ class Daemon:
                 self.view.remotes.pop(name, None)
                 log.info("remote removed", remote=name)
         self.config = new
+        if not self.working:  # still waiting for the library: the remotes start with this config
+            log.info("reloaded; waiting for the library", remotes=list(wanted))
+            return
         for service in self._services:
             service.reload(new)
         for remote in new.remotes:

@@ -11,7 +11,7 @@ import structlog
 
 from mediasyncd import __version__
 from mediasyncd.config import Config, RemoteConfig
-from mediasyncd.errors import RemoteError
+from mediasyncd.errors import LibraryUnavailable, RemoteError
 from mediasyncd.lock import StateLock
 from mediasyncd.progress import StatusView
 from mediasyncd.state import Store
@@ -36,9 +36,14 @@ async def sync_once(
     lock = StateLock(cfg.state_dir)
     lock.acquire("sync --once")
     library = Library(cfg.library, config.transfer.file_mode, config.transfer.dir_mode)
-    library.check_available()
     store = Store(cfg.db_path)
     await store.open()
+    try:
+        library.check_available((await store.totals()).landed_files)
+    except LibraryUnavailable:
+        await store.close()
+        lock.release()
+        raise
     view = StatusView(__version__, str(config.path) if config.path else None)
     executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="io")
     landing_lock = asyncio.Lock()

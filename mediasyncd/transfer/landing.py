@@ -42,13 +42,29 @@ class Library:
         self.file_mode = file_mode
         self.dir_mode = dir_mode
 
-    def check_available(self) -> None:
-        """The library must exist and be writable; the daemon never creates it (an unmounted NAS)."""
-        if not self.root.is_dir():
-            raise LibraryUnavailable(f"library {self.root} does not exist (is the NAS mounted?)")
-        if not os.access(self.root, os.W_OK | os.X_OK):
-            raise LibraryUnavailable(f"library {self.root} is not writable")
+    def check_available(self, landed_before: int = 0) -> None:
+        """The library must exist and be writable; the daemon never creates it (an unmounted NAS).
+        Once files have landed (`landed_before`), it must also hold the `.mediasyncd` folder made at
+        the first start: an empty mount point where a NAS is not (yet) mounted has none, and writing
+        there would fill the root disk."""
+        problem = self.problem(landed_before)
+        if problem is not None:
+            raise LibraryUnavailable(problem)
         (self.root / INTERNAL_DIR).mkdir(mode=0o700, exist_ok=True)
+
+    def problem(self, landed_before: int = 0) -> str | None:
+        """Why the library cannot be used now, or None (see check_available)."""
+        if not self.root.is_dir():
+            return f"library {self.root} does not exist (is the NAS mounted?)"
+        if not os.access(self.root, os.W_OK | os.X_OK):
+            return f"library {self.root} is not writable"
+        if landed_before and not (self.root / INTERNAL_DIR).is_dir():
+            return (
+                f"library {self.root} has no {INTERNAL_DIR} folder, though {landed_before} file(s) landed "
+                f"there before: is the NAS mounted? (if this library is new on purpose: "
+                f"mkdir {self.root / INTERNAL_DIR})"
+            )
+        return None
 
     def free_bytes(self) -> int:
         return shutil.disk_usage(self.root).free
