@@ -305,7 +305,7 @@ def _config(args: argparse.Namespace) -> int:
             print(f"mediasyncd: {NO_CONFIG}", file=sys.stderr)
             return EXIT_CONFIG
         config = load_config(path)
-        problems = []
+        problems = list(config.warnings)
         if not config.daemon.library.is_dir():
             problems.append(f"daemon.library: {config.daemon.library} does not exist (it is never created)")
         if not config.remotes:

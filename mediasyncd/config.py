@@ -10,7 +10,7 @@ import os
 import re
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -29,7 +29,7 @@ from mediasyncd.config_values import (
     choice,
 )
 from mediasyncd.errors import ConfigError
-from mediasyncd.globs import PathFilter
+from mediasyncd.globs import PathFilter, glob_lint
 from mediasyncd.pipeline.options import PipelineOptions
 from mediasyncd.units import parse_duration, parse_mode, parse_size
 
@@ -128,6 +128,7 @@ class Config:
     remotes: tuple[RemoteConfig, ...] = ()
     path: Path | None = None
     pipeline: PipelineOptions = field(default_factory=PipelineOptions)
+    warnings: tuple[str, ...] = field(default=(), compare=False)  # `config check` and the daemon show them
 
     def remote(self, name: str) -> RemoteConfig:
         for r in self.remotes:
@@ -179,7 +180,21 @@ def parse_config(text: str, *, source: str = "config", path: Path | None = None)
     config = _build(reader, data, path)
     if reader.problems or config is None:
         raise ConfigError(reader.problems, source)
-    return config
+    _lint_globs(reader, data)
+    return replace(config, warnings=tuple(reader.warnings))
+
+
+def _lint_globs(r: Reader, data: Mapping[str, Any]) -> None:
+    """Warn about include/exclude/preserve globs that can never match what they were likely meant for."""
+    lists: list[tuple[str, Any]] = [("purge.preserve", data.get("purge", {}).get("preserve"))]
+    for i, remote in enumerate(data.get("remotes", [])):
+        lists += [(f"remotes[{i}].{key}", remote.get(key)) for key in ("include", "exclude")]
+        lists.append((f"remotes[{i}].purge.preserve", remote.get("purge", {}).get("preserve")))
+    for key, globs in lists:
+        for glob in globs or ():
+            hint = glob_lint(glob)
+            if hint is not None:
+                r.warning(key, hint)
 
 
 def _cron(value: Any) -> str:

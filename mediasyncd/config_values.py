@@ -24,11 +24,18 @@ class Reader:
     def __init__(self, text: str) -> None:
         self.lines = text.splitlines()
         self.problems: list[str] = []
+        self.warnings: list[str] = []  # valid, but almost surely not what was meant
 
     def problem(self, key: str, message: str) -> None:
+        self.problems.append(self._at(key, message))
+
+    def warning(self, key: str, message: str) -> None:
+        self.warnings.append(self._at(key, message))
+
+    def _at(self, key: str, message: str) -> str:
         line = locate(self.lines, key)
         where = f"{key} (line {line})" if line else key
-        self.problems.append(f"{where}: {message}")
+        return f"{where}: {message}"
 
     def check_keys(self, table: Mapping[str, Any], prefix: str, allowed: set[str]) -> None:
         for key in table:

@@ -113,6 +113,8 @@ class Daemon:
             found = discovery.write(cfg.state_dir, cfg.status_host, cfg.status_port, __version__)
             self.notifier.ready(self._summary())
             log.info("started", remotes=[r.name for r in self.config.remotes], listen=cfg.status_listen)
+            for warning in self.config.warnings:
+                log.warning("config warning", problem=warning)
             self.started.set()
             await self._serve()
             self.notifier.stopping()

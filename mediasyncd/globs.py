@@ -55,6 +55,26 @@ def validate_glob(glob: str) -> None:
         raise ValueError(f"invalid glob {glob!r}: {exc}") from None
 
 
+def glob_lint(glob: str) -> str | None:
+    """Why a valid `glob` can never match the file it was likely meant for, with that intent; or None.
+    Globs match files, never folders, so a folder written as a glob selects nothing."""
+    if glob.endswith("/"):
+        base = glob.rstrip("/")
+        intent = base if base.endswith("**") else base + "/**"
+        return f"{glob!r} ends with '/' and never matches a file; for everything under it: {intent!r}"
+    depth = 0
+    for c in glob:
+        if c == "[":
+            depth += 1
+        elif c == "]" and depth:
+            depth -= 1
+    if depth:
+        return f"{glob!r} has a '[' without its ']', so it matches a literal '['; did you mean {glob.replace('[', '')!r}?"
+    if "/" not in glob and "." not in glob and not any(c in glob for c in "*?["):
+        return f"{glob!r} matches only files named exactly {glob!r}, not a folder; for the folder: {glob + '/**'!r}"
+    return None
+
+
 def glob_matches(glob: str, rel_path: str) -> bool:
     """True when `glob` matches `rel_path` (a '/'-separated path relative to a root)."""
     target = rel_path if "/" in glob else rel_path.rsplit("/", 1)[-1]

@@ -162,3 +162,25 @@ def test_fixed_words_are_taken_in_any_letter_case() -> None:
         "'forge', 'comfyui', 'generic'" in p
         for p in problems(GOOD.replace('kind = "comfyui"', 'kind = "sdxl"'))
     )
+
+
+def test_globs_that_can_never_match_are_warnings_with_the_likely_intent() -> None:
+    """A bare folder name, a trailing '/' and an unbalanced '[' pass validation but select nothing they
+    were meant to: each is a warning naming key, line and the likely intent; good globs are quiet."""
+    text = GOOD.replace(
+        'kind = "comfyui"',
+        'kind = "comfyui"\nexclude = ["txt2img-grids", "grids/**/", "*.tmp", "x/**"]\n'
+        'include = ["[*.png", "*.[pj]ng"]',
+    ).replace('older_than = "24h"', 'older_than = "24h"\npreserve = ["favourites"]')
+    warnings = parse_config(text).warnings
+    assert warnings == (
+        "purge.preserve (line 13): 'favourites' matches only files named exactly 'favourites', not a folder; "
+        "for the folder: 'favourites/**'",
+        "remotes[1].include (line 29): '[*.png' has a '[' without its ']', so it matches a literal '['; "
+        "did you mean '*.png'?",
+        "remotes[1].exclude (line 28): 'txt2img-grids' matches only files named exactly 'txt2img-grids', not "
+        "a folder; for the folder: 'txt2img-grids/**'",
+        "remotes[1].exclude (line 28): 'grids/**/' ends with '/' and never matches a file; for everything "
+        "under it: 'grids/**'",
+    )
+    assert parse_config(GOOD).warnings == ()

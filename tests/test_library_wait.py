@@ -43,7 +43,7 @@ async def serve_until_landed(env: Env, appear: Path) -> list[dict[str, Any]]:
             [remote] = waiting["remotes"]
             assert remote["paused"] == waiting["library"]["reason"]
             assert env.landed() == {}
-            appear.mkdir()
+            await asyncio.to_thread(appear.mkdir)
             await until(lambda: env.landed().get("a.png") == PNG)
             assert (await asyncio.to_thread(status, env))["library"] == {
                 "path": str(env.library),

@@ -101,13 +101,23 @@ def search_main(db_path: Path, query: str, as_json: bool, limit: int) -> int:
         return 2
     finally:
         catalog.close()
-    for hit in hits:
-        if as_json:
-            fields = {"path": hit.path, "generator": hit.generator, "model": hit.model}
-            print(_compact({**fields, "snippet": hit.snippet, "thumbnail": hit.thumbnail}))
-        else:
-            print(hit.path)
-            print(f"    {hit.snippet}".replace("\n", " "))
+    if as_json:  # one JSON array, `[]` when nothing matched
+        found = [
+            {
+                "path": h.path,
+                "generator": h.generator,
+                "model": h.model,
+                "snippet": h.snippet,
+                "thumbnail": h.thumbnail,
+            }
+            for h in hits
+        ]
+        print(json.dumps(found, ensure_ascii=False))
+    elif not hits:
+        print(f"mediasyncd search: nothing matches {query!r}", file=sys.stderr)
+    for hit in [] if as_json else hits:
+        print(hit.path)
+        print(f"    {hit.snippet}".replace("\n", " "))
     return 0 if hits else 1
 
 

@@ -85,22 +85,25 @@ def quiet_structlog() -> Iterator[None]:
 async def test_search_main_prints_path_and_snippet(
     library: Path, db_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """search prints each matching path with a snippet; --json gives one object per hit."""
+    """search prints each matching path with a snippet; --json gives one array of hit objects."""
     await process_all(db_path, library)
     assert search_main(db_path, "fox snow", as_json=False, limit=10) == 0
     assert capsys.readouterr().out == "fox.png\n    a red [fox] in [snow]\n"
     assert search_main(db_path, "fox", as_json=True, limit=10) == 0
-    hit = json.loads(capsys.readouterr().out)
+    [hit] = json.loads(capsys.readouterr().out)
     assert (hit["path"], hit["generator"], hit["model"]) == ("fox.png", "swarmui", "flux1-dev-fp8")
 
 
 async def test_search_main_no_match_exits_1(
     library: Path, db_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """No match prints nothing and exits 1, like grep."""
+    """No match exits 1, like grep: nothing on stdout and a line on stderr; `--json` prints `[]`."""
     await process_all(db_path, library)
     assert search_main(db_path, "zebra", as_json=False, limit=10) == 1
-    assert capsys.readouterr().out == ""
+    out = capsys.readouterr()
+    assert (out.out, out.err) == ("", "mediasyncd search: nothing matches 'zebra'\n")
+    assert search_main(db_path, "zebra", as_json=True, limit=10) == 1
+    assert capsys.readouterr().out == "[]\n"
 
 
 def test_search_main_without_database_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
