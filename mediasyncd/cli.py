@@ -198,9 +198,25 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
+    from mediasyncd.config import daemon_section
     from mediasyncd.status_client import show_status
 
-    return asyncio.run(show_status(_require_config(args), watch=args.watch, as_json=args.json))
+    path = _config_path(args)
+    try:
+        daemon = load_config(path).daemon
+    except ConfigError as exc:
+        # A reload the daemon rejected leaves the file broken while the daemon runs on: its [daemon]
+        # table is enough to find it.
+        found = daemon_section(path)
+        if found is None:
+            raise
+        print(
+            f"mediasyncd: {path} has {len(exc.problems)} error(s) (`mediasyncd config check` lists them); "
+            "a running daemon keeps its last good config",
+            file=sys.stderr,
+        )
+        daemon = found
+    return asyncio.run(show_status(daemon, watch=args.watch, as_json=args.json))
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -276,11 +292,15 @@ def _events(args: argparse.Namespace) -> int:
 
 
 def _require_config(args: argparse.Namespace) -> Config:
+    return load_config(_config_path(args))
+
+
+def _config_path(args: argparse.Namespace) -> Path:
     path = find_config(getattr(args, "config", None))
     if path is None:
         print(f"mediasyncd: {NO_CONFIG}", file=sys.stderr)
         raise SystemExit(EXIT_CONFIG)
-    return load_config(path)
+    return path
 
 
 def _sync(args: argparse.Namespace) -> int:

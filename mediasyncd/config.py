@@ -197,6 +197,19 @@ def _lint_globs(r: Reader, data: Mapping[str, Any]) -> None:
                 r.warning(key, hint)
 
 
+def daemon_section(path: Path) -> DaemonConfig | None:
+    """The `[daemon]` table of the config at `path` when it alone is valid, whatever else is wrong in
+    the file: what `status` needs to find the daemon still running on its last good config."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return None
+    reader = Reader("")
+    table = reader.table(data, "daemon")
+    daemon = _daemon(reader, table)
+    return None if reader.problems else daemon
+
+
 def _cron(value: Any) -> str:
     """A crontab expression the purge scheduler accepts (checked with the scheduler's own conversion)."""
     from mediasyncd.purge.crontab import crontab_trigger  # lazy: APScheduler only when a schedule is set

@@ -10,7 +10,7 @@ from typing import Any
 import aiohttp
 
 from mediasyncd import discovery
-from mediasyncd.config import Config
+from mediasyncd.config import Config, DaemonConfig
 from mediasyncd.errors import MediasyncError
 
 POLL = 0.2
@@ -23,9 +23,8 @@ class DaemonClient:
         self.timeout = aiohttp.ClientTimeout(total=timeout)
 
     @classmethod
-    def for_config(cls, config: Config) -> DaemonClient:
+    def for_daemon(cls, d: DaemonConfig) -> DaemonClient:
         """The daemon's address from its discovery file, else the config's `status_listen`."""
-        d = config.daemon
         found = discovery.locate(d.state_dir)
         return cls(found.url if found else discovery.url_of(d.status_host, d.status_port), d.status_token)
 

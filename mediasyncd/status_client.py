@@ -10,30 +10,31 @@ from typing import Any
 import aiohttp
 
 from mediasyncd.cli_progress import render
-from mediasyncd.config import Config
+from mediasyncd.config import DaemonConfig
 from mediasyncd.daemon_client import DaemonClient
 from mediasyncd.errors import MediasyncError
 from mediasyncd.units import format_size
 
+PIPE_EVERY = 2.0  # seconds between statuses printed by `status --watch` when stdout is no terminal
 
-async def fetch_status(config: Config) -> dict[str, Any]:
+
+async def fetch_status(daemon: DaemonConfig) -> dict[str, Any]:
     """The running daemon's /status (found through its discovery file, else the config)."""
-    return await DaemonClient.for_config(config).get("/status")
+    return await DaemonClient.for_daemon(daemon).get("/status")
 
 
-async def show_status(config: Config, *, watch: bool, as_json: bool) -> int:
+async def show_status(daemon: DaemonConfig, *, watch: bool, as_json: bool) -> int:
     try:
-        snapshot = await fetch_status(config)
+        snapshot = await fetch_status(daemon)
     except (aiohttp.ClientError, TimeoutError, OSError, MediasyncError) as exc:
-        url = DaemonClient.for_config(config).url
+        url = DaemonClient.for_daemon(daemon).url
         print(f"mediasyncd: no daemon answering on {url} ({exc})", file=sys.stderr)
         return 3
-    if as_json:
-        print(json.dumps(snapshot, indent=2))
-        return 0
     if not watch:
-        _print_plain(snapshot)
+        print(json.dumps(snapshot, indent=2)) if as_json else _print_plain(snapshot)
         return 0
+    if as_json or not sys.stdout.isatty():
+        return await _follow_plain(daemon, snapshot, as_json)
     from rich.console import Console
     from rich.live import Live
 
@@ -41,25 +42,74 @@ async def show_status(config: Config, *, watch: bool, as_json: bool) -> int:
         while True:
             await asyncio.sleep(0.5)
             try:
-                snapshot = await fetch_status(config)
+                snapshot = await fetch_status(daemon)
             except (aiohttp.ClientError, TimeoutError, OSError, MediasyncError):
                 return 3
             live.update(render(snapshot), refresh=True)
 
 
+async def _follow_plain(daemon: DaemonConfig, snapshot: dict[str, Any], as_json: bool) -> int:
+    """`status --watch` into a pipe or file (or with --json): a status every PIPE_EVERY seconds, as
+    text blocks separated by a blank line, or one JSON document per line."""
+    while True:
+        if as_json:
+            print(json.dumps(snapshot), flush=True)
+        else:
+            _print_plain(snapshot)
+            print(flush=True)
+        await asyncio.sleep(PIPE_EVERY)
+        try:
+            snapshot = await fetch_status(daemon)
+        except (aiohttp.ClientError, TimeoutError, OSError, MediasyncError):
+            print("mediasyncd: the daemon stopped answering", file=sys.stderr)
+            return 3
+
+
 def _print_plain(s: dict[str, Any]) -> None:
+    print("\n".join(plain_lines(s)))
+
+
+def plain_lines(s: dict[str, Any]) -> list[str]:
+    """The status as text: every field that is not known yet is left out, never printed as None."""
     t = s["totals"]
-    print(f"mediasyncd {s['version']}, up {s['uptime_s']:.0f}s, config {s['config']}")
-    print(f"landed {t['landed_files']} files ({format_size(t['landed_bytes'])}), failed {t['failed_files']}")
+    head = f"mediasyncd {s['version']}, up {_duration(s['uptime_s'])}"
+    lines = [head + (f", config {s['config']}" if s.get("config") else "")]
+    library = s.get("library")
+    if library and not library["available"]:
+        lines.append(f"library unavailable, nothing is transferred: {library['reason']}")
+    lines.append(
+        f"landed {t['landed_files']} files ({format_size(t['landed_bytes'])}), failed {t['failed_files']}"
+    )
     for r in s["remotes"]:
-        last = (
-            f"last pass {r['last_pass_at']} ({r['last_pass_s']}s, {r['last_pass_result']})"
-            if r["last_pass_at"]
-            else "no pass yet"
+        parts = [r["state"]]
+        if r["last_pass_at"]:
+            detail = ", ".join(
+                x
+                for x in (
+                    f"{r['last_pass_s']}s" if r["last_pass_s"] is not None else "",
+                    r["last_pass_result"] or "",
+                )
+                if x
+            )
+            parts.append(f"last pass {r['last_pass_at']}" + (f" ({detail})" if detail else ""))
+        else:
+            parts.append("no pass yet")
+        parts.append(
+            f"settling {r['settling']}, queued {r['queued']}, in flight {len(r['in_flight'])}, "
+            f"landed {r['landed_files']}"
         )
-        print(
-            f"  {r['name']}: {r['state']}, {last}, settling {r['settling']}, queued {r['queued']}, "
-            f"in flight {len(r['in_flight'])}, landed {r['landed_files']}"
-        )
+        lines.append(f"  {r['name']}: " + ", ".join(parts))
+        if r.get("paused"):
+            lines.append(f"    paused: {r['paused']}")
         if r["last_error"]:
-            print(f"    last error: {r['last_error']}")
+            lines.append(f"    last error: {r['last_error']}")
+    return lines
+
+
+def _duration(seconds: float) -> str:
+    s = int(seconds)
+    if s < 120:
+        return f"{s}s"
+    if s < 7200:
+        return f"{s // 60}m"
+    return f"{s // 3600}h{s // 60 % 60:02d}m" if s < 172800 else f"{s // 86400}d{s // 3600 % 24}h"

@@ -288,6 +288,29 @@ def test_status_command_reads_the_running_daemon(tmp_path: Path, sshd: SshServer
             [MEDIASYNCD, "status", "--config", str(env.config_path)], capture_output=True, text=True
         )
         assert "r1: connected" in plain.stdout and f"127.0.0.1:{port}" not in plain.stderr
+        assert "None" not in plain.stdout
+
+        # `status --watch` into a pipe prints a status every 2 s (rich's live display would print nothing)
+        with subprocess.Popen(
+            [MEDIASYNCD, "status", "--watch", "--config", str(env.config_path)],
+            stdout=subprocess.PIPE,
+            text=True,
+        ) as watch:
+            assert watch.stdout is not None
+            blocks = [watch.stdout.readline() for _ in range(8)]
+            watch.terminate()
+        assert sum(line.startswith("mediasyncd ") for line in blocks) >= 2
+
+        # a reload the daemon rejected: the file is broken, the daemon runs on; status still shows it
+        text = env.config_path.read_text()
+        env.config_path.write_text(text.replace("[[remotes]]", "[[remotes]]\nbogus_key = 1", 1))
+        proc.send_signal(signal.SIGHUP)
+        broken = subprocess.run(
+            [MEDIASYNCD, "status", "--config", str(env.config_path)], capture_output=True, text=True
+        )
+        assert broken.returncode == 0 and "r1: connected" in broken.stdout
+        assert "has 1 error(s)" in broken.stderr and "config check" in broken.stderr
+        env.config_path.write_text(text)
     finally:
         assert stop(proc) == 0
     after = subprocess.run(

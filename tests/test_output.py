@@ -105,3 +105,38 @@ def test_the_run_line_counts_this_run_with_rate_and_eta() -> None:
     assert run_line(RunTotals(403, 403, 2**20, 2**20), 2.0).endswith("(100%), 512.0 KiB/s")
     long = run_line(RunTotals(1, 10, 1, 10_000), 1.0)
     assert long.endswith("ETA 2:46:39")
+
+
+def test_plain_status_never_prints_none() -> None:
+    """A remote in backoff before its first pass, a demo without a config file, a library not mounted:
+    unknown fields are left out, never shown as None."""
+    from mediasyncd.status_client import plain_lines
+
+    remote = {
+        "name": "r1",
+        "state": "backoff",
+        "last_pass_at": None,
+        "last_pass_s": None,
+        "last_pass_result": None,
+        "last_error": "connection refused",
+        "settling": 0,
+        "queued": 0,
+        "in_flight": [],
+        "landed_files": 0,
+        "paused": "library /srv/media does not exist (is the NAS mounted?)",
+    }
+    snapshot = {
+        "version": "1.0",
+        "uptime_s": 7300.0,
+        "config": None,
+        "totals": {"landed_files": 0, "landed_bytes": 0, "failed_files": 0},
+        "library": {"path": "/srv/media", "available": False, "reason": remote["paused"]},
+        "remotes": [remote, remote | {"name": "r2", "last_pass_at": "2026-11-30T10:00:00Z"}],
+    }
+    lines = plain_lines(snapshot)
+    assert "None" not in "\n".join(lines)
+    assert lines[0] == "mediasyncd 1.0, up 2h01m"
+    assert lines[1].startswith("library unavailable, nothing is transferred: library /srv/media")
+    assert "  r1: backoff, no pass yet, settling 0" in lines[3]
+    assert "  r2: backoff, last pass 2026-11-30T10:00:00Z, settling" in lines[6]
+    assert "    paused: library /srv/media does not exist (is the NAS mounted?)" in lines
