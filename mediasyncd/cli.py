@@ -103,7 +103,12 @@ def _parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", parents=[common], help="sync a live embedded demo container")
     d.add_argument("--library", default="./mediasyncd-demo", help="demo library (default ./mediasyncd-demo)")
-    d.add_argument("--listen", default="127.0.0.1:8765", help="status server address")
+    d.add_argument(
+        "--listen",
+        type=_loopback_listen,
+        default="127.0.0.1:8765",
+        help="status server address: PORT or HOST:PORT on loopback (default 127.0.0.1:8765)",
+    )
     d.add_argument("--every", type=float, default=3.0, help="seconds between generated images")
     d.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0: never)")
 
@@ -142,6 +147,22 @@ def _parser() -> argparse.ArgumentParser:
     )
     ev.add_argument("--json", action="store_true", help="one JSON envelope per line, nothing else on stdout")
     return p
+
+
+def _loopback_listen(value: str) -> str:
+    """`--listen` of the demo: `8766` means 127.0.0.1:8766; a non-loopback address needs a token, which
+    the demo does not set, so it is refused here rather than in the generated config."""
+    from mediasyncd.config import is_loopback
+    from mediasyncd.config_values import as_listen
+
+    listen = f"127.0.0.1:{value}" if value.isdigit() else value
+    try:
+        as_listen(listen)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{exc.args[0].replace('must be', 'give PORT or')}") from None
+    if not is_loopback(listen.rsplit(":", 1)[0].strip("[]")):
+        raise argparse.ArgumentTypeError(f"the demo serves loopback only (127.0.0.1:PORT), got {value!r}")
+    return listen
 
 
 def main(argv: Sequence[str] | None = None) -> int:

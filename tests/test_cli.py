@@ -181,3 +181,17 @@ def test_status_of_a_remote_without_a_pass_never_prints_none() -> None:
     with contextlib.redirect_stdout(out):
         _print_plain(view.snapshot())
     assert "None" not in out.getvalue() and "r1: backoff, no pass yet" in out.getvalue()
+
+
+def test_demo_listen_takes_a_port_and_names_the_flag_on_errors(tmp_path: Path) -> None:
+    """`demo --listen 23006` means 127.0.0.1:23006; a bad value is a usage error about --listen (not a
+    problem in a generated config file), and a non-loopback one is refused (the demo sets no token)."""
+    from mediasyncd.cli import _loopback_listen
+
+    assert _loopback_listen("23006") == "127.0.0.1:23006"
+    assert _loopback_listen("[::1]:8000") == "[::1]:8000"
+    for bad, says in (("0.0.0.0:23006", "loopback only"), ("foo", "give PORT or HOST:PORT")):
+        r = cli("demo", "--listen", bad, "--library", str(tmp_path / "lib"), home=tmp_path)
+        assert r.returncode == 2
+        assert "argument --listen: " in r.stderr and says in r.stderr and "config.toml" not in r.stderr
+    assert not (tmp_path / "lib").exists()
