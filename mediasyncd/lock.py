@@ -5,11 +5,12 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import pwd
 import sys
 import time
 from pathlib import Path
 
-from mediasyncd.errors import StateLockedError
+from mediasyncd.errors import StartupError, StateLockedError
 
 
 class StateLock:
@@ -18,8 +19,11 @@ class StateLock:
         self._fd: int | None = None
 
     def acquire(self, command: str) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise StartupError(unusable_state_dir(self.path.parent, exc)) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -38,6 +42,22 @@ class StateLock:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+def unusable_state_dir(state_dir: Path, exc: OSError) -> str:
+    """One line: why the state directory cannot be used, and what to do."""
+    user = _user_name()
+    return (
+        f"cannot use the state directory {state_dir}: {exc.strerror or exc}; set [daemon] state_dir to a "
+        f"directory {user} can write, or create it: sudo install -d -o {user} {state_dir}"
+    )
+
+
+def _user_name() -> str:
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return f"uid {os.geteuid()}"
 
 
 def is_held(state_dir: Path) -> bool:

@@ -195,3 +195,20 @@ def test_demo_listen_takes_a_port_and_names_the_flag_on_errors(tmp_path: Path) -
         assert r.returncode == 2
         assert "argument --listen: " in r.stderr and says in r.stderr and "config.toml" not in r.stderr
     assert not (tmp_path / "lib").exists()
+
+
+def test_an_unusable_state_dir_is_one_line_and_exit_78(tmp_path: Path) -> None:
+    """A state_dir that cannot be created (its parent is a file) stops `run` and `sync --once` with one
+    line naming the directory and what to do; a restart would not fix it, so 78."""
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "file").write_text("")
+    config = tmp_path / "c.toml"
+    config.write_text(
+        f'[daemon]\nlibrary = "{tmp_path / "lib"}"\nstate_dir = "{tmp_path / "file" / "state"}"\n'
+    )
+    for command in (["run"], ["sync", "--once"]):
+        r = cli(*command, "--config", str(config), home=tmp_path)
+        assert r.returncode == 78
+        [line] = r.stderr.splitlines()
+        assert line.startswith(f"mediasyncd: cannot use the state directory {tmp_path / 'file' / 'state'}: ")
+        assert "sudo install -d -o" in line
