@@ -8,6 +8,7 @@ import asyncio
 import json
 import shutil
 import urllib.request
+from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ def status(env: Env) -> dict[str, Any]:
         return result
 
 
-async def serve_until_landed(env: Env, appear: Path) -> list[dict[str, Any]]:
+async def serve_until_landed(env: Env, appear: Path) -> list[MutableMapping[str, Any]]:
     """Run the daemon with the library missing: check /status while it waits, make `appear`, wait for
     the file to land; the log lines captured meanwhile."""
     daemon = Daemon(env.config(), library_check_every=0.2)

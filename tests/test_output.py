@@ -112,7 +112,7 @@ def test_plain_status_never_prints_none() -> None:
     unknown fields are left out, never shown as None."""
     from mediasyncd.status_client import plain_lines
 
-    remote = {
+    remote: dict[str, Any] = {
         "name": "r1",
         "state": "backoff",
         "last_pass_at": None,
