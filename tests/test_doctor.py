@@ -1,7 +1,10 @@
-"""`mediasyncd doctor`: the pure decisions (facts in, check lines out) one by one."""
+"""`mediasyncd doctor` / `config check --connect`: against a real sshd end to end, and the pure decisions
+(facts in, check lines out) one by one."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,6 +26,123 @@ from mediasyncd.doctor.checks import (
 )
 from mediasyncd.sources import Capabilities
 from mediasyncd.sources.survey import RootSurvey, Survey
+from tests.helpers import MEDIASYNCD, make_env, remote_table, write_config
+from tests.sshd import SshServer
+
+
+def doctor(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if k not in ("MEDIASYNCD_CONFIG", "JOURNAL_STREAM")}
+    return subprocess.run(
+        [MEDIASYNCD, *args], capture_output=True, text=True, env={**base, "HOME": str(home)}, timeout=60
+    )
+
+
+def marked(stdout: str, level: str) -> list[str]:
+    """The check lines of one level, without their mark."""
+    return [line.strip()[4:].strip() for line in stdout.splitlines() if line.strip().startswith(level)]
+
+
+# ------------------------------------------------------------------------------------ real sshd
+
+
+def test_a_good_remote_passes_every_check(tmp_path: Path, sshd: SshServer) -> None:
+    """A reachable remote with its root in place: every line is ok, exit 0."""
+    env = make_env(tmp_path, sshd)
+    env.write("txt2img-images/2024-05-01/00001-1.png", b"png")
+    r = doctor("doctor", "--config", str(env.config_path), home=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert not marked(r.stdout, "FAIL") and not marked(r.stdout, "warn")
+    ok = "\n".join(marked(r.stdout, "ok"))
+    for expected in (
+        f"library {env.library}:",
+        "connected; host key accepted",
+        f"root {env.remote_root}: a directory,",
+        "find -printf",
+        "tar (GNU)",
+        "SHA-256 on the remote:",
+        "python3 3.",
+        "for 3 directories under the roots",
+        "purge: every root is writable",
+    ):
+        assert expected in ok, r.stdout
+    assert r.stdout.rstrip().endswith("all checks passed")
+
+
+def test_a_missing_root_fails_showing_its_parent_and_the_forge_hint(tmp_path: Path, sshd: SshServer) -> None:
+    """A root under `stable-diffusion-webui` next to a `stable-diffusion-webui-forge` checkout: exit 1, the
+    nearest existing parent's names, and the root Forge's checkout would give."""
+    workspace = tmp_path / "workspace"
+    (workspace / "stable-diffusion-webui-forge" / "outputs").mkdir(parents=True)
+    (workspace / "models").mkdir()
+    (workspace / "notes.txt").write_text("")
+    env = make_env(tmp_path, sshd)
+    missing = workspace / "stable-diffusion-webui" / "outputs"
+    write_config(
+        env.config_path, env.library, env.state_dir, [remote_table(sshd, "forge", missing, kind="forge")]
+    )
+    r = doctor("config", "check", "--connect", str(env.config_path), home=tmp_path)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert marked(r.stdout, "FAIL") == [f"root {missing} does not exist"]
+    assert f"nearest existing parent: {workspace}\n" in r.stdout
+    assert "  models/  notes.txt  stable-diffusion-webui-forge/\n" in r.stdout
+    hint = f'set roots = ["{workspace}/stable-diffusion-webui-forge/outputs"]'
+    assert "hint: Forge's checkout is named stable-diffusion-webui-forge; " + hint in r.stdout
+    assert r.stdout.rstrip().endswith("1 check failed, 0 warnings")
+
+
+@pytest.mark.parametrize("known", ["unknown", "changed"])
+def test_a_refused_host_key_is_a_failure_with_the_connect_message(
+    tmp_path: Path, sshd: SshServer, known: str
+) -> None:
+    """An unknown (strict policy) or changed host key fails with the message the daemon itself gives."""
+    known_hosts = tmp_path / "my_known_hosts"
+    other = "AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
+    known_hosts.write_text("" if known == "unknown" else f"[{sshd.host}]:{sshd.port} ssh-ed25519 {other}\n")
+    env = make_env(tmp_path, sshd, known_hosts=str(known_hosts))
+    r = doctor("doctor", "--config", str(env.config_path), home=tmp_path)
+    assert r.returncode == 1, r.stdout + r.stderr
+    (failure,) = marked(r.stdout, "FAIL")
+    if known == "unknown":
+        assert "is not in known_hosts" in failure and 'host_key = "accept-new"' in failure
+    else:
+        assert failure.startswith("REMOTE HOST KEY CHANGED") and "ssh-keygen -R" in failure
+
+
+def test_an_sftp_only_remote_warns_and_still_finds_a_missing_root(
+    tmp_path: Path, sshd_sftp_only: SshServer
+) -> None:
+    """Without a shell the doctor says what that costs (a warning) and checks the roots over SFTP."""
+    env = make_env(tmp_path, sshd_sftp_only)
+    missing = str(env.remote_root / "gone")
+    write_config(
+        env.config_path,
+        env.library,
+        env.state_dir,
+        [
+            remote_table(sshd_sftp_only, "r1", env.remote_root),
+            remote_table(sshd_sftp_only, "r2", Path(missing)),
+        ],
+    )
+    r = doctor("doctor", "--config", str(env.config_path), home=tmp_path)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert marked(r.stdout, "FAIL") == [f"root {missing} does not exist"]
+    assert any(w.startswith("no remote shell (SFTP only)") for w in marked(r.stdout, "warn"))
+    assert f"nearest existing parent: {env.remote_root}\n" in r.stdout
+
+
+def test_an_invalid_config_still_exits_78_before_connecting(tmp_path: Path) -> None:
+    """--connect validates first: a config error is reported as by `config check`, exit 78."""
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[daemon]\nlibrary = "/srv/x"\n[transfer]\nconcurency = 4\n')
+    r = doctor("config", "check", "--connect", str(bad), home=tmp_path)
+    assert r.returncode == 78 and "transfer.concurency (line 4)" in r.stderr and r.stdout == ""
+
+
+def test_help_names_doctor_and_its_exit_code() -> None:
+    """`mediasyncd --help` lists the doctor and says a failed check exits 1."""
+    top = " ".join(subprocess.run([MEDIASYNCD, "--help"], capture_output=True, text=True).stdout.split())
+    assert "doctor" in top and "config check --connect` failed" in top
+
 
 # ------------------------------------------------------------------------------------ pure decisions
 
