@@ -239,4 +239,8 @@ async def test_survey_counts_directories_and_asks_for_python_where_it_has_a_shel
         return
     assert survey.host_known and root.dirs == 4 and root.writable is True
     assert survey.python is not None and survey.python.startswith("3.")
-    assert survey.inotify_watches == int(Path("/proc/sys/fs/inotify/max_user_watches").read_text())
+    assert survey.inotify_watches == max_user_watches()
+
+
+def max_user_watches() -> int:
+    return int(Path("/proc/sys/fs/inotify/max_user_watches").read_text())
