@@ -32,8 +32,8 @@ Log lines go to stderr, command output to stdout.
 
 exit codes:
   0   ok
-  1   a run did not complete: a file failed, a root is missing, no room on the library disk, a check
-      failed (see the output)
+  1   a run did not complete: a file failed, a root is missing, no room on the library disk; or a
+      check of `doctor` / `config check --connect` failed (see the output)
   2   usage error
   3   no daemon answering (status)
   78  configuration error (EX_CONFIG: the systemd unit does not restart on it)
@@ -92,14 +92,24 @@ def _parser() -> argparse.ArgumentParser:
         "check",
         parents=[common],
         help=f"validate a config (exit {EXIT_CONFIG} on errors)",
-        description=f"Validate a config: every problem with its key and line; exit {EXIT_CONFIG} on errors.",
+        description=f"Validate a config: every problem with its key and line; exit {EXIT_CONFIG} on errors. "
+        "With --connect (the same as `mediasyncd doctor`), then check this machine (library, state dir) and "
+        "reach every remote: host key, roots, tools, python3, inotify limit, free space, purge permission; "
+        "one line per check (ok, warn, FAIL); exit 1 if a check fails.",
     )
     check.add_argument("path", nargs="?", help="config to check (default: the search order)")
+    check.add_argument("--connect", action="store_true", help="also reach every remote and check it")
     init = csub.add_parser("init", parents=[common], help="write a minimal valid config")
     init.add_argument("path", nargs="?", help="where (default: ~/.config/mediasyncd/config.toml)")
     init.add_argument("--library", default="/srv/media", help="library directory to put in the config")
     init.add_argument("--state-dir", default=None, help="state directory to put in the config")
     init.add_argument("--force", action="store_true", help="overwrite an existing file")
+
+    dr = sub.add_parser(
+        "doctor", parents=[common], help="config check --connect: check this machine and reach every remote"
+    )
+    dr.add_argument("path", nargs="?", help="config to check (default: the search order)")
+    dr.set_defaults(config_command="check", connect=True)
 
     d = sub.add_parser("demo", parents=[common], help="sync a live embedded demo container")
     d.add_argument("--library", default="./mediasyncd-demo", help="demo library (default ./mediasyncd-demo)")
@@ -347,6 +357,12 @@ def _config(args: argparse.Namespace) -> int:
             return EXIT_CONFIG
         config = load_config(path)
         problems = list(config.warnings)
+        if args.connect:
+            from mediasyncd.doctor import run_doctor
+
+            for p in problems:
+                print(f"warning: {p}", file=sys.stderr)
+            return asyncio.run(run_doctor(config))
         if not config.daemon.library.is_dir():
             problems.append(f"daemon.library: {config.daemon.library} does not exist (it is never created)")
         if not config.remotes:
@@ -376,6 +392,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "sync": _sync,
     "status": _status,
     "config": _config,
+    "doctor": _config,
     "demo": _demo,
     "inspect": _inspect,
     "search": _search,

@@ -130,7 +130,10 @@ def _report(pullers: list[Puller], results: list[PassCounts | RemoteError]) -> i
             line += f", {result.waiting_for_space} waiting for room on the library disk"
             code = 1
         for root in sorted(result.missing_roots):
-            print(f"{name}: root {root} is missing on the remote (check roots / kind)", file=sys.stderr)
+            print(
+                f"{name}: root {root} is missing on the remote (check roots / kind; `mediasyncd doctor` shows what is there)",
+                file=sys.stderr,
+            )
             code = 1
         if result.skipped_names:
             line += f", {result.skipped_names} unsafe name(s) skipped"

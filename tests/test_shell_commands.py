@@ -1,4 +1,4 @@
-"""Batched shell commands (delete, rmdir, df) as pure values; the snippets are run by a real local `sh`."""
+"""Batched shell commands (delete, rmdir, df, the doctor's survey) as pure values; the snippets are run by a real local `sh`."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from mediasyncd.sources.commands import (
     parse_survivors,
     rmdir_command,
 )
+from mediasyncd.sources.survey import PARENT_NAMES, parse_survey, survey_command
 
 
 def sh(script: str) -> subprocess.CompletedProcess[bytes]:
@@ -96,3 +97,30 @@ def test_parse_df_of_a_real_df_matches_statvfs(tmp_path: Path) -> None:
     vfs = os.statvfs(tmp_path)
     assert got is not None
     assert abs(got - vfs.f_bavail * vfs.f_frsize) < 64 << 20
+
+
+def test_survey_command_handles_awkward_root_names_and_caps_the_parent_listing(tmp_path: Path) -> None:
+    """Roots with spaces, quotes and `$` are surveyed; a missing root's parent lists at most
+    PARENT_NAMES names in sorted order and counts the rest."""
+    odd = tmp_path / "it's a $HOME dir"
+    odd.mkdir()
+    for i in range(PARENT_NAMES + 5):
+        (tmp_path / f"n{i:03}").touch()
+    missing = str(tmp_path / "no such" / "outputs")
+    survey = parse_survey(sh(survey_command([str(odd), missing])).stdout, [str(odd), missing])
+    found, gone = survey.roots
+    assert (found.state, found.dirs, found.writable) == ("dir", 1, True)
+    assert gone.state == "missing" and gone.parent == str(tmp_path)
+    assert gone.names[0] == "it's a $HOME dir/" and len(gone.names) == PARENT_NAMES and gone.more == 6
+
+
+def test_parse_survey_skips_unknown_and_cut_records() -> None:
+    """Unknown tags, indexes past the roots and a record cut short leave the rest intact; a root
+    without any record counts as missing."""
+    out = b"python\x003.12.1\x00bogus\x00dir\x005\x00dir\x000\x00dirs\x000\x00 12\x00dirs\x001"
+    survey = parse_survey(out, ["/a", "/b"])
+    assert survey.python == "3.12.1" and survey.inotify_watches is None
+    assert [(r.state, r.dirs, r.writable) for r in survey.roots] == [
+        ("dir", 12, False),
+        ("missing", None, None),
+    ]

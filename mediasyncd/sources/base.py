@@ -1,9 +1,9 @@
 """The `Source` protocol: the only way the rest of the daemon touches a remote.
 
 A source lists its roots, pulls one file into a partial (resuming one a previous attempt left) or many
-small files in one stream, hashes, checks that a file is still the version it was, deletes, and measures
-free space. Transports differ (SSH, a local folder; Docker and `exec` later); puller, verifier, purge and
-watchers depend on this protocol alone.
+small files in one stream, hashes, checks that a file is still the version it was, deletes, measures
+free space, and surveys its roots for `mediasyncd doctor`. Transports differ (SSH, a local folder;
+Docker and `exec` later); puller, verifier, purge and watchers depend on this protocol alone.
 
 Errors are the contract every implementation keeps:
 - `RemoteError`: the source as a whole is unusable (connection lost, shell gone): the session ends,
@@ -23,6 +23,7 @@ from typing import Protocol
 
 from mediasyncd.sources.listing import Listing
 from mediasyncd.sources.receive import RateLimiter
+from mediasyncd.sources.survey import Survey
 from mediasyncd.sources.tar import Member
 
 Progress = Callable[[int], None]
@@ -120,3 +121,7 @@ class Source(Protocol):
 
     async def free_space(self, path: str) -> int | None:
         """Bytes available on the filesystem holding `path` (None if unknown)."""
+
+    async def survey(self, roots: Sequence[str]) -> Survey:
+        """Each root's state (a missing one's nearest existing parent and its names) and what the remote
+        agent would need (python3, the inotify limit), for `mediasyncd doctor`."""

@@ -13,6 +13,7 @@ import contextlib
 import errno
 import hashlib
 import os
+import platform
 import posixpath
 import stat
 import time
@@ -27,6 +28,7 @@ from mediasyncd.sources.base import Capabilities, Progress
 from mediasyncd.sources.commands import emptied_dirs
 from mediasyncd.sources.listing import Listing, Rejected, RemoteEntry, same_version
 from mediasyncd.sources.receive import WRITE_CHUNK, PartialWriter, RateLimiter
+from mediasyncd.sources.survey import DIR_COUNT_LIMIT, PARENT_NAMES, RootState, RootSurvey, Survey
 from mediasyncd.sources.tar import Member
 
 READ = 1 << 20
@@ -162,6 +164,13 @@ class LocalSource:
 
         return await asyncio.to_thread(measure)
 
+    async def survey(self, roots: Sequence[str]) -> Survey:
+        def look() -> Survey:
+            roots_found = tuple(_survey_root(r) for r in roots)
+            return Survey(roots_found, True, platform.python_version(), _inotify_watches())
+
+        return await asyncio.to_thread(look)
+
     # ------------------------------------------------------------------------------------ paths
 
     def _split(self, path: str) -> tuple[str, list[str]]:
@@ -261,3 +270,32 @@ def _add(listing: Listing, root: str, rel_b: bytes, st: Any) -> None:
         listing.entries.append(RemoteEntry(root, decode_rel(rel_b), st.st_size, st.st_mtime))
     except UnsafePathError as exc:
         listing.rejected.append(Rejected(root, rel_b, str(exc)))
+
+
+def _survey_root(root: str) -> RootSurvey:
+    """What `survey_command` prints for one root, found with os calls (symlinks followed, as `[ -d ]`)."""
+    if os.path.isdir(root):
+        dirs = 0
+        for _ in os.walk(root):
+            dirs += 1
+            if dirs >= DIR_COUNT_LIMIT:
+                break
+        return RootSurvey(root, "dir", writable=os.access(root, os.W_OK), dirs=dirs)
+    parent = posixpath.dirname(root)
+    while not os.path.isdir(parent):
+        parent = posixpath.dirname(parent)
+    try:
+        with os.scandir(parent) as it:
+            names = sorted(e.name + "/" if e.is_dir() else e.name for e in it if not e.name.startswith("."))
+    except OSError:
+        names = []
+    state: RootState = "not-dir" if os.path.lexists(root) else "missing"
+    kept = tuple(names[:PARENT_NAMES])
+    return RootSurvey(root, state, parent=parent, names=kept, more=len(names) - len(kept))
+
+
+def _inotify_watches() -> int | None:
+    try:
+        return int(Path("/proc/sys/fs/inotify/max_user_watches").read_text().strip())
+    except (OSError, ValueError):
+        return None

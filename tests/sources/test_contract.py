@@ -205,3 +205,42 @@ async def test_free_space_of_the_root_is_measured(opened: Opened) -> None:
     free = await opened.source.free_space(str(opened.root))
     vfs = os.statvfs(opened.root)
     assert free is not None and abs(free - vfs.f_bavail * vfs.f_frsize) < 64 << 20
+
+
+async def test_survey_tells_a_directory_root_from_a_missing_one_and_a_file(opened: Opened) -> None:
+    """A root that is a directory is `dir`; a missing one and a file both name the nearest existing
+    parent and its names (directories with a trailing '/', hidden names left out)."""
+    opened.write("a/b/x.png", b"x")
+    opened.write("note.txt", b"n")
+    (opened.root / ".hidden").mkdir()
+    missing = str(opened.root / "gone" / "deeper" / "outputs")
+    a_file = str(opened.root / "note.txt")
+    survey = await opened.source.survey([*opened.roots, missing, a_file])
+    good, gone, flat = survey.roots
+    assert (good.root, good.state) == (str(opened.root), "dir")
+    assert (gone.state, gone.parent, gone.names, gone.more) == (
+        "missing",
+        str(opened.root),
+        ("a/", "note.txt"),
+        0,
+    )
+    assert (flat.state, flat.parent) == ("not-dir", str(opened.root))
+
+
+async def test_survey_counts_directories_and_asks_for_python_where_it_has_a_shell(opened: Opened) -> None:
+    """With a shell (or locally) the survey counts a root's directories (itself included), says whether
+    it is writable, and finds python3 and the inotify limit; over SFTP alone those stay unknown."""
+    opened.write("a/b/x.png", b"x")
+    opened.write("c/y.png", b"y")
+    survey = await opened.source.survey(opened.roots)
+    (root,) = survey.roots
+    if opened.source.shell is None and opened.source.caps.transport == "ssh":
+        assert not survey.host_known and root.dirs is None and root.writable is None
+        return
+    assert survey.host_known and root.dirs == 4 and root.writable is True
+    assert survey.python is not None and survey.python.startswith("3.")
+    assert survey.inotify_watches == max_user_watches()
+
+
+def max_user_watches() -> int:
+    return int(Path("/proc/sys/fs/inotify/max_user_watches").read_text())

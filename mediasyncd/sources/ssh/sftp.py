@@ -1,5 +1,5 @@
 """Everything the SSH source does over SFTP: the fallback walk, pipelined reads into a partial, and the
-per-file operations of hosts without a shell (lstat, remove, rmdir, statvfs).
+per-file operations of hosts without a shell (lstat, remove, rmdir, statvfs, the doctor's survey).
 
 Errors are sorted here, once: a lost connection is a RemoteError (the session ends; nothing counts
 against a file), a refused request is the file's own problem.
@@ -8,6 +8,8 @@ against a file), a refused request is the file's own problem.
 from __future__ import annotations
 
 import asyncio
+import os
+import posixpath
 import stat
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Sequence
 from concurrent.futures import Executor
@@ -20,6 +22,7 @@ from mediasyncd.errors import RemoteError, RemoteFileChanged, TransferError, Uns
 from mediasyncd.paths import decode_rel
 from mediasyncd.sources.listing import Listing, Rejected, RemoteEntry, same_version
 from mediasyncd.sources.receive import WRITE_CHUNK, PartialWriter, RateLimiter
+from mediasyncd.sources.survey import PARENT_NAMES, RootState, RootSurvey, Survey
 
 IN_FLIGHT = 16  # SFTP requests in flight for per-file operations
 # asyncssh's ways of saying that the connection is gone; SFTPNoConnection is what requests made after
@@ -304,3 +307,47 @@ async def sftp_free(sftp: asyncssh.SFTPClient, path: str) -> int | None:
         if is_lost(exc) or not isinstance(exc, asyncssh.SFTPError):
             raise RemoteError(f"connection lost during statvfs {path}: {exc}") from None
         return None
+
+
+# -------------------------------------------------------------------------------------------- survey
+
+
+async def sftp_survey(sftp: asyncssh.SFTPClient, roots: Sequence[str]) -> Survey:
+    """A host without a shell: each root's state and a missing one's nearest existing parent with its
+    names, over SFTP (python3, the inotify limit, writability and the directory count stay unknown)."""
+    return Survey(tuple([await _survey_root(sftp, root) for root in roots]), host_known=False)
+
+
+async def _survey_root(sftp: asyncssh.SFTPClient, root: str) -> RootSurvey:
+    state = await _root_state(sftp, root)
+    if state == "dir":
+        return RootSurvey(root, state)
+    parent = posixpath.dirname(root)
+    while parent != "/" and await _root_state(sftp, parent) != "dir":
+        parent = posixpath.dirname(parent)
+    names: list[str] = []
+
+    async def scan() -> None:
+        async for entry in sftp.scandir(parent):
+            name = entry.filename if isinstance(entry.filename, str) else os.fsdecode(entry.filename)
+            if not name.startswith("."):
+                is_dir = entry.attrs.permissions is not None and stat.S_ISDIR(entry.attrs.permissions)
+                names.append(name + "/" if is_dir else name)
+
+    await sftp_ok(scan(), f"scandir {parent}")
+    names.sort()
+    return RootSurvey(
+        root, state, parent=parent, names=tuple(names[:PARENT_NAMES]), more=max(0, len(names) - PARENT_NAMES)
+    )
+
+
+async def _root_state(sftp: asyncssh.SFTPClient, path: str) -> RootState:
+    found: list[asyncssh.SFTPAttrs] = []
+
+    async def follow() -> None:
+        found.append(await sftp.stat(path))
+
+    if not await sftp_ok(follow(), f"stat {path}") or not found:
+        return "missing"
+    mode = found[0].permissions
+    return "dir" if mode is not None and stat.S_ISDIR(mode) else "not-dir"

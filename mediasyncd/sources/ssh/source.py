@@ -39,9 +39,11 @@ from mediasyncd.sources.ssh.sftp import (
     sftp_remove,
     sftp_rmdir,
     sftp_same,
+    sftp_survey,
     sftp_walk,
 )
 from mediasyncd.sources.ssh.shell import CommandChannel
+from mediasyncd.sources.survey import Survey, parse_survey, survey_command
 from mediasyncd.sources.tar import Member, tar_command, unpack_stream
 
 CLOSE_TIMEOUT = 5.0
@@ -247,3 +249,8 @@ class SshSource:
             return free
         result = await self._shell.run(free_space_command(path))
         return parse_df(result.stdout) if result.exit_status == 0 else None
+
+    async def survey(self, roots: Sequence[str]) -> Survey:
+        if self._shell is None:
+            return await sftp_survey(self.sftp, roots)
+        return parse_survey((await self._shell.run(survey_command(roots))).stdout, roots)
