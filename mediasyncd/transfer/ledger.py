@@ -214,12 +214,13 @@ class Ledger:
 
         landed = [i.row for i in items if i.row.id in done]
         if landed:
+            one = {"path": landed[0].rel} if len(landed) == 1 else {}
             self.log.info(
                 "landed batch",
                 files=len(landed),
                 size=format_size(sum(r.size for r in landed)),
-                path=landed[0].rel if len(landed) == 1 else None,
                 summary=True,
+                **one,
             )
 
     async def failed(self, row: FileRow, error: str) -> None:
