@@ -108,6 +108,10 @@ def _report(pullers: list[Puller], results: list[PassCounts | RemoteError]) -> i
             code = 1
             continue
         line = f"{name}: {result.landed} landed ({format_size(result.landed_bytes)})"
+        if result.adopted:
+            line += f", {result.adopted} adopted from the library ({format_size(result.adopted_bytes)})"
+        if result.mismatched:
+            line += f", {result.mismatched} differing from their library copy (landed beside it)"
         if result.failed:
             line += f", {result.failed} failed"
             code = 1
