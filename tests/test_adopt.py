@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from mediasyncd.demo.images import write_forge_image
+from mediasyncd.units import format_size
 from tests.helpers import MEDIASYNCD, OLD, Env, make_env, once, opens_of, sftp_log, wait_for
 from tests.purge.conftest import on_remote, purge, purge_env
 from tests.sshd import SshServer, start_sshd
@@ -155,6 +156,67 @@ def test_a_copy_within_two_seconds_of_the_remote_mtime_is_adopted(tmp_path: Path
     assert events(env, "file_synced")[0]["adopted"] is True
 
 
+def test_the_adopt_dry_run_counts_and_changes_nothing(tmp_path: Path, sshd_logged: SshServer) -> None:
+    """`sync --once --adopt --dry-run` says how many files would be adopted (and bytes), fetched and found
+    different; the state DB, the library and the remote stay exactly as they were."""
+    env = make_env(tmp_path, sshd_logged)
+    env.write("landed-before.png", b"already synced" * 100)
+    assert once(env) == 0
+    files = fill_remote(env)
+    rsync_to_library(env)
+    rel = "txt2img-images/2026-11-21/00001-1.png"
+    copy = env.library / "r1" / rel
+    st = copy.stat()
+    copy.write_bytes(bytes(b ^ 0xFF for b in files[rel]))
+    os.utime(copy, ns=(st.st_atime_ns, st.st_mtime_ns))
+    os.unlink(env.library / "r1" / "videos/clip.png")
+    env.write("new.png", b"new" * 1000)
+    db = env.state_dir / "state.db"
+    snapshot = (
+        db.read_bytes(), env.rows("SELECT * FROM files"), env.rows("SELECT * FROM events"), inodes(env)
+    )  # fmt: skip
+    remote_before = sorted((p, p.stat().st_mtime_ns) for p in env.remote_root.rglob("*"))
+    done = subprocess.run(
+        [MEDIASYNCD, "sync", "--once", "--adopt", "--dry-run", "--config", str(env.config_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    adopt_bytes = sum(len(d) for r, d in SMALL.items() if r != rel)
+    fetch_bytes = len(BIG) + len(files[rel]) + 3000
+    lines = done.stdout.splitlines()
+    assert lines == [
+        f"r1: would adopt 5 ({format_size(adopt_bytes)}), would fetch 3 ({format_size(fetch_bytes)}), "
+        "mismatched 1 (dry run: nothing changed)",
+        f"  differs from the remote (same size and mtime, other SHA-256): r1/{rel}",
+    ]
+    assert all(opens_of(sshd_logged, env.remote_root / r) == 0 for r in files)
+    after = (db.read_bytes(), env.rows("SELECT * FROM files"), env.rows("SELECT * FROM events"), inodes(env))
+    assert after == snapshot
+    assert sorted((p, p.stat().st_mtime_ns) for p in env.remote_root.rglob("*")) == remote_before
+
+
+def test_the_dry_run_writes_nothing_into_a_fresh_library(tmp_path: Path, sshd: SshServer) -> None:
+    """Before the first sync (no state DB yet, no internal folder in the library) the dry run counts
+    every rsync copy as adoptable and creates neither."""
+    env = make_env(tmp_path, sshd)
+    files = fill_remote(env)
+    rsync_to_library(env)
+    before = tree(env.library)
+    done = subprocess.run(
+        [MEDIASYNCD, "sync", "--once", "--adopt", "--dry-run", "--config", str(env.config_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    size = format_size(sum(map(len, files.values())))
+    assert done.stdout.startswith(f"r1: would adopt 7 ({size}), would fetch 0 (0 B), mismatched 0")
+    assert not (env.library / ".mediasyncd").exists() and not env.state_dir.exists()
+    assert tree(env.library) == before
+
+
 def test_adopted_images_go_through_the_media_pipeline(tmp_path: Path, sshd: SshServer) -> None:
     """An adopted Forge PNG is processed like a landed one: XMP sidecar, state 'processed'."""
     env = make_env(tmp_path, sshd)
@@ -167,6 +229,18 @@ def test_adopted_images_go_through_the_media_pipeline(tmp_path: Path, sshd: SshS
     assert events(env, "file_synced")[0]["adopted"] is True
     assert landed.with_name(landed.name + ".xmp").exists()
     assert env.rows("SELECT state FROM files") == [("processed",)]
+
+
+def test_the_dry_run_needs_adopt(tmp_path: Path, sshd: SshServer) -> None:
+    """`--dry-run` alone is a usage error (exit 2): a sync has no other dry run."""
+    env = make_env(tmp_path, sshd)
+    done = subprocess.run(
+        [MEDIASYNCD, "sync", "--once", "--dry-run", "--config", str(env.config_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2 and "--adopt" in done.stderr
 
 
 @pytest.fixture

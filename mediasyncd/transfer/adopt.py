@@ -7,6 +7,8 @@ file landed and verified, with a `file_synced` event marked `"adopted": true`. N
 both hashes agree, so a kill -9 at any point leaves the file 'seen', checked again on the next pass. A file
 whose copy differs, or that either side cannot hash, goes to the transfer workers like any other; landing
 then keeps both versions (it never overwrites).
+
+`survey` runs the same checks for `sync --once --adopt --dry-run` and writes nothing.
 """
 
 from __future__ import annotations
@@ -15,23 +17,26 @@ import asyncio
 import os
 import posixpath
 import stat
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum, auto
 from pathlib import Path
 from typing import TypeVar
 
 import structlog
 
+from mediasyncd.config import RemoteConfig
 from mediasyncd.digest import sha256_file
 from mediasyncd.errors import UnsafePathError
 from mediasyncd.paths import library_rel
-from mediasyncd.sources import Source
-from mediasyncd.state import FileRow
+from mediasyncd.sources import Key, RemoteEntry, Source
+from mediasyncd.state import FileRow, FileState
+from mediasyncd.transfer.index import pending
 from mediasyncd.transfer.jobs import batches
 from mediasyncd.transfer.landing import Library
 from mediasyncd.transfer.ledger import Landed, Ledger
+from mediasyncd.watchers.poll import PollWatcher
 
 # A library copy's mtime may differ from the remote's by this much and still be a candidate: FAT stores
 # mtimes in 2 s steps, SMB and SFTP v3 listings in whole seconds. The SHA-256 on both sides decides; the
@@ -97,7 +102,7 @@ def hash_copies(copies: Sequence[Copy]) -> list[str | None]:
     return out
 
 
-# ------------------------------------------------------------------------ the checks
+# ------------------------------------------------------------------------ the checks, for both callers
 
 
 async def judge(
@@ -202,3 +207,59 @@ class Adopter:
         await self.ledger.adopted(adopted)
         if rest:
             fetch(rest)
+
+
+# ------------------------------------------------------------------------ the dry run
+
+
+@dataclass
+class Survey:
+    """What one `sync --once` pass would do with a remote's complete files, adoption first."""
+
+    adopt: int = 0
+    adopt_bytes: int = 0
+    fetch: int = 0  # mismatched files included
+    fetch_bytes: int = 0
+    mismatched: list[str] = field(default_factory=list)  # library paths
+    settling: int = 0
+    remote_hashes: bool = True
+
+
+async def survey(
+    source: Source,
+    remote: RemoteConfig,
+    index: Mapping[Key, FileRow],
+    library: Library,
+    executor: Executor,
+) -> Survey:
+    """List the remote as `sync --once` does and sort what it would take: adopt or fetch. Writes nothing."""
+
+    def taken_by_a_pass(e: RemoteEntry) -> bool:  # a transfer a crash cut short is taken again too
+        row = index.get(e.key)
+        return pending(index, e) or (row is not None and row.state == FileState.TRANSFERRING)
+
+    sighting = await PollWatcher(source, remote, taken_by_a_pass, once=True).look()
+    taken = [e for e in sighting.entries if e.key in sighting.ready]
+    out = Survey(settling=sighting.settling, remote_hashes=source.caps.hashes)
+
+    def look() -> list[Copy | None]:
+        if not out.remote_hashes:
+            return [None] * len(taken)
+        return [find_copy(library, library_rel(remote.name, e.rel), e.size, e.mtime) for e in taken]
+
+    copies = await asyncio.to_thread(look)
+    candidates = [(e.path, c) for e, c in zip(taken, copies, strict=True) if c is not None]
+    verdicts: dict[str, Verdict] = {}
+    for group in in_batches(candidates, lambda item: item[1]):
+        for (path, _), (verdict, _) in zip(group, await judge(source, executor, group), strict=True):
+            verdicts[path] = verdict
+    for e, copy in zip(taken, copies, strict=True):
+        if verdicts.get(e.path) is Verdict.ADOPT:
+            out.adopt += 1
+            out.adopt_bytes += e.size
+            continue
+        out.fetch += 1
+        out.fetch_bytes += e.size
+        if copy is not None and verdicts.get(e.path) is Verdict.MISMATCH:
+            out.mismatched.append(copy.rel)
+    return out
