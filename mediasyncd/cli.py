@@ -81,6 +81,17 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--once", action="store_true", required=True, help="one pass, then exit")
     s.add_argument("remotes", nargs="*", metavar="REMOTE", help="only these remotes (default: all)")
     s.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
+    s.add_argument(
+        "--adopt",
+        action="store_true",
+        help="files already in the library with the remote's size, mtime and SHA-256 are recorded as "
+        "landed, not fetched (always on); with --dry-run: only count them",
+    )
+    s.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="with --adopt: say how many files would be adopted, fetched or mismatched; change nothing",
+    )
 
     st = sub.add_parser("status", parents=[common], help="show the running daemon's status")
     st.add_argument("--watch", action="store_true", help="keep showing live progress")
@@ -337,6 +348,9 @@ def _config_path(args: argparse.Namespace) -> Path:
 def _sync(args: argparse.Namespace) -> int:
     from mediasyncd.sync_once import sync_once
 
+    if args.dry_run and not args.adopt:
+        print("mediasyncd sync: --dry-run goes with --adopt (the only dry run a sync has)", file=sys.stderr)
+        return 2
     config = _require_config(args)
     names = set(args.remotes)
     unknown = names - {r.name for r in config.remotes}
@@ -344,6 +358,10 @@ def _sync(args: argparse.Namespace) -> int:
         print(f"mediasyncd: unknown remote(s): {', '.join(sorted(unknown))}", file=sys.stderr)
         return EXIT_CONFIG
     remotes = [r for r in config.remotes if not names or r.name in names]
+    if args.dry_run:
+        from mediasyncd.sync_once import adopt_dry_run
+
+        return asyncio.run(adopt_dry_run(config, remotes))
     show = sys.stderr.isatty() and not args.no_progress and not getattr(args, "quiet", False)
 
     return asyncio.run(sync_once(config, remotes, show_progress=show))

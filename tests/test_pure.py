@@ -13,6 +13,7 @@ from mediasyncd.paths import check_rel, conflict_name, decode_rel
 from mediasyncd.sources.commands import parse_sha256sum
 from mediasyncd.sources.listing import RemoteEntry, find_command, parse_find, same_version
 from mediasyncd.state import FileRow, FileState
+from mediasyncd.transfer.adopt import same_stamp
 from mediasyncd.transfer.index import diff
 from mediasyncd.watchers.poll import SettleTracker
 
@@ -199,3 +200,12 @@ def test_diff_leaves_rows_in_transfer_alone() -> None:
     }
     d = diff(known, [RemoteEntry("/root", "busy", 9, 12.0)], busy={1, 2})
     assert d.empty
+
+
+def test_an_adoption_candidate_has_the_remote_size_and_its_mtime_within_two_seconds() -> None:
+    """rsync -a keeps mtimes; FAT rounds them to 2 s, SFTP v3 to whole seconds: all are candidates."""
+    assert same_stamp(100, 1_700_000_001.75, 100, 1_700_000_001.75)
+    assert same_stamp(100, 1_700_000_001.75, 100, 1_700_000_000.0)  # FAT
+    assert same_stamp(100, 1_700_000_001.75, 100, 1_700_000_001.0)  # whole seconds
+    assert not same_stamp(100, 1_700_000_001.75, 101, 1_700_000_001.75)
+    assert not same_stamp(100, 1_700_000_001.75, 100, 1_700_000_004.0)

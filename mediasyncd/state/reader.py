@@ -1,4 +1,5 @@
-"""Reading the event log from another process: read-only, no lock, beside a running daemon."""
+"""Reading the state DB from another process: read-only, no lock, beside a running daemon (the event log;
+the files a dry run compares a listing with)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 from mediasyncd.errors import MediasyncError
 from mediasyncd.state.connection import open_connection
 from mediasyncd.state.events import Event, select_events
+from mediasyncd.state.store import FileRow, select_current_files
 
 
 class EventReader:
@@ -35,3 +37,16 @@ class EventReader:
 
     def close(self) -> None:
         self.conn.close()
+
+
+def current_files(db_path: Path, remote: str) -> dict[tuple[str, str], FileRow]:
+    """The diff base of `remote`, read without writing anything (empty when there is no state DB yet)."""
+    if not db_path.is_file():
+        return {}
+    conn = open_connection(db_path, read_only=True)
+    try:
+        return select_current_files(conn, remote)
+    except sqlite3.OperationalError as exc:
+        raise MediasyncError(f"cannot read the state DB {db_path}: {exc}") from None
+    finally:
+        conn.close()

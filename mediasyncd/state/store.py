@@ -23,7 +23,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from mediasyncd.state.catalog import Catalog
 from mediasyncd.state.connection import migrate, open_connection
 from mediasyncd.state.events import Event, EventType, NewEvent, file_data, insert_events, select_events
-from mediasyncd.state.lifecycle import LANDED, UNLANDED, FileState, sql_set
+from mediasyncd.state.lifecycle import LANDED, UNLANDED, WAITING, FileState, sql_set
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -68,12 +68,14 @@ class Totals:
 
 @dataclass(frozen=True)
 class LandedFile:
-    """A file renamed into the library: what its `file_synced` event says."""
+    """A file renamed into the library (or `adopted`: found there already, with the remote's SHA-256):
+    what its `file_synced` event says."""
 
     row: FileRow
     sha256: str
     local_path: str
     sync_id: str | None = None
+    adopted: bool = False
 
 
 _COLUMNS = (
@@ -84,6 +86,15 @@ _COLUMNS = (
 
 def _row(r: sqlite3.Row | tuple[Any, ...]) -> FileRow:
     return FileRow(r[0], r[1], r[2], r[3], r[4], r[5], FileState(r[6]), *r[7:])
+
+
+def select_current_files(conn: sqlite3.Connection, remote: str) -> dict[tuple[str, str], FileRow]:
+    """`Store.current_files`, on any connection (a read-only one too)."""
+    rows = conn.execute(
+        f"SELECT {_COLUMNS} FROM files WHERE remote = ? AND current = 1 AND state != ?",
+        (remote, FileState.PURGED),
+    ).fetchall()
+    return {(r[2], r[3]): _row(r) for r in rows}
 
 
 class StateThread:
@@ -260,14 +271,7 @@ class Store(EventLogQueries):
         Purged rows stay out of memory: their remote files are gone, and a remote that grows to
         millions of purged rows must not make each pass slower or the daemon larger."""
 
-        def q() -> dict[tuple[str, str], FileRow]:
-            rows = self.conn.execute(
-                f"SELECT {_COLUMNS} FROM files WHERE remote = ? AND current = 1 AND state != ?",
-                (remote, FileState.PURGED),
-            ).fetchall()
-            return {(r[2], r[3]): _row(r) for r in rows}
-
-        return await self._run(q)
+        return await self._run(lambda: select_current_files(self.conn, remote))
 
     async def get(self, file_id: int) -> FileRow | None:
         def q() -> FileRow | None:
@@ -328,17 +332,19 @@ class Store(EventLogQueries):
         )
 
     async def mark_landed(self, landed: Sequence[LandedFile], also: Sequence[NewEvent] = ()) -> set[int]:
-        """Files renamed into place: their state and their `file_synced` events (and `also`), in one
-        transaction. Returns the ids it landed (a row no longer 'transferring' is left alone)."""
+        """Files renamed into place (or adopted): their state and their `file_synced` events (and `also`),
+        in one transaction. Returns the ids it landed (a row no longer 'transferring', or for an adopted
+        file no longer waiting, is left alone)."""
         now = time.time()
 
         def q(c: sqlite3.Connection) -> set[int]:
             done = []
-            for f in landed:  # only from 'transferring': a file is landed (and announced) once
+            for f in landed:  # only from 'transferring' (or waiting): a file is landed (and announced) once
                 cur = c.execute(
                     "UPDATE files SET state = ?, sha256 = ?, local_path = ?, landing_path = NULL, "
-                    "landed_at = ?, last_error = NULL, next_attempt = NULL WHERE id = ? AND state = ?",
-                    (FileState.LANDED, f.sha256, f.local_path, now, f.row.id, FileState.TRANSFERRING),
+                    "landed_at = ?, last_error = NULL, next_attempt = NULL WHERE id = ? AND state IN "
+                    + (sql_set(WAITING) if f.adopted else sql_set(frozenset({FileState.TRANSFERRING}))),
+                    (FileState.LANDED, f.sha256, f.local_path, now, f.row.id),
                 )
                 if cur.rowcount:
                     done.append(f)
@@ -443,4 +449,6 @@ class Store(EventLogQueries):
 
 def _synced(f: LandedFile) -> NewEvent:
     data = file_data(f.row.id, f.sha256, f.local_path, size=f.row.size, mtime=f.row.mtime)
+    if f.adopted:
+        data["adopted"] = True
     return NewEvent(EventType.FILE_SYNCED, f.row.remote, f.row.rel, f.sync_id, data)

@@ -25,6 +25,14 @@ class Diff:
         return not (self.new or self.retire or self.forget)
 
 
+def pending(known: Index, entry: RemoteEntry) -> bool:
+    """True while this version of the file has not landed (what a watcher settles)."""
+    row = known.get(entry.key)
+    if row is None or row.state in WAITING:
+        return True
+    return not same_version(row.size, row.mtime, entry.size, entry.mtime)
+
+
 def diff(
     known: Index, entries: Iterable[RemoteEntry], busy: Set[int] = frozenset(), *, full: bool = True
 ) -> Diff:

@@ -22,9 +22,9 @@ from mediasyncd.backoff import Backoff
 from mediasyncd.digest import sha256_file
 from mediasyncd.paths import library_rel
 from mediasyncd.progress import RemoteStatus
-from mediasyncd.sources import Key, RemoteEntry, same_version
+from mediasyncd.sources import Key, RemoteEntry
 from mediasyncd.state import WAITING, EventType, FileRow, FileState, LandedFile, NewEvent, Store
-from mediasyncd.transfer.index import diff
+from mediasyncd.transfer.index import diff, pending
 from mediasyncd.units import format_size
 from mediasyncd.watchers.base import Sighting
 
@@ -35,6 +35,7 @@ class Outcome(Enum):
     """What became of a claimed file, as its pass counts it."""
 
     LANDED = auto()
+    ADOPTED = auto()
     FAILED = auto()
     CHANGED = auto()
     PUT_BACK = auto()
@@ -44,6 +45,9 @@ class Outcome(Enum):
 class PassCounts:
     landed: int = 0
     landed_bytes: int = 0
+    adopted: int = 0  # already in the library: recorded without a transfer
+    adopted_bytes: int = 0
+    mismatched: int = 0  # a library copy with the remote's size and mtime but other bytes
     failed: int = 0
     changed: int = 0
     skipped_names: int = 0
@@ -72,13 +76,15 @@ class _Pass:
     outstanding: set[int]
     landed: int = 0
     landed_bytes: int = 0
+    adopted: int = 0
+    adopted_bytes: int = 0
     failed: int = 0
     changed: int = 0
 
     def event(self, remote: str, *, interrupted: bool = False) -> NewEvent:
         data: dict[str, object] = {
             "new": self.new, "landed": self.landed, "landed_bytes": self.landed_bytes,
-            "failed": self.failed, "changed": self.changed,
+            "adopted": self.adopted, "adopted_bytes": self.adopted_bytes, "failed": self.failed, "changed": self.changed,
             "seconds": round(time.monotonic() - self.started, 3),
         }  # fmt: skip
         if interrupted:
@@ -123,10 +129,7 @@ class Ledger:
 
     def pending(self, entry: RemoteEntry) -> bool:
         """True while this version of the file has not landed (what a watcher settles)."""
-        row = self.index.get(entry.key)
-        if row is None or row.state in WAITING:
-            return True
-        return not same_version(row.size, row.mtime, entry.size, entry.mtime)
+        return pending(self.index, entry)
 
     async def admit(self, sighting: Sighting, *, retry_now: bool = False) -> list[FileRow]:
         """Record what the sighting shows (new, changed, vanished files) and claim the complete files
@@ -223,6 +226,48 @@ class Ledger:
                 **one,
             )
 
+    async def adopted(self, items: Sequence[Landed]) -> None:
+        """Files found already in the library with the remote's SHA-256 (no transfer): recorded landed and
+        verified, each with a `file_synced` event marked adopted, in one transaction."""
+        if not items:
+            return
+        files = [
+            LandedFile(i.row, i.sha256, i.local_path, self._pass_of.get(i.row.id), adopted=True)
+            for i in items
+        ]
+        completed = self._resolve([(i.row, Outcome.ADOPTED) for i in items])
+        done = await self.store.mark_landed(files, also=completed)
+        for item in items:
+            row = item.row
+            self.active.discard(row.id)
+            if row.id not in done:
+                continue
+            self.index[row.key] = replace(
+                row, state=FileState.LANDED, sha256=item.sha256, local_path=item.local_path
+            )
+            if row.state == FileState.FAILED:
+                self.status.failed_files = max(0, self.status.failed_files - 1)
+            self.counts.adopted += 1
+            self.counts.adopted_bytes += row.size
+            self.status.landed_files += 1
+            self.status.landed_bytes += row.size
+            self.log.info(
+                "adopted",
+                path=row.rel,
+                local_path=item.local_path,
+                size=row.size,
+                sha256=item.sha256,
+                detail=True,
+            )
+        adopted = [i.row for i in items if i.row.id in done]
+        if adopted:
+            self.log.info(
+                "adopted batch",
+                files=len(adopted),
+                size=format_size(sum(r.size for r in adopted)),
+                summary=True,
+            )
+
     async def failed(self, row: FileRow, error: str) -> None:
         """This file's own failure: counted, retried later with backoff."""
         next_attempt = time.time() + RETRY.delay(row.attempts)
@@ -302,6 +347,9 @@ class Ledger:
             if outcome is Outcome.LANDED:
                 tally.landed += 1
                 tally.landed_bytes += row.size
+            elif outcome is Outcome.ADOPTED:
+                tally.adopted += 1
+                tally.adopted_bytes += row.size
             elif outcome is Outcome.FAILED:
                 tally.failed += 1
             elif outcome is Outcome.CHANGED:
@@ -319,4 +367,4 @@ class Ledger:
 
 def _worth(tally: _Pass) -> bool:
     """A pass that found, transferred or failed nothing records no `sync_complete`."""
-    return bool(tally.new or tally.landed or tally.failed)
+    return bool(tally.new or tally.landed or tally.adopted or tally.failed)

@@ -79,12 +79,15 @@ class Puller:
             self.log.warning("watch = 'agent' is not available in this version; polling instead")
         await self.ledger.load(self.library.root, self.executor)
         while True:
-            started, landed = time.monotonic(), self.ledger.counts.landed
+            started, landed = time.monotonic(), self._landed()
             session = await self._serve(once=False)
-            worked = self.ledger.counts.landed > landed or time.monotonic() - started >= self.healthy_after
+            worked = self._landed() > landed or time.monotonic() - started >= self.healthy_after
             if session is not None and session.passes and worked:
                 self.attempt = 0  # it worked: the next loss is retried soon
             await self._sleep(self._next_delay())
+
+    def _landed(self) -> int:
+        return self.ledger.counts.landed + self.ledger.counts.adopted
 
     async def sync_once(self) -> PassCounts:
         """One pass, then drain: list, transfer everything complete, and return. Raises RemoteError."""

@@ -1,4 +1,7 @@
-"""One connected source, served: watcher -> ready queue -> transfer workers -> verifier -> Ledger.
+"""One connected source, served: watcher -> (adopter ->) ready queue -> transfer workers -> verifier -> Ledger.
+
+A claimed file whose copy is already at its landing path goes to the adopter first (`adopt`); what it
+does not adopt joins the ready queue like any other file.
 
 A session runs until its watcher ends (a one-pass watcher: then the queue drains and the session
 returns) or a RemoteError ends it (the connection is gone); either way, everything still in flight goes
@@ -15,6 +18,8 @@ from mediasyncd.config import RemoteConfig, TransferConfig
 from mediasyncd.errors import RemoteError
 from mediasyncd.progress import RemoteStatus
 from mediasyncd.sources import Source
+from mediasyncd.state import FileRow
+from mediasyncd.transfer.adopt import Adopter, Copy
 from mediasyncd.transfer.budget import SpaceGate
 from mediasyncd.transfer.jobs import Job, plan_jobs
 from mediasyncd.transfer.landing import Library
@@ -52,12 +57,14 @@ class Session:
             remote.name, source, ledger, library=library, transfer=transfer, executor=executor,
             space=space, status=status, wait_for_space=not once,
         )  # fmt: skip
+        self.adopter = Adopter(remote.name, source, library=library, ledger=ledger, executor=executor)
         self.verifier = Verifier(remote.name, library=library, ledger=ledger, executor=executor,
                                  landing_lock=landing_lock)  # fmt: skip
 
     async def run(self) -> None:
         queue: asyncio.Queue[Job] = asyncio.Queue()
         verify: asyncio.Queue[Pulled] = asyncio.Queue()
+        adopt: asyncio.Queue[tuple[FileRow, Copy]] = asyncio.Queue()
         try:
             async with asyncio.TaskGroup() as tg:
                 workers = [
@@ -65,9 +72,11 @@ class Session:
                     for _ in range(self.transfer.concurrency)
                 ]
                 workers.append(tg.create_task(self.verifier.run(self.source, verify)))
+                workers.append(tg.create_task(self.adopter.run(adopt, lambda rows: self._queue(rows, queue))))
                 async for sighting in self.watcher.sightings():
-                    await self._take(sighting, queue)
-                await queue.join()  # a one-pass watcher ended: drain, then stop
+                    await self._take(sighting, queue, adopt)
+                await adopt.join()  # a one-pass watcher ended: drain, then stop
+                await queue.join()
                 await verify.join()
                 for w in workers:
                     w.cancel()
@@ -76,8 +85,36 @@ class Session:
         finally:
             await self.ledger.release_all()
 
-    async def _take(self, sighting: Sighting, queue: asyncio.Queue[Job]) -> None:
-        rows = await self.ledger.admit(sighting, retry_now=self.once)
+    async def _take(
+        self, sighting: Sighting, queue: asyncio.Queue[Job], adopt: asyncio.Queue[tuple[FileRow, Copy]]
+    ) -> None:
+        rows, candidates = await self.adopter.sort(await self.ledger.admit(sighting, retry_now=self.once))
+        for candidate in candidates:
+            adopt.put_nowait(candidate)
+        jobs = self._queue(rows, queue)
+        self.passes += 1
+        self.status.settling = sighting.settling
+        self.status.last_pass_at = time.time()
+        self.status.last_pass_s = sighting.seconds
+        self.status.last_pass_result = "ok"
+        changed = bool(
+            self.ledger.last_new or jobs or candidates or sighting.rejected or sighting.listing.missing_roots
+        )
+        log = self.ledger.log.info if changed else self.ledger.log.debug  # no line per idle poll at info
+        log(
+            "pass",
+            sync_id=sighting.sync_id,
+            listed=len(sighting.entries),
+            new=self.ledger.last_new,
+            queued=self.status.queued,
+            in_library=len(candidates),
+            settling=sighting.settling,
+            method=sighting.listing.method,
+            seconds=round(sighting.seconds, 3),
+        )
+
+    def _queue(self, rows: list[FileRow], queue: asyncio.Queue[Job]) -> list[Job]:
+        """Claimed rows to the transfer workers, as jobs."""
         caps = self.source.caps
         jobs = plan_jobs(
             rows,
@@ -89,24 +126,8 @@ class Session:
         )
         for job in jobs:
             queue.put_nowait(job)
-        self.passes += 1
-        self.status.settling = sighting.settling
         self.status.queued = self.transfers.queued(queue)
-        self.status.last_pass_at = time.time()
-        self.status.last_pass_s = sighting.seconds
-        self.status.last_pass_result = "ok"
-        changed = bool(self.ledger.last_new or jobs or sighting.rejected or sighting.listing.missing_roots)
-        log = self.ledger.log.info if changed else self.ledger.log.debug  # no line per idle poll at info
-        log(
-            "pass",
-            sync_id=sighting.sync_id,
-            listed=len(sighting.entries),
-            new=self.ledger.last_new,
-            queued=self.status.queued,
-            settling=sighting.settling,
-            method=sighting.listing.method,
-            seconds=round(sighting.seconds, 3),
-        )
+        return jobs
 
 
 def _first_remote_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
