@@ -62,6 +62,10 @@ def _parser() -> argparse.ArgumentParser:
         description=f"Validate a config: every problem with its key and line; exit {EXIT_CONFIG} on errors.",
     )
     check.add_argument("path", nargs="?", help="config to check (default: the search order)")
+    check.add_argument(
+        "--service", action="store_true", help="also check that the service user can write every path it must"
+    )
+    check.add_argument("--service-user", default="mediasyncd", metavar="USER", help="(default: mediasyncd)")
     init = csub.add_parser("init", parents=[common], help="write a minimal valid config")
     init.add_argument("path", nargs="?", help="where (default: ~/.config/mediasyncd/config.toml)")
     init.add_argument("--library", default="/srv/media", help="library directory to put in the config")
@@ -260,6 +264,14 @@ def _config(args: argparse.Namespace) -> int:
             problems.append("remotes: no [[remotes]] configured; nothing will be synced")
         for p in problems:
             print(f"warning: {p}", file=sys.stderr)
+        if args.service:
+            from mediasyncd.service_paths import service_problems
+
+            errors = service_problems(config, args.service_user)
+            for e in errors:
+                print(f"error: {e}", file=sys.stderr)
+            if errors:
+                return EXIT_CONFIG
         print(f"{path}: OK ({len(config.remotes)} remote(s))")
         return 0
     target = Path(
