@@ -255,3 +255,19 @@ def test_the_host_is_left_as_it_was(facts: Facts, host_before: tuple[str, list[b
     """After the scenario, the host has no mediasyncd user and none of the installed paths."""
     assert facts
     assert _host_state() == host_before
+
+
+def _first_sh_block(text: str, heading: str) -> list[str]:
+    after = text[text.index(heading) :]
+    block = after[after.index("```sh\n") + len("```sh\n") :]
+    return block[: block.index("```")].splitlines()
+
+
+def test_both_readmes_give_the_same_recipe() -> None:
+    """README.md's systemd section starts with systemd/README.md's install recipe, line for line."""
+    service = _first_sh_block((REPO / "systemd" / "README.md").read_text(), "## Install")
+    readme = _first_sh_block((REPO / "README.md").read_text(), "### As a systemd service")
+    commands = [line.split("#")[0].rstrip() for line in service]
+
+    assert commands[0] == "sudo scripts/install-service"
+    assert [line.split("#")[0].rstrip() for line in readme[: len(service)]] == commands
