@@ -110,6 +110,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     check.add_argument("path", nargs="?", help="config to check (default: the search order)")
     check.add_argument("--connect", action="store_true", help="also reach every remote and check it")
+    check.add_argument(
+        "--service", action="store_true", help="also check that the service user can write every path it must"
+    )
+    check.add_argument("--service-user", default="mediasyncd", metavar="USER", help="(default: mediasyncd)")
     init = csub.add_parser("init", parents=[common], help="write a minimal valid config")
     init.add_argument("path", nargs="?", help="where (default: ~/.config/mediasyncd/config.toml)")
     init.add_argument("--library", default="/srv/media", help="library directory to put in the config")
@@ -375,18 +379,27 @@ def _config(args: argparse.Namespace) -> int:
             return EXIT_CONFIG
         config = load_config(path)
         problems = list(config.warnings)
+        if not args.connect:  # the doctor checks the library and the remotes itself
+            if not config.daemon.library.is_dir():
+                problems.append(
+                    f"daemon.library: {config.daemon.library} does not exist (it is never created)"
+                )
+            if not config.remotes:
+                problems.append("remotes: no [[remotes]] configured; nothing will be synced")
+        for p in problems:
+            print(f"warning: {p}", file=sys.stderr)
+        if getattr(args, "service", False):
+            from mediasyncd.service_paths import service_problems
+
+            errors = service_problems(config, args.service_user)
+            for e in errors:
+                print(f"error: {e}", file=sys.stderr)
+            if errors:
+                return EXIT_CONFIG
         if args.connect:
             from mediasyncd.doctor import run_doctor
 
-            for p in problems:
-                print(f"warning: {p}", file=sys.stderr)
             return asyncio.run(run_doctor(config))
-        if not config.daemon.library.is_dir():
-            problems.append(f"daemon.library: {config.daemon.library} does not exist (it is never created)")
-        if not config.remotes:
-            problems.append("remotes: no [[remotes]] configured; nothing will be synced")
-        for p in problems:
-            print(f"warning: {p}", file=sys.stderr)
         print(f"{path}: OK ({len(config.remotes)} remote(s))")
         return 0
     target = Path(
