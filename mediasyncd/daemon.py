@@ -143,9 +143,9 @@ class Daemon:
         problem = await asyncio.to_thread(library.problem, landed_before)
         if problem is not None:
             log.warning("library unavailable; waiting for it, nothing is transferred", reason=problem)
-            self.notifier.ready(f"waiting for the library: {problem}")
         while problem is not None:
             self.library_problem = problem
+            self.notifier.ready(self._summary())
             for remote in self.config.remotes:
                 self.view.remote(remote.name).paused = problem
             await asyncio.sleep(self.library_check_every)
@@ -249,8 +249,11 @@ class Daemon:
                 self.view.remotes.pop(name, None)
                 log.info("remote removed", remote=name)
         self.config = new
-        if not self.working:  # still waiting for the library: the remotes start with this config
-            log.info("reloaded; waiting for the library", remotes=list(wanted))
+        if (
+            not self.working
+        ):  # still starting (or waiting for the library): the remotes start with this config
+            self.notifier.ready(self._summary())
+            log.info("reloaded before the remotes started", remotes=list(wanted))
             return
         for service in self._services:
             service.reload(new)
@@ -322,6 +325,8 @@ class Daemon:
             await asyncio.sleep(interval)
 
     def _summary(self) -> str:
+        if self.library_problem is not None:
+            return f"waiting for the library: {self.library_problem}"
         return f"syncing {len(self.config.remotes)} remote(s); status on {self.config.daemon.status_listen}"
 
     def _install_signals(self) -> None:
