@@ -164,6 +164,18 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("--stage", default=None)
     rp.add_argument("paths", nargs="*", metavar="PATH")
 
+    for verb, what in (("pause", "take no new files from"), ("resume", "take new files again from")):
+        h = sub.add_parser(
+            verb,
+            parents=[common],
+            help=f"{what} remotes (or hold/release scheduled purges) in the running daemon",
+            description=f"{what.capitalize()} the named remotes (default: all) in the running daemon; with "
+            "--purge, hold or release its scheduled purges instead. Files in flight finish. A pause lasts "
+            "until `resume` or a restart of the daemon.",
+        )
+        h.add_argument("remotes", nargs="*", metavar="REMOTE", help="only these remotes (default: all)")
+        h.add_argument("--purge", action="store_true", help="the purge schedule, not the remotes")
+
     ev = sub.add_parser("events", parents=[common], help="print the event log (read-only, beside the daemon)")
     ev.add_argument("--since", type=int, default=0, metavar="ID", help="only events after this id")
     ev.add_argument("--follow", action="store_true", help="keep printing new events as they come")
@@ -418,6 +430,25 @@ def _config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _hold(args: argparse.Namespace) -> int:
+    from mediasyncd.daemon_client import DaemonClient, hold_via_daemon
+
+    config = _require_config(args)
+    unknown = set(args.remotes) - {r.name for r in config.remotes}
+    if unknown:
+        print(f"mediasyncd: unknown remote(s): {', '.join(sorted(unknown))}", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.purge and args.remotes:
+        print(f"mediasyncd {args.command}: --purge takes no remotes", file=sys.stderr)
+        return 2
+    client = DaemonClient.running(config)
+    if client is None:
+        print(f"mediasyncd: no daemon running; `{args.command}` acts on a running daemon", file=sys.stderr)
+        return 3
+    names = None if args.purge else (args.remotes or [r.name for r in config.remotes])
+    return hold_via_daemon(client, names, held=args.command == "pause")
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": _run,
     "sync": _sync,
@@ -430,4 +461,6 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "purge": _purge,
     "reprocess": _reprocess,
     "events": _events,
+    "pause": _hold,
+    "resume": _hold,
 }

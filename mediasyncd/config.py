@@ -58,6 +58,7 @@ class DaemonConfig:
     status_token: str | None = None
     library_min_free: int = 1 << 30
     event_retention: float = 30 * 86400.0
+    metrics_public: bool = False  # /metrics without the token (for a scraper on a trusted network)
 
     @property
     def status_host(self) -> str:
@@ -258,7 +259,17 @@ def _build(r: Reader, data: Mapping[str, Any], path: Path | None) -> Config | No
 def _daemon(r: Reader, t: Mapping[str, Any]) -> DaemonConfig | None:
     p = "daemon"
     r.check_keys(
-        t, p, {"library", "state_dir", "status_listen", "status_token", "library_min_free", "event_retention"}
+        t,
+        p,
+        {
+            "library",
+            "state_dir",
+            "status_listen",
+            "status_token",
+            "library_min_free",
+            "event_retention",
+            "metrics_public",
+        },
     )
     library = r.require(t, "library", p, as_path)
     state_dir = r.get(t, "state_dir", p, as_path, Path("/var/lib/mediasyncd"))
@@ -266,13 +277,14 @@ def _daemon(r: Reader, t: Mapping[str, Any]) -> DaemonConfig | None:
     token = r.get(t, "status_token", p, as_nonempty_str, None)
     min_free = r.get(t, "library_min_free", p, parse_size, 1 << 30)
     retention = r.get(t, "event_retention", p, parse_duration, 30 * 86400.0)
+    metrics_public = r.get(t, "metrics_public", p, as_bool, False)
     if library is not None and not library.is_absolute():
         r.problem(f"{p}.library", f"must be an absolute path, got {str(library)!r}")
     if not is_loopback(listen.rsplit(":", 1)[0].strip("[]")) and not token:
         r.problem(f"{p}.status_listen", "a non-loopback address requires daemon.status_token")
     if library is None:
         return None
-    return DaemonConfig(library, state_dir, listen, token, min_free, retention)
+    return DaemonConfig(library, state_dir, listen, token, min_free, retention, metrics_public)
 
 
 def _transfer(r: Reader, t: Mapping[str, Any]) -> TransferConfig:

@@ -7,20 +7,48 @@ what they offer (`wake`, `status`; `purge`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from mediasyncd.config import Config
+import structlog
+
+from mediasyncd.config import Config, RemoteConfig
 from mediasyncd.errors import MediasyncError
 from mediasyncd.jobs import Job, Jobs
-from mediasyncd.progress import iso
+from mediasyncd.progress import StatusView, iso
 from mediasyncd.purge.commands import render
 from mediasyncd.purge.runner import RunOptions, RunReport
 from mediasyncd.purge.scheduler import PurgeScheduler
+from mediasyncd.state import EventType, Store
 from mediasyncd.transfer.puller import Puller
 
 SYNC_WAIT = 120.0  # seconds a sync job waits for the pass it asked for
+SECRET_KEYS = frozenset({"password", "passphrase", "token", "secret"})
+
+log = structlog.get_logger("mediasyncd.control")
+
+
+def remote_settings(remote: RemoteConfig) -> dict[str, Any]:
+    """A remote's settings as JSON: paths as strings, no field that could hold a secret."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(remote):
+        if any(word in f.name for word in SECRET_KEYS):
+            continue
+        out[f.name] = _plain(getattr(remote, f.name))
+    return out
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
 
 
 class DaemonControl:
@@ -29,17 +57,71 @@ class DaemonControl:
         config: Callable[[], Config],
         pullers: Callable[[], Mapping[str, Puller]],
         scheduler: Callable[[], PurgeScheduler | None],
+        view: StatusView,
+        store: Store,
     ) -> None:
         self._config = config
         self._pullers = pullers
         self._scheduler = scheduler
+        self._view = view
+        self._store = store
         self.jobs = Jobs()
 
     def remote_names(self) -> list[str]:
         return [r.name for r in self._config().remotes]
 
+    def remotes(self) -> list[dict[str, Any]]:
+        """What /status says of each remote, plus its settings (secrets never shown)."""
+        return [
+            self._view.remote(r.name).snapshot() | {"config": remote_settings(r)}
+            for r in self._config().remotes
+        ]
+
     def job(self, job_id: str) -> Job | None:
         return self.jobs.get(job_id)
+
+    def jobs_list(self) -> list[Job]:
+        return self.jobs.all()
+
+    def cancel(self, job_id: str) -> Job | None:
+        return self.jobs.cancel(job_id)
+
+    def hold(self, name: str | None, held: bool) -> dict[str, Any]:
+        """Pause (`held`) or resume a remote (`name`), or the purge schedule (None)."""
+        if name is None:
+            scheduler = self._scheduler()
+            if scheduler is None:
+                raise MediasyncError("the purge scheduler is not running")
+            scheduler.held = held
+            log.info("scheduled purges held" if held else "scheduled purges released")
+            return {"remote": None, "held": held}
+        self._view.remote(name).held = held
+        log.info("remote held; no new files are taken" if held else "remote released", remote=name)
+        puller = self._pullers().get(name)
+        if puller is not None and not held:
+            puller.wake()  # take what waited at once
+        return {"remote": name, "held": held}
+
+    def event_types(self) -> list[str]:
+        return [t.value for t in EventType]
+
+    async def events(self, since: int, types: list[str], wait: float, limit: int) -> list[dict[str, Any]]:
+        """The events after `since`, waiting up to `wait` seconds for the first (long poll)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        follower = self._store.follow()
+        try:
+            while True:
+                follower.clear()
+                found = await self._store.events(since, types, limit)
+                left = deadline - loop.time()
+                if found or left <= 0:
+                    return [e.envelope() for e in found]
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(left):
+                        await follower.wait()
+        finally:
+            self._store.unfollow(follower)
 
     def sync(self, name: str) -> Job:
         """A pass of `name` now; the job ends when that pass has been made."""

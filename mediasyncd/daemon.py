@@ -21,10 +21,11 @@ import structlog
 
 from mediasyncd import __version__, discovery
 from mediasyncd.backoff import Backoff
-from mediasyncd.config import Config, PurgeConfig, RemoteConfig, TransferConfig, load_config
+from mediasyncd.config import Config, PurgeConfig, RemoteConfig, TransferConfig, is_loopback, load_config
 from mediasyncd.control import DaemonControl
 from mediasyncd.errors import ConfigError, StartupError
 from mediasyncd.lock import StateLock
+from mediasyncd.metrics import metrics_handler
 from mediasyncd.progress import StatusView
 from mediasyncd.purge.scheduler import PurgeScheduler
 from mediasyncd.sdnotify import Notifier
@@ -92,9 +93,18 @@ class Daemon:
             lambda: self.config,
             lambda: {name: running.puller for name, running in self._pullers.items()},
             lambda: next((s for s in self._services if isinstance(s, PurgeScheduler)), None),
+            self.view,
+            store,
         )
         self._control = control
-        app = make_app(self.view, cfg.status_token, control)
+        app = make_app(
+            self.view,
+            cfg.status_token,
+            control,
+            loopback_bind=is_loopback(cfg.status_host),
+            metrics=metrics_handler(self.view),
+            metrics_public=cfg.metrics_public,
+        )
         try:
             runner = await start_server(app, cfg.status_host, cfg.status_port)
         except OSError as exc:

@@ -104,3 +104,22 @@ def purge_via_daemon(
     except (MediasyncError, aiohttp.ClientError, OSError, TimeoutError) as exc:
         print(f"mediasyncd: purge through the running daemon at {client.url} failed: {exc}", file=sys.stderr)
         return 1
+
+
+def hold_via_daemon(client: DaemonClient, names: list[str] | None, *, held: bool) -> int:
+    """Pause (`held`) or resume each remote of `names`, or the purge schedule (None); one line each."""
+    verb = "pause" if held else "resume"
+    paths = [f"/api/v1/purge/{verb}"] if names is None else [f"/api/v1/remotes/{n}/{verb}" for n in names]
+
+    async def ask() -> list[dict[str, Any]]:
+        return [await client.post(path, {}) for path in paths]
+
+    try:
+        answers = asyncio.run(ask())
+    except (aiohttp.ClientError, TimeoutError, OSError, MediasyncError) as exc:
+        print(f"mediasyncd: {verb} through the running daemon at {client.url} failed: {exc}", file=sys.stderr)
+        return 1
+    for answer in answers:
+        what = answer["remote"] or "scheduled purges"
+        print(f"{what}: {'paused' if answer['held'] else 'resumed'}")
+    return 0

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 RemoteState = Literal["connecting", "connected", "backoff", "error"]
+HELD = "paused by the operator (mediasyncd resume REMOTE)"
 
 
 def iso(ts: float | None) -> str | None:
@@ -54,6 +55,7 @@ class RemoteStatus:
     settling: int = 0
     queued: int = 0
     paused: str | None = None
+    held: bool = False  # paused by the operator (API, `mediasyncd pause`): no new files are taken
     capabilities: str | None = None
     landed_files: int = 0
     landed_bytes: int = 0
@@ -76,7 +78,8 @@ class RemoteStatus:
             "landed_bytes": self.landed_bytes,
             "failed_files": self.failed_files,
             "skipped_names": self.skipped_names,
-            "paused": self.paused,
+            "paused": self.paused or (HELD if self.held else None),
+            "held": self.held,
             "capabilities": self.capabilities,
         }
 

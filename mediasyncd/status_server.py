@@ -2,20 +2,19 @@
 `Control`, the control API (`api`).
 
 It only reads the StatusView; it owns no state. Binding to a non-loopback address requires a token
-(checked by config validation), sent as `Authorization: Bearer <token>` or `?token=`.
+(checked by config validation), sent as `Authorization: Bearer <token>`, the session cookie or `?token=`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 from collections.abc import Awaitable, Callable
 
 from aiohttp import WSMsgType, web
-from aiohttp.typedefs import Middleware
 
-from mediasyncd.api import Control, add_routes, loopback_guard
+from mediasyncd.api import CONTROL_KEY, TOKEN_KEY, Control, add_routes, guard
+from mediasyncd.api.errors import json_errors
 from mediasyncd.progress import StatusView
 
 WS_INTERVAL = 0.25  # seconds between WebSocket pushes (at most 4 per second)
@@ -24,31 +23,32 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 VIEW_KEY = web.AppKey("view", StatusView)
 
 
-def make_app(view: StatusView, token: str | None = None, control: Control | None = None) -> web.Application:
-    """Without a token (a loopback bind, as config validation ensures), requests are held to loopback
-    names and same-site JSON; with one, every route but /healthz needs it."""
-    app = web.Application(middlewares=[_auth(token)] if token else [loopback_guard()])
+def make_app(
+    view: StatusView,
+    token: str | None = None,
+    control: Control | None = None,
+    *,
+    loopback_bind: bool = True,
+    metrics: Handler | None = None,
+    metrics_public: bool = False,
+) -> web.Application:
+    """Every request passes the guard (api.guard): loopback Host names on a loopback bind, same-site JSON
+    for state changes, and the token (when set) everywhere but /healthz."""
+    app = web.Application(
+        middlewares=[json_errors(), guard(token, loopback_bind=loopback_bind, metrics_public=metrics_public)]
+    )
     app[VIEW_KEY] = view
     app.router.add_get("/status", status)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/ws", websocket)
+    if metrics is not None:
+        app.router.add_get("/metrics", metrics)
     if control is not None:
-        add_routes(app, control)
+        app[CONTROL_KEY] = control
+        if token is not None:
+            app[TOKEN_KEY] = token
+        add_routes(app)
     return app
-
-
-def _auth(token: str) -> Middleware:
-    @web.middleware
-    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path == "/healthz":
-            return await handler(request)
-        given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-        given = given or request.query.get("token", "")
-        if not hmac.compare_digest(given.encode(), token.encode()):
-            return web.json_response({"error": "missing or wrong token"}, status=401)
-        return await handler(request)
-
-    return middleware
 
 
 async def status(request: web.Request) -> web.Response:

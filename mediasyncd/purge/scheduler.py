@@ -52,6 +52,7 @@ class PurgeScheduler:
         self._schedules: dict[str, str] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._last: dict[str, RunRecord] = {}
+        self.held = False  # scheduled runs are skipped (POST /api/v1/purge/pause, `mediasyncd pause --purge`)
         view.sections["purge"] = self.snapshot
 
     async def run(self) -> None:
@@ -110,11 +111,14 @@ class PurgeScheduler:
 
     def snapshot(self) -> dict[str, Any]:
         """The `purge` object of /status: per remote, the next scheduled run and the last run's result."""
-        return {"remotes": [self._remote_snapshot(r) for r in self.config.remotes]}
+        return {"held": self.held, "remotes": [self._remote_snapshot(r) for r in self.config.remotes]}
 
     # ------------------------------------------------------------------------------------ internals
 
     async def _job(self, name: str) -> None:
+        if self.held:
+            log.info("scheduled purge held; not run", remote=name)
+            return
         await self.run_now(name, source="schedule")
 
     def _remote(self, name: str) -> RemoteConfig | None:

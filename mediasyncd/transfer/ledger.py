@@ -150,7 +150,7 @@ class Ledger:
         now = time.time()
         claimed: list[FileRow] = []
         for e in sighting.entries:
-            if e.key not in sighting.ready:
+            if e.key not in sighting.ready or self.status.held:  # held: recorded, taken after a resume
                 continue
             row = self.index[e.key]
             if row.state not in WAITING or row.id in self.active:

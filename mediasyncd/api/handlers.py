@@ -1,0 +1,240 @@
+"""The control API's handlers (SPEC §3.12). Each reads its input, asks the daemon's `Control`, and answers
+JSON; what a route is, its parameters and answers live in `routes.py` (which the OpenAPI document is
+made from)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any, Protocol
+
+from aiohttp import web
+
+from mediasyncd.api.errors import error
+from mediasyncd.api.guard import COOKIE, tokens_equal
+from mediasyncd.jobs import Job
+
+PURGE_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "remote": (str, type(None)),
+    "dry_run": bool,
+    "include_deleted_locally": bool,
+    "local_only": bool,
+}
+EVENTS_LIMIT = 1000
+LONG_POLL_MAX = 60.0
+
+
+class Control(Protocol):
+    """What the daemon lets the API do."""
+
+    def remote_names(self) -> list[str]: ...
+
+    def remotes(self) -> list[dict[str, Any]]: ...
+
+    def sync(self, name: str) -> Job: ...
+
+    def purge(
+        self, remote: str | None, *, dry_run: bool, include_deleted_locally: bool, local_only: bool
+    ) -> Job: ...
+
+    def job(self, job_id: str) -> Job | None: ...
+
+    def jobs_list(self) -> list[Job]: ...
+
+    def cancel(self, job_id: str) -> Job | None: ...
+
+    def hold(self, name: str | None, held: bool) -> dict[str, Any]: ...
+
+    async def events(self, since: int, types: list[str], wait: float, limit: int) -> list[dict[str, Any]]: ...
+
+    def event_types(self) -> list[str]: ...
+
+
+CONTROL_KEY = web.AppKey("control", Control)
+TOKEN_KEY = web.AppKey("token", str)
+
+
+def _control(request: web.Request) -> Control:
+    return request.app[CONTROL_KEY]
+
+
+def _remote_name(request: web.Request) -> str | web.Response:
+    name = request.match_info["name"]
+    if name not in _control(request).remote_names():
+        return error(404, f"no remote named {name!r}", "name")
+    return name
+
+
+async def list_remotes(request: web.Request) -> web.Response:
+    return web.json_response({"remotes": _control(request).remotes()})
+
+
+async def get_remote(request: web.Request) -> web.Response:
+    name = _remote_name(request)
+    if isinstance(name, web.Response):
+        return name
+    [remote] = [r for r in _control(request).remotes() if r["name"] == name]
+    return web.json_response({"remote": remote})
+
+
+async def sync_remote(request: web.Request) -> web.Response:
+    name = _remote_name(request)
+    if isinstance(name, web.Response):
+        return name
+    return web.json_response({"job": _control(request).sync(name).snapshot()}, status=202)
+
+
+async def pause_remote(request: web.Request) -> web.Response:
+    return await _hold_remote(request, held=True)
+
+
+async def resume_remote(request: web.Request) -> web.Response:
+    return await _hold_remote(request, held=False)
+
+
+async def _hold_remote(request: web.Request, *, held: bool) -> web.Response:
+    name = _remote_name(request)
+    if isinstance(name, web.Response):
+        return name
+    return web.json_response(_control(request).hold(name, held))
+
+
+async def pause_purge(request: web.Request) -> web.Response:
+    return web.json_response(_control(request).hold(None, True))
+
+
+async def resume_purge(request: web.Request) -> web.Response:
+    return web.json_response(_control(request).hold(None, False))
+
+
+async def purge(request: web.Request) -> web.Response:
+    control = _control(request)
+    body = await _json_body(request)
+    if isinstance(body, web.Response):
+        return body
+    for key, value in body.items():
+        kinds = PURGE_FIELDS.get(key)
+        if kinds is None:
+            return error(400, f"unknown field {key!r}; known: {', '.join(PURGE_FIELDS)}", key)
+        if not isinstance(value, kinds):
+            return error(400, f"{key} has the wrong type ({type(value).__name__})", key)
+    remote = body.get("remote")
+    if remote is not None and remote not in control.remote_names():
+        return error(404, f"no remote named {remote!r}", "remote")
+    job = control.purge(
+        remote,
+        dry_run=body.get("dry_run", True),
+        include_deleted_locally=body.get("include_deleted_locally", False),
+        local_only=body.get("local_only", False),
+    )
+    return web.json_response({"job": job.snapshot()}, status=202)
+
+
+async def list_jobs(request: web.Request) -> web.Response:
+    return web.json_response({"jobs": [j.snapshot() for j in reversed(_control(request).jobs_list())]})
+
+
+async def get_job(request: web.Request) -> web.Response:
+    job = _control(request).job(request.match_info["id"])
+    if job is None:
+        return error(404, f"no job {request.match_info['id']!r}", "id")
+    return web.json_response({"job": job.snapshot()})
+
+
+async def cancel_job(request: web.Request) -> web.Response:
+    job = _control(request).cancel(request.match_info["id"])
+    if job is None:
+        return error(404, f"no job {request.match_info['id']!r}", "id")
+    if job.task is not None and not job.finished:
+        await asyncio.wait({job.task}, timeout=5)  # a purge stops between batches
+    return web.json_response({"job": job.snapshot()})
+
+
+async def events(request: web.Request) -> web.Response:
+    """Long poll on the event log: the events after `since` (exclusive), or wait up to `timeout` seconds
+    for one; a client that reconnects with the last id it saw misses nothing."""
+    control = _control(request)
+    since = _int_param(request, "since", 0, minimum=0)
+    if isinstance(since, web.Response):
+        return since
+    wait = _float_param(request, "timeout", 30.0, minimum=0.0, maximum=LONG_POLL_MAX)
+    if isinstance(wait, web.Response):
+        return wait
+    limit = _int_param(request, "limit", EVENTS_LIMIT, minimum=1, maximum=EVENTS_LIMIT)
+    if isinstance(limit, web.Response):
+        return limit
+    types = [t for part in request.query.getall("types", []) for t in part.split(",") if t]
+    unknown = sorted(set(types) - set(control.event_types()))
+    if unknown:
+        known = ", ".join(control.event_types())
+        return error(400, f"unknown event type(s) {', '.join(unknown)}; known: {known}", "types")
+    found = await control.events(since, types, wait, limit)
+    last = found[-1]["id"] if found else since
+    return web.json_response({"events": found, "last_id": last})
+
+
+async def login(request: web.Request) -> web.Response:
+    """Trade the token for an HttpOnly, SameSite=Strict session cookie (the dashboard's images and
+    WebSockets carry it)."""
+    token = request.app.get(TOKEN_KEY)
+    body = await _json_body(request)
+    if isinstance(body, web.Response):
+        return body
+    given = body.get("token")
+    if not isinstance(given, str):
+        return error(400, "token must be a string", "token")
+    if token is None:
+        return error(400, "this daemon has no status_token; there is nothing to log in to", "token")
+    if not tokens_equal(given, token):
+        return error(401, "wrong token", "token")
+    response = web.json_response({"ok": True})
+    response.set_cookie(COOKIE, given, httponly=True, samesite="Strict", path="/")
+    return response
+
+
+async def openapi(request: web.Request) -> web.Response:
+    from mediasyncd.api.routes import document
+
+    return web.json_response(document())
+
+
+def _int_param(
+    request: web.Request, name: str, default: int, *, minimum: int, maximum: int | None = None
+) -> int | web.Response:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        return error(400, f"{name} must be a whole number, got {raw!r}", name)
+    if value < minimum or (maximum is not None and value > maximum):
+        return error(400, f"{name} must be between {minimum} and {maximum or 'any'}, got {value}", name)
+    return value
+
+
+def _float_param(
+    request: web.Request, name: str, default: float, *, minimum: float, maximum: float
+) -> float | web.Response:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        return error(400, f"{name} must be a number of seconds, got {raw!r}", name)
+    if not minimum <= value <= maximum:
+        return error(400, f"{name} must be between {minimum:g} and {maximum:g}, got {raw}", name)
+    return value
+
+
+async def _json_body(request: web.Request) -> dict[str, Any] | web.Response:
+    if request.content_type != "application/json":
+        return error(415, "the body must be JSON (Content-Type: application/json)", "Content-Type")
+    try:
+        body = json.loads(await request.text() or "{}")
+    except ValueError as exc:
+        return error(400, f"the body is not valid JSON: {exc}", None)
+    if not isinstance(body, dict):
+        return error(400, "the body must be a JSON object", None)
+    return body

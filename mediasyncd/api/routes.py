@@ -1,0 +1,298 @@
+"""Every route of the status server, once: the server is wired from this table and the OpenAPI 3 document
+(`GET /api/v1/openapi.json`) is made from it, so the two cannot disagree."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from mediasyncd import __version__
+from mediasyncd.api import handlers as h
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Schema = dict[str, Any]
+
+ERROR: Schema = {
+    "type": "object",
+    "required": ["error", "field"],
+    "properties": {"error": {"type": "string"}, "field": {"type": ["string", "null"]}},
+}
+TIME: Schema = {"type": ["string", "null"], "description": "UTC, ISO 8601"}
+JOB: Schema = {
+    "type": "object",
+    "required": [
+        "id",
+        "kind",
+        "state",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "progress",
+        "result",
+        "error",
+    ],
+    "properties": {
+        "id": {"type": "string"},
+        "kind": {"enum": ["sync", "purge", "workflow"]},
+        "state": {"enum": ["queued", "running", "done", "failed", "cancelled"]},
+        "created_at": TIME,
+        "started_at": TIME,
+        "finished_at": TIME,
+        "progress": {"type": "object"},
+        "result": {"type": "object"},
+        "error": {"type": ["string", "null"]},
+    },
+}
+REMOTE: Schema = {
+    "type": "object",
+    "required": ["name", "state", "paused", "held", "config"],
+    "properties": {
+        "name": {"type": "string"},
+        "state": {"enum": ["connecting", "connected", "backoff", "error"]},
+        "paused": {"type": ["string", "null"], "description": "why nothing is taken now, if so"},
+        "held": {"type": "boolean", "description": "paused through the API or `mediasyncd pause`"},
+        "config": {"type": "object", "description": "the remote's settings (no secrets)"},
+    },
+}
+EVENT: Schema = {
+    "type": "object",
+    "required": ["id", "type", "time", "remote", "path", "sync_id", "data"],
+    "properties": {
+        "id": {"type": "integer"},
+        "type": {"type": "string"},
+        "time": {"type": "string"},
+        "remote": {"type": ["string", "null"]},
+        "path": {"type": ["string", "null"]},
+        "sync_id": {"type": ["string", "null"]},
+        "data": {"type": "object"},
+    },
+}
+HOLD: Schema = {
+    "type": "object",
+    "required": ["held"],
+    "properties": {"remote": {"type": ["string", "null"]}, "held": {"type": "boolean"}},
+}
+
+
+def obj(**properties: Schema) -> Schema:
+    return {"type": "object", "required": list(properties), "properties": properties}
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    where: str  # "path" or "query"
+    schema: Schema
+    description: str = ""
+
+    def spec(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "in": self.where,
+            "required": self.where == "path",
+            "schema": self.schema,
+            "description": self.description,
+        }
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    responses: dict[int, tuple[str, Schema]]
+    params: Sequence[Param] = ()
+    body: Schema | None = None
+    tags: Sequence[str] = field(default=())
+
+
+NAME = Param("name", "path", {"type": "string"}, "the remote's name")
+JOB_ID = Param("id", "path", {"type": "string"}, "the job's id")
+NO_REMOTE = (404, ("no such remote", ERROR))
+BAD = (400, ("a parameter or field is wrong (`field` names it)", ERROR))
+
+ROUTES: tuple[Route, ...] = (
+    Route(
+        "GET",
+        "/api/v1/remotes",
+        h.list_remotes,
+        "every remote: what /status says of it, and its config",
+        {200: ("the remotes", obj(remotes={"type": "array", "items": REMOTE}))},
+    ),
+    Route(
+        "GET",
+        "/api/v1/remotes/{name}",
+        h.get_remote,
+        "one remote",
+        {200: ("the remote", obj(remote=REMOTE)), 404: NO_REMOTE[1]},
+        [NAME],
+    ),
+    Route(
+        "POST",
+        "/api/v1/remotes/{name}/sync",
+        h.sync_remote,
+        "a pass of this remote now",
+        {202: ("the job, done when that pass has been made", obj(job=JOB)), 404: NO_REMOTE[1]},
+        [NAME],
+        body={"type": "object"},
+    ),
+    Route(
+        "POST",
+        "/api/v1/remotes/{name}/pause",
+        h.pause_remote,
+        "take no new files from this remote (transfers in flight finish)",
+        {200: ("held", HOLD), 404: NO_REMOTE[1]},
+        [NAME],
+        body={"type": "object"},
+    ),
+    Route(
+        "POST",
+        "/api/v1/remotes/{name}/resume",
+        h.resume_remote,
+        "take new files again",
+        {200: ("released", HOLD), 404: NO_REMOTE[1]},
+        [NAME],
+        body={"type": "object"},
+    ),
+    Route(
+        "POST",
+        "/api/v1/purge",
+        h.purge,
+        "a purge now (a dry run unless dry_run is false)",
+        {
+            202: ("the job; its result holds the plan or what was done", obj(job=JOB)),
+            400: BAD[1],
+            404: NO_REMOTE[1],
+        },
+        body={
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "remote": {"type": ["string", "null"]},
+                "dry_run": {"type": "boolean"},
+                "include_deleted_locally": {"type": "boolean"},
+                "local_only": {"type": "boolean"},
+            },
+        },
+    ),
+    Route(
+        "POST",
+        "/api/v1/purge/pause",
+        h.pause_purge,
+        "hold scheduled purges",
+        {200: ("held", HOLD)},
+        body={"type": "object"},
+    ),
+    Route(
+        "POST",
+        "/api/v1/purge/resume",
+        h.resume_purge,
+        "let scheduled purges run again",
+        {200: ("released", HOLD)},
+        body={"type": "object"},
+    ),
+    Route(
+        "GET",
+        "/api/v1/jobs",
+        h.list_jobs,
+        "the jobs, newest first",
+        {200: ("the jobs", obj(jobs={"type": "array", "items": JOB}))},
+    ),
+    Route(
+        "GET",
+        "/api/v1/jobs/{id}",
+        h.get_job,
+        "one job",
+        {200: ("the job", obj(job=JOB)), 404: ("no such job", ERROR)},
+        [JOB_ID],
+    ),
+    Route(
+        "POST",
+        "/api/v1/jobs/{id}/cancel",
+        h.cancel_job,
+        "cancel a job (a purge stops between batches)",
+        {200: ("the job as it ended", obj(job=JOB)), 404: ("no such job", ERROR)},
+        [JOB_ID],
+        body={"type": "object"},
+    ),
+    Route(
+        "GET",
+        "/api/v1/events",
+        h.events,
+        "long poll on the event log: events after `since`",
+        {
+            200: (
+                "the events (empty when `timeout` passed first) and the id to ask after next",
+                obj(events={"type": "array", "items": EVENT}, last_id={"type": "integer"}),
+            ),
+            400: BAD[1],
+        },
+        [
+            Param(
+                "since", "query", {"type": "integer", "minimum": 0}, "only events after this id (exclusive)"
+            ),
+            Param("types", "query", {"type": "string"}, "comma-separated event types"),
+            Param(
+                "timeout",
+                "query",
+                {"type": "number", "minimum": 0, "maximum": h.LONG_POLL_MAX},
+                "seconds to wait for one",
+            ),
+            Param("limit", "query", {"type": "integer", "minimum": 1, "maximum": h.EVENTS_LIMIT}),
+        ],
+    ),
+    Route(
+        "POST",
+        "/api/v1/login",
+        h.login,
+        "trade the token for a session cookie",
+        {200: ("the cookie is set", obj(ok={"type": "boolean"})), 400: BAD[1], 401: ("wrong token", ERROR)},
+        body=obj(token={"type": "string"}),
+    ),
+    Route(
+        "GET", "/api/v1/openapi.json", h.openapi, "this document", {200: ("OpenAPI 3.1", {"type": "object"})}
+    ),
+)
+
+
+def add_routes(app: web.Application, routes: Sequence[Route] = ROUTES) -> None:
+    for route in routes:
+        app.router.add_route(route.method, route.path, route.handler)
+
+
+def document(routes: Sequence[Route] = ROUTES) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of `routes` (pure)."""
+    paths: dict[str, dict[str, Any]] = {}
+    for r in routes:
+        operation: dict[str, Any] = {
+            "summary": r.summary,
+            "operationId": r.handler.__name__,
+            "responses": {
+                str(code): {"description": text, "content": {"application/json": {"schema": schema}}}
+                for code, (text, schema) in sorted(r.responses.items())
+            },
+        }
+        if r.params:
+            operation["parameters"] = [p.spec() for p in r.params]
+        if r.body is not None:
+            operation["requestBody"] = {
+                "required": False,
+                "content": {"application/json": {"schema": r.body}},
+            }
+        paths.setdefault(r.path, {})[r.method.lower()] = operation
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "mediasyncd control API", "version": __version__},
+        "components": {
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "cookie": {"type": "apiKey", "in": "cookie", "name": "mediasyncd_session"},
+            }
+        },
+        "security": [{"bearer": []}, {"cookie": []}, {}],
+        "paths": paths,
+    }

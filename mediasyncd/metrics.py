@@ -1,0 +1,100 @@
+"""`GET /metrics`: the Prometheus exposition, made by prometheus-client from the StatusView at scrape time.
+
+The numbers are the ones /status shows, read when Prometheus asks: nothing is counted twice and a scrape
+costs one snapshot. Names follow Prometheus conventions (`mediasyncd_…_total`, `_seconds`, `_bytes`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from mediasyncd.progress import StatusView
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class StatusCollector(Collector):
+    def __init__(self, view: StatusView) -> None:
+        self.view = view
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(families(self.view.snapshot()))
+
+
+def families(snapshot: dict[str, Any]) -> list[Metric]:
+    """Metric families from a /status snapshot (pure)."""
+    info = InfoMetricFamily("mediasyncd", "the running daemon")
+    info.add_metric([], {"version": str(snapshot["version"])})
+    uptime = GaugeMetricFamily("mediasyncd_uptime_seconds", "seconds since the daemon started")
+    uptime.add_metric([], float(snapshot["uptime_s"]))
+    labels = ["remote"]
+    landed = CounterMetricFamily("mediasyncd_landed_files", "files landed and verified", labels=labels)
+    landed_bytes = CounterMetricFamily("mediasyncd_landed_bytes", "bytes landed and verified", labels=labels)
+    failed = GaugeMetricFamily("mediasyncd_failed_files", "files whose last transfer failed", labels=labels)
+    up = GaugeMetricFamily("mediasyncd_remote_up", "1 while the remote is connected", labels=labels)
+    held = GaugeMetricFamily("mediasyncd_remote_held", "1 while the operator holds the remote", labels=labels)
+    queue = GaugeMetricFamily("mediasyncd_queue_files", "files waiting, by state", labels=["remote", "state"])
+    last_pass = GaugeMetricFamily(
+        "mediasyncd_last_pass_duration_seconds", "how long the last pass took", labels=labels
+    )
+    skipped = CounterMetricFamily(
+        "mediasyncd_skipped_names", "remote files skipped for an unsafe name", labels=labels
+    )
+    for r in snapshot["remotes"]:
+        name = [r["name"]]
+        landed.add_metric(name, r["landed_files"])
+        landed_bytes.add_metric(name, r["landed_bytes"])
+        failed.add_metric(name, r["failed_files"])
+        up.add_metric(name, 1.0 if r["state"] == "connected" else 0.0)
+        held.add_metric(name, 1.0 if r.get("held") else 0.0)
+        queue.add_metric([r["name"], "settling"], r["settling"])
+        queue.add_metric([r["name"], "queued"], r["queued"])
+        queue.add_metric([r["name"], "in_flight"], len(r["in_flight"]))
+        if r["last_pass_s"] is not None:
+            last_pass.add_metric(name, r["last_pass_s"])
+        skipped.add_metric(name, r["skipped_names"])
+    out: list[Metric] = [info, uptime, landed, landed_bytes, failed, up, held, queue, last_pass, skipped]
+    library = snapshot.get("library")
+    if library is not None:
+        available = GaugeMetricFamily("mediasyncd_library_available", "1 while the library can be written")
+        available.add_metric([], 1.0 if library["available"] else 0.0)
+        out.append(available)
+    purge = snapshot.get("purge")
+    if purge is not None:
+        out += _purge_families(purge)
+    return out
+
+
+def _purge_families(purge: dict[str, Any]) -> list[Metric]:
+    deleted = GaugeMetricFamily(
+        "mediasyncd_purge_last_deleted_files", "files the last purge run deleted", labels=["remote"]
+    )
+    freed = GaugeMetricFamily(
+        "mediasyncd_purge_last_freed_bytes", "bytes the last purge run freed on the remote", labels=["remote"]
+    )
+    held = GaugeMetricFamily("mediasyncd_purge_held", "1 while scheduled purges are held")
+    held.add_metric([], 1.0 if purge.get("held") else 0.0)
+    for r in purge["remotes"]:
+        last = r.get("last_run") or {}
+        if last:
+            deleted.add_metric([r["name"]], last.get("deleted_files") or 0)
+            freed.add_metric([r["name"]], last.get("freed_bytes") or 0)
+    return [deleted, freed, held]
+
+
+def metrics_handler(view: StatusView) -> Handler:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(StatusCollector(view))
+
+    async def metrics(request: web.Request) -> web.Response:
+        body = generate_latest(registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+
+    return metrics

@@ -1,0 +1,203 @@
+"""The rest of the control API (SPEC §3.12) against the real daemon and sshd: remotes, pause and resume
+(API and CLI), jobs, the event long poll, /metrics, JSON errors; the OpenAPI document is made from the
+route table the server is wired from; and the auth rules route by route."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from prometheus_client.parser import text_string_to_metric_families
+
+from mediasyncd.api import ROUTES, document
+from mediasyncd.api.guard import COOKIE
+from mediasyncd.progress import StatusView
+from mediasyncd.status_server import make_app
+from tests.helpers import MEDIASYNCD, OLD, Env, start_daemon, stop, wait_for
+from tests.purge.conftest import purge_env
+from tests.sshd import SshServer
+from tests.test_control_api import _finished, call, port_of
+
+
+def raw(env: Env, path: str) -> str:
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port_of(env)}{path}", timeout=10) as resp:
+        return str(resp.read().decode())
+
+
+def cli(env: Env, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [MEDIASYNCD, *args, "--config", str(env.config_path)], capture_output=True, text=True, timeout=60
+    )
+
+
+def test_remotes_pause_resume_jobs_events_and_metrics(tmp_path: Path, sshd: SshServer) -> None:
+    env = purge_env(tmp_path, sshd, settle="0s", poll_interval="0.3s")
+    env.write("a.png", b"a" * 700, mtime=OLD)
+    proc = start_daemon(env.config_path, tmp_path / "d.log")
+    try:
+        wait_for(lambda: "a.png" in env.landed(), timeout=30)
+
+        code, body = call(env, "GET", "/api/v1/remotes")
+        [remote] = body["remotes"]
+        assert code == 200 and remote["name"] == "r1" and remote["held"] is False
+        assert remote["config"]["host"] == "127.0.0.1" and remote["config"]["roots"] == [str(env.remote_root)]
+        assert call(env, "GET", "/api/v1/remotes/r1")[1]["remote"]["name"] == "r1"
+        assert call(env, "GET", "/api/v1/remotes/zz") == (
+            404,
+            {"error": "no remote named 'zz'", "field": "name"},
+        )
+
+        # pause: new files are seen but not taken; resume (through the CLI) takes them at once
+        paused = cli(env, "pause", "r1")
+        assert (paused.returncode, paused.stdout) == (0, "r1: paused\n")
+        env.write("b.png", b"b" * 700, mtime=OLD)
+        time.sleep(1.5)  # several passes
+        assert "b.png" not in env.landed()
+        status = json.loads(raw(env, "/status"))
+        assert status["remotes"][0]["held"] is True and "mediasyncd resume" in status["remotes"][0]["paused"]
+        last_id = call(env, "GET", "/api/v1/events?timeout=0")[1]["last_id"]
+
+        answer: dict[str, Any] = {}
+
+        def long_poll() -> None:
+            answer["got"] = call(env, "GET", f"/api/v1/events?since={last_id}&types=file_synced&timeout=20")
+
+        waiting = threading.Thread(target=long_poll)
+        waiting.start()
+        time.sleep(0.5)
+        assert "got" not in answer  # nothing new yet: the request waits
+        started = time.monotonic()
+        assert cli(env, "resume", "r1").stdout == "r1: resumed\n"
+        waiting.join(25)
+        code, got = answer["got"]
+        assert code == 200 and time.monotonic() - started < 10
+        [event] = got["events"]
+        assert event["type"] == "file_synced" and event["path"] == "b.png" and got["last_id"] == event["id"]
+
+        # the purge schedule: held and released
+        assert cli(env, "pause", "--purge").stdout == "scheduled purges: paused\n"
+        assert json.loads(raw(env, "/status"))["purge"]["held"] is True
+        assert cli(env, "resume", "--purge").stdout == "scheduled purges: resumed\n"
+
+        # jobs: listed newest first; cancelling a finished one returns it unchanged
+        job_id = call(env, "POST", "/api/v1/remotes/r1/sync", {})[1]["job"]["id"]
+        assert _finished(env, job_id)["state"] == "done"
+        code, jobs = call(env, "GET", "/api/v1/jobs")
+        assert code == 200 and jobs["jobs"][0]["id"] == job_id
+        assert call(env, "POST", f"/api/v1/jobs/{job_id}/cancel", {})[1]["job"]["state"] == "done"
+        assert call(env, "POST", "/api/v1/jobs/nope/cancel", {})[0] == 404
+
+        # errors name the field; unknown routes answer in the same JSON shape
+        assert call(env, "GET", "/api/v1/events?since=-1")[1] == {
+            "error": "since must be between 0 and any, got -1",
+            "field": "since",
+        }
+        assert call(env, "GET", "/api/v1/events?types=bogus")[1]["field"] == "types"
+        assert call(env, "GET", "/api/v1/nothing-here") == (404, {"error": "Not Found", "field": None})
+
+        # /metrics, parsed by prometheus-client's own parser
+        metrics = {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(raw(env, "/metrics"))
+            for s in family.samples
+        }
+        assert metrics[("mediasyncd_landed_files_total", (("remote", "r1"),))] == 2
+        assert metrics[("mediasyncd_landed_bytes_total", (("remote", "r1"),))] == 1400
+        assert metrics[("mediasyncd_remote_up", (("remote", "r1"),))] == 1
+        assert metrics[("mediasyncd_remote_held", (("remote", "r1"),))] == 0
+        assert ("mediasyncd_queue_files", (("remote", "r1"), ("state", "queued"))) in metrics
+        assert metrics[("mediasyncd_library_available", ())] == 1
+
+        # the OpenAPI document, as served
+        served = json.loads(raw(env, "/api/v1/openapi.json"))
+        assert served == json.loads(json.dumps(document()))
+    finally:
+        assert stop(proc) == 0
+
+
+def test_the_openapi_document_has_every_api_route_and_nothing_else() -> None:
+    """The server is wired from the route table the document is made from: each /api/v1 route the app
+    serves is in the document with its method, and the other way round."""
+    app = make_app(StatusView("t", None), None, control=_NoControl())
+    served = {
+        (r.method.lower(), r.resource.canonical)
+        for r in app.router.routes()
+        if r.resource is not None and r.resource.canonical.startswith("/api/v1") and r.method != "HEAD"
+    }
+    doc = document()
+    documented = {(method, path) for path, ops in doc["paths"].items() for method in ops}
+    assert served == documented and len(served) == len(ROUTES)
+    for path, ops in doc["paths"].items():
+        for op in ops.values():
+            assert op["summary"] and op["responses"]
+            names = {p["name"] for p in op.get("parameters", []) if p["in"] == "path"}
+            assert names == {part[1:-1] for part in path.split("/") if part.startswith("{")}
+
+
+class _NoControl:
+    """A Control that answers nothing (the auth rules are decided before any handler runs)."""
+
+    def remote_names(self) -> list[str]:
+        return []
+
+    def remotes(self) -> list[dict[str, Any]]:
+        return []
+
+    def jobs_list(self) -> list[Any]:
+        return []
+
+    def event_types(self) -> list[str]:
+        return ["file_synced"]
+
+    async def events(self, since: int, types: list[str], wait: float, limit: int) -> list[dict[str, Any]]:
+        return []
+
+    def __getattr__(self, name: str) -> Any:
+        raise AssertionError(f"the auth tests do not reach {name}")
+
+
+async def test_auth_rules_route_by_route() -> None:
+    """With a token: every route but /healthz needs it (bearer, cookie from /api/v1/login, or none);
+    /metrics too unless metrics_public. On a loopback bind a foreign Host is refused even with the token."""
+    token = "s3cret-token"
+    app = make_app(
+        StatusView("t", None), token, control=_NoControl(), metrics=_metrics_stub, loopback_bind=True
+    )
+    async with TestClient(TestServer(app)) as client:
+        bearer = {"Authorization": f"Bearer {token}"}
+        for path in ("/status", "/api/v1/remotes", "/api/v1/jobs", "/api/v1/events?timeout=0", "/metrics"):
+            assert (await client.get(path)).status == 401, path
+            assert (await client.get(path, headers={"Authorization": "Bearer wrong"})).status == 401, path
+            assert (await client.get(path, headers=bearer)).status == 200, path
+        assert (await client.get("/healthz")).status == 200
+        assert (await client.get("/status", headers={**bearer, "Host": "evil.example"})).status == 403
+        refused = await client.post("/api/v1/login", json={"token": "wrong"})
+        assert refused.status == 401 and (await refused.json())["field"] == "token"
+        login = await client.post("/api/v1/login", json={"token": token})
+        assert login.status == 200
+        cookie = login.cookies[COOKIE]
+        assert cookie["httponly"] and cookie["samesite"] == "Strict"
+        assert (await client.get("/api/v1/remotes")).status == 200  # the session cookie now
+        form = await client.post("/api/v1/purge", data="dry_run=1", headers=bearer)
+        assert form.status == 415
+        cross = await client.post(
+            "/api/v1/purge", json={}, headers={**bearer, "Origin": "http://evil.example"}
+        )
+        assert cross.status == 403 and (await cross.json())["field"] == "Origin"
+
+    public = make_app(StatusView("t", None), token, metrics=_metrics_stub, metrics_public=True)
+    async with TestClient(TestServer(public)) as client:
+        assert (await client.get("/metrics")).status == 200
+        assert (await client.get("/status")).status == 401
+
+
+async def _metrics_stub(request: web.Request) -> web.Response:
+    return web.Response(text="# nothing\n")
