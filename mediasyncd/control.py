@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -23,6 +24,7 @@ from mediasyncd.purge.commands import render
 from mediasyncd.purge.runner import RunOptions, RunReport
 from mediasyncd.purge.scheduler import PurgeScheduler
 from mediasyncd.state import EventType, Store
+from mediasyncd.state.catalog import Catalog, FileQuery
 from mediasyncd.transfer.puller import Puller
 
 SYNC_WAIT = 120.0  # seconds a sync job waits for the pass it asked for
@@ -101,6 +103,18 @@ class DaemonControl:
         if puller is not None and not held:
             puller.wake()  # take what waited at once
         return {"remote": name, "held": held}
+
+    async def files(self, query: FileQuery) -> tuple[list[dict[str, Any]], str | None]:
+        return await self._store.catalog(Catalog.files, query)
+
+    async def file(self, file_id: int) -> dict[str, Any] | None:
+        return await self._store.catalog(Catalog.file, file_id)
+
+    async def thumbnail(self, file_id: int) -> str | None:
+        return await self._store.catalog(Catalog.thumbnail_of, file_id)
+
+    def library(self) -> Path:
+        return self._config().daemon.library
 
     def event_types(self) -> list[str]:
         return [t.value for t in EventType]

@@ -4,10 +4,13 @@ route table the server is wired from; and the auth rules route by route."""
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import threading
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +29,28 @@ from tests.test_control_api import _finished, call, port_of
 
 
 def raw(env: Env, path: str) -> str:
-    import urllib.request
-
     with urllib.request.urlopen(f"http://127.0.0.1:{port_of(env)}{path}", timeout=10) as resp:
         return str(resp.read().decode())
+
+
+def _png() -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (64, 48), (200, 30, 30)).save(out, "PNG")
+    return out.getvalue()
+
+
+PNG = _png()
+
+
+def _get(env: Env, path: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+    request = urllib.request.Request(f"http://127.0.0.1:{port_of(env)}{path}", headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            return resp.status, bytes(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, bytes(exc.read())
 
 
 def cli(env: Env, *args: str) -> subprocess.CompletedProcess[str]:
@@ -40,6 +61,8 @@ def cli(env: Env, *args: str) -> subprocess.CompletedProcess[str]:
 
 def test_remotes_pause_resume_jobs_events_and_metrics(tmp_path: Path, sshd: SshServer) -> None:
     env = purge_env(tmp_path, sshd, settle="0s", poll_interval="0.3s")
+    text = env.config_path.read_text()
+    env.config_path.write_text(text.replace("[pipeline]\nenabled = false", "[pipeline]\nenabled = true"))
     env.write("a.png", b"a" * 700, mtime=OLD)
     proc = start_daemon(env.config_path, tmp_path / "d.log")
     try:
@@ -58,7 +81,7 @@ def test_remotes_pause_resume_jobs_events_and_metrics(tmp_path: Path, sshd: SshS
         # pause: new files are seen but not taken; resume (through the CLI) takes them at once
         paused = cli(env, "pause", "r1")
         assert (paused.returncode, paused.stdout) == (0, "r1: paused\n")
-        env.write("b.png", b"b" * 700, mtime=OLD)
+        env.write("b.png", PNG, mtime=OLD)
         time.sleep(1.5)  # several passes
         assert "b.png" not in env.landed()
         status = json.loads(raw(env, "/status"))
@@ -110,11 +133,29 @@ def test_remotes_pause_resume_jobs_events_and_metrics(tmp_path: Path, sshd: SshS
             for s in family.samples
         }
         assert metrics[("mediasyncd_landed_files_total", (("remote", "r1"),))] == 2
-        assert metrics[("mediasyncd_landed_bytes_total", (("remote", "r1"),))] == 1400
+        assert metrics[("mediasyncd_landed_bytes_total", (("remote", "r1"),))] == 700 + len(PNG)
         assert metrics[("mediasyncd_remote_up", (("remote", "r1"),))] == 1
         assert metrics[("mediasyncd_remote_held", (("remote", "r1"),))] == 0
         assert ("mediasyncd_queue_files", (("remote", "r1"), ("state", "queued"))) in metrics
         assert metrics[("mediasyncd_library_available", ())] == 1
+
+        # the library's files: newest first, paged, each with its content (ranges work) and thumbnail
+        code, page = call(env, "GET", "/api/v1/files?limit=1")
+        assert code == 200 and [f["path"] for f in page["files"]] == ["b.png"] and page["next_cursor"]
+        code, rest = call(env, "GET", f"/api/v1/files?limit=1&cursor={page['next_cursor']}")
+        assert [f["path"] for f in rest["files"]] == ["a.png"] and rest["next_cursor"] is None
+        b = page["files"][0]
+        assert b["remote"] == "r1" and b["library_path"] == "r1/b.png" and b["size"] == len(PNG)
+        assert call(env, "GET", "/api/v1/files?remote=nope")[1]["files"] == []
+        assert call(env, "GET", "/api/v1/files?cursor=zz")[1]["field"] == "cursor"
+        assert _get(env, f"/api/v1/files/{b['id']}/content") == (200, PNG)
+        assert _get(env, f"/api/v1/files/{b['id']}/content", {"Range": "bytes=0-7"}) == (206, PNG[:8])
+        wait_for(lambda: _get(env, f"/api/v1/files/{b['id']}/thumbnail")[0] == 200, timeout=20)
+        assert _get(env, f"/api/v1/files/{b['id']}/thumbnail")[1][8:12] == b"WEBP"
+        code, one = call(env, "GET", f"/api/v1/files/{b['id']}")
+        assert code == 200 and one["file"]["sha256"] == b["sha256"] and one["file"]["thumbnail"] is True
+        assert call(env, "GET", "/api/v1/files/999999")[0] == 404
+        assert call(env, "GET", "/api/v1/files/..%2f..%2fetc%2fpasswd/content")[0] in (400, 404)
 
         # the OpenAPI document, as served
         served = json.loads(raw(env, "/api/v1/openapi.json"))

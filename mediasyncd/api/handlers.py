@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import datetime
+from pathlib import Path
 from typing import Any, Protocol
 
 from aiohttp import web
@@ -13,6 +15,7 @@ from aiohttp import web
 from mediasyncd.api.errors import error
 from mediasyncd.api.guard import COOKIE, tokens_equal
 from mediasyncd.jobs import Job
+from mediasyncd.state.catalog import FileQuery, parse_cursor
 
 PURGE_FIELDS: dict[str, type | tuple[type, ...]] = {
     "remote": (str, type(None)),
@@ -21,6 +24,8 @@ PURGE_FIELDS: dict[str, type | tuple[type, ...]] = {
     "local_only": bool,
 }
 EVENTS_LIMIT = 1000
+FILES_LIMIT = 50
+FILES_MAX = 500
 LONG_POLL_MAX = 60.0
 
 
@@ -48,6 +53,14 @@ class Control(Protocol):
     async def events(self, since: int, types: list[str], wait: float, limit: int) -> list[dict[str, Any]]: ...
 
     def event_types(self) -> list[str]: ...
+
+    async def files(self, query: FileQuery) -> tuple[list[dict[str, Any]], str | None]: ...
+
+    async def file(self, file_id: int) -> dict[str, Any] | None: ...
+
+    def library(self) -> Path: ...
+
+    async def thumbnail(self, file_id: int) -> str | None: ...
 
 
 CONTROL_KEY = web.AppKey("control", Control)
@@ -171,6 +184,84 @@ async def events(request: web.Request) -> web.Response:
     found = await control.events(since, types, wait, limit)
     last = found[-1]["id"] if found else since
     return web.json_response({"events": found, "last_id": last})
+
+
+async def list_files(request: web.Request) -> web.Response:
+    """The library's files, newest first, filtered (q searches prompts, models, paths like `mediasyncd
+    search`); `next_cursor` asks for the next page."""
+    limit = _int_param(request, "limit", FILES_LIMIT, minimum=1, maximum=FILES_MAX)
+    if isinstance(limit, web.Response):
+        return limit
+    since = _since_param(request)
+    if isinstance(since, web.Response):
+        return since
+    cursor = None
+    if "cursor" in request.query:
+        try:
+            cursor = parse_cursor(request.query["cursor"])
+        except ValueError:
+            return error(400, "cursor is not one this API gave", "cursor")
+    q = request.query.get
+    query = FileQuery(q("q"), q("remote"), q("generator"), q("model"), since, limit, cursor)
+    files, next_cursor = await _control(request).files(query)
+    return web.json_response({"files": files, "next_cursor": next_cursor})
+
+
+async def get_file(request: web.Request) -> web.Response:
+    found = await _file(request)
+    return found if isinstance(found, web.Response) else web.json_response({"file": found})
+
+
+async def file_content(request: web.Request) -> web.StreamResponse:
+    """The library file itself (HTTP ranges work): only a file the state DB knows, inside the library."""
+    found = await _file(request)
+    if isinstance(found, web.Response):
+        return found
+    return _library_file(request, found["library_path"])
+
+
+async def file_thumbnail(request: web.Request) -> web.StreamResponse:
+    found = await _file(request)
+    if isinstance(found, web.Response):
+        return found
+    if not found["thumbnail"]:
+        return error(404, "this file has no thumbnail (yet)", "id")
+    thumb = await _control(request).thumbnail(found["id"])
+    if thumb is None:
+        return error(404, "this file has no thumbnail (yet)", "id")
+    return _library_file(request, thumb)
+
+
+def _library_file(request: web.Request, rel: str) -> web.StreamResponse:
+    library = _control(request).library().resolve()
+    path = (library / rel).resolve()
+    if not path.is_relative_to(library) or not path.is_file():
+        return error(404, "the file is not in the library (any more)", "id")
+    return web.FileResponse(path)
+
+
+async def _file(request: web.Request) -> dict[str, Any] | web.Response:
+    raw = request.match_info["id"]
+    if not raw.isdigit():
+        return error(400, f"id must be a whole number, got {raw!r}", "id")
+    found = await _control(request).file(int(raw))
+    if found is None:
+        return error(404, f"no file {raw} in the library", "id")
+    return found
+
+
+def _since_param(request: web.Request) -> float | web.Response | None:
+    raw = request.query.get("since")
+    if raw is None:
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        pass
+    try:
+        return datetime.fromisoformat(raw.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return error(400, f"since must be a time (ISO 8601 or epoch seconds), got {raw!r}", "since")
 
 
 async def login(request: web.Request) -> web.Response:

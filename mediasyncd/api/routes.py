@@ -70,6 +70,25 @@ EVENT: Schema = {
         "data": {"type": "object"},
     },
 }
+FILE: Schema = {
+    "type": "object",
+    "required": ["id", "remote", "path", "library_path", "size", "sha256", "landed_at", "state"],
+    "properties": {
+        "id": {"type": "integer"},
+        "remote": {"type": "string"},
+        "path": {"type": "string", "description": "on the remote, under its root"},
+        "library_path": {"type": "string", "description": "in the library"},
+        "size": {"type": "integer"},
+        "sha256": {"type": "string"},
+        "landed_at": TIME,
+        "state": {"type": "string"},
+        "generator": {"type": ["string", "null"]},
+        "model": {"type": ["string", "null"]},
+        "prompt": {"type": ["string", "null"]},
+        "thumbnail": {"type": "boolean"},
+        "metadata": {"type": ["object", "null"], "description": "the full parse (GET /files/{id} only)"},
+    },
+}
 HOLD: Schema = {
     "type": "object",
     "required": ["held"],
@@ -111,8 +130,12 @@ class Route:
 
 
 NAME = Param("name", "path", {"type": "string"}, "the remote's name")
+FILE_ID = Param("id", "path", {"type": "integer", "minimum": 1}, "the file's id (as `files` gives it)")
+NULLABLE_STRING: Schema = {"type": ["string", "null"]}
+BINARY: Schema = {"type": "string", "format": "binary"}
 JOB_ID = Param("id", "path", {"type": "string"}, "the job's id")
 NO_REMOTE = (404, ("no such remote", ERROR))
+NO_FILE = ("no such file in the library (or no thumbnail)", ERROR)
 BAD = (400, ("a parameter or field is wrong (`field` names it)", ERROR))
 
 ROUTES: tuple[Route, ...] = (
@@ -244,6 +267,52 @@ ROUTES: tuple[Route, ...] = (
             ),
             Param("limit", "query", {"type": "integer", "minimum": 1, "maximum": h.EVENTS_LIMIT}),
         ],
+    ),
+    Route(
+        "GET",
+        "/api/v1/files",
+        h.list_files,
+        "the library's files, newest first (q: search like `mediasyncd search`)",
+        {
+            200: (
+                "a page of files",
+                obj(files={"type": "array", "items": FILE}, next_cursor=NULLABLE_STRING),
+            ),
+            400: BAD[1],
+        },
+        [
+            Param("q", "query", {"type": "string"}, "words to find in prompts, models, generators, paths"),
+            Param("remote", "query", {"type": "string"}),
+            Param("generator", "query", {"type": "string"}),
+            Param("model", "query", {"type": "string"}),
+            Param("since", "query", {"type": "string"}, "landed at or after (ISO 8601 or epoch seconds)"),
+            Param("limit", "query", {"type": "integer", "minimum": 1, "maximum": h.FILES_MAX}),
+            Param("cursor", "query", {"type": "string"}, "next_cursor of the page before"),
+        ],
+    ),
+    Route(
+        "GET",
+        "/api/v1/files/{id}",
+        h.get_file,
+        "one file, with its generation metadata",
+        {200: ("the file", obj(file=FILE)), 400: BAD[1], 404: NO_FILE},
+        [FILE_ID],
+    ),
+    Route(
+        "GET",
+        "/api/v1/files/{id}/thumbnail",
+        h.file_thumbnail,
+        "the file's thumbnail (WebP)",
+        {200: ("the image", BINARY), 400: BAD[1], 404: NO_FILE},
+        [FILE_ID],
+    ),
+    Route(
+        "GET",
+        "/api/v1/files/{id}/content",
+        h.file_content,
+        "the library file (HTTP ranges work)",
+        {200: ("the file's bytes", BINARY), 400: BAD[1], 404: NO_FILE},
+        [FILE_ID],
     ),
     Route(
         "POST",

@@ -21,6 +21,7 @@ from typing import Any
 
 from mediasyncd.errors import MediasyncError
 from mediasyncd.state.connection import open_connection
+from mediasyncd.state.lifecycle import LANDED, sql_set
 
 # Scripts written without spaces between words (kana, CJK ideographs, hangul, half-width katakana): FTS5's
 # unicode61 tokenizer keeps such a run as one token, so a word inside it is found by substring instead.
@@ -226,9 +227,112 @@ class Catalog:
         )
         return [SearchHit(*row) for row in rows.fetchall()]
 
+    # -- the library's files, for the control API ------------------------------------------------------------
+
+    def files(self, query: FileQuery) -> tuple[list[dict[str, Any]], str | None]:
+        """Landed files still in the library, newest first, with what the pipeline found; and the cursor
+        of the next page (None on the last)."""
+        where = [f"f.state IN {sql_set(LANDED)}", "f.local_path IS NOT NULL", "f.library_expired_at IS NULL"]
+        params: list[Any] = []
+        for column, value in (
+            ("f.remote", query.remote),
+            ("m.generator", query.generator),
+            ("m.model", query.model),
+        ):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if query.since is not None:
+            where.append("COALESCE(f.landed_at, f.first_seen) >= ?")
+            params.append(query.since)
+        if query.cursor is not None:
+            at, file_id = query.cursor
+            where.append("(COALESCE(f.landed_at, f.first_seen), f.id) < (?, ?)")
+            params += [at, file_id]
+        if query.q and query.q.split():
+            where.append("m.rowid IN (SELECT rowid FROM media_fts WHERE media_fts MATCH ?)")
+            params.append(_fts_words(query.q))
+        rows = self.conn.execute(
+            f"{_FILE_SELECT} WHERE {' AND '.join(where)}"
+            " ORDER BY COALESCE(f.landed_at, f.first_seen) DESC, f.id DESC LIMIT ?",
+            [*params, query.limit + 1],
+        ).fetchall()
+        page = [_file_row(r) for r in rows[: query.limit]]
+        more = len(rows) > query.limit
+        last = rows[query.limit - 1] if more else None
+        return page, (f"{last[-1]!r}:{last[0]}" if last is not None else None)
+
+    def file(self, file_id: int) -> dict[str, Any] | None:
+        """One landed file still in the library, with the pipeline's full record as `metadata`."""
+        row = self.conn.execute(
+            f"{_FILE_SELECT} WHERE f.id = ? AND f.state IN {sql_set(LANDED)} AND f.local_path IS NOT NULL"
+            " AND f.library_expired_at IS NULL",
+            (file_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        found = _file_row(row)
+        record = self.conn.execute(
+            "SELECT record FROM media WHERE path = ? AND sha256 = ?", (found["library_path"], found["sha256"])
+        ).fetchone()
+        return found | {"metadata": json.loads(record[0]) if record else None}
+
+    def thumbnail_of(self, file_id: int) -> str | None:
+        """The library-relative thumbnail of a landed file's current version, if the pipeline made one."""
+        found = self.conn.execute(
+            "SELECT m.thumbnail FROM files AS f JOIN media AS m ON m.path = f.local_path AND m.sha256 = f.sha256"
+            " WHERE f.id = ?",
+            (file_id,),
+        ).fetchone()
+        return found[0] if found else None
+
     def record_json(self, path: str) -> dict[str, Any] | None:
         found = self.conn.execute("SELECT record FROM media WHERE path = ?", (path,)).fetchone()
         return json.loads(found[0]) if found else None
+
+
+@dataclass(frozen=True)
+class FileQuery:
+    q: str | None = None
+    remote: str | None = None
+    generator: str | None = None
+    model: str | None = None
+    since: float | None = None  # landed at or after (epoch seconds)
+    limit: int = 50
+    cursor: tuple[float, int] | None = None  # (landed_at, id) of the last file of the page before
+
+
+_FILE_SELECT = (
+    "SELECT f.id, f.remote, f.rel, f.local_path, f.size, f.sha256, f.landed_at, f.state,"
+    " m.generator, m.model, m.prompt, m.thumbnail, COALESCE(f.landed_at, f.first_seen)"
+    " FROM files AS f LEFT JOIN media AS m ON m.path = f.local_path AND m.sha256 = f.sha256"
+)
+
+
+def _file_row(row: Sequence[Any]) -> dict[str, Any]:
+    file_id, remote, rel, local, size, sha256, landed_at, state, generator, model, prompt, thumb, _ = row
+    return {
+        "id": file_id, "remote": remote, "path": rel, "library_path": local, "size": size, "sha256": sha256,
+        "landed_at": _iso(landed_at), "state": state, "generator": generator, "model": model,
+        "prompt": prompt, "thumbnail": thumb is not None,
+    }  # fmt: skip
+
+
+def _iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_cursor(text: str) -> tuple[float, int]:
+    """The cursor `files` returned; ValueError when it is not one."""
+    at, _, file_id = text.rpartition(":")
+    return float(at), int(file_id)
+
+
+def _fts_words(query: str) -> str:
+    """A search box's text as FTS5 words, each quoted (no query syntax from the API)."""
+    return " ".join('"' + word.replace('"', '""') + '"' for word in query.split())
 
 
 def _snippet(texts: Sequence[str | None], term: str) -> str:
