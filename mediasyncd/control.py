@@ -116,6 +116,12 @@ class DaemonControl:
     def library(self) -> Path:
         return self._config().daemon.library
 
+    async def last_event_id(self) -> int:
+        return await self._store.last_event_id()
+
+    def snapshot(self) -> dict[str, Any]:
+        return self._view.snapshot()
+
     def event_types(self) -> list[str]:
         return [t.value for t in EventType]
 

@@ -4,6 +4,7 @@ route table the server is wired from; and the auth rules route by route."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import subprocess
@@ -14,6 +15,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client.parser import text_string_to_metric_families
@@ -51,6 +53,23 @@ def _get(env: Env, path: str, headers: dict[str, str] | None = None) -> tuple[in
             return resp.status, bytes(resp.read())
     except urllib.error.HTTPError as exc:
         return exc.code, bytes(exc.read())
+
+
+async def _ws_messages(port: int, since: int) -> tuple[set[str], list[str]]:
+    """Read /api/v1/ws until two file_synced events came: the message types seen, the synced paths."""
+    kinds: set[str] = set()
+    synced: list[str] = []
+    async with (
+        aiohttp.ClientSession() as session,
+        session.ws_connect(f"http://127.0.0.1:{port}/api/v1/ws?since={since}") as socket,
+    ):
+        async with asyncio.timeout(20):
+            while len(synced) < 2:
+                message = await socket.receive_json()
+                kinds.add(message["type"])
+                if message["type"] == "event" and message["data"]["type"] == "file_synced":
+                    synced.append(message["data"]["path"])
+    return kinds, synced
 
 
 def cli(env: Env, *args: str) -> subprocess.CompletedProcess[str]:
@@ -156,6 +175,10 @@ def test_remotes_pause_resume_jobs_events_and_metrics(tmp_path: Path, sshd: SshS
         assert code == 200 and one["file"]["sha256"] == b["sha256"] and one["file"]["thumbnail"] is True
         assert call(env, "GET", "/api/v1/files/999999")[0] == 404
         assert call(env, "GET", "/api/v1/files/..%2f..%2fetc%2fpasswd/content")[0] in (400, 404)
+
+        # /api/v1/ws: status messages and every event after `since`, from the log
+        kinds, synced = asyncio.run(_ws_messages(port_of(env), since=0))
+        assert "status" in kinds and synced == ["a.png", "b.png"]
 
         # the OpenAPI document, as served
         served = json.loads(raw(env, "/api/v1/openapi.json"))

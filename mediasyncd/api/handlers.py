@@ -27,6 +27,7 @@ EVENTS_LIMIT = 1000
 FILES_LIMIT = 50
 FILES_MAX = 500
 LONG_POLL_MAX = 60.0
+WS_STATUS_EVERY = 0.25  # seconds between status messages on /api/v1/ws
 
 
 class Control(Protocol):
@@ -53,6 +54,10 @@ class Control(Protocol):
     async def events(self, since: int, types: list[str], wait: float, limit: int) -> list[dict[str, Any]]: ...
 
     def event_types(self) -> list[str]: ...
+
+    async def last_event_id(self) -> int: ...
+
+    def snapshot(self) -> dict[str, Any]: ...
 
     async def files(self, query: FileQuery) -> tuple[list[dict[str, Any]], str | None]: ...
 
@@ -262,6 +267,46 @@ def _since_param(request: web.Request) -> float | web.Response | None:
         return datetime.fromisoformat(raw.replace("Z", "+00:00")).timestamp()
     except ValueError:
         return error(400, f"since must be a time (ISO 8601 or epoch seconds), got {raw!r}", "since")
+
+
+async def ws(request: web.Request) -> web.WebSocketResponse:
+    """Typed messages: `{"type": "status", "data": <the /status JSON>}` up to 4 times a second, and
+    `{"type": "event", "data": <an event>}` for each event after `since` (from the log, so a client that
+    reconnects with the last id it saw misses nothing)."""
+    control = _control(request)
+    since = _int_param(request, "since", -1, minimum=-1)
+    socket = web.WebSocketResponse(heartbeat=30)
+    await socket.prepare(request)
+    if isinstance(since, web.Response):
+        await socket.close(message=b"since must be a whole number")
+        return socket
+    last = since if since >= 0 else await control.last_event_id()
+
+    async def statuses() -> None:
+        while True:
+            await socket.send_json({"type": "status", "data": control.snapshot()})
+            await asyncio.sleep(WS_STATUS_EVERY)
+
+    async def events_after() -> None:
+        nonlocal last
+        while True:
+            for event in await control.events(last, [], LONG_POLL_MAX, EVENTS_LIMIT):
+                await socket.send_json({"type": "event", "data": event})
+                last = event["id"]
+
+    async def until_closed() -> None:
+        async for _ in socket:  # the client sends nothing we act on; its close ends the stream
+            pass
+
+    tasks = [asyncio.ensure_future(c) for c in (statuses(), events_after(), until_closed())]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await socket.close()
+    return socket
 
 
 async def login(request: web.Request) -> web.Response:

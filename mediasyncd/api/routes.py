@@ -315,6 +315,21 @@ ROUTES: tuple[Route, ...] = (
         [FILE_ID],
     ),
     Route(
+        "GET",
+        "/api/v1/ws",
+        h.ws,
+        "WebSocket of typed messages: status (4/s) and each event after `since`",
+        {101: ("switching to the WebSocket protocol", {"type": "object"})},
+        [
+            Param(
+                "since",
+                "query",
+                {"type": "integer", "minimum": -1},
+                "events after this id (default: new ones)",
+            )
+        ],
+    ),
+    Route(
         "POST",
         "/api/v1/login",
         h.login,
