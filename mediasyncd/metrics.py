@@ -6,15 +6,21 @@ costs one snapshot. Names follow Prometheus conventions (`mediasyncd_…_total`,
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    InfoMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
-from mediasyncd.progress import StatusView
+from mediasyncd.progress import RemoteStatus, StatusView
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -25,7 +31,23 @@ class StatusCollector(Collector):
         self.view = view
 
     def collect(self) -> Iterator[Metric]:
-        return iter(families(self.view.snapshot()))
+        yield from families(self.view.snapshot())
+        yield from histograms(self.view.remotes.values())
+
+
+def histograms(remotes: Iterable[RemoteStatus]) -> list[Metric]:
+    passes = HistogramMetricFamily(
+        "mediasyncd_pass_duration_seconds", "how long a pass (listing and diff) took", labels=["remote"]
+    )
+    latency = HistogramMetricFamily(
+        "mediasyncd_landed_latency_seconds",
+        "from the file's last write on the remote (its mtime) to landed in the library",
+        labels=["remote"],
+    )
+    for r in remotes:
+        for family, buckets in ((passes, r.pass_seconds), (latency, r.landed_latency)):
+            family.add_metric([r.name], buckets.cumulative(), buckets.total)
+    return [passes, latency]
 
 
 def families(snapshot: dict[str, Any]) -> list[Metric]:

@@ -44,6 +44,38 @@ class InFlight:
         }
 
 
+PASS_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+LATENCY_BUCKETS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0)
+
+
+@dataclass
+class Buckets:
+    """A histogram's counts (cumulative at export): what /metrics shows as a Prometheus histogram."""
+
+    bounds: tuple[float, ...]
+    counts: list[int] = field(default_factory=list)
+    total: float = 0.0
+    observed: int = 0
+
+    def observe(self, value: float) -> None:
+        if not self.counts:
+            self.counts = [0] * len(self.bounds)
+        for i, bound in enumerate(self.bounds):
+            if value <= bound:
+                self.counts[i] += 1
+                break
+        self.total += value
+        self.observed += 1
+
+    def cumulative(self) -> list[tuple[str, int]]:
+        """(le, count) pairs ending with +Inf, as the exposition format wants them."""
+        out, running = [], 0
+        for bound, count in zip(self.bounds, self.counts or [0] * len(self.bounds), strict=True):
+            running += count
+            out.append((repr(float(bound)), running))
+        return [*out, ("+Inf", self.observed)]
+
+
 @dataclass
 class RemoteStatus:
     name: str
@@ -62,6 +94,10 @@ class RemoteStatus:
     failed_files: int = 0
     skipped_names: int = 0
     in_flight: dict[int, InFlight] = field(default_factory=dict)
+    pass_seconds: Buckets = field(default_factory=lambda: Buckets(PASS_BUCKETS))
+    landed_latency: Buckets = field(
+        default_factory=lambda: Buckets(LATENCY_BUCKETS)
+    )  # remote mtime -> landed
 
     def snapshot(self) -> dict[str, Any]:
         return {

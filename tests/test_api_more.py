@@ -157,6 +157,13 @@ def test_remotes_pause_resume_jobs_events_and_metrics(tmp_path: Path, sshd: SshS
         assert metrics[("mediasyncd_remote_held", (("remote", "r1"),))] == 0
         assert ("mediasyncd_queue_files", (("remote", "r1"), ("state", "queued"))) in metrics
         assert metrics[("mediasyncd_library_available", ())] == 1
+        assert metrics[("mediasyncd_landed_latency_seconds_count", (("remote", "r1"),))] == 2
+        assert metrics[("mediasyncd_pass_duration_seconds_count", (("remote", "r1"),))] >= 3
+        inf = (("le", "+Inf"), ("remote", "r1"))
+        assert (
+            metrics[("mediasyncd_pass_duration_seconds_bucket", inf)]
+            == metrics[("mediasyncd_pass_duration_seconds_count", (("remote", "r1"),))]
+        )
 
         # the library's files: newest first, paged, each with its content (ranges work) and thumbnail
         code, page = call(env, "GET", "/api/v1/files?limit=1")
@@ -265,3 +272,14 @@ async def test_auth_rules_route_by_route() -> None:
 
 async def _metrics_stub(request: web.Request) -> web.Response:
     return web.Response(text="# nothing\n")
+
+
+def test_histogram_buckets_count_cumulatively() -> None:
+    from mediasyncd.progress import Buckets
+
+    b = Buckets((0.5, 1.0, 5.0))
+    assert b.cumulative() == [("0.5", 0), ("1.0", 0), ("5.0", 0), ("+Inf", 0)]
+    for value in (0.1, 0.5, 0.7, 3.0, 99.0):
+        b.observe(value)
+    assert b.cumulative() == [("0.5", 2), ("1.0", 3), ("5.0", 4), ("+Inf", 5)]
+    assert b.total == 103.3 and b.observed == 5

@@ -198,6 +198,7 @@ class Ledger:
                 self.status.failed_files = max(0, self.status.failed_files - 1)
             self.counts.landed += 1
             self.counts.landed_bytes += row.size
+            self.status.landed_latency.observe(max(0.0, time.time() - row.mtime))
             self.status.landed_files += 1
             self.status.landed_bytes += row.size
             self.log.info(

@@ -96,6 +96,7 @@ class Session:
         self.status.settling = sighting.settling
         self.status.last_pass_at = time.time()
         self.status.last_pass_s = sighting.seconds
+        self.status.pass_seconds.observe(sighting.seconds)
         self.status.last_pass_result = "ok"
         changed = bool(
             self.ledger.last_new or jobs or candidates or sighting.rejected or sighting.listing.missing_roots
