@@ -283,3 +283,36 @@ def test_histogram_buckets_count_cumulatively() -> None:
         b.observe(value)
     assert b.cumulative() == [("0.5", 2), ("1.0", 3), ("5.0", 4), ("+Inf", 5)]
     assert b.total == 103.3 and b.observed == 5
+
+
+def test_the_api_holds_up_to_fuzzing_from_its_own_openapi_document(tmp_path: Path, sshd: SshServer) -> None:
+    """schemathesis, reading the served OpenAPI document, sends schema-valid and schema-violating requests
+    to every route of the real daemon: no 5xx, no answer outside the document, valid requests accepted,
+    invalid ones refused, 405 with Allow for other methods. (The event long poll and the WebSocket wait
+    by design; their parameters are tested above.)"""
+    env = purge_env(tmp_path, sshd, settle="0s", poll_interval="0.3s")
+    env.write("a.png", b"a" * 700, mtime=OLD)
+    proc = start_daemon(env.config_path, tmp_path / "d.log")
+    try:
+        wait_for(lambda: "a.png" in env.landed(), timeout=30)
+        fuzz = subprocess.run(
+            [
+                str(Path(MEDIASYNCD).with_name("schemathesis")),
+                "run",
+                f"http://127.0.0.1:{port_of(env)}/api/v1/openapi.json",
+                "--checks", "all",
+                "--max-examples", "25",
+                "--seed", "20261130",
+                "--request-timeout", "10",
+                "--exclude-path-regex", "/api/v1/(events|ws)$",
+                "--phases", "examples,coverage,fuzzing",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=tmp_path,
+        )  # fmt: skip
+        assert fuzz.returncode == 0, fuzz.stdout[-5000:] + fuzz.stderr[-2000:]
+        assert " passed" in fuzz.stdout and "failure" not in fuzz.stdout.split("SUMMARY")[-1]
+    finally:
+        assert stop(proc) == 0

@@ -29,7 +29,10 @@ def json_errors() -> Middleware:
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
-            return error(exc.status, exc.reason, None)
+            answer = error(exc.status, exc.reason, None)
+            if "Allow" in exc.headers:  # a 405 names the methods the route takes (RFC 9110)
+                answer.headers["Allow"] = exc.headers["Allow"]
+            return answer
         except MediasyncError as exc:
             return error(409, str(exc), None)
         except Exception:

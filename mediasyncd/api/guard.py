@@ -20,6 +20,7 @@ from mediasyncd.api.errors import error
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 COOKIE = "mediasyncd_session"
+STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})  # other methods meet the router's 405
 OPEN_PATHS = frozenset({"/healthz", "/api/v1/login"})  # reachable without a token (login checks one itself)
 
 
@@ -28,11 +29,11 @@ def guard(token: str | None, *, loopback_bind: bool, metrics_public: bool = Fals
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         if loopback_bind and not is_loopback_name(request.host):
             return error(403, f"Host {request.host!r} is not a loopback name or address", "Host")
-        if request.method not in ("GET", "HEAD", "OPTIONS"):
+        if request.method in STATE_CHANGING:
             origin = request.headers.get("Origin")
             if origin is not None and not same_site(urlsplit(origin).netloc, request.host, loopback_bind):
                 return error(403, f"cross-site request from {origin!r} refused", "Origin")
-            if request.content_type != "application/json":
+            if request.body_exists and request.content_type != "application/json":  # no body: {}
                 return error(415, "the body must be JSON (Content-Type: application/json)", "Content-Type")
         public = request.path in OPEN_PATHS or (metrics_public and request.path == "/metrics")
         if token is not None and not public and not token_matches(request, token):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -96,6 +97,9 @@ async def get_remote(request: web.Request) -> web.Response:
 
 
 async def sync_remote(request: web.Request) -> web.Response:
+    body = await _json_body(request)
+    if isinstance(body, web.Response):
+        return body
     name = _remote_name(request)
     if isinstance(name, web.Response):
         return name
@@ -111,6 +115,9 @@ async def resume_remote(request: web.Request) -> web.Response:
 
 
 async def _hold_remote(request: web.Request, *, held: bool) -> web.Response:
+    body = await _json_body(request)
+    if isinstance(body, web.Response):
+        return body
     name = _remote_name(request)
     if isinstance(name, web.Response):
         return name
@@ -118,11 +125,18 @@ async def _hold_remote(request: web.Request, *, held: bool) -> web.Response:
 
 
 async def pause_purge(request: web.Request) -> web.Response:
-    return web.json_response(_control(request).hold(None, True))
+    return await _hold_purge(request, held=True)
 
 
 async def resume_purge(request: web.Request) -> web.Response:
-    return web.json_response(_control(request).hold(None, False))
+    return await _hold_purge(request, held=False)
+
+
+async def _hold_purge(request: web.Request, *, held: bool) -> web.Response:
+    body = await _json_body(request)
+    if isinstance(body, web.Response):
+        return body
+    return web.json_response(_control(request).hold(None, held))
 
 
 async def purge(request: web.Request) -> web.Response:
@@ -160,6 +174,9 @@ async def get_job(request: web.Request) -> web.Response:
 
 
 async def cancel_job(request: web.Request) -> web.Response:
+    body = await _json_body(request)
+    if isinstance(body, web.Response):
+        return body
     job = _control(request).cancel(request.match_info["id"])
     if job is None:
         return error(404, f"no job {request.match_info['id']!r}", "id")
@@ -256,17 +273,20 @@ async def _file(request: web.Request) -> dict[str, Any] | web.Response:
 
 
 def _since_param(request: web.Request) -> float | web.Response | None:
+    """Epoch seconds (an ISO 8601 time is taken too); empty is no filter."""
     raw = request.query.get("since")
-    if raw is None:
+    if not raw:
         return None
     try:
-        return float(raw)
+        value = float(raw)
     except ValueError:
-        pass
-    try:
-        return datetime.fromisoformat(raw.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return error(400, f"since must be a time (ISO 8601 or epoch seconds), got {raw!r}", "since")
+        try:
+            value = datetime.fromisoformat(raw.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            return error(400, f"since must be a time (epoch seconds or ISO 8601), got {raw!r}", "since")
+    if not math.isfinite(value) or value < 0:
+        return error(400, f"since must be a time after 1970, got {raw!r}", "since")
+    return value
 
 
 async def ws(request: web.Request) -> web.WebSocketResponse:
@@ -320,7 +340,7 @@ async def login(request: web.Request) -> web.Response:
     if not isinstance(given, str):
         return error(400, "token must be a string", "token")
     if token is None:
-        return error(400, "this daemon has no status_token; there is nothing to log in to", "token")
+        return error(409, "this daemon has no status_token; there is nothing to log in to", "token")
     if not tokens_equal(given, token):
         return error(401, "wrong token", "token")
     response = web.json_response({"ok": True})
@@ -365,6 +385,9 @@ def _float_param(
 
 
 async def _json_body(request: web.Request) -> dict[str, Any] | web.Response:
+    """The request's JSON object; no body at all is `{}` (`curl -X POST` with no data)."""
+    if not request.body_exists:
+        return {}
     if request.content_type != "application/json":
         return error(415, "the body must be JSON (Content-Type: application/json)", "Content-Type")
     try:

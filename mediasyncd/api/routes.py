@@ -126,6 +126,7 @@ class Route:
     responses: dict[int, tuple[str, Schema]]
     params: Sequence[Param] = ()
     body: Schema | None = None
+    body_required: bool = False
     tags: Sequence[str] = field(default=())
 
 
@@ -285,9 +286,14 @@ ROUTES: tuple[Route, ...] = (
             Param("remote", "query", {"type": "string"}),
             Param("generator", "query", {"type": "string"}),
             Param("model", "query", {"type": "string"}),
-            Param("since", "query", {"type": "string"}, "landed at or after (ISO 8601 or epoch seconds)"),
+            Param("since", "query", {"type": "number", "minimum": 0}, "landed at or after (epoch seconds)"),
             Param("limit", "query", {"type": "integer", "minimum": 1, "maximum": h.FILES_MAX}),
-            Param("cursor", "query", {"type": "string"}, "next_cursor of the page before"),
+            Param(
+                "cursor",
+                "query",
+                {"type": "string", "pattern": r"^[0-9]{1,17}(\.[0-9]{1,9})?:[0-9]{1,18}$"},
+                "next_cursor of the page before",
+            ),
         ],
     ),
     Route(
@@ -336,11 +342,33 @@ ROUTES: tuple[Route, ...] = (
         "trade the token for a session cookie",
         {200: ("the cookie is set", obj(ok={"type": "boolean"})), 400: BAD[1], 401: ("wrong token", ERROR)},
         body=obj(token={"type": "string"}),
+        body_required=True,
     ),
     Route(
         "GET", "/api/v1/openapi.json", h.openapi, "this document", {200: ("OpenAPI 3.1", {"type": "object"})}
     ),
 )
+
+
+# What any route may answer before its handler runs (api.guard), and what any POST may.
+COMMON: dict[int, tuple[str, Schema]] = {
+    401: ("missing or wrong token (when status_token is set)", ERROR),
+    403: ("a Host that is not loopback (on a loopback bind) or a cross-site Origin", ERROR),
+}
+
+
+def posted(route: Route) -> dict[int, tuple[str, Schema]]:
+    if route.method != "POST":
+        return {}
+    return {
+        400: ("the body is not a JSON object, or a field is wrong (`field` names it)", ERROR),
+        415: ("the body is not JSON (Content-Type: application/json)", ERROR),
+        409: ("the daemon cannot do it now (the error says why)", ERROR),
+    }
+
+
+def media_type(schema: Schema) -> str:
+    return "*/*" if schema.get("format") == "binary" else "application/json"
 
 
 def add_routes(app: web.Application, routes: Sequence[Route] = ROUTES) -> None:
@@ -356,15 +384,15 @@ def document(routes: Sequence[Route] = ROUTES) -> dict[str, Any]:
             "summary": r.summary,
             "operationId": r.handler.__name__,
             "responses": {
-                str(code): {"description": text, "content": {"application/json": {"schema": schema}}}
-                for code, (text, schema) in sorted(r.responses.items())
+                str(code): {"description": text, "content": {media_type(schema): {"schema": schema}}}
+                for code, (text, schema) in sorted((COMMON | posted(r) | dict(r.responses)).items())
             },
         }
         if r.params:
             operation["parameters"] = [p.spec() for p in r.params]
         if r.body is not None:
             operation["requestBody"] = {
-                "required": False,
+                "required": r.body_required,
                 "content": {"application/json": {"schema": r.body}},
             }
         paths.setdefault(r.path, {})[r.method.lower()] = operation

@@ -10,6 +10,7 @@ pipeline's JSON documents; the pipeline turns them back into its own types.
 from __future__ import annotations
 
 import json
+import math
 import re
 import sqlite3
 import string
@@ -327,7 +328,10 @@ def _iso(ts: float | None) -> str | None:
 def parse_cursor(text: str) -> tuple[float, int]:
     """The cursor `files` returned; ValueError when it is not one."""
     at, _, file_id = text.rpartition(":")
-    return float(at), int(file_id)
+    cursor = float(at), int(file_id)
+    if not math.isfinite(cursor[0]) or not 0 <= cursor[1] < 2**63:  # SQLite's integers are 64-bit
+        raise ValueError(f"not a cursor: {text!r}")
+    return cursor
 
 
 def _fts_words(query: str) -> str:
