@@ -119,8 +119,9 @@ class DaemonControl:
     async def last_event_id(self) -> int:
         return await self._store.last_event_id()
 
-    def snapshot(self) -> dict[str, Any]:
-        return self._view.snapshot()
+    def serialized(self) -> str:
+        """The /status JSON, shared between clients (StatusView.serialized)."""
+        return self._view.serialized()
 
     def event_types(self) -> list[str]:
         return [t.value for t in EventType]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -9,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 RemoteState = Literal["connecting", "connected", "backoff", "error"]
+SNAPSHOT_MAX_AGE = 0.05  # seconds a serialized snapshot is shared between clients
 HELD = "paused by the operator (mediasyncd resume REMOTE)"
 
 
@@ -129,6 +131,15 @@ class StatusView:
     started: float = field(default_factory=time.monotonic)
     remotes: dict[str, RemoteStatus] = field(default_factory=dict)
     sections: dict[str, Callable[[], Any]] = field(default_factory=dict)  # more top-level keys, e.g. "purge"
+    _cached: tuple[float, str] | None = field(default=None, repr=False)
+
+    def serialized(self, max_age: float = SNAPSHOT_MAX_AGE) -> str:
+        """The snapshot as compact JSON, made at most once per `max_age` seconds however many clients ask
+        (every /ws client and /status request share it)."""
+        now = time.monotonic()
+        if self._cached is None or now - self._cached[0] > max_age:
+            self._cached = (now, json.dumps(self.snapshot(), separators=(",", ":")))
+        return self._cached[1]
 
     def remote(self, name: str) -> RemoteStatus:
         if name not in self.remotes:

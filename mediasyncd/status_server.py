@@ -8,7 +8,6 @@ It only reads the StatusView; it owns no state. Binding to a non-loopback addres
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Awaitable, Callable
 
 from aiohttp import WSMsgType, web
@@ -52,7 +51,7 @@ def make_app(
 
 
 async def status(request: web.Request) -> web.Response:
-    return web.json_response(request.app[VIEW_KEY].snapshot(), dumps=_dumps)
+    return web.Response(text=request.app[VIEW_KEY].serialized(), content_type="application/json")
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -66,7 +65,7 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     reader = asyncio.ensure_future(ws.receive())
     try:
         while not ws.closed:
-            await ws.send_str(_dumps(view.snapshot()))
+            await ws.send_str(view.serialized())
             done, _ = await asyncio.wait({reader}, timeout=WS_INTERVAL)
             if done:
                 msg = reader.result()
@@ -78,10 +77,6 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     finally:
         reader.cancel()
     return ws
-
-
-def _dumps(obj: object) -> str:
-    return json.dumps(obj, separators=(",", ":"))
 
 
 async def start_server(app: web.Application, host: str, port: int) -> web.AppRunner:

@@ -58,7 +58,7 @@ class Control(Protocol):
 
     async def last_event_id(self) -> int: ...
 
-    def snapshot(self) -> dict[str, Any]: ...
+    def serialized(self) -> str: ...
 
     async def files(self, query: FileQuery) -> tuple[list[dict[str, Any]], str | None]: ...
 
@@ -304,7 +304,7 @@ async def ws(request: web.Request) -> web.WebSocketResponse:
 
     async def statuses() -> None:
         while True:
-            await socket.send_json({"type": "status", "data": control.snapshot()})
+            await socket.send_str(f'{{"type":"status","data":{control.serialized()}}}')
             await asyncio.sleep(WS_STATUS_EVERY)
 
     async def events_after() -> None:
