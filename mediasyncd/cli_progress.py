@@ -7,7 +7,7 @@ like rclone's `--progress`); `status --watch` shows each remote's lifetime count
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -57,7 +57,8 @@ def _clock(seconds: float) -> str:
     return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
 
 
-def render(snapshot: dict[str, Any], run: str | None = None) -> Group:
+def render(snapshot: dict[str, Any], run: str | None = None, recent: Sequence[str] = ()) -> Group:
+    """Each remote with its bars; `run` is `sync --once`'s header, `recent` the latest arrivals."""
     parts: list[Any] = [f"[bold]{run}[/]"] if run is not None else []
     for r in snapshot["remotes"]:
         head = Table.grid(padding=(0, 2))
@@ -80,7 +81,18 @@ def render(snapshot: dict[str, Any], run: str | None = None) -> Group:
                 "  " + f["path"][-60:], ProgressBar(total=total, completed=f["bytes_done"], width=30), rate
             )
         parts.append(files)
+    if recent:
+        parts.append("[bold]recent arrivals[/]")
+        parts += [f"  {line}" for line in recent]
     return Group(*parts)
+
+
+def arrival_line(event: dict[str, Any]) -> str:
+    """One `file_synced` event as a line of the recent-arrivals list (pure)."""
+    clock = str(event.get("time", ""))[11:19]
+    size = event.get("data", {}).get("size")
+    sized = f" ({format_size(size)})" if isinstance(size, int) else ""
+    return f"{clock}  {event.get('remote')}: {event.get('path')}{sized}"
 
 
 class ProgressDisplay:

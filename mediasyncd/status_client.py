@@ -5,16 +5,18 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from collections import deque
 from typing import Any
 
 import aiohttp
 
-from mediasyncd.cli_progress import render
+from mediasyncd.cli_progress import arrival_line, render
 from mediasyncd.config import DaemonConfig
 from mediasyncd.daemon_client import DaemonClient
 from mediasyncd.errors import MediasyncError
 from mediasyncd.units import format_size
 
+RECENT = 8  # arrivals shown by `status --watch`
 PIPE_EVERY = 2.0  # seconds between statuses printed by `status --watch` when stdout is no terminal
 
 
@@ -35,17 +37,35 @@ async def show_status(daemon: DaemonConfig, *, watch: bool, as_json: bool) -> in
         return 0
     if as_json or not sys.stdout.isatty():
         return await _follow_plain(daemon, snapshot, as_json)
+    return await _live(daemon, snapshot)
+
+
+async def _live(daemon: DaemonConfig, snapshot: dict[str, Any]) -> int:
+    """A live view on a terminal, fed by /api/v1/ws: the status as it changes and each arrival."""
     from rich.console import Console
     from rich.live import Live
 
-    with Live(render(snapshot), console=Console(), auto_refresh=False) as live:
-        while True:
-            await asyncio.sleep(0.5)
-            try:
-                snapshot = await fetch_status(daemon)
-            except (aiohttp.ClientError, TimeoutError, OSError, MediasyncError):
-                return 3
-            live.update(render(snapshot), refresh=True)
+    client = DaemonClient.for_daemon(daemon)
+    recent: deque[str] = deque(maxlen=RECENT)
+    try:
+        async with (
+            aiohttp.ClientSession(headers=client.headers) as session,
+            session.ws_connect(f"{client.url}/api/v1/ws", heartbeat=30) as ws,
+        ):
+            with Live(render(snapshot), console=Console(), auto_refresh=False) as live:
+                async for message in ws:
+                    if message.type != aiohttp.WSMsgType.TEXT:
+                        break
+                    typed = json.loads(message.data)
+                    if typed["type"] == "status":
+                        snapshot = typed["data"]
+                    elif typed["data"].get("type") == "file_synced":
+                        recent.appendleft(arrival_line(typed["data"]))
+                    live.update(render(snapshot, recent=list(recent)), refresh=True)
+    except (aiohttp.ClientError, TimeoutError, OSError):
+        pass
+    print("mediasyncd: the daemon stopped answering", file=sys.stderr)
+    return 3
 
 
 async def _follow_plain(daemon: DaemonConfig, snapshot: dict[str, Any], as_json: bool) -> int:

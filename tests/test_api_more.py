@@ -316,3 +316,23 @@ def test_the_api_holds_up_to_fuzzing_from_its_own_openapi_document(tmp_path: Pat
         assert " passed" in fuzz.stdout and "failure" not in fuzz.stdout.split("SUMMARY")[-1]
     finally:
         assert stop(proc) == 0
+
+
+def test_status_watch_on_a_terminal_shows_arrivals_live(tmp_path: Path, sshd: SshServer) -> None:
+    """`status --watch` on a terminal (script(1) gives it one) follows /api/v1/ws: a file that lands
+    while it runs appears under "recent arrivals" without a restart."""
+    env = purge_env(tmp_path, sshd, settle="0s", poll_interval="0.3s")
+    proc = start_daemon(env.config_path, tmp_path / "d.log")
+    try:
+        wait_for(lambda: (env.state_dir / "daemon.json").exists(), timeout=20)
+        command = f"timeout 6 {MEDIASYNCD} status --watch --config {env.config_path}"
+        with subprocess.Popen(
+            ["script", "-qec", command, "/dev/null"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        ) as watch:
+            time.sleep(2)
+            env.write("live/arrived.png", PNG, mtime=OLD)
+            out, _ = watch.communicate(timeout=30)
+        text = out.decode(errors="replace")
+        assert "recent arrivals" in text and "r1: live/arrived.png" in text
+    finally:
+        assert stop(proc) == 0
