@@ -11,7 +11,7 @@ import asyncio
 import os
 import posixpath
 import stat
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Coroutine, Iterable, Sequence
 from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any
@@ -190,7 +190,7 @@ async def _stream(
     received = offset  # what progress shows: blocks may arrive (and be written) out of order
     ready: list[bytes] = []
     ready_bytes = 0
-    in_flight: list[object] = []
+    in_flight: list[Collection[object]] = []
     try:
         while True:
             in_flight = _outstanding(blocks, reader)
@@ -229,15 +229,18 @@ def _reader_of(blocks: AsyncIterator[tuple[int, bytes]]) -> object:
     return frame.f_locals.get("self") if frame is not None else None
 
 
-def _outstanding(blocks: AsyncIterator[tuple[int, bytes]], reader: object) -> list[object]:
-    """asyncssh's read requests that may still end in an error nobody retrieves."""
+def _outstanding(blocks: AsyncIterator[tuple[int, bytes]], reader: object) -> list[Collection[object]]:
+    """asyncssh's read requests that may still end in an error nobody retrieves: its pending set and the
+    generator's `done`, held as the live collections, not copies. A step may add requests to the pending
+    set and then split it into new ones (`done, self._pending = await asyncio.wait(self._pending)`)
+    before it fails and its frame ends: the old set object still holds every request it had."""
     frame = getattr(blocks, "ag_frame", None)
     done = frame.f_locals.get("done", ()) if frame is not None else ()
-    return [*getattr(reader, "_pending", ()), *done]
+    return [getattr(reader, "_pending", ()), done]
 
 
-def _retrieve(tasks: Iterable[object]) -> None:
-    for task in tasks:
+def _retrieve(groups: Iterable[Collection[object]]) -> None:
+    for task in {id(t): t for group in groups for t in list(group)}.values():
         if isinstance(task, asyncio.Future):
             task.cancel()
             task.add_done_callback(_ignore_result)
