@@ -97,10 +97,7 @@ async def get_remote(request: web.Request) -> web.Response:
 
 
 async def sync_remote(request: web.Request) -> web.Response:
-    body = await _json_body(request)
-    if isinstance(body, web.Response):
-        return body
-    name = _remote_name(request)
+    name = await _posted_to_remote(request)
     if isinstance(name, web.Response):
         return name
     return web.json_response({"job": _control(request).sync(name).snapshot()}, status=202)
@@ -115,13 +112,16 @@ async def resume_remote(request: web.Request) -> web.Response:
 
 
 async def _hold_remote(request: web.Request, *, held: bool) -> web.Response:
-    body = await _json_body(request)
-    if isinstance(body, web.Response):
-        return body
-    name = _remote_name(request)
+    name = await _posted_to_remote(request)
     if isinstance(name, web.Response):
         return name
     return web.json_response(_control(request).hold(name, held))
+
+
+async def _posted_to_remote(request: web.Request) -> str | web.Response:
+    """The remote a POST names in its path, once its body (if any) is a JSON object; or the error."""
+    body = await _json_body(request)
+    return body if isinstance(body, web.Response) else _remote_name(request)
 
 
 async def pause_purge(request: web.Request) -> web.Response:

@@ -183,91 +183,58 @@ class Ledger:
     async def landed(self, items: Sequence[Landed]) -> None:
         """Files renamed into place: their states and events in one transaction, then the index and
         counters."""
-        if not items:
-            return
-        files = [LandedFile(i.row, i.sha256, i.local_path, self._pass_of.get(i.row.id)) for i in items]
-        completed = self._resolve([(i.row, Outcome.LANDED) for i in items])
-        done = await self.store.mark_landed(files, also=completed)
-        for item in (i for i in items if i.row.id in done):
-            row = item.row
-            self.index[row.key] = replace(
-                row, state=FileState.LANDED, sha256=item.sha256, local_path=item.local_path
-            )
-            self.active.discard(row.id)
-            if row.state == FileState.FAILED:
-                self.status.failed_files = max(0, self.status.failed_files - 1)
-            self.counts.landed += 1
-            self.counts.landed_bytes += row.size
-            self.status.landed_latency.observe(max(0.0, time.time() - row.mtime))
-            self.status.landed_files += 1
-            self.status.landed_bytes += row.size
-            self.log.info(
-                "landed",
-                path=row.rel,
-                local_path=item.local_path,
-                size=row.size,
-                sha256=item.sha256,
-                detail=True,
-            )
-            if item.local_path != library_rel(self.remote, row.rel):
+        for item in await self._record(items, adopted=False):
+            if item.local_path != library_rel(self.remote, item.row.rel):
                 self.log.warning(
                     "kept both versions: different bytes at an occupied path",
-                    path=row.rel,
+                    path=item.row.rel,
                     landed_as=item.local_path,
                 )
-
-        landed = [i.row for i in items if i.row.id in done]
-        if landed:
-            one = {"path": landed[0].rel} if len(landed) == 1 else {}
-            self.log.info(
-                "landed batch",
-                files=len(landed),
-                size=format_size(sum(r.size for r in landed)),
-                summary=True,
-                **one,
-            )
 
     async def adopted(self, items: Sequence[Landed]) -> None:
         """Files found already in the library with the remote's SHA-256 (no transfer): recorded landed and
         verified, each with a `file_synced` event marked adopted, in one transaction."""
+        for item in items:
+            self.active.discard(item.row.id)  # recorded or not, this session is done with it
+        await self._record(items, adopted=True)
+
+    async def _record(self, items: Sequence[Landed], *, adopted: bool) -> list[Landed]:
+        """Record `items` as landed (or adopted) in one transaction, then the index, counters and log
+        lines (one per file, one per batch); the items the DB took."""
         if not items:
-            return
+            return []
+        outcome, verb = (Outcome.ADOPTED, "adopted") if adopted else (Outcome.LANDED, "landed")
         files = [
-            LandedFile(i.row, i.sha256, i.local_path, self._pass_of.get(i.row.id), adopted=True)
+            LandedFile(i.row, i.sha256, i.local_path, self._pass_of.get(i.row.id), adopted=adopted)
             for i in items
         ]
-        completed = self._resolve([(i.row, Outcome.ADOPTED) for i in items])
-        done = await self.store.mark_landed(files, also=completed)
-        for item in items:
+        done = await self.store.mark_landed(files, also=self._resolve([(i.row, outcome) for i in items]))
+        recorded = [i for i in items if i.row.id in done]
+        for item in recorded:
             row = item.row
-            self.active.discard(row.id)
-            if row.id not in done:
-                continue
             self.index[row.key] = replace(
                 row, state=FileState.LANDED, sha256=item.sha256, local_path=item.local_path
             )
+            self.active.discard(row.id)
             if row.state == FileState.FAILED:
                 self.status.failed_files = max(0, self.status.failed_files - 1)
-            self.counts.adopted += 1
-            self.counts.adopted_bytes += row.size
+            if adopted:
+                self.counts.adopted += 1
+                self.counts.adopted_bytes += row.size
+            else:
+                self.counts.landed += 1
+                self.counts.landed_bytes += row.size
+                self.status.landed_latency.observe(max(0.0, time.time() - row.mtime))
             self.status.landed_files += 1
             self.status.landed_bytes += row.size
             self.log.info(
-                "adopted",
-                path=row.rel,
-                local_path=item.local_path,
-                size=row.size,
-                sha256=item.sha256,
-                detail=True,
+                verb, path=row.rel, local_path=item.local_path, size=row.size, sha256=item.sha256, detail=True
             )
-        adopted = [i.row for i in items if i.row.id in done]
-        if adopted:
-            self.log.info(
-                "adopted batch",
-                files=len(adopted),
-                size=format_size(sum(r.size for r in adopted)),
-                summary=True,
-            )
+        if recorded:
+            one = {"path": recorded[0].row.rel} if len(recorded) == 1 else {}
+            size = format_size(sum(i.row.size for i in recorded))
+            self.log.info(f"{verb} batch", files=len(recorded), size=size, summary=True, **one)
+        return recorded
 
     async def failed(self, row: FileRow, error: str) -> None:
         """This file's own failure: counted, retried later with backoff."""
