@@ -55,6 +55,7 @@ class RemoteStatus:
     queued: int = 0
     paused: str | None = None
     capabilities: str | None = None
+    transport: str = "ssh"
     landed_files: int = 0
     landed_bytes: int = 0
     failed_files: int = 0
@@ -78,6 +79,7 @@ class RemoteStatus:
             "skipped_names": self.skipped_names,
             "paused": self.paused,
             "capabilities": self.capabilities,
+            "transport": self.transport,
         }
 
 

@@ -56,6 +56,7 @@ class Puller:
         self.transfer = transfer
         self.library = library
         self.status = status
+        self.status.transport = remote.transport
         self.executor = executor
         self.landing_lock = landing_lock
         self.space = space
