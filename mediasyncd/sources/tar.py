@@ -76,20 +76,31 @@ def _unpack(
     reader: _ChunkReader,
     wanted: dict[str, Path],
     done: Callable[[Member], None],
+    sizes: dict[str, int] | None = None,
 ) -> None:
     """Thread: write each wanted regular member to its partial (hashed on the way); report each one.
     Whatever happens, the stream is read to its end so that the event loop never waits on a full queue."""
     try:
-        _members(reader, wanted, done)
+        _members(reader, wanted, done, sizes)
     finally:
         reader.read()
 
 
-def _members(reader: _ChunkReader, wanted: dict[str, Path], done: Callable[[Member], None]) -> None:
+def _members(
+    reader: _ChunkReader,
+    wanted: dict[str, Path],
+    done: Callable[[Member], None],
+    sizes: dict[str, int] | None = None,
+) -> None:
+    """Only a member named exactly as requested, a regular file, of the listed size (where `sizes` says)
+    is written, and only to its own partial: whatever else a hostile archive holds (`../` names, links,
+    devices, a huge member) is read past, never extracted. Each name is taken once."""
     with tarfile.open(fileobj=reader, mode="r|") as archive:  # type: ignore[call-overload]
         for info in archive:
-            partial = wanted.get(info.name)
+            partial = wanted.pop(info.name, None)
             if partial is None or not info.isreg():
+                continue
+            if sizes is not None and sizes.get(info.name) != info.size:
                 continue
             source = archive.extractfile(info)
             if source is None:
@@ -120,6 +131,7 @@ async def unpack_stream(
     executor: Executor,
     on_member: Callable[[Member], None],
     progress: Callable[[int], None] | None = None,
+    sizes: dict[str, int] | None = None,
 ) -> None:
     """Unpack the archive `stream` delivers into the partials `partials` names (relative to `root`);
     `on_member` is called on the event loop for each one received. The transport maps its own read
@@ -130,7 +142,7 @@ async def unpack_stream(
     def done(member: Member) -> None:
         loop.call_soon_threadsafe(on_member, member)
 
-    unpacking = loop.run_in_executor(executor, _unpack, reader, partials, done)
+    unpacking = loop.run_in_executor(executor, _unpack, reader, dict(partials), done, sizes)
     received = 0
     try:
         while chunk := await stream.read(READ):
