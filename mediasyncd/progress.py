@@ -56,6 +56,7 @@ class RemoteStatus:
     paused: str | None = None
     capabilities: str | None = None
     transport: str = "ssh"
+    watch_mode: str | None = None  # "poll" or "watchfiles" once a session runs
     landed_files: int = 0
     landed_bytes: int = 0
     failed_files: int = 0
@@ -80,6 +81,7 @@ class RemoteStatus:
             "paused": self.paused,
             "capabilities": self.capabilities,
             "transport": self.transport,
+            "watch_mode": self.watch_mode,
         }
 
 
