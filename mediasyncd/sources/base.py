@@ -37,6 +37,8 @@ class Capabilities:
     find_printf: bool = False  # one-command listings through a shell
     hasher: str | None = None  # "openssl" (SHA extensions: ~4x coreutils), "sha256sum" or "local"
     tar: bool = False  # GNU tar: small files can come in one stream (`pull_batch`)
+    stream_below: int = 0  # files below this size come in tar streams whatever `batch_below` says (a
+    # transport that starts a process per single file: docker exec costs ~50-100 ms)
 
     @property
     def hashes(self) -> bool:

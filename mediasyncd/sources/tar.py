@@ -15,6 +15,7 @@ import os
 import queue
 import shlex
 import tarfile
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -48,28 +49,38 @@ class Member:
 
 
 class _ChunkReader:
-    """A blocking file-like object over chunks that the event loop hands to a thread."""
+    """A blocking file-like object over chunks that the event loop hands to a thread. Chunks are kept as
+    memoryviews and sliced without copying: a read copies only the bytes it returns."""
 
     def __init__(self) -> None:
         self.chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=MAX_QUEUED)
-        self._buffer = bytearray()
-        self._pos = 0
+        self._pieces: deque[memoryview] = deque()
+        self._size = 0
         self._eof = False
 
     def read(self, n: int = -1) -> bytes:
-        while not self._eof and (n < 0 or len(self._buffer) - self._pos < n):
+        while not self._eof and (n < 0 or self._size < n):
             chunk = self.chunks.get()
             if chunk is None:
                 self._eof = True
                 continue
-            if self._pos:
-                del self._buffer[: self._pos]
-                self._pos = 0
-            self._buffer += chunk
-        end = len(self._buffer) if n < 0 else min(len(self._buffer), self._pos + n)
-        data = bytes(self._buffer[self._pos : end])
-        self._pos = end
-        return data
+            if chunk:
+                self._pieces.append(memoryview(chunk))
+                self._size += len(chunk)
+        want = self._size if n < 0 else min(n, self._size)
+        taken: list[memoryview] = []
+        left = want
+        while left:
+            piece = self._pieces[0]
+            if len(piece) <= left:
+                taken.append(self._pieces.popleft())
+                left -= len(piece)
+            else:
+                taken.append(piece[:left])
+                self._pieces[0] = piece[left:]
+                left = 0
+        self._size -= want
+        return b"".join(taken)
 
 
 def _unpack(
@@ -95,7 +106,7 @@ def _members(
     """Only a member named exactly as requested, a regular file, of the listed size (where `sizes` says)
     is written, and only to its own partial: whatever else a hostile archive holds (`../` names, links,
     devices, a huge member) is read past, never extracted. Each name is taken once."""
-    with tarfile.open(fileobj=reader, mode="r|") as archive:  # type: ignore[call-overload]
+    with tarfile.open(fileobj=reader, mode="r|", bufsize=READ) as archive:  # type: ignore[call-overload]
         for info in archive:
             partial = wanted.pop(info.name, None)
             if partial is None or not info.isreg():

@@ -42,6 +42,8 @@ from mediasyncd.sources.receive import WRITE_CHUNK, PartialWriter, RateLimiter
 from mediasyncd.sources.survey import Survey, parse_survey, survey_command
 from mediasyncd.sources.tar import Member, unpack_stream
 
+STREAM_BELOW = 16 << 20  # a process per file costs more than resuming a file this small could save
+
 
 class ExecSource:
     def __init__(
@@ -64,6 +66,7 @@ class ExecSource:
             find_printf=b"find-printf" in words,
             hasher=hasher,
             tar=gnu or b"tar-args" in words,
+            stream_below=STREAM_BELOW,
         )
         return cls(argv, shell, caps, gnu_tar=gnu)
 
