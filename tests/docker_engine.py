@@ -98,6 +98,7 @@ def start_engine(tmp: Path) -> Iterator[Engine]:
         _wait_ready(engine, proc, log)
         for image in IMAGES:
             rootfs = tmp / f"rootfs-{image}"
+            shutil.rmtree(rootfs, ignore_errors=True)
             (_busybox_rootfs if image == "busybox" else _full_rootfs)(rootfs)
             tarball = subprocess.run(["tar", "-C", str(rootfs), "-c", "."], capture_output=True, check=True)
             engine.docker("import", "-", f"mediasyncd-test/{image}:1", stdin=tarball.stdout)
