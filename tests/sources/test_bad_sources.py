@@ -5,8 +5,10 @@ library and nothing is purged without a verified copy."""
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import stat
+import tarfile
 import time
 from pathlib import Path
 
@@ -135,3 +137,37 @@ def test_a_local_root_that_disappears_is_reported_and_its_library_copies_stay(
     assert world.landed() == {"a.png": b"a" * 100}
     world.purge()
     assert (tmp_path / "unmounted" / "a.png").exists()
+
+
+def test_a_crafted_tar_stream_writes_nothing_outside_the_library(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """A `tar` that answers with a hostile archive (`../` and absolute names, a symlink and a wrong-size
+    member under requested names): nothing is written outside the library, nothing false lands."""
+    hostile = tmp_path / "hostile.tar"
+    with tarfile.open(hostile, "w", format=tarfile.GNU_FORMAT) as tar:
+        for name, data in (("../../escape.png", b"evil"), (str(tmp_path / "abs.png"), b"evil")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        link = tarfile.TarInfo("a.png")
+        link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        tar.addfile(link)
+        info = tarfile.TarInfo("b.png")
+        info.size = 3
+        tar.addfile(info, io.BytesIO(b"bad"))
+    body = (
+        'case "$1" in --version) echo "tar (GNU tar) 1.34";; '
+        f'-cf) [ "$2" = /dev/null ] && exit 0; touch {tmp_path / "tar-ran"}; cat {hostile};; esac'
+    )
+    command = fake_tools(tmp_path / "bin", tar=body)
+    world = make_world(request, tmp_path, "exec-sh", command=command)
+    world.write("a.png", b"a" * 4)
+    world.write("b.png", b"b" * 5)
+    for i in range(4):  # enough small files for a stream
+        world.write(f"c{i}.png", b"c")
+    world.sync()
+    assert (tmp_path / "tar-ran").exists()
+    assert all(data in (b"a" * 4, b"b" * 5, b"c") for data in world.landed().values())
+    assert not list(tmp_path.rglob("escape.png")) and not (tmp_path / "abs.png").exists()
+    assert not (tmp_path.parent / "escape.png").exists()
