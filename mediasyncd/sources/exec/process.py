@@ -18,6 +18,7 @@ from mediasyncd.sources.framed import PROBE_OK, frame, read_through
 PROBE_TIMEOUT = 30.0
 EXIT_WAIT = 3.0  # seconds a process gets to end after its stdin closed, then after SIGTERM
 STDERR_KEPT = 4096
+READ_LIMIT = 1 << 20  # bytes buffered from a pipe before reading pauses (the default 64 KiB wakes the loop 16x as often)
 Process = asyncio.subprocess.Process
 
 
@@ -29,6 +30,7 @@ async def spawn(argv: Sequence[str]) -> Process:
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
+            limit=READ_LIMIT,
             start_new_session=True,  # a Ctrl-C in the terminal reaches the daemon, not every child
         )
     except OSError as exc:
