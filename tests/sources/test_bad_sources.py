@@ -171,3 +171,16 @@ def test_a_crafted_tar_stream_writes_nothing_outside_the_library(
     assert all(data in (b"a" * 4, b"b" * 5, b"c") for data in world.landed().values())
     assert not list(tmp_path.rglob("escape.png")) and not (tmp_path / "abs.png").exists()
     assert not (tmp_path.parent / "escape.png").exists()
+
+
+async def test_a_command_cancelled_mid_answer_retires_the_shell() -> None:
+    """The rest of an interrupted answer would be read as the next command's: the shell is retired
+    (RemoteError, so the session reconnects) instead of answering wrongly."""
+    source = await ExecSource.open(["sh"])
+    try:
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(source.shell.run("sleep 0.3; echo late"), 0.05)
+        with pytest.raises(RemoteError, match="interrupted"):
+            await source.shell.run("echo next")
+    finally:
+        await source.close()

@@ -18,7 +18,9 @@ from mediasyncd.sources.framed import PROBE_OK, frame, read_through
 PROBE_TIMEOUT = 30.0
 EXIT_WAIT = 3.0  # seconds a process gets to end after its stdin closed, then after SIGTERM
 STDERR_KEPT = 4096
-READ_LIMIT = 1 << 20  # bytes buffered from a pipe before reading pauses (the default 64 KiB wakes the loop 16x as often)
+READ_LIMIT = (
+    1 << 20
+)  # bytes buffered from a pipe before reading pauses (the default 64 KiB wakes the loop 16x as often)
 Process = asyncio.subprocess.Process
 
 
@@ -67,6 +69,7 @@ class ShellProcess:
         self._process = process
         self._lock = asyncio.Lock()
         self.commands_run = 0
+        self._interrupted = False  # a command was cancelled mid-answer: its rest would corrupt the next
 
     @classmethod
     async def start(cls, argv: Sequence[str], probe: str = "true") -> tuple[ShellProcess, CommandResult]:
@@ -96,6 +99,8 @@ class ShellProcess:
         process = self._process
         assert process.stdin is not None and process.stdout is not None and process.stderr is not None
         async with self._lock:
+            if self._interrupted:
+                raise RemoteError("shell gone: a command was interrupted mid-answer")
             self.commands_run += 1
             try:
                 process.stdin.write(framed.data)
@@ -104,11 +109,15 @@ class ShellProcess:
                 pass  # the reads below see the end and say why
             out: Any
             err: Any
-            out, err = await asyncio.gather(
-                read_through(process.stdout, framed.stdout_end),
-                read_through(process.stderr, framed.stderr_end),
-                return_exceptions=True,
-            )
+            try:
+                out, err = await asyncio.gather(
+                    read_through(process.stdout, framed.stdout_end),
+                    read_through(process.stderr, framed.stderr_end),
+                    return_exceptions=True,
+                )
+            except BaseException:
+                self._interrupted = True
+                raise
             for outcome in (out, err):
                 if isinstance(outcome, BaseException) and not isinstance(outcome, Exception):
                     raise outcome  # CancelledError, KeyboardInterrupt: never swallowed
