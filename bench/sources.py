@@ -82,6 +82,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True)
     samples: list[Sample] = []
+    load_before = os.getloadavg()[0]
     with start_engine(WORK / "docker") as engine:
         container = engine.run("mediasyncd-test/full:1", f"bench-sources-{os.getpid()}", [WORK / "data"])
         plan = tools(engine, container)
@@ -101,21 +102,23 @@ def run(argv: Sequence[str] | None = None) -> int:
                     samples.append(Sample(name, dataset.name, stats))
                     print(f"{name:>24} {dataset.name:5} {stats.wall_s:7.2f} s", flush=True)
                     shutil.rmtree(dest)
-    section = report(samples, datasets, args.repeat)
+    loads = (load_before, os.getloadavg()[0])
+    section = report(samples, datasets, args.repeat, loads)
     print(section)
     if not args.no_doc:
         write_section(args.doc, section, writer="bench/sources.py")
     return 0
 
 
-def report(samples: list[Sample], datasets: list[Dataset], repeat: int) -> str:
+def report(samples: list[Sample], datasets: list[Dataset], repeat: int, loads: tuple[float, float]) -> str:
     lines = [
         "## Local and Docker sources (bench/sources.py)",
         "",
         f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {os.cpu_count()} cores, medians of "
         f"{repeat}; " + "; ".join(f"{d.name}: {d.files} files, {d.megabytes:.0f} MB" for d in datasets) + ". "
         "`sync --once` wall time includes starting Python and hashing every file on both ends; the other "
-        "tools only copy. machine CPU-s: the whole host (both ends, dockerd) during the run.",
+        "tools only copy. machine CPU-s: the whole host (both ends, dockerd, and anything else running) "
+        f"during the run; 1-minute load average {loads[0]:.1f} before and {loads[1]:.1f} after the run.",
         "",
         "| dataset | tool | wall s | MB/s | files/s | machine CPU-s | vs reference |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: |",

@@ -22,8 +22,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-DOCKERD = Path("/usr/sbin/dockerd")
-DOCKER = Path("/usr/bin/docker")  # Debian's client (another may come first on PATH)
+DOCKERD = Path(shutil.which("dockerd") or "/usr/sbin/dockerd")
+DOCKER = Path("/usr/bin/docker")  # Debian's (or docker-ce's) client; another may come first on PATH
 BUSYBOX = Path("/bin/busybox")
 FULL_TOOLS = (
     "sh", "find", "tar", "sha256sum", "stat", "tail", "head", "cat", "date", "df", "rm", "rmdir", "od",
