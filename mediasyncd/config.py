@@ -48,6 +48,14 @@ KIND_ROOTS: Mapping[str, tuple[str, ...]] = {
 Kind = Literal["forge", "comfyui", "generic"]
 HostKeyPolicy = Literal["strict", "accept-new"]
 WatchMode = Literal["poll", "agent"]
+Transport = Literal["ssh", "local", "docker", "exec"]
+SSH_KEYS = ("host", "port", "user", "identity_file", "host_key", "known_hosts")
+TRANSPORT_KEYS: Mapping[str, tuple[str, ...]] = {
+    "ssh": SSH_KEYS,
+    "local": (),
+    "docker": ("container", "docker_host"),
+    "exec": ("command",),
+}
 
 
 @dataclass(frozen=True)
@@ -100,7 +108,7 @@ class PurgeConfig:
 @dataclass(frozen=True)
 class RemoteConfig:
     name: str
-    host: str
+    host: str = ""  # ssh only
     port: int | None = None
     user: str | None = None
     identity_file: Path | None = None
@@ -115,6 +123,18 @@ class RemoteConfig:
     settle: float = 5.0
     connect_timeout: float = 20.0
     purge: PurgeConfig = field(default_factory=PurgeConfig)
+    transport: Transport = "ssh"
+    container: str | None = None  # docker: the container's name or id
+    docker_host: str | None = None  # docker: its daemon (else DOCKER_HOST from the environment)
+    command: tuple[str, ...] = ()  # exec: argv of a command giving a POSIX shell on stdin/stdout
+
+    @property
+    def shell_command(self) -> tuple[str, ...]:
+        """The argv that yields a shell on the source (docker and exec transports)."""
+        if self.transport == "docker":
+            host = ("-H", self.docker_host) if self.docker_host else ()
+            return ("docker", *host, "exec", "-i", self.container or "", "sh")
+        return self.command
 
     @property
     def path_filter(self) -> PathFilter:
@@ -253,6 +273,9 @@ def _build(r: Reader, data: Mapping[str, Any], path: Path | None) -> Config | No
     pipeline = _pipeline(r, r.table(data, "pipeline"))
     if daemon is None:
         return None
+    for i, remote in enumerate(remotes):
+        if remote.transport == "local":
+            _check_nesting(r, f"remotes[{i}].roots", remote.roots, daemon.library)
     return Config(daemon, transfer, purge, tuple(remotes), path, pipeline)
 
 
@@ -360,6 +383,7 @@ def _pipeline(r: Reader, t: Mapping[str, Any]) -> PipelineOptions:
 _REMOTE_KEYS = {
     "name", "host", "port", "user", "identity_file", "host_key", "known_hosts", "kind", "roots",
     "include", "exclude", "watch", "poll_interval", "settle", "connect_timeout", "purge",
+    "transport", "container", "docker_host", "command",
 }  # fmt: skip
 
 
@@ -370,10 +394,56 @@ def _remote_name(value: Any) -> str:
     return name
 
 
+def _command(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise TypeError('must be a non-empty list of strings (the command\'s argv), e.g. ["sh"]')
+    if not value[0].strip():
+        raise ValueError("the program (its first word) must not be empty")
+    return tuple(value)
+
+
+def _transport_keys(r: Reader, t: Mapping[str, Any], p: str, transport: str) -> None:
+    """Keys that belong to another transport are errors (an SSH `host` on a docker remote, ...)."""
+    for other, keys in TRANSPORT_KEYS.items():
+        if other == transport:
+            continue
+        for key in keys:
+            if key in t and key not in TRANSPORT_KEYS[transport]:
+                r.problem(f"{p}.{key}", f"is only for transport {other!r}, not {transport!r}")
+
+
+def _check_nesting(r: Reader, key: str, roots: tuple[str, ...], library: Path) -> None:
+    """A local root inside the library, or the library inside a root, would pull its own landings."""
+    lib_forms = {os.path.normpath(library), os.path.realpath(library)}
+    for root in roots:
+        for root_form in {os.path.normpath(root), os.path.realpath(root)}:
+            for lib in lib_forms:
+                if _inside(lib, root_form):
+                    r.problem(key, f"the library {str(library)!r} is inside the root {root!r}")
+                    return
+                if _inside(root_form, lib):
+                    r.problem(key, f"the root {root!r} is inside the library {str(library)!r}")
+                    return
+
+
+def _inside(path: str, parent: str) -> bool:
+    return path == parent or path.startswith(parent.rstrip("/") + "/")
+
+
 def _remote(r: Reader, t: Mapping[str, Any], p: str, purge: PurgeConfig) -> RemoteConfig | None:
     r.check_keys(t, p, _REMOTE_KEYS)
     name = r.require(t, "name", p, _remote_name)
-    host = r.require(t, "host", p, as_nonempty_str)
+    transport: Transport = r.get(t, "transport", p, choice("ssh", "local", "docker", "exec"), "ssh")
+    _transport_keys(r, t, p, transport)
+    host: str | None = ""
+    container: str | None = None
+    command: tuple[str, ...] | None = ()
+    if transport == "ssh":
+        host = r.require(t, "host", p, as_nonempty_str)
+    elif transport == "docker":
+        container = r.require(t, "container", p, as_nonempty_str)
+    elif transport == "exec":
+        command = r.require(t, "command", p, _command)
     kind: Kind = r.get(t, "kind", p, choice("forge", "comfyui", "generic"), "generic")
     roots = r.get(t, "roots", p, as_roots, KIND_ROOTS[kind])
     if not roots and "roots" not in t:
@@ -382,11 +452,15 @@ def _remote(r: Reader, t: Mapping[str, Any], p: str, purge: PurgeConfig) -> Remo
     remote_purge = purge
     if "purge" in t:
         remote_purge = _purge(r, r.table(t, "purge", p), f"{p}.purge", purge)
-    if name is None or host is None:
+    if name is None or host is None or command is None or (transport == "docker" and container is None):
         return None
     return RemoteConfig(
         name=name,
         host=host,
+        transport=transport,
+        container=container,
+        docker_host=r.get(t, "docker_host", p, as_nonempty_str, None),
+        command=command,
         port=r.get(t, "port", p, as_port, None),
         user=r.get(t, "user", p, as_nonempty_str, None),
         identity_file=r.get(t, "identity_file", p, as_path, None),

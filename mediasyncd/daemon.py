@@ -259,11 +259,9 @@ class Daemon:
                 self.view.remotes.pop(name, None)
                 log.info("remote removed", remote=name)
         self.config = new
-        if (
-            not self.working
-        ):  # still starting (or waiting for the library): the remotes start with this config
-            self.notifier.ready(self._summary())
+        if not self.working:  # still starting, or waiting for the library: the remotes start with this config
             log.info("reloaded before the remotes started", remotes=list(wanted))
+            self.notifier.ready(self._summary())  # systemd waits for READY after RELOADING
             return
         for service in self._services:
             service.reload(new)

@@ -91,6 +91,8 @@ class RemoteStatus:
     paused: str | None = None
     held: bool = False  # paused by the operator (API, `mediasyncd pause`): no new files are taken
     capabilities: str | None = None
+    transport: str = "ssh"
+    watch_mode: str | None = None  # "poll" or "watchfiles" once a session runs
     landed_files: int = 0
     landed_bytes: int = 0
     failed_files: int = 0
@@ -119,6 +121,8 @@ class RemoteStatus:
             "paused": self.paused or (HELD if self.held else None),
             "held": self.held,
             "capabilities": self.capabilities,
+            "transport": self.transport,
+            "watch_mode": self.watch_mode,
         }
 
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -7,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from mediasyncd.logging import configure_logging
+from tests.docker_engine import Engine, start_engine
 from tests.sshd import SshServer, start_sshd
 from tests.sshd_fixtures import sshd, sshd_sftp_only  # noqa: F401
 
@@ -29,3 +31,21 @@ def sshd_logged(tmp_path: Path) -> Iterator[SshServer]:
     wrapper.chmod(0o755)
     with start_sshd(home, extra_config=f"Subsystem sftp {wrapper}") as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def docker_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    """A real dockerd (started once per session, stopped at its end) with the two test images."""
+    with start_engine(tmp_path_factory.mktemp("docker")) as engine:
+        yield engine
+
+
+@pytest.fixture(scope="session")
+def docker_containers(docker_engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """One running container per test image ("busybox", "full"), each with the session's temp base dir
+    bound at the same path, so a test's files are the container's files."""
+    base = tmp_path_factory.getbasetemp()
+    return {
+        image: docker_engine.run(f"mediasyncd-test/{image}:1", f"mst-{image}-{os.getpid()}", [base])
+        for image in ("busybox", "full")
+    }

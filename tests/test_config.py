@@ -184,3 +184,110 @@ def test_globs_that_can_never_match_are_warnings_with_the_likely_intent() -> Non
         "under it: 'grids/**'",
     )
     assert parse_config(GOOD).warnings == ()
+
+
+BASE = """
+[daemon]
+library = "/srv/media"
+state_dir = "/var/lib/mediasyncd"
+"""
+
+
+def test_transports_parse_with_their_own_keys() -> None:
+    """local, docker and exec remotes need no host; docker builds its `docker exec -i … sh` argv."""
+    c = parse_config(
+        BASE
+        + """
+[[remotes]]
+name = "here"
+transport = "local"
+roots = ["/srv/comfyui/output"]
+
+[[remotes]]
+name = "box"
+transport = "docker"
+container = "forge"
+docker_host = "unix:///run/other.sock"
+kind = "forge"
+
+[[remotes]]
+name = "pod"
+transport = "exec"
+command = ["kubectl", "exec", "-i", "comfy-0", "--", "sh"]
+kind = "comfyui"
+
+[[remotes]]
+name = "ssh"
+host = "gpu"
+roots = ["/x"]
+"""
+    )
+    local, box, pod, ssh = c.remotes
+    assert (local.transport, local.host, local.roots) == ("local", "", ("/srv/comfyui/output",))
+    assert box.shell_command == ("docker", "-H", "unix:///run/other.sock", "exec", "-i", "forge", "sh")
+    assert pod.shell_command == ("kubectl", "exec", "-i", "comfy-0", "--", "sh")
+    assert ssh.transport == "ssh"
+
+
+def test_each_transport_requires_its_keys_and_rejects_the_others() -> None:
+    """host only for ssh, container for docker, command for exec: each misuse named with key and line."""
+    found = problems(
+        BASE
+        + """
+[[remotes]]
+name = "a"
+transport = "docker"
+host = "gpu"
+
+[[remotes]]
+name = "b"
+transport = "exec"
+command = []
+container = "x"
+roots = ["/x"]
+
+[[remotes]]
+name = "c"
+transport = "local"
+user = "root"
+roots = ["/x"]
+
+[[remotes]]
+name = "d"
+transport = "kubernetes"
+"""
+    )
+    assert "remotes[0].host (line 9): is only for transport 'ssh', not 'docker'" in found
+    assert "remotes[0].container (line 6): is required" in found
+    assert any(p.startswith("remotes[1].command (line 14): must be a non-empty list") for p in found)
+    assert "remotes[1].container (line 15): is only for transport 'docker', not 'exec'" in found
+    assert "remotes[2].user (line 21): is only for transport 'ssh', not 'local'" in found
+    assert any(p.startswith("remotes[3].transport (line 26): must be one of 'ssh', 'local'") for p in found)
+
+
+def test_a_local_root_and_the_library_must_not_nest(tmp_path: Path) -> None:
+    """A library inside a local root, or a root inside the library, is a config error; siblings are fine."""
+    text = f"""
+[daemon]
+library = "{tmp_path}/lib"
+
+[[remotes]]
+name = "outer"
+transport = "local"
+roots = ["{tmp_path}"]
+
+[[remotes]]
+name = "inner"
+transport = "local"
+roots = ["{tmp_path}/lib/sub"]
+
+[[remotes]]
+name = "side"
+transport = "local"
+roots = ["{tmp_path}/library-not"]
+"""
+    found = problems(text)
+    assert found == [
+        f"remotes[0].roots (line 8): the library '{tmp_path}/lib' is inside the root '{tmp_path}'",
+        f"remotes[1].roots (line 13): the root '{tmp_path}/lib/sub' is inside the library '{tmp_path}/lib'",
+    ]

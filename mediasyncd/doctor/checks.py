@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import posixpath
+import shlex
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,9 +123,9 @@ def remote_checks(remote: RemoteConfig, facts: Reached | Unreached) -> Section:
     title = f"remote {remote.name} ({_address(remote)})"
     if isinstance(facts, Unreached):
         return Section(title, (Check("fail", facts.reason),))
-    checks = [Check("ok", "connected; host key accepted")]
+    checks = [Check("ok", _CONNECTED.get(remote.transport, "connected; host key accepted"))]
     checks += [_root(r, facts.free.get(r.root)) for r in facts.survey.roots]
-    if facts.caps.transport == "ssh":
+    if facts.caps.transport != "local":
         checks += _tools(facts.caps, facts.shell)
     if facts.survey.host_known:
         checks += [_python(facts.survey.python), _inotify(facts.survey)]
@@ -133,7 +134,21 @@ def remote_checks(remote: RemoteConfig, facts: Reached | Unreached) -> Section:
     return Section(title, tuple(checks))
 
 
+_CONNECTED = {
+    "local": "a folder on this machine",
+    "docker": "a shell answered through docker exec",
+    "exec": "a shell answered through the command",
+}
+
+
 def _address(remote: RemoteConfig) -> str:
+    if remote.transport == "local":
+        return "local"
+    if remote.transport == "docker":
+        host = f" on {remote.docker_host}" if remote.docker_host else ""
+        return f"docker container {remote.container}{host}"
+    if remote.transport == "exec":
+        return "exec: " + " ".join(shlex.quote(word) for word in remote.command)
     user = f"{remote.user}@" if remote.user else ""
     port = f":{remote.port}" if remote.port else ""
     return f"{user}{remote.host}{port}"
@@ -190,9 +205,17 @@ def _tools(caps: Capabilities, shell: bool) -> list[Check]:
         Check("ok", "find -printf: one command lists every root")
         if caps.find_printf
         else Check(
-            "warn", "no GNU find with -printf: listings walk the tree over SFTP (slower on big trees)"
+            "warn",
+            "no GNU find with -printf: listings walk the tree over SFTP (slower on big trees)"
+            if caps.transport == "ssh"
+            else "no GNU find with -printf: listings use find -exec stat (whole-second mtimes)",
         ),
-        Check("ok", "tar (GNU): small files come in one stream")
+        Check(
+            "ok",
+            "tar (GNU): small files come in one stream"
+            if caps.transport == "ssh"
+            else "tar: small files come in one stream",
+        )
         if caps.tar
         else Check("warn", "no GNU tar: small files come one by one (slower over a long link)"),
         Check("ok", f"SHA-256 on the remote: {caps.hasher}")

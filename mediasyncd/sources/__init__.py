@@ -30,6 +30,14 @@ async def open_source(
     remote: RemoteConfig, state_dir: Path, transfer: TransferConfig | None = None
 ) -> Source:
     """Open `remote` through its transport. Raises RemoteError (HostKeyError for a refused host key)."""
+    if remote.transport == "local":
+        from mediasyncd.sources.local import LocalSource
+
+        return LocalSource(remote.roots)
+    if remote.transport in ("docker", "exec"):
+        from mediasyncd.sources.exec.source import ExecSource
+
+        return await ExecSource.open(remote.shell_command, remote.transport)
     from mediasyncd.sources.ssh.source import SshSource  # asyncssh is loaded only when a remote needs it
 
     return await SshSource.open(remote, state_dir, transfer)

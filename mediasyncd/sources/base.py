@@ -2,8 +2,8 @@
 
 A source lists its roots, pulls one file into a partial (resuming one a previous attempt left) or many
 small files in one stream, hashes, checks that a file is still the version it was, deletes, measures
-free space, and surveys its roots for `mediasyncd doctor`. Transports differ (SSH, a local folder;
-Docker and `exec` later); puller, verifier, purge and watchers depend on this protocol alone.
+free space, and surveys its roots for `mediasyncd doctor`. Transports differ (SSH, a local folder, a
+shell behind `docker exec` or any command); puller, verifier, purge and watchers depend on this protocol alone.
 
 Errors are the contract every implementation keeps:
 - `RemoteError`: the source as a whole is unusable (connection lost, shell gone): the session ends,
@@ -37,6 +37,8 @@ class Capabilities:
     find_printf: bool = False  # one-command listings through a shell
     hasher: str | None = None  # "openssl" (SHA extensions: ~4x coreutils), "sha256sum" or "local"
     tar: bool = False  # GNU tar: small files can come in one stream (`pull_batch`)
+    stream_below: int = 0  # files below this size come in tar streams whatever `batch_below` says (a
+    # transport that starts a process per single file: docker exec costs ~50-100 ms)
 
     @property
     def hashes(self) -> bool:
@@ -44,11 +46,14 @@ class Capabilities:
 
     @property
     def summary(self) -> str:
-        if self.transport != "ssh":
+        """`find,openssl,tar` over SSH; `docker:find,sha256sum,tar` for a shell behind a command; `local`."""
+        if self.transport == "local":
             return self.transport
         parts = (("find", self.find_printf), (self.hasher or "", bool(self.hasher)), ("tar", self.tar))
-        found = [name for name, ok in parts if ok]
-        return ",".join(found) or "sftp-only"
+        found = ",".join(name for name, ok in parts if ok)
+        if self.transport == "ssh":
+            return found or "sftp-only"
+        return f"{self.transport}:{found or 'minimal'}"
 
 
 @dataclass(frozen=True)
@@ -103,9 +108,11 @@ class Source(Protocol):
         executor: Executor,
         on_member: Callable[[Member], None],
         progress: Progress | None = None,
+        sizes: dict[str, int] | None = None,
     ) -> None:
         """Stream the files `partials` names (relative to `root`) into their partials, calling
-        `on_member` for each one received (only where `caps.tar`)."""
+        `on_member` for each one received (only where `caps.tar`). A member whose size is not the one
+        `sizes` lists is not written."""
 
     async def sha256(self, paths: Sequence[str]) -> dict[str, str] | None:
         """The source's own SHA-256 of each readable path (batched), or None if it cannot hash."""

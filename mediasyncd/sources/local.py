@@ -110,6 +110,7 @@ class LocalSource:
         executor: Executor,
         on_member: Callable[[Member], None],
         progress: Progress | None = None,
+        sizes: dict[str, int] | None = None,
     ) -> None:
         raise TransferError("a local source has no batch stream; files are copied one by one")
 

@@ -49,7 +49,7 @@ def survey_command(roots: Sequence[str]) -> str:
         'if [ -d "$r" ]; then '
         "printf 'dir\\0%d\\0' $i; "
         "[ -w \"$r\" ] && printf 'writable\\0%d\\0' $i; "
-        f'printf \'dirs\\0%d\\0%s\\0\' $i "$(find -H "$r" -type d 2>/dev/null | head -n {DIR_COUNT_LIMIT} '
+        f'printf \'dirs\\0%d\\0%s\\0\' $i "$(find "$r/" -type d 2>/dev/null | head -n {DIR_COUNT_LIMIT} '
         '| wc -l)"; '
         "else "
         "if [ -e \"$r\" ]; then printf 'not-dir\\0%d\\0' $i; else printf 'missing\\0%d\\0' $i; fi; "

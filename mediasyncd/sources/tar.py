@@ -15,6 +15,7 @@ import os
 import queue
 import shlex
 import tarfile
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -48,48 +49,69 @@ class Member:
 
 
 class _ChunkReader:
-    """A blocking file-like object over chunks that the event loop hands to a thread."""
+    """A blocking file-like object over chunks that the event loop hands to a thread. Chunks are kept as
+    memoryviews and sliced without copying: a read copies only the bytes it returns."""
 
     def __init__(self) -> None:
         self.chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=MAX_QUEUED)
-        self._buffer = bytearray()
-        self._pos = 0
+        self._pieces: deque[memoryview] = deque()
+        self._size = 0
         self._eof = False
 
     def read(self, n: int = -1) -> bytes:
-        while not self._eof and (n < 0 or len(self._buffer) - self._pos < n):
+        while not self._eof and (n < 0 or self._size < n):
             chunk = self.chunks.get()
             if chunk is None:
                 self._eof = True
                 continue
-            if self._pos:
-                del self._buffer[: self._pos]
-                self._pos = 0
-            self._buffer += chunk
-        end = len(self._buffer) if n < 0 else min(len(self._buffer), self._pos + n)
-        data = bytes(self._buffer[self._pos : end])
-        self._pos = end
-        return data
+            if chunk:
+                self._pieces.append(memoryview(chunk))
+                self._size += len(chunk)
+        want = self._size if n < 0 else min(n, self._size)
+        taken: list[memoryview] = []
+        left = want
+        while left:
+            piece = self._pieces[0]
+            if len(piece) <= left:
+                taken.append(self._pieces.popleft())
+                left -= len(piece)
+            else:
+                taken.append(piece[:left])
+                self._pieces[0] = piece[left:]
+                left = 0
+        self._size -= want
+        return b"".join(taken)
 
 
 def _unpack(
     reader: _ChunkReader,
     wanted: dict[str, Path],
     done: Callable[[Member], None],
+    sizes: dict[str, int] | None = None,
 ) -> None:
     """Thread: write each wanted regular member to its partial (hashed on the way); report each one.
     Whatever happens, the stream is read to its end so that the event loop never waits on a full queue."""
     try:
-        _members(reader, wanted, done)
+        _members(reader, wanted, done, sizes)
     finally:
         reader.read()
 
 
-def _members(reader: _ChunkReader, wanted: dict[str, Path], done: Callable[[Member], None]) -> None:
-    with tarfile.open(fileobj=reader, mode="r|") as archive:  # type: ignore[call-overload]
+def _members(
+    reader: _ChunkReader,
+    wanted: dict[str, Path],
+    done: Callable[[Member], None],
+    sizes: dict[str, int] | None = None,
+) -> None:
+    """Only a member named exactly as requested, a regular file, of the listed size (where `sizes` says)
+    is written, and only to its own partial: whatever else a hostile archive holds (`../` names, links,
+    devices, a huge member) is read past, never extracted. Each name is taken once."""
+    with tarfile.open(fileobj=reader, mode="r|", bufsize=READ) as archive:  # type: ignore[call-overload]
         for info in archive:
-            partial = wanted.get(info.name)
+            partial = wanted.pop(info.name, None)
             if partial is None or not info.isreg():
+                continue
+            if sizes is not None and sizes.get(info.name) != info.size:
                 continue
             source = archive.extractfile(info)
             if source is None:
@@ -120,6 +142,7 @@ async def unpack_stream(
     executor: Executor,
     on_member: Callable[[Member], None],
     progress: Callable[[int], None] | None = None,
+    sizes: dict[str, int] | None = None,
 ) -> None:
     """Unpack the archive `stream` delivers into the partials `partials` names (relative to `root`);
     `on_member` is called on the event loop for each one received. The transport maps its own read
@@ -130,7 +153,7 @@ async def unpack_stream(
     def done(member: Member) -> None:
         loop.call_soon_threadsafe(on_member, member)
 
-    unpacking = loop.run_in_executor(executor, _unpack, reader, partials, done)
+    unpacking = loop.run_in_executor(executor, _unpack, reader, dict(partials), done, sizes)
     received = 0
     try:
         while chunk := await stream.read(READ):

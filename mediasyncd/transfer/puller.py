@@ -28,6 +28,7 @@ from mediasyncd.transfer.landing import Library
 from mediasyncd.transfer.ledger import Ledger, PassCounts
 from mediasyncd.transfer.session import Session
 from mediasyncd.watchers.base import Watcher
+from mediasyncd.watchers.local import LocalWatcher
 from mediasyncd.watchers.poll import PollWatcher
 
 RECONNECT = Backoff(base=1.0, cap=300.0)
@@ -56,6 +57,7 @@ class Puller:
         self.transfer = transfer
         self.library = library
         self.status = status
+        self.status.transport = remote.transport
         self.executor = executor
         self.landing_lock = landing_lock
         self.space = space
@@ -129,8 +131,10 @@ class Puller:
         self.status.last_error = None
         self.status.capabilities = source.caps.summary
         self.log.info("connected", capabilities=source.caps.summary)
-        watcher = PollWatcher(source, self.remote, self.ledger.pending, once=once)
+        make = LocalWatcher if self.remote.transport == "local" else PollWatcher
+        watcher: Watcher = make(source, self.remote, self.ledger.pending, once=once)
         self._watcher = watcher
+        self.status.watch_mode = watcher.mode
         return Session(
             self.remote, self.transfer, source, watcher, self.ledger, library=self.library,
             executor=self.executor, landing_lock=self.landing_lock, space=self.space, status=self.status,

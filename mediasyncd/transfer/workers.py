@@ -158,8 +158,9 @@ class Transfers:
 
         try:
             await self.source.pull_batch(
-                root, partials, executor=self.executor, on_member=on_member, progress=progress.update
-            )
+                root, partials, executor=self.executor, on_member=on_member, progress=progress.update,
+                sizes={r.rel: r.size for r in batch.rows},
+            )  # fmt: skip
         except TransferError as exc:
             self.log.warning("tar stream failed; those files go one by one", error=str(exc), files=len(rows))
         except LibraryFull as exc:

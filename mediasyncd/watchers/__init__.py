@@ -1,3 +1,3 @@
-"""How we learn that a file exists and is complete: one `Watcher` protocol (`base`), poll today; the
-remote agent and local folders (watchfiles) come as further implementations. Watchers depend on sources
+"""How we learn that a file exists and is complete: one `Watcher` protocol (`base`), poll, and local
+folders (watchfiles waking a poll); the remote agent comes as a further implementation. Watchers depend on sources
 and pure logic, never on transfer."""

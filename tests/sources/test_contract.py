@@ -1,5 +1,7 @@
 """The `Source` contract, run unchanged against every implementation: SSH with a shell, SSH that serves
-SFTP only, and a local folder. Each test states one promise the rest of the daemon relies on."""
+SFTP only, a local folder, a shell behind a command (`sh`, and busybox's `sh` with its minimal userland)
+and Docker containers (a busybox one and one with a full userland). Each test states one promise the rest
+of the daemon relies on."""
 
 from __future__ import annotations
 
@@ -14,8 +16,10 @@ import pytest
 
 from mediasyncd.errors import RemoteFileChanged
 from mediasyncd.sources import Source, same_version
+from mediasyncd.sources.exec.source import ExecSource
 from mediasyncd.sources.local import LocalSource
 from mediasyncd.sources.ssh.source import SshSource
+from tests.docker_engine import Engine
 from tests.sshd import connect, start_sshd
 
 OLD = 1_700_000_000.25
@@ -26,6 +30,7 @@ class Opened:
     source: Source
     root: Path
     executor: ThreadPoolExecutor
+    python: bool = True  # the source's userland has python3
 
     @property
     def roots(self) -> list[str]:
@@ -42,7 +47,11 @@ class Opened:
         return path
 
 
-@pytest.fixture(params=["ssh", "ssh-sftp-only", "local"])
+EXEC_COMMANDS = {"exec-sh": (["sh"], True), "exec-busybox": (["busybox", "sh"], False)}
+TRANSPORTS = ["ssh", "ssh-sftp-only", "local", "exec-sh", "exec-busybox", "docker-busybox", "docker-full"]
+
+
+@pytest.fixture(params=TRANSPORTS)
 async def opened(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Opened]:
     root = tmp_path / "root"
     root.mkdir()
@@ -50,12 +59,26 @@ async def opened(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         if request.param == "local":
             yield Opened(LocalSource([str(root)]), root, executor)
             return
+        if request.param in EXEC_COMMANDS or request.param.startswith("docker-"):
+            argv, python = EXEC_COMMANDS.get(request.param) or (docker_argv(request, request.param), False)
+            exec_source = await ExecSource.open(argv)
+            try:
+                yield Opened(exec_source, root, executor, python)
+            finally:
+                await exec_source.close()
+            return
         with start_sshd(tmp_path / "sshd", sftp_only=request.param == "ssh-sftp-only") as server:
             source = await SshSource.start(await connect(server))
             try:
                 yield Opened(source, root, executor)
             finally:
                 await source.close()
+
+
+def docker_argv(request: pytest.FixtureRequest, param: str) -> list[str]:
+    engine: Engine = request.getfixturevalue("docker_engine")
+    containers: dict[str, str] = request.getfixturevalue("docker_containers")
+    return engine.shell_argv(containers[param.removeprefix("docker-")])
 
 
 def write_raw(directory: Path, name: bytes) -> None:
@@ -238,7 +261,8 @@ async def test_survey_counts_directories_and_asks_for_python_where_it_has_a_shel
         assert not survey.host_known and root.dirs is None and root.writable is None
         return
     assert survey.host_known and root.dirs == 4 and root.writable is True
-    assert survey.python is not None and survey.python.startswith("3.")
+    if opened.python:
+        assert survey.python is not None and survey.python.startswith("3.")
     assert survey.inotify_watches == max_user_watches()
 
 

@@ -177,6 +177,7 @@ class SshSource:
         executor: Executor,
         on_member: Callable[[Member], None],
         progress: Progress | None = None,
+        sizes: dict[str, int] | None = None,
     ) -> None:
         try:
             process = await self.conn.create_process(tar_command(root), encoding=None)
@@ -186,8 +187,9 @@ class SshSource:
             process.stdin.write(b"".join(rel.encode() + b"\0" for rel in partials))
             process.stdin.write_eof()
             await unpack_stream(
-                process.stdout, root, partials, executor=executor, on_member=on_member, progress=progress
-            )
+                process.stdout, root, partials, executor=executor, on_member=on_member, progress=progress,
+                sizes=sizes,
+            )  # fmt: skip
         except (asyncssh.Error, OSError) as exc:
             raise RemoteError(f"tar stream broke: {exc}") from None
         except TransferError as exc:  # a truncated archive: the stream was cut, or tar failed

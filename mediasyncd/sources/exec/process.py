@@ -1,0 +1,190 @@
+"""The processes of an exec source: one long-lived framed shell, and one-shot byte streams.
+
+A command that cannot reach its shell (a stopped or removed container, a missing `docker`, a pod gone)
+ends, or never starts: both are a RemoteError that names what the command said on stderr.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from typing import Any
+
+from mediasyncd.errors import RemoteError
+from mediasyncd.sources.base import CommandResult
+from mediasyncd.sources.framed import PROBE_OK, frame, read_through
+
+PROBE_TIMEOUT = 30.0
+EXIT_WAIT = 3.0  # seconds a process gets to end after its stdin closed, then after SIGTERM
+STDERR_KEPT = 4096
+READ_LIMIT = (
+    1 << 20
+)  # bytes buffered from a pipe before reading pauses (the default 64 KiB wakes the loop 16x as often)
+Process = asyncio.subprocess.Process
+
+
+async def spawn(argv: Sequence[str]) -> Process:
+    """Start `argv` with pipes on all three standard streams; RemoteError if it cannot start."""
+    try:
+        return await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            limit=READ_LIMIT,
+            start_new_session=True,  # a Ctrl-C in the terminal reaches the daemon, not every child
+        )
+    except OSError as exc:
+        raise RemoteError(f"cannot run {argv[0]}: {exc.strerror or exc}") from None
+
+
+async def finish(process: Process) -> None:
+    """End `process`: close its stdin (the shell exits), then SIGTERM, then SIGKILL."""
+    if process.stdin is not None and not process.stdin.is_closing():
+        process.stdin.close()
+    for signal_it in (None, process.terminate, process.kill):
+        if process.returncode is not None:
+            break
+        if signal_it is not None:
+            with contextlib.suppress(ProcessLookupError):
+                signal_it()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(process.wait(), EXIT_WAIT)
+
+
+def describe(stderr: bytes, returncode: int | None) -> str:
+    """The last non-empty line the command wrote to stderr (`Error response from daemon: Container
+    … is not running`), or its exit status."""
+    lines = [ln.strip() for ln in stderr.decode("utf-8", "replace").splitlines() if ln.strip()]
+    if lines:
+        return lines[-1][:300]
+    return f"the shell command ended (exit status {returncode})"
+
+
+class ShellProcess:
+    """One `sh` behind `argv`, running framed commands one at a time."""
+
+    def __init__(self, process: Process) -> None:
+        self._process = process
+        self._lock = asyncio.Lock()
+        self.commands_run = 0
+        self._interrupted = False  # a command was cancelled mid-answer: its rest would corrupt the next
+
+    @classmethod
+    async def start(cls, argv: Sequence[str], probe: str = "true") -> tuple[ShellProcess, CommandResult]:
+        """Start the shell and run `probe` as its first command; RemoteError ("unreachable: …") if no
+        shell answers."""
+        shell = cls(await spawn(argv))
+        try:
+            result = await asyncio.wait_for(shell.run(f"echo mediasyncd-ok; {probe}"), PROBE_TIMEOUT)
+        except TimeoutError:
+            await shell.aclose()
+            raise RemoteError(f"unreachable: no shell answered within {PROBE_TIMEOUT:.0f} s") from None
+        except RemoteError as exc:
+            await shell.aclose()
+            raise RemoteError(f"unreachable: {exc}") from None
+        if not result.stdout.startswith(PROBE_OK):
+            await shell.aclose()
+            raise RemoteError("unreachable: the command did not answer like a POSIX shell")
+        return shell, CommandResult(result.exit_status, result.stdout[len(PROBE_OK) :], result.stderr)
+
+    @property
+    def alive(self) -> bool:
+        return self._process.returncode is None
+
+    async def run(self, script: str) -> CommandResult:
+        """Run `script` (stdin from /dev/null); RemoteError when the shell is gone."""
+        framed = frame(script)
+        process = self._process
+        assert process.stdin is not None and process.stdout is not None and process.stderr is not None
+        async with self._lock:
+            if self._interrupted:
+                raise RemoteError("shell gone: a command was interrupted mid-answer")
+            self.commands_run += 1
+            try:
+                process.stdin.write(framed.data)
+                await process.stdin.drain()
+            except (OSError, RuntimeError):  # BrokenPipe, ConnectionReset; RuntimeError: closed transport
+                pass  # the reads below see the end and say why
+            out: Any
+            err: Any
+            try:
+                out, err = await asyncio.gather(
+                    read_through(process.stdout, framed.stdout_end),
+                    read_through(process.stderr, framed.stderr_end),
+                    return_exceptions=True,
+                )
+            except BaseException:
+                self._interrupted = True
+                raise
+            for outcome in (out, err):
+                if isinstance(outcome, BaseException) and not isinstance(outcome, Exception):
+                    raise outcome  # CancelledError, KeyboardInterrupt: never swallowed
+            if isinstance(out, Exception) or isinstance(err, Exception):
+                stderr = err.partial if isinstance(err, asyncio.IncompleteReadError) else b""
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(process.wait(), EXIT_WAIT)
+                raise RemoteError(f"shell gone: {describe(stderr, process.returncode)}")
+        stdout, status = out
+        return CommandResult(int(status or b"255"), stdout, err[0])
+
+    async def aclose(self) -> None:
+        await finish(self._process)
+
+    def close(self) -> None:
+        """End the shell without waiting (`aclose` waits for it)."""
+        if self._process.stdin is not None:
+            self._process.stdin.close()
+        if self._process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self._process.terminate()
+
+
+class ByteProcess:
+    """A one-shot `script` behind `argv` whose stdout is the answer: its first byte says which (see
+    `portable.read_script`), the rest is the bytes. stderr is kept (its start) to name a failure."""
+
+    def __init__(self, process: Process) -> None:
+        self.process = process
+        self.stderr = b""
+        self._stderr_task = asyncio.ensure_future(self._drain_stderr())
+
+    @classmethod
+    async def start(cls, argv: Sequence[str], script: str) -> ByteProcess:
+        process = await spawn(argv)
+        assert process.stdin is not None
+        try:
+            process.stdin.write(script.encode("utf-8", "surrogateescape") + b"\n")
+            await process.stdin.drain()
+        except (OSError, RuntimeError):
+            pass  # a shell that never started: the empty answer says so
+        process.stdin.close()
+        return cls(process)
+
+    async def _drain_stderr(self) -> None:
+        assert self.process.stderr is not None
+        while chunk := await self.process.stderr.read(65536):
+            if len(self.stderr) < STDERR_KEPT:
+                self.stderr += chunk[: STDERR_KEPT - len(self.stderr)]
+
+    async def answer(self) -> bytes:
+        """The first byte of stdout (b"" when the process ended without one)."""
+        assert self.process.stdout is not None
+        return await self.process.stdout.read(1)
+
+    async def read(self, n: int = -1) -> bytes:
+        assert self.process.stdout is not None
+        return await self.process.stdout.read(n)
+
+    async def failure(self) -> str:
+        """Why no answer came: what the command said on stderr."""
+        await self.close()
+        return describe(self.stderr, self.process.returncode)
+
+    async def close(self) -> None:
+        await finish(self.process)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._stderr_task, EXIT_WAIT)
+        if not self._stderr_task.done():
+            self._stderr_task.cancel()

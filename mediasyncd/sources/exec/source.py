@@ -1,0 +1,210 @@
+"""The exec source: a POSIX shell behind a command (`docker exec -i <container> sh`, `kubectl exec -i …
+-- sh`, …). What the shell has decides how it lists (GNU `find -printf`, else `find … -exec stat`), hashes
+(`openssl`, `sha256sum`) and streams many small files (GNU or busybox `tar`).
+
+Everything that comes back is checked on this side as from any remote: listed names are decoded and
+rejected when unsafe, tar members are taken only under a requested name, as regular files of the listed
+size, and bytes only ever go to partials inside the library.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
+from pathlib import Path
+
+from mediasyncd.errors import RemoteError, RemoteFileChanged, TransferError
+from mediasyncd.sources.base import Capabilities, Progress
+from mediasyncd.sources.commands import (
+    PROBE,
+    batches,
+    delete_command,
+    emptied_dirs,
+    free_space_command,
+    hash_command,
+    parse_df,
+    parse_sha256sum,
+    parse_survivors,
+    rmdir_command,
+)
+from mediasyncd.sources.exec.process import ByteProcess, ShellProcess
+from mediasyncd.sources.listing import Listing, find_command, parse_find, same_version
+from mediasyncd.sources.portable import (
+    TAR_PROBE,
+    parse_stat,
+    parse_stat_listing,
+    read_script,
+    stat_command,
+    stat_listing_command,
+    tar_script,
+)
+from mediasyncd.sources.receive import WRITE_CHUNK, PartialWriter, RateLimiter
+from mediasyncd.sources.survey import Survey, parse_survey, survey_command
+from mediasyncd.sources.tar import Member, unpack_stream
+
+STREAM_BELOW = 16 << 20  # a process per file costs more than resuming a file this small could save
+
+
+class ExecSource:
+    def __init__(
+        self, argv: Sequence[str], shell: ShellProcess, caps: Capabilities, *, gnu_tar: bool
+    ) -> None:
+        self.argv = tuple(argv)
+        self._shell = shell
+        self._caps = caps
+        self.gnu_tar = gnu_tar
+
+    @classmethod
+    async def open(cls, argv: Sequence[str], transport: str = "exec") -> ExecSource:
+        """Start the shell and probe what it has; RemoteError ("unreachable: …") if none answers."""
+        shell, probe = await ShellProcess.start(argv, PROBE + "; " + TAR_PROBE + "true")
+        words = set(probe.stdout.split())
+        hasher = next((h for h in ("openssl", "sha256sum") if h.encode() in words), None)
+        gnu = b"gnu-tar" in words
+        caps = Capabilities(
+            transport=transport,
+            find_printf=b"find-printf" in words,
+            hasher=hasher,
+            tar=gnu or b"tar-args" in words,
+            stream_below=STREAM_BELOW,
+        )
+        return cls(argv, shell, caps, gnu_tar=gnu)
+
+    @property
+    def caps(self) -> Capabilities:
+        return self._caps
+
+    @property
+    def shell(self) -> ShellProcess:
+        return self._shell
+
+    async def close(self) -> None:
+        await self._shell.aclose()
+
+    async def list_roots(self, roots: Sequence[str]) -> Listing:
+        if self._caps.find_printf:
+            return parse_find((await self._shell.run(find_command(roots))).stdout, roots)
+        return parse_stat_listing((await self._shell.run(stat_listing_command(roots))).stdout, roots)
+
+    # ------------------------------------------------------------------------------------ bytes
+
+    async def pull(
+        self,
+        path: str,
+        partial: Path,
+        *,
+        size: int,
+        mtime: float,
+        executor: Executor,
+        limiter: RateLimiter | None = None,
+        progress: Progress | None = None,
+    ) -> str:
+        writer = PartialWriter(partial, size, executor)
+        offset = await writer.open()
+        if progress:
+            progress(offset)
+        reader: ByteProcess | None = None
+        try:
+            reader = await ByteProcess.start(self.argv, read_script(path, offset))
+            answer = await reader.answer()
+            if answer == b"M":
+                raise RemoteFileChanged(f"{path}: vanished or no longer a regular file")
+            if answer != b"X":
+                raise RemoteError(f"unreachable: {await reader.failure()}")
+            done = offset
+            while chunk := await reader.read(WRITE_CHUNK):
+                if done + len(chunk) > size:
+                    raise RemoteFileChanged(f"{path}: grew during transfer")
+                if limiter:
+                    await limiter.consume(len(chunk))
+                await writer.write([chunk])
+                done += len(chunk)
+                if progress:
+                    progress(done)
+            if done != size:
+                await self._shell.run("true")  # a shell that is gone is the session's error, not the file's
+                raise RemoteFileChanged(f"{path}: {done} of {size} bytes, changed during transfer")
+            if not self._caps.hashes:  # no remote hash will check the version: its attributes must
+                seen = (await self.still_same([(path, size, mtime)])) == {path}
+                if not seen:
+                    raise RemoteFileChanged(f"{path}: changed during transfer")
+        except RemoteFileChanged:
+            await writer.abort(drop=True)
+            raise
+        except BaseException:
+            await writer.abort(drop=False)
+            raise
+        finally:
+            if reader is not None:
+                await reader.close()
+        return await writer.finish()
+
+    async def pull_batch(
+        self,
+        root: str,
+        partials: dict[str, Path],
+        *,
+        executor: Executor,
+        on_member: Callable[[Member], None],
+        progress: Progress | None = None,
+        sizes: dict[str, int] | None = None,
+    ) -> None:
+        if not self._caps.tar:
+            raise TransferError("this shell has no tar: files are copied one by one")
+        reader = await ByteProcess.start(self.argv, tar_script(root, list(partials), gnu=self.gnu_tar))
+        try:
+            answer = await reader.answer()
+            if answer == b"M":
+                raise TransferError(f"{root}: not a directory any more")
+            if answer != b"X":
+                raise RemoteError(f"unreachable: {await reader.failure()}")
+            try:
+                await unpack_stream(
+                    reader, root, partials, executor=executor, on_member=on_member, progress=progress,
+                    sizes=sizes,
+                )  # fmt: skip
+            except TransferError:
+                await self._shell.run("true")  # the shell is gone: the session's error
+                raise
+        finally:
+            await reader.close()
+
+    # ------------------------------------------------------------------------------------ checks
+
+    async def sha256(self, paths: Sequence[str]) -> dict[str, str] | None:
+        if self._caps.hasher is None:
+            return None
+        out: dict[str, str] = {}
+        wanted = set(paths)
+        for batch in batches(paths):
+            result = await self._shell.run(hash_command(self._caps.hasher, batch))
+            out.update((p, h) for p, h in parse_sha256sum(result.stdout).items() if p in wanted)
+        return out
+
+    async def still_same(self, files: Sequence[tuple[str, int, float]]) -> set[str]:
+        same: set[str] = set()
+        for start in range(0, len(files), 200):
+            chunk = files[start : start + 200]
+            seen = parse_stat((await self._shell.run(stat_command([f[0] for f in chunk]))).stdout, chunk)
+            for path, size, mtime in chunk:
+                now = seen.get(path)
+                if now is not None and same_version(now[0], now[1], size, mtime):
+                    same.add(path)
+        return same
+
+    async def delete(self, paths: Sequence[str]) -> set[str]:
+        survivors: set[str] = set()
+        for batch in batches(paths):
+            survivors |= parse_survivors((await self._shell.run(delete_command(batch))).stdout)
+        return survivors & set(paths)
+
+    async def remove_empty_dirs(self, root: str, deleted: Sequence[str]) -> None:
+        for batch in batches(emptied_dirs(root, deleted)):
+            await self._shell.run(rmdir_command(batch))
+
+    async def free_space(self, path: str) -> int | None:
+        result = await self._shell.run(free_space_command(path))
+        return parse_df(result.stdout) if result.exit_status == 0 else None
+
+    async def survey(self, roots: Sequence[str]) -> Survey:
+        return parse_survey((await self._shell.run(survey_command(roots))).stdout, roots)

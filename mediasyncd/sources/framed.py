@@ -1,0 +1,54 @@
+"""Commands framed by random sentinels on one long-lived shell, whatever carries it (an SSH channel, a
+`docker exec -i … sh` process). Pure framing plus one reader over any byte stream.
+
+Each command runs as `{ script; } </dev/null`, then prints a sentinel line with its exit status on stdout
+and a sentinel line on stderr, so the reader knows where its output ends without closing the shell.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import secrets
+from dataclasses import dataclass
+from typing import Protocol
+
+SENTINEL_SPAN = 64  # a sentinel line is shorter: the search resumes this far back, across chunk edges
+READ_CHUNK = 1 << 20  # output is consumed as it comes: a listing can be far larger than any window
+PROBE_OK = b"mediasyncd-ok\n"
+
+
+class Readable(Protocol):
+    async def read(self, n: int = -1) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class Framed:
+    """One command ready to write, and the patterns that end its stdout and stderr."""
+
+    data: bytes
+    stdout_end: re.Pattern[bytes]
+    stderr_end: re.Pattern[bytes]
+
+
+def frame(script: str) -> Framed:
+    token = "__mediasyncd_" + secrets.token_hex(8)
+    data = f"{{ {script}\n}} </dev/null; printf '\\n{token} %d\\n' $?; printf '{token}\\n' >&2\n".encode()
+    return Framed(
+        data, re.compile(rb"\n" + token.encode() + rb" (\d+)\n"), re.compile(token.encode() + rb"\n")
+    )
+
+
+async def read_through(stream: Readable, end: re.Pattern[bytes]) -> tuple[bytes, bytes | None]:
+    """Read `stream` until `end` matches; return what came before it and the pattern's first group.
+    Raises asyncio.IncompleteReadError when the stream ends first (the shell is gone)."""
+    buf = bytearray()
+    while True:
+        chunk = await stream.read(READ_CHUNK)
+        if not chunk:
+            raise asyncio.IncompleteReadError(bytes(buf), None)
+        searched = len(buf)
+        buf += chunk
+        match = end.search(buf, max(0, searched - SENTINEL_SPAN))
+        if match is not None:  # nothing follows it: the shell waits for the next command
+            return bytes(buf[: match.start()]), match.group(1) if end.groups else None
