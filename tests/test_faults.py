@@ -6,10 +6,9 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
-import subprocess
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -26,7 +25,7 @@ from mediasyncd.state import Store
 from mediasyncd.transfer.budget import SpaceGate
 from mediasyncd.transfer.landing import Library
 from mediasyncd.transfer.puller import Opener, Puller
-from tests.helpers import Env, make_env
+from tests.helpers import Env, make_env, small_filesystem
 from tests.sshd import SshServer, cut_link, session_pids, start_sshd
 
 MiB = 1 << 20
@@ -129,16 +128,6 @@ async def test_three_cuts_of_the_link_fail_no_file_and_resume_from_partials(
     resumed = [start for _, start in _Recording.starts if start > 0]
     assert len(_Recording.starts) > len(data) and resumed, _Recording.starts
     assert not [c for c in unretrieved if "never retrieved" in str(c.get("message"))], unretrieved
-
-
-@contextmanager
-def small_filesystem(path: Path, size: str) -> Iterator[Path]:
-    """A tmpfs of `size` mounted over `path` (the tests run as root, as CI does)."""
-    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], check=True)
-    try:
-        yield path
-    finally:
-        subprocess.run(["umount", "-l", str(path)], check=False)
 
 
 def fill(path: Path) -> None:

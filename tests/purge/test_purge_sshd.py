@@ -17,7 +17,7 @@ from mediasyncd.sources.commands import BATCH_FILES
 from mediasyncd.sources.ssh.source import SshSource
 from mediasyncd.state import Store
 from mediasyncd.state.purge import PurgeLedger
-from tests.helpers import OLD, once
+from tests.helpers import OLD, Env, once, small_filesystem
 from tests.purge.conftest import listed, on_remote, purge, purge_env, reasons
 from tests.sshd import SshServer
 
@@ -210,6 +210,11 @@ async def test_min_free_purges_the_oldest_verified_files_and_stops_at_the_thresh
     an unverified (corrupt) one is skipped even though it is the oldest."""
     size = 16 << 20
     env = purge_env(tmp_path, sshd, purge={"older_than": "1d"})
+    with small_filesystem(env.remote_root, "200m"):  # free space that no other process moves
+        await _purge_for_space(env, size)
+
+
+async def _purge_for_space(env: Env, size: int) -> None:
     now = time.time()
     for i in range(5):  # f0 is the oldest
         env.write(f"f{i}.png", os.urandom(size), mtime=now - 5000 + i * 600)
