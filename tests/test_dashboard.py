@@ -5,13 +5,16 @@ preview and its confirm, and the gallery's cap under 10,000 arrivals."""
 
 from __future__ import annotations
 
+import fnmatch
 import io
 import itertools
 import json
+import re
 import time
 import tomllib
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +24,8 @@ from PIL.PngImagePlugin import PngInfo
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from bench.browser import chromium
+from bench.screenshot import GALLERY_LOAD
+from mediasyncd.api.dashboard import load_assets
 from tests.helpers import OLD, Env, start_daemon, stop, wait_for
 from tests.purge.conftest import on_remote, purge_env
 from tests.sshd import start_sshd
@@ -28,6 +33,7 @@ from tests.test_control_api import call, port_of
 
 pytestmark = pytest.mark.slow
 TOKEN = "dash-board-token"
+ROOT = Path(__file__).resolve().parent.parent
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
 
 
@@ -111,6 +117,23 @@ def test_the_page_and_its_assets_load_without_the_token_under_a_strict_csp(daemo
     assert headers["Content-Security-Policy"].startswith("default-src 'self'")
     assert _get(daemon, "/ui/app.js")[1]["Content-Type"].startswith("text/javascript")
     assert call(daemon, "GET", "/api/v1/remotes")[0] == 401
+
+
+def test_every_file_the_page_names_is_served_and_shipped() -> None:
+    """Each /ui/ file index.html names and each module a module imports is served, and the package data
+    globs in pyproject.toml cover every file of the page (a non-editable install ships them)."""
+    assets = load_assets()
+    named = set(re.findall(r'"/ui/([\w.-]+)"', assets["index.html"].body.decode()))
+    for name, found in assets.items():
+        if name.endswith(".js"):
+            named |= set(re.findall(r'from "\./([\w.-]+)"', found.body.decode()))
+    assert named and named <= set(assets)
+    globs = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"][
+        "mediasyncd"
+    ]
+    for path in (ROOT / "mediasyncd" / "web").iterdir():
+        assert any(fnmatch.fnmatch(f"web/{path.name}", g) for g in globs), path.name
+    assert set(assets) == {p.name for p in (ROOT / "mediasyncd" / "web").iterdir()}
 
 
 def test_a_wrong_token_shows_the_prompt_again_and_the_right_one_logs_in(page: Page) -> None:
@@ -240,26 +263,6 @@ def _get_bearer(env: Env, path: str) -> str:
         return str(resp.read().decode())
 
 
-GALLERY_LOAD = """async () => {
-  const { Gallery } = await import('/ui/gallery.js');
-  const make = (tag) => document.body.appendChild(document.createElement(tag));
-  const parts = { grid: make('div'), empty: make('p'), older: make('button'), newer: make('button'),
-                  latest: make('button'), note: make('span') };
-  const gallery = new Gallery(parts, { onOpen: () => {}, max: 120 });
-  const started = performance.now();
-  const batches = [];
-  for (let i = 1; i <= 10000; i++) {
-    const t = performance.now();
-    gallery.arrived({ id: 1000000 + i, path: `load/${i}.png`, remote: 'r1', thumbnail: false });
-    if (i % 1000 === 0) batches.push(performance.now() - t);
-  }
-  await new Promise((resolve) => requestAnimationFrame(() => resolve()));
-  return { ms: performance.now() - started, tiles: parts.grid.children.length,
-           first: parts.grid.firstElementChild.dataset.id, last: parts.grid.lastElementChild.dataset.id,
-           batches };
-}"""
-
-
 def test_the_gallery_holds_10000_arrivals_with_a_bounded_page(page: Page) -> None:
     """10,000 arrivals in a session leave at most the gallery's cap of tiles in the page, newest first,
     and the last arrivals cost no more than the first."""
@@ -293,3 +296,33 @@ def test_the_eta_counts_down_and_never_jumps_back_up_wildly(page: Page) -> None:
     assert shown[-1][1] < shown[0][1]
     left = 200e6 - 4e6 * 25 - 1e5 * 5  # bytes left after 30 s
     assert abs(shown[-1][1] - left / 4e6) < 1.0  # and right again 15 s after the stall
+
+
+NEWER_FIELDS = """async () => {
+  const { Remotes, renderSinks } = await import('/ui/remotes.js');
+  const root = document.createElement('div');
+  const remotes = new Remotes(root);
+  remotes.render([{ name: 'pod', state: 'connected', transport: 'exec', watch_mode: 'agent',
+                    watch_reason: 'inotifywait found', landed_files: 3 }]);
+  const withFields = root.textContent;
+  remotes.render([{ name: 'pod', state: 'backoff', last_error: 'connection refused' }]);
+  const without = root.textContent;
+  const box = document.createElement('div');
+  const list = document.createElement('div');
+  renderSinks(box, list, [{ name: 'db', type: 'postgresql', state: 'ok', lag_events: 4, detail: { x: 1 } }]);
+  const sinks = [box.hidden, list.textContent];
+  renderSinks(box, list, undefined);
+  return { withFields, without, sinks, hiddenWithout: box.hidden };
+}"""
+
+
+def test_transport_watch_mode_and_sinks_show_when_status_has_them(page: Page) -> None:
+    """`transport`, `watch_mode`/`watch_reason` of a remote and a top-level `sinks` list are shown when
+    /status has them, and their absence leaves nothing broken."""
+    shown: dict[str, Any] = page.evaluate(NEWER_FIELDS)
+    assert "exec" in shown["withFields"] and "agent (inotifywait found)" in shown["withFields"]
+    assert "backoff" in shown["without"] and "connection refused" in shown["without"]
+    assert "Transport" not in shown["without"]
+    hidden, text = shown["sinks"]
+    assert hidden is False and "db" in text and "postgresql" in text and "lag events4" in text
+    assert shown["hiddenWithout"] is True

@@ -105,7 +105,7 @@ async function start() {
   $("main").hidden = false;
   remotes.setConfig(answer.remotes);
   remotes.render(answer.remotes);
-  purge.setRemotes(answer.remotes.map((r) => r.name));
+  purge.setRemotes(answer.remotes);
   live.connect(); // first: arrivals during the page load below are not missed (tiles dedupe by id)
   await gallery.showLatest();
 }

@@ -9,6 +9,7 @@ const ROWS_SHOWN = 500;
 export class Purge {
   constructor({ remote, preview, confirm, note, table, schedule, hold }) {
     Object.assign(this, { remote, preview, confirm, note, table, schedule, hold });
+    this.roots = new Map(); // remote -> its roots, to show paths under them
     this.planned = null; // {remote, count} of the last preview
     this.armed = false;
     this.held = null;
@@ -17,7 +18,9 @@ export class Purge {
     hold.addEventListener("click", () => this.toggleSchedule());
   }
 
-  setRemotes(names) {
+  setRemotes(remotes) {
+    const names = remotes.map((r) => r.name);
+    for (const r of remotes) this.roots.set(r.name, r.config?.roots ?? []);
     const chosen = this.remote.value;
     this.remote.replaceChildren(h("option", { value: "" }, "all remotes"), ...names.map((n) => h("option", { value: n }, n)));
     this.remote.value = names.includes(chosen) ? chosen : "";
@@ -85,6 +88,15 @@ export class Purge {
     }
   }
 
+  /** A remote path under one of the remote's roots, without the root. */
+  shortPath(remote, path) {
+    for (const root of this.roots.get(remote) ?? []) {
+      const prefix = root.endsWith("/") ? root : `${root}/`;
+      if (path.startsWith(prefix)) return path.slice(prefix.length);
+    }
+    return path;
+  }
+
   show(runs, dryRun) {
     const rows = [];
     const notes = [];
@@ -108,7 +120,14 @@ export class Purge {
     this.note.textContent = notes.join(" · ");
     const body = this.table.tBodies[0];
     const shown = rows.slice(0, ROWS_SHOWN).map(([kind, remote, path, outcome, why]) =>
-      h("tr", { class: kind }, h("td", {}, remote), h("td", { class: "path" }, path), h("td", {}, outcome), h("td", {}, why)),
+      h(
+        "tr",
+        { class: kind },
+        h("td", {}, remote),
+        h("td", { class: "path", title: path }, this.shortPath(remote, path)),
+        h("td", {}, outcome),
+        h("td", {}, why),
+      ),
     );
     if (rows.length > ROWS_SHOWN) shown.push(h("tr", {}, h("td", { colspan: 4, class: "muted" }, `… and ${rows.length - ROWS_SHOWN} more`)));
     body.replaceChildren(...shown);
