@@ -271,6 +271,34 @@ def test_the_gallery_holds_10000_arrivals_with_a_bounded_page(page: Page) -> Non
     assert result["tiles"] == 120
     assert (result["first"], result["last"]) == ("1010000", str(1000000 + 10000 - 119))
     assert result["ms"] < 10_000, result
+    assert result["olderShown"] is True  # the files pushed out of the page are a click away
+
+
+GALLERY_PAGING = """async () => {
+  const { Gallery } = await import('/ui/gallery.js');
+  const make = (tag) => document.body.appendChild(document.createElement(tag));
+  const parts = { grid: make('div'), empty: make('p'), older: make('button'), newer: make('button'),
+                  latest: make('button'), note: make('span') };
+  const gallery = new Gallery(parts, { onOpen: () => {}, max: 1 });
+  const ids = () => [...parts.grid.children].map((n) => Number(n.dataset.id));
+  await gallery.showLatest();
+  const seen = [ids()];
+  while (!parts.older.hidden) { await gallery.older(); seen.push(ids()); }
+  await gallery.newer();
+  const back = ids();
+  await gallery.showLatest();
+  return { seen, back, live: ids(), latestHidden: parts.latest.hidden };
+}"""
+
+
+def test_the_gallery_pages_through_older_files_with_the_cursor(page: Page, daemon: Env) -> None:
+    """Older/Newer walk the library newest first, one page at a time, through the API's cursor."""
+    logged_in(page)
+    files = call(daemon, "GET", "/api/v1/files?limit=500", headers=BEARER)[1]["files"]
+    paged: dict[str, Any] = page.evaluate(GALLERY_PAGING)
+    assert paged["seen"] == [[f["id"]] for f in files] and len(files) >= 2
+    assert paged["back"] == [files[-2]["id"]]
+    assert paged["live"] == [files[0]["id"]] and paged["latestHidden"] is True
 
 
 ETA_STALL = """async () => {

@@ -36,6 +36,7 @@ export class Gallery {
     this.cursors = []; // browsing: the cursor of each page shown so far (null: the first)
     this.next = null;
     this.missed = 0;
+    this.evicted = false;
     older.addEventListener("click", () => this.older());
     newer.addEventListener("click", () => this.newer());
     latest.addEventListener("click", () => this.showLatest());
@@ -57,6 +58,7 @@ export class Gallery {
       const last = this.grid.lastElementChild;
       this.items.delete(Number(last.dataset.id));
       last.remove();
+      this.evicted = true; // older files exist beyond the page now
     }
     this.empty.hidden = true;
     this.updatePager();
@@ -72,6 +74,7 @@ export class Gallery {
     this.live = true;
     this.missed = 0;
     this.cursors = [null];
+    this.evicted = false;
     this.items.clear();
     this.grid.replaceChildren();
     await this.load(null, true);
@@ -123,7 +126,7 @@ export class Gallery {
   }
 
   updatePager() {
-    this.olderButton.hidden = !this.next;
+    this.olderButton.hidden = !(this.next || (this.live && this.evicted));
     this.newerButton.hidden = this.live || this.cursors.length <= 2;
     this.latestButton.hidden = this.live;
     this.note.textContent = this.live ? "" : `older files, page ${this.cursors.length}${this.missed ? ` · ${this.missed} new` : ""}`;
