@@ -354,3 +354,45 @@ def test_transport_watch_mode_and_sinks_show_when_status_has_them(page: Page) ->
     hidden, text = shown["sinks"]
     assert hidden is False and "db" in text and "postgresql" in text and "lag events4" in text
     assert shown["hiddenWithout"] is True
+
+
+TRANSFERS = """async () => {
+  const { Transfers } = await import('/ui/transfers.js');
+  const root = document.createElement('div');
+  const transfers = new Transfers(root);
+  const file = (path, done, size, rate) => ({ path, bytes_done: done, size, rate_bps: rate, eta_s: null });
+  transfers.render([
+    { name: 'r1', queued: 3, in_flight: [file('a/one.png', 1048576, 4194304, 2097152), file('a/two.png', 0, 1048576, 0)] },
+    { name: 'r2', in_flight: [] },
+  ], 0);
+  const bars = [...root.querySelectorAll('progress')].map((p) => [p.value, p.max]);
+  const text = root.textContent;
+  transfers.render([{ name: 'r1', in_flight: [] }], 1);
+  return { bars, text, after: root.textContent };
+}"""
+
+
+def test_transfers_show_per_remote_and_per_file_progress_rate_and_eta(page: Page) -> None:
+    """Each remote with files in flight gets a total bar and one per file, with rate and ETA; when
+    nothing is in flight the panel says so."""
+    shown: dict[str, Any] = page.evaluate(TRANSFERS)
+    assert shown["bars"] == [[1048576, 5242880], [1048576, 4194304], [0, 1048576]]
+    assert "r1: 2 file(s) · 3 queued" in shown["text"] and "one.png" in shown["text"]
+    assert "2.0 MiB/s · ETA 2 s" in shown["text"]  # 4 MiB left of the remote's 5 at 2 MiB/s
+    assert shown["after"] == "Nothing in flight."
+
+
+def test_dark_mode_follows_the_system_and_a_phone_screen_gets_no_sideways_scroll(
+    browser: Browser, daemon: Env
+) -> None:
+    """prefers-color-scheme: dark gives a dark page; at 390 px wide nothing overflows sideways."""
+    colors = {}
+    for scheme in ("light", "dark"):
+        context = browser.new_context(viewport={"width": 390, "height": 844}, color_scheme=scheme)
+        opened = context.new_page()
+        opened.goto(f"http://127.0.0.1:{port_of(daemon)}/")
+        logged_in(opened)
+        colors[scheme] = opened.evaluate("() => getComputedStyle(document.body).backgroundColor")
+        assert opened.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
+        context.close()
+    assert colors == {"light": "rgb(246, 247, 249)", "dark": "rgb(17, 20, 24)"}
