@@ -1,5 +1,5 @@
 """The status server: `make_app(view)` -> aiohttp Application with /status, /healthz, /ws and, given a
-`Control`, the control API (`api`).
+`Control`, the control API (`api`) and the dashboard at `/` that uses it.
 
 It only reads the StatusView; it owns no state. Binding to a non-loopback address requires a token
 (checked by config validation), sent as `Authorization: Bearer <token>`, the session cookie or `?token=`.
@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import WSMsgType, web
 
-from mediasyncd.api import CONTROL_KEY, TOKEN_KEY, Control, add_routes, guard
+from mediasyncd.api import CONTROL_KEY, TOKEN_KEY, Control, add_dashboard, add_routes, guard
 from mediasyncd.api.errors import json_errors
 from mediasyncd.progress import StatusView
 
@@ -47,6 +47,7 @@ def make_app(
         if token is not None:
             app[TOKEN_KEY] = token
         add_routes(app)
+        add_dashboard(app)
     return app
 
 

@@ -1,6 +1,7 @@
 """The control API under the status server (SPEC §3.12): routes (one table, which the OpenAPI document
 is made from), handlers, and the guard every request passes."""
 
+from mediasyncd.api.dashboard import add_dashboard
 from mediasyncd.api.errors import error
 from mediasyncd.api.guard import guard, is_loopback_name
 from mediasyncd.api.handlers import CONTROL_KEY, TOKEN_KEY, Control
@@ -11,6 +12,7 @@ __all__ = [
     "ROUTES",
     "TOKEN_KEY",
     "Control",
+    "add_dashboard",
     "add_routes",
     "document",
     "error",

@@ -2,8 +2,9 @@
 
 On a loopback bind every route refuses a Host that is not a loopback name or address (DNS rebinding),
 with or without a token. State-changing routes (anything but GET/HEAD/OPTIONS) take only JSON bodies and
-refuse a cross-site Origin (CSRF from a browser). With a token, every route but /healthz needs it, as
-`Authorization: Bearer` or the session cookie `POST /api/v1/login` sets; tokens compare in constant time.
+refuse a cross-site Origin (CSRF from a browser). With a token, every route but /healthz and the
+dashboard's page and assets (which hold no data) needs it, as `Authorization: Bearer` or the session
+cookie `POST /api/v1/login` sets; tokens compare in constant time.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
+from mediasyncd.api.dashboard import is_dashboard_path
 from mediasyncd.api.errors import error
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -35,7 +37,11 @@ def guard(token: str | None, *, loopback_bind: bool, metrics_public: bool = Fals
                 return error(403, f"cross-site request from {origin!r} refused", "Origin")
             if request.body_exists and request.content_type != "application/json":  # no body: {}
                 return error(415, "the body must be JSON (Content-Type: application/json)", "Content-Type")
-        public = request.path in OPEN_PATHS or (metrics_public and request.path == "/metrics")
+        public = (
+            request.path in OPEN_PATHS
+            or is_dashboard_path(request.path)
+            or (metrics_public and request.path == "/metrics")
+        )
         if token is not None and not public and not token_matches(request, token):
             return error(401, "missing or wrong token (Authorization: Bearer <token>)", "Authorization")
         return await handler(request)
