@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import structlog
 
@@ -28,18 +29,25 @@ from mediasyncd.state.catalog import Catalog, FileQuery
 from mediasyncd.transfer.puller import Puller
 
 SYNC_WAIT = 120.0  # seconds a sync job waits for the pass it asked for
-SECRET_KEYS = frozenset({"password", "passphrase", "token", "secret"})
+# What GET /api/v1/remotes shows of a remote's settings: named one by one, so that a field added later
+# (which may hold a secret, as `command` can: `sh -c "API_TOKEN=… exec sh"`) is not shown by default.
+SHOWN = (
+    "name", "transport", "host", "port", "user", "kind", "roots", "include", "exclude", "watch",
+    "poll_interval", "settle", "connect_timeout", "host_key", "container", "purge",
+)  # fmt: skip
 
 log = structlog.get_logger("mediasyncd.control")
 
 
 def remote_settings(remote: RemoteConfig) -> dict[str, Any]:
-    """A remote's settings as JSON: paths as strings, no field that could hold a secret."""
-    out: dict[str, Any] = {}
-    for f in dataclasses.fields(remote):
-        if any(word in f.name for word in SECRET_KEYS):
-            continue
-        out[f.name] = _plain(getattr(remote, f.name))
+    """A remote's settings as JSON: the SHOWN fields, paths as strings; a docker_host without its
+    credentials (`tcp://user:pass@host` shows as `tcp://host`)."""
+    out = {name: _plain(getattr(remote, name)) for name in SHOWN}
+    if remote.docker_host:
+        parts = urlsplit(remote.docker_host)
+        credentials = parts.username is not None or parts.password is not None
+        netloc = f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
+        out["docker_host"] = parts._replace(netloc=netloc).geturl() if credentials else remote.docker_host
     return out
 
 
@@ -95,9 +103,11 @@ class DaemonControl:
             if scheduler is None:
                 raise MediasyncError("the purge scheduler is not running")
             scheduler.held = held
+            self._view.invalidate()
             log.info("scheduled purges held" if held else "scheduled purges released")
             return {"remote": None, "held": held}
         self._view.remote(name).held = held
+        self._view.invalidate()  # the next /status says so
         log.info("remote held; no new files are taken" if held else "remote released", remote=name)
         puller = self._pullers().get(name)
         if puller is not None and not held:

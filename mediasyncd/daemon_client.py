@@ -14,6 +14,7 @@ from mediasyncd.config import Config, DaemonConfig
 from mediasyncd.errors import MediasyncError
 
 POLL = 0.2
+JOB_WAIT = 6 * 3600.0  # a purge of a big remote takes a while, but not forever
 
 
 class DaemonClient:
@@ -51,7 +52,10 @@ class DaemonClient:
     async def run_job(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         """Start a job and wait for it to finish; its final JSON."""
         job = (await self.post(path, body))["job"]
+        deadline = asyncio.get_running_loop().time() + JOB_WAIT
         while job["state"] in ("queued", "running"):
+            if asyncio.get_running_loop().time() > deadline:
+                raise MediasyncError(f"job {job['id']} still {job['state']} after {JOB_WAIT:.0f}s")
             await asyncio.sleep(POLL)
             job = (await self.get(f"/api/v1/jobs/{job['id']}"))["job"]
         return dict(job)

@@ -47,6 +47,12 @@ class Job:
 Work = Callable[[Job], Awaitable[dict[str, Any]]]
 
 
+def _cancelled_before_start(job: Job) -> None:
+    """A job cancelled before its task ever ran is cancelled, not queued forever."""
+    if not job.finished:
+        job.state, job.finished_at = "cancelled", time.time()
+
+
 class Jobs:
     def __init__(self, keep: int = KEEP) -> None:
         self.keep = keep
@@ -57,6 +63,7 @@ class Jobs:
         job = Job(secrets.token_hex(8), kind)
         self._jobs[job.id] = job
         job.task = asyncio.get_running_loop().create_task(self._run(job, work), name=f"job-{kind}-{job.id}")
+        job.task.add_done_callback(lambda _: _cancelled_before_start(job))
         self._forget_old()
         return job
 

@@ -83,7 +83,9 @@ def configure_logging(
         if os.environ.get("JOURNAL_STREAM"):
             processors.append(_journald_prefix)
     else:
-        processors.append(structlog.dev.ConsoleRenderer())
+        # Tracebacks without local variables: a frame of the status server holds the token.
+        plain = structlog.dev.RichTracebackFormatter(show_locals=False)
+        processors.append(structlog.dev.ConsoleRenderer(exception_formatter=plain))
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(LEVELS.get(level, logging.INFO)),
@@ -93,3 +95,4 @@ def configure_logging(
     root = logging.getLogger()
     root.handlers[:] = [_ForwardToStructlog()]
     root.setLevel(logging.WARNING)
+

@@ -145,6 +145,10 @@ class StatusView:
             self._cached = (now, json.dumps(self.snapshot(), separators=(",", ":")))
         return self._cached[1]
 
+    def invalidate(self) -> None:
+        """A change a client must see at once (it asked for it): the next `serialized` is fresh."""
+        self._cached = None
+
     def remote(self, name: str) -> RemoteStatus:
         if name not in self.remotes:
             self.remotes[name] = RemoteStatus(name)

@@ -8,14 +8,18 @@ It only reads the StatusView; it owns no state. Binding to a non-loopback addres
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Awaitable, Callable
 
 from aiohttp import WSMsgType, web
 
 from mediasyncd.api import CONTROL_KEY, TOKEN_KEY, Control, add_dashboard, add_routes, guard
 from mediasyncd.api.errors import json_errors
+from mediasyncd.api.guard import SESSIONS_KEY, Sessions
+from mediasyncd.api.handlers import SOCKETS_KEY, close_sockets, track
 from mediasyncd.progress import StatusView
 
+SHUTDOWN_S = 1.0
 WS_INTERVAL = 0.25  # seconds between WebSocket pushes (at most 4 per second)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -37,6 +41,8 @@ def make_app(
         middlewares=[json_errors(), guard(token, loopback_bind=loopback_bind, metrics_public=metrics_public)]
     )
     app[VIEW_KEY] = view
+    app[SOCKETS_KEY] = weakref.WeakSet()
+    app.on_shutdown.append(close_sockets)
     app.router.add_get("/status", status)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/ws", websocket)
@@ -46,6 +52,7 @@ def make_app(
         app[CONTROL_KEY] = control
         if token is not None:
             app[TOKEN_KEY] = token
+            app[SESSIONS_KEY] = Sessions()
         add_routes(app)
         add_dashboard(app)
     return app
@@ -62,6 +69,7 @@ async def healthz(request: web.Request) -> web.Response:
 async def websocket(request: web.Request) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(heartbeat=30)
     await ws.prepare(request)
+    track(request, ws)
     view = request.app[VIEW_KEY]
     reader = asyncio.ensure_future(ws.receive())
     try:
@@ -81,7 +89,11 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
 
 
 async def start_server(app: web.Application, host: str, port: int) -> web.AppRunner:
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    # A client that goes away cancels its handler (a long poll holds nothing); at a stop, requests
+    # still running get SHUTDOWN_S before they are cancelled (a long poll could otherwise hold it a minute).
+    runner = web.AppRunner(
+        app, access_log=None, handle_signals=False, handler_cancellation=True, shutdown_timeout=SHUTDOWN_S
+    )
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_address=True)
     await site.start()

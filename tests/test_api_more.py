@@ -139,7 +139,7 @@ def test_remotes_pause_resume_jobs_events_and_metrics(tmp_path: Path, sshd: SshS
 
         # errors name the field; unknown routes answer in the same JSON shape
         assert call(env, "GET", "/api/v1/events?since=-1")[1] == {
-            "error": "since must be between 0 and any, got -1",
+            "error": "since must be between 0 and 9223372036854775807, got -1",
             "field": "since",
         }
         assert call(env, "GET", "/api/v1/events?types=bogus")[1]["field"] == "types"

@@ -1,16 +1,22 @@
 """What every request must pass before a handler sees it (SPEC §3.12 "Auth").
 
-On a loopback bind every route refuses a Host that is not a loopback name or address (DNS rebinding),
-with or without a token. State-changing routes (anything but GET/HEAD/OPTIONS) take only JSON bodies and
-refuse a cross-site Origin (CSRF from a browser). With a token, every route but /healthz and the
-dashboard's page and assets (which hold no data) needs it, as `Authorization: Bearer` or the session
-cookie `POST /api/v1/login` sets; tokens compare in constant time.
+- On a loopback bind every route refuses a Host that is not a loopback name or address (DNS rebinding),
+  with or without a token.
+- A request that carries an Origin (a browser's fetch, form or WebSocket) is refused unless the Origin
+  is this server itself, scheme aside: same host and port as the Host header. A page on another port of
+  this machine (ComfyUI, Jupyter, a dev server) is another site, and `null` is nobody.
+- State-changing requests (POST, PUT, PATCH, DELETE) must say `Content-Type: application/json`, with a
+  body or without: a browser cannot send that cross-site without a CORS preflight, which is never granted.
+- With a token, every route but /healthz, /api/v1/login and the dashboard's page and assets (which hold
+  no data) needs it: `Authorization: Bearer <token>`, or the session cookie `POST /api/v1/login` sets —
+  a random session id kept in memory, never the token itself. Tokens compare in constant time.
 """
 
 from __future__ import annotations
 
 import hmac
 import ipaddress
+import secrets
 from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
@@ -24,6 +30,30 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 COOKIE = "mediasyncd_session"
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})  # other methods meet the router's 405
 OPEN_PATHS = frozenset({"/healthz", "/api/v1/login"})  # reachable without a token (login checks one itself)
+MAX_SESSIONS = 1000  # the oldest session ends when a login would make more
+
+
+class Sessions:
+    """Browser sessions (`POST /api/v1/login`): random ids in memory; a restart logs everyone out."""
+
+    def __init__(self) -> None:
+        self._ids: dict[str, None] = {}  # insertion order: the oldest first
+
+    def start(self) -> str:
+        session = secrets.token_urlsafe(32)
+        self._ids[session] = None
+        while len(self._ids) > MAX_SESSIONS:
+            del self._ids[next(iter(self._ids))]
+        return session
+
+    def end(self, session: str) -> None:
+        self._ids.pop(session, None)
+
+    def valid(self, session: str) -> bool:
+        return any(tokens_equal(session, known) for known in self._ids) if session else False
+
+
+SESSIONS_KEY = web.AppKey("sessions", Sessions)
 
 
 def guard(token: str | None, *, loopback_bind: bool, metrics_public: bool = False) -> Middleware:
@@ -31,38 +61,45 @@ def guard(token: str | None, *, loopback_bind: bool, metrics_public: bool = Fals
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         if loopback_bind and not is_loopback_name(request.host):
             return error(403, f"Host {request.host!r} is not a loopback name or address", "Host")
-        if request.method in STATE_CHANGING:
-            origin = request.headers.get("Origin")
-            if origin is not None and not same_site(urlsplit(origin).netloc, request.host, loopback_bind):
-                return error(403, f"cross-site request from {origin!r} refused", "Origin")
-            if request.body_exists and request.content_type != "application/json":  # no body: {}
-                return error(415, "the body must be JSON (Content-Type: application/json)", "Content-Type")
+        origin = request.headers.get("Origin")
+        if origin is not None and not same_origin(origin, request.host):
+            return error(403, f"cross-site request from {origin!r} refused", "Origin")
+        routed = request.match_info.http_exception is None  # else the router's own 404/405 answers
+        if routed and request.method in STATE_CHANGING and request.content_type != "application/json":
+            return error(415, "the request must be JSON (Content-Type: application/json)", "Content-Type")
         public = (
             request.path in OPEN_PATHS
             or is_dashboard_path(request.path)
             or (metrics_public and request.path == "/metrics")
         )
-        if token is not None and not public and not token_matches(request, token):
+        if token is not None and not public and not authorized(request, token):
             return error(401, "missing or wrong token (Authorization: Bearer <token>)", "Authorization")
         return await handler(request)
 
     return middleware
 
 
-def same_site(origin_host: str, host: str, loopback_bind: bool) -> bool:
-    """A browser's Origin is this server's own (on a loopback bind: any loopback name)."""
-    return origin_host == host or (loopback_bind and is_loopback_name(origin_host))
+def same_origin(origin: str, host: str) -> bool:
+    """A browser's Origin names this server: the same host and port the request was sent to."""
+    netloc = urlsplit(origin).netloc.lower()
+    return bool(netloc) and netloc == host.lower()
 
 
-def token_matches(request: web.Request, token: str) -> bool:
-    given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-    given = given or request.cookies.get(COOKIE, "") or request.query.get("token", "")
-    return tokens_equal(given, token)
+def authorized(request: web.Request, token: str) -> bool:
+    """The bearer token, else a live session cookie."""
+    scheme, _, given = request.headers.get("Authorization", "").strip().partition(" ")
+    if scheme.lower() == "bearer" and given.strip():
+        return tokens_equal(given.strip(), token)
+    sessions = request.app.get(SESSIONS_KEY)
+    return sessions is not None and sessions.valid(request.cookies.get(COOKIE, ""))
 
 
 def tokens_equal(given: str, token: str) -> bool:
-    """In constant time, so that the answer's timing tells nothing about the token."""
-    return hmac.compare_digest(given.encode(), token.encode())
+    """In constant time, so that the answer's timing tells nothing about the token. Any text compares,
+    even one that is not valid UTF-8 (a header can carry such bytes)."""
+    return hmac.compare_digest(
+        given.encode("utf-8", "surrogateescape"), token.encode("utf-8", "surrogateescape")
+    )
 
 
 def is_loopback_name(host: str) -> bool:

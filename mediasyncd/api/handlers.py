@@ -7,14 +7,16 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-from datetime import datetime
+import mimetypes
+import weakref
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from aiohttp import web
+from aiohttp import WSCloseCode, web
 
 from mediasyncd.api.errors import error
-from mediasyncd.api.guard import COOKIE, tokens_equal
+from mediasyncd.api.guard import COOKIE, SESSIONS_KEY, tokens_equal
 from mediasyncd.jobs import Job
 from mediasyncd.state.catalog import FileQuery, parse_cursor
 
@@ -25,6 +27,11 @@ PURGE_FIELDS: dict[str, type | tuple[type, ...]] = {
     "local_only": bool,
 }
 EVENTS_LIMIT = 1000
+MAX_ID = 2**63 - 1  # SQLite's integers
+UNTRUSTED = {
+    "Content-Security-Policy": "sandbox; default-src 'none'; img-src 'self'; media-src 'self'",
+    "X-Content-Type-Options": "nosniff",
+}
 FILES_LIMIT = 50
 FILES_MAX = 500
 LONG_POLL_MAX = 60.0
@@ -70,6 +77,7 @@ class Control(Protocol):
 
 
 CONTROL_KEY = web.AppKey("control", Control)
+SOCKETS_KEY = web.AppKey("sockets", weakref.WeakSet[web.WebSocketResponse])  # closed when the daemon stops
 TOKEN_KEY = web.AppKey("token", str)
 
 
@@ -189,7 +197,7 @@ async def events(request: web.Request) -> web.Response:
     """Long poll on the event log: the events after `since` (exclusive), or wait up to `timeout` seconds
     for one; a client that reconnects with the last id it saw misses nothing."""
     control = _control(request)
-    since = _int_param(request, "since", 0, minimum=0)
+    since = _int_param(request, "since", 0, minimum=0, maximum=MAX_ID)
     if isinstance(since, web.Response):
         return since
     wait = _float_param(request, "timeout", 30.0, minimum=0.0, maximum=LONG_POLL_MAX)
@@ -224,6 +232,8 @@ async def list_files(request: web.Request) -> web.Response:
         except ValueError:
             return error(400, "cursor is not one this API gave", "cursor")
     q = request.query.get
+    if "\x00" in (q("q") or ""):
+        return error(400, "q must not hold a NUL character", "q")
     query = FileQuery(q("q"), q("remote"), q("generator"), q("model"), since, limit, cursor)
     files, next_cursor = await _control(request).files(query)
     return web.json_response({"files": files, "next_cursor": next_cursor})
@@ -239,7 +249,7 @@ async def file_content(request: web.Request) -> web.StreamResponse:
     found = await _file(request)
     if isinstance(found, web.Response):
         return found
-    return _library_file(request, found["library_path"])
+    return await _library_file(request, found["library_path"])
 
 
 async def file_thumbnail(request: web.Request) -> web.StreamResponse:
@@ -251,21 +261,34 @@ async def file_thumbnail(request: web.Request) -> web.StreamResponse:
     thumb = await _control(request).thumbnail(found["id"])
     if thumb is None:
         return error(404, "this file has no thumbnail (yet)", "id")
-    return _library_file(request, thumb)
+    return await _library_file(request, thumb)
 
 
-def _library_file(request: web.Request, rel: str) -> web.StreamResponse:
-    library = _control(request).library().resolve()
-    path = (library / rel).resolve()
-    if not path.is_relative_to(library) or not path.is_file():
+async def _library_file(request: web.Request, rel: str) -> web.StreamResponse:
+    """A file of the library as the answer, checked off the event loop (a stale NAS mount blocks). It
+    comes from a remote, so the browser may not run it: a sandboxing CSP, no type sniffing, and anything
+    but an image or a video is a download."""
+    library = _control(request).library()
+    path = await asyncio.to_thread(_inside, library, rel)
+    if path is None:
         return error(404, "the file is not in the library (any more)", "id")
-    return web.FileResponse(path)
+    response = web.FileResponse(path, headers=UNTRUSTED)
+    kind = mimetypes.guess_type(path.name)[0] or ""
+    if not kind.startswith(("image/", "video/")) or kind == "image/svg+xml":
+        response.headers["Content-Disposition"] = "attachment"
+    return response
+
+
+def _inside(library: Path, rel: str) -> Path | None:
+    root = library.resolve()
+    path = (root / rel).resolve()
+    return path if path.is_relative_to(root) and path.is_file() else None
 
 
 async def _file(request: web.Request) -> dict[str, Any] | web.Response:
     raw = request.match_info["id"]
-    if not raw.isdigit():
-        return error(400, f"id must be a whole number, got {raw!r}", "id")
+    if not (raw.isascii() and raw.isdigit()) or int(raw) > MAX_ID:
+        return error(400, f"id must be a whole number up to {MAX_ID}, got {raw!r}", "id")
     found = await _control(request).file(int(raw))
     if found is None:
         return error(404, f"no file {raw} in the library", "id")
@@ -281,7 +304,8 @@ def _since_param(request: web.Request) -> float | web.Response | None:
         value = float(raw)
     except ValueError:
         try:
-            value = datetime.fromisoformat(raw.replace("Z", "+00:00")).timestamp()
+            when = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+            value = (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()  # no offset: UTC
         except ValueError:
             return error(400, f"since must be a time (epoch seconds or ISO 8601), got {raw!r}", "since")
     if not math.isfinite(value) or value < 0:
@@ -297,6 +321,7 @@ async def ws(request: web.Request) -> web.WebSocketResponse:
     since = _int_param(request, "since", -1, minimum=-1)
     socket = web.WebSocketResponse(heartbeat=30)
     await socket.prepare(request)
+    track(request, socket)
     if isinstance(since, web.Response):
         await socket.close(message=b"since must be a whole number")
         return socket
@@ -329,6 +354,18 @@ async def ws(request: web.Request) -> web.WebSocketResponse:
     return socket
 
 
+def track(request: web.Request, socket: web.WebSocketResponse) -> None:
+    """Note a WebSocket, to close it with "going away" when the daemon stops (not leave it hanging)."""
+    sockets = request.app.get(SOCKETS_KEY)
+    if sockets is not None:
+        sockets.add(socket)
+
+
+async def close_sockets(app: web.Application) -> None:
+    for socket in list(app.get(SOCKETS_KEY, ())):
+        await socket.close(code=WSCloseCode.GOING_AWAY, message=b"the daemon is stopping")
+
+
 async def login(request: web.Request) -> web.Response:
     """Trade the token for an HttpOnly, SameSite=Strict session cookie (the dashboard's images and
     WebSockets carry it)."""
@@ -344,7 +381,21 @@ async def login(request: web.Request) -> web.Response:
     if not tokens_equal(given, token):
         return error(401, "wrong token", "token")
     response = web.json_response({"ok": True})
-    response.set_cookie(COOKIE, given, httponly=True, samesite="Strict", path="/")
+    session = request.app[SESSIONS_KEY].start()
+    response.set_cookie(COOKIE, session, httponly=True, samesite="Strict", path="/")
+    return response
+
+
+async def logout(request: web.Request) -> web.Response:
+    """End this browser's session (its cookie no longer works, here or anywhere it leaked to)."""
+    body = await _json_body(request)
+    if isinstance(body, web.Response):
+        return body
+    sessions = request.app.get(SESSIONS_KEY)
+    if sessions is not None:
+        sessions.end(request.cookies.get(COOKIE, ""))
+    response = web.json_response({"ok": True})
+    response.del_cookie(COOKIE, path="/")
     return response
 
 
@@ -361,7 +412,7 @@ def _int_param(
     if raw is None:
         return default
     try:
-        value = int(raw)
+        value = int(raw) if raw.isascii() else int("?")
     except ValueError:
         return error(400, f"{name} must be a whole number, got {raw!r}", name)
     if value < minimum or (maximum is not None and value > maximum):

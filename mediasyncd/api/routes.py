@@ -126,7 +126,6 @@ class Route:
     responses: dict[int, tuple[str, Schema]]
     params: Sequence[Param] = ()
     body: Schema | None = None
-    body_required: bool = False
     tags: Sequence[str] = field(default=())
 
 
@@ -325,7 +324,10 @@ ROUTES: tuple[Route, ...] = (
         "/api/v1/ws",
         h.ws,
         "WebSocket of typed messages: status (4/s) and each event after `since`",
-        {101: ("switching to the WebSocket protocol", {"type": "object"})},
+        {
+            101: ("switching to the WebSocket protocol", {"type": "object"}),
+            400: ("not a WebSocket handshake, or a bad `since`", ERROR),
+        },
         [
             Param(
                 "since",
@@ -342,7 +344,14 @@ ROUTES: tuple[Route, ...] = (
         "trade the token for a session cookie",
         {200: ("the cookie is set", obj(ok={"type": "boolean"})), 400: BAD[1], 401: ("wrong token", ERROR)},
         body=obj(token={"type": "string"}),
-        body_required=True,
+    ),
+    Route(
+        "POST",
+        "/api/v1/logout",
+        h.logout,
+        "end this browser's session",
+        {200: ("the session is over", obj(ok={"type": "boolean"}))},
+        body={"type": "object"},
     ),
     Route(
         "GET", "/api/v1/openapi.json", h.openapi, "this document", {200: ("OpenAPI 3.1", {"type": "object"})}
@@ -392,7 +401,7 @@ def document(routes: Sequence[Route] = ROUTES) -> dict[str, Any]:
             operation["parameters"] = [p.spec() for p in r.params]
         if r.body is not None:
             operation["requestBody"] = {
-                "required": r.body_required,
+                "required": True,
                 "content": {"application/json": {"schema": r.body}},
             }
         paths.setdefault(r.path, {})[r.method.lower()] = operation

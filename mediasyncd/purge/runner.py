@@ -126,6 +126,14 @@ async def purge_remote(
             await ledger.finish_run(run_id, error=str(exc), library=totals)
         log.error("purge failed", error=str(exc), dry_run=options.dry_run)
         raise
+    except asyncio.CancelledError:
+        # Cancelled (a job's cancel, a stop): the run is closed as such; a batch cut short is resolved by
+        # the next run from its recorded intents, as after a crash.
+        if run_id is not None:
+            totals = library_report.totals() if library_report else None
+            await asyncio.shield(ledger.finish_run(run_id, error="cancelled", library=totals))
+        log.warning("purge cancelled", dry_run=options.dry_run)
+        raise
     if run_id is not None:
         await ledger.finish_run(
             run_id,

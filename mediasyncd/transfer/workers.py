@@ -77,9 +77,16 @@ class Transfers:
         self.held += 1
         self.status.queued = self.queued(queue)
         try:
+            if self._paused():  # the operator paused the remote: queued files go back, untouched
+                await self.ledger.put_back(rows_of(job))
+                return
             promised = await self._still_to_write(job)
             if not await self.space.reserve(promised, self.status, wait=self.wait_for_space):
                 await self._wait_later(rows_of(job))
+                return
+            if self._paused():  # paused while this one waited for room
+                self.space.release(promised)
+                await self.ledger.put_back(rows_of(job))
                 return
             try:
                 taken = await self.budget.acquire(job.size)
@@ -108,6 +115,10 @@ class Transfers:
         finally:
             self.space.release(promised)
             await self.budget.release(taken)
+
+    def _paused(self) -> bool:
+        """The remote is held (`mediasyncd pause`): start no transfer; files in flight finish."""
+        return self.status.held
 
     async def _still_to_write(self, job: Job) -> int:
         """Bytes the job will add to the library's disk: a single file resumes from its partial."""
