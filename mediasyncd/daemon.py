@@ -33,7 +33,7 @@ from mediasyncd.status_server import make_app, start_server
 from mediasyncd.transfer.budget import SpaceGate
 from mediasyncd.transfer.landing import Library
 from mediasyncd.transfer.puller import Puller
-from mediasyncd.wiring import Service, consumers, services
+from mediasyncd.wiring import Service, consumer_names, consumers, services
 
 SHUTDOWN_GRACE = 10.0
 LIBRARY_CHECK_S = 5.0  # how often a missing library is looked for again
@@ -158,7 +158,7 @@ class Daemon:
                 self.view.remote(remote.name).paused = None
             self.notifier.ready(self._summary())
         feeds = consumers(self.config, store)
-        await store.enable_consumers([c.name for c in feeds])
+        await store.enable_consumers(consumer_names(self.config, feeds))
         for feed in feeds:
             self._spawn(f"consumer-{feed.name}", feed.run)
         for remote in self.config.remotes:

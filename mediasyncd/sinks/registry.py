@@ -1,0 +1,14 @@
+"""A sink by its config's `type`: the built-in ones by name, third-party ones from entry points."""
+
+from __future__ import annotations
+
+from mediasyncd.config_sinks import SinkConfig
+from mediasyncd.sinks.base import Sink
+
+
+def make_sink(config: SinkConfig) -> Sink:
+    if config.type != "plugin":
+        raise NotImplementedError(f"{config.type} sinks come in a later commit")
+    from mediasyncd.sinks.plugins import PluginSink
+
+    return PluginSink(config)
