@@ -80,13 +80,13 @@ def sinks_section(r: Reader, raw: Any) -> tuple[SinkConfig, ...]:
         if not isinstance(table, dict):
             r.problem(prefix, "must be a table")
             continue
+        name = table.get("name")
+        if isinstance(name, str) and name in names:
+            r.problem(f"{prefix}.name", f"duplicate sink name {name!r}")
+        names.add(str(name))
         sink = _sink(r, table, prefix)
-        if sink is None:
-            continue
-        if sink.name in names:
-            r.problem(f"{prefix}.name", f"duplicate sink name {sink.name!r}")
-        names.add(sink.name)
-        out.append(sink)
+        if sink is not None:
+            out.append(sink)
     return tuple(out)
 
 
