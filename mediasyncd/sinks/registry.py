@@ -7,6 +7,10 @@ from mediasyncd.sinks.base import Sink
 
 
 def make_sink(config: SinkConfig) -> Sink:
+    if config.type == "postgresql":
+        from mediasyncd.sinks.postgres import PostgresSink
+
+        return PostgresSink(config)
     if config.type != "plugin":
         raise NotImplementedError(f"{config.type} sinks come in a later commit")
     from mediasyncd.sinks.plugins import PluginSink
