@@ -11,8 +11,10 @@ def make_sink(config: SinkConfig) -> Sink:
         from mediasyncd.sinks.postgres import PostgresSink
 
         return PostgresSink(config)
-    if config.type != "plugin":
-        raise NotImplementedError(f"{config.type} sinks come in a later commit")
+    if config.type == "webhook":
+        from mediasyncd.sinks.webhook import WebhookSink
+
+        return WebhookSink(config)
     from mediasyncd.sinks.plugins import PluginSink
 
     return PluginSink(config)
