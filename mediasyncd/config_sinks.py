@@ -30,7 +30,7 @@ _COMMON = {"name", "type", "events", "max_attempts", "batch", "enabled"}
 _KEYS: Mapping[str, set[str]] = {
     "postgresql": _COMMON | {"dsn", "dsn_file", "schema"},
     "webhook": _COMMON | {"url", "secret_file", "timeout"},
-    "plugin": _COMMON | {"plugin", "entry_point", "options"},
+    "plugin": _COMMON | {"plugin", "entry_point", "options", "timeout"},
 }
 
 
@@ -46,7 +46,7 @@ class SinkConfig:
     schema: str = "public"
     url: str | None = None  # webhook
     secret: bytes | None = field(default=None, repr=False)
-    timeout: float = 15.0
+    timeout: float = 15.0  # webhook: per request; plugin: per call
     plugin: str | None = None  # plugin: the entry-point name in the group mediasyncd.sinks
     options: Mapping[str, Any] = field(default_factory=dict)
 
@@ -141,7 +141,8 @@ def _plugin(r: Reader, t: Mapping[str, Any], p: str) -> dict[str, Any]:
     key = "entry_point" if "entry_point" in t else "plugin"
     plugin = r.require(t, key, p, as_nonempty_str)
     options = r.table(t, "options", p)
-    return {"plugin": plugin, "options": dict(options)}
+    timeout = r.get(t, "timeout", p, parse_duration, 15.0)
+    return {"plugin": plugin, "options": dict(options), "timeout": timeout}
 
 
 # ---------------------------------------------------------------------------------------- converters

@@ -3,7 +3,8 @@
 An entry point names a factory: `factory(name: str, options: dict) -> Sink` (`open`, `deliver(batch)`,
 `close`; see `mediasyncd.sinks.base`). A plugin raising `mediasyncd.sinks.EventRejected` rejects the
 batch (poison, found by splitting it); anything else it raises is an outage and retried: it cannot crash
-the daemon (even `SystemExit` from a plugin is turned into an error), and a call that hangs times out.
+the daemon (even `SystemExit` from a plugin is turned into an error), and a call that hangs past the
+sink's `timeout` is an outage too.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from mediasyncd.config_sinks import SinkConfig
 from mediasyncd.sinks.base import Envelope, EventRejected, Sink, SinkGone, SinkUnavailable
 
 GROUP = "mediasyncd.sinks"
-CALL_TIMEOUT = 60.0
 T = TypeVar("T")
 
 
@@ -39,9 +39,9 @@ def load_plugin(name: str) -> Callable[[str, dict[str, Any]], Sink]:
 class PluginSink:
     """A plugin behind a guard: its failures become the courier's outages or rejections."""
 
-    def __init__(self, config: SinkConfig, timeout: float = CALL_TIMEOUT) -> None:
+    def __init__(self, config: SinkConfig) -> None:
         self.config = config
-        self.timeout = timeout
+        self.timeout = config.timeout
         self.plugin: Sink | None = None
 
     async def open(self) -> None:
