@@ -74,6 +74,7 @@ class Daemon:
         self.forced = False
         self.working = False  # the library was there and the remotes started
         self.library_problem: str | None = None
+        self.view.sections["sinks"] = list  # until the sinks start (after the library is there)
         self.view.sections["library"] = lambda: {
             "path": str(self.config.daemon.library),
             "available": self.library_problem is None,

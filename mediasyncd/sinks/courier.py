@@ -59,6 +59,7 @@ class Courier:
         self.rejected = rejected
         self.position = 0
         self._status_at = 0.0
+        self._requeue_at: float | None = None  # when re-queued events that were rejected again are due
 
     async def run(self) -> None:
         new = self.store.follow()
@@ -70,6 +71,8 @@ class Courier:
             while True:
                 new.clear()
                 await self._requests()
+                if self._requeue_at is not None and time.monotonic() >= self._requeue_at:
+                    await self._retry_requeued()
                 events = await self.ledger.events(self.name, self.position, max(READ, self.config.batch))
                 if events:
                     await self._deliver_read(events)
@@ -181,7 +184,9 @@ class Courier:
 
     async def _retry_requeued(self) -> None:
         """Events `events retry` re-queued: one attempt each now, out of order (they are behind the
-        position); rejected again, they count attempts towards parking again."""
+        position); rejected again, they count attempts towards parking again, and are tried on the slow
+        schedule until delivered or parked."""
+        self._requeue_at = None
         for rejected in await self.ledger.requeued(self.name):
             event = event_from_envelope(rejected.envelope)
             try:
@@ -194,11 +199,15 @@ class Courier:
                 log.warning(
                     "re-queued event rejected again", sink=self.name, event_id=event.id, parked=again.parked
                 )
+                if not again.parked:
+                    at = time.monotonic() + self.rejected.delay(again.attempts - 1)
+                    self._requeue_at = min(at, self._requeue_at or at)
                 continue
             except SinkGone as exc:
                 await self._gone(exc)
             except Exception as exc:
                 log.warning("re-queued events wait for the sink", sink=self.name, error=_text(exc))
+                self._requeue_at = time.monotonic() + self.outage.cap
                 return
             await self.ledger.clear_reject(self.name, event.id)
             log.info("re-queued event delivered", sink=self.name, event_id=event.id)
@@ -223,6 +232,7 @@ class Courier:
         self.status.last_error = _text(exc)
         self.status.retry_in_s = delay
         log.warning(what, sink=self.name, error=_text(exc), attempt=attempt + 1, retry_in_s=round(delay, 2))
+        await self._refresh(force=True)
         await asyncio.sleep(delay)
 
     async def _gone(self, exc: SinkGone) -> None:

@@ -8,15 +8,19 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
+from mediasyncd.errors import MediasyncError
+from mediasyncd.state.connection import open_connection
 from mediasyncd.state.events import Event, EventType, file_data, select_events
 from mediasyncd.state.lifecycle import LANDED, sql_set
 from mediasyncd.state.store import Store
 
+T = TypeVar("T")
 SUMMARY_KEYS = ("generator", "prompt", "negative_prompt", "model", "seed", "steps", "cfg", "width", "height")
 
 
@@ -364,3 +368,44 @@ def event_from_envelope(env: dict[str, Any]) -> Event:
         env.get("sync_id"),
         env["data"],
     )
+
+
+# ------------------------------------------------------------------------------- from another process
+
+
+def in_transaction(db_path: Path, fn: Callable[[sqlite3.Connection], T]) -> T:
+    """Run `fn` in one write transaction on a connection of its own (`mediasyncd events retry|replay`,
+    beside the running daemon, which picks the requests up within a second)."""
+    if not db_path.is_file():
+        raise MediasyncError(f"no state DB at {db_path} (has the daemon or `sync --once` run yet?)")
+    conn = open_connection(db_path)
+    try:
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'sink_state'").fetchone() is None:
+            raise MediasyncError(f"the state DB {db_path} predates sinks: run `mediasyncd run` once")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = fn(conn)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return result
+    except sqlite3.OperationalError as exc:
+        raise MediasyncError(f"cannot write the state DB {db_path}: {exc}") from None
+    finally:
+        conn.close()
+
+
+def read_records(db_path: Path) -> list[SinkRecord]:
+    """`records`, read-only (no lock, no write), beside a running daemon."""
+    if not db_path.is_file():
+        raise MediasyncError(f"no state DB at {db_path} (has the daemon or `sync --once` run yet?)")
+    conn = open_connection(db_path, read_only=True)
+    try:
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'sink_state'").fetchone() is None:
+            return []
+        return records(conn)
+    except sqlite3.OperationalError as exc:
+        raise MediasyncError(f"cannot read the state DB {db_path}: {exc}") from None
+    finally:
+        conn.close()
