@@ -59,6 +59,7 @@ class Courier:
         self.rejected = rejected
         self.position = 0
         self._status_at = 0.0
+        self._read_size = config.batch * max(1, READ // config.batch)  # whole batches at a time
         self._requeue_at: float | None = None  # when re-queued events that were rejected again are due
 
     async def run(self) -> None:
@@ -73,7 +74,7 @@ class Courier:
                 await self._requests()
                 if self._requeue_at is not None and time.monotonic() >= self._requeue_at:
                     await self._retry_requeued()
-                events = await self.ledger.events(self.name, self.position, max(READ, self.config.batch))
+                events = await self.ledger.events(self.name, self.position, self._read_size)
                 if events:
                     await self._deliver_read(events)
                     await self._refresh(force=False)
