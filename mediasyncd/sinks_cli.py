@@ -1,15 +1,19 @@
-"""`mediasyncd events status|retry|replay`: the sinks seen from the state DB, beside the running daemon
-or without it. `retry` and `replay` leave requests in the state DB that the daemon picks up within a
+"""`mediasyncd events status|retry|replay`: the sinks seen from the state DB (and, when the daemon runs,
+its live view: backoff, the last outage), beside the running daemon or without it. `retry` and `replay` leave requests in the state DB that the daemon picks up within a
 second (and that the next start honours)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 import time
 from typing import Any, TextIO
 
+import aiohttp
+
 from mediasyncd.config import Config
+from mediasyncd.daemon_client import DaemonClient
 from mediasyncd.errors import MediasyncError
 from mediasyncd.state import sinks as ledger
 
@@ -56,8 +60,21 @@ def _usage(message: str) -> int:
     return 2
 
 
+def _live(config: Config) -> dict[str, dict[str, Any]] | None:
+    """The running daemon's own view of its sinks (state `backoff`, the last outage), when one runs."""
+    client = DaemonClient.running(config)
+    if client is None:
+        return None
+    try:
+        status = asyncio.run(client.get("/status"))
+    except (MediasyncError, OSError, aiohttp.ClientError, TimeoutError):
+        return None
+    return {str(s["name"]): s for s in status.get("sinks", [])}
+
+
 def _status(config: Config, as_json: bool, out: TextIO) -> int:
     known = {r.name: r for r in ledger.read_records(config.daemon.db_path)}
+    live = _live(config)
     rows: list[dict[str, Any]] = []
     now = time.time()
     for sink in config.sinks:
@@ -65,8 +82,14 @@ def _status(config: Config, as_json: bool, out: TextIO) -> int:
         rows.append(_row(sink.name, sink.type, sink.enabled, record, now))
     for name, record in known.items():
         rows.append(_row(name, None, False, record, now) | {"state": "removed"})
+    for row in rows:
+        seen = (live or {}).get(row["name"])
+        if seen:
+            row |= {
+                k: seen[k] for k in ("state", "acked_id", "lag_events", "lag_s", "last_error") if k in seen
+            }
     if as_json:
-        out.write(json.dumps({"sinks": rows}) + "\n")
+        out.write(json.dumps({"sinks": rows, "daemon_running": live is not None}) + "\n")
         return 0
     if not rows:
         print("no sinks configured", file=out)

@@ -187,6 +187,8 @@ def test_postgres_down_then_up_and_transfers_never_wait(env: Env, pg: Pg, tmp_pa
         wait_for(lambda: sinks_status(env).get("db", {}).get("state") == "backoff", timeout=30)
         status = sinks_status(env)["db"]
         assert status["lag_events"] > 0 and status["last_error"] and pg.dsn not in json.dumps(status)
+        shown = json.loads(events_cli(env, "status", "--json").stdout)
+        assert shown["daemon_running"] and shown["sinks"][0]["state"] == "backoff"
         pg.server.start()
         wait_delivered(env, pg)
         wait_for(lambda: sinks_status(env)["db"]["state"] == "ok", timeout=30)
