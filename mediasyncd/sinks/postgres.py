@@ -1,5 +1,6 @@
-"""The PostgreSQL sink (asyncpg): creates and migrates its schema, then one transaction per batch —
-`mediasyncd_events` inserted (a re-delivered id changes nothing) and `mediasyncd_files` upserted.
+"""The PostgreSQL sink (asyncpg): creates and migrates its schema, then one transaction per batch — the
+batch COPYed into staging tables, `mediasyncd_events` inserted from there (a re-delivered id changes
+nothing) and `mediasyncd_files` upserted (one row per file key per batch).
 
 SQLSTATE classes 22 (data exception) and 23 (integrity) reject the batch (the courier finds the poison
 event); every other failure is an outage: the connection is dropped and made again on the next try.
@@ -14,11 +15,15 @@ import asyncpg
 from mediasyncd.config_sinks import SinkConfig
 from mediasyncd.sinks.base import Envelope, EventRejected, SinkUnavailable
 from mediasyncd.sinks.pg_rows import (
+    EVENT_COLUMNS,
+    FILE_COLUMNS,
     MIGRATIONS,
+    STAGING,
     VERSION_TABLE,
     event_row,
     file_row,
     insert_events_sql,
+    merge_file_rows,
     upsert_files_sql,
 )
 
@@ -46,9 +51,15 @@ class PostgresSink:
         file_rows = [row for row in map(file_row, events) if row is not None]
         try:
             async with conn.transaction():
-                await conn.executemany(self._insert, events_rows)
+                await conn.copy_records_to_table(
+                    "mediasyncd_batch_events", records=events_rows, columns=EVENT_COLUMNS
+                )
+                await conn.execute(self._insert)
                 if file_rows:
-                    await conn.executemany(self._upsert, file_rows)
+                    await conn.copy_records_to_table(
+                        "mediasyncd_batch_files", records=merge_file_rows(file_rows), columns=FILE_COLUMNS
+                    )
+                    await conn.execute(self._upsert)
         except asyncpg.PostgresError as exc:
             state = str(getattr(exc, "sqlstate", "") or "")
             if state[:2] in REJECTED_CLASSES:
@@ -71,6 +82,7 @@ class PostgresSink:
             raise SinkUnavailable(f"cannot connect to PostgreSQL: {type(exc).__name__}: {exc}") from None
         try:
             await self._migrate(conn)
+            await conn.execute(STAGING)
         except BaseException:
             conn.terminate()
             raise

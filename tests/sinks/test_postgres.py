@@ -112,3 +112,15 @@ async def test_a_stopped_server_is_an_outage(pg: Pg) -> None:
     await s.deliver([synced(1, 7, "a.png", SHA)])
     await s.close()
     assert pg.query("SELECT id FROM mediasyncd_events") == [["1"]]
+
+
+async def test_several_events_of_one_file_in_one_batch(pg: Pg) -> None:
+    """processed, synced and purged of one file in one batch: one row, every column set, the newest id."""
+    s = sink(pg)
+    await s.deliver([synced(1, 7, "a.png", SHA), processed(2, 7, "a.png", SHA), purged(3, 7, "a.png", SHA)])
+    await s.deliver([processed(4, 7, "a.png", SHA, prompt="again"), synced(5, 7, "a.png", SHA)])
+    await s.close()
+    (row,) = pg.query(
+        "SELECT prompt, size, model, landed_at IS NOT NULL, purged_at IS NOT NULL, last_event_id FROM mediasyncd_files"
+    )
+    assert row == ["again", "100", "sdxl", "t", "t", "5"]
