@@ -250,8 +250,10 @@ class Daemon:
                 self.view.remotes.pop(name, None)
                 log.info("remote removed", remote=name)
         self.config = new
-        if not self.working:  # still waiting for the library: the remotes start with this config
+        if not self.working:  # still starting, or waiting for the library: the parts start with this config
             log.info("reloaded; waiting for the library", remotes=list(wanted))
+            waiting = f"waiting for the library: {self.library_problem}" if self.library_problem else None
+            self.notifier.ready(waiting or self._summary())  # systemd waits for READY=1 after RELOADING=1
             return
         for service in self._services:
             service.reload(new)
