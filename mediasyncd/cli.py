@@ -176,8 +176,19 @@ def _parser() -> argparse.ArgumentParser:
         h.add_argument("remotes", nargs="*", metavar="REMOTE", help="only these remotes (default: all)")
         h.add_argument("--purge", action="store_true", help="the purge schedule, not the remotes")
 
-    ev = sub.add_parser("events", parents=[common], help="print the event log (read-only, beside the daemon)")
-    ev.add_argument("--since", type=int, default=0, metavar="ID", help="only events after this id")
+    ev = sub.add_parser(
+        "events",
+        parents=[common],
+        help="print the event log (read-only, beside the daemon); sinks: status, retry, replay",
+        description="Without ACTION: print the event log. `status`: every sink's position, lag, parked "
+        "events and errors. `retry --sink NAME`: re-queue the sink's parked events. `replay --sink NAME "
+        "(--since ID | --all)`: deliver again what came after ID, or everything (with a back-fill of the "
+        "files whose events left the log). They work beside the running daemon.",
+    )
+    ev.add_argument("action", nargs="?", choices=["status", "retry", "replay"], help="a sink action")
+    ev.add_argument("--sink", metavar="NAME", help="the sink (retry, replay)")
+    ev.add_argument("--all", action="store_true", help="replay: the whole log and a back-fill")
+    ev.add_argument("--since", type=int, default=None, metavar="ID", help="only events after this id")
     ev.add_argument("--follow", action="store_true", help="keep printing new events as they come")
     ev.add_argument(
         "--type", action="append", default=[], metavar="T[,T...]", help="only these event types (repeatable)"
@@ -335,6 +346,12 @@ def _events(args: argparse.Namespace) -> int:
     from mediasyncd.events_cli import events_main, parse_types
 
     config = _require_config(args)
+    if args.action is not None:
+        from mediasyncd.sinks_cli import sinks_main
+
+        return sinks_main(
+            config, args.action, sink=args.sink, since=args.since, replay_all=args.all, as_json=args.json
+        )
     try:
         types = parse_types(args.type)
     except ValueError as exc:
@@ -342,7 +359,7 @@ def _events(args: argparse.Namespace) -> int:
         return 2
     try:
         return events_main(
-            config.daemon.db_path, since=args.since, types=types, follow=args.follow, as_json=args.json
+            config.daemon.db_path, since=args.since or 0, types=types, follow=args.follow, as_json=args.json
         )
     except MediasyncError as exc:
         print(f"mediasyncd events: {exc}", file=sys.stderr)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+from mediasyncd.config_sinks import SinkConfig, sinks_section
 from mediasyncd.config_values import (
     Reader,
     as_bool,
@@ -149,6 +150,7 @@ class Config:
     remotes: tuple[RemoteConfig, ...] = ()
     path: Path | None = None
     pipeline: PipelineOptions = field(default_factory=PipelineOptions)
+    sinks: tuple[SinkConfig, ...] = ()
     warnings: tuple[str, ...] = field(default=(), compare=False)  # `config check` and the daemon show them
 
     def remote(self, name: str) -> RemoteConfig:
@@ -248,7 +250,7 @@ def is_loopback(host: str) -> bool:
 
 
 def _build(r: Reader, data: Mapping[str, Any], path: Path | None) -> Config | None:
-    r.check_keys(data, "", {"daemon", "transfer", "purge", "remotes", "pipeline"})
+    r.check_keys(data, "", {"daemon", "transfer", "purge", "remotes", "pipeline", "sinks"})
     daemon = _daemon(r, r.table(data, "daemon"))
     transfer = _transfer(r, r.table(data, "transfer"))
     purge = _purge(r, r.table(data, "purge"), "purge", PurgeConfig())
@@ -271,12 +273,13 @@ def _build(r: Reader, data: Mapping[str, Any], path: Path | None) -> Config | No
         names.add(remote.name)
         remotes.append(remote)
     pipeline = _pipeline(r, r.table(data, "pipeline"))
+    sinks = sinks_section(r, data.get("sinks"))
     if daemon is None:
         return None
     for i, remote in enumerate(remotes):
         if remote.transport == "local":
             _check_nesting(r, f"remotes[{i}].roots", remote.roots, daemon.library)
-    return Config(daemon, transfer, purge, tuple(remotes), path, pipeline)
+    return Config(daemon, transfer, purge, tuple(remotes), path, pipeline, sinks)
 
 
 def _daemon(r: Reader, t: Mapping[str, Any]) -> DaemonConfig | None:

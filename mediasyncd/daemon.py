@@ -34,7 +34,7 @@ from mediasyncd.status_server import make_app, start_server
 from mediasyncd.transfer.budget import SpaceGate
 from mediasyncd.transfer.landing import Library
 from mediasyncd.transfer.puller import Puller
-from mediasyncd.wiring import Service, consumers, services
+from mediasyncd.wiring import Service, consumer_names, consumers, services
 
 SHUTDOWN_GRACE = 10.0
 LIBRARY_CHECK_S = 5.0  # how often a missing library is looked for again
@@ -75,6 +75,7 @@ class Daemon:
         self.forced = False
         self.working = False  # the library was there and the remotes started
         self.library_problem: str | None = None
+        self.view.sections["sinks"] = list  # until the sinks start (after the library is there)
         self.view.sections["library"] = lambda: {
             "path": str(self.config.daemon.library),
             "available": self.library_problem is None,
@@ -168,7 +169,7 @@ class Daemon:
                 self.view.remote(remote.name).paused = None
             self.notifier.ready(self._summary())
         feeds = consumers(self.config, store)
-        await store.enable_consumers([c.name for c in feeds])
+        await store.enable_consumers(consumer_names(self.config, feeds))
         for feed in feeds:
             self._spawn(f"consumer-{feed.name}", feed.run)
         for remote in self.config.remotes:
@@ -259,9 +260,9 @@ class Daemon:
                 self.view.remotes.pop(name, None)
                 log.info("remote removed", remote=name)
         self.config = new
-        if not self.working:  # still starting, or waiting for the library: the remotes start with this config
+        if not self.working:  # still starting, or waiting for the library: the parts start with this config
             log.info("reloaded before the remotes started", remotes=list(wanted))
-            self.notifier.ready(self._summary())  # systemd waits for READY after RELOADING
+            self.notifier.ready(self._summary())  # systemd waits for READY=1 after RELOADING=1
             return
         for service in self._services:
             service.reload(new)

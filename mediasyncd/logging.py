@@ -95,4 +95,3 @@ def configure_logging(
     root = logging.getLogger()
     root.handlers[:] = [_ForwardToStructlog()]
     root.setLevel(logging.WARNING)
-

@@ -47,5 +47,16 @@ def services(config: Config, store: Store, view: StatusView) -> list[Service]:
     """The daemon's long-running parts besides the pullers and the status server."""
     from mediasyncd.housekeeping import EventRetention
     from mediasyncd.purge.scheduler import PurgeScheduler  # APScheduler: only the daemon needs it
+    from mediasyncd.sinks.delivery import SinkDelivery
 
-    return [PurgeScheduler(config, store, view), EventRetention(config, store)]
+    return [
+        PurgeScheduler(config, store, view),
+        EventRetention(config, store),
+        SinkDelivery(config, store, view),
+    ]
+
+
+def consumer_names(config: Config, feeds: list[Consumer]) -> list[str]:
+    """Every consumer that holds the event log back at start: the feeds and the enabled sinks (the sinks'
+    service then narrows its own to those it runs)."""
+    return [*(f.name for f in feeds), *(s.consumer for s in config.sinks if s.enabled)]

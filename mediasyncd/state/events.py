@@ -90,12 +90,22 @@ def insert_events(conn: sqlite3.Connection, events: Iterable[NewEvent], now: flo
 
 
 def select_events(
-    conn: sqlite3.Connection, since: int = 0, types: Sequence[str] = (), limit: int = 1000
+    conn: sqlite3.Connection,
+    since: int = 0,
+    types: Sequence[str] = (),
+    limit: int = 1000,
+    sink: str | None = None,
 ) -> list[Event]:
-    """Events with ids greater than `since`, oldest first, of `types` (all when empty)."""
+    """Events with ids greater than `since`, oldest first, of `types` (all when empty): those for every
+    consumer and, with `sink`, those back-filled for that sink only."""
     where, params = "id > ?", [since, *types]
     if types:
         where += f" AND type IN ({', '.join('?' for _ in types)})"
+    if sink is None:
+        where += " AND sink IS NULL"
+    else:
+        where += " AND (sink IS NULL OR sink = ?)"
+        params.append(sink)
     rows = conn.execute(
         f"SELECT {EVENT_COLUMNS} FROM events WHERE {where} ORDER BY id LIMIT ?", [*params, limit]
     ).fetchall()

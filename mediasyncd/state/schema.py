@@ -154,4 +154,30 @@ CREATE VIRTUAL TABLE IF NOT EXISTS media_fts USING fts5(
                        WHERE type = '{EventType.FILE_SYNCED}' AND json_extract(data, '$.backfill'))
         ORDER BY library_expired_at, id;
     """,
+    # 7: sinks (SPEC §3.7): back-filled events addressed to one sink only (`sink`), each sink's own state
+    # (created = back-filled; a 410 that disabled it; requests of `events replay|retry` to the daemon) and
+    # the events a sink rejected ("poison": retried, then parked, with a copy of the envelope, which the
+    # retention may drop from the log once the sink moved past it).
+    """
+    ALTER TABLE events ADD COLUMN sink TEXT;
+    CREATE INDEX events_sink ON events(sink, id) WHERE sink IS NOT NULL;
+    CREATE TABLE sink_state (
+        name TEXT PRIMARY KEY,
+        created_at REAL NOT NULL,
+        gone_fingerprint TEXT,
+        gone_reason TEXT,
+        rewind_to INTEGER,
+        requeued INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE sink_rejects (
+        sink TEXT NOT NULL,
+        event_id INTEGER NOT NULL,
+        envelope TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        error TEXT,
+        parked INTEGER NOT NULL DEFAULT 0,
+        updated_at REAL NOT NULL,
+        PRIMARY KEY (sink, event_id)
+    );
+    """,
 )

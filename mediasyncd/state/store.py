@@ -88,6 +88,12 @@ def _row(r: sqlite3.Row | tuple[Any, ...]) -> FileRow:
     return FileRow(r[0], r[1], r[2], r[3], r[4], r[5], FileState(r[6]), *r[7:])
 
 
+def last_shared_id(conn: sqlite3.Connection) -> int:
+    """The newest event for every consumer (back-filled events for one sink only do not count)."""
+    r = conn.execute("SELECT id FROM events WHERE sink IS NULL ORDER BY id DESC LIMIT 1").fetchone()
+    return int(r[0]) if r else 0
+
+
 def select_current_files(conn: sqlite3.Connection, remote: str) -> dict[tuple[str, str], FileRow]:
     """`Store.current_files`, on any connection (a read-only one too)."""
     rows = conn.execute(
@@ -210,9 +216,7 @@ class EventLogQueries(StateThread):
         return await self._run(lambda: select_events(self.conn, since, types, limit))
 
     async def last_event_id(self) -> int:
-        return await self._run(
-            lambda: int(self.conn.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0])
-        )
+        return await self._run(lambda: last_shared_id(self.conn))
 
     async def acked(self, consumer: str) -> int:
         """The last event id `consumer` acknowledged (0 when it never did)."""
