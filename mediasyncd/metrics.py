@@ -91,7 +91,31 @@ def families(snapshot: dict[str, Any]) -> list[Metric]:
     purge = snapshot.get("purge")
     if purge is not None:
         out += _purge_families(purge)
+    out += _sink_families(snapshot.get("sinks") or [])
     return out
+
+
+def _sink_families(sinks: list[dict[str, Any]]) -> list[Metric]:
+    labels = ["sink", "type"]
+    lag_events = GaugeMetricFamily("mediasyncd_sink_lag_events", "events not yet delivered", labels=labels)
+    lag_s = GaugeMetricFamily(
+        "mediasyncd_sink_lag_seconds", "age of the oldest event not yet delivered", labels=labels
+    )
+    parked = GaugeMetricFamily(
+        "mediasyncd_sink_parked_events", "events the sink rejected, parked", labels=labels
+    )
+    up = GaugeMetricFamily("mediasyncd_sink_up", "1 while the sink is delivering (state ok)", labels=labels)
+    acked = GaugeMetricFamily(
+        "mediasyncd_sink_acked_event_id", "the last event id it confirmed", labels=labels
+    )
+    for sink in sinks:
+        names = [str(sink["name"]), str(sink["type"])]
+        lag_events.add_metric(names, sink["lag_events"])
+        lag_s.add_metric(names, sink["lag_s"])
+        parked.add_metric(names, sink["parked"])
+        up.add_metric(names, 1.0 if sink["state"] == "ok" else 0.0)
+        acked.add_metric(names, sink["acked_id"])
+    return [lag_events, lag_s, parked, up, acked]
 
 
 def _purge_families(purge: dict[str, Any]) -> list[Metric]:

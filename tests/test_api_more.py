@@ -336,3 +336,29 @@ def test_status_watch_on_a_terminal_shows_arrivals_live(tmp_path: Path, sshd: Ss
         assert "recent arrivals" in text and "r1: live/arrived.png" in text
     finally:
         assert stop(proc) == 0
+
+
+def test_sinks_and_purge_show_in_metrics() -> None:
+    """The sinks' lag and state, and the purge schedule, as metric families (pure: from a snapshot)."""
+    from mediasyncd.metrics import families
+
+    snapshot: dict[str, Any] = {
+        "version": "1",
+        "uptime_s": 1.0,
+        "remotes": [],
+        "purge": {"held": True, "remotes": [{"name": "r1", "last_run": {"deleted_files": 3, "freed_bytes": 9}}]},
+        "sinks": [
+            {"name": "db", "type": "postgresql", "state": "backoff", "acked_id": 41, "lag_events": 7,
+             "lag_s": 2.5, "parked": 1, "last_error": "down"},
+        ],
+    }  # fmt: skip
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value for f in families(snapshot) for s in f.samples
+    }
+    db = (("sink", "db"), ("type", "postgresql"))
+    assert samples[("mediasyncd_sink_lag_events", db)] == 7
+    assert samples[("mediasyncd_sink_lag_seconds", db)] == 2.5
+    assert samples[("mediasyncd_sink_up", db)] == 0
+    assert samples[("mediasyncd_sink_parked_events", db)] == 1
+    assert samples[("mediasyncd_purge_held", ())] == 1
+    assert samples[("mediasyncd_purge_last_deleted_files", (("remote", "r1"),))] == 3
