@@ -55,6 +55,8 @@ class RemoteStatus:
     queued: int = 0
     paused: str | None = None
     capabilities: str | None = None
+    watch_mode: str | None = None  # "agent", "poll" (or "watchfiles")
+    watch_reason: str | None = None  # why not the agent, or None
     landed_files: int = 0
     landed_bytes: int = 0
     failed_files: int = 0
@@ -78,6 +80,8 @@ class RemoteStatus:
             "skipped_names": self.skipped_names,
             "paused": self.paused,
             "capabilities": self.capabilities,
+            "watch_mode": self.watch_mode,
+            "watch_reason": self.watch_reason,
         }
 
 

@@ -4,7 +4,7 @@ Uploaded and run by mediasyncd over a remote's shell channel; stdlib only, Pytho
 through ctypes. A file is complete when it is closed after writing (IN_CLOSE_WRITE) or moved into place
 (IN_MOVED_TO), never when it is created. A new directory is watched first and listed second, so nothing
 written into it is missed; files the listing finds are reported once their size and mtime held still for
-`--settle` seconds (or a close-write reports them sooner). A queue overflow, an unknown watch or a root
+`--settle` seconds (or a close-write reports them sooner), as are files whose attributes (mtime) change. A queue overflow, an unknown watch or a root
 that went away asks the daemon for a full listing (`rescan`); hitting the watch or instance limit is fatal.
 
 The agent never outlives its channel: it exits at EOF on stdin, when a write to stdout fails, and when its
@@ -13,7 +13,7 @@ parent changes (the sshd session died). Messages, one JSON object a line, key `t
   file  {root, path, size, mtime[, found]}  a complete regular file; `root` indexes the roots
   hb    {ts}                               heartbeat, every `--heartbeat` seconds
   rescan {reason}                          events may have been lost: list everything
-  error {reason, fatal}                    fatal: the agent exits right after it
+  error {reason, fatal, retry}             fatal: the agent exits right after it; retry: it may work later
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ VERSION = "1"
 NAME = "mediasyncd-agent"
 
 IN_MODIFY = 0x2
+IN_ATTRIB = 0x4
 IN_CLOSE_WRITE = 0x8
 IN_MOVED_FROM = 0x40
 IN_MOVED_TO = 0x80
@@ -49,7 +50,14 @@ IN_NONBLOCK = os.O_NONBLOCK
 IN_CLOEXEC = 0o2000000
 
 WATCH_MASK = (
-    IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR
+    IN_ATTRIB
+    | IN_CLOSE_WRITE
+    | IN_MOVED_TO
+    | IN_MOVED_FROM
+    | IN_CREATE
+    | IN_DELETE_SELF
+    | IN_MOVE_SELF
+    | IN_ONLYDIR
 )
 HEADER = struct.Struct("iIII")  # wd, mask, cookie, len (struct inotify_event)
 READ_SIZE = 1 << 16
@@ -282,6 +290,13 @@ class Agent:
                     continue
                 if stat.S_ISREG(st.st_mode):
                     self.emit(file_message(i, rel, st))
+            elif mask & IN_ATTRIB:  # an mtime set after the close (touch, utime): again once it settles
+                try:
+                    st = os.lstat(join(self.roots[i], rel))
+                except OSError:
+                    continue
+                if stat.S_ISREG(st.st_mode):
+                    self.found[(i, rel)] = (st.st_size, st.st_mtime, time.monotonic())
         for i, rel in moved_out.values():  # renamed out of the tree: no longer watched
             self.forget_tree(i, rel)
 
@@ -344,7 +359,9 @@ def main(argv: list[str]) -> int:
     try:
         agent = Agent(roots, settle, out)
     except OSError as exc:
-        os.write(out, message("error", reason=f"inotify unavailable: {exc.strerror}", fatal=True))
+        os.write(
+            out, message("error", reason=f"inotify unavailable: {exc.strerror}", fatal=True, retry=False)
+        )
         return 2
     try:
         with open("/proc/self/mountinfo") as f:
@@ -355,7 +372,7 @@ def main(argv: list[str]) -> int:
         blind = blind_fstype(os.path.realpath(os.fsdecode(root)), mounts)
         if blind:
             reason = f"inotify does not see changes made elsewhere on {blind} ({os.fsdecode(root)})"
-            os.write(out, message("error", reason=reason, fatal=True))
+            os.write(out, message("error", reason=reason, fatal=True, retry=False))
             return 2
     poller = select.poll()
     poller.register(agent.ino.fd, select.POLLIN)
@@ -389,7 +406,7 @@ def main(argv: list[str]) -> int:
                     beat = now + heartbeat
                 agent.flush()
         except Fatal as exc:
-            agent.emit(message("error", reason=str(exc), fatal=True))
+            agent.emit(message("error", reason=str(exc), fatal=True, retry=True))
             agent.flush()
             return 3
     except Lost:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
 from enum import Enum, auto
@@ -101,6 +101,7 @@ class Ledger:
         self.active: set[int] = set()
         self.counts = PassCounts()
         self.last_new = 0  # new files the last sighting recorded
+        self.on_changed: Callable[[], None] | None = None  # agent mode: a listing finds the new version
         self._passes: dict[str, _Pass] = {}
         self._pass_of: dict[int, str] = {}
         self.log = structlog.get_logger("mediasyncd.ledger").bind(remote=remote)
@@ -290,6 +291,8 @@ class Ledger:
         self.active.discard(row.id)
         self.counts.changed += 1
         await self._close_passes(self._resolve([(row, Outcome.CHANGED)]))
+        if self.on_changed is not None:
+            self.on_changed()
 
     async def put_back(self, rows: Sequence[FileRow]) -> None:
         """Transfers that did not happen through no fault of the file (connection lost, no room on the
@@ -325,7 +328,18 @@ class Ledger:
 
     # ------------------------------------------------------------------------------- passes
 
+    def pass_open(self, sync_id: str) -> bool:
+        """True while the pass `sync_id` still waits for an outcome of a file it claimed."""
+        return sync_id in self._passes
+
     async def _open_pass(self, sync_id: str, new: int, claimed: list[FileRow]) -> None:
+        open_tally = self._passes.get(sync_id)
+        if open_tally is not None:  # more arrivals in an open burst (agent mode): one pass
+            open_tally.new += new
+            open_tally.outstanding.update(r.id for r in claimed)
+            for row in claimed:
+                self._pass_of[row.id] = sync_id
+            return
         tally = _Pass(sync_id, time.monotonic(), new, {r.id for r in claimed})
         if not claimed:
             if new:
