@@ -251,6 +251,7 @@ class Daemon:
         self.config = new
         if not self.working:  # still waiting for the library: the remotes start with this config
             log.info("reloaded; waiting for the library", remotes=list(wanted))
+            self.notifier.ready(self._summary())  # systemd waits for READY after RELOADING
             return
         for service in self._services:
             service.reload(new)

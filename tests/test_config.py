@@ -184,3 +184,16 @@ def test_globs_that_can_never_match_are_warnings_with_the_likely_intent() -> Non
         "under it: 'grids/**'",
     )
     assert parse_config(GOOD).warnings == ()
+
+
+def test_watch_modes_default_to_auto_with_a_reconcile_interval() -> None:
+    """`watch` is auto unless set ("auto" | "agent" | "poll"); `reconcile_interval` defaults to 10 min."""
+    forge, comfy = parse_config(
+        GOOD.replace('kind = "comfyui"', 'kind = "comfyui"\nwatch = "poll"\nreconcile_interval = "2m"')
+    ).remotes
+    assert (forge.watch, forge.reconcile_interval) == ("auto", 600.0)
+    assert (comfy.watch, comfy.reconcile_interval) == ("poll", 120.0)
+    assert any(
+        "watch" in p
+        for p in problems(GOOD.replace('kind = "comfyui"', 'kind = "comfyui"\nwatch = "inotify"'))
+    )

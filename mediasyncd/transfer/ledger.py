@@ -22,7 +22,7 @@ from mediasyncd.backoff import Backoff
 from mediasyncd.digest import sha256_file
 from mediasyncd.paths import library_rel
 from mediasyncd.progress import RemoteStatus
-from mediasyncd.sources import Key, RemoteEntry
+from mediasyncd.sources import Key, RemoteEntry, same_version
 from mediasyncd.state import WAITING, EventType, FileRow, FileState, LandedFile, NewEvent, Store
 from mediasyncd.transfer.index import diff, pending
 from mediasyncd.units import format_size
@@ -102,6 +102,7 @@ class Ledger:
         self.counts = PassCounts()
         self.last_new = 0  # new files the last sighting recorded
         self.on_changed: Callable[[], None] | None = None  # agent mode: a listing finds the new version
+        self._recheck: set[int] = set()  # in-flight rows a newer version was reported for
         self._passes: dict[str, _Pass] = {}
         self._pass_of: dict[int, str] = {}
         self.log = structlog.get_logger("mediasyncd.ledger").bind(remote=remote)
@@ -154,6 +155,8 @@ class Ledger:
             if e.key not in sighting.ready:
                 continue
             row = self.index[e.key]
+            if row.id in self.active and not same_version(row.size, row.mtime, e.size, e.mtime):
+                self._recheck.add(row.id)  # a newer version came while this one is in flight
             if row.state not in WAITING or row.id in self.active:
                 continue
             if (
@@ -353,6 +356,10 @@ class Ledger:
         """Count each outcome in its pass; the `sync_complete` of every pass that is now complete."""
         done: list[NewEvent] = []
         for row, outcome in outcomes:
+            if row.id in self._recheck:
+                self._recheck.discard(row.id)
+                if self.on_changed is not None:  # the event for the newer version was passed over
+                    self.on_changed()
             sync_id = self._pass_of.pop(row.id, None)
             tally = self._passes.get(sync_id) if sync_id else None
             if tally is None:

@@ -35,6 +35,7 @@ RETRY = Backoff(base=5.0, cap=300.0)
 BAD_LIMIT = 20  # untrustworthy lines from one agent before it is dropped for poll
 FLOOD_EVENTS = 20_000  # file events within FLOOD_WINDOW seconds: a listing is cheaper than trusting them
 FLOOD_WINDOW = 10.0
+MIN_READ = 0.2
 WAKE_CHECK = 1.0  # how often agent mode looks whether a listing was asked for (a sync now)
 
 
@@ -141,7 +142,8 @@ class AgentWatcher:
             due = next_full
             if self.lister.settle.next_in is not None:  # a listing found files still being written
                 due = min(due, now + max(self.lister.settle.next_in + 0.05, 0.2))
-            wait = max(0.0, min(due - now, last_heard + link.timeout - now, WAKE_CHECK))
+            # at least a short read: after a long listing, what the agent sent meanwhile is waiting
+            wait = max(MIN_READ, min(due - now, last_heard + link.timeout - now, WAKE_CHECK))
             messages = await link.batch(wait)
             now = time.monotonic()
             if self._wake.is_set():

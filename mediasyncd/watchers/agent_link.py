@@ -76,10 +76,14 @@ class AgentLink:
         self.roots = roots
         self.timeout = timeout
         self._rest = b""
+        self.unread: list[Message] = []  # what came with the hello, for the first batch
 
     async def batch(self, wait: float) -> list[Message] | None:
         """The messages that arrived within `wait` seconds (None: nothing came). Raises
         AgentUnavailable when the agent's channel ended."""
+        if self.unread:
+            unread, self.unread = self.unread, []
+            return unread
         try:
             async with asyncio.timeout(wait):
                 chunk = await self.process.read()
@@ -112,8 +116,10 @@ async def launch(
     try:
         async with asyncio.timeout(HELLO_TIMEOUT):
             while True:
-                for msg in await link.batch(HELLO_TIMEOUT) or ():
+                messages = await link.batch(HELLO_TIMEOUT) or []
+                for i, msg in enumerate(messages):
                     if isinstance(msg, Hello):
+                        link.unread = messages[i + 1 :]
                         return link, msg
                     if isinstance(msg, Failed):
                         raise AgentUnavailable(msg.reason, retry=msg.retry)

@@ -143,6 +143,10 @@ _WRITE = (
     "with open(tmp, 'wb') as f:\n"
     "    f.write(data)\n"
     "os.chmod(tmp, 0o700); os.rename(tmp, sys.argv[1]); print('agent installed')\n"
+    "d, me = os.path.split(sys.argv[1])\n"
+    "for name in os.listdir(d):  # earlier versions: their running agents have read them already\n"
+    "    if name.startswith('mediasyncd-agent-') and name.endswith('.py') and name != me:\n"
+    "        os.unlink(os.path.join(d, name))\n"
 )
 
 
@@ -163,8 +167,8 @@ def check_command(script: bytes) -> str:
 
 
 def upload_command(script: bytes) -> str:
-    """Writes the script to its cached path (checked against its SHA-256, renamed into place): prints
-    `agent installed`, `agent corrupt`, or an error on stderr."""
+    """Writes the script to its cached path (checked against its SHA-256, renamed into place) and removes
+    earlier versions: prints `agent installed`, `agent corrupt`, or an error on stderr."""
     encoded = b64encode(script).decode("ascii")
     return (
         f"d={AGENT_DIR}; f={agent_path(script)}; "

