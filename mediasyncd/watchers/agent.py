@@ -32,6 +32,7 @@ from mediasyncd.watchers.poll import PollWatcher
 
 HEARTBEAT = 2.0
 RETRY = Backoff(base=5.0, cap=300.0)
+HEALTHY_AFTER = 60.0  # an agent that ran this long starts the backoff over when it is lost
 BAD_LIMIT = 20  # untrustworthy lines from one agent before it is dropped for poll
 FLOOD_EVENTS = 20_000  # file events within FLOOD_WINDOW seconds: a listing is cheaper than trusting them
 FLOOD_WINDOW = 10.0
@@ -112,7 +113,7 @@ class AgentWatcher:
             except AgentUnavailable as exc:
                 retry = self._fall_back(exc)
             else:
-                attempt = 0
+                up = time.monotonic()
                 try:
                     self._agent_up(hello)
                     async for sighting in self._follow(link):
@@ -121,6 +122,8 @@ class AgentWatcher:
                     retry = self._fall_back(exc)
                 finally:
                     link.close()
+                if time.monotonic() - up >= HEALTHY_AFTER:
+                    attempt = 0  # it ran a while: the next loss is retried soon
             deadline = time.monotonic() + self.retry.delay(attempt) if retry else float("inf")
             attempt += 1
             while True:
