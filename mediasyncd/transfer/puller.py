@@ -143,8 +143,12 @@ class Puller:
 
     def _watcher_for(self, source: Source, *, once: bool) -> Watcher:
         """The agent where the remote's watch mode asks for it and the transport can run it, else poll."""
-        if once or self.remote.watch == "poll":
-            return PollWatcher(source, self.remote, self.ledger.pending, once=once)
+        if once:
+            return PollWatcher(source, self.remote, self.ledger.pending, once=True)
+        if self.remote.watch == "poll":
+            return PollWatcher(
+                source, self.remote, self.ledger.pending, reason='watch = "poll" in the config'
+            )
         if spawner_of(source) is None:
             reason = "the transport cannot run the agent (no shell)"
             if reason not in self._watch_warned:

@@ -1,3 +1,4 @@
-"""How we learn that a file exists and is complete: one `Watcher` protocol (`base`), poll today; the
-remote agent and local folders (watchfiles) come as further implementations. Watchers depend on sources
-and pure logic, never on transfer."""
+"""How we learn that a file exists and is complete: one `Watcher` protocol (`base`); poll (list + settle)
+and the remote agent (`agent`: inotify events from a script run on the remote, poll as its fallback);
+local folders (watchfiles) come as a further implementation. Watchers depend on sources and pure logic,
+never on transfer."""

@@ -223,3 +223,18 @@ def test_a_file_rewritten_during_its_transfer_lands_once_in_its_final_form(
         time.sleep(2)
     assert env.landed() == {"render.mp4": final}
     assert env.rows("SELECT state FROM files WHERE current = 1") == [("landed",)]
+
+
+def test_auto_on_an_sftp_only_host_polls_with_the_reason(tmp_path: Path, sshd_sftp_only: SshServer) -> None:
+    """watch = auto where the remote offers no shell: poll, the reason in /status, one warning line."""
+    env = make_env(tmp_path, sshd_sftp_only, poll_interval="0.5s", settle="0s")
+    env.write("a.png", b"polled")
+    port = port_of(env.config_path)
+    log = tmp_path / "d.log"
+    with daemon(env, log):
+        wait_for(lambda: (env.library / "r1/a.png").exists(), timeout=30)
+        mode, reason = watch_of(port)
+        assert mode == "poll" and reason and "no shell" in reason
+        time.sleep(1.5)  # several passes
+    warnings = [e for e in log_events(log) if e.get("event") == "agent unavailable; polling instead"]
+    assert len(warnings) == 1
