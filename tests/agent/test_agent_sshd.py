@@ -124,6 +124,13 @@ def test_bursts_of_new_directories_and_rename_into_place(tmp_path: Path, sshd: S
     assert env.landed() == expected
     rows = env.rows("SELECT rel, count(*) FROM files GROUP BY rel HAVING count(*) > 1")
     assert rows == []  # none twice
+    # passes are bursts: every landed file is counted in exactly one sync_complete, and there are
+    # fewer passes than files (arrivals join the pass that is still open)
+    passes = [json.loads(d) for (d,) in env.rows("SELECT data FROM events WHERE type = 'sync_complete'")]
+    assert sum(p["landed"] for p in passes) == len(expected)
+    assert len(passes) < len(expected) and not any(p.get("interrupted") for p in passes)
+    synced = env.rows("SELECT count(DISTINCT sync_id) FROM events WHERE type = 'file_synced'")
+    assert synced == [(len(passes),)]
 
 
 def test_queue_overflow_rescans_and_everything_lands(tmp_path: Path, sshd: SshServer) -> None:

@@ -13,9 +13,10 @@ import pytest
 from mediasyncd.config import RemoteConfig
 from mediasyncd.sources import RemoteEntry
 from mediasyncd.sources.ssh.source import SshSource
-from mediasyncd.watchers.agent import AgentWatcher
+from mediasyncd.watchers.agent import AgentWatcher, read_batch
 from mediasyncd.watchers.agent_protocol import (
     Bad,
+    Failed,
     FileDone,
     Heartbeat,
     Hello,
@@ -60,6 +61,28 @@ def test_untrusted_lines_are_bad(line: bytes, kind: str) -> None:
     """Lines the daemon cannot trust are `Bad`, with the kind it logs once."""
     msg = parse_line(line, ROOTS)
     assert isinstance(msg, Bad) and msg.kind == kind
+
+
+def test_read_batch_filters_dedupes_and_collects_requests() -> None:
+    """Files the globs refuse cost nothing; the last event per file wins; rescans and fatal errors are
+    picked out; untrusted lines are kept for logging."""
+    e1, e2 = RemoteEntry("/r/out", "a.png", 1, 1.0), RemoteEntry("/r/out", "a.png", 2, 2.0)
+    reading = read_batch(
+        [
+            FileDone(e1, False),
+            FileDone(RemoteEntry("/r/out", "a.png.tmp", 1, 1.0), False),
+            FileDone(e2, False),
+            Rescan("inotify queue overflow"),
+            Heartbeat(),
+            Bad("malformed", "x"),
+            Failed("inotify watch limit reached", fatal=True, retry=True),
+        ],
+        lambda rel: rel.endswith(".png"),
+    )
+    assert list(reading.entries.values()) == [e2]
+    assert reading.rescan == "inotify queue overflow"
+    assert reading.failed is not None and reading.failed.retry
+    assert [b.kind for b in reading.bad] == ["malformed"]
 
 
 def test_check_command_in_a_real_shell(tmp_path: Path) -> None:
