@@ -177,6 +177,7 @@ class MediasyncdOptions:
 
     settle: str = "1s"
     poll_interval: str = "1s"
+    watch: str = "poll"  # the figures so far are poll mode's; agent mode is not benchmarked yet
     overrides: tuple[tuple[str, Any], ...] = ()  # ("transfer.concurrency", 32), from --set
     source: Path | None = None  # run the `mediasyncd` package found here instead of the installed one
 
@@ -232,6 +233,7 @@ class Mediasyncd:
                     "include": ["*"],
                     "settle": self.options.settle,
                     "poll_interval": self.options.poll_interval,
+                    "watch": self.options.watch,
                 }
             ],
         }

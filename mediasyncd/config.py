@@ -48,7 +48,7 @@ KIND_ROOTS: Mapping[str, tuple[str, ...]] = {
 
 Kind = Literal["forge", "comfyui", "generic"]
 HostKeyPolicy = Literal["strict", "accept-new"]
-WatchMode = Literal["poll", "agent"]
+WatchMode = Literal["auto", "agent", "poll"]
 Transport = Literal["ssh", "local", "docker", "exec"]
 SSH_KEYS = ("host", "port", "user", "identity_file", "host_key", "known_hosts")
 TRANSPORT_KEYS: Mapping[str, tuple[str, ...]] = {
@@ -119,9 +119,10 @@ class RemoteConfig:
     roots: tuple[str, ...] = ()
     include: tuple[str, ...] = MEDIA_GLOBS
     exclude: tuple[str, ...] = ()
-    watch: WatchMode = "poll"
+    watch: WatchMode = "auto"
     poll_interval: float = 10.0
     settle: float = 5.0
+    reconcile_interval: float = 600.0  # agent mode: a full listing this often anyway
     connect_timeout: float = 20.0
     purge: PurgeConfig = field(default_factory=PurgeConfig)
     transport: Transport = "ssh"
@@ -387,6 +388,7 @@ _REMOTE_KEYS = {
     "name", "host", "port", "user", "identity_file", "host_key", "known_hosts", "kind", "roots",
     "include", "exclude", "watch", "poll_interval", "settle", "connect_timeout", "purge",
     "transport", "container", "docker_host", "command",
+    "reconcile_interval",
 }  # fmt: skip
 
 
@@ -451,7 +453,7 @@ def _remote(r: Reader, t: Mapping[str, Any], p: str, purge: PurgeConfig) -> Remo
     roots = r.get(t, "roots", p, as_roots, KIND_ROOTS[kind])
     if not roots and "roots" not in t:
         r.problem(f"{p}.roots", "is required when kind is 'generic'")
-    watch: WatchMode = r.get(t, "watch", p, choice("poll", "agent"), "poll")
+    watch: WatchMode = r.get(t, "watch", p, choice("auto", "agent", "poll"), "auto")
     remote_purge = purge
     if "purge" in t:
         remote_purge = _purge(r, r.table(t, "purge", p), f"{p}.purge", purge)
@@ -476,6 +478,7 @@ def _remote(r: Reader, t: Mapping[str, Any], p: str, purge: PurgeConfig) -> Remo
         watch=watch,
         poll_interval=r.get(t, "poll_interval", p, parse_duration, 10.0),
         settle=r.get(t, "settle", p, parse_duration, 5.0),
+        reconcile_interval=r.get(t, "reconcile_interval", p, parse_duration, 600.0),
         connect_timeout=r.get(t, "connect_timeout", p, parse_duration, 20.0),
         purge=remote_purge,
     )
@@ -498,7 +501,7 @@ def minimal_config(library: str, state_dir: str) -> dict[str, Any]:
                 "user": "root",
                 "host_key": "accept-new",
                 "kind": "forge",
-                "watch": "poll",
+                "watch": "auto",
                 "poll_interval": "10s",
                 "settle": "5s",
             }

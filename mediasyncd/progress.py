@@ -92,7 +92,8 @@ class RemoteStatus:
     held: bool = False  # paused by the operator (API, `mediasyncd pause`): no new files are taken
     capabilities: str | None = None
     transport: str = "ssh"
-    watch_mode: str | None = None  # "poll" or "watchfiles" once a session runs
+    watch_mode: str | None = None  # "agent", "poll" or "watchfiles" once a session runs
+    watch_reason: str | None = None  # why not the agent, or None
     landed_files: int = 0
     landed_bytes: int = 0
     failed_files: int = 0
@@ -123,6 +124,7 @@ class RemoteStatus:
             "capabilities": self.capabilities,
             "transport": self.transport,
             "watch_mode": self.watch_mode,
+            "watch_reason": self.watch_reason,
         }
 
 

@@ -291,3 +291,16 @@ roots = ["{tmp_path}/library-not"]
         f"remotes[0].roots (line 8): the library '{tmp_path}/lib' is inside the root '{tmp_path}'",
         f"remotes[1].roots (line 13): the root '{tmp_path}/lib/sub' is inside the library '{tmp_path}/lib'",
     ]
+
+
+def test_watch_modes_default_to_auto_with_a_reconcile_interval() -> None:
+    """`watch` is auto unless set ("auto" | "agent" | "poll"); `reconcile_interval` defaults to 10 min."""
+    forge, comfy = parse_config(
+        GOOD.replace('kind = "comfyui"', 'kind = "comfyui"\nwatch = "poll"\nreconcile_interval = "2m"')
+    ).remotes
+    assert (forge.watch, forge.reconcile_interval) == ("auto", 600.0)
+    assert (comfy.watch, comfy.reconcile_interval) == ("poll", 120.0)
+    assert any(
+        "watch" in p
+        for p in problems(GOOD.replace('kind = "comfyui"', 'kind = "comfyui"\nwatch = "inotify"'))
+    )

@@ -265,6 +265,7 @@ def test_demo_syncs_generated_images_end_to_end(tmp_path: Path) -> None:
         status = status_of(port)
         assert {r["name"] for r in status["remotes"]} == {"demo-forge", "demo-comfyui"}
         assert all(r["capabilities"] == "find,openssl,tar" for r in status["remotes"])
+        wait_for(lambda: all(r["watch_mode"] == "agent" for r in status_of(port)["remotes"]), timeout=20)
         assert status["totals"]["landed_files"] >= 2
     finally:
         assert stop(proc) == 0
@@ -376,8 +377,9 @@ def last_pass_at(port: int, remote: str = "r1") -> float:
 def test_a_file_rewritten_during_its_transfer_lands_once_in_its_final_form(
     tmp_path: Path, sshd: SshServer
 ) -> None:
-    """Rewritten mid-transfer: the mixed copy is dropped and only the final bytes land, once."""
-    env = make_env(tmp_path, sshd, settle="1s")
+    """Rewritten mid-transfer: the mixed copy is dropped and only the final bytes land, once (poll mode:
+    passes go on after it; tests/agent has agent mode's twin)."""
+    env = make_env(tmp_path, sshd, settle="1s", watch="poll")
     text = env.config_path.read_text().replace("concurrency = 4", 'concurrency = 4\nbwlimit = "1MiB"')
     env.config_path.write_text(text)
     path = env.write("render.mp4", os.urandom(4 << 20))

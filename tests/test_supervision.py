@@ -90,7 +90,7 @@ async def test_a_part_that_ignores_its_cancel_cannot_hold_up_the_stop(
 
 async def test_idle_passes_are_not_logged_at_info(tmp_path: Path, sshd: SshServer) -> None:
     """A pass that finds, lands and fails nothing logs at debug: an idle daemon stays quiet at info."""
-    env = make_env(tmp_path, sshd, settle="0s", poll_interval="0.1s")
+    env = make_env(tmp_path, sshd, settle="0s", poll_interval="0.1s", watch="poll")
     env.write("a.png", b"a" * 100)
     daemon = Daemon(env.config())
     seen: set[float] = set()

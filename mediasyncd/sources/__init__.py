@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mediasyncd.config import RemoteConfig, TransferConfig
-from mediasyncd.sources.base import Capabilities, CommandResult, Shell, Source
+from mediasyncd.sources.base import Capabilities, CommandResult, Shell, Source, Spawned, Spawner
 from mediasyncd.sources.listing import Key, Listing, Rejected, RemoteEntry, same_version
 
 __all__ = [
@@ -21,6 +21,8 @@ __all__ = [
     "RemoteEntry",
     "Shell",
     "Source",
+    "Spawned",
+    "Spawner",
     "open_source",
     "same_version",
 ]

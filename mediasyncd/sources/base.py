@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from mediasyncd.sources.listing import Listing
 from mediasyncd.sources.receive import RateLimiter
@@ -69,6 +69,26 @@ class Shell(Protocol):
     async def run(self, script: str) -> CommandResult: ...
 
     def close(self) -> None: ...
+
+
+class Spawned(Protocol):
+    """A long-running command on the source (the remote agent). Closing it closes its channel: the
+    command sees EOF on stdin."""
+
+    async def read(self) -> bytes:
+        """What the command wrote since the last read (stdout and stderr as one stream; at least one
+        byte), or b"" once it exited or its channel is gone."""
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class Spawner(Protocol):
+    """A source that can start a long-running command beside its shell (where the transport has one).
+    Kept apart from `Source`: a transport offers it by having `spawn`."""
+
+    async def spawn(self, command: str) -> Spawned:
+        """Start `command` (a POSIX sh command line) on its own channel. Raises RemoteError."""
 
 
 class Source(Protocol):

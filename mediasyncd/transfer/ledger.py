@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
 from enum import Enum, auto
@@ -22,7 +22,7 @@ from mediasyncd.backoff import Backoff
 from mediasyncd.digest import sha256_file
 from mediasyncd.paths import library_rel
 from mediasyncd.progress import RemoteStatus
-from mediasyncd.sources import Key, RemoteEntry
+from mediasyncd.sources import Key, RemoteEntry, same_version
 from mediasyncd.state import WAITING, EventType, FileRow, FileState, LandedFile, NewEvent, Store
 from mediasyncd.transfer.index import diff, pending
 from mediasyncd.units import format_size
@@ -101,6 +101,8 @@ class Ledger:
         self.active: set[int] = set()
         self.counts = PassCounts()
         self.last_new = 0  # new files the last sighting recorded
+        self.on_changed: Callable[[], None] | None = None  # agent mode: a listing finds the new version
+        self._recheck: set[int] = set()  # in-flight rows a newer version was reported for
         self._passes: dict[str, _Pass] = {}
         self._pass_of: dict[int, str] = {}
         self.log = structlog.get_logger("mediasyncd.ledger").bind(remote=remote)
@@ -153,6 +155,8 @@ class Ledger:
             if e.key not in sighting.ready or self.status.held:  # held: recorded, taken after a resume
                 continue
             row = self.index[e.key]
+            if row.id in self.active and not same_version(row.size, row.mtime, e.size, e.mtime):
+                self._recheck.add(row.id)  # a newer version came while this one is in flight
             if row.state not in WAITING or row.id in self.active:
                 continue
             if (
@@ -258,6 +262,8 @@ class Ledger:
         self.active.discard(row.id)
         self.counts.changed += 1
         await self._close_passes(self._resolve([(row, Outcome.CHANGED)]))
+        if self.on_changed is not None:
+            self.on_changed()
 
     async def put_back(self, rows: Sequence[FileRow]) -> None:
         """Transfers that did not happen through no fault of the file (connection lost, no room on the
@@ -293,7 +299,18 @@ class Ledger:
 
     # ------------------------------------------------------------------------------- passes
 
+    def pass_open(self, sync_id: str) -> bool:
+        """True while the pass `sync_id` still waits for an outcome of a file it claimed."""
+        return sync_id in self._passes
+
     async def _open_pass(self, sync_id: str, new: int, claimed: list[FileRow]) -> None:
+        open_tally = self._passes.get(sync_id)
+        if open_tally is not None:  # more arrivals in an open burst (agent mode): one pass
+            open_tally.new += new
+            open_tally.outstanding.update(r.id for r in claimed)
+            for row in claimed:
+                self._pass_of[row.id] = sync_id
+            return
         tally = _Pass(sync_id, time.monotonic(), new, {r.id for r in claimed})
         if not claimed:
             if new:
@@ -307,6 +324,10 @@ class Ledger:
         """Count each outcome in its pass; the `sync_complete` of every pass that is now complete."""
         done: list[NewEvent] = []
         for row, outcome in outcomes:
+            if row.id in self._recheck:
+                self._recheck.discard(row.id)
+                if self.on_changed is not None:  # the event for the newer version was passed over
+                    self.on_changed()
             sync_id = self._pass_of.pop(row.id, None)
             tally = self._passes.get(sync_id) if sync_id else None
             if tally is None:

@@ -27,6 +27,8 @@ from mediasyncd.transfer.budget import SpaceGate
 from mediasyncd.transfer.landing import Library
 from mediasyncd.transfer.ledger import Ledger, PassCounts
 from mediasyncd.transfer.session import Session
+from mediasyncd.watchers.agent import AgentWatcher
+from mediasyncd.watchers.agent_link import spawner_of
 from mediasyncd.watchers.base import Watcher
 from mediasyncd.watchers.local import LocalWatcher
 from mediasyncd.watchers.poll import PollWatcher
@@ -70,6 +72,7 @@ class Puller:
         self.failing = False  # a sync_error was recorded and no remote_recovered since
         self._wake = asyncio.Event()
         self._watcher: Watcher | None = None
+        self._watch_warned: set[str] = set()  # fallback reasons already logged: one line each
 
     @property
     def counts(self) -> PassCounts:
@@ -77,8 +80,6 @@ class Puller:
 
     async def run(self) -> None:
         """Keep the remote synced until cancelled; reconnect with capped exponential backoff."""
-        if self.remote.watch == "agent":
-            self.log.warning("watch = 'agent' is not available in this version; polling instead")
         await self.ledger.load(self.library.root, self.executor)
         while True:
             started, landed = time.monotonic(), self._landed()
@@ -131,15 +132,39 @@ class Puller:
         self.status.last_error = None
         self.status.capabilities = source.caps.summary
         self.log.info("connected", capabilities=source.caps.summary)
-        make = LocalWatcher if self.remote.transport == "local" else PollWatcher
-        watcher: Watcher = make(source, self.remote, self.ledger.pending, once=once)
+        watcher = self._watcher_for(source, once=once)
         self._watcher = watcher
+        self.ledger.on_changed = watcher.wake if isinstance(watcher, AgentWatcher) else None
         self.status.watch_mode = watcher.mode
+        self.status.watch_reason = getattr(watcher, "reason", None)
         return Session(
             self.remote, self.transfer, source, watcher, self.ledger, library=self.library,
             executor=self.executor, landing_lock=self.landing_lock, space=self.space, status=self.status,
             once=once,
         )  # fmt: skip
+
+    def _watcher_for(self, source: Source, *, once: bool) -> Watcher:
+        """The agent where the remote's watch mode asks for it and the transport can run it, else poll;
+        local folders are watched with watchfiles."""
+        if self.remote.transport == "local":
+            return LocalWatcher(source, self.remote, self.ledger.pending, once=once)
+        if once:
+            return PollWatcher(source, self.remote, self.ledger.pending, once=True)
+        if self.remote.watch == "poll":
+            return PollWatcher(
+                source, self.remote, self.ledger.pending, reason='watch = "poll" in the config'
+            )
+        if spawner_of(source) is None:
+            reason = (
+                f"the agent does not run over transport {self.remote.transport!r} yet"
+                if self.remote.transport != "ssh"
+                else "the transport cannot run the agent (no shell)"
+            )
+            if reason not in self._watch_warned:
+                self._watch_warned.add(reason)
+                self.log.warning("agent unavailable; polling instead", reason=reason)
+            return PollWatcher(source, self.remote, self.ledger.pending, reason=reason)
+        return AgentWatcher(source, self.remote, self.ledger.pending, warned=self._watch_warned)
 
     def _next_delay(self) -> float:
         delay = self.reconnect.delay(self.attempt)

@@ -11,6 +11,8 @@ back to the Ledger, its partials kept for a resume.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import time
 from concurrent.futures import Executor
 
@@ -53,6 +55,7 @@ class Session:
         self.status = status
         self.once = once
         self.passes = 0
+        self._burst = ""  # agent mode: the pass that arrivals join while it is open
         self.transfers = Transfers(
             remote.name, source, ledger, library=library, transfer=transfer, executor=executor,
             space=space, status=status, wait_for_space=not once,
@@ -73,8 +76,15 @@ class Session:
                 ]
                 workers.append(tg.create_task(self.verifier.run(self.source, verify)))
                 workers.append(tg.create_task(self.adopter.run(adopt, lambda rows: self._queue(rows, queue))))
-                async for sighting in self.watcher.sightings():
-                    await self._take(sighting, queue, adopt)
+                sightings = self.watcher.sightings()
+                try:
+                    async for sighting in sightings:
+                        await self._take(sighting, queue, adopt)
+                finally:  # the agent's channel closes now, not when the generator is collected
+                    aclose = getattr(sightings, "aclose", None)
+                    if aclose is not None:
+                        with contextlib.suppress(Exception):
+                            await aclose()
                 await adopt.join()  # a one-pass watcher ended: drain, then stop
                 await queue.join()
                 await verify.join()
@@ -88,6 +98,12 @@ class Session:
     async def _take(
         self, sighting: Sighting, queue: asyncio.Queue[Job], adopt: asyncio.Queue[tuple[FileRow, Copy]]
     ) -> None:
+        if not sighting.full:  # events: a burst of arrivals is one pass until its files are done
+            if self._burst and self.ledger.pass_open(self._burst):
+                sighting = dataclasses.replace(sighting, sync_id=self._burst)
+            self._burst = sighting.sync_id
+        self.status.watch_mode = self.watcher.mode
+        self.status.watch_reason = getattr(self.watcher, "reason", None)
         rows, candidates = await self.adopter.sort(await self.ledger.admit(sighting, retry_now=self.once))
         for candidate in candidates:
             adopt.put_nowait(candidate)

@@ -32,7 +32,8 @@ class Sighting:
 
 
 class Watcher(Protocol):
-    mode: str  # what /status shows as the watch mode: "poll", later "agent" and "watchfiles"
+    mode: str  # what /status shows as the watch mode: "poll" or "agent" (later "watchfiles"); a
+    # watcher may also have `reason`: why not the agent (/status `watch_reason`)
 
     def sightings(self) -> AsyncIterator[Sighting]:
         """Sightings until cancelled (or, for a one-pass watcher, after its one pass)."""

@@ -64,7 +64,16 @@ class PollWatcher:
 
     mode = "poll"
 
-    def __init__(self, source: Source, remote: RemoteConfig, pending: Pending, *, once: bool = False) -> None:
+    def __init__(
+        self,
+        source: Source,
+        remote: RemoteConfig,
+        pending: Pending,
+        *,
+        once: bool = False,
+        reason: str | None = None,
+    ) -> None:
+        self.reason = reason  # why not the agent (shown in /status), or None
         self.source = source
         self.remote = remote
         self.pending = pending
@@ -82,7 +91,7 @@ class PollWatcher:
             yield await self.look()
             if self.once:
                 return
-            await self._sleep(self._next_pass_in())
+            await self._sleep(self.next_pass_in())
 
     async def look(self) -> Sighting:
         """One pass: list, filter, settle."""
@@ -122,7 +131,7 @@ class PollWatcher:
                 )
         return new
 
-    def _next_pass_in(self) -> float:
+    def next_pass_in(self) -> float:
         """The poll interval, or sooner when a file seen settling will have settled by then."""
         due = self.settle.next_in
         if due is None:

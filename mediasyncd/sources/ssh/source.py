@@ -43,6 +43,7 @@ from mediasyncd.sources.ssh.sftp import (
     sftp_walk,
 )
 from mediasyncd.sources.ssh.shell import CommandChannel
+from mediasyncd.sources.ssh.spawn import SshSpawned
 from mediasyncd.sources.survey import Survey, parse_survey, survey_command
 from mediasyncd.sources.tar import Member, tar_command, unpack_stream
 
@@ -251,6 +252,10 @@ class SshSource:
             return free
         result = await self._shell.run(free_space_command(path))
         return parse_df(result.stdout) if result.exit_status == 0 else None
+
+    async def spawn(self, command: str) -> SshSpawned:
+        """A long-running command (the remote agent) on a new exec channel of this connection."""
+        return await SshSpawned.start(self.conn, command)
 
     async def survey(self, roots: Sequence[str]) -> Survey:
         if self._shell is None:
