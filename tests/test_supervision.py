@@ -82,7 +82,7 @@ async def test_a_part_that_ignores_its_cancel_cannot_hold_up_the_stop(
                 daemon._on_stop_signal()
             await running
             took = time.monotonic() - started
-        assert daemon.forced and took < 3.0, took
+        assert daemon.forced and took < 6.0, took  # far below the 30 s grace of the second round
         (report,) = [e for e in logs if e["event"] == "shutdown did not finish in time; stopping anyway"]
         assert report["still_running"] == ["service-EventRetention"]
     release.set()
