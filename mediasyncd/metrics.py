@@ -66,6 +66,9 @@ def families(snapshot: dict[str, Any]) -> list[Metric]:
     last_pass = GaugeMetricFamily(
         "mediasyncd_last_pass_duration_seconds", "how long the last pass took", labels=labels
     )
+    watch = GaugeMetricFamily(
+        "mediasyncd_remote_watch_mode", "1 for the way the remote is watched now", labels=["remote", "mode"]
+    )
     skipped = CounterMetricFamily(
         "mediasyncd_skipped_names", "remote files skipped for an unsafe name", labels=labels
     )
@@ -82,7 +85,21 @@ def families(snapshot: dict[str, Any]) -> list[Metric]:
         if r["last_pass_s"] is not None:
             last_pass.add_metric(name, r["last_pass_s"])
         skipped.add_metric(name, r["skipped_names"])
-    out: list[Metric] = [info, uptime, landed, landed_bytes, failed, up, held, queue, last_pass, skipped]
+        if r.get("watch_mode"):
+            watch.add_metric([r["name"], r["watch_mode"]], 1.0)
+    out: list[Metric] = [
+        info,
+        uptime,
+        landed,
+        landed_bytes,
+        failed,
+        up,
+        held,
+        queue,
+        last_pass,
+        skipped,
+        watch,
+    ]
     library = snapshot.get("library")
     if library is not None:
         available = GaugeMetricFamily("mediasyncd_library_available", "1 while the library can be written")
