@@ -2,7 +2,7 @@
 `Control`, the control API (`api`) and the dashboard at `/` that uses it.
 
 It only reads the StatusView; it owns no state. Binding to a non-loopback address requires a token
-(checked by config validation), sent as `Authorization: Bearer <token>`, the session cookie or `?token=`.
+(checked by config validation), sent as `Authorization: Bearer <token>` or the session cookie (api.guard).
 """
 
 from __future__ import annotations
