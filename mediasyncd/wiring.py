@@ -40,6 +40,10 @@ def consumers(config: Config, store: Store) -> list[Consumer]:
         from mediasyncd.processing import Processor
 
         found.append(Processor(config, store))
+    if config.workflow.enabled:
+        from mediasyncd.workflow.runner import Workflow
+
+        found.append(Workflow(config, store))
     return found
 
 
