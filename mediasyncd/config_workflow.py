@@ -21,7 +21,7 @@ from mediasyncd.config_values import (
 )
 
 STAGE_NAMES = ("archive", "compress", "syncthing")
-IMPLEMENTED = frozenset({"archive"})  # compress and syncthing: not yet (README "not yet")
+IMPLEMENTED = frozenset({"archive", "compress"})  # syncthing: not yet (README "not yet")
 CompressFormat = Literal["webp", "avif", "jpeg"]
 
 
@@ -153,6 +153,11 @@ def _compress(
         keep_original=r.get(t, "keep_original", p, as_bool, d.keep_original),
         dest=r.get(t, "dest", p, as_path, None),
     )
+    if "compress" in stages and config.format == "avif":
+        r.problem(
+            join_key(p, "format"),
+            '"avif" is not supported yet: Pillow encodes it, but `inspect` cannot read its metadata back',
+        )
     if "compress" in stages and not config.keep_original:
         before = "archive" in stages and stages.index("archive") < stages.index("compress")
         if not before or "archive" not in purge_after:
@@ -160,6 +165,10 @@ def _compress(
                 join_key(p, "keep_original"),
                 "false replaces the library file, so it needs 'archive' before 'compress' in "
                 "workflow.stages and 'archive' in workflow.purge_after",
+            )
+        else:
+            r.problem(
+                join_key(p, "keep_original"), "false is not supported yet (the copy goes to compress.dest)"
             )
     return config
 

@@ -21,6 +21,7 @@ from mediasyncd.config import Config
 from mediasyncd.state import FileRow, Store
 from mediasyncd.state.workflow import StageLedger, StageState
 from mediasyncd.workflow import archive as _archive  # noqa: F401  (registers the stage)
+from mediasyncd.workflow import compress as _compress  # noqa: F401
 from mediasyncd.workflow.base import REGISTRY, Item, Outcome, WorkflowStage
 
 log = structlog.get_logger("mediasyncd.workflow")

@@ -70,7 +70,7 @@ def test_compress_and_syncthing_tables_are_validated() -> None:
         assert f"workflow.syncthing.{key} (line" in report
 
 
-def test_stages_not_built_yet_are_refused() -> None:
-    """compress and syncthing are not implemented yet: asking for them is a config error, not a no-op."""
+def test_syncthing_is_not_built_yet_and_refused() -> None:
+    """syncthing is not implemented yet: asking for them is a config error, not a no-op."""
     report = problems('[workflow]\nstages = ["syncthing"]\n')
     assert "the 'syncthing' stage is not implemented yet" in report
