@@ -19,23 +19,7 @@ from typing import Any, TextIO
 from mediasyncd.config import Config
 from mediasyncd.lock import StateLock
 from mediasyncd.state import Store
-from mediasyncd.state.workflow import StageLedger
 from mediasyncd.workflow.runner import PassResult, Workflow, select_stages
-
-
-async def status_document(store: Store, stages: Sequence[str], paused: dict[str, str]) -> dict[str, Any]:
-    """`{"stages": {name: {"counts", "oldest_waiting", "paused", "failures"}}}` (SPEC §3.8)."""
-    summary = await StageLedger(store).summary(stages)
-    doc: dict[str, Any] = {}
-    for name in stages:
-        s = summary[name]
-        doc[name] = {
-            "counts": s.counts,
-            "oldest_waiting": s.oldest_waiting,
-            "paused": paused.get(name),
-            "failures": [{"remote": r, "path": p, "error": e} for r, p, e in s.failures],
-        }
-    return {"stages": doc}
 
 
 def status_main(config: Config, as_json: bool, out: TextIO = sys.stdout) -> int:
@@ -52,12 +36,12 @@ def status_main(config: Config, as_json: bool, out: TextIO = sys.stdout) -> int:
         await store.open()
         try:
             flow = Workflow(config, store)
-            paused = {}
             for name, stage in flow.stages.items():
                 why = await stage.paused(dry_run=True)
                 if why:
-                    paused[name] = why
-            return await status_document(store, stages, paused)
+                    flow.paused[name] = why
+            await flow.refresh()
+            return flow.snapshot()
         finally:
             await store.close()
 

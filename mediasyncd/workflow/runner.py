@@ -14,10 +14,12 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import structlog
 
 from mediasyncd.config import Config
+from mediasyncd.progress import StatusView
 from mediasyncd.state import FileRow, Store
 from mediasyncd.state.workflow import StageLedger, StageState
 from mediasyncd.workflow import archive as _archive  # noqa: F401  (registers the stage)
@@ -78,7 +80,14 @@ def matches(library: Path, row: FileRow, paths: Sequence[Path]) -> bool:
 class Workflow:
     name = CONSUMER
 
-    def __init__(self, config: Config, store: Store, *, retry_interval: float = RETRY_INTERVAL) -> None:
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        *,
+        retry_interval: float = RETRY_INTERVAL,
+        view: StatusView | None = None,
+    ) -> None:
         self.store = store
         self.ledger = StageLedger(store)
         self.library = config.daemon.library
@@ -91,6 +100,14 @@ class Workflow:
         self.position = 0
         self.paused: dict[str, str] = {}
         self._moved = asyncio.Event()
+        self._one_pass = asyncio.Lock()  # the consumer's passes and the API's never overlap
+        self._snapshot: dict[str, Any] = {"stages": {}}
+        if view is not None:
+            view.sections["workflow"] = self.snapshot
+
+    def snapshot(self) -> dict[str, Any]:
+        """`/status`'s `workflow` section: counts per stage and state as of the last pass."""
+        return self._snapshot
 
     # ------------------------------------------------------------------------------- as a consumer
 
@@ -102,6 +119,7 @@ class Workflow:
                 seen = await self.store.last_event_id()  # before the pass: it may miss what comes later
                 result = await self.run_pass()
                 self.paused = result.paused
+                await self.refresh()
                 self.position = seen
                 await self.store.ack(CONSUMER, seen)
                 self._moved.set()
@@ -120,6 +138,20 @@ class Workflow:
                 await asyncio.wait_for(new.wait(), max(0.0, deadline - loop.time()))
             except TimeoutError:
                 return
+
+    async def refresh(self) -> None:
+        summary = await self.ledger.summary(self.configured)
+        self._snapshot = {
+            "stages": {
+                name: {
+                    "counts": s.counts,
+                    "oldest_waiting": s.oldest_waiting,
+                    "paused": self.paused.get(name),
+                    "failures": [{"remote": r, "path": p, "error": e} for r, p, e in s.failures],
+                }
+                for name, s in summary.items()
+            }
+        }
 
     async def drain(self) -> None:
         """Wait until a pass has followed every event written so far."""
@@ -141,6 +173,12 @@ class Workflow:
     ) -> PassResult:
         """Run the stages `first`..`last` over every file they have not finished (of `paths` only)."""
         names = select_stages(self.configured, first, last)
+        async with self._one_pass:
+            return await self._pass(names, paths, dry_run, retry_failed)
+
+    async def _pass(
+        self, names: Sequence[str], paths: Sequence[Path], dry_run: bool, retry_failed: bool
+    ) -> PassResult:
         result = PassResult(counts={n: Counter() for n in names})
         for name in names:
             why = await self.stages[name].paused(dry_run=dry_run)
