@@ -21,7 +21,7 @@ from mediasyncd.config_values import (
 )
 
 STAGE_NAMES = ("archive", "compress", "syncthing")
-IMPLEMENTED = frozenset({"archive", "compress"})  # syncthing: not yet (README "not yet")
+IMPLEMENTED = frozenset(STAGE_NAMES)
 CompressFormat = Literal["webp", "avif", "jpeg"]
 
 

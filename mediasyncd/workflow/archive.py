@@ -65,7 +65,7 @@ class Corrupt(Exception):
     """What was read or written does not hash to the verified SHA-256."""
 
 
-def copy_verified(source: Path, target: Path, expected: str) -> Copied:
+def copy_verified(source: Path, target: Path, expected: str, partial: Path | None = None) -> Copied:
     """Copy `source` to `target` through a partial, fsync'd and verified against `expected`, then
     renamed; an identical file already at `target` is kept as it is, a different one is a Conflict."""
     if target.exists():
@@ -74,7 +74,7 @@ def copy_verified(source: Path, target: Path, expected: str) -> Copied:
             return Copied(found, already=True)
         raise Conflict(f"a different file is already at {target}")
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.name}.mediasyncd-partial")
+    partial = partial or target.with_name(f".{target.name}.mediasyncd-partial")
     digest = hashlib.sha256()
     try:
         with source.open("rb") as src, partial.open("wb") as out:
@@ -121,6 +121,7 @@ def _fsync_dir(path: Path) -> None:
 
 class ArchiveStage:
     name = "archive"
+    derived = False
 
     def __init__(self, config: Config, ledger: StageLedger) -> None:
         dest = config.workflow.archive.dest

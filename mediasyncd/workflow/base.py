@@ -43,6 +43,7 @@ class Outcome:
 
 class WorkflowStage(Protocol):
     name: str
+    derived: bool  # its output is a new version of the file that later stages take (compress)
 
     async def paused(self, *, dry_run: bool = False) -> str | None:
         """Why the whole stage cannot run now (e.g. its destination is not mounted), or None; a dry run

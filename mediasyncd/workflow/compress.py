@@ -31,6 +31,7 @@ def worth_it(original: int, compressed: int, min_saving: float) -> bool:
 
 class CompressStage:
     name = "compress"
+    derived = True
 
     def __init__(self, config: Config, ledger: StageLedger) -> None:
         c = config.workflow.compress

@@ -24,6 +24,7 @@ from mediasyncd.state import FileRow, Store
 from mediasyncd.state.workflow import StageLedger, StageState
 from mediasyncd.workflow import archive as _archive  # noqa: F401  (registers the stage)
 from mediasyncd.workflow import compress as _compress  # noqa: F401
+from mediasyncd.workflow import syncthing as _syncthing  # noqa: F401
 from mediasyncd.workflow.base import REGISTRY, Item, Outcome, WorkflowStage
 
 log = structlog.get_logger("mediasyncd.workflow")
@@ -213,25 +214,23 @@ class Workflow:
         states = await self.ledger.states(row.id)
         previous: tuple[Path, str] | None = None
         for name in self.configured:
-            if name not in names:
+            stage = self.stages[name]
+            if name not in names or states.get(name) is StageState.DONE:
                 done = await self.ledger.output(row.id, name) if states.get(name) is StageState.DONE else None
-                previous = (Path(done[0]), done[1]) if done else previous
-                continue
-            if states.get(name) is StageState.DONE:
-                done = await self.ledger.output(row.id, name)
-                previous = (Path(done[0]), done[1]) if done else previous
+                if done and stage.derived:
+                    previous = (Path(done[0]), done[1])
                 continue
             if name in result.paused:
                 result.counts[name]["waiting"] += 1
                 return
             item = Item(row, self.library / row.local_path, row.sha256, previous)
-            outcome = await self._one(self.stages[name], item, dry_run)
+            outcome = await self._one(stage, item, dry_run)
             result.counts[name][outcome.state] += 1
             if dry_run:
                 result.planned.append(Planned(row.remote, row.rel, name, outcome.output))
             if outcome.state != "done":
                 return
-            if outcome.output and outcome.sha256:
+            if outcome.output and outcome.sha256 and stage.derived:
                 previous = (Path(outcome.output), outcome.sha256)
 
     async def _one(self, stage: WorkflowStage, item: Item, dry_run: bool) -> Outcome:

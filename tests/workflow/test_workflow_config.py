@@ -70,7 +70,8 @@ def test_compress_and_syncthing_tables_are_validated() -> None:
         assert f"workflow.syncthing.{key} (line" in report
 
 
-def test_syncthing_is_not_built_yet_and_refused() -> None:
-    """syncthing is not implemented yet: asking for them is a config error, not a no-op."""
-    report = problems('[workflow]\nstages = ["syncthing"]\n')
-    assert "the 'syncthing' stage is not implemented yet" in report
+def test_syncthing_needs_its_keys() -> None:
+    """The syncthing stage without api_key_file, folder, path and devices: each one is reported."""
+    report = problems('[workflow]\nstages = ["syncthing"]\n[workflow.syncthing]\nbatch = 5\n')
+    for key in ("api_key_file", "folder", "path", "devices"):
+        assert f"workflow.syncthing.{key} (line" in report
