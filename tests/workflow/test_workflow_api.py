@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import subprocess
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
 
-from tests.helpers import start_daemon, stop, wait_for
+from tests.helpers import MEDIASYNCD, start_daemon, stop, wait_for
 from tests.workflow.conftest import World, make_world
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x01" * 5000
@@ -34,8 +35,9 @@ def call(world: World, method: str, path: str, body: object = None) -> Any:
 
 
 def test_status_shows_a_paused_stage_and_a_workflow_job_archives_once_it_is_mounted(tmp_path: Path) -> None:
-    """Unmounted: /status says why archive waits; mounted, POST /api/v1/workflow/run archives the file
-    and /status counts it done; an unknown stage is a 400."""
+    """Unmounted: /status says why archive waits; mounted, `workflow run --dry-run` answers through the
+    daemon and POST /api/v1/workflow/run archives the file, which /status counts done; an unknown stage
+    is a 400."""
     world = make_world(tmp_path)
     world.nas.rmdir()
     world.write("a.png", PNG)
@@ -53,6 +55,13 @@ def test_status_shows_a_paused_stage_and_a_workflow_job_archives_once_it_is_moun
         assert call(world, "POST", "/api/v1/workflow/run", {"from": "nope"})[0] == 400
         assert call(world, "POST", "/api/v1/workflow/run", {"paths": ["rel"]})[0] == 400
         world.nas.mkdir()
+        dry = subprocess.run(
+            [MEDIASYNCD, "workflow", "run", "--dry-run", "--config", str(world.config_path)],
+            capture_output=True, text=True,
+        )  # fmt: skip
+        assert dry.returncode == 0, dry.stderr
+        assert f"would archive r1:a.png -> {world.nas}/r1/a.png" in dry.stdout
+        assert not (world.nas / "r1").exists()
         status, doc = call(world, "POST", "/api/v1/workflow/run", {})
         assert status == 202 and doc["job"]["kind"] == "workflow"
         job = doc["job"]["id"]
