@@ -176,6 +176,14 @@ def _parser() -> argparse.ArgumentParser:
         h.add_argument("remotes", nargs="*", metavar="REMOTE", help="only these remotes (default: all)")
         h.add_argument("--purge", action="store_true", help="the purge schedule, not the remotes")
 
+    wf = sub.add_parser("workflow", parents=[common], help="workflow stages: status, or run them now")
+    wf.add_argument("action", choices=["status", "run"])
+    wf.add_argument("--json", action="store_true", help="status: one JSON document")
+    wf.add_argument("--from", dest="first", metavar="STAGE", help="run: start at this stage")
+    wf.add_argument("--to", dest="last", metavar="STAGE", help="run: stop after this stage")
+    wf.add_argument("--dry-run", action="store_true", help="run: show what would be done, change nothing")
+    wf.add_argument("paths", nargs="*", metavar="PATH", help="run: only these library files or folders")
+
     ev = sub.add_parser(
         "events",
         parents=[common],
@@ -366,6 +374,15 @@ def _events(args: argparse.Namespace) -> int:
         return 1
 
 
+def _workflow(args: argparse.Namespace) -> int:
+    from mediasyncd.workflow_cli import run_main, status_main
+
+    config = _require_config(args)
+    if args.action == "status":
+        return status_main(config, args.json)
+    return run_main(config, first=args.first, last=args.last, dry_run=args.dry_run, paths=args.paths)
+
+
 def _require_config(args: argparse.Namespace) -> Config:
     return load_config(_config_path(args))
 
@@ -478,6 +495,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "purge": _purge,
     "reprocess": _reprocess,
     "events": _events,
+    "workflow": _workflow,
     "pause": _hold,
     "resume": _hold,
 }

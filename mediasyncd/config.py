@@ -29,6 +29,7 @@ from mediasyncd.config_values import (
     as_str,
     choice,
 )
+from mediasyncd.config_workflow import WorkflowConfig, workflow_section
 from mediasyncd.errors import ConfigError
 from mediasyncd.globs import PathFilter, glob_lint
 from mediasyncd.pipeline.options import PipelineOptions
@@ -104,6 +105,7 @@ class PurgeConfig:
     preserve: tuple[str, ...] = ()
     min_free: int = 0
     local_retention: float = 0.0  # keep a purged file's library copy this long after landing; 0 = off
+    after_stages: tuple[str, ...] = ()  # [workflow] purge_after: stages verified before a file may go
 
 
 @dataclass(frozen=True)
@@ -152,6 +154,7 @@ class Config:
     path: Path | None = None
     pipeline: PipelineOptions = field(default_factory=PipelineOptions)
     sinks: tuple[SinkConfig, ...] = ()
+    workflow: WorkflowConfig = field(default_factory=WorkflowConfig)
     warnings: tuple[str, ...] = field(default=(), compare=False)  # `config check` and the daemon show them
 
     def remote(self, name: str) -> RemoteConfig:
@@ -251,7 +254,7 @@ def is_loopback(host: str) -> bool:
 
 
 def _build(r: Reader, data: Mapping[str, Any], path: Path | None) -> Config | None:
-    r.check_keys(data, "", {"daemon", "transfer", "purge", "remotes", "pipeline", "sinks"})
+    r.check_keys(data, "", {"daemon", "transfer", "purge", "remotes", "pipeline", "sinks", "workflow"})
     daemon = _daemon(r, r.table(data, "daemon"))
     transfer = _transfer(r, r.table(data, "transfer"))
     purge = _purge(r, r.table(data, "purge"), "purge", PurgeConfig())
@@ -275,12 +278,16 @@ def _build(r: Reader, data: Mapping[str, Any], path: Path | None) -> Config | No
         remotes.append(remote)
     pipeline = _pipeline(r, r.table(data, "pipeline"))
     sinks = sinks_section(r, data.get("sinks"))
+    workflow = workflow_section(r, data)
+    if workflow.purge_after:
+        gate = workflow.purge_after
+        remotes = [replace(x, purge=replace(x.purge, after_stages=gate)) for x in remotes]
     if daemon is None:
         return None
     for i, remote in enumerate(remotes):
         if remote.transport == "local":
             _check_nesting(r, f"remotes[{i}].roots", remote.roots, daemon.library)
-    return Config(daemon, transfer, purge, tuple(remotes), path, pipeline, sinks)
+    return Config(daemon, transfer, purge, tuple(remotes), path, pipeline, sinks, workflow)
 
 
 def _daemon(r: Reader, t: Mapping[str, Any]) -> DaemonConfig | None:

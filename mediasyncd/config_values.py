@@ -95,6 +95,13 @@ def locate(lines: list[str], key_path: str) -> int | None:
     section, index, rest = m.group(1), m.group(2), m.group(3)
     if section is None:
         section, rest = rest, ""
+    if index is None and "." in rest:  # a nested table: [workflow.compress] keep_original = ...
+        parts = rest.split(".")
+        for cut in range(len(parts) - 1, 0, -1):
+            table = ".".join([section, *parts[:cut]])
+            if any((h := HEADER.match(line)) and h.group(2).strip() == table for line in lines):
+                section, rest = table, ".".join(parts[cut:])
+                break
     leaf = rest.split(".", 1)[0] if rest else ""
     want_index = int(index) if index is not None else None
     seen_arrays = -1

@@ -27,6 +27,7 @@ from mediasyncd.purge.scheduler import PurgeScheduler
 from mediasyncd.state import EventType, Store
 from mediasyncd.state.catalog import Catalog, FileQuery
 from mediasyncd.transfer.puller import Puller
+from mediasyncd.workflow.runner import Workflow, select_stages
 
 SYNC_WAIT = 120.0  # seconds a sync job waits for the pass it asked for
 # What GET /api/v1/remotes shows of a remote's settings: named one by one, so that a field added later
@@ -69,12 +70,14 @@ class DaemonControl:
         scheduler: Callable[[], PurgeScheduler | None],
         view: StatusView,
         store: Store,
+        workflow: Callable[[], Workflow | None] = lambda: None,
     ) -> None:
         self._config = config
         self._pullers = pullers
         self._scheduler = scheduler
         self._view = view
         self._store = store
+        self._workflow = workflow
         self.jobs = Jobs()
 
     def remote_names(self) -> list[str]:
@@ -202,6 +205,26 @@ class DaemonControl:
             return {"runs": runs}
 
         return self.jobs.start("purge", work)
+
+    def workflow(self, *, first: str | None, last: str | None, dry_run: bool, paths: list[str]) -> Job:
+        """A pass of the workflow stages now (`mediasyncd workflow run`); the result holds the counts, the
+        paused stages with their reasons and, for a dry run, what would be done."""
+
+        async def work(job: Job) -> dict[str, Any]:
+            flow = self._workflow()
+            if flow is None:
+                raise MediasyncError("no workflow stages run in this daemon ([workflow] stages)")
+            try:
+                select_stages(flow.configured, first, last)
+            except ValueError as exc:
+                raise MediasyncError(str(exc)) from None
+            result = await flow.run_pass(
+                first=first, last=last, paths=[Path(p) for p in paths], dry_run=dry_run, retry_failed=True
+            )
+            await flow.refresh()
+            return result.as_json()
+
+        return self.jobs.start("workflow", work)
 
 
 def _run_result(report: RunReport, *, asked_dry: bool) -> dict[str, Any]:

@@ -34,7 +34,8 @@ from mediasyncd.status_server import make_app, start_server
 from mediasyncd.transfer.budget import SpaceGate
 from mediasyncd.transfer.landing import Library
 from mediasyncd.transfer.puller import Puller
-from mediasyncd.wiring import Service, consumer_names, consumers, services
+from mediasyncd.wiring import Consumer, Service, consumer_names, consumers, services
+from mediasyncd.workflow.runner import Workflow
 
 SHUTDOWN_GRACE = 10.0
 LIBRARY_CHECK_S = 5.0  # how often a missing library is looked for again
@@ -70,6 +71,7 @@ class Daemon:
         self.view = StatusView(__version__, path)
         self._pullers: dict[str, _Running] = {}
         self._services: list[Service] = []
+        self._feeds: list[Consumer] = []
         self._parts: set[asyncio.Task[None]] = set()
         self._control: DaemonControl | None = None
         self.forced = False
@@ -96,6 +98,7 @@ class Daemon:
             lambda: next((s for s in self._services if isinstance(s, PurgeScheduler)), None),
             self.view,
             store,
+            lambda: next((f for f in self._feeds if isinstance(f, Workflow)), None),
         )
         self._control = control
         app = make_app(
@@ -168,7 +171,8 @@ class Daemon:
             for remote in self.config.remotes:
                 self.view.remote(remote.name).paused = None
             self.notifier.ready(self._summary())
-        feeds = consumers(self.config, store)
+        feeds = consumers(self.config, store, self.view)
+        self._feeds = feeds
         await store.enable_consumers(consumer_names(self.config, feeds))
         for feed in feeds:
             self._spawn(f"consumer-{feed.name}", feed.run)

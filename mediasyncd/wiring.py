@@ -33,13 +33,18 @@ class Consumer(Protocol):
         """Wait until every event written so far has been read."""
 
 
-def consumers(config: Config, store: Store) -> list[Consumer]:
-    """What consumes the event log, in the daemon and in `sync --once` alike."""
+def consumers(config: Config, store: Store, view: StatusView | None = None) -> list[Consumer]:
+    """What consumes the event log, in the daemon and in `sync --once` alike (the daemon's `view` gets
+    their sections of /status)."""
     found: list[Consumer] = []
     if config.pipeline.enabled:
         from mediasyncd.processing import Processor
 
         found.append(Processor(config, store))
+    if config.workflow.enabled:
+        from mediasyncd.workflow.runner import Workflow
+
+        found.append(Workflow(config, store, view=view))
     return found
 
 

@@ -17,6 +17,7 @@ from aiohttp import WSCloseCode, web
 
 from mediasyncd.api.errors import error
 from mediasyncd.api.guard import COOKIE, SESSIONS_KEY, tokens_equal
+from mediasyncd.config_workflow import STAGE_NAMES
 from mediasyncd.jobs import Job
 from mediasyncd.state.catalog import FileQuery, parse_cursor
 
@@ -25,6 +26,12 @@ PURGE_FIELDS: dict[str, type | tuple[type, ...]] = {
     "dry_run": bool,
     "include_deleted_locally": bool,
     "local_only": bool,
+}
+WORKFLOW_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "from": (str, type(None)),
+    "to": (str, type(None)),
+    "dry_run": bool,
+    "paths": list,
 }
 EVENTS_LIMIT = 1000
 MAX_ID = 2**63 - 1  # SQLite's integers
@@ -50,6 +57,8 @@ class Control(Protocol):
     def purge(
         self, remote: str | None, *, dry_run: bool, include_deleted_locally: bool, local_only: bool
     ) -> Job: ...
+
+    def workflow(self, *, first: str | None, last: str | None, dry_run: bool, paths: list[str]) -> Job: ...
 
     def job(self, job_id: str) -> Job | None: ...
 
@@ -166,6 +175,29 @@ async def purge(request: web.Request) -> web.Response:
         dry_run=body.get("dry_run", True),
         include_deleted_locally=body.get("include_deleted_locally", False),
         local_only=body.get("local_only", False),
+    )
+    return web.json_response({"job": job.snapshot()}, status=202)
+
+
+async def workflow_run(request: web.Request) -> web.Response:
+    control = _control(request)
+    body = await _json_body(request)
+    if isinstance(body, web.Response):
+        return body
+    for key, value in body.items():
+        kinds = WORKFLOW_FIELDS.get(key)
+        if kinds is None:
+            return error(400, f"unknown field {key!r}; known: {', '.join(WORKFLOW_FIELDS)}", key)
+        if not isinstance(value, kinds):
+            return error(400, f"{key} has the wrong type ({type(value).__name__})", key)
+    for key in ("from", "to"):
+        if body.get(key) is not None and body[key] not in STAGE_NAMES:
+            return error(400, f"{key}: no stage {body[key]!r} ({', '.join(STAGE_NAMES)})", key)
+    paths = body.get("paths", [])
+    if not all(isinstance(p, str) and p.startswith("/") for p in paths):
+        return error(400, "paths must be absolute library paths", "paths")
+    job = control.workflow(
+        first=body.get("from"), last=body.get("to"), dry_run=body.get("dry_run", False), paths=paths
     )
     return web.json_response({"job": job.snapshot()}, status=202)
 

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from mediasyncd import __version__
 from mediasyncd.api import handlers as h
+from mediasyncd.config_workflow import STAGE_NAMES
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Schema = dict[str, Any]
@@ -217,6 +218,29 @@ ROUTES: tuple[Route, ...] = (
         "let scheduled purges run again",
         {200: ("released", HOLD)},
         body={"type": "object"},
+    ),
+    Route(
+        "POST",
+        "/api/v1/workflow/run",
+        h.workflow_run,
+        "a pass of the workflow stages now (`mediasyncd workflow run`)",
+        {
+            202: (
+                "the job; its result holds the counts per stage, paused stages and planned steps",
+                obj(job=JOB),
+            ),
+            400: BAD[1],
+        },
+        body={
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "from": {"enum": [*STAGE_NAMES, None]},
+                "to": {"enum": [*STAGE_NAMES, None]},
+                "dry_run": {"type": "boolean"},
+                "paths": {"type": "array", "items": {"type": "string", "pattern": "^/"}},
+            },
+        },
     ),
     Route(
         "GET",

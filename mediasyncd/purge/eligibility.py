@@ -7,7 +7,8 @@ A remote file may go only if all of these hold:
 - it is older than `older_than` by remote mtime, or it was chosen to free space (`min_free`);
 - the local copy exists and re-hashes now to the recorded SHA-256 (or the user asked to purge files
   they deleted from the library, `--include-deleted-locally`, and the copy is absent);
-- the remote's own SHA-256 of it equals the recorded one, where the remote can hash.
+- the remote's own SHA-256 of it equals the recorded one, where the remote can hash;
+- every workflow stage in `[workflow] purge_after` is verified for it (`waiting`: the first that is not).
 
 Checks come in two steps: `screen` (cheap: DB row, listing, age, globs) and `confirm` (after hashing).
 """
@@ -38,6 +39,13 @@ class Reason(StrEnum):
     REMOTE_HASH_MISMATCH = "remote_hash_mismatch"
     REMOTE_UNREADABLE = "remote_unreadable"
     DELETE_FAILED = "delete_failed"
+    WAITING_ARCHIVE = "waiting_for_archive"
+    WAITING_COMPRESS = "waiting_for_compress"
+    WAITING_SYNCTHING = "waiting_for_syncthing"
+
+    @classmethod
+    def waiting_for(cls, stage: str) -> Reason:
+        return cls(f"waiting_for_{stage}")
 
     @property
     def text(self) -> str:
@@ -55,6 +63,9 @@ _TEXT = {
     Reason.REMOTE_HASH_MISMATCH: "remote sha256sum differs from the one verified at landing",
     Reason.REMOTE_UNREADABLE: "remote sha256sum could not read it",
     Reason.DELETE_FAILED: "the remote refused to delete it",
+    Reason.WAITING_ARCHIVE: "waiting for archive (workflow.purge_after)",
+    Reason.WAITING_COMPRESS: "waiting for compress (workflow.purge_after)",
+    Reason.WAITING_SYNCTHING: "waiting for syncthing (workflow.purge_after)",
 }
 
 
@@ -88,7 +99,9 @@ class Rules:
     include_deleted_locally: bool = False
 
 
-def screen(row: Tracked, seen: Seen, *, age: float, rules: Rules, local_missing: bool) -> Reason | None:
+def screen(
+    row: Tracked, seen: Seen, *, age: float, rules: Rules, local_missing: bool, waiting: str | None = None
+) -> Reason | None:
     """The cheap checks, in order; None when the file may be purged once hashes confirm it.
 
     TOO_YOUNG comes last so that a young file screened out only by its age can still be chosen
@@ -102,6 +115,8 @@ def screen(row: Tracked, seen: Seen, *, age: float, rules: Rules, local_missing:
         return Reason.CHANGED_ON_REMOTE
     if local_missing and not rules.include_deleted_locally:
         return Reason.MISSING_LOCALLY
+    if waiting is not None:
+        return Reason.waiting_for(waiting)
     if age < rules.older_than:
         return Reason.TOO_YOUNG
     return None

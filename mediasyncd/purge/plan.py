@@ -68,7 +68,9 @@ class Planner:
         free: int | None = None,
         local_missing: frozenset[int] = frozenset(),
         missing_roots: Sequence[str] = (),
+        waiting: Mapping[int, str] | None = None,
     ) -> None:
+        waiting = waiting or {}
         self.rules = rules
         self.result = Plan(free=free)
         self._ages: dict[int, float] = {}
@@ -90,7 +92,9 @@ class Planner:
                 continue
             missing = row.id in local_missing
             age = now - seen.mtime
-            reason = screen(row, seen, age=age, rules=rules, local_missing=missing)
+            reason = screen(
+                row, seen, age=age, rules=rules, local_missing=missing, waiting=waiting.get(row.id)
+            )
             if missing and row.state in VERIFIED_STATES:
                 self.result.deleted_locally += 1
             self._ages[row.id] = age

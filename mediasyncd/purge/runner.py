@@ -33,6 +33,7 @@ from mediasyncd.purge.retention import Hold, select
 from mediasyncd.sources import Source
 from mediasyncd.sources.commands import BATCH_FILES, batches
 from mediasyncd.state.purge import LibraryTotals, PurgeLedger, Tracked
+from mediasyncd.state.workflow import StageLedger
 
 HASH_WORKERS = 4
 
@@ -232,6 +233,7 @@ async def _run(
     seen = {e.key: Seen(e.size, e.mtime) for e in listing.entries}
     verified = [r for r in rows if r.state in VERIFIED_STATES and r.local_path]
     local_missing = await asyncio.to_thread(_missing_locally, library, verified)
+    waiting = await StageLedger(ledger.store).unfinished([r.id for r in verified], remote.purge.after_stages)
     free = None
     if rules.min_free > 0:
         free = await _free(source, [r for r in remote.roots if r not in listing.missing_roots])
@@ -243,6 +245,7 @@ async def _run(
         free=free,
         local_missing=local_missing,
         missing_roots=listing.missing_roots,
+        waiting=waiting,
     )
     while batch := planner.to_verify():
         planner.record(await _evidence(source, library, batch, rules))

@@ -180,4 +180,22 @@ CREATE VIRTUAL TABLE IF NOT EXISTS media_fts USING fts5(
         PRIMARY KEY (sink, event_id)
     );
     """,
+    # 8: workflow stages (SPEC §3.8): one row per landed file version and stage, with its state
+    # (pending, waiting, running, done, failed), attempts, last error and its verified output.
+    """
+    CREATE TABLE file_stages (
+        file_id INTEGER NOT NULL REFERENCES files(id),
+        stage TEXT NOT NULL,
+        state TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        output_path TEXT,
+        output_sha256 TEXT,
+        started_at REAL,
+        finished_at REAL,
+        updated_at REAL NOT NULL,
+        PRIMARY KEY (file_id, stage)
+    );
+    CREATE INDEX file_stages_state ON file_stages(stage, state);
+    """,
 )

@@ -1,0 +1,141 @@
+"""The compress stage: WebP/JPEG copies that `mediasyncd inspect` and exiftool read the same generation
+metadata from, skipped when the saving is too small, recorded like every stage."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image, PngImagePlugin
+
+from mediasyncd.pipeline.metadata import extract
+from mediasyncd.workflow.compress import worth_it
+from mediasyncd.workflow.encode import JPEG_EXIF_MAX, encode
+from tests.helpers import MEDIASYNCD
+from tests.workflow.conftest import make_world, set_workflow
+
+FIELDS = ("generator", "prompt", "negative_prompt", "model", "seed", "steps", "cfg", "width", "height")
+A1111 = "a cat\nNegative prompt: dog\nSteps: 20, Sampler: Euler, CFG scale: 7, Seed: 42, Size: 256x256, Model: sdxl"
+
+
+def comfy_prompt(extra: int = 0) -> dict[str, Any]:
+    graph: dict[str, Any] = {
+        "3": {"class_type": "KSampler", "inputs": {
+            "seed": 5, "steps": 10, "cfg": 8, "sampler_name": "euler", "scheduler": "normal",
+            "positive": ["6", 0], "negative": ["7", 0], "model": ["4", 0], "latent_image": ["5", 0]}},
+        "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "x.safetensors"}},
+        "5": {"class_type": "EmptyLatentImage", "inputs": {"width": 256, "height": 256, "batch_size": 1}},
+        "6": {"class_type": "CLIPTextEncode", "inputs": {"text": "a dog", "clip": ["4", 1]}},
+        "7": {"class_type": "CLIPTextEncode", "inputs": {"text": "blurry", "clip": ["4", 1]}},
+    }  # fmt: skip
+    if extra:
+        graph["99"] = {"class_type": "Note", "inputs": {"text": "x" * extra}}
+    return graph
+
+
+def png(path: Path, **texts: str) -> Path:
+    info = PngImagePlugin.PngInfo()
+    for key, value in texts.items():
+        info.add_text(key, value)
+    image = Image.effect_mandelbrot((256, 256), (-2, -1.5, 1, 1.5), 100).convert("RGB")
+    image.save(path, "PNG", pnginfo=info)
+    return path
+
+
+SAMPLES = {
+    "a1111": {"parameters": A1111},
+    "comfyui": {"prompt": json.dumps(comfy_prompt()), "workflow": json.dumps({"nodes": [], "links": []})},
+}
+
+
+def record(path: Path) -> dict[str, Any]:
+    doc = extract(path).record.as_json(str(path), None)
+    return {k: doc[k] for k in FIELDS}
+
+
+@pytest.mark.parametrize("fmt", ["webp", "jpeg"])
+@pytest.mark.parametrize("generator", sorted(SAMPLES))
+def test_the_copy_carries_the_same_generation_metadata(tmp_path: Path, generator: str, fmt: str) -> None:
+    """inspect reads the same generator, prompts, model, seed, steps, cfg and size from the copy."""
+    source = png(tmp_path / "a.png", **SAMPLES[generator])
+    encoded = encode(source, fmt, 90)
+    copy = tmp_path / f"a.{fmt}"
+    copy.write_bytes(encoded.data)
+    assert encoded.dropped == ()
+    assert record(copy) == record(source)
+    assert record(copy)["generator"] == ("automatic1111" if generator == "a1111" else "comfyui")
+
+
+@pytest.mark.skipif(shutil.which("exiftool") is None, reason="exiftool not installed")
+def test_exiftool_and_the_inspect_command_read_the_copy(tmp_path: Path) -> None:
+    """exiftool sees the A1111 parameters in the WebP's UserComment; `mediasyncd inspect --json` the
+    same prompt as from the PNG."""
+    source = png(tmp_path / "a.png", parameters=A1111)
+    copy = tmp_path / "a.webp"
+    copy.write_bytes(encode(source, "webp", 90).data)
+    tags = json.loads(subprocess.run(["exiftool", "-j", "-UserComment", str(copy)], capture_output=True,
+                                     check=True, text=True).stdout)[0]  # fmt: skip
+    assert tags["UserComment"].startswith("a cat")
+    out = subprocess.run([MEDIASYNCD, "inspect", "--json", str(source), str(copy)], capture_output=True,
+                         check=True, text=True).stdout.splitlines()  # fmt: skip
+    docs = [json.loads(line) for line in out]
+    assert {k: docs[0][k] for k in FIELDS} == {k: docs[1][k] for k in FIELDS}
+
+
+def test_a_comfyui_workflow_too_large_for_jpeg_exif_is_dropped_and_said(tmp_path: Path) -> None:
+    """JPEG's 64 KB EXIF cannot hold a large graph: the workflow is left out (said in `dropped`), the
+    prompt graph still gives the same record."""
+    big = json.dumps({"nodes": [{"x": "y" * 200}] * 400})
+    assert len(big) > JPEG_EXIF_MAX
+    source = png(tmp_path / "a.png", prompt=json.dumps(comfy_prompt()), workflow=big)
+    encoded = encode(source, "jpeg", 90)
+    copy = tmp_path / "a.jpg"
+    copy.write_bytes(encoded.data)
+    assert encoded.dropped == ("workflow",)
+    assert record(copy) == record(source)
+
+
+def test_saving_rule() -> None:
+    """A copy counts only when it saves at least min_saving."""
+    assert worth_it(1000, 899, 0.10)
+    assert worth_it(1000, 900, 0.10)
+    assert not worth_it(1000, 901, 0.10)
+    assert not worth_it(0, 0, 0.0)
+
+
+def test_the_stage_writes_the_copy_under_the_compressed_area_after_the_archive(tmp_path: Path) -> None:
+    """archive then compress: the WebP lands at <library>/.mediasyncd/compressed/<remote>/<path>.webp,
+    recorded done with its SHA-256 and a `file_staged` event; the library file is untouched."""
+    world = make_world(tmp_path)
+    set_workflow(world.config_path, {"stages": ["archive", "compress"], "purge_after": ["archive"],
+                                     "archive": {"dest": str(world.nas)}, "compress": {"format": "webp"}})  # fmt: skip
+    src = png(tmp_path / "x.png", parameters=A1111)
+    world.write("a.png", src.read_bytes())
+    assert world.sync() == 0
+    copy = world.library / ".mediasyncd/compressed/r1/a.png.webp"
+    assert copy.is_file() and copy.stat().st_size < src.stat().st_size
+    assert (world.library / "r1/a.png").read_bytes() == src.read_bytes()
+    assert record(copy) == record(src) | {"width": 256, "height": 256}
+    assert world.staged_events().count("a.png") == 2
+
+
+def test_a_copy_that_saves_too_little_is_skipped(tmp_path: Path) -> None:
+    """min_saving = 99%: the stage is done without output, and no file is written."""
+    world = make_world(tmp_path)
+    set_workflow(world.config_path, {"stages": ["compress"], "compress": {"min_saving": "99%"}})
+    world.write("a.png", png(tmp_path / "x.png").read_bytes())
+    world.write("noise.png", _noise_png())
+    assert world.sync() == 0
+    assert not (world.library / ".mediasyncd/compressed").exists()
+
+
+def _noise_png() -> bytes:
+    out = io.BytesIO()
+    Image.frombytes("RGB", (64, 64), os.urandom(64 * 64 * 3)).save(out, "PNG")
+    return out.getvalue()
