@@ -28,6 +28,21 @@ _MODEL = 0x0110
 _SOFTWARE = 0x0131
 
 
+# What Pillow's lazy readers raise on hostile bytes besides OSError (found by tests/pipeline/test_fuzz.py).
+_PILLOW_FAILURES = (
+    SyntaxError,
+    ValueError,
+    struct.error,
+    EOFError,
+    IndexError,
+    KeyError,
+    TypeError,
+    ZeroDivisionError,
+    OverflowError,
+    RecursionError,
+)
+
+
 class ContainerError(Exception):
     """The file is empty, truncated, corrupt or not an image we can read."""
 
@@ -172,8 +187,10 @@ def _read_with_pillow(stream: BinaryIO, found: Embedded) -> None:
                 found.texts["Comment"] = _decode_legacy(comment)
     except UnidentifiedImageError as error:
         raise ContainerError("not a recognized image or video format") from error
-    except (SyntaxError, ValueError, struct.error, EOFError) as error:
-        raise ContainerError(f"corrupt image: {error}") from error
+    except Image.DecompressionBombError as error:
+        raise ContainerError(f"image too large to read safely: {error}") from error
+    except _PILLOW_FAILURES as error:
+        raise ContainerError(f"corrupt image: {type(error).__name__}: {error}") from error
 
 
 def _read_exif(image: Image.Image, found: Embedded) -> None:
