@@ -16,8 +16,17 @@ from typing import BinaryIO
 
 from PIL import Image, UnidentifiedImageError
 
+from mediasyncd.pipeline.stealth import StealthError, read_stealth
+
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MAX_TEXT_BYTES = 16 * 1024 * 1024  # per text chunk, after decompression; larger ones are dropped
+# Text keys that hold generation metadata; a PNG with none of them may carry it in stealth pnginfo.
+GENERATION_KEYS = frozenset(
+    {
+        "parameters", "prompt", "workflow", "Comment", "invokeai_metadata", "sd-metadata",
+        "generation_data", "parameters-json", "use_stable_diffusion_model", "Stable Diffusion model",
+    }
+)  # fmt: skip
 VIDEO_SUFFIXES = frozenset({".mp4", ".webm", ".mkv", ".mov", ".m4v", ".avi"})
 
 _EXIF_IFD = 0x8769
@@ -57,6 +66,7 @@ class Embedded:
     texts: dict[str, str] = field(default_factory=dict)
     dropped: list[str] = field(default_factory=list)
     error: str | None = None
+    alpha: bool = False  # a PNG with an alpha channel (where stealth pnginfo may hide)
 
 
 def read_embedded(path: Path) -> Embedded:
@@ -80,6 +90,8 @@ def read_embedded(path: Path) -> Embedded:
                 found.format = "VIDEO"
             else:
                 _read_with_pillow(stream, found)
+        if found.format == "PNG" and found.alpha and not GENERATION_KEYS & found.texts.keys():
+            _read_stealth(path, found)
     except ContainerError as error:
         found.error = str(error)
     except OSError as error:
@@ -107,6 +119,7 @@ def _read_png(stream: BinaryIO, size: int, found: Embedded) -> None:
             if length < 8:
                 raise ContainerError("corrupt PNG: IHDR chunk too short")
             found.width, found.height = struct.unpack(">II", data[:8])
+            found.alpha = len(data) > 9 and data[9] in (4, 6)  # greyscale + alpha, RGBA
             stream.seek(4, 1)
         elif kind in (b"tEXt", b"zTXt", b"iTXt"):
             if length > MAX_TEXT_BYTES:
@@ -131,6 +144,23 @@ def _read_png(stream: BinaryIO, size: int, found: Embedded) -> None:
         raise ContainerError("corrupt PNG: no IHDR chunk")
     if not seen_iend:
         raise ContainerError("truncated PNG: no IEND chunk")
+
+
+def _read_stealth(path: Path, found: Embedded) -> None:
+    """Metadata a site's stripping left in the alpha channel's low bits, under its signature's key."""
+    try:
+        hidden = read_stealth(path)
+    except StealthError as error:
+        found.dropped.append(str(error))
+        return
+    except Image.DecompressionBombError:
+        return
+    except (OSError, *_PILLOW_FAILURES) as error:  # the pixels are damaged: the thumbnail stage says so
+        found.dropped.append(f"alpha channel unreadable: {type(error).__name__}: {error}")
+        return
+    if hidden is not None:
+        signature, text = hidden
+        found.texts[signature] = text
 
 
 def _take_text(kind: bytes, data: bytes, offset: int, found: Embedded) -> None:

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from mediasyncd.pipeline.commands import inspect_main
 from mediasyncd.pipeline.metadata import extract
 from mediasyncd.pipeline.runner import Pipeline
-from tests.pipeline import samples
+from tests.pipeline import samples, samples_novelai
 from tests.pipeline.conftest import sha256_of
 
 BUILDERS: dict[str, Callable[[Path], Path]] = {
@@ -22,6 +22,8 @@ BUILDERS: dict[str, Callable[[Path], Path]] = {
     "a1111.jpg": samples.a1111_jpeg,
     "comfyui.png": samples.comfyui_png,
     "comfyui.webp": samples.comfyui_webp,
+    "novelai-stealth.png": samples_novelai.novelai_stealth_png,
+    "novelai.webp": samples_novelai.novelai_webp,
 }
 
 

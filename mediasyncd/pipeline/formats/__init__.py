@@ -24,14 +24,44 @@ from mediasyncd.pipeline.formats.json_apps import (
 from mediasyncd.pipeline.formats.xmp_embedded import parse_xmp
 from mediasyncd.pipeline.record import GenerationRecord
 
-__all__ = ["parse_texts"]
+__all__ = ["STEALTH_KEYS", "parse_texts"]
+
+STEALTH_KEYS = ("stealth_pngcomp", "stealth_pnginfo")
 
 
 def parse_texts(texts: dict[str, str]) -> GenerationRecord:
     """The normalized record for a file's embedded texts (source key -> text), kept verbatim in `raw`."""
     raw = dict(texts)
-    record = _by_json_document(texts, raw) or _by_text(texts, raw)
+    view = _expanded(texts)
+    record = _by_json_document(view, raw) or _by_text(view, raw)
     return record or GenerationRecord(raw=raw)
+
+
+def _expanded(texts: dict[str, str]) -> dict[str, str]:
+    """The texts plus those nested in another one: a stealth pnginfo payload (NovelAI's JSON object of
+    its text chunks, or an A1111 `parameters` text) and NovelAI's EXIF UserComment (the same object)."""
+    view = dict(texts)
+    for key in STEALTH_KEYS:
+        if key in texts:
+            nested = _json_object(texts[key])
+            if nested is None:
+                view.setdefault("parameters", texts[key])
+            else:
+                _merge(view, nested)
+    comment = _json_object(texts.get("UserComment"))
+    if comment is not None and "Comment" in comment and _is_novelai(comment, texts):
+        _merge(view, comment)
+    return view
+
+
+def _is_novelai(nested: dict[str, Any], texts: dict[str, str]) -> bool:
+    return str(nested.get("Software") or texts.get("Software", "")).startswith("NovelAI")
+
+
+def _merge(view: dict[str, str], nested: dict[str, Any]) -> None:
+    for key, value in nested.items():
+        if value is not None:
+            view.setdefault(str(key), value if isinstance(value, str) else json.dumps(value))
 
 
 def _by_json_document(texts: dict[str, str], raw: dict[str, str]) -> GenerationRecord | None:
