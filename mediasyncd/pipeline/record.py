@@ -29,6 +29,7 @@ JSON_KEYS = (
     "hires",
     "loras",
     "characters",
+    "resources",
     "c2pa",
     "raw",
 )
@@ -55,6 +56,59 @@ _SCHEDULER_SUFFIXES = (
 class Lora:
     name: str
     weight: float | None = None
+
+
+_AIR = re.compile(
+    r"urn:air:(?P<ecosystem>[\w.-]+):(?P<type>[\w.-]+):(?P<source>[\w.-]+):(?P<id>[^@:\s]+)(?:@(?P<version>[^.\s]+))?"
+)
+
+
+@dataclass(frozen=True)
+class Resource:
+    """A model a site names by id (Civitai resources): its type, name, version, weight and AIR
+    (`urn:air:sdxl:lora:civitai:328553@368189`; ecosystem, type, source, model id @ version id)."""
+
+    type: str | None = None
+    name: str | None = None
+    version: str | None = None
+    weight: float | None = None
+    air: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "type": self.type,
+            "name": self.name,
+            "version": self.version,
+            "weight": self.weight,
+            "air": self.air,
+        }
+
+    @classmethod
+    def from_json(cls, data: object) -> Resource | None:
+        if not isinstance(data, dict):
+            return None
+        return cls(
+            as_text(data.get("type")),
+            as_text(data.get("name")),
+            as_text(data.get("version")),
+            as_float(data.get("weight")),
+            as_text(data.get("air")),
+        )
+
+    @classmethod
+    def from_civitai(cls, item: dict[str, Any]) -> Resource:
+        """One entry of Civitai's resource JSON (`modelName`, `modelVersionName`, `weight`/`strength`, `air`)."""
+        air = as_text(item.get("air"))
+        match = _AIR.match(air or "")
+        kind = as_text(item.get("type")) or (match.group("type") if match else None)
+        weight = item.get("weight", item.get("strength"))
+        return cls(
+            kind.lower() if kind else None,
+            as_text(item.get("modelName")) or as_text(item.get("name")),
+            as_text(item.get("modelVersionName")) or as_text(item.get("versionName")),
+            as_float(weight),
+            match.group(0) if match else air,
+        )
 
 
 @dataclass(frozen=True)
@@ -106,6 +160,7 @@ class GenerationRecord:
     hires: dict[str, Any] | None = None
     loras: tuple[Lora, ...] = ()
     characters: tuple[Character, ...] = ()
+    resources: tuple[Resource, ...] = ()
     c2pa: dict[str, Any] | None = None  # a C2PA manifest's claim generator and digital source type
     raw: dict[str, str] = field(default_factory=dict)
 
@@ -130,6 +185,8 @@ class GenerationRecord:
             error=error,
             loras=[{"name": lora.name, "weight": lora.weight} for lora in self.loras],
             characters=[character.as_json() for character in self.characters],
+            resources=[resource.as_json() for resource in self.resources],
+            hires=_hires_json(self.hires),
             c2pa=dict(self.c2pa) if self.c2pa is not None else None,
             raw=dict(self.raw),
         )
@@ -142,6 +199,11 @@ class GenerationRecord:
         )
         characters = tuple(
             found for item in data.get("characters") or [] if (found := Character.from_json(item)) is not None
+        )
+        resources = tuple(
+            resource
+            for item in data.get("resources") or []
+            if (resource := Resource.from_json(item)) is not None
         )
         c2pa = data.get("c2pa")
         return cls(
@@ -161,12 +223,28 @@ class GenerationRecord:
             height=as_int(data.get("height")),
             pixel_width=as_int(data.get("pixel_width")),
             pixel_height=as_int(data.get("pixel_height")),
-            hires=data.get("hires"),
+            hires=_hires_from_json(data.get("hires")),
             loras=loras,
             characters=characters,
+            resources=resources,
             c2pa=c2pa if isinstance(c2pa, dict) else None,
             raw={str(k): str(v) for k, v in (data.get("raw") or {}).items()},
         )
+
+
+def _hires_json(hires: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The hires pass, with `scale` and `denoise` beside the older `upscale` and `denoising_strength`."""
+    if hires is None:
+        return None
+    aliases = {"scale": hires.get("upscale"), "denoise": hires.get("denoising_strength")}
+    return hires | {key: value for key, value in aliases.items() if value is not None and key not in hires}
+
+
+def _hires_from_json(hires: object) -> dict[str, Any] | None:
+    if not isinstance(hires, dict):
+        return None
+    aliases = {"scale": "upscale", "denoise": "denoising_strength"}
+    return {k: v for k, v in hires.items() if not (k in aliases and aliases[k] in hires)}
 
 
 def as_int(value: object) -> int | None:

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from mediasyncd.pipeline.commands import inspect_main
 from mediasyncd.pipeline.metadata import extract
 from mediasyncd.pipeline.runner import Pipeline
-from tests.pipeline import samples, samples_novelai
+from tests.pipeline import samples, samples_civitai, samples_novelai
 from tests.pipeline.conftest import sha256_of
 
 BUILDERS: dict[str, Callable[[Path], Path]] = {
@@ -24,6 +24,7 @@ BUILDERS: dict[str, Callable[[Path], Path]] = {
     "comfyui.webp": samples.comfyui_webp,
     "novelai-stealth.png": samples_novelai.novelai_stealth_png,
     "novelai.webp": samples_novelai.novelai_webp,
+    "civitai.jpg": samples_civitai.civitai_jpeg,
 }
 
 

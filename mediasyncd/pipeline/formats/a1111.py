@@ -19,6 +19,7 @@ from mediasyncd.pipeline.formats.keytable import KeyTable, read_hires
 from mediasyncd.pipeline.record import (
     GenerationRecord,
     Lora,
+    Resource,
     as_float,
     as_text,
     merge_loras,
@@ -132,8 +133,9 @@ def identify(settings: dict[str, Any]) -> tuple[str, str | None]:
 def parse_a1111(text: str, raw: dict[str, str]) -> GenerationRecord:
     prompt, negative, settings = split_parameters(text)
     generator, version = identify(settings)
-    civitai_model, civitai_loras = _civitai_resources(settings.get("Civitai resources"))
-    hires = read_hires(settings, _HIRES) if any(key.startswith("Hires") for key in settings) else None
+    civitai_model, civitai_loras, resources = _civitai_resources(settings.get("Civitai resources"))
+    has_hires = any(key.startswith("Hires") for key in settings)
+    hires = read_hires(settings, _HIRES) if has_hires else None
     return replace(
         _SETTINGS.record(settings, raw),
         generator=generator,
@@ -142,7 +144,10 @@ def parse_a1111(text: str, raw: dict[str, str]) -> GenerationRecord:
         negative_prompt=negative,
         model=model_name(settings.get("Model")) or civitai_model,
         hires=hires,
+        # Without a hires pass, "Denoising strength" is img2img's (with one, it is the hires pass's).
+        denoise=None if has_hires else as_float(settings.get("Denoising strength")),
         loras=merge_loras(prompt_loras(prompt), civitai_loras, _hashed_loras(settings)),
+        resources=resources,
     )
 
 
@@ -154,19 +159,21 @@ def _hashed_loras(settings: dict[str, Any]) -> list[Lora]:
     return [Lora(item.split(":", 1)[0].strip()) for item in value.split(",") if ":" in item]
 
 
-def _civitai_resources(value: object) -> tuple[str | None, list[Lora]]:
-    """Civitai's resource list: the checkpoint's name and the LoRAs with their weights."""
+def _civitai_resources(value: object) -> tuple[str | None, list[Lora], tuple[Resource, ...]]:
+    """Civitai's resource list: the checkpoint's name, the LoRAs with their weights, every resource."""
     if not isinstance(value, list):
-        return None, []
+        return None, [], ()
     model: str | None = None
     loras: list[Lora] = []
+    resources: list[Resource] = []
     for item in value:
         if not isinstance(item, dict):
             continue
-        name = as_text(item.get("modelName")) or as_text(item.get("name"))
-        kind = str(item.get("type", "")).lower()
-        if kind == "checkpoint" and model is None:
-            model = model_name(name)
-        elif kind in ("lora", "locon", "lycoris") and name:
-            loras.append(Lora(name, as_float(item.get("weight"))))
-    return model, loras
+        resource = Resource.from_civitai(item)
+        resources.append(resource)
+        name = resource.name or resource.air
+        if resource.type == "checkpoint" and model is None:
+            model = model_name(resource.name) or resource.air
+        elif resource.type in ("lora", "locon", "lycoris", "dora") and name:
+            loras.append(Lora(name, resource.weight))
+    return model, loras, tuple(resources)
