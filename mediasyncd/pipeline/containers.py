@@ -16,6 +16,7 @@ from typing import BinaryIO
 
 from PIL import Image, UnidentifiedImageError
 
+from mediasyncd.pipeline.c2pa import MAX_STORE_BYTES, jpeg_store
 from mediasyncd.pipeline.stealth import StealthError, read_stealth
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -67,6 +68,7 @@ class Embedded:
     dropped: list[str] = field(default_factory=list)
     error: str | None = None
     alpha: bool = False  # a PNG with an alpha channel (where stealth pnginfo may hide)
+    c2pa: bytes | None = None  # a C2PA manifest store (JUMBF), not yet interpreted
 
 
 def read_embedded(path: Path) -> Embedded:
@@ -134,6 +136,9 @@ def _read_png(stream: BinaryIO, size: int, found: Embedded) -> None:
                     found.dropped.append(f"{name} chunk at byte {offset} has a bad CRC")
                 else:
                     _take_text(kind, data, offset, found)
+        elif kind == b"caBX" and length <= MAX_STORE_BYTES:
+            found.c2pa = stream.read(length)
+            stream.seek(4, 1)
         elif kind == b"IEND":
             seen_iend = True
             break
@@ -209,6 +214,7 @@ def _read_with_pillow(stream: BinaryIO, found: Embedded) -> None:
             found.format = image.format
             found.width, found.height = image.size
             _read_exif(image, found)
+            _read_c2pa(image, stream, found)
             xmp = image.info.get("xmp")
             if isinstance(xmp, bytes | str) and xmp:
                 found.texts["XMP"] = xmp.decode("utf-8", errors="replace") if isinstance(xmp, bytes) else xmp
@@ -238,6 +244,28 @@ def _read_exif(image: Image.Image, found: Embedded) -> None:
         text = decode_user_comment(comment)
         if text:
             found.texts["UserComment"] = text
+
+
+def _read_c2pa(image: Image.Image, stream: BinaryIO, found: Embedded) -> None:
+    """A C2PA store: JPEG APP11 JUMBF segments, or a WebP RIFF `C2PA` chunk."""
+    applist = getattr(image, "applist", None)
+    if isinstance(applist, list):
+        found.c2pa = jpeg_store([data for marker, data in applist if marker == "APP11"])
+    elif image.format == "WEBP":
+        found.c2pa = _riff_chunk(stream, b"C2PA")
+
+
+def _riff_chunk(stream: BinaryIO, wanted: bytes) -> bytes | None:
+    stream.seek(12)
+    for _ in range(1000):
+        header = stream.read(8)
+        if len(header) < 8:
+            return None
+        kind, length = header[:4], struct.unpack("<I", header[4:])[0]
+        if kind == wanted:
+            return stream.read(length) if length <= MAX_STORE_BYTES else None
+        stream.seek(length + (length & 1), 1)
+    return None
 
 
 def _is_comfy_tag(value: object) -> bool:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from mediasyncd.pipeline.c2pa import summarize
 from mediasyncd.pipeline.containers import read_embedded
 from mediasyncd.pipeline.formats import parse_texts
 from mediasyncd.pipeline.record import GenerationRecord
@@ -37,11 +38,14 @@ def extract(path: Path, ffprobe: str | None = None, timeout: float = 30.0) -> Ex
         embedded.error = tags.error
         if tags.note:
             embedded.dropped.append(tags.note)
+    error = embedded.error
     try:
         record = parse_texts(embedded.texts)
-    except (ValueError, TypeError, KeyError, AttributeError, IndexError, RecursionError) as error:
+    except (ValueError, TypeError, KeyError, AttributeError, IndexError, RecursionError) as failure:
         # Hostile metadata must not stop the pipeline: keep the sources, name the failure.
         record = GenerationRecord(raw=dict(embedded.texts))
-        return Extraction(record, f"unreadable metadata: {type(error).__name__}: {error}", embedded.format)
+        error = f"unreadable metadata: {type(failure).__name__}: {failure}"
     record = record.with_pixel_size(embedded.width, embedded.height)
-    return Extraction(record, embedded.error, embedded.format, tuple(embedded.dropped))
+    if embedded.c2pa:
+        record = replace(record, c2pa=summarize(embedded.c2pa))
+    return Extraction(record, error, embedded.format, tuple(embedded.dropped))

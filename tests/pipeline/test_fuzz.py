@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from mediasyncd.pipeline.commands import inspect_main
 from mediasyncd.pipeline.metadata import extract
 from mediasyncd.pipeline.runner import Pipeline
-from tests.pipeline import samples, samples_civitai, samples_novelai
+from tests.pipeline import samples, samples_c2pa, samples_civitai, samples_novelai
 from tests.pipeline.conftest import sha256_of
 
 BUILDERS: dict[str, Callable[[Path], Path]] = {
@@ -25,6 +25,12 @@ BUILDERS: dict[str, Callable[[Path], Path]] = {
     "novelai-stealth.png": samples_novelai.novelai_stealth_png,
     "novelai.webp": samples_novelai.novelai_webp,
     "civitai.jpg": samples_civitai.civitai_jpeg,
+    "c2pa.png": lambda path: samples_c2pa.png_with_manifest(
+        path, samples_c2pa.store(samples_c2pa.CHATGPT_CLAIM)
+    ),
+    "c2pa.jpg": lambda path: samples_c2pa.jpeg_with_manifest(
+        path, samples_c2pa.store(samples_c2pa.FIREFLY_CLAIM)
+    ),
 }
 
 

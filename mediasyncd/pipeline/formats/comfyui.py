@@ -55,6 +55,7 @@ _SAMPLER = KeyTable(
         "steps": "steps",
         "cfg": ("cfg", "guidance"),
         "seed": ("seed", "noise_seed"),
+        "denoise": "denoise",
     },
 )
 
