@@ -239,7 +239,8 @@ def _read_exif(image: Image.Image, found: Embedded) -> None:
     software = exif.get(_SOFTWARE)
     if isinstance(software, str) and software.strip():
         found.texts["Software"] = software
-    comment = exif.get_ifd(_EXIF_IFD).get(_USER_COMMENT)
+    # UserComment belongs in the Exif IFD; Save Image Extended puts it in IFD0 (as ASCII).
+    comment = exif.get_ifd(_EXIF_IFD).get(_USER_COMMENT) or exif.get(_USER_COMMENT)
     if isinstance(comment, bytes | str):
         text = decode_user_comment(comment)
         if text:

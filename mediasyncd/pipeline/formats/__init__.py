@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from mediasyncd.pipeline.formats.a1111 import parse_a1111, split_parameters
-from mediasyncd.pipeline.formats.comfyui import Graph, graph_from_text, parse_comfyui
+from mediasyncd.pipeline.formats.comfyui import Graph, fill_from_graph, graph_from_text, parse_comfyui
 from mediasyncd.pipeline.formats.json_apps import (
     is_easy_diffusion,
     is_hf_space,
@@ -34,6 +34,14 @@ def parse_texts(texts: dict[str, str]) -> GenerationRecord:
     raw = dict(texts)
     view = _expanded(texts)
     record = _by_json_document(view, raw) or _by_text(view, raw)
+    graph = _comfy_graph(view)
+    if graph is not None:
+        # A saver's A1111 text or a site's JSON beside the graph: the text first, the graph fills its gaps
+        # (TensorArt's seed -1, LoRAs, the hires pass).
+        from_graph = parse_comfyui(graph, raw)
+        record = from_graph if record is None else fill_from_graph(record, from_graph)
+    if record is None:
+        record = _by_xmp(view, raw)
     return record or GenerationRecord(raw=raw)
 
 
@@ -51,6 +59,9 @@ def _expanded(texts: dict[str, str]) -> dict[str, str]:
     comment = _json_object(texts.get("UserComment"))
     if comment is not None and "Comment" in comment and _is_novelai(comment, texts):
         _merge(view, comment)
+    elif comment is not None and isinstance(comment.get("prompt"), dict):
+        # Save Image Extended (JPEG/WebP/AVIF): {"prompt": graph, "workflow": …} in UserComment.
+        _merge(view, {key: comment[key] for key in ("prompt", "workflow") if key in comment})
     return view
 
 
@@ -100,8 +111,10 @@ def _by_text(texts: dict[str, str], raw: dict[str, str]) -> GenerationRecord | N
         return parse_a1111(comment, raw)
     if is_easy_diffusion(texts):
         return parse_easy_diffusion(dict(texts), raw)
-    if (graph := _comfy_graph(texts)) is not None:
-        return parse_comfyui(graph, raw)
+    return None
+
+
+def _by_xmp(texts: dict[str, str], raw: dict[str, str]) -> GenerationRecord | None:
     packet = texts.get("XML:com.adobe.xmp") or texts.get("XMP")
     if packet is not None:
         return parse_xmp(packet, raw)

@@ -39,11 +39,22 @@ _SETTINGS = KeyTable(
         "sampler": "Sampler",
         "scheduler": "Schedule type",
         "steps": "Steps",
-        "cfg": "CFG scale",
+        "cfg": ("CFG scale", "CFG Scale"),  # ComfyUI savers write "CFG Scale"
         "seed": "Seed",
     },
     size="Size",
     split=split_sampler,
+)
+# ComfyUI's scheduler names (comfy/samplers.py SCHEDULER_NAMES), longest first so "sgm_uniform" beats "uniform".
+COMFY_SCHEDULERS = (
+    "linear_quadratic",
+    "ddim_uniform",
+    "sgm_uniform",
+    "exponential",
+    "kl_optimal",
+    "karras",
+    "simple",
+    "beta",
 )
 _HIRES = {
     "upscale": "Hires upscale",
@@ -114,6 +125,10 @@ def identify(settings: dict[str, Any]) -> tuple[str, str | None]:
     version = as_text(settings.get("Version"))
     if "Civitai resources" in settings or "Civitai metadata" in settings:
         return "civitai", version
+    # ComfyUI's A1111-text savers: Comfy Image Saver writes "Version: ComfyUI"; it and Save Image With
+    # Metadata both write "CFG Scale" (A1111 writes "CFG scale").
+    if (version or "").lower() == "comfyui" or "CFG Scale" in settings:
+        return "comfyui", None
     if str(settings.get("App", "")).lower().replace(" ", "") in ("sd.next", "sdnext"):
         return "sdnext", version
     if version is None:
@@ -134,10 +149,14 @@ def parse_a1111(text: str, raw: dict[str, str]) -> GenerationRecord:
     prompt, negative, settings = split_parameters(text)
     generator, version = identify(settings)
     civitai_model, civitai_loras, resources = _civitai_resources(settings.get("Civitai resources"))
+    record = _SETTINGS.record(settings, raw)
+    if generator == "comfyui":
+        sampler, scheduler = comfy_sampler(record.sampler)
+        record = replace(record, sampler=sampler, scheduler=record.scheduler or scheduler)
     has_hires = any(key.startswith("Hires") for key in settings)
     hires = read_hires(settings, _HIRES) if has_hires else None
     return replace(
-        _SETTINGS.record(settings, raw),
+        record,
         generator=generator,
         generator_version=version,
         prompt=prompt,
@@ -149,6 +168,16 @@ def parse_a1111(text: str, raw: dict[str, str]) -> GenerationRecord:
         loras=merge_loras(prompt_loras(prompt), civitai_loras, _hashed_loras(settings)),
         resources=resources,
     )
+
+
+def comfy_sampler(sampler: str | None) -> tuple[str | None, str | None]:
+    """ComfyUI savers join sampler and scheduler with "_" (leaving out "normal"): "dpmpp_2m_karras"."""
+    if sampler is None:
+        return None, None
+    for scheduler in COMFY_SCHEDULERS:
+        if sampler.endswith("_" + scheduler) and len(sampler) > len(scheduler) + 1:
+            return sampler[: -len(scheduler) - 1], scheduler
+    return sampler, "normal"
 
 
 def _hashed_loras(settings: dict[str, Any]) -> list[Lora]:
