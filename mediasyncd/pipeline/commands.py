@@ -21,6 +21,7 @@ from mediasyncd.pipeline.runner import Pipeline
 from mediasyncd.pipeline.stages import names
 from mediasyncd.pipeline.video_tags import ffprobe_for
 from mediasyncd.state.catalog import Catalog
+from mediasyncd.state.query import parse_query
 
 _LABELS = (
     ("generator", "Generator"),
@@ -119,6 +120,8 @@ def search_main(db_path: Path, query: str, as_json: bool, limit: int) -> int:
     except MediasyncError as error:
         print(f"mediasyncd search: {error}", file=sys.stderr)
         return 2
+    for note in parse_query(query).notes:
+        print(f"mediasyncd search: {note}; searched as a word", file=sys.stderr)
     try:
         hits = catalog.search(query, max(1, limit))
     except MediasyncError as error:
