@@ -138,6 +138,34 @@ class Catalog:
                 (row.path, row.sha256, row.remote, row.rel, *columns.values(), document, error, _now()),
             )
 
+    def set_file_stat(self, path: str, size: int, mtime_ns: int) -> None:
+        """The library file's size and mtime when its record was made (what the audit compares)."""
+        with self.conn:
+            self.conn.execute(
+                "UPDATE media SET file_size = ?, file_mtime_ns = ? WHERE path = ?", (size, mtime_ns, path)
+            )
+
+    def audit_rows(self) -> list[tuple[MediaRow, int | None, int | None]]:
+        """Every known file with the size and mtime (ns) recorded for it."""
+        rows = self.conn.execute(
+            "SELECT path, sha256, remote, rel, file_size, file_mtime_ns FROM media ORDER BY path"
+        ).fetchall()
+        return [(MediaRow(*row[:4]), row[4], row[5]) for row in rows]
+
+    def forget(self, path: str) -> str | None:
+        """Drop `path` from the catalog and the index (its library file is gone); the thumbnail it used,
+        when no other file's record shares it, for the caller to delete."""
+        with self.conn:
+            found = self.conn.execute("SELECT rowid, thumbnail FROM media WHERE path = ?", (path,)).fetchone()
+            if found is None:
+                return None
+            rowid, thumbnail = found
+            self.conn.execute("DELETE FROM media_fts WHERE rowid = ?", (rowid,))
+            self.conn.execute("DELETE FROM media WHERE rowid = ?", (rowid,))
+            self.conn.execute("DELETE FROM pipeline_stages WHERE path = ?", (path,))
+            shared = self.conn.execute("SELECT 1 FROM media WHERE thumbnail = ?", (thumbnail,)).fetchone()
+        return None if thumbnail is None or shared else str(thumbnail)
+
     def load_record(self, path: str, sha256: str) -> dict[str, Any] | None:
         found = self.conn.execute(
             "SELECT record FROM media WHERE path = ? AND sha256 = ?", (path, sha256)

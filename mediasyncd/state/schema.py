@@ -156,8 +156,11 @@ CREATE VIRTUAL TABLE IF NOT EXISTS media_fts USING fts5(
     """,
     # 7 (issue 19, "search filters"): what `mediasyncd search` and GET /api/v1/files?q= filter on, as
     # columns of `media`, filled from the records already stored. The seed is TEXT (seeds reach 2**64);
-    # `loras` holds the LoRA names one per line.
+    # `loras` holds the LoRA names one per line. `file_size`/`file_mtime_ns` are the library file's when
+    # it was processed, so the start-up audit sees files replaced or deleted outside mediasyncd.
     """
+    ALTER TABLE media ADD COLUMN file_size INTEGER;
+    ALTER TABLE media ADD COLUMN file_mtime_ns INTEGER;
     ALTER TABLE media ADD COLUMN seed TEXT;
     ALTER TABLE media ADD COLUMN steps INTEGER;
     ALTER TABLE media ADD COLUMN cfg REAL;
