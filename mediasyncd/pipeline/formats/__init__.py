@@ -106,9 +106,12 @@ def _by_text(texts: dict[str, str], raw: dict[str, str]) -> GenerationRecord | N
     parameters = texts.get("parameters")
     if parameters is not None and _json_object(parameters) is None:
         return parse_a1111(parameters, raw)
-    comment = texts.get("UserComment")
-    if comment is not None and split_parameters(comment)[2]:
-        return parse_a1111(comment, raw)
+    # A1111 text in EXIF UserComment (JPEG/WebP), or in a comment: AnimateDiff for A1111/Forge writes its
+    # infotext as the `Comment` of MP4/WebM containers and GIFs.
+    for key in ("UserComment", "comment", "Comment"):
+        comment = texts.get(key)
+        if comment is not None and split_parameters(comment)[2]:
+            return parse_a1111(comment, raw)
     if is_easy_diffusion(texts):
         return parse_easy_diffusion(dict(texts), raw)
     return None
