@@ -154,6 +154,19 @@ def _raw_sources(raw: dict[str, str]) -> str:
     return f"   <mediasyncd:Raw><rdf:Bag>{items}</rdf:Bag></mediasyncd:Raw>"
 
 
+_RATING = re.compile(r"""xmp:Rating(?:="|'|>)\s*(-?\d+(?:\.\d+)?)""")
+
+
+def keep_rating(document: str, existing: str) -> str:
+    """`document` with the `xmp:Rating` a photo tool (digiKam, darktable, exiftool) set in our sidecar."""
+    found = _RATING.search(existing)
+    if found is None or "<xmp:Rating>" in document:
+        return document
+    rating = f"   <xmp:Rating>{found.group(1)}</xmp:Rating>\n"
+    at = document.index("  </rdf:Description>")
+    return document[:at] + rating + document[at:]
+
+
 def write_sidecar(path: Path, document: str, mode: int = 0o644) -> bool:
     """Write `document` to `path` atomically (with `mode`); False when the same document is already there.
 
@@ -165,10 +178,11 @@ def write_sidecar(path: Path, document: str, mode: int = 0o644) -> bool:
     except FileNotFoundError:
         existing = None
     if existing is not None:
-        if existing == data:
-            return False
         if MEDIASYNCD_NS.encode() not in existing:
             raise ForeignSidecar(f"{path} exists and was not written by mediasyncd; left unchanged")
+        data = keep_rating(document, existing.decode("utf-8", errors="replace")).encode("utf-8")
+        if existing == data:
+            return False
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as stream:

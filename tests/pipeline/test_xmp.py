@@ -183,3 +183,17 @@ def test_no_temporary_files_are_left(tmp_path: Path) -> None:
     samples.forge_png(tmp_path / "f.png")
     write_sidecar(tmp_path / "f.png.xmp", build_xmp(forge_record(tmp_path)))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f.png", "f.png.xmp"]
+
+
+def test_a_rating_set_by_a_photo_tool_survives_a_rewrite(tmp_path: Path) -> None:
+    """exiftool sets xmp:Rating in our sidecar; reprocessing rewrites the sidecar and keeps the rating."""
+    record = forge_record(tmp_path)
+    path = tmp_path / "f.png.xmp"
+    write_sidecar(path, build_xmp(record))
+    subprocess.run(
+        ["perl", str(EXIFTOOL), "-q", "-overwrite_original", "-XMP-xmp:Rating=4", str(path)], check=True
+    )
+    assert write_sidecar(path, build_xmp(replace(record, seed=7))) is True
+    tags = exiftool(path)
+    assert (tags["XMP-xmp:Rating"], tags["XMP-mediasyncd:Seed"]) == (4, 7)
+    assert write_sidecar(path, build_xmp(replace(record, seed=7))) is False
