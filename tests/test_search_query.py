@@ -94,3 +94,12 @@ def test_an_empty_query_has_no_conditions() -> None:
     """Whitespace parses to the empty query and no SQL."""
     assert parse_query("   ") == Query()
     assert to_sql(Query()).where == []
+
+
+def test_or_joins_neighbouring_words_and_not_negates_the_next() -> None:
+    """`a OR b OR c` is one term with alternatives; `NOT x` is `-x`; AND is a no-op."""
+    query = parse_query("lighthouse OR fox OR alley AND cat NOT dog")
+    assert [term.text for term in query.terms] == ["lighthouse", "cat", "dog"]
+    assert [alt.text for alt in query.terms[0].alternatives] == ["fox", "alley"]
+    assert query.terms[2].negated
+    assert to_sql(query).match == '("lighthouse" OR "fox" OR "alley") "cat"'

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 import string
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 # Scripts written without spaces between words: FTS5's unicode61 tokenizer keeps a run as one token, so a
@@ -44,10 +44,15 @@ class Term:
     phrase: bool = False
     negated: bool = False
     column: str | None = None
+    alternatives: tuple[Term, ...] = ()  # `a OR b OR c`: this term or any of these
 
     @property
     def unspaced(self) -> bool:
-        return bool(UNSPACED.search(self.text))
+        return any(UNSPACED.search(term.text) for term in self.choices)
+
+    @property
+    def choices(self) -> tuple[Term, ...]:
+        return (self, *self.alternatives)
 
 
 @dataclass(frozen=True)
@@ -74,14 +79,31 @@ def parse_query(text: str) -> Query:
     terms: list[Term] = []
     filters: list[Filter] = []
     notes: list[str] = []
+    pending_or = pending_not = False
     for match in _TOKEN.finditer(text):
         negated, name, quoted, bare = match.group(1) == "-", match.group(2), match.group(3), match.group(4)
         value = quoted if quoted is not None else bare or ""
         phrase = quoted is not None
+        if name is None and not negated and bare in ("OR", "AND", "NOT"):
+            pending_or, pending_not = bare == "OR", bare == "NOT"  # AND is what a space means anyway
+            continue
+        negated |= pending_not
         if name is None:
             if _WORD.search(value):
-                terms.append(Term(value, phrase=phrase or " " in value, negated=negated))
+                term = Term(value, phrase=phrase or " " in value, negated=negated)
+                if (
+                    pending_or
+                    and terms
+                    and not terms[-1].negated
+                    and not negated
+                    and terms[-1].column is None
+                ):
+                    last = terms.pop()
+                    term = replace(last, alternatives=(*last.alternatives, term))
+                terms.append(term)
+            pending_or = pending_not = False
             continue
+        pending_or = pending_not = False
         key = ALIASES.get(name.lower(), name.lower())
         made = _field(key, value, negated)
         if isinstance(made, str):
@@ -197,6 +219,8 @@ def to_sql(query: Query, rowid: str = "m.rowid") -> Sql:
 
 
 def _fts(term: Term) -> str:
+    if term.alternatives:
+        return "(" + " OR ".join(_fts(replace(choice, alternatives=())) for choice in term.choices) + ")"
     quoted = '"' + term.text.replace('"', '""') + '"'
     if not term.phrase:  # each word on its own, so word order does not matter
         quoted = " ".join('"' + word.replace('"', '""') + '"' for word in term.text.split())
@@ -204,17 +228,12 @@ def _fts(term: Term) -> str:
 
 
 def _substring(term: Term) -> tuple[str, list[object]]:
-    columns = (
-        ("m.prompt",)
-        if term.column == "prompt"
-        else ("m.negative_prompt",)
-        if term.column
-        else SUBSTRING_COLUMNS
-    )
-    needle = term.text.translate(_ASCII_LOWER)
-    return "(" + " OR ".join(f"instr(lower(coalesce({c}, '')), ?) > 0" for c in columns) + ")", [
-        needle
-    ] * len(columns)
+    columns: tuple[str, ...] = SUBSTRING_COLUMNS
+    if term.column is not None:
+        columns = ("m.prompt",) if term.column == "prompt" else ("m.negative_prompt",)
+    one = "(" + " OR ".join(f"instr(lower(coalesce({c}, '')), ?) > 0" for c in columns) + ")"
+    needles = [choice.text.translate(_ASCII_LOWER) for choice in term.choices]
+    return "(" + " OR ".join([one] * len(needles)) + ")", [n for n in needles for _ in columns]
 
 
 def _filter(item: Filter) -> tuple[str, list[object]]:

@@ -107,6 +107,7 @@ def test_words_filters_and_negation_combine(indexed: Catalog) -> None:
     assert paths(indexed, "forge1 -cat -fox -tiger") == ["forge1/lighthouse.png"]
     assert paths(indexed, '"lighthouse at dusk"') == ["forge1/lighthouse.png"]
     assert paths(indexed, '"dusk at lighthouse"') == []
+    assert paths(indexed, "lighthouse OR fox") == ["forge1/fox.png", "forge1/lighthouse.png"]
 
 
 def test_dates_filter_on_when_the_file_landed(indexed: Catalog) -> None:
