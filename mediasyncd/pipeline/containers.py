@@ -69,13 +69,16 @@ class Embedded:
     error: str | None = None
     alpha: bool = False  # a PNG with an alpha channel (where stealth pnginfo may hide)
     c2pa: bytes | None = None  # a C2PA manifest store (JUMBF), not yet interpreted
+    file_stat: tuple[int, int] | None = None  # size and mtime (ns) of the file read
 
 
 def read_embedded(path: Path) -> Embedded:
     """Everything embedded in `path`; a damaged file yields what could be read plus `error`."""
     found = Embedded()
     try:
-        size = path.stat().st_size
+        stat = path.stat()
+        size = stat.st_size
+        found.file_stat = (size, stat.st_mtime_ns)
         if size == 0:
             raise ContainerError("empty file (0 bytes)")
         with path.open("rb") as stream:

@@ -20,6 +20,7 @@ class Extraction:
     error: str | None = None
     format: str | None = None
     notes: tuple[str, ...] = ()
+    file_stat: tuple[int, int] | None = None  # size and mtime (ns) of the file when it was read
 
     @property
     def summary(self) -> str:
@@ -48,4 +49,4 @@ def extract(path: Path, ffprobe: str | None = None, timeout: float = 30.0) -> Ex
     record = record.with_pixel_size(embedded.width, embedded.height)
     if embedded.c2pa:
         record = replace(record, c2pa=summarize(embedded.c2pa))
-    return Extraction(record, error, embedded.format, tuple(embedded.dropped))
+    return Extraction(record, error, embedded.format, tuple(embedded.dropped), embedded.file_stat)

@@ -156,9 +156,7 @@ class Pipeline:
         for note in extraction.notes:
             self._log.warning("pipeline.metadata_dropped", path=row.path, remote=row.remote, reason=note)
         document = extraction.record.as_json(row.path, extraction.error)
-        await self._db(Catalog.save_record, row, document, extraction.error)
-        if (found := await asyncio.to_thread(_file_stat, job.source)) is not None:
-            await self._db(Catalog.set_file_stat, row.path, *found)
+        await self._db(Catalog.save_record, row, document, extraction.error, extraction.file_stat)
         job.record = extraction.record
         if extraction.error:
             return StageOutcome("error", extraction.error)
@@ -212,15 +210,6 @@ class _WorkerFailed(Exception):
 def _prepare(catalog: Catalog, path: str, sha256: str) -> dict[str, tuple[str, str | None]]:
     catalog.forget_other_versions(path, sha256)
     return catalog.stage_states(path, sha256)
-
-
-def _file_stat(path: Path) -> tuple[int, int] | None:
-    """Size and mtime (ns) of the library file, recorded for the library audit."""
-    try:
-        found = os.stat(path)
-    except OSError:
-        return None
-    return found.st_size, found.st_mtime_ns
 
 
 def _sha256(path: Path) -> str:

@@ -116,7 +116,13 @@ class Catalog:
 
     # -- records --------------------------------------------------------------------------------------------
 
-    def save_record(self, row: MediaRow, record: dict[str, Any], error: str | None) -> None:
+    def save_record(
+        self,
+        row: MediaRow,
+        record: dict[str, Any],
+        error: str | None,
+        file_stat: tuple[int, int] | None = None,
+    ) -> None:
         """Store the pipeline's record document; the search index and filters read its `generator`,
         `prompt`, `negative_prompt`, `model`, `seed`, `steps`, `cfg`, `sampler`, `scheduler`, `loras`,
         `width` and `height` keys."""
@@ -125,6 +131,7 @@ class Catalog:
         columns["seed"] = str(record["seed"]) if isinstance(record.get("seed"), int) else None
         loras = [str(item.get("name")) for item in record.get("loras") or [] if isinstance(item, dict)]
         columns["loras"] = "\n".join(loras) or None
+        columns["file_size"], columns["file_mtime_ns"] = file_stat or (None, None)
         names = ", ".join(columns)
         marks = ", ".join("?" for _ in columns)
         updates = ", ".join(f"{name} = excluded.{name}" for name in columns)
