@@ -29,6 +29,15 @@ class Extraction:
         return f"{self.record.generator} metadata" if self.record.has_metadata else "no metadata"
 
 
+def read_texts(texts: dict[str, str]) -> tuple[GenerationRecord, str | None]:
+    """The record of a file's texts, and why they could not be read (the record then holds `raw` only)."""
+    try:
+        return parse_texts(texts), None
+    except (ValueError, TypeError, KeyError, AttributeError, IndexError, RecursionError) as failure:
+        # Hostile metadata must not stop the pipeline: keep the sources, name the failure.
+        return GenerationRecord(raw=dict(texts)), f"unreadable metadata: {type(failure).__name__}: {failure}"
+
+
 def extract(path: Path, ffprobe: str | None = None, timeout: float = 30.0) -> Extraction:
     """The record of one file; videos' container tags are read with `ffprobe` (None: not read)."""
     embedded = read_embedded(path)
@@ -39,13 +48,8 @@ def extract(path: Path, ffprobe: str | None = None, timeout: float = 30.0) -> Ex
         embedded.error = tags.error
         if tags.note:
             embedded.dropped.append(tags.note)
-    error = embedded.error
-    try:
-        record = parse_texts(embedded.texts)
-    except (ValueError, TypeError, KeyError, AttributeError, IndexError, RecursionError) as failure:
-        # Hostile metadata must not stop the pipeline: keep the sources, name the failure.
-        record = GenerationRecord(raw=dict(embedded.texts))
-        error = f"unreadable metadata: {type(failure).__name__}: {failure}"
+    record, failure = read_texts(embedded.texts)
+    error = failure or embedded.error
     record = record.with_pixel_size(embedded.width, embedded.height)
     if embedded.c2pa:
         record = replace(record, c2pa=summarize(embedded.c2pa))

@@ -12,9 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mediasyncd.pipeline.commands import inspect_main
-from mediasyncd.pipeline.metadata import extract
+from mediasyncd.pipeline.metadata import extract, read_texts
 from mediasyncd.pipeline.runner import Pipeline
-from tests.pipeline import samples, samples_c2pa, samples_civitai, samples_novelai
+from tests.pipeline import samples, samples_c2pa, samples_civitai, samples_comfy_savers, samples_novelai
 from tests.pipeline.conftest import sha256_of
 
 BUILDERS: dict[str, Callable[[Path], Path]] = {
@@ -25,6 +25,9 @@ BUILDERS: dict[str, Callable[[Path], Path]] = {
     "novelai-stealth.png": samples_novelai.novelai_stealth_png,
     "novelai.webp": samples_novelai.novelai_webp,
     "civitai.jpg": samples_civitai.civitai_jpeg,
+    "image-saver.webp": lambda path: samples_comfy_savers.comfy_image_saver(path, "webp"),
+    "save-image-extended.jpg": lambda path: samples_comfy_savers.save_image_extended(path, "jpg"),
+    "tensorart.png": samples_comfy_savers.tensorart_with_graph,
     "c2pa.png": lambda path: samples_c2pa.png_with_manifest(
         path, samples_c2pa.store(samples_c2pa.CHATGPT_CLAIM)
     ),
@@ -130,3 +133,38 @@ def test_inspect_prints_a_record_for_every_malformed_file(
     lines = capsys.readouterr().out.splitlines()
     assert [json.loads(line)["path"] for line in lines] == [str(path) for path in files]
     assert all(json.loads(line)["error"] for line in lines)
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=5),
+    max_leaves=20,
+)
+_KEYS = st.sampled_from(
+    [
+        "parameters", "prompt", "workflow", "Comment", "Software", "Source", "Description", "UserComment",
+        "invokeai_metadata", "sd-metadata", "generation_data", "parameters-json", "stealth_pngcomp",
+        "stealth_pnginfo", "XMP", "Model", "comment", "use_stable_diffusion_model",
+    ]
+)  # fmt: skip
+_SHAPES = {
+    "novelai": {"Software": "NovelAI", "Comment": "{}"},
+    "comfy": {"prompt": '{"1": {"class_type": "KSampler", "inputs": {}}}'},
+}
+
+
+@_FUZZ
+@given(
+    texts=st.dictionaries(
+        _KEYS, st.one_of(_JSON.map(lambda value: json.dumps(value)), st.text(max_size=200)), max_size=6
+    ),
+    nested=st.dictionaries(st.text(max_size=20), _JSON, max_size=6),
+    shape=st.sampled_from(sorted(_SHAPES)),
+)
+def test_any_texts_of_the_known_keys_read_as_a_record(
+    texts: dict[str, str], nested: dict[str, object], shape: str
+) -> None:
+    """JSON of any shape under every key a parser looks at: a record, maybe with an error; never a raise."""
+    for candidate in (texts, _SHAPES[shape] | texts, _SHAPES[shape] | {"Comment": json.dumps(nested)}):
+        record, _error = read_texts(candidate)
+        json.dumps(record.as_json("x"), ensure_ascii=False)  # what the catalog stores
