@@ -1,17 +1,21 @@
 """Media pipeline throughput: metadata + XMP + thumbnail + index on 1024x1024 PNGs with A1111 metadata.
 
-    .venv/bin/python -m bench.pipeline_bench [--files 200] [--workers 0] [--keep DIR] [--doc FILE]
+    .venv/bin/python -m bench.pipeline_bench [--files 200] [--workers 0] [--stealth N] [--keep DIR] [--doc FILE]
 
 Generates the PNGs first (not timed; ~1.5 MB each, like SD output: smooth gradients plus noise), then
 feeds every file to `Pipeline.process` concurrently, as the daemon does when files land, and reports
-files/s and MB/s. Target on a 2-core machine: at least 40 files/s (issue 4).
+files/s and MB/s. Target on a 2-core machine: at least 40 files/s (issue 4, kept by issue 19).
+With `--stealth N`, every Nth file is instead an RGBA PNG whose only metadata is NovelAI-style stealth
+pnginfo in the alpha channel (as after a site stripped its text chunks), the slowest metadata path.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gzip
 import hashlib
+import json
 import os
 import shutil
 import statistics
@@ -36,7 +40,19 @@ PARAMETERS = (
 )
 
 
-def make_images(folder: Path, count: int) -> list[Path]:
+def _stealth_alpha(size: tuple[int, int], text: str) -> Image.Image:
+    """An alpha channel carrying `text` the way NovelAI's `nai_meta_writer.py` writes it (stealth_pngcomp)."""
+    payload = gzip.compress(
+        json.dumps({"Software": "NovelAI", "Comment": json.dumps({"prompt": text})}).encode()
+    )
+    buffer = b"stealth_pngcomp" + (len(payload) * 8).to_bytes(4, "big") + payload
+    bits = bytes(0xFE | ((byte >> (7 - i)) & 1) for byte in buffer for i in range(8))
+    width, height = size
+    column_major = bits + b"\xff" * (width * height - len(bits))
+    return Image.frombytes("L", (height, width), column_major).transpose(Image.Transpose.TRANSPOSE)
+
+
+def make_images(folder: Path, count: int, stealth: int = 0) -> list[Path]:
     base = Image.merge(
         "RGB",
         (
@@ -51,6 +67,10 @@ def make_images(folder: Path, count: int) -> list[Path]:
         info.add_itxt("parameters", PARAMETERS.format(i=i))
         image = base.rotate(i % 360) if i % 7 else base
         path = folder / f"{i:05}-{i}.png"
+        if stealth and i % stealth == 0:
+            image = image.copy()
+            image.putalpha(_stealth_alpha(image.size, PARAMETERS.format(i=i)))
+            info = PngInfo()
         image.save(path, "PNG", pnginfo=info, compress_level=1)
         paths.append(path)
     return paths
@@ -92,6 +112,9 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=200)
     parser.add_argument("--workers", type=int, default=0, help="worker processes (0 = one per core)")
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds; the median is reported")
+    parser.add_argument(
+        "--stealth", type=int, default=0, help="every Nth file: stealth pnginfo in alpha only"
+    )
     parser.add_argument("--keep", type=Path, help="work in this directory and keep it")
     parser.add_argument("--doc", type=Path, help="also write the result into this Markdown file's section")
     args = parser.parse_args()
@@ -103,7 +126,7 @@ def main() -> None:
     library = root / "library"
     (library / "bench").mkdir(parents=True, exist_ok=True)
     try:
-        paths = make_images(library / "bench", args.files)
+        paths = make_images(library / "bench", args.files, args.stealth)
         size = sum(p.stat().st_size for p in paths)
         rounds = []
         for _ in range(args.rounds):
@@ -116,7 +139,8 @@ def main() -> None:
     cores = len(os.sched_getaffinity(0))
     workers = args.workers or cores
     lines = [
-        f"files:      {len(paths)} PNG 1024x1024, {size / len(paths) / 1e6:.2f} MB average",
+        f"files:      {len(paths)} PNG 1024x1024, {size / len(paths) / 1e6:.2f} MB average"
+        + (f", every {args.stealth}th RGBA with stealth pnginfo only" if args.stealth else ""),
         f"machine:    {cores} cores, {workers} worker processes, load average {os.getloadavg()[0]:.2f}",
         f"rounds:     {', '.join(f'{len(paths) / r:.1f}' for r in rounds)} files/s",
         f"elapsed:    {elapsed:.2f} s median (metadata + xmp + thumbnail + index)",
@@ -125,6 +149,7 @@ def main() -> None:
     print("\n".join(lines))
     if args.doc:
         command = f".venv/bin/python -m bench.pipeline_bench --files {args.files} --rounds {args.rounds}"
+        command += f" --stealth {args.stealth}" if args.stealth else ""
         section = "\n".join(
             [
                 "### Media pipeline throughput (issue 4: at least 40 files/s)",

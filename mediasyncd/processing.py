@@ -22,6 +22,7 @@ from mediasyncd.state import EventType, FileRow, Store
 log = structlog.get_logger("mediasyncd.processing")
 CONSUMER = "pipeline"
 BATCH = 256
+AUDIT_EVERY = 3600.0
 
 
 class Processor:
@@ -39,28 +40,57 @@ class Processor:
         self._moved = asyncio.Event()
 
     async def run(self) -> None:
-        """Process what the log holds after the acknowledged position, then follow it until cancelled."""
+        """Process what the log holds after the acknowledged position, then follow it until cancelled;
+        meanwhile audit the library against the catalog at start and every `AUDIT_EVERY` seconds."""
         new = self.store.follow()
-        self.position = await self.store.acked(CONSUMER)
         try:
-            backlog = await self.store.landed_unprocessed()
-            for start in range(0, len(backlog), BATCH):
-                await self._process_all(backlog[start : start + BATCH])
-            while True:
-                new.clear()
-                events = await self.store.events(since=self.position, limit=BATCH)
-                if not events:
-                    await new.wait()
-                    continue
-                ids = [e.data.get("file_id") for e in events if e.type == EventType.FILE_SYNCED]
-                rows = await self.store.landed_unprocessed([i for i in ids if isinstance(i, int)])
-                await self._process_all(rows)
-                self.position = events[-1].id
-                await self.store.ack(CONSUMER, self.position)
-                self._moved.set()
+            await self._audit()  # before the backlog, so the two never process the same file at once
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._audit_periodically())
+                await self._follow(new)
         finally:
             self.store.unfollow(new)
             await self.pipeline.aclose()
+
+    async def _follow(self, new: asyncio.Event) -> None:
+        self.position = await self.store.acked(CONSUMER)
+        backlog = await self.store.landed_unprocessed()
+        for start in range(0, len(backlog), BATCH):
+            await self._process_all(backlog[start : start + BATCH])
+        while True:
+            new.clear()
+            events = await self.store.events(since=self.position, limit=BATCH)
+            if not events:
+                await new.wait()
+                continue
+            ids = [e.data.get("file_id") for e in events if e.type == EventType.FILE_SYNCED]
+            rows = await self.store.landed_unprocessed([i for i in ids if isinstance(i, int)])
+            await self._process_all(rows)
+            self.position = events[-1].id
+            await self.store.ack(CONSUMER, self.position)
+            self._moved.set()
+
+    async def _audit_periodically(self) -> None:
+        """Files deleted or replaced in the library outside mediasyncd leave the index / are re-indexed."""
+        while True:
+            await asyncio.sleep(AUDIT_EVERY)
+            await self._audit()
+
+    async def _audit(self) -> None:
+        from mediasyncd.pipeline.audit import audit_library
+
+        try:
+            result = await audit_library(self.pipeline)
+        except Exception:  # the audit is housekeeping: a failure is logged, processing goes on
+            log.exception("library audit failed")
+            return
+        if result.removed or result.reprocessed:
+            log.info(
+                "library audit",
+                checked=result.checked,
+                removed=len(result.removed),
+                reprocessed=len(result.reprocessed),
+            )
 
     async def drain(self) -> None:
         """Wait until every event written so far has been read (for `sync --once`)."""

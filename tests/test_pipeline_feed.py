@@ -41,6 +41,22 @@ def test_files_landed_without_the_pipeline_are_processed_from_the_log(
     assert len(_events(env, "file_processed")) == 3
 
 
+def test_a_file_deleted_from_the_library_leaves_the_index_at_the_next_start(
+    tmp_path: Path, sshd: SshServer
+) -> None:
+    """Processed images; one is deleted from the library by hand; the next run's start-up audit drops its
+    record and search entry, the others stay."""
+    env = make_env(tmp_path, sshd, settle="0s")
+    env.config_path.write_text(env.config_path.read_text().replace("enabled = false", "enabled = true"))
+    forge_images(env, 2, seed=5)
+    assert once(env) == 0
+    [(gone,), (kept,)] = env.rows("SELECT local_path FROM files ORDER BY local_path")
+    assert len(env.rows("SELECT path FROM media")) == 2
+    (env.library / gone).unlink()
+    assert once(env) == 0
+    assert env.rows("SELECT path FROM media") == [(kept,)]
+
+
 def forge_images(env: Env, count: int, *, seed: int) -> None:
     """`count` small Forge PNGs with A1111 parameters on the remote, old enough to be taken at once."""
     rng = random.Random(seed)

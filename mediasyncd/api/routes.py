@@ -305,7 +305,13 @@ ROUTES: tuple[Route, ...] = (
             400: BAD[1],
         },
         [
-            Param("q", "query", {"type": "string"}, "words to find in prompts, models, generators, paths"),
+            Param(
+                "q",
+                "query",
+                {"type": "string"},
+                'the search language of `mediasyncd search`: words, "phrases", -negation, OR, and filters'
+                " such as model:juggernaut lora:detail seed:1234 steps:>30 generator:comfyui after:2026-11-01",
+            ),
             Param("remote", "query", {"type": "string"}),
             Param("generator", "query", {"type": "string"}),
             Param("model", "query", {"type": "string"}),

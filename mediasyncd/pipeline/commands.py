@@ -21,6 +21,7 @@ from mediasyncd.pipeline.runner import Pipeline
 from mediasyncd.pipeline.stages import names
 from mediasyncd.pipeline.video_tags import ffprobe_for
 from mediasyncd.state.catalog import Catalog
+from mediasyncd.state.query import parse_query
 
 _LABELS = (
     ("generator", "Generator"),
@@ -32,6 +33,7 @@ _LABELS = (
     ("steps", "Steps"),
     ("cfg", "CFG"),
     ("seed", "Seed"),
+    ("denoise", "Denoise"),
 )
 
 
@@ -60,6 +62,7 @@ def _describe(doc: dict[str, Any], summary: str) -> str:
     if doc["generator"] is None and doc["prompt"] is None:
         if doc["width"]:
             lines.append(f"  Size: {doc['width']}x{doc['height']}")
+        lines += _c2pa_lines(doc["c2pa"])
         return "\n".join(lines)
     if doc["prompt"] is not None:
         lines.append("  Prompt: " + _indent(doc["prompt"]))
@@ -68,13 +71,36 @@ def _describe(doc: dict[str, Any], summary: str) -> str:
     lines += [f"  {label}: {doc[key]}" for key, label in _LABELS if doc[key] is not None]
     if doc["width"]:
         lines.append(f"  Size: {doc['width']}x{doc['height']}")
+    if doc["pixel_width"] and (doc["pixel_width"], doc["pixel_height"]) != (doc["width"], doc["height"]):
+        lines.append(f"  Pixel size: {doc['pixel_width']}x{doc['pixel_height']}")
     if doc["hires"]:
-        lines.append("  Hires: " + ", ".join(f"{k}={v}" for k, v in doc["hires"].items()))
+        shown = {k: v for k, v in doc["hires"].items() if k not in ("scale", "denoise")}  # aliases
+        lines.append("  Hires: " + ", ".join(f"{k}={v}" for k, v in shown.items()))
     for lora in doc["loras"]:
         weight = "" if lora["weight"] is None else f" ({lora['weight']:g})"
         lines.append(f"  LoRA: {lora['name']}{weight}")
+    for character in doc["characters"]:
+        lines.append("  Character: " + _indent(character["prompt"] or ""))
+        if character["negative_prompt"]:
+            lines.append("    Negative: " + _indent(character["negative_prompt"]))
+    for resource in doc["resources"]:
+        lines.append(
+            f"  Resource: {resource['type']} {resource['name'] or ''} {resource['air'] or ''}".rstrip()
+        )
+    lines += _c2pa_lines(doc["c2pa"])
     lines.append("  Sources: " + ", ".join(doc["raw"]))
     return "\n".join(lines)
+
+
+def _c2pa_lines(c2pa: dict[str, Any] | None) -> list[str]:
+    if not c2pa:
+        return []
+    parts = [
+        c2pa.get("claim_generator") or "unknown generator",
+        c2pa.get("digital_source_type"),
+        c2pa.get("error"),
+    ]
+    return ["  C2PA: " + ", ".join(str(part) for part in parts if part)]
 
 
 def _indent(text: str) -> str:
@@ -94,6 +120,8 @@ def search_main(db_path: Path, query: str, as_json: bool, limit: int) -> int:
     except MediasyncError as error:
         print(f"mediasyncd search: {error}", file=sys.stderr)
         return 2
+    for note in parse_query(query).notes:
+        print(f"mediasyncd search: {note}; searched as a word", file=sys.stderr)
     try:
         hits = catalog.search(query, max(1, limit))
     except MediasyncError as error:

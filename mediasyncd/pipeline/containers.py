@@ -16,8 +16,18 @@ from typing import BinaryIO
 
 from PIL import Image, UnidentifiedImageError
 
+from mediasyncd.pipeline.c2pa import MAX_STORE_BYTES, jpeg_store
+from mediasyncd.pipeline.stealth import StealthError, read_stealth
+
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MAX_TEXT_BYTES = 16 * 1024 * 1024  # per text chunk, after decompression; larger ones are dropped
+# Text keys that hold generation metadata; a PNG with none of them may carry it in stealth pnginfo.
+GENERATION_KEYS = frozenset(
+    {
+        "parameters", "prompt", "workflow", "Comment", "invokeai_metadata", "sd-metadata",
+        "generation_data", "parameters-json", "use_stable_diffusion_model", "Stable Diffusion model",
+    }
+)  # fmt: skip
 VIDEO_SUFFIXES = frozenset({".mp4", ".webm", ".mkv", ".mov", ".m4v", ".avi"})
 
 _EXIF_IFD = 0x8769
@@ -26,6 +36,21 @@ _IMAGE_DESCRIPTION = 0x010E
 _MAKE = 0x010F
 _MODEL = 0x0110
 _SOFTWARE = 0x0131
+
+
+# What Pillow's lazy readers raise on hostile bytes besides OSError (found by tests/pipeline/test_fuzz.py).
+_PILLOW_FAILURES = (
+    SyntaxError,
+    ValueError,
+    struct.error,
+    EOFError,
+    IndexError,
+    KeyError,
+    TypeError,
+    ZeroDivisionError,
+    OverflowError,
+    RecursionError,
+)
 
 
 class ContainerError(Exception):
@@ -42,13 +67,18 @@ class Embedded:
     texts: dict[str, str] = field(default_factory=dict)
     dropped: list[str] = field(default_factory=list)
     error: str | None = None
+    alpha: bool = False  # a PNG with an alpha channel (where stealth pnginfo may hide)
+    c2pa: bytes | None = None  # a C2PA manifest store (JUMBF), not yet interpreted
+    file_stat: tuple[int, int] | None = None  # size and mtime (ns) of the file read
 
 
 def read_embedded(path: Path) -> Embedded:
     """Everything embedded in `path`; a damaged file yields what could be read plus `error`."""
     found = Embedded()
     try:
-        size = path.stat().st_size
+        stat = path.stat()
+        size = stat.st_size
+        found.file_stat = (size, stat.st_mtime_ns)
         if size == 0:
             raise ContainerError("empty file (0 bytes)")
         with path.open("rb") as stream:
@@ -65,6 +95,8 @@ def read_embedded(path: Path) -> Embedded:
                 found.format = "VIDEO"
             else:
                 _read_with_pillow(stream, found)
+        if found.format == "PNG" and found.alpha and not GENERATION_KEYS & found.texts.keys():
+            _read_stealth(path, found)
     except ContainerError as error:
         found.error = str(error)
     except OSError as error:
@@ -92,6 +124,7 @@ def _read_png(stream: BinaryIO, size: int, found: Embedded) -> None:
             if length < 8:
                 raise ContainerError("corrupt PNG: IHDR chunk too short")
             found.width, found.height = struct.unpack(">II", data[:8])
+            found.alpha = len(data) > 9 and data[9] in (4, 6)  # greyscale + alpha, RGBA
             stream.seek(4, 1)
         elif kind in (b"tEXt", b"zTXt", b"iTXt"):
             if length > MAX_TEXT_BYTES:
@@ -106,6 +139,9 @@ def _read_png(stream: BinaryIO, size: int, found: Embedded) -> None:
                     found.dropped.append(f"{name} chunk at byte {offset} has a bad CRC")
                 else:
                     _take_text(kind, data, offset, found)
+        elif kind == b"caBX" and length <= MAX_STORE_BYTES:
+            found.c2pa = stream.read(length)
+            stream.seek(4, 1)
         elif kind == b"IEND":
             seen_iend = True
             break
@@ -116,6 +152,23 @@ def _read_png(stream: BinaryIO, size: int, found: Embedded) -> None:
         raise ContainerError("corrupt PNG: no IHDR chunk")
     if not seen_iend:
         raise ContainerError("truncated PNG: no IEND chunk")
+
+
+def _read_stealth(path: Path, found: Embedded) -> None:
+    """Metadata a site's stripping left in the alpha channel's low bits, under its signature's key."""
+    try:
+        hidden = read_stealth(path)
+    except StealthError as error:
+        found.dropped.append(str(error))
+        return
+    except Image.DecompressionBombError:
+        return
+    except (OSError, *_PILLOW_FAILURES) as error:  # the pixels are damaged: the thumbnail stage says so
+        found.dropped.append(f"alpha channel unreadable: {type(error).__name__}: {error}")
+        return
+    if hidden is not None:
+        signature, text = hidden
+        found.texts[signature] = text
 
 
 def _take_text(kind: bytes, data: bytes, offset: int, found: Embedded) -> None:
@@ -164,6 +217,7 @@ def _read_with_pillow(stream: BinaryIO, found: Embedded) -> None:
             found.format = image.format
             found.width, found.height = image.size
             _read_exif(image, found)
+            _read_c2pa(image, stream, found)
             xmp = image.info.get("xmp")
             if isinstance(xmp, bytes | str) and xmp:
                 found.texts["XMP"] = xmp.decode("utf-8", errors="replace") if isinstance(xmp, bytes) else xmp
@@ -172,8 +226,10 @@ def _read_with_pillow(stream: BinaryIO, found: Embedded) -> None:
                 found.texts["Comment"] = _decode_legacy(comment)
     except UnidentifiedImageError as error:
         raise ContainerError("not a recognized image or video format") from error
-    except (SyntaxError, ValueError, struct.error, EOFError) as error:
-        raise ContainerError(f"corrupt image: {error}") from error
+    except Image.DecompressionBombError as error:
+        raise ContainerError(f"image too large to read safely: {error}") from error
+    except _PILLOW_FAILURES as error:
+        raise ContainerError(f"corrupt image: {type(error).__name__}: {error}") from error
 
 
 def _read_exif(image: Image.Image, found: Embedded) -> None:
@@ -186,11 +242,34 @@ def _read_exif(image: Image.Image, found: Embedded) -> None:
     software = exif.get(_SOFTWARE)
     if isinstance(software, str) and software.strip():
         found.texts["Software"] = software
-    comment = exif.get_ifd(_EXIF_IFD).get(_USER_COMMENT)
+    # UserComment belongs in the Exif IFD; Save Image Extended puts it in IFD0 (as ASCII).
+    comment = exif.get_ifd(_EXIF_IFD).get(_USER_COMMENT) or exif.get(_USER_COMMENT)
     if isinstance(comment, bytes | str):
         text = decode_user_comment(comment)
         if text:
             found.texts["UserComment"] = text
+
+
+def _read_c2pa(image: Image.Image, stream: BinaryIO, found: Embedded) -> None:
+    """A C2PA store: JPEG APP11 JUMBF segments, or a WebP RIFF `C2PA` chunk."""
+    applist = getattr(image, "applist", None)
+    if isinstance(applist, list):
+        found.c2pa = jpeg_store([data for marker, data in applist if marker == "APP11"])
+    elif image.format == "WEBP":
+        found.c2pa = _riff_chunk(stream, b"C2PA")
+
+
+def _riff_chunk(stream: BinaryIO, wanted: bytes) -> bytes | None:
+    stream.seek(12)
+    for _ in range(1000):
+        header = stream.read(8)
+        if len(header) < 8:
+            return None
+        kind, length = header[:4], struct.unpack("<I", header[4:])[0]
+        if kind == wanted:
+            return stream.read(length) if length <= MAX_STORE_BYTES else None
+        stream.seek(length + (length & 1), 1)
+    return None
 
 
 def _is_comfy_tag(value: object) -> bool:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from mediasyncd.pipeline.c2pa import summarize
 from mediasyncd.pipeline.containers import read_embedded
 from mediasyncd.pipeline.formats import parse_texts
 from mediasyncd.pipeline.record import GenerationRecord
@@ -19,12 +20,22 @@ class Extraction:
     error: str | None = None
     format: str | None = None
     notes: tuple[str, ...] = ()
+    file_stat: tuple[int, int] | None = None  # size and mtime (ns) of the file when it was read
 
     @property
     def summary(self) -> str:
         if self.error:
             return self.error
         return f"{self.record.generator} metadata" if self.record.has_metadata else "no metadata"
+
+
+def read_texts(texts: dict[str, str]) -> tuple[GenerationRecord, str | None]:
+    """The record of a file's texts, and why they could not be read (the record then holds `raw` only)."""
+    try:
+        return parse_texts(texts), None
+    except (ValueError, TypeError, KeyError, AttributeError, IndexError, RecursionError) as failure:
+        # Hostile metadata must not stop the pipeline: keep the sources, name the failure.
+        return GenerationRecord(raw=dict(texts)), f"unreadable metadata: {type(failure).__name__}: {failure}"
 
 
 def extract(path: Path, ffprobe: str | None = None, timeout: float = 30.0) -> Extraction:
@@ -37,11 +48,9 @@ def extract(path: Path, ffprobe: str | None = None, timeout: float = 30.0) -> Ex
         embedded.error = tags.error
         if tags.note:
             embedded.dropped.append(tags.note)
-    try:
-        record = parse_texts(embedded.texts)
-    except (ValueError, TypeError, KeyError, AttributeError, IndexError, RecursionError) as error:
-        # Hostile metadata must not stop the pipeline: keep the sources, name the failure.
-        record = GenerationRecord(raw=dict(embedded.texts))
-        return Extraction(record, f"unreadable metadata: {type(error).__name__}: {error}", embedded.format)
+    record, failure = read_texts(embedded.texts)
+    error = failure or embedded.error
     record = record.with_pixel_size(embedded.width, embedded.height)
-    return Extraction(record, embedded.error, embedded.format, tuple(embedded.dropped))
+    if embedded.c2pa:
+        record = replace(record, c2pa=summarize(embedded.c2pa))
+    return Extraction(record, error, embedded.format, tuple(embedded.dropped), embedded.file_stat)

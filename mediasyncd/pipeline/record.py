@@ -21,10 +21,16 @@ JSON_KEYS = (
     "steps",
     "cfg",
     "seed",
+    "denoise",
     "width",
     "height",
+    "pixel_width",
+    "pixel_height",
     "hires",
     "loras",
+    "characters",
+    "resources",
+    "c2pa",
     "raw",
 )
 
@@ -52,6 +58,85 @@ class Lora:
     weight: float | None = None
 
 
+_AIR = re.compile(
+    r"urn:air:(?P<ecosystem>[\w.-]+):(?P<type>[\w.-]+):(?P<source>[\w.-]+):(?P<id>[^@:\s]+)(?:@(?P<version>[^.\s]+))?"
+)
+
+
+@dataclass(frozen=True)
+class Resource:
+    """A model a site names by id (Civitai resources): its type, name, version, weight and AIR
+    (`urn:air:sdxl:lora:civitai:328553@368189`; ecosystem, type, source, model id @ version id)."""
+
+    type: str | None = None
+    name: str | None = None
+    version: str | None = None
+    weight: float | None = None
+    air: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "type": self.type,
+            "name": self.name,
+            "version": self.version,
+            "weight": self.weight,
+            "air": self.air,
+        }
+
+    @classmethod
+    def from_json(cls, data: object) -> Resource | None:
+        if not isinstance(data, dict):
+            return None
+        return cls(
+            as_text(data.get("type")),
+            as_text(data.get("name")),
+            as_text(data.get("version")),
+            as_float(data.get("weight")),
+            as_text(data.get("air")),
+        )
+
+    @classmethod
+    def from_civitai(cls, item: dict[str, Any]) -> Resource:
+        """One entry of Civitai's resource JSON (`modelName`, `modelVersionName`, `weight`/`strength`, `air`)."""
+        air = as_text(item.get("air"))
+        match = _AIR.match(air or "")
+        kind = as_text(item.get("type")) or (match.group("type") if match else None)
+        weight = item.get("weight", item.get("strength"))
+        return cls(
+            kind.lower() if kind else None,
+            as_text(item.get("modelName")) or as_text(item.get("name")),
+            as_text(item.get("modelVersionName")) or as_text(item.get("versionName")),
+            as_float(weight),
+            match.group(0) if match else air,
+        )
+
+
+@dataclass(frozen=True)
+class Character:
+    """One of NovelAI v4's per-character prompts, with its negative and where it is placed (x, y in 0..1)."""
+
+    prompt: str | None
+    negative_prompt: str | None = None
+    center: tuple[float, float] | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        center = None if self.center is None else {"x": self.center[0], "y": self.center[1]}
+        return {"prompt": self.prompt, "negative_prompt": self.negative_prompt, "center": center}
+
+    @classmethod
+    def from_json(cls, data: object) -> Character | None:
+        if not isinstance(data, dict):
+            return None
+        center = data.get("center")
+        x, y = (center.get("x"), center.get("y")) if isinstance(center, dict) else (None, None)
+        fx, fy = as_float(x), as_float(y)
+        return cls(
+            as_text(data.get("prompt")),
+            as_text(data.get("negative_prompt")),
+            None if fx is None or fy is None else (fx, fy),
+        )
+
+
 @dataclass(frozen=True)
 class GenerationRecord:
     """What made an image, normalized across tools; `raw` keeps every source text verbatim."""
@@ -67,10 +152,16 @@ class GenerationRecord:
     steps: int | None = None
     cfg: float | None = None
     seed: int | None = None
-    width: int | None = None
+    denoise: float | None = None  # the (first) pass's denoising strength: img2img, a sampler's denoise
+    width: int | None = None  # the generation size, where the metadata says it; else the pixel size
     height: int | None = None
+    pixel_width: int | None = None  # the file's pixel size (differs after a hires fix or an upscale)
+    pixel_height: int | None = None
     hires: dict[str, Any] | None = None
     loras: tuple[Lora, ...] = ()
+    characters: tuple[Character, ...] = ()
+    resources: tuple[Resource, ...] = ()
+    c2pa: dict[str, Any] | None = None  # a C2PA manifest's claim generator and digital source type
     raw: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -78,8 +169,14 @@ class GenerationRecord:
         return self.generator is not None or self.prompt is not None
 
     def with_pixel_size(self, width: int | None, height: int | None) -> GenerationRecord:
-        """Fall back to the pixel size where the metadata names no generation size."""
-        return replace(self, width=self.width or width, height=self.height or height)
+        """Record the pixel size, and fall back to it where the metadata names no generation size."""
+        return replace(
+            self,
+            width=self.width or width,
+            height=self.height or height,
+            pixel_width=width,
+            pixel_height=height,
+        )
 
     def as_json(self, path: str, error: str | None = None) -> dict[str, Any]:
         values: dict[str, Any] = {item.name: getattr(self, item.name) for item in fields(self)}
@@ -87,6 +184,10 @@ class GenerationRecord:
             path=path,
             error=error,
             loras=[{"name": lora.name, "weight": lora.weight} for lora in self.loras],
+            characters=[character.as_json() for character in self.characters],
+            resources=[resource.as_json() for resource in self.resources],
+            hires=_hires_json(self.hires),
+            c2pa=dict(self.c2pa) if self.c2pa is not None else None,
             raw=dict(self.raw),
         )
         return {key: values[key] for key in JSON_KEYS}
@@ -96,6 +197,15 @@ class GenerationRecord:
         loras = tuple(
             Lora(str(item["name"]), as_float(item.get("weight"))) for item in data.get("loras") or []
         )
+        characters = tuple(
+            found for item in data.get("characters") or [] if (found := Character.from_json(item)) is not None
+        )
+        resources = tuple(
+            resource
+            for item in data.get("resources") or []
+            if (resource := Resource.from_json(item)) is not None
+        )
+        c2pa = data.get("c2pa")
         return cls(
             generator=data.get("generator"),
             generator_version=data.get("generator_version"),
@@ -108,12 +218,33 @@ class GenerationRecord:
             steps=as_int(data.get("steps")),
             cfg=as_float(data.get("cfg")),
             seed=as_int(data.get("seed")),
+            denoise=as_float(data.get("denoise")),
             width=as_int(data.get("width")),
             height=as_int(data.get("height")),
-            hires=data.get("hires"),
+            pixel_width=as_int(data.get("pixel_width")),
+            pixel_height=as_int(data.get("pixel_height")),
+            hires=_hires_from_json(data.get("hires")),
             loras=loras,
+            characters=characters,
+            resources=resources,
+            c2pa=c2pa if isinstance(c2pa, dict) else None,
             raw={str(k): str(v) for k, v in (data.get("raw") or {}).items()},
         )
+
+
+def _hires_json(hires: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The hires pass, with `scale` and `denoise` beside the older `upscale` and `denoising_strength`."""
+    if hires is None:
+        return None
+    aliases = {"scale": hires.get("upscale"), "denoise": hires.get("denoising_strength")}
+    return hires | {key: value for key, value in aliases.items() if value is not None and key not in hires}
+
+
+def _hires_from_json(hires: object) -> dict[str, Any] | None:
+    if not isinstance(hires, dict):
+        return None
+    aliases = {"scale": "upscale", "denoise": "denoising_strength"}
+    return {k: v for k, v in hires.items() if not (k in aliases and aliases[k] in hires)}
 
 
 def as_int(value: object) -> int | None:

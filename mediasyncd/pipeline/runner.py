@@ -156,7 +156,7 @@ class Pipeline:
         for note in extraction.notes:
             self._log.warning("pipeline.metadata_dropped", path=row.path, remote=row.remote, reason=note)
         document = extraction.record.as_json(row.path, extraction.error)
-        await self._db(Catalog.save_record, row, document, extraction.error)
+        await self._db(Catalog.save_record, row, document, extraction.error, extraction.file_stat)
         job.record = extraction.record
         if extraction.error:
             return StageOutcome("error", extraction.error)

@@ -87,10 +87,10 @@ def texts_from_tags(tags: dict[str, str]) -> dict[str, str]:
         if len(value) <= MAX_TAG_CHARS and key.lower() not in TECHNICAL_TAGS
     }
     lowered = {key.lower(): key for key in texts}
-    for name in COMFY_KEYS:
+    for name in (*COMFY_KEYS, "comment"):  # Matroska spells tags in capitals (COMMENT)
         if name in lowered:
             texts[name] = texts.pop(lowered[name])
-    comment = texts.get(lowered.get("comment", "comment"), "")
+    comment = texts.get("comment", "")
     if comment.lstrip().startswith("{"):
         try:
             document = json.loads(comment)

@@ -53,10 +53,19 @@ def build_xmp(record: GenerationRecord) -> str:
     if keywords:
         props.append(_bag("dc:subject", keywords))
     tool = " ".join(part for part in (record.generator, record.generator_version) if part)
-    props.append(_simple("xmp:CreatorTool", tool or None))
-    props.append(_simple("Iptc4xmpExt:DigitalSourceType", TRAINED_ALGORITHMIC_MEDIA))
+    c2pa = record.c2pa or {}
+    claimed = c2pa.get("claim_generator") if isinstance(c2pa.get("claim_generator"), str) else None
+    props.append(_simple("xmp:CreatorTool", tool or claimed))
+    # IPTC 2025.1: what the C2PA manifest declares wins over our default ("made by a trained model").
+    source_type = c2pa.get("digital_source_type")
+    props.append(
+        _simple(
+            "Iptc4xmpExt:DigitalSourceType",
+            source_type if isinstance(source_type, str) else TRAINED_ALGORITHMIC_MEDIA,
+        )
+    )
     props.append(_simple("Iptc4xmpExt:AIPromptInformation", record.prompt))
-    props.append(_simple("Iptc4xmpExt:AISystemUsed", record.generator))
+    props.append(_simple("Iptc4xmpExt:AISystemUsed", record.generator or claimed))
     props.append(_simple("Iptc4xmpExt:AISystemVersionUsed", record.generator_version))
     settings = {
         "NegativePrompt": record.negative_prompt,
@@ -67,13 +76,23 @@ def build_xmp(record: GenerationRecord) -> str:
         "Steps": record.steps,
         "CFGScale": record.cfg,
         "Seed": record.seed,
+        "Denoise": record.denoise,
         "Width": record.width,
         "Height": record.height,
+        "PixelWidth": record.pixel_width,
+        "PixelHeight": record.pixel_height,
         "Hires": json.dumps(record.hires, ensure_ascii=False, sort_keys=True) if record.hires else None,
+        "C2PAClaimGenerator": claimed,
+        "C2PAManifest": c2pa.get("manifest") if isinstance(c2pa.get("manifest"), str) else None,
     }
     props.extend(_simple(f"mediasyncd:{name}", None if v is None else str(v)) for name, v in settings.items())
     if record.loras:
         props.append(_bag("mediasyncd:Loras", [_lora_text(lora.name, lora.weight) for lora in record.loras]))
+    if record.characters:
+        props.append(_characters(record))
+    airs = [resource.air for resource in record.resources if resource.air]
+    if airs:
+        props.append(_bag("mediasyncd:Resources", airs))
     if record.raw:
         props.append(_raw_sources(record.raw))
     xmlns = " ".join(f'xmlns:{prefix}="{uri}"' for prefix, uri in _NAMESPACES.items())
@@ -108,6 +127,21 @@ def _bag(name: str, values: list[str]) -> str:
     return f"   <{name}><rdf:Bag>{items}</rdf:Bag></{name}>"
 
 
+def _characters(record: GenerationRecord) -> str:
+    """NovelAI v4 characters as a Seq of {Prompt, NegativePrompt} structures (their order matters)."""
+    items = "".join(
+        '<rdf:li rdf:parseType="Resource">'
+        + "".join(
+            f"<mediasyncd:{name}>{xml_text(value)}</mediasyncd:{name}>"
+            for name, value in (("Prompt", c.prompt), ("NegativePrompt", c.negative_prompt))
+            if value is not None
+        )
+        + "</rdf:li>"
+        for c in record.characters
+    )
+    return f"   <mediasyncd:Characters><rdf:Seq>{items}</rdf:Seq></mediasyncd:Characters>"
+
+
 def _raw_sources(raw: dict[str, str]) -> str:
     """Raw sources as a Bag of {Key, Value} structures (source keys are not valid XML names)."""
     items = "".join(
@@ -118,6 +152,19 @@ def _raw_sources(raw: dict[str, str]) -> str:
         for key, value in raw.items()
     )
     return f"   <mediasyncd:Raw><rdf:Bag>{items}</rdf:Bag></mediasyncd:Raw>"
+
+
+_RATING = re.compile(r"""xmp:Rating(?:="|'|>)\s*(-?\d+(?:\.\d+)?)""")
+
+
+def keep_rating(document: str, existing: str) -> str:
+    """`document` with the `xmp:Rating` a photo tool (digiKam, darktable, exiftool) set in our sidecar."""
+    found = _RATING.search(existing)
+    if found is None or "<xmp:Rating>" in document:
+        return document
+    rating = f"   <xmp:Rating>{found.group(1)}</xmp:Rating>\n"
+    at = document.index("  </rdf:Description>")
+    return document[:at] + rating + document[at:]
 
 
 def write_sidecar(path: Path, document: str, mode: int = 0o644) -> bool:
@@ -131,10 +178,11 @@ def write_sidecar(path: Path, document: str, mode: int = 0o644) -> bool:
     except FileNotFoundError:
         existing = None
     if existing is not None:
-        if existing == data:
-            return False
         if MEDIASYNCD_NS.encode() not in existing:
             raise ForeignSidecar(f"{path} exists and was not written by mediasyncd; left unchanged")
+        data = keep_rating(document, existing.decode("utf-8", errors="replace")).encode("utf-8")
+        if existing == data:
+            return False
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as stream:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import sqlite3
 import string
 from collections.abc import Iterable, Sequence
@@ -23,10 +22,10 @@ from typing import Any
 from mediasyncd.errors import MediasyncError
 from mediasyncd.state.connection import open_connection
 from mediasyncd.state.lifecycle import LANDED, sql_set
+from mediasyncd.state.query import parse_query, to_sql
 
-# Scripts written without spaces between words (kana, CJK ideographs, hangul, half-width katakana): FTS5's
-# unicode61 tokenizer keeps such a run as one token, so a word inside it is found by substring instead.
-_UNSPACED = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\uff66-\uff9f]")
+_RECORD_COLUMNS = ("generator", "prompt", "negative_prompt", "model", "seed", "steps", "cfg", "sampler",
+                   "scheduler", "loras", "width", "height")  # fmt: skip
 SNIPPET_CONTEXT = 16  # characters shown either side of a substring match
 _ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)  # as SQLite's lower()
 FINISHED = frozenset({"done", "skipped", "error"})
@@ -117,32 +116,62 @@ class Catalog:
 
     # -- records --------------------------------------------------------------------------------------------
 
-    def save_record(self, row: MediaRow, record: dict[str, Any], error: str | None) -> None:
-        """Store the pipeline's record document (with its `generator`, `prompt`, `negative_prompt` and
-        `model` keys, which the search index reads)."""
+    def save_record(
+        self,
+        row: MediaRow,
+        record: dict[str, Any],
+        error: str | None,
+        file_stat: tuple[int, int] | None = None,
+    ) -> None:
+        """Store the pipeline's record document; the search index and filters read its `generator`,
+        `prompt`, `negative_prompt`, `model`, `seed`, `steps`, `cfg`, `sampler`, `scheduler`, `loras`,
+        `width` and `height` keys."""
         document = json.dumps(record, ensure_ascii=False)
+        columns = {name: record.get(name) for name in _RECORD_COLUMNS}
+        columns["seed"] = str(record["seed"]) if isinstance(record.get("seed"), int) else None
+        loras = [str(item.get("name")) for item in record.get("loras") or [] if isinstance(item, dict)]
+        columns["loras"] = "\n".join(loras) or None
+        columns["file_size"], columns["file_mtime_ns"] = file_stat or (None, None)
+        names = ", ".join(columns)
+        marks = ", ".join("?" for _ in columns)
+        updates = ", ".join(f"{name} = excluded.{name}" for name in columns)
         with self.conn:
             self.conn.execute(
-                "INSERT INTO media (path, sha256, remote, rel, generator, prompt, negative_prompt, model,"
-                " record, error, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                f"INSERT INTO media (path, sha256, remote, rel, {names}, record, error, updated_at)"
+                f" VALUES (?, ?, ?, ?, {marks}, ?, ?, ?)"
                 " ON CONFLICT (path) DO UPDATE SET sha256 = excluded.sha256, remote = excluded.remote,"
-                " rel = excluded.rel, generator = excluded.generator, prompt = excluded.prompt,"
-                " negative_prompt = excluded.negative_prompt, model = excluded.model,"
+                f" rel = excluded.rel, {updates},"
                 " record = excluded.record, error = excluded.error, updated_at = excluded.updated_at",
-                (
-                    row.path,
-                    row.sha256,
-                    row.remote,
-                    row.rel,
-                    record.get("generator"),
-                    record.get("prompt"),
-                    record.get("negative_prompt"),
-                    record.get("model"),
-                    document,
-                    error,
-                    _now(),
-                ),
+                (row.path, row.sha256, row.remote, row.rel, *columns.values(), document, error, _now()),
             )
+
+    def set_file_stat(self, path: str, size: int, mtime_ns: int) -> None:
+        """The library file's size and mtime when its record was made (what the audit compares)."""
+        with self.conn:
+            self.conn.execute(
+                "UPDATE media SET file_size = ?, file_mtime_ns = ? WHERE path = ?", (size, mtime_ns, path)
+            )
+
+    def audit_rows(self) -> list[tuple[MediaRow, int | None, int | None]]:
+        """Every known file with the size and mtime (ns) recorded for it."""
+        rows = self.conn.execute(
+            "SELECT path, sha256, remote, rel, file_size, file_mtime_ns FROM media ORDER BY path"
+        ).fetchall()
+        return [(MediaRow(*row[:4]), row[4], row[5]) for row in rows]
+
+    def forget(self, path: str) -> str | None:
+        """Drop `path` from the catalog and the index (its library file is gone); the thumbnail it used,
+        when no other file's record shares it, for the caller to delete."""
+        with self.conn:
+            found = self.conn.execute("SELECT rowid, thumbnail FROM media WHERE path = ?", (path,)).fetchone()
+            if found is None:
+                return None
+            rowid, thumbnail = found
+            self.conn.execute("DELETE FROM media_fts WHERE rowid = ?", (rowid,))
+            self.conn.execute("DELETE FROM media WHERE rowid = ?", (rowid,))
+            self.conn.execute("DELETE FROM pipeline_stages WHERE path = ?", (path,))
+            shared = self.conn.execute("SELECT 1 FROM media WHERE thumbnail = ?", (thumbnail,)).fetchone()
+        return None if thumbnail is None or shared else str(thumbnail)
 
     def load_record(self, path: str, sha256: str) -> dict[str, Any] | None:
         found = self.conn.execute(
@@ -186,47 +215,44 @@ class Catalog:
         return True
 
     def search(self, query: str, limit: int) -> list[SearchHit]:
-        """Best matches first. FTS5 syntax works ("a NEAR b", prompt:cat); anything else is taken as words.
-        A query in a script without spaces between words (Japanese, Chinese, Korean) also finds the files
-        whose prompt, negative prompt, model or path contains each of its words, after the FTS5 hits."""
-        try:
-            hits = self._search(query, limit)
-        except sqlite3.OperationalError as error:
-            if "no such table" in str(error):
-                raise MediasyncError(str(error)) from None
-            words = " ".join('"' + word.replace('"', '""') + '"' for word in query.split())
-            hits = self._search(words, limit) if words else []
-        if _UNSPACED.search(query) and len(hits) < limit:
-            found = {hit.path for hit in hits}
-            more = [hit for hit in self._substring_search(query, limit) if hit.path not in found]
-            hits.extend(more[: limit - len(hits)])
-        return hits
-
-    def _substring_search(self, query: str, limit: int) -> list[SearchHit]:
-        terms = [t.strip('"').translate(_ASCII_LOWER) for t in query.split() if t.strip('"')]
-        if not terms:
+        """Best matches first (BM25) for the search language of `mediasyncd.state.query`: words and
+        phrases, `field:value` filters, `-` negation. Words in scripts without spaces between words
+        (Japanese, Chinese, Korean) are found by substring in the prompt, negative prompt, model and path.
+        Without words, the newest files matching the filters come first."""
+        parsed = parse_query(query)
+        if parsed.empty:
             return []
-        fields = ("prompt", "negative_prompt", "model", "path")
-        one = "(" + " OR ".join(f"instr(lower(coalesce({f}, '')), ?) > 0" for f in fields) + ")"
-        rows = self.conn.execute(
-            "SELECT path, generator, model, thumbnail, prompt, negative_prompt FROM media"
-            f" WHERE {' AND '.join([one] * len(terms))} ORDER BY path LIMIT ?",
-            [t for t in terms for _ in fields] + [limit],
+        sql = to_sql(parsed)
+        ranked = sql.match is not None
+        select = (
+            "SELECT m.path, m.generator, m.model, snippet(media_fts, -1, '[', ']', '…', 16), m.thumbnail,"
+            " m.prompt, m.negative_prompt FROM media_fts JOIN media AS m ON m.rowid = media_fts.rowid"
+            if ranked
+            else "SELECT m.path, m.generator, m.model, NULL, m.thumbnail, m.prompt, m.negative_prompt"
+            " FROM media AS m"
         )
+        where = list(sql.where)
+        params = list(sql.params)
+        if ranked:
+            where[0] = "media_fts MATCH ?"  # the first condition is the ranked MATCH itself
+        order = "bm25(media_fts, 2.0, 10.0, 1.0, 3.0, 2.0), m.path" if ranked else "m.updated_at DESC, m.path"
+        try:
+            rows = self.conn.execute(
+                f"{select} LEFT JOIN files AS f ON f.local_path = m.path AND f.sha256 = m.sha256"
+                f" WHERE {' AND '.join(where) or '1'} ORDER BY {order} LIMIT ?",
+                [*params, limit],
+            ).fetchall()
+        except sqlite3.OperationalError as error:
+            if "no such table" in str(error) or "no such column" in str(error):
+                raise MediasyncError(str(error)) from None
+            raise
+        needle = next((t.text.translate(_ASCII_LOWER) for t in parsed.terms if not t.negated), "")
         return [
-            SearchHit(path, generator, model, _snippet((prompt, negative, model, path), terms[0]), thumbnail)
-            for path, generator, model, thumbnail, prompt, negative in rows.fetchall()
+            SearchHit(
+                path, generator, model, snippet or _snippet((prompt, negative, model, path), needle), thumb
+            )
+            for path, generator, model, snippet, thumb, prompt, negative in rows
         ]
-
-    def _search(self, match: str, limit: int) -> list[SearchHit]:
-        rows = self.conn.execute(
-            "SELECT m.path, m.generator, m.model,"
-            " snippet(media_fts, -1, '[', ']', '…', 16), m.thumbnail"
-            " FROM media_fts JOIN media AS m ON m.rowid = media_fts.rowid"
-            " WHERE media_fts MATCH ? ORDER BY bm25(media_fts, 2.0, 10.0, 1.0, 3.0, 2.0), m.path LIMIT ?",
-            (match, limit),
-        )
-        return [SearchHit(*row) for row in rows.fetchall()]
 
     # -- the library's files, for the control API ------------------------------------------------------------
 
@@ -251,8 +277,9 @@ class Catalog:
             where.append("(COALESCE(f.landed_at, f.first_seen), f.id) < (?, ?)")
             params += [at, file_id]
         if query.q and query.q.split():
-            where.append("m.rowid IN (SELECT rowid FROM media_fts WHERE media_fts MATCH ?)")
-            params.append(_fts_words(query.q))
+            sql = to_sql(parse_query(query.q))
+            where += sql.where
+            params += sql.params
         rows = self.conn.execute(
             f"{_FILE_SELECT} WHERE {' AND '.join(where)}"
             " ORDER BY COALESCE(f.landed_at, f.first_seen) DESC, f.id DESC LIMIT ?",
@@ -334,13 +361,12 @@ def parse_cursor(text: str) -> tuple[float, int]:
     return cursor
 
 
-def _fts_words(query: str) -> str:
-    """A search box's text as FTS5 words, each quoted (no query syntax from the API)."""
-    return " ".join('"' + word.replace('"', '""') + '"' for word in query.split())
-
-
 def _snippet(texts: Sequence[str | None], term: str) -> str:
-    """The first text containing `term` (case-insensitively), cut around it, the match in brackets."""
+    """The first text containing `term` (case-insensitively), cut around it, the match in brackets; the
+    start of the first text when there is no term."""
+    if not term:
+        first = next((text for text in texts if text), "")
+        return first[: 2 * SNIPPET_CONTEXT] + ("…" if len(first) > 2 * SNIPPET_CONTEXT else "")
     for text in texts:
         at = (text or "").translate(_ASCII_LOWER).find(term)
         if text and at >= 0:

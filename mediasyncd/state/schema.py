@@ -198,4 +198,31 @@ CREATE VIRTUAL TABLE IF NOT EXISTS media_fts USING fts5(
     );
     CREATE INDEX file_stages_state ON file_stages(stage, state);
     """,
+    # 9 (issue 19, "search filters"): what `mediasyncd search` and GET /api/v1/files?q= filter on, as
+    # columns of `media`, filled from the records already stored. The seed is TEXT (seeds reach 2**64);
+    # `loras` holds the LoRA names one per line. `file_size`/`file_mtime_ns` are the library file's when
+    # it was processed, so the start-up audit sees files replaced or deleted outside mediasyncd.
+    """
+    ALTER TABLE media ADD COLUMN file_size INTEGER;
+    ALTER TABLE media ADD COLUMN file_mtime_ns INTEGER;
+    ALTER TABLE media ADD COLUMN seed TEXT;
+    ALTER TABLE media ADD COLUMN steps INTEGER;
+    ALTER TABLE media ADD COLUMN cfg REAL;
+    ALTER TABLE media ADD COLUMN sampler TEXT;
+    ALTER TABLE media ADD COLUMN scheduler TEXT;
+    ALTER TABLE media ADD COLUMN loras TEXT;
+    ALTER TABLE media ADD COLUMN width INTEGER;
+    ALTER TABLE media ADD COLUMN height INTEGER;
+    UPDATE media SET
+        seed = CAST(json_extract(record, '$.seed') AS TEXT),
+        steps = json_extract(record, '$.steps'),
+        cfg = json_extract(record, '$.cfg'),
+        sampler = json_extract(record, '$.sampler'),
+        scheduler = json_extract(record, '$.scheduler'),
+        loras = (SELECT group_concat(json_extract(value, '$.name'), char(10))
+                 FROM json_each(media.record, '$.loras')),
+        width = json_extract(record, '$.width'),
+        height = json_extract(record, '$.height')
+    WHERE json_valid(record) AND json_type(record) = 'object';
+    """,
 )

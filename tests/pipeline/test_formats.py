@@ -38,6 +38,8 @@ def test_forge_hires_settings_are_grouped(tmp_path: Path) -> None:
         "upscaler": "4x-UltraSharp",
         "steps": 12,
         "denoising_strength": 0.35,
+        "scale": 1.5,
+        "denoise": 0.35,
     }
 
 
@@ -108,6 +110,8 @@ def test_comfyui_second_pass_is_reported_as_hires(tmp_path: Path) -> None:
         "upscaler": "nearest-exact",
         "steps": 15,
         "denoising_strength": 0.45,
+        "scale": 1.5,
+        "denoise": 0.45,
     }
 
 

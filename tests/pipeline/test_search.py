@@ -75,7 +75,8 @@ async def test_words_inside_japanese_and_chinese_prompts_are_found(
     await pipeline.process(cat, sha256_of(cat), remote="forge1", rel="cat.png")
     catalog = Catalog.read_only(db_path)
 
-    assert catalog._search('"灯台"', 10) == []  # what FTS5 alone finds
+    fts_only = catalog.conn.execute("SELECT rowid FROM media_fts WHERE media_fts MATCH ?", ('"灯台"',))
+    assert fts_only.fetchall() == []  # what FTS5 alone finds
     hits = catalog.search("灯台", 10)
     assert [hit.path for hit in hits] == ["forge1/jp.png"]
     assert hits[0].snippet == "夕暮れの[灯台]と海、傑作"
@@ -84,3 +85,95 @@ async def test_words_inside_japanese_and_chinese_prompts_are_found(
     assert [hit.path for hit in catalog.search("模型", 10)] == ["forge1/jp.png"]
     assert catalog.search("灯台 山", 10) == []
     assert [hit.path for hit in catalog.search("cat", 10)] == ["forge1/cat.png"]
+
+
+def paths(catalog: Catalog, query: str) -> list[str]:
+    return sorted(hit.path for hit in catalog.search(query, 10))
+
+
+def test_field_filters_narrow_the_hits(indexed: Catalog) -> None:
+    """model:, lora:, seed:, steps:, generator: and remote: filter on what the records say."""
+    assert paths(indexed, "model:juggernaut") == ["forge1/cat.png", "forge1/tiger.png"]
+    assert paths(indexed, "model:juggernaut lora:detail") == ["forge1/cat.png"]
+    assert paths(indexed, "seed:987654321") == ["forge1/lighthouse.png"]
+    assert paths(indexed, "steps:>=28 generator:comfyui") == ["forge1/lighthouse.png"]
+    assert paths(indexed, "remote:forge1 generator:SwarmUI") == ["forge1/fox.png"]
+    assert paths(indexed, "remote:elsewhere") == []
+
+
+def test_words_filters_and_negation_combine(indexed: Catalog) -> None:
+    """Words rank, filters narrow, `-` excludes words and filters alike."""
+    assert paths(indexed, "forge1 -generator:comfyui -lora:fox") == ["forge1/cat.png", "forge1/tiger.png"]
+    assert paths(indexed, "forge1 -cat -fox -tiger") == ["forge1/lighthouse.png"]
+    assert paths(indexed, '"lighthouse at dusk"') == ["forge1/lighthouse.png"]
+    assert paths(indexed, '"dusk at lighthouse"') == []
+    assert paths(indexed, "lighthouse OR fox") == ["forge1/fox.png", "forge1/lighthouse.png"]
+
+
+def test_dates_filter_on_when_the_file_landed(indexed: Catalog) -> None:
+    """after:/before: compare with the landing (here: recording) time."""
+    assert len(paths(indexed, "after:2000-01-01")) == 4
+    assert paths(indexed, "before:2000-01-01") == []
+
+
+def test_filters_alone_list_the_newest_first_with_a_prompt_snippet(indexed: Catalog) -> None:
+    """No words: hits in recording order, newest first, each with the start of its prompt."""
+    hits = indexed.search("remote:forge1", 10)
+    assert hits[0].path == "forge1/cat.png"
+    assert hits[0].snippet.startswith('masterpiece, a "quoted" cat')
+
+
+async def test_search_filters_migration_backfills_existing_records(library: Path, db_path: Path) -> None:
+    """The "search filters" migration fills seed, steps, LoRAs… from records stored before it."""
+    import contextlib
+    import json
+    import sqlite3
+
+    from mediasyncd.state.connection import migrate, open_connection
+    from mediasyncd.state.schema import MIGRATIONS
+
+    db_path.parent.mkdir()
+    record = {"seed": 18446744073709551615, "steps": 30, "cfg": 5.5, "loras": [{"name": "a"}, {"name": "b"}]}
+    with contextlib.closing(sqlite3.connect(db_path, isolation_level=None)) as conn:
+        for number, script in enumerate(MIGRATIONS[:6], start=1):
+            conn.executescript(f"BEGIN;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;")
+        conn.execute(
+            "INSERT INTO media (path, sha256, record, updated_at) VALUES ('x.png', 'ab', ?, 'then')",
+            (json.dumps(record),),
+        )
+    conn = open_connection(db_path)
+    try:
+        migrate(conn)
+        row = conn.execute("SELECT seed, steps, cfg, loras FROM media").fetchone()
+    finally:
+        conn.close()
+    assert row[1:] == (30, 5.5, "a\nb")
+    assert row[0] is not None
+
+
+def test_the_files_api_query_takes_the_same_language(indexed: Catalog, db_path: Path) -> None:
+    """`Catalog.files(q=…)` (GET /api/v1/files?q=) applies words, filters and negation like search."""
+    import contextlib
+    import sqlite3
+
+    from mediasyncd.state.catalog import FileQuery
+
+    with contextlib.closing(sqlite3.connect(db_path)) as conn, conn:
+        media = conn.execute("SELECT path, sha256 FROM media ORDER BY path").fetchall()
+        for number, (path, sha) in enumerate(media):
+            conn.execute(
+                "INSERT INTO files (remote, root, rel, size, mtime, state, first_seen, sha256, local_path,"
+                " landed_at) VALUES ('forge1', '/out', ?, 1, 0, 'processed', 0, ?, ?, ?)",
+                (path.split("/", 1)[1], sha, path, 1_800_000_000 + number),
+            )
+
+    def found(q: str) -> list[str]:
+        return sorted(row["library_path"] for row in indexed.files(FileQuery(q=q))[0])
+
+    assert found("model:juggernaut -lora:detail") == ["forge1/tiger.png"]
+    assert found("lighthouse steps:>20") == ["forge1/lighthouse.png"]
+    assert found("after:2027-01-15T08:00:01") == [
+        "forge1/fox.png",
+        "forge1/lighthouse.png",
+        "forge1/tiger.png",
+    ]

@@ -5,8 +5,10 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
+from mediasyncd.config import MEDIA_GLOBS
 from mediasyncd.pipeline.thumbs import make_thumbnail, thumb_relpath
 from tests.pipeline import samples
 
@@ -100,3 +102,31 @@ def test_truncated_image_is_an_error(tmp_path: Path) -> None:
     source.write_bytes(source.read_bytes()[:200])
     outcome = thumb(source, tmp_path)
     assert outcome.status == "error" and not (tmp_path / ".mediasyncd").exists()
+
+
+def _made(path: Path) -> Path:
+    """A 160x90 file of `path`'s format: stills by Pillow, videos by the real ffmpeg."""
+    if path.suffix in (".mp4", ".webm", ".mov"):
+        codec = {".mp4": "libx264", ".webm": "libvpx-vp9", ".mov": "mpeg4"}[path.suffix]
+        command = ["ffmpeg", "-v", "error", "-nostdin", "-y", "-f", "lavfi", "-i"]
+        command += [
+            "testsrc=size=160x90:rate=5:duration=0.4",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:v",
+            codec,
+            str(path),
+        ]
+        subprocess.run(command, check=True, capture_output=True)
+    else:
+        samples.solid((160, 90)).save(path)
+    return path
+
+
+@pytest.mark.parametrize("glob", MEDIA_GLOBS)
+def test_every_format_of_the_default_include_list_gets_a_thumbnail(tmp_path: Path, glob: str) -> None:
+    """png, jpg, jpeg, webp, gif, avif, mp4, webm and mov: a 64x36 WebP thumbnail each."""
+    outcome = thumb(_made(tmp_path / ("clip" + glob.removeprefix("*"))), tmp_path)
+    assert outcome.status == "done", outcome.detail
+    with Image.open(tmp_path / str(outcome.output)) as image:
+        assert image.size == (64, 36)

@@ -97,3 +97,44 @@ async def test_a_landed_video_is_searchable_by_its_prompt(
     result = await pipeline.process(path, sha256_of(path), remote="comfy", rel="clip.mp4")
     assert result.stages["metadata"].detail == "comfyui metadata"
     assert [hit.path for hit in Catalog.read_only(db_path).search("lighthouse", 5)] == ["comfy/clip.mp4"]
+
+
+# AnimateDiff for A1111/Forge, continue-revolution/sd-webui-animatediff `scripts/animatediff_output.py`
+# (commit 0878a2f) `_save`: MP4 through PyAV with `output.metadata["Comment"] = infotext`; WebM through
+# imageio's pyav plugin with `container_metadata["Title"]` and `["Comment"]` = infotext; GIF through
+# Pillow with `comment=infotext`. The ffmpeg CLI's `-metadata Comment=…` fills the same AVDictionary.
+ANIMATEDIFF_INFOTEXT = (
+    "a koi pond, ukiyo-e, <lora:koi:0.7>\nNegative prompt: photo\n"
+    "Steps: 20, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 7, Seed: 1234, Size: 512x512, "
+    'Model: dreamshaper_8, AnimateDiff: "enable: True, model: mm_sd15_v3.safetensors, video_length: 16", '
+    "Version: f2.0.1v1.10.1-previous-633-ge073e4ec"
+)
+
+
+def test_animatediff_mp4_and_webm_comment_tag_is_an_a1111_infotext(tmp_path: Path) -> None:
+    """MP4 (Comment) and WebM (Title + Comment) from AnimateDiff read as Forge records."""
+    mp4 = video(tmp_path / "00001-1234.mp4", "-metadata", f"Comment={ANIMATEDIFF_INFOTEXT}")
+    webm = tmp_path / "00002-1234.webm"
+    command = ["ffmpeg", "-v", "error", "-nostdin", "-y", "-f", "lavfi", "-i", "color=c=blue:s=64x48:d=0.2"]
+    metadata = ["-metadata", f"Title={ANIMATEDIFF_INFOTEXT}", "-metadata", f"Comment={ANIMATEDIFF_INFOTEXT}"]
+    subprocess.run([*command, "-c:v", "libvpx-vp9", *metadata, str(webm)], check=True, capture_output=True)
+    for path in (mp4, webm):
+        record = extract(path, "ffprobe").record
+        assert (record.generator, record.seed, record.steps, record.model) == (
+            "forge",
+            1234,
+            20,
+            "dreamshaper_8",
+        )
+        assert record.prompt == "a koi pond, ukiyo-e, <lora:koi:0.7>" and record.negative_prompt == "photo"
+
+
+def test_animatediff_gif_comment_is_an_a1111_infotext(tmp_path: Path) -> None:
+    """A GIF saved by Pillow with comment=infotext reads as a Forge record."""
+    path = tmp_path / "00003-1234.gif"
+    frames = [samples.solid(color=(i * 40, 10, 10)) for i in range(3)]
+    frames[0].save(
+        path, save_all=True, append_images=frames[1:], duration=125, loop=0, comment=ANIMATEDIFF_INFOTEXT
+    )
+    record = extract(path).record
+    assert (record.generator, record.seed, record.cfg) == ("forge", 1234, 7.0)

@@ -14,18 +14,62 @@ import pytest
 from mediasyncd.pipeline.metadata import extract
 from mediasyncd.pipeline.record import GenerationRecord
 from mediasyncd.pipeline.xmp import ForeignSidecar, build_xmp, sidecar_path, write_sidecar
-from tests.pipeline import samples
+from tests.pipeline import samples, samples_c2pa, samples_civitai, samples_novelai
 
 HOSTILE = (
     "quotes \" ' <tag> & amp; ]]> ctrl\x00\x01\x08\x0b\x1f\x7f nonchar \ufffe emoji 🐱‍👤 CJK 漢字 RTL שלום"
 )
 
 
+# exiftool 13 from npm exiftool-vendored.pl (scripts/setup --dev): Debian 12's 12.57 predates IPTC 2025.1.
+EXIFTOOL = Path(__file__).parents[2] / ".venv/exiftool/node_modules/exiftool-vendored.pl/bin/exiftool"
+
+
 def exiftool(path: Path) -> dict[str, Any]:
+    assert EXIFTOOL.is_file(), f"{EXIFTOOL} is missing: run scripts/setup --dev"
     out = subprocess.run(
-        ["exiftool", "-j", "-struct", "-G1", "-n", str(path)], capture_output=True, check=True
+        ["perl", str(EXIFTOOL), "-j", "-struct", "-G1", "-n", str(path)], capture_output=True, check=True
     )
     return json.loads(out.stdout)[0]  # type: ignore[no-any-return]
+
+
+def test_the_exiftool_used_is_current() -> None:
+    """The XMP tests read back with exiftool 13 or later (the IPTC 2025.1 AI fields)."""
+    version = subprocess.run(["perl", str(EXIFTOOL), "-ver"], capture_output=True, check=True, text=True)
+    assert float(version.stdout) >= 13.0
+
+
+def test_exiftool_reads_back_the_issue_19_fields(tmp_path: Path) -> None:
+    """Denoise, pixel size, NovelAI characters, Civitai AIRs and the C2PA source type come back."""
+    novelai = extract(samples_novelai.novelai_stealth_png(tmp_path / "n.png")).record
+    civitai = extract(samples_civitai.civitai_upscale_jpeg(tmp_path / "c.jpg")).record
+    c2pa = extract(
+        samples_c2pa.png_with_manifest(
+            tmp_path / "g.png",
+            samples_c2pa.store(
+                samples_c2pa.CHATGPT_CLAIM,
+                "http://cv.iptc.org/newscodes/digitalsourcetype/compositeWithTrainedAlgorithmicMedia",
+            ),
+        )
+    ).record
+    for name, record in (("n", novelai), ("c", civitai), ("g", c2pa)):
+        write_sidecar(tmp_path / f"{name}.xmp", build_xmp(record))
+    tags = exiftool(tmp_path / "n.xmp")
+    assert tags["XMP-mediasyncd:Characters"] == [
+        {"Prompt": "girl, red hair, reading", "NegativePrompt": "glasses"},
+        {"Prompt": "girl, black hair, 咖啡"},
+    ]
+    assert (tags["XMP-mediasyncd:PixelWidth"], tags["XMP-mediasyncd:PixelHeight"]) == (96, 80)
+    tags = exiftool(tmp_path / "c.xmp")
+    assert tags["XMP-mediasyncd:Denoise"] == 0.3
+    assert tags["XMP-mediasyncd:Resources"] == [samples_civitai.CHECKPOINT_AIR, samples_civitai.LORA_AIR]
+    tags = exiftool(tmp_path / "g.xmp")
+    assert tags["XMP-iptcExt:DigitalSourceType"].endswith("/compositeWithTrainedAlgorithmicMedia")
+    assert (tags["XMP-iptcExt:AISystemUsed"], tags["XMP-mediasyncd:C2PAClaimGenerator"]) == (
+        "ChatGPT",
+        "ChatGPT",
+    )
+    assert "ExifTool:Warning" not in tags
 
 
 def forge_record(tmp_path: Path) -> GenerationRecord:
@@ -139,3 +183,17 @@ def test_no_temporary_files_are_left(tmp_path: Path) -> None:
     samples.forge_png(tmp_path / "f.png")
     write_sidecar(tmp_path / "f.png.xmp", build_xmp(forge_record(tmp_path)))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f.png", "f.png.xmp"]
+
+
+def test_a_rating_set_by_a_photo_tool_survives_a_rewrite(tmp_path: Path) -> None:
+    """exiftool sets xmp:Rating in our sidecar; reprocessing rewrites the sidecar and keeps the rating."""
+    record = forge_record(tmp_path)
+    path = tmp_path / "f.png.xmp"
+    write_sidecar(path, build_xmp(record))
+    subprocess.run(
+        ["perl", str(EXIFTOOL), "-q", "-overwrite_original", "-XMP-xmp:Rating=4", str(path)], check=True
+    )
+    assert write_sidecar(path, build_xmp(replace(record, seed=7))) is True
+    tags = exiftool(path)
+    assert (tags["XMP-xmp:Rating"], tags["XMP-mediasyncd:Seed"]) == (4, 7)
+    assert write_sidecar(path, build_xmp(replace(record, seed=7))) is False

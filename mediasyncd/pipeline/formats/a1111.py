@@ -19,6 +19,7 @@ from mediasyncd.pipeline.formats.keytable import KeyTable, read_hires
 from mediasyncd.pipeline.record import (
     GenerationRecord,
     Lora,
+    Resource,
     as_float,
     as_text,
     merge_loras,
@@ -38,11 +39,22 @@ _SETTINGS = KeyTable(
         "sampler": "Sampler",
         "scheduler": "Schedule type",
         "steps": "Steps",
-        "cfg": "CFG scale",
+        "cfg": ("CFG scale", "CFG Scale"),  # ComfyUI savers write "CFG Scale"
         "seed": "Seed",
     },
     size="Size",
     split=split_sampler,
+)
+# ComfyUI's scheduler names (comfy/samplers.py SCHEDULER_NAMES), longest first so "sgm_uniform" beats "uniform".
+COMFY_SCHEDULERS = (
+    "linear_quadratic",
+    "ddim_uniform",
+    "sgm_uniform",
+    "exponential",
+    "kl_optimal",
+    "karras",
+    "simple",
+    "beta",
 )
 _HIRES = {
     "upscale": "Hires upscale",
@@ -113,6 +125,10 @@ def identify(settings: dict[str, Any]) -> tuple[str, str | None]:
     version = as_text(settings.get("Version"))
     if "Civitai resources" in settings or "Civitai metadata" in settings:
         return "civitai", version
+    # ComfyUI's A1111-text savers: Comfy Image Saver writes "Version: ComfyUI"; it and Save Image With
+    # Metadata both write "CFG Scale" (A1111 writes "CFG scale").
+    if (version or "").lower() == "comfyui" or "CFG Scale" in settings:
+        return "comfyui", None
     if str(settings.get("App", "")).lower().replace(" ", "") in ("sd.next", "sdnext"):
         return "sdnext", version
     if version is None:
@@ -132,18 +148,36 @@ def identify(settings: dict[str, Any]) -> tuple[str, str | None]:
 def parse_a1111(text: str, raw: dict[str, str]) -> GenerationRecord:
     prompt, negative, settings = split_parameters(text)
     generator, version = identify(settings)
-    civitai_model, civitai_loras = _civitai_resources(settings.get("Civitai resources"))
-    hires = read_hires(settings, _HIRES) if any(key.startswith("Hires") for key in settings) else None
+    civitai_model, civitai_loras, resources = _civitai_resources(settings.get("Civitai resources"))
+    record = _SETTINGS.record(settings, raw)
+    if generator == "comfyui":
+        sampler, scheduler = comfy_sampler(record.sampler)
+        record = replace(record, sampler=sampler, scheduler=record.scheduler or scheduler)
+    has_hires = any(key.startswith("Hires") for key in settings)
+    hires = read_hires(settings, _HIRES) if has_hires else None
     return replace(
-        _SETTINGS.record(settings, raw),
+        record,
         generator=generator,
         generator_version=version,
         prompt=prompt,
         negative_prompt=negative,
         model=model_name(settings.get("Model")) or civitai_model,
         hires=hires,
+        # Without a hires pass, "Denoising strength" is img2img's (with one, it is the hires pass's).
+        denoise=None if has_hires else as_float(settings.get("Denoising strength")),
         loras=merge_loras(prompt_loras(prompt), civitai_loras, _hashed_loras(settings)),
+        resources=resources,
     )
+
+
+def comfy_sampler(sampler: str | None) -> tuple[str | None, str | None]:
+    """ComfyUI savers join sampler and scheduler with "_" (leaving out "normal"): "dpmpp_2m_karras"."""
+    if sampler is None:
+        return None, None
+    for scheduler in COMFY_SCHEDULERS:
+        if sampler.endswith("_" + scheduler) and len(sampler) > len(scheduler) + 1:
+            return sampler[: -len(scheduler) - 1], scheduler
+    return sampler, "normal"
 
 
 def _hashed_loras(settings: dict[str, Any]) -> list[Lora]:
@@ -154,19 +188,21 @@ def _hashed_loras(settings: dict[str, Any]) -> list[Lora]:
     return [Lora(item.split(":", 1)[0].strip()) for item in value.split(",") if ":" in item]
 
 
-def _civitai_resources(value: object) -> tuple[str | None, list[Lora]]:
-    """Civitai's resource list: the checkpoint's name and the LoRAs with their weights."""
+def _civitai_resources(value: object) -> tuple[str | None, list[Lora], tuple[Resource, ...]]:
+    """Civitai's resource list: the checkpoint's name, the LoRAs with their weights, every resource."""
     if not isinstance(value, list):
-        return None, []
+        return None, [], ()
     model: str | None = None
     loras: list[Lora] = []
+    resources: list[Resource] = []
     for item in value:
         if not isinstance(item, dict):
             continue
-        name = as_text(item.get("modelName")) or as_text(item.get("name"))
-        kind = str(item.get("type", "")).lower()
-        if kind == "checkpoint" and model is None:
-            model = model_name(name)
-        elif kind in ("lora", "locon", "lycoris") and name:
-            loras.append(Lora(name, as_float(item.get("weight"))))
-    return model, loras
+        resource = Resource.from_civitai(item)
+        resources.append(resource)
+        name = resource.name or resource.air
+        if resource.type == "checkpoint" and model is None:
+            model = model_name(resource.name) or resource.air
+        elif resource.type in ("lora", "locon", "lycoris", "dora") and name:
+            loras.append(Lora(name, resource.weight))
+    return model, loras, tuple(resources)

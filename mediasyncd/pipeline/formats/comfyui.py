@@ -55,6 +55,7 @@ _SAMPLER = KeyTable(
         "steps": "steps",
         "cfg": ("cfg", "guidance"),
         "seed": ("seed", "noise_seed"),
+        "denoise": "denoise",
     },
 )
 
@@ -254,3 +255,26 @@ class _Walker:
 
 def _numeric(node_id: str) -> tuple[int, str]:
     return (int(node_id), "") if node_id.isdigit() else (1 << 62, node_id)
+
+
+_FILLED = (
+    "prompt",
+    "negative_prompt",
+    "model",
+    "sampler",
+    "scheduler",
+    "steps",
+    "cfg",
+    "denoise",
+    "width",
+    "height",
+    "hires",
+)
+
+
+def fill_from_graph(record: GenerationRecord, graph: GenerationRecord) -> GenerationRecord:
+    """`record` (a saver's text, a site's JSON) with its gaps filled from the graph's record: missing
+    fields, a placeholder seed (-1: "random", which TensorArt writes), LoRAs only the graph names."""
+    filled = {name: getattr(graph, name) for name in _FILLED if getattr(record, name) is None}
+    seed = graph.seed if record.seed is None or record.seed < 0 else record.seed
+    return replace(record, **filled, seed=seed, loras=merge_loras(list(record.loras), list(graph.loras)))

@@ -10,6 +10,7 @@ from dataclasses import replace
 
 from mediasyncd.pipeline.formats.keytable import Json, KeyTable, first_present, read_hires
 from mediasyncd.pipeline.record import (
+    Character,
     GenerationRecord,
     Lora,
     as_float,
@@ -276,11 +277,41 @@ def parse_novelai(texts: dict[str, str], comment: Json, raw: dict[str, str]) -> 
     source = texts.get("Source", "")
     match = re.fullmatch(r"\s*(.*?)\s+([0-9A-Fa-f]{8})\s*", source)
     model, model_hash = (match.group(1), match.group(2)) if match else (as_text(source), None)
-    prompt = as_text(comment.get("prompt")) or as_text(texts.get("Description"))
-    v4 = comment.get("v4_prompt")
-    if prompt is None and isinstance(v4, dict):
-        prompt = as_text(_obj(v4.get("caption")).get("base_caption"))
-    return replace(_NOVELAI.record(comment, raw), prompt=prompt, model=model, model_hash=model_hash)
+    positive = _obj(_obj(comment.get("v4_prompt")).get("caption"))
+    negative = _obj(_obj(comment.get("v4_negative_prompt")).get("caption"))
+    prompt = (
+        as_text(comment.get("prompt"))
+        or as_text(positive.get("base_caption"))
+        or as_text(texts.get("Description"))
+    )
+    record = _NOVELAI.record(comment, raw)
+    return replace(
+        record,
+        prompt=prompt,
+        negative_prompt=record.negative_prompt or as_text(negative.get("base_caption")),
+        model=model,
+        model_hash=model_hash,
+        characters=_novelai_characters(positive, negative),
+    )
+
+
+def _novelai_characters(positive: Json, negative: Json) -> tuple[Character, ...]:
+    """NovelAI v4 `char_captions`: the i-th negative caption belongs to the i-th character."""
+    negatives = as_list(negative.get("char_captions"))
+    found = []
+    for index, item in enumerate(as_list(positive.get("char_captions"))):
+        caption = _obj(item)
+        centers = [_obj(center) for center in as_list(caption.get("centers"))]
+        x, y = (as_float(centers[0].get("x")), as_float(centers[0].get("y"))) if centers else (None, None)
+        own_negative = _obj(negatives[index]).get("char_caption") if index < len(negatives) else None
+        found.append(
+            Character(
+                as_text(caption.get("char_caption")),
+                as_text(own_negative),
+                None if x is None or y is None else (x, y),
+            )
+        )
+    return tuple(found)
 
 
 def is_easy_diffusion(data: Json) -> bool:

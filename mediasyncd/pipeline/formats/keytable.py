@@ -37,6 +37,7 @@ FIELD_CONVERTERS: Mapping[str, Converter] = {
     "steps": as_int,
     "cfg": as_float,
     "seed": as_int,
+    "denoise": as_float,
     "width": as_int,
     "height": as_int,
 }

@@ -1,0 +1,79 @@
+"""ComfyUI custom savers in PNG, JPEG and WebP, graphs wired through primitive nodes, TensorArt's -1 seed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from mediasyncd.pipeline.metadata import extract
+from mediasyncd.pipeline.record import GenerationRecord, Lora
+from tests.pipeline import samples_comfy_savers as savers
+from tests.pipeline.samples_comfy_savers import NEGATIVE, POSITIVE
+
+EXPECTED = {
+    "generator": "comfyui",
+    "prompt": POSITIVE,
+    "negative_prompt": NEGATIVE,
+    "model": "juggernautXL_v9",
+    "sampler": "dpmpp_2m",
+    "scheduler": "karras",
+    "steps": 32,
+    "cfg": 6.0,
+    "seed": 445566778899,
+    "width": 1024,
+    "height": 1024,
+}
+
+
+def fields(record: GenerationRecord) -> dict[str, object]:
+    return {name: getattr(record, name) for name in EXPECTED}
+
+
+SAVERS: list[tuple[str, Callable[[Path, str], Path], str]] = [
+    ("comfy-image-saver", savers.comfy_image_saver, "png"),
+    ("comfy-image-saver", savers.comfy_image_saver, "jpeg"),
+    ("comfy-image-saver", savers.comfy_image_saver, "webp"),
+    ("save-image-with-metadata", savers.save_image_with_metadata, "png"),
+    ("save-image-with-metadata", savers.save_image_with_metadata, "jpeg"),
+    ("save-image-with-metadata", savers.save_image_with_metadata, "webp"),
+    ("save-image-extended", savers.save_image_extended, "png"),
+    ("save-image-extended", savers.save_image_extended, "jpg"),
+    ("save-image-extended", savers.save_image_extended, "webp"),
+    ("comfyroll", savers.comfyroll_output, "png"),
+]
+
+
+@pytest.mark.parametrize(("saver", "build", "extension"), SAVERS)
+def test_every_saver_and_format_gives_the_same_record(
+    tmp_path: Path, saver: str, build: Callable[[Path, str], Path], extension: str
+) -> None:
+    """Prompt, negative, model, sampler/scheduler, steps, CFG, seed and size agree across savers."""
+    extraction = extract(build(tmp_path / f"{saver}.{extension}", extension))
+    assert extraction.error is None
+    assert fields(extraction.record) == EXPECTED
+
+
+def test_graph_loras_join_a_savers_text(tmp_path: Path) -> None:
+    """A PNG with both the saver's text and the graph: the LoRA comes from the graph's LoraLoader."""
+    record = extract(savers.comfy_image_saver(tmp_path / "s.png", "png")).record
+    assert record.loras == (Lora("add-detail-xl", 0.6),)
+    assert record.model_hash == "1a2b3c4d5e"
+
+
+@pytest.mark.parametrize("file_format", ["jpg", "webp"])
+def test_comfyroll_jpeg_and_webp_carry_nothing_and_read_as_plain_images(
+    tmp_path: Path, file_format: str
+) -> None:
+    """CR Image Output's JPEG/WebP hold no metadata: no error, no generator, pixel size only."""
+    extraction = extract(savers.comfyroll_output(tmp_path / f"cr.{file_format}", file_format))
+    assert extraction.error is None and not extraction.record.has_metadata
+    assert (extraction.record.pixel_width, extraction.record.pixel_height) == (64, 64)
+
+
+def test_tensorart_seed_minus_one_is_replaced_by_the_graphs_seed(tmp_path: Path) -> None:
+    """TensorArt writes seed -1 in generation_data; the graph's seed is the one used."""
+    record = extract(savers.tensorart_with_graph(tmp_path / "t.png")).record
+    assert (record.generator, record.seed, record.steps) == ("tensorart", 445566778899, 32)
+    assert record.loras == (Lora("add-detail-xl", 0.6),)
