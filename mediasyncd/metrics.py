@@ -33,6 +33,14 @@ class StatusCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         yield from families(self.view.snapshot())
         yield from histograms(self.view.remotes.values())
+        stages = HistogramMetricFamily(
+            "mediasyncd_pipeline_stage_duration_seconds",
+            "how long a media pipeline stage took for a file",
+            labels=["stage"],
+        )
+        for stage, buckets in self.view.stages.items():
+            stages.add_metric([stage], buckets.cumulative(), buckets.total)
+        yield stages
 
 
 def histograms(remotes: Iterable[RemoteStatus]) -> list[Metric]:

@@ -17,6 +17,7 @@ from typing import Any
 import structlog
 
 from mediasyncd.config import Config
+from mediasyncd.progress import StatusView
 from mediasyncd.state import EventType, FileRow, Store
 
 log = structlog.get_logger("mediasyncd.processing")
@@ -28,10 +29,11 @@ AUDIT_EVERY = 3600.0
 class Processor:
     name = CONSUMER
 
-    def __init__(self, config: Config, store: Store) -> None:
+    def __init__(self, config: Config, store: Store, view: StatusView | None = None) -> None:
         from mediasyncd.pipeline.runner import Pipeline
 
         self.store = store
+        self.view = view  # the daemon's: each stage's duration goes to /metrics
         self.library = config.daemon.library
         self.pipeline = Pipeline(config.daemon.db_path, config.daemon.library, config.pipeline, store)
         self.parallel = 2 * config.pipeline.worker_count()
@@ -121,6 +123,9 @@ class Processor:
         result = await self.pipeline.process(
             self.library / row.local_path, row.sha256, remote=row.remote, rel=row.rel
         )
+        if self.view is not None:
+            for stage, took in result.seconds.items():
+                self.view.stage_seconds(stage).observe(took)
         summary: dict[str, Any] = {"stages": {name: o.status for name, o in result.stages.items()}}
         if result.record is not None:
             record = result.record

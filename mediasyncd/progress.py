@@ -47,6 +47,7 @@ class InFlight:
 
 
 PASS_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+STAGE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
 LATENCY_BUCKETS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0)
 
 
@@ -138,6 +139,10 @@ class StatusView:
     remotes: dict[str, RemoteStatus] = field(default_factory=dict)
     sections: dict[str, Callable[[], Any]] = field(default_factory=dict)  # more top-level keys, e.g. "purge"
     _cached: tuple[float, str] | None = field(default=None, repr=False)
+    stages: dict[str, Buckets] = field(default_factory=dict)  # media pipeline stage durations (/metrics)
+
+    def stage_seconds(self, stage: str) -> Buckets:
+        return self.stages.setdefault(stage, Buckets(STAGE_BUCKETS))
 
     def serialized(self, max_age: float = SNAPSHOT_MAX_AGE) -> str:
         """The snapshot as compact JSON, made at most once per `max_age` seconds however many clients ask

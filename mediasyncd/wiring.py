@@ -40,7 +40,7 @@ def consumers(config: Config, store: Store, view: StatusView | None = None) -> l
     if config.pipeline.enabled:
         from mediasyncd.processing import Processor
 
-        found.append(Processor(config, store))
+        found.append(Processor(config, store, view=view))
     if config.workflow.enabled:
         from mediasyncd.workflow.runner import Workflow
 

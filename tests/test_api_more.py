@@ -180,6 +180,13 @@ def test_remotes_pause_resume_jobs_events_and_metrics(tmp_path: Path, sshd: SshS
         assert _get(env, f"/api/v1/files/{b['id']}/content", {"Range": "bytes=0-7"}) == (206, PNG[:8])
         wait_for(lambda: _get(env, f"/api/v1/files/{b['id']}/thumbnail")[0] == 200, timeout=20)
         assert _get(env, f"/api/v1/files/{b['id']}/thumbnail")[1][8:12] == b"WEBP"
+        stage_counts = {
+            s.labels["stage"]: s.value
+            for family in text_string_to_metric_families(raw(env, "/metrics"))
+            for s in family.samples
+            if s.name == "mediasyncd_pipeline_stage_duration_seconds_count"
+        }
+        assert stage_counts.get("thumbnail", 0) >= 1 and stage_counts.get("metadata", 0) >= 1
         code, one = call(env, "GET", f"/api/v1/files/{b['id']}")
         assert code == 200 and one["file"]["sha256"] == b["sha256"] and one["file"]["thumbnail"] is True
         assert call(env, "GET", "/api/v1/files/999999")[0] == 404

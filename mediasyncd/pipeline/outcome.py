@@ -26,6 +26,7 @@ class PipelineResult:
     stages: dict[str, StageOutcome] = field(default_factory=dict)
     record: GenerationRecord | None = None
     resumed: tuple[str, ...] = ()  # stages already finished before this call, not run again
+    seconds: dict[str, float] = field(default_factory=dict)  # how long each stage run now took
 
     @property
     def error(self) -> str | None:

@@ -14,6 +14,7 @@ import functools
 import hashlib
 import multiprocessing
 import os
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -127,6 +128,7 @@ class Pipeline:
         states = await self._db(_prepare, row.path, row.sha256)
         outcomes: dict[str, StageOutcome] = {}
         resumed: list[str] = []
+        seconds: dict[str, float] = {}
         job = Job(source, row)
         if states.get("metadata", ("", None))[0] in FINISHED:
             document = await self._db(Catalog.load_record, row.path, row.sha256)
@@ -139,12 +141,14 @@ class Pipeline:
                 continue
             await self._db(Catalog.begin, row.path, row.sha256, stage.name)
             job.rebuild = status == "pending"  # reprocess asked for it: replace the earlier output
+            began = time.monotonic()
             outcome = await stage.run(self, job)
+            seconds[stage.name] = time.monotonic() - began
             if outcome.output and stage.output:
                 await self._db(Catalog.set_output, row.path, stage.output, outcome.output)
             await self._db(Catalog.finish, row.path, row.sha256, stage.name, outcome.status, outcome.detail)
             outcomes[stage.name] = outcome
-        return PipelineResult(row.path, row.sha256, outcomes, job.record, tuple(resumed))
+        return PipelineResult(row.path, row.sha256, outcomes, job.record, tuple(resumed), seconds)
 
     async def metadata(self, job: Job) -> StageOutcome:
         """The metadata stage's body: extract (in a worker), record in the catalog, keep on the job."""
