@@ -52,10 +52,18 @@ def histograms(remotes: Iterable[RemoteStatus]) -> list[Metric]:
         "from the file's last write on the remote (its mtime) to landed in the library",
         labels=["remote"],
     )
+    failures = CounterMetricFamily(
+        "mediasyncd_transfer_failures",
+        "failed transfers since the daemon started, by reason (verification, transfer, landing, local_io, "
+        "unsafe_path)",
+        labels=["remote", "reason"],
+    )
     for r in remotes:
         for family, buckets in ((passes, r.pass_seconds), (latency, r.landed_latency)):
             family.add_metric([r.name], buckets.cumulative(), buckets.total)
-    return [passes, latency]
+        for reason, count in sorted(r.failures.items()):
+            failures.add_metric([r.name, reason], count)
+    return [passes, latency, failures]
 
 
 def families(snapshot: dict[str, Any]) -> list[Metric]:
@@ -150,14 +158,26 @@ def _purge_families(purge: dict[str, Any]) -> list[Metric]:
     freed = GaugeMetricFamily(
         "mediasyncd_purge_last_freed_bytes", "bytes the last purge run freed on the remote", labels=["remote"]
     )
+    deleted_total = CounterMetricFamily(
+        "mediasyncd_purge_deleted_files",
+        "files purged from the remote since the daemon started",
+        labels=["remote"],
+    )
+    freed_total = CounterMetricFamily(
+        "mediasyncd_purge_freed_bytes",
+        "bytes purged from the remote since the daemon started",
+        labels=["remote"],
+    )
     held = GaugeMetricFamily("mediasyncd_purge_held", "1 while scheduled purges are held")
     held.add_metric([], 1.0 if purge.get("held") else 0.0)
     for r in purge["remotes"]:
+        deleted_total.add_metric([r["name"]], r.get("deleted_files_total", 0))
+        freed_total.add_metric([r["name"]], r.get("freed_bytes_total", 0))
         last = r.get("last_run") or {}
         if last:
             deleted.add_metric([r["name"]], last.get("deleted_files") or 0)
             freed.add_metric([r["name"]], last.get("freed_bytes") or 0)
-    return [deleted, freed, held]
+    return [deleted, freed, deleted_total, freed_total, held]
 
 
 def metrics_handler(view: StatusView) -> Handler:

@@ -100,6 +100,7 @@ class RemoteStatus:
     failed_files: int = 0
     skipped_names: int = 0
     in_flight: dict[int, InFlight] = field(default_factory=dict)
+    failures: dict[str, int] = field(default_factory=dict)  # failed transfers by reason, since start
     pass_seconds: Buckets = field(default_factory=lambda: Buckets(PASS_BUCKETS))
     landed_latency: Buckets = field(
         default_factory=lambda: Buckets(LATENCY_BUCKETS)

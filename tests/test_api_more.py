@@ -355,7 +355,13 @@ def test_sinks_and_purge_show_in_metrics() -> None:
         "version": "1",
         "uptime_s": 1.0,
         "remotes": [],
-        "purge": {"held": True, "remotes": [{"name": "r1", "last_run": {"deleted_files": 3, "freed_bytes": 9}}]},
+        "purge": {
+            "held": True,
+            "remotes": [
+                {"name": "r1", "last_run": {"deleted_files": 3, "freed_bytes": 9}, "deleted_files_total": 5,
+                 "freed_bytes_total": 20},
+            ],
+        },
         "sinks": [
             {"name": "db", "type": "postgresql", "state": "backoff", "acked_id": 41, "lag_events": 7,
              "lag_s": 2.5, "parked": 1, "last_error": "down"},
@@ -371,3 +377,20 @@ def test_sinks_and_purge_show_in_metrics() -> None:
     assert samples[("mediasyncd_sink_parked_events", db)] == 1
     assert samples[("mediasyncd_purge_held", ())] == 1
     assert samples[("mediasyncd_purge_last_deleted_files", (("remote", "r1"),))] == 3
+    assert samples[("mediasyncd_purge_deleted_files_total", (("remote", "r1"),))] == 5
+    assert samples[("mediasyncd_purge_freed_bytes_total", (("remote", "r1"),))] == 20
+
+
+def test_failures_are_counted_by_reason_in_metrics() -> None:
+    from mediasyncd.metrics import histograms
+    from mediasyncd.progress import RemoteStatus
+
+    status = RemoteStatus("r1")
+    status.failures = {"verification": 2, "local_io": 1}
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value for f in histograms([status]) for s in f.samples
+    }
+    assert (
+        samples[("mediasyncd_transfer_failures_total", (("reason", "verification"), ("remote", "r1")))] == 2
+    )
+    assert samples[("mediasyncd_transfer_failures_total", (("reason", "local_io"), ("remote", "r1")))] == 1

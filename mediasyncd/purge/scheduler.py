@@ -52,6 +52,7 @@ class PurgeScheduler:
         self._schedules: dict[str, str] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._last: dict[str, RunRecord] = {}
+        self._totals: dict[str, tuple[int, int]] = {}  # files deleted and bytes freed since start
         self.held = False  # scheduled runs are skipped (POST /api/v1/purge/pause, `mediasyncd pause --purge`)
         view.sections["purge"] = self.snapshot
 
@@ -105,7 +106,11 @@ class PurgeScheduler:
             raise PurgeBusy(f"a purge of {name} is already running")
         async with contextlib.nullcontext() if dry else lock:
             try:
-                return await purge_once(self.config, remote, self.ledger, run)
+                report = await purge_once(self.config, remote, self.ledger, run)
+                if not report.dry_run:
+                    deleted, freed = self._totals.get(name, (0, 0))
+                    self._totals[name] = (deleted + len(report.deleted), freed + report.freed_bytes)
+                return report
             finally:
                 self._last.update(await self.ledger.last_runs())
 
@@ -166,6 +171,8 @@ class PurgeScheduler:
             "running": lock is not None and lock.locked(),
             "deleted_locally": last.deleted_locally if last else None,
             "last_run": _run_snapshot(last) if last else None,
+            "deleted_files_total": self._totals.get(remote.name, (0, 0))[0],  # since the daemon started
+            "freed_bytes_total": self._totals.get(remote.name, (0, 0))[1],
         }
 
 

@@ -240,8 +240,8 @@ class Ledger:
             self.log.info(f"{verb} batch", files=len(recorded), size=size, summary=True, **one)
         return recorded
 
-    async def failed(self, row: FileRow, error: str) -> None:
-        """This file's own failure: counted, retried later with backoff."""
+    async def failed(self, row: FileRow, error: str, reason: str = "transfer") -> None:
+        """This file's own failure: counted (by `reason`, for /metrics), retried later with backoff."""
         next_attempt = time.time() + RETRY.delay(row.attempts)
         sync_id = self._pass_of.get(row.id)
         completed = self._resolve([(row, Outcome.FAILED)])
@@ -253,7 +253,8 @@ class Ledger:
         self.counts.failed += 1
         self.counts.failures.append(f"{row.rel}: {error}")
         self.status.failed_files += 1
-        self.log.error("transfer failed", path=row.rel, error=error, attempts=attempts)
+        self.status.failures[reason] = self.status.failures.get(reason, 0) + 1
+        self.log.error("transfer failed", path=row.rel, error=error, attempts=attempts, reason=reason)
 
     async def changed(self, row: FileRow) -> None:
         """Not the listed version (rewritten or vanished): taken again once it settles."""

@@ -113,7 +113,9 @@ class Verifier:
             await self.ledger.changed(item.row)
         else:
             await self.ledger.failed(
-                item.row, f"sha256 mismatch: remote {theirs[:16]}…, received {item.sha256[:16]}…"
+                item.row,
+                f"sha256 mismatch: remote {theirs[:16]}…, received {item.sha256[:16]}…",
+                "verification",
             )
         return False
 
@@ -133,7 +135,7 @@ class Verifier:
             if isinstance(error, OSError) and error.errno in LOCAL_FULL:
                 await self.ledger.put_back([p.row])  # the library's disk is full: not the file's fault
             elif error is not None:
-                await self.ledger.failed(p.row, str(error))
+                await self.ledger.failed(p.row, str(error), "landing")
 
     async def _finish_landing(self, landing: asyncio.Future[Any]) -> None:
         """After a cancel: wait for the landing to end (a repeated cancel does not stop the wait), and log

@@ -110,8 +110,13 @@ class Transfers:
             else:
                 await self._wait_later(rows_of(job))
         except (TransferError, UnsafePathError, OSError) as exc:
+            reason = (
+                "unsafe_path"
+                if isinstance(exc, UnsafePathError)
+                else ("transfer" if isinstance(exc, TransferError) else "local_io")
+            )
             for row in rows_of(job):
-                await self.ledger.failed(row, str(exc))
+                await self.ledger.failed(row, str(exc), reason)
         finally:
             self.space.release(promised)
             await self.budget.release(taken)
