@@ -259,7 +259,8 @@ class Catalog:
     def files(self, query: FileQuery) -> tuple[list[dict[str, Any]], str | None]:
         """Landed files still in the library, newest first, with what the pipeline found; and the cursor
         of the next page (None on the last)."""
-        where = [f"f.state IN {sql_set(LANDED)}", "f.local_path IS NOT NULL", "f.library_expired_at IS NULL"]
+        # `+f.state`: not through files_state, so that files_newest gives the order (and LIMIT stops early)
+        where = [f"+f.state IN {sql_set(LANDED)}", "f.local_path IS NOT NULL", "f.library_expired_at IS NULL"]
         params: list[Any] = []
         for column, value in (
             ("f.remote", query.remote),

@@ -225,4 +225,9 @@ CREATE VIRTUAL TABLE IF NOT EXISTS media_fts USING fts5(
         height = json_extract(record, '$.height')
     WHERE json_valid(record) AND json_type(record) = 'object';
     """,
+    # 10: the library's files newest first (GET /api/v1/files, the dashboard's gallery) without sorting
+    # the whole table on the state DB's one thread.
+    """
+    CREATE INDEX files_newest ON files(COALESCE(landed_at, first_seen), id) WHERE local_path IS NOT NULL;
+    """,
 )
