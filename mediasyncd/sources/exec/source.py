@@ -28,6 +28,7 @@ from mediasyncd.sources.commands import (
     rmdir_command,
 )
 from mediasyncd.sources.exec.process import ByteProcess, ShellProcess
+from mediasyncd.sources.exec.spawn import ExecSpawned
 from mediasyncd.sources.listing import Listing, find_command, parse_find, same_version
 from mediasyncd.sources.portable import (
     TAR_PROBE,
@@ -73,6 +74,10 @@ class ExecSource:
     @property
     def caps(self) -> Capabilities:
         return self._caps
+
+    async def spawn(self, command: str) -> ExecSpawned:
+        """A long-running command (the remote agent) on its own process behind the same shell command."""
+        return await ExecSpawned.start(self.argv, command)
 
     @property
     def shell(self) -> ShellProcess:

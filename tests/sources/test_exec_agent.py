@@ -1,0 +1,61 @@
+"""The remote agent over an exec transport: the shell behind the command (`sh` here, `docker exec -i …
+sh` in life) runs it as it runs over SSH — sub-second arrivals, and no agent left once the daemon stops."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.helpers import start_daemon, stop, wait_for
+from tests.sources.test_transports_e2e import make_world
+
+
+def _status(config: Path) -> dict[str, Any]:
+    port = next(line for line in config.read_text().splitlines() if line.startswith("status_listen"))
+    with urllib.request.urlopen(f"http://{port.split('=')[1].strip().strip(chr(34))}/status", timeout=5) as r:
+        result: dict[str, Any] = json.load(r)
+        return result
+
+
+def _watch_mode(config: Path) -> str | None:
+    try:
+        mode: str | None = _status(config)["remotes"][0]["watch_mode"]
+        return mode
+    except OSError:
+        return None
+
+
+def _agents_for(root: Path) -> list[int]:
+    """PIDs of agent processes watching `root` (this test's own)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(b"mediasyncd-agent" in a for a in argv) and any(str(root).encode() in a for a in argv):
+            found.append(int(entry.name))
+    return found
+
+
+def test_the_agent_runs_over_an_exec_shell(request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    world = make_world(request, tmp_path, "exec-sh", poll_interval="30s", watch="agent")
+    proc = start_daemon(world.config_path, tmp_path / "d.log")
+    try:
+        wait_for(lambda: _watch_mode(world.config_path) == "agent", timeout=30)
+        started = time.monotonic()
+        world.write("new/a.png", os.urandom(50_000), mtime=time.time())
+        wait_for(lambda: "new/a.png" in world.landed(), timeout=10)
+        assert time.monotonic() - started < 5  # the poll interval is 30 s: only the agent is this quick
+        assert _agents_for(world.root)
+    finally:
+        assert stop(proc) == 0
+    wait_for(lambda: not _agents_for(world.root), timeout=10)
