@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -72,7 +71,6 @@ def test_the_copy_carries_the_same_generation_metadata(tmp_path: Path, generator
     assert record(copy)["generator"] == ("automatic1111" if generator == "a1111" else "comfyui")
 
 
-@pytest.mark.skipif(shutil.which("exiftool") is None, reason="exiftool not installed")
 def test_exiftool_and_the_inspect_command_read_the_copy(tmp_path: Path) -> None:
     """exiftool sees the A1111 parameters in the WebP's UserComment; `mediasyncd inspect --json` the
     same prompt as from the PNG."""
