@@ -344,6 +344,33 @@ NEWER_FIELDS = """async () => {
 }"""
 
 
+WORKFLOW = """async () => {
+  const { renderWorkflow } = await import('/ui/remotes.js');
+  const box = document.createElement('div');
+  const list = document.createElement('div');
+  renderWorkflow(box, list, { stages: {
+    archive: { counts: { done: 12, waiting: 2 }, oldest_waiting: '2026-11-30T10:00:00Z',
+               paused: 'destination /mnt/nas has no .mediasyncd-archive marker (not mounted?)', failures: [] },
+    compress: { counts: { done: 10, failed: 1 }, oldest_waiting: null, paused: null,
+                failures: [{ remote: 'r1', path: 'a.png', error: 'cannot decode' }] },
+  } });
+  const shown = [box.hidden, list.textContent, list.querySelectorAll('article').length];
+  renderWorkflow(box, list, undefined);
+  return { shown, hiddenWithout: box.hidden };
+}"""
+
+
+def test_the_workflow_stages_show_when_status_has_them(page: Page) -> None:
+    """/status's `workflow` section: a card per stage with its counts, why it is paused, the oldest
+    waiting file and its failures; no section, no box."""
+    result: dict[str, Any] = page.evaluate(WORKFLOW)
+    hidden, text, cards = result["shown"]
+    assert hidden is False and cards == 2
+    assert "archive" in text and "done12" in text and "waiting2" in text and "paused" in text
+    assert "no .mediasyncd-archive marker" in text and "r1: a.png: cannot decode" in text
+    assert result["hiddenWithout"] is True
+
+
 def test_transport_watch_mode_and_sinks_show_when_status_has_them(page: Page) -> None:
     """`transport`, `watch_mode`/`watch_reason` of a remote and a top-level `sinks` list are shown when
     /status has them, and their absence leaves nothing broken."""

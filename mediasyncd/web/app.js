@@ -6,7 +6,7 @@ import { bytes } from "./format.js";
 import { Gallery } from "./gallery.js";
 import { Live } from "./live.js";
 import { Purge } from "./purge.js";
-import { Remotes, renderSinks } from "./remotes.js";
+import { Remotes, renderSinks, renderWorkflow } from "./remotes.js";
 import { Search } from "./search.js";
 import { Transfers } from "./transfers.js";
 import { Viewer } from "./viewer.js";
@@ -38,6 +38,7 @@ function showStatus(status) {
   transfers.render(status.remotes ?? []);
   purge.status(status.purge);
   renderSinks($("sinks-box"), $("sinks"), status.sinks);
+  renderWorkflow($("workflow-box"), $("workflow"), status.workflow);
 }
 
 function showEvent(event) {

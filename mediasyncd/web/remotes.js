@@ -128,3 +128,28 @@ export function renderSinks(box, root, sinks) {
     ),
   );
 }
+
+/** The workflow stages, when /status has a `workflow` section: per stage its counts by state, whether it
+ * is paused (and why), the oldest waiting file and the latest failures. */
+export function renderWorkflow(box, root, workflow) {
+  const stages = Object.entries(workflow?.stages ?? {});
+  box.hidden = stages.length === 0;
+  if (box.hidden) return;
+  root.replaceChildren(
+    ...stages.map(([name, stage]) =>
+      h(
+        "article",
+        { class: "card stage" },
+        h("h3", {}, name, stage.paused ? h("span", { class: "pill state-backoff" }, "paused") : null),
+        h(
+          "dl",
+          {},
+          ...Object.entries(stage.counts ?? {}).flatMap(([state, count]) => [h("dt", {}, state), h("dd", {}, String(count))]),
+          ...(stage.paused ? [h("dt", {}, "why"), h("dd", {}, String(stage.paused))] : []),
+          ...(stage.oldest_waiting ? [h("dt", {}, "oldest waiting"), h("dd", {}, String(stage.oldest_waiting))] : []),
+        ),
+        ...(stage.failures ?? []).slice(0, 3).map((f) => h("p", { class: "error" }, `${f.remote}: ${f.path}: ${f.error}`)),
+      ),
+    ),
+  );
+}
