@@ -121,15 +121,27 @@ async def sync_remote(request: web.Request) -> web.Response:
 
 
 async def pause_remote(request: web.Request) -> web.Response:
-    return await _hold_remote(request, held=True)
+    return await _hold(request, held=True, remote=True)
 
 
 async def resume_remote(request: web.Request) -> web.Response:
-    return await _hold_remote(request, held=False)
+    return await _hold(request, held=False, remote=True)
 
 
-async def _hold_remote(request: web.Request, *, held: bool) -> web.Response:
-    name = await _posted_to_remote(request)
+async def pause_purge(request: web.Request) -> web.Response:
+    return await _hold(request, held=True, remote=False)
+
+
+async def resume_purge(request: web.Request) -> web.Response:
+    return await _hold(request, held=False, remote=False)
+
+
+async def _hold(request: web.Request, *, held: bool, remote: bool) -> web.Response:
+    """Pause or resume the remote the path names (`remote`), or the purge schedule."""
+    body = await _json_body(request)
+    if isinstance(body, web.Response):
+        return body
+    name = _remote_name(request) if remote else None
     if isinstance(name, web.Response):
         return name
     return web.json_response(_control(request).hold(name, held))
@@ -139,21 +151,6 @@ async def _posted_to_remote(request: web.Request) -> str | web.Response:
     """The remote a POST names in its path, once its body (if any) is a JSON object; or the error."""
     body = await _json_body(request)
     return body if isinstance(body, web.Response) else _remote_name(request)
-
-
-async def pause_purge(request: web.Request) -> web.Response:
-    return await _hold_purge(request, held=True)
-
-
-async def resume_purge(request: web.Request) -> web.Response:
-    return await _hold_purge(request, held=False)
-
-
-async def _hold_purge(request: web.Request, *, held: bool) -> web.Response:
-    body = await _json_body(request)
-    if isinstance(body, web.Response):
-        return body
-    return web.json_response(_control(request).hold(None, held))
 
 
 async def purge(request: web.Request) -> web.Response:
