@@ -1,0 +1,8 @@
+"""The scenario modules, in the order they run. Each is a module of bench/faults/ (see report.py)."""
+
+from __future__ import annotations
+
+SCENARIOS: tuple[str, ...] = (
+    # data path (crash, link, disk, soak)
+    # security (hostile container, purge races, host keys, config, API)
+)
