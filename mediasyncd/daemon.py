@@ -11,8 +11,7 @@ import asyncio
 import errno
 import os
 import signal
-import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -20,10 +19,10 @@ from pathlib import Path
 import structlog
 
 from mediasyncd import __version__, discovery
-from mediasyncd.backoff import Backoff
-from mediasyncd.config import Config, PurgeConfig, RemoteConfig, TransferConfig, is_loopback, load_config
+from mediasyncd.config import Config, RemoteConfig, is_loopback, load_config
 from mediasyncd.control import DaemonControl
 from mediasyncd.errors import ConfigError, StartupError
+from mediasyncd.fleet import Fleet
 from mediasyncd.lock import StateLock
 from mediasyncd.metrics import metrics_handler
 from mediasyncd.progress import StatusView
@@ -31,6 +30,7 @@ from mediasyncd.purge.scheduler import PurgeScheduler
 from mediasyncd.sdnotify import Notifier
 from mediasyncd.state import Store
 from mediasyncd.status_server import make_app, start_server
+from mediasyncd.supervision import Parts, stop_within
 from mediasyncd.transfer.budget import SpaceGate
 from mediasyncd.transfer.landing import Library
 from mediasyncd.transfer.puller import Puller
@@ -39,18 +39,9 @@ from mediasyncd.workflow.runner import Workflow
 
 SHUTDOWN_GRACE = 10.0
 LIBRARY_CHECK_S = 5.0  # how often a missing library is looked for again
-SUPERVISOR_RETRY = 30.0
-RESTART = Backoff(base=1.0, cap=60.0)  # a crashed part (pipeline, purge scheduler, ...) is restarted
 EXIT_FORCED = 1
 
 log = structlog.get_logger("mediasyncd.daemon")
-
-
-@dataclass
-class _Running:
-    settings: tuple[RemoteConfig, TransferConfig]
-    task: asyncio.Task[None]
-    puller: Puller
 
 
 @dataclass
@@ -69,10 +60,10 @@ class Daemon:
     def __post_init__(self) -> None:
         path = str(self.config.path) if self.config.path else None
         self.view = StatusView(__version__, path)
-        self._pullers: dict[str, _Running] = {}
+        self._fleet: Fleet | None = None
         self._services: list[Service] = []
         self._feeds: list[Consumer] = []
-        self._parts: set[asyncio.Task[None]] = set()
+        self._parts = Parts()
         self._control: DaemonControl | None = None
         self.forced = False
         self.working = False  # the library was there and the remotes started
@@ -94,7 +85,7 @@ class Daemon:
         executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="io")
         control = DaemonControl(
             lambda: self.config,
-            lambda: {name: running.puller for name, running in self._pullers.items()},
+            lambda: self._fleet.pullers() if self._fleet else {},
             lambda: next((s for s in self._services if isinstance(s, PurgeScheduler)), None),
             self.view,
             store,
@@ -118,12 +109,12 @@ class Daemon:
             raise StartupError(listen_problem(cfg.status_listen, exc)) from None
         found: Path | None = None
         self._install_signals()
-        self._make_puller = self._puller_factory(library, store, executor)
+        fleet = self._fleet = Fleet(self._puller_factory(library, store, executor))
         try:
-            self._spawn("start", lambda: self._start_work(library, store))
+            self._parts.spawn("start", lambda: self._start_work(library, store, fleet))
             interval = self.notifier.watchdog_interval
             if interval:
-                self._spawn("watchdog", lambda: self._watchdog(interval))
+                self._parts.spawn("watchdog", lambda: self._watchdog(interval))
             found = discovery.write(cfg.state_dir, cfg.status_host, cfg.status_port, __version__)
             self.notifier.ready(self._summary())
             log.info("started", remotes=[r.name for r in self.config.remotes], listen=cfg.status_listen)
@@ -150,7 +141,7 @@ class Daemon:
         if self.forced and self.exit_when_forced:
             os._exit(EXIT_FORCED)  # parts stuck in threads (a hung NAS) would hold up the interpreter's exit
 
-    async def _start_work(self, library: Library, store: Store) -> None:
+    async def _start_work(self, library: Library, store: Store, fleet: Fleet) -> None:
         """Wait for the library (a NAS may mount after the daemon starts: the status server answers and
         says why nothing moves), then start the consumers, one Puller per remote and the services."""
         landed_before = (await store.totals()).landed_files
@@ -175,60 +166,24 @@ class Daemon:
         self._feeds = feeds
         await store.enable_consumers(consumer_names(self.config, feeds))
         for feed in feeds:
-            self._spawn(f"consumer-{feed.name}", feed.run)
-        for remote in self.config.remotes:
-            self._start(remote)
+            self._parts.spawn(f"consumer-{feed.name}", feed.run)
+        await fleet.apply(self.config.remotes, self.config.transfer)
         self._services = services(self.config, store, self.view)
         for service in self._services:
-            self._spawn(f"service-{type(service).__name__}", service.run)
+            self._parts.spawn(f"service-{type(service).__name__}", service.run)
         self.working = True
 
     async def _shutdown(self) -> None:
         """Cancel every part and wait for them, at most SHUTDOWN_GRACE seconds or until a second
         SIGTERM/SIGINT; what is still running then is named in the log and left behind."""
         jobs = [j.task for j in self._control.jobs.all() if j.task is not None] if self._control else []
-        tasks = [*self._parts, *(r.task for r in self._pullers.values()), *jobs]
-        for t in tasks:
-            t.cancel()
-        force = asyncio.ensure_future(self.force.wait())
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.grace  # one bound for the whole stop
-        try:
-            while not force.done() and any(not t.done() for t in tasks) and loop.time() < deadline:
-                left = [t for t in tasks if not t.done()]
-                await asyncio.wait(
-                    [*left, force], timeout=deadline - loop.time(), return_when=asyncio.FIRST_COMPLETED
-                )
-        finally:
-            force.cancel()
-        stuck = sorted(t.get_name() for t in tasks if not t.done())
+        remotes = self._fleet.tasks() if self._fleet else []
+        stuck = await stop_within([*self._parts.tasks, *remotes, *jobs], self.grace, self.force)
         if stuck:
             self.forced = True
             log.error(
                 "shutdown did not finish in time; stopping anyway", grace_s=self.grace, still_running=stuck
             )
-
-    def _spawn(self, name: str, run: Callable[[], Awaitable[None]]) -> None:
-        """Run a part under supervision: a crash is logged and the part restarted with backoff; the
-        remotes and the other parts go on."""
-        task = asyncio.get_running_loop().create_task(self._supervised(name, run), name=name)
-        self._parts.add(task)
-        task.add_done_callback(self._parts.discard)
-
-    async def _supervised(self, name: str, run: Callable[[], Awaitable[None]]) -> None:
-        attempt = 0
-        while True:
-            started = time.monotonic()
-            try:
-                await run()
-                return
-            except Exception:
-                if time.monotonic() - started >= RESTART.cap:
-                    attempt = 0  # it ran a good while: not a crash loop
-                delay = RESTART.delay(attempt)
-                attempt += 1
-                log.exception("part crashed; restarting it", part=name, retry_in_s=round(delay, 1))
-                await asyncio.sleep(delay)
 
     # -------------------------------------------------------------------------------- phases
 
@@ -257,12 +212,10 @@ class Daemon:
         if new.daemon != self.config.daemon or new.pipeline != self.config.pipeline:
             log.warning("[daemon] and [pipeline] changes take effect after a restart")
             new = replace(new, daemon=self.config.daemon, pipeline=self.config.pipeline)
-        wanted = {r.name: r for r in new.remotes}
-        for name in list(self._pullers):
-            if name not in wanted:
-                await self._stop_one(name)
+        wanted = [r.name for r in new.remotes]
+        if self._fleet is not None:
+            for name in await self._fleet.remove_missing(wanted):
                 self.view.remotes.pop(name, None)
-                log.info("remote removed", remote=name)
         self.config = new
         if not self.working:  # still starting, or waiting for the library: the parts start with this config
             log.info("reloaded before the remotes started", remotes=list(wanted))
@@ -270,16 +223,8 @@ class Daemon:
             return
         for service in self._services:
             service.reload(new)
-        for remote in new.remotes:
-            running = self._pullers.get(remote.name)
-            if running and running.settings == _settings(remote, new.transfer):
-                continue
-            if running:
-                await self._stop_one(remote.name)
-                log.info("remote changed; restarting it", remote=remote.name)
-            else:
-                log.info("remote added", remote=remote.name)
-            self._start(remote)
+        if self._fleet is not None:
+            await self._fleet.apply(new.remotes, new.transfer)
         self.notifier.ready(self._summary())
         log.info("reloaded", remotes=list(wanted))
 
@@ -305,29 +250,6 @@ class Daemon:
             )
 
         return make
-
-    def _start(self, remote: RemoteConfig) -> None:
-        puller = self._make_puller(remote)
-        task = asyncio.get_running_loop().create_task(self._supervise(puller), name=f"puller-{remote.name}")
-        self._pullers[remote.name] = _Running(_settings(remote, self.config.transfer), task, puller)
-
-    async def _stop_one(self, name: str) -> None:
-        running = self._pullers.pop(name)
-        running.task.cancel()
-        await asyncio.wait({running.task}, timeout=SHUTDOWN_GRACE)
-
-    async def _supervise(self, puller: Puller) -> None:
-        """A bug while serving one remote is logged and that remote restarted; the others go on."""
-        while True:
-            try:
-                await puller.run()
-            except Exception:
-                log.exception("remote crashed; restarting it", remote=puller.remote.name)
-                puller.status.state = "error"
-                puller.status.last_error = "internal error (see the log); restarting"
-                await asyncio.sleep(SUPERVISOR_RETRY)
-                puller = self._make_puller(puller.remote)
-                self._pullers[puller.remote.name].puller = puller
 
     # -------------------------------------------------------------------------------- systemd
 
@@ -358,11 +280,6 @@ class Daemon:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(sig)
-
-
-def _settings(remote: RemoteConfig, transfer: TransferConfig) -> tuple[RemoteConfig, TransferConfig]:
-    """What a Puller depends on: a change here restarts it; purge settings are the scheduler's."""
-    return (replace(remote, purge=PurgeConfig()), transfer)
 
 
 def listen_problem(listen: str, exc: OSError) -> str:

@@ -42,7 +42,7 @@ async def test_a_crashing_service_is_restarted_while_transfers_go_on(
         await original(self)
 
     monkeypatch.setattr(PurgeScheduler, "run", crash_first)
-    monkeypatch.setattr("mediasyncd.daemon.RESTART", Backoff(base=0.2, cap=1.0))
+    monkeypatch.setattr("mediasyncd.supervision.RESTART", Backoff(base=0.2, cap=1.0))
     daemon = Daemon(env.config())
     with structlog.testing.capture_logs() as logs:
         running = asyncio.create_task(daemon.run())

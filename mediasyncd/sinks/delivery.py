@@ -23,6 +23,7 @@ from mediasyncd.sinks.registry import make_sink
 from mediasyncd.sinks.status import SinkStatus
 from mediasyncd.state import Store
 from mediasyncd.state.sinks import SinkLedger
+from mediasyncd.supervision import restarting
 
 log = structlog.get_logger("mediasyncd.sinks")
 
@@ -117,24 +118,19 @@ class SinkDelivery:
 
     async def _supervise(self, cfg: SinkConfig, status: SinkStatus) -> None:
         """A bug in a courier (or a plugin escaping its guard) restarts it; the daemon goes on."""
-        attempt = 0
-        while True:
-            started = time.monotonic()
+
+        async def deliver() -> None:
             courier = Courier(
                 cfg, self.make(cfg), self.store, status, self._changed.set, self.outage, self.rejected
             )
             self.couriers[cfg.name] = courier
-            try:
-                await courier.run()
-                return
-            except Exception as exc:
-                if time.monotonic() - started >= RESTART.cap:
-                    attempt = 0
-                delay = RESTART.delay(attempt)
-                attempt += 1
-                status.state, status.last_error = "error", f"internal error: {exc}"[:500]
-                log.exception("sink crashed; restarting it", sink=cfg.name, retry_in_s=round(delay, 1))
-                await asyncio.sleep(delay)
+            await courier.run()
+
+        def crashed(exc: Exception, delay: float) -> None:
+            status.state, status.last_error = "error", f"internal error: {exc}"[:500]
+            log.exception("sink crashed; restarting it", sink=cfg.name, retry_in_s=round(delay, 1))
+
+        await restarting(deliver, RESTART, crashed)
 
 
 def _enabled(config: Config) -> dict[str, SinkConfig]:
