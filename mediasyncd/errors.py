@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+EXIT_CONFIG = (
+    78  # EX_CONFIG: a configuration error; systemd does not restart on it (RestartPreventExitStatus)
+)
+
 
 class MediasyncError(Exception):
     """Base of every error mediasyncd raises on purpose."""

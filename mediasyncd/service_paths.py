@@ -22,11 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mediasyncd.config import Config, load_config
-from mediasyncd.errors import ConfigError
+from mediasyncd.errors import EXIT_CONFIG, ConfigError
 
 SERVICE_USER = "mediasyncd"
 STATE_DIRECTORY = Path("/var/lib/mediasyncd")  # the unit's StateDirectory=: systemd creates and chowns it
-EXIT_CONFIG = 78
 
 _UNSAFE_IN_UNIT = re.compile(r"[\x00-\x1f\x7f]")
 _NEEDS_QUOTES = re.compile(r"[\s\"'\\]")

@@ -186,7 +186,7 @@ def test_status_of_a_remote_without_a_pass_never_prints_none() -> None:
 def test_demo_listen_takes_a_port_and_names_the_flag_on_errors(tmp_path: Path) -> None:
     """`demo --listen 23006` means 127.0.0.1:23006; a bad value is a usage error about --listen (not a
     problem in a generated config file), and a non-loopback one is refused (the demo sets no token)."""
-    from mediasyncd.cli import _loopback_listen
+    from mediasyncd.cli_parser import _loopback_listen
 
     assert _loopback_listen("23006") == "127.0.0.1:23006"
     assert _loopback_listen("[::1]:8000") == "[::1]:8000"

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from mediasyncd.config import Config, RemoteConfig
-from mediasyncd.errors import MediasyncError
+from mediasyncd.errors import EXIT_CONFIG, MediasyncError
 from mediasyncd.lock import StateLock
 from mediasyncd.purge.eligibility import Reason
 from mediasyncd.purge.runner import LibraryReport, RunOptions, RunReport
@@ -22,8 +22,6 @@ from mediasyncd.purge.session import purge_once
 from mediasyncd.state import Store
 from mediasyncd.state.purge import PurgeLedger
 from mediasyncd.units import format_size
-
-EXIT_CONFIG = 78  # as `mediasyncd sync`: an unknown remote name is a usage/config error
 
 
 def purge_main(
