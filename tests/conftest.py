@@ -42,10 +42,15 @@ def docker_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
 
 @pytest.fixture(scope="session")
 def docker_containers(docker_engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """One running container per test image ("busybox", "full"), each with the session's temp base dir
-    bound at the same path, so a test's files are the container's files."""
+    """One running container per test image ("busybox", "full"), and "python" (the full image with the
+    host's python3 bound in), each with the session's temp base dir bound at the same path, so a test's
+    files are the container's files."""
     base = tmp_path_factory.getbasetemp()
-    return {
+    made = {
         image: docker_engine.run(f"mediasyncd-test/{image}:1", f"mst-{image}-{os.getpid()}", [base])
         for image in ("busybox", "full")
     }
+    made["python"] = docker_engine.run(
+        "mediasyncd-test/full:1", f"mst-python-{os.getpid()}", [base], python=True
+    )
+    return made

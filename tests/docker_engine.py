@@ -3,7 +3,9 @@ temp dir, no iptables and no bridge (containers run with `--network none`), and 
 `docker import` from root filesystems built here (nothing can be pulled from a registry):
 
 - `mediasyncd-test/busybox`: busybox-static alone (no GNU `find -printf`, no `openssl`, busybox `tar`);
-- `mediasyncd-test/full`: dash, GNU findutils, coreutils, tar and openssl with their libraries.
+- `mediasyncd-test/full`: dash, GNU findutils, coreutils, tar and openssl with their libraries, and the
+  libraries Debian's python3 and its extension modules need (the interpreter and its standard library
+  are bound in read-only by `Engine.run(..., python=True)`, so the remote agent can run there).
 
 `start_engine(tmp)` yields an `Engine`; on exit it removes the containers it ran and stops exactly the
 dockerd it started (SIGTERM, then SIGKILL by pid).
@@ -27,8 +29,10 @@ DOCKER = Path("/usr/bin/docker")  # Debian's (or docker-ce's) client; another ma
 BUSYBOX = Path("/bin/busybox")
 FULL_TOOLS = (
     "sh", "find", "tar", "sha256sum", "stat", "tail", "head", "cat", "date", "df", "rm", "rmdir", "od",
-    "tr", "wc", "dirname", "sleep", "grep", "openssl",
+    "tr", "wc", "dirname", "sleep", "grep", "openssl", "mkdir", "chmod",
 )  # fmt: skip
+PYTHON = Path("/usr/bin/python3.11")  # Debian's interpreter (python3-minimal), not the venv's
+PYTHON_LIB = Path("/usr/lib/python3.11")
 IMAGES = ("busybox", "full")
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 15.0
@@ -65,9 +69,12 @@ class Engine:
         """What the exec transport runs for `container`."""
         return [str(DOCKER), "-H", self.host, "exec", "-i", container, "sh"]
 
-    def run(self, image: str, name: str, mounts: Sequence[Path] = ()) -> str:
-        """A container of `image` that sleeps, with each of `mounts` bound at the same path inside."""
+    def run(self, image: str, name: str, mounts: Sequence[Path] = (), python: bool = False) -> str:
+        """A container of `image` that sleeps, with each of `mounts` bound at the same path inside; with
+        `python`, the host's python3 and its standard library bound read-only at their own paths."""
         volumes = [arg for m in mounts for arg in ("-v", f"{m}:{m}")]
+        if python:
+            volumes += ["-v", f"{PYTHON}:/usr/bin/python3:ro", "-v", f"{PYTHON_LIB}:{PYTHON_LIB}:ro"]
         self.docker("run", "-d", "--name", name, "--network", "none", *volumes, image, "sleep", FOREVER)
         self.containers.append(name)
         return name
@@ -150,13 +157,19 @@ def _full_rootfs(root: Path) -> None:
         found = shutil.which(tool, path="/usr/bin:/bin")
         if found is None:
             raise DockerStartError(f"{tool} is missing on this machine")
-        binary = Path(found)
-        wanted.add(binary)
-        ldd = subprocess.run(["ldd", str(binary.resolve())], capture_output=True, text=True).stdout
-        wanted.update(Path(word) for word in ldd.split() if word.startswith("/"))
+        wanted.add(Path(found))
+        wanted.update(_libraries(Path(found)))
+    for binary in (PYTHON, *sorted((PYTHON_LIB / "lib-dynload").glob("*.so"))):
+        wanted.update(_libraries(binary))
     for path in wanted:
         target = root / path.relative_to("/")
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(path.resolve(), target)
     with contextlib.suppress(FileExistsError):
         (root / "bin").symlink_to("usr/bin")
+
+
+def _libraries(binary: Path) -> set[Path]:
+    """The shared libraries `ldd` names for `binary`."""
+    ldd = subprocess.run(["ldd", str(binary.resolve())], capture_output=True, text=True).stdout
+    return {Path(word) for word in ldd.split() if word.startswith("/")}

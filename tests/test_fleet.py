@@ -63,7 +63,9 @@ async def test_a_crashing_remote_is_restarted_with_a_fresh_puller_and_the_others
     assert runs.count("good") == 1
     assert runs.count("bad") == 3  # two crashes, then it runs
     bad = [p for p in made if p.remote.name == "bad"]
-    assert len(bad) == 3 and fleet.pullers()["bad"] is cast(Puller, bad[-1])  # a fresh Puller after each crash
+    assert len(bad) == 3 and fleet.pullers()["bad"] is cast(
+        Puller, bad[-1]
+    )  # a fresh Puller after each crash
     assert bad[0].status.state == "error" and "restarting" in (bad[0].status.last_error or "")
     stuck = await stop_within(fleet.tasks(), 1.0, asyncio.Event())
     assert stuck == []

@@ -59,3 +59,24 @@ def test_the_agent_runs_over_an_exec_shell(request: pytest.FixtureRequest, tmp_p
     finally:
         assert stop(proc) == 0
     wait_for(lambda: not _agents_for(world.root), timeout=10)
+
+
+def test_the_agent_runs_inside_a_docker_container_that_has_python3(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """`docker exec -i <container> sh` into a container with python3 (Debian's, bound in): the daemon
+    installs and runs the agent there — sub-second arrivals although the poll interval is 30 s — and the
+    agent ends with the daemon. (A container without python3 polls, with the reason in /status.)"""
+    world = make_world(request, tmp_path, "docker-python", poll_interval="30s", watch="auto")
+    proc = start_daemon(world.config_path, tmp_path / "d.log")
+    try:
+        wait_for(lambda: _watch_mode(world.config_path) == "agent", timeout=40)
+        started = time.monotonic()
+        world.write("new/b.png", os.urandom(80_000), mtime=time.time())
+        wait_for(lambda: "new/b.png" in world.landed(), timeout=10)
+        assert time.monotonic() - started < 5
+        assert world.landed()["new/b.png"] == (world.root / "new/b.png").read_bytes()
+        assert _agents_for(world.root)  # running inside the container, seen from the host's /proc
+    finally:
+        assert stop(proc) == 0
+    wait_for(lambda: not _agents_for(world.root), timeout=10)
