@@ -1,13 +1,19 @@
 """The long-lived remote shell over the real sshd: output far larger than the SSH channel window (a
-listing of a big tree) comes through whole, and the channel stays in step for the next command."""
+listing of a big tree) comes through whole, and the channel stays in step for the next command; a shell
+that stops answering (over SSH or an exec command) is given up."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
+from mediasyncd.errors import RemoteError
+from mediasyncd.sources import framed
+from mediasyncd.sources.exec.process import ShellProcess
+from mediasyncd.sources.framed import ShellHung
 from mediasyncd.sources.ssh.source import SshSource
 from tests.sshd import SshServer, connect
 
@@ -49,3 +55,31 @@ async def test_a_tree_whose_listing_exceeds_the_channel_window_is_listed(
     assert listing.method == "find"
     assert sorted(e.rel for e in listing.entries) == sorted(names)
     assert all(e.size == 0 for e in listing.entries)
+
+
+@pytest.mark.parametrize("carrier", ["ssh", "exec"])
+async def test_a_shell_that_stops_answering_is_closed_and_never_answers_the_next_command(
+    carrier: str, sshd: SshServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A command whose shell sends nothing for the idle limit (a wedged container) fails as a RemoteError
+    instead of holding the remote forever; the shell is closed, so its late output cannot be taken as the
+    answer to a later command."""
+    monkeypatch.setattr(framed, "IDLE_TIMEOUT", 0.5)
+    if carrier == "ssh":
+        conn = await connect(sshd)
+        source = await SshSource.start(conn)
+        assert source.shell is not None
+        run, close = source.shell.run, source.close
+    else:
+        shell, _ = await ShellProcess.start(["sh"])
+        run, close = shell.run, shell.aclose
+    try:
+        assert (await run("printf ok")).stdout == b"ok"
+        started = time.monotonic()
+        with pytest.raises(ShellHung, match="stopped answering"):
+            await run("sleep 3; printf late")
+        assert time.monotonic() - started < 2.5
+        with pytest.raises(RemoteError):
+            await run("printf next")
+    finally:
+        await close()

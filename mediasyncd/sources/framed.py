@@ -13,9 +13,16 @@ import secrets
 from dataclasses import dataclass
 from typing import Protocol
 
+from mediasyncd.errors import RemoteError
+
 SENTINEL_SPAN = 64  # a sentinel line is shorter: the search resumes this far back, across chunk edges
 READ_CHUNK = 1 << 20  # output is consumed as it comes: a listing can be far larger than any window
 PROBE_OK = b"mediasyncd-ok\n"
+IDLE_TIMEOUT = 300.0  # a command whose shell sends nothing this long is taken as hung (a wedged container)
+
+
+class ShellHung(RemoteError):
+    """The shell sent nothing for IDLE_TIMEOUT seconds: it is closed, and the remote reconnects."""
 
 
 class Readable(Protocol):
@@ -39,12 +46,21 @@ def frame(script: str) -> Framed:
     )
 
 
-async def read_through(stream: Readable, end: re.Pattern[bytes]) -> tuple[bytes, bytes | None]:
+async def read_through(
+    stream: Readable, end: re.Pattern[bytes], idle: float | None = None
+) -> tuple[bytes, bytes | None]:
     """Read `stream` until `end` matches; return what came before it and the pattern's first group.
-    Raises asyncio.IncompleteReadError when the stream ends first (the shell is gone)."""
+    Raises asyncio.IncompleteReadError when the stream ends first (the shell is gone), and ShellHung when
+    nothing arrives for `idle` seconds (default IDLE_TIMEOUT; a long command that prints nothing, like
+    one SHA-256 of a large file, must finish within it)."""
+    limit = IDLE_TIMEOUT if idle is None else idle
     buf = bytearray()
     while True:
-        chunk = await stream.read(READ_CHUNK)
+        try:
+            async with asyncio.timeout(limit):
+                chunk = await stream.read(READ_CHUNK)
+        except TimeoutError:
+            raise ShellHung(f"the shell stopped answering: nothing for {limit:.0f} s") from None
         if not chunk:
             raise asyncio.IncompleteReadError(bytes(buf), None)
         searched = len(buf)

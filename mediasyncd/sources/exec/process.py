@@ -13,7 +13,7 @@ from typing import Any
 
 from mediasyncd.errors import RemoteError
 from mediasyncd.sources.base import CommandResult
-from mediasyncd.sources.framed import PROBE_OK, frame, read_through
+from mediasyncd.sources.framed import PROBE_OK, ShellHung, frame, read_through
 
 PROBE_TIMEOUT = 30.0
 EXIT_WAIT = 3.0  # seconds a process gets to end after its stdin closed, then after SIGTERM
@@ -121,6 +121,11 @@ class ShellProcess:
             for outcome in (out, err):
                 if isinstance(outcome, BaseException) and not isinstance(outcome, Exception):
                     raise outcome  # CancelledError, KeyboardInterrupt: never swallowed
+            hung = next((e for e in (out, err) if isinstance(e, ShellHung)), None)
+            if hung is not None:  # what it sends later would be taken as the next command's answer
+                self._interrupted = True
+                self.close()
+                raise hung
             if isinstance(out, Exception) or isinstance(err, Exception):
                 stderr = err.partial if isinstance(err, asyncio.IncompleteReadError) else b""
                 with contextlib.suppress(TimeoutError):

@@ -12,7 +12,7 @@ import asyncssh
 
 from mediasyncd.errors import RemoteError
 from mediasyncd.sources.base import CommandResult
-from mediasyncd.sources.framed import PROBE_OK, frame, read_through
+from mediasyncd.sources.framed import PROBE_OK, ShellHung, frame, read_through
 
 PROBE_TIMEOUT = 30.0
 
@@ -24,6 +24,7 @@ class CommandChannel:
         self._process = process
         self._lock = asyncio.Lock()
         self.commands_run = 0
+        self._hung = False  # a command never finished: its late output would answer the next one
 
     @classmethod
     async def start(
@@ -50,6 +51,8 @@ class CommandChannel:
         window's worth is buffered without the separator)."""
         framed = frame(script)
         async with self._lock:
+            if self._hung:
+                raise RemoteError("remote shell failed: an earlier command never finished")
             self.commands_run += 1
             try:
                 self._process.stdin.write(framed.data)
@@ -57,6 +60,10 @@ class CommandChannel:
                     read_through(self._process.stdout, framed.stdout_end),
                     read_through(self._process.stderr, framed.stderr_end),
                 )
+            except ShellHung:
+                self._hung = True
+                self.close()
+                raise
             except (asyncssh.Error, OSError, asyncio.IncompleteReadError, BrokenPipeError) as exc:
                 raise RemoteError(f"remote shell failed: {exc or type(exc).__name__}") from None
         return CommandResult(int(status or b"255"), stdout, stderr)
