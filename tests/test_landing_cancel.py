@@ -1,4 +1,5 @@
-"""A landing cut short by cancellation (SIGTERM, reload) still records what it renamed."""
+"""A landing cut short by cancellation (SIGTERM, reload) still records what it renamed; a hash mismatch is
+a change or a failure depending on whether the source file moved on."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from mediasyncd.progress import RemoteStatus
+from mediasyncd.sources.local import LocalSource
 from mediasyncd.state import NewFile, Store
 from mediasyncd.transfer.landing import Arrival, Library, Plan
 from mediasyncd.transfer.ledger import Ledger
@@ -67,5 +69,60 @@ async def test_a_cancel_during_the_renames_waits_for_their_record(tmp_path: Path
         assert ledger.counts.landed == 1 and ledger.counts.failed == 0
     finally:
         library.release.set()
+        executor.shutdown(wait=True)
+        await store.close()
+
+
+@pytest.mark.parametrize("rewritten", [True, False])
+async def test_a_hash_mismatch_is_a_change_when_the_file_moved_on_and_a_failure_when_it_did_not(
+    tmp_path: Path, rewritten: bool
+) -> None:
+    """The source's SHA-256 disagrees with what was received. If the source file is no longer the listed
+    version (rewritten while it waited), that is a change — taken again once it settles, no attempt lost;
+    if it still is, the received bytes were wrong: the file's own failure."""
+    root = tmp_path / "src"
+    root.mkdir()
+    source_file = root / "a.png"
+    source_file.write_bytes(b"listed")
+    listed = source_file.stat()
+    library = Library(tmp_path / "lib")
+    library.root.mkdir()
+    library.check_available()
+    store = Store(tmp_path / "state.db")
+    await store.open()
+    executor = ThreadPoolExecutor(max_workers=2)
+    try:
+        (row,) = await store.add_seen("r1", [NewFile(str(root), "a.png", listed.st_size, listed.st_mtime)])
+        partial = library.partial_path("r1", row.id)
+        partial.parent.mkdir(parents=True, exist_ok=True)
+        partial.write_bytes(b"received")  # not what the source holds
+        if rewritten:
+            source_file.write_bytes(b"rewritten, longer")
+        ledger = Ledger("r1", store, RemoteStatus("r1"))
+        verifier = Verifier(
+            "r1", library=library, ledger=ledger, executor=executor, landing_lock=asyncio.Lock()
+        )
+        queue: asyncio.Queue[Pulled] = asyncio.Queue()
+        queue.put_nowait(Pulled(row, hashlib.sha256(b"received").hexdigest(), partial))
+        source = LocalSource([str(root)])
+        task = asyncio.create_task(verifier.run(source, queue))
+        await asyncio.wait_for(queue.join(), 10)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await source.close()
+        stored = await store.get(row.id)
+        assert stored is not None and not partial.exists()
+        assert not (library.root / "r1" / "a.png").exists()
+        if rewritten:
+            assert (stored.state, stored.attempts, ledger.counts.changed, ledger.counts.failed) == (
+                "seen",
+                0,
+                1,
+                0,
+            )
+        else:
+            assert (stored.state, ledger.counts.failed) == ("failed", 1)
+            assert any("sha256 mismatch" in f for f in ledger.counts.failures)
+    finally:
         executor.shutdown(wait=True)
         await store.close()

@@ -63,7 +63,7 @@ class Verifier:
                     remote_hashes = await source.sha256(
                         [posixpath.join(p.row.root, p.row.rel) for p in batch]
                     )
-                    good = [p for p in batch if await self._verified(p, remote_hashes)]
+                    good = [p for p in batch if await self._verified(source, p, remote_hashes)]
                 except BaseException:
                     for _ in batch:
                         verify.task_done()
@@ -100,16 +100,24 @@ class Verifier:
                 for _ in batch:
                     verify.task_done()
 
-    async def _verified(self, item: Pulled, remote_hashes: dict[str, str] | None) -> bool:
-        """True when the remote's own SHA-256 agrees (or the remote cannot hash); else drop the partial."""
+    async def _verified(self, source: Source, item: Pulled, remote_hashes: dict[str, str] | None) -> bool:
+        """True when the remote's own SHA-256 agrees (or the remote cannot hash); else drop the partial.
+        A mismatch on a file that is no longer the listed version (size or mtime moved: rewritten while
+        it waited or travelled) is a change, taken again once it settles, not the file's failure."""
         if remote_hashes is None:
             return True
-        theirs = remote_hashes.get(posixpath.join(item.row.root, item.row.rel))
+        path = posixpath.join(item.row.root, item.row.rel)
+        theirs = remote_hashes.get(path)
         if theirs == item.sha256:
             return True
         await asyncio.get_running_loop().run_in_executor(self.executor, self.library.discard, item.partial)
         if theirs is None:
             self.log.info("vanished before verification; will retry if it returns", path=item.row.rel)
+            await self.ledger.changed(item.row)
+        elif not await source.still_same([(path, item.row.size, item.row.mtime)]):
+            self.log.info(
+                "rewritten since it was listed; will take it again once it settles", path=item.row.rel
+            )
             await self.ledger.changed(item.row)
         else:
             await self.ledger.failed(
