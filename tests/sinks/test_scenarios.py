@@ -87,10 +87,13 @@ def landed_files(env: Env) -> list[tuple[str, str, str]]:
     if not (env.state_dir / "state.db").exists():
         return []
     with db(env) as c:
-        rows = c.execute(
-            "SELECT remote, rel, sha256 FROM files WHERE local_path IS NOT NULL "
-            "AND state IN ('landed', 'processed', 'purged')"
-        ).fetchall()
+        try:
+            rows = c.execute(
+                "SELECT remote, rel, sha256 FROM files WHERE local_path IS NOT NULL "
+                "AND state IN ('landed', 'processed', 'purged')"
+            ).fetchall()
+        except sqlite3.OperationalError:  # the daemon has created the file but not yet its tables
+            return []
     return sorted((str(a), str(b), str(s)) for a, b, s in rows)
 
 
