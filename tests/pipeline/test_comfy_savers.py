@@ -42,7 +42,14 @@ SAVERS: list[tuple[str, Callable[[Path, str], Path], str]] = [
     ("save-image-extended", savers.save_image_extended, "jpg"),
     ("save-image-extended", savers.save_image_extended, "webp"),
     ("comfyroll", savers.comfyroll_output, "png"),
+    ("save-image-plus", savers.save_image_plus, "PNG"),
+    ("save-image-plus", savers.save_image_plus, "JPEG"),
+    ("save-image-plus", savers.save_image_plus, "WEBP (lossy)"),
+    ("save-image-plus", savers.save_image_plus, "WEBP (lossless)"),
+    ("layerstyle-save-image-plus", savers.layerstyle_save_image_plus, "png"),
 ]
+
+_SUFFIX = {"PNG": "png", "JPEG": "jpg", "WEBP (lossy)": "webp", "WEBP (lossless)": "webp"}
 
 
 @pytest.mark.parametrize(("saver", "build", "extension"), SAVERS)
@@ -50,7 +57,8 @@ def test_every_saver_and_format_gives_the_same_record(
     tmp_path: Path, saver: str, build: Callable[[Path, str], Path], extension: str
 ) -> None:
     """Prompt, negative, model, sampler/scheduler, steps, CFG, seed and size agree across savers."""
-    extraction = extract(build(tmp_path / f"{saver}.{extension}", extension))
+    suffix = _SUFFIX.get(extension, extension)
+    extraction = extract(build(tmp_path / f"{saver}.{suffix}", extension))
     assert extraction.error is None
     assert fields(extraction.record) == EXPECTED
 
@@ -70,6 +78,20 @@ def test_comfyroll_jpeg_and_webp_carry_nothing_and_read_as_plain_images(
     extraction = extract(savers.comfyroll_output(tmp_path / f"cr.{file_format}", file_format))
     assert extraction.error is None and not extraction.record.has_metadata
     assert (extraction.record.pixel_width, extraction.record.pixel_height) == (64, 64)
+
+
+def test_layerstyle_save_image_plus_jpg_carries_nothing(tmp_path: Path) -> None:
+    """LayerUtility: SaveImage Plus saves "jpg" with `quality` only: a plain image, no error."""
+    extraction = extract(savers.layerstyle_save_image_plus(tmp_path / "ls.jpg", "jpg"))
+    assert extraction.error is None and not extraction.record.has_metadata
+    assert extraction.format == "JPEG"
+
+
+def test_save_image_plus_keeps_the_workflow_in_raw(tmp_path: Path) -> None:
+    """Save Image Plus's JPEG UserComment JSON: the graph is read and the workflow kept verbatim."""
+    record = extract(savers.save_image_plus(tmp_path / "p.jpg", "JPEG")).record
+    assert record.loras == (Lora("add-detail-xl", 0.6),)
+    assert '"SaveImagePlus"' in record.raw["UserComment"] and '"last_node_id"' in record.raw["UserComment"]
 
 
 def test_tensorart_seed_minus_one_is_replaced_by_the_graphs_seed(tmp_path: Path) -> None:
