@@ -76,10 +76,12 @@ def _bits(data: bytes) -> list[int]:
     return [(byte >> (7 - i)) & 1 for byte in data for i in range(8)]
 
 
-def novelai_stealth_png(path: Path, size: tuple[int, int] = (96, 80)) -> Path:
+def novelai_stealth_png(
+    path: Path, size: tuple[int, int] = (96, 80), texts: dict[str, str] | None = None
+) -> Path:
     """NovelAI's `inject_data`: every text chunk but Title, gzip'd, in the alpha LSBs; no text chunks left
     (as after a site stripped them)."""
-    texts = {key: value for key, value in TEXTS.items() if key != "Title"}
+    texts = {key: value for key, value in (texts or TEXTS).items() if key != "Title"}
     payload = gzip.compress(json.dumps(texts).encode("utf-8"))
     buffer = b"stealth_pngcomp" + (len(payload) * 8).to_bytes(4, "big") + payload
     bits = _bits(buffer)

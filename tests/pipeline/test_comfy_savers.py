@@ -9,6 +9,7 @@ import pytest
 
 from mediasyncd.pipeline.metadata import extract
 from mediasyncd.pipeline.record import GenerationRecord, Lora
+from tests.pipeline import samples
 from tests.pipeline import samples_comfy_savers as savers
 from tests.pipeline.samples_comfy_savers import NEGATIVE, POSITIVE
 
@@ -99,3 +100,22 @@ def test_tensorart_seed_minus_one_is_replaced_by_the_graphs_seed(tmp_path: Path)
     record = extract(savers.tensorart_with_graph(tmp_path / "t.png")).record
     assert (record.generator, record.seed, record.steps) == ("tensorart", 445566778899, 32)
     assert record.loras == (Lora("add-detail-xl", 0.6),)
+
+
+def test_text_joiners_and_wildcards_give_the_encoded_prompt(tmp_path: Path) -> None:
+    """WAS Text Concatenate joins text_a/text_b with its delimiter; Impact's wildcard processor encodes its
+    populated_text (not the wildcard) — sources cited in bench/corpus_comfy.py."""
+    graph = savers.literal_graph()
+    graph["46"] = {"class_type": "Text Multiline", "inputs": {"text": "a glass teapot"}}
+    graph["47"] = {
+        "class_type": "Text Concatenate",
+        "inputs": {"delimiter": " | ", "clean_whitespace": "true", "text_a": ["46", 0], "text_b": ["49", 0]},
+    }
+    graph["49"] = {"class_type": "Text Multiline", "inputs": {"text": "morning light"}}
+    graph["48"] = {
+        "class_type": "ImpactWildcardProcessor",
+        "inputs": {"wildcard_text": "__bad__", "populated_text": "lowres, watermark", "mode": "fixed"},
+    }
+    path = samples.comfyui_png(tmp_path / "w.png", graph)
+    record = extract(path).record
+    assert (record.prompt, record.negative_prompt) == ("a glass teapot | morning light", "lowres, watermark")
