@@ -135,6 +135,12 @@ def webui_stealth_png(path: Path, s: Setting) -> Truth:
     return Truth.of(s)
 
 
+def webui_stealth_rgb_png(path: Path, s: Setting) -> Truth:
+    """The same extension's RGB mode ("stealth_rgbcomp" in the r, g, b low bits of an RGB PNG)."""
+    samples_novelai.webui_stealth_png(path, infotext(s), compressed=True, mode="rgb")
+    return Truth.of(s)
+
+
 def truncated_png(path: Path, s: Setting) -> Truth:
     """An A1111 PNG cut short in its image data (an interrupted copy): the text before IDAT survives."""
     png_texts(path, (s.pixels[0] * 4, s.pixels[1] * 4), {"parameters": infotext(s)})
@@ -411,6 +417,7 @@ WRITERS: list[tuple[str, str, str, Writer]] = [
     ("Forge (hires fix)", "PNG", ".png", forge_hires_png),
     ("SD.Next", "PNG", ".png", sdnext_png),
     ("A1111 + stealth pnginfo, text stripped", "PNG", ".png", webui_stealth_png),
+    ("A1111 + stealth pnginfo RGB mode, text stripped", "PNG", ".png", webui_stealth_rgb_png),
     ("ComfyUI SaveImage", "PNG", ".png", comfy.saveimage_png),
     ("ComfyUI SaveAnimatedWEBP", "WebP", ".webp", comfy.animated_webp),
     ("ComfyUI primitive nodes", "PNG", ".png", comfy.primitives_png),

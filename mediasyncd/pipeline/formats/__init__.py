@@ -27,7 +27,7 @@ from mediasyncd.pipeline.record import GenerationRecord
 
 __all__ = ["STEALTH_KEYS", "parse_texts"]
 
-STEALTH_KEYS = ("stealth_pngcomp", "stealth_pnginfo")
+STEALTH_KEYS = ("stealth_pngcomp", "stealth_pnginfo", "stealth_rgbcomp", "stealth_rgbinfo")
 
 
 def parse_texts(texts: dict[str, str]) -> GenerationRecord:
