@@ -106,7 +106,7 @@ def test_text_joiners_and_wildcards_give_the_encoded_prompt(tmp_path: Path) -> N
     """WAS Text Concatenate joins text_a/text_b with its delimiter; Impact's wildcard processor encodes its
     populated_text (not the wildcard) — sources cited in bench/corpus_comfy.py."""
     graph = savers.literal_graph()
-    graph["46"] = {"class_type": "Text Multiline", "inputs": {"text": "a glass teapot"}}
+    graph["46"] = {"class_type": "Text Multiline", "inputs": {"text": " a glass teapot\n"}}
     graph["47"] = {
         "class_type": "Text Concatenate",
         "inputs": {"delimiter": " | ", "clean_whitespace": "true", "text_a": ["46", 0], "text_b": ["49", 0]},

@@ -223,6 +223,8 @@ class _Walker:
         # delimiter; combined conditionings are listed one per line.
         delimiter = next((inputs[k] for k in _DELIMITERS if isinstance(inputs.get(k), str)), None)
         if delimiter is not None and joined:
+            if inputs.get("clean_whitespace") in ("true", True):  # WAS: each part stripped first
+                joined = [part.strip() for part in joined]
             out.append(delimiter.join(joined))
         else:
             out.extend(joined)
