@@ -5,7 +5,9 @@ Sources followed (the writers' code; the same ones the tests in tests/pipeline/ 
 - comfyanonymous/ComfyUI `nodes.py` SaveImage.save_images: PngInfo `prompt` = json.dumps(prompt) and one
   tEXt per `extra_pnginfo` key (`workflow`), compress_level 4; `comfy_extras/nodes_images.py`
   SaveAnimatedWEBP: EXIF 0x0110 (Model) = "prompt:" + json, 0x010F (Make) = "workflow:" + json;
-  `comfy_extras/nodes_primitive.py`: PrimitiveInt/PrimitiveFloat/PrimitiveStringMultiline (`value`);
+  `comfy_extras/nodes_primitive.py`: PrimitiveInt/PrimitiveFloat/PrimitiveString(Multiline) (`value`);
+  pythongosssss/ComfyUI-Custom-Scripts `py/reroute_primitive.py` ReroutePrimitive|pysssss (`value` in,
+  the same value out);
   `comfy_extras/nodes_custom_sampler.py`: SamplerCustomAdvanced(noise, guider, sampler, sigmas,
   latent_image), RandomNoise(noise_seed), CFGGuider(model, positive, negative, cfg), BasicGuider(model,
   conditioning), KSamplerSelect(sampler_name), BasicScheduler(model, scheduler, steps, denoise);
@@ -79,17 +81,22 @@ def core_graph(s: Setting) -> Graph:
 
 
 def primitives_graph(s: Setting) -> Graph:
-    """Seed, steps, CFG and the prompt from core primitive nodes (the widgets converted to inputs)."""
+    """Seed, steps, CFG, the prompt and the checkpoint name from core primitive nodes (the widgets
+    converted to inputs), the seed and checkpoint through pysssss's ReroutePrimitive."""
     graph = core_graph(s)
     graph |= {
         "20": _node("PrimitiveInt", value=s.seed),
         "21": _node("PrimitiveInt", value=s.steps),
         "22": _node("PrimitiveFloat", value=s.cfg),
         "23": _node("PrimitiveStringMultiline", value=s.prompt),
+        "24": _node("ReroutePrimitive|pysssss", value=["20", 0]),
+        "25": _node("PrimitiveString", value=s.checkpoint),
+        "26": _node("ReroutePrimitive|pysssss", value=["25", 0]),
     }
     graph["6"]["inputs"]["text"] = ["23", 0]
+    graph["4"]["inputs"]["ckpt_name"] = ["26", 0]
     sampler = graph["3"]["inputs"]
-    sampler |= {"seed": ["20", 0], "steps": ["21", 0], "cfg": ["22", 0]}
+    sampler |= {"seed": ["24", 0], "steps": ["21", 0], "cfg": ["22", 0]}
     return graph
 
 

@@ -119,3 +119,17 @@ def test_text_joiners_and_wildcards_give_the_encoded_prompt(tmp_path: Path) -> N
     path = samples.comfyui_png(tmp_path / "w.png", graph)
     record = extract(path).record
     assert (record.prompt, record.negative_prompt) == ("a glass teapot | morning light", "lowres, watermark")
+
+
+def test_primitive_nodes_and_reroutes_feed_the_checkpoint_and_seed(tmp_path: Path) -> None:
+    """Core PrimitiveString/PrimitiveInt (comfy_extras/nodes_primitive.py) reached through pysssss's
+    ReroutePrimitive (value in, value out): the checkpoint name and the seed are the primitives' values."""
+    graph = savers.literal_graph()
+    graph["4"]["inputs"]["ckpt_name"] = ["61", 0]
+    graph["60"] = {"class_type": "PrimitiveString", "inputs": {"value": "sdxl/zavychroma_v10.safetensors"}}
+    graph["61"] = {"class_type": "ReroutePrimitive|pysssss", "inputs": {"value": ["60", 0]}}
+    graph["62"] = {"class_type": "PrimitiveInt", "inputs": {"value": 99887766}}
+    graph["63"] = {"class_type": "ReroutePrimitive|pysssss", "inputs": {"value": ["62", 0]}}
+    graph["3"]["inputs"]["seed"] = ["63", 0]
+    record = extract(samples.comfyui_png(tmp_path / "r.png", graph)).record
+    assert (record.model, record.seed, record.steps) == ("zavychroma_v10", 99887766, 32)

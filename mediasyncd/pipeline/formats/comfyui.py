@@ -239,6 +239,9 @@ class _Walker:
                 loras.append(Lora(lora_name, as_float(weight)))
             for key in _MODEL_KEYS:
                 name = inputs.get(key)
+                target = self.link(name)
+                if target is not None:  # the widget converted to an input: a primitive or reroute feeds it
+                    name = self._literal(target, (key, "string"))
                 if isinstance(name, str) and name.strip():
                     return model_name(name), loras
         return None, loras
