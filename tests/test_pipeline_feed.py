@@ -3,6 +3,7 @@ landing and processing looks the same) are processed from the log later, each on
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -14,8 +15,9 @@ from typing import Any
 
 import pytest
 
+from mediasyncd import processing
 from mediasyncd.demo.images import write_forge_image
-from mediasyncd.state import FileRow
+from mediasyncd.state import FileRow, Store
 from tests.helpers import MEDIASYNCD, OLD, Env, make_env, once
 from tests.sshd import SshServer
 
@@ -118,3 +120,36 @@ def test_a_file_whose_processing_crashes_does_not_stall_the_others(
     states = dict(env.rows("SELECT rel, state FROM files"))
     assert sorted(states.values()) == ["landed", "processed", "processed"]
     assert env.rows("SELECT acked_id > 0 FROM consumers WHERE name = 'pipeline'") == [(1,)]
+
+
+async def test_the_library_audit_also_runs_on_its_schedule(
+    tmp_path: Path, sshd: SshServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the pipeline runs, a file deleted by hand leaves the index at the next scheduled audit (no
+    restart), and its thumbnail goes with it; the other file stays."""
+    env = make_env(tmp_path, sshd, settle="0s")
+    env.config_path.write_text(env.config_path.read_text().replace("enabled = false", "enabled = true"))
+    forge_images(env, 2, seed=6)
+    assert await asyncio.to_thread(once, env) == 0
+    [(gone, thumb), (kept, _)] = env.rows("SELECT path, thumbnail FROM media ORDER BY path")
+    assert (env.library / thumb).is_file()
+    monkeypatch.setattr(processing, "AUDIT_EVERY", 0.2)
+    config = env.config()
+    store = Store(config.daemon.db_path)
+    await store.open()
+    processor = processing.Processor(config, store)
+    task = asyncio.create_task(processor.run())
+    try:
+        await asyncio.sleep(0.5)  # past the start-up audit: only the schedule can notice what follows
+        (env.library / gone).unlink()
+        for _ in range(100):
+            if env.rows("SELECT path FROM media") == [(kept,)]:
+                break
+            await asyncio.sleep(0.1)
+        assert env.rows("SELECT path FROM media") == [(kept,)]
+        assert not (env.library / thumb).exists()
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await store.close()

@@ -67,7 +67,7 @@ class Embedded:
     texts: dict[str, str] = field(default_factory=dict)
     dropped: list[str] = field(default_factory=list)
     error: str | None = None
-    alpha: bool = False  # a PNG with an alpha channel (where stealth pnginfo may hide)
+    stealth_capable: bool = False  # a PNG with alpha or RGB channels (where stealth pnginfo may hide)
     c2pa: bytes | None = None  # a C2PA manifest store (JUMBF), not yet interpreted
     file_stat: tuple[int, int] | None = None  # size and mtime (ns) of the file read
 
@@ -95,7 +95,7 @@ def read_embedded(path: Path) -> Embedded:
                 found.format = "VIDEO"
             else:
                 _read_with_pillow(stream, found)
-        if found.format == "PNG" and found.alpha and not GENERATION_KEYS & found.texts.keys():
+        if found.format == "PNG" and found.stealth_capable and not GENERATION_KEYS & found.texts.keys():
             _read_stealth(path, found)
     except ContainerError as error:
         found.error = str(error)
@@ -124,7 +124,8 @@ def _read_png(stream: BinaryIO, size: int, found: Embedded) -> None:
             if length < 8:
                 raise ContainerError("corrupt PNG: IHDR chunk too short")
             found.width, found.height = struct.unpack(">II", data[:8])
-            found.alpha = len(data) > 9 and data[9] in (4, 6)  # greyscale + alpha, RGBA
+            # greyscale + alpha, RGBA; 8-bit RGB (the RGB mode's writer)
+            found.stealth_capable = len(data) > 9 and (data[9] in (4, 6) or (data[9] == 2 and data[8] == 8))
             stream.seek(4, 1)
         elif kind in (b"tEXt", b"zTXt", b"iTXt"):
             if length > MAX_TEXT_BYTES:
@@ -155,7 +156,7 @@ def _read_png(stream: BinaryIO, size: int, found: Embedded) -> None:
 
 
 def _read_stealth(path: Path, found: Embedded) -> None:
-    """Metadata a site's stripping left in the alpha channel's low bits, under its signature's key."""
+    """Metadata a site's stripping left in the pixels' low bits (alpha, else RGB), under its signature."""
     try:
         hidden = read_stealth(path)
     except StealthError as error:
@@ -164,7 +165,7 @@ def _read_stealth(path: Path, found: Embedded) -> None:
     except Image.DecompressionBombError:
         return
     except (OSError, *_PILLOW_FAILURES) as error:  # the pixels are damaged: the thumbnail stage says so
-        found.dropped.append(f"alpha channel unreadable: {type(error).__name__}: {error}")
+        found.dropped.append(f"pixels unreadable for stealth pnginfo: {type(error).__name__}: {error}")
         return
     if hidden is not None:
         signature, text = hidden

@@ -1,10 +1,12 @@
-""" "Stealth pnginfo": generation metadata hidden in the low bit of a PNG's alpha channel.
+""" "Stealth pnginfo": generation metadata hidden in the low bits of a PNG's pixels.
 
 Written by NovelAI (`stealth_pngcomp`: gzip of a JSON object holding its text chunks) and by the
 sd-webui-stealth-pnginfo extension (`stealth_pnginfo` plain, `stealth_pngcomp` gzip: the `parameters`
-text). Bits run column by column (x outer, y inner), most significant first: a 15-byte signature, the
-payload's length in bits as a 32-bit big-endian integer, then the payload. It survives sites that strip
-text chunks, so it is read only when a PNG with alpha carries no generation text.
+text) in the alpha channel's low bit; the extension's RGB mode (`stealth_rgbinfo`, `stealth_rgbcomp`)
+uses the low bit of red, green and blue, three bits a pixel. Bits run column by column (x outer, y
+inner), most significant first: a 15-byte signature, the payload's length in bits as a 32-bit big-endian
+integer, then the payload. It survives sites that strip text chunks, so it is read only when a PNG
+carries no generation text (alpha first, then RGB).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 from PIL import Image
 
 SIGNATURES = {b"stealth_pnginfo": False, b"stealth_pngcomp": True}  # signature -> gzip-compressed
+RGB_SIGNATURES = {b"stealth_rgbinfo": False, b"stealth_rgbcomp": True}
 MAX_PIXELS = 64 * 1024 * 1024  # larger images are not decoded for this
 MAX_PAYLOAD_BYTES = 4 * 1024 * 1024
 _HEADER_BITS = 15 * 8 + 32
@@ -30,23 +33,33 @@ class StealthError(Exception):
 
 
 def read_stealth(path: Path) -> tuple[str, str] | None:
-    """(signature, text) hidden in the alpha channel of the PNG at `path`; None when there is none."""
+    """(signature, text) hidden in the alpha channel, else in the RGB low bits, of the PNG at `path`; None
+    when there is none."""
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         with Image.open(path) as image:
-            if image.width * image.height > MAX_PIXELS or "A" not in image.getbands():
+            bands = image.getbands()
+            if image.width * image.height > MAX_PIXELS or not ("A" in bands or bands[:3] == ("R", "G", "B")):
                 return None
-            # Transposed, the alpha bytes come out in the writer's column-major order.
-            alpha = image.getchannel("A").transpose(Image.Transpose.TRANSPOSE).tobytes()
-    return decode_bits(alpha.translate(_LOW_BIT))
+            # Transposed, the pixels come out in the writer's column-major order.
+            pixels = image.transpose(Image.Transpose.TRANSPOSE)
+    if "A" in bands:
+        found = decode_bits(pixels.getchannel("A").tobytes().translate(_LOW_BIT))
+        if found is not None:
+            return found
+    if bands[:3] != ("R", "G", "B"):
+        return None
+    rgb = pixels.convert("RGB") if pixels.mode != "RGB" else pixels
+    return decode_bits(rgb.tobytes().translate(_LOW_BIT), RGB_SIGNATURES)
 
 
-def decode_bits(bits: bytes) -> tuple[str, str] | None:
-    """The payload of a run of "0"/"1" bits (one per alpha byte); None without a known signature."""
+def decode_bits(bits: bytes, signatures: dict[bytes, bool] = SIGNATURES) -> tuple[str, str] | None:
+    """The payload of a run of "0"/"1" bits (one per alpha byte, or per R, G and B byte); None without
+    one of `signatures`."""
     if len(bits) < _HEADER_BITS:
         return None
     signature = _bytes(bits[:120])
-    compressed = SIGNATURES.get(signature)
+    compressed = signatures.get(signature)
     if compressed is None:
         return None
     length = int(bits[120:152], 2)

@@ -327,3 +327,20 @@ def hf_space_png(path: Path) -> Path:
 
 def _xml(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+
+
+MIDJOURNEY_JOB = "a7421d2f-b262-44f9-977c-ac23e9c7d3e3"
+
+
+def midjourney_png(path: Path, description: str) -> Path:
+    """midjourney.com downloads (closed source; the layout exiftool shows on them): tEXt `Description` =
+    "<prompt> <--parameters> Job ID: <uuid>", `Author` (the user), `Creation Time`."""
+    return png(
+        path,
+        text={
+            "Description": f"{description} Job ID: {MIDJOURNEY_JOB}",
+            "Author": "someone",
+            "Creation Time": "Mon, 30 Nov 2026 10:00:00 GMT",
+        },
+        size=(112, 63),
+    )

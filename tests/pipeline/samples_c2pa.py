@@ -100,9 +100,11 @@ def png_with_manifest(path: Path, manifest: bytes) -> Path:
     return insert_chunk(path, b"caBX", manifest, before=b"IDAT")
 
 
-def jpeg_with_manifest(path: Path, manifest: bytes, packet: int = 120) -> Path:
+def jpeg_with_manifest(
+    path: Path, manifest: bytes, packet: int = 120, size: tuple[int, int] = (40, 30)
+) -> Path:
     """APP11 packets of at most `packet` JUMBF bytes each, inserted after SOI."""
-    Image.new("RGB", (40, 30), (5, 5, 5)).save(path, "JPEG")
+    Image.new("RGB", size, (5, 5, 5)).save(path, "JPEG")
     raw = path.read_bytes()
     first, rest = manifest[:packet], manifest[packet:]
     chunks = [first] + [manifest[:8] + rest[i : i + packet] for i in range(0, len(rest), packet)]

@@ -17,6 +17,14 @@ Sources followed:
   as ASCII — for JPEG/WebP/AVIF; PNG like ComfyUI's SaveImage.
 - Suzie1/ComfyUI_Comfyroll_CustomNodes `CR_ImageOutput.save_images`: `img.save(path, **params,
   pnginfo=metadata)` — `prompt`/`workflow` tEXt in PNG; Pillow ignores pnginfo for jpg/webp (no metadata).
+- Goktug/comfyui-saveimage-plus `save_image.py` (version 1.0.0 in its pyproject.toml; read in the yowasou
+  fork, commit 1f6af69), node "SaveImagePlus" ("Save Image Plus"): PNG like SaveImage (`prompt` and each
+  `extra_pnginfo` key as json.dumps'd tEXt, compress_level 4); JPEG (quality 90), WebP lossy (quality 90)
+  or lossless: `exif = img.getexif(); exif[ExifTags.Base.UserComment] = json.dumps({"prompt": prompt,
+  **extra_pnginfo})` — IFD0, a str — then `img.save(..., exif=exif.tobytes())`.
+- chflame163/ComfyUI_LayerStyle `py/save_image_plus.py` (commit 17db0ff), node "LayerUtility: SaveImagePlus"
+  ("LayerUtility: SaveImage Plus"): with `meta_data` on, PNG gets `prompt` + `workflow` tEXt
+  (`compress_level=(100 - quality) // 10`); "jpg" is saved with `quality` only — no metadata.
 - TensorArt: `generation_data` with "seed": "-1" beside the ComfyUI graph holding the seed used.
 """
 
@@ -27,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from PIL import Image
+from PIL.PngImagePlugin import PngInfo
 
 from tests.pipeline.samples import comfyui_workflow, insert_chunk, png, unicode_comment
 
@@ -183,3 +192,38 @@ def tensorart_with_graph(path: Path) -> Path:
         b"generation_data\0" + json.dumps(data, ensure_ascii=False).encode() + b"\0",
         before=b"IDAT",
     )
+
+
+def save_image_plus(path: Path, file_type: str) -> Path:
+    """Save Image Plus (Goktug): file_type "PNG", "JPEG", "WEBP (lossless)" or "WEBP (lossy)"."""
+    graph = _with_saver(literal_graph(), "SaveImagePlus", {"file_type": file_type, "remove_metadata": False})
+    extra_pnginfo = {"workflow": comfyui_workflow()}
+    image = Image.new("RGB", (64, 64), (200, 200, 190))
+    if file_type == "PNG":
+        info = PngInfo()
+        info.add_text("prompt", json.dumps(graph))
+        for key, value in extra_pnginfo.items():
+            info.add_text(key, json.dumps(value))
+        image.save(path, "PNG", compress_level=4, pnginfo=info)
+        return path
+    kwargs: dict[str, Any] = {"lossless": True} if file_type == "WEBP (lossless)" else {"quality": 90}
+    exif = image.getexif()
+    exif[0x9286] = json.dumps({"prompt": graph, **extra_pnginfo})  # ExifTags.Base.UserComment, in IFD0
+    image.save(path, "JPEG" if file_type == "JPEG" else "WEBP", exif=exif.tobytes(), **kwargs)
+    return path
+
+
+def layerstyle_save_image_plus(path: Path, file_format: str, quality: int = 80) -> Path:
+    """LayerUtility: SaveImage Plus with meta_data on: PNG prompt + workflow; jpg carries nothing."""
+    graph = _with_saver(
+        literal_graph(), "LayerUtility: SaveImagePlus", {"format": file_format, "meta_data": True}
+    )
+    image = Image.new("RGB", (64, 64), (200, 200, 190))
+    if file_format == "png":
+        info = PngInfo()
+        info.add_text("prompt", json.dumps(graph))
+        info.add_text("workflow", json.dumps(comfyui_workflow()))
+        image.save(path, pnginfo=info, compress_level=(100 - quality) // 10)
+    else:
+        image.save(path, quality=quality)
+    return path

@@ -7,7 +7,9 @@ Sources followed (writer code, not readers):
   without "Title", into the alpha channel's low bit in column-major order; every other alpha byte is 0xff.
 - ashen-sensored/sd_webui_stealth_pnginfo `scripts/stealth_pnginfo.py` (commit 0a79d40): `add_data` with
   `putalpha(255)`, signature "stealth_pnginfo" (plain) or "stealth_pngcomp" (gzip), the A1111 `parameters`
-  text, x outer / y inner.
+  text, x outer / y inner; in its "rgb" mode "stealth_rgbinfo"/"stealth_rgbcomp", the bits in the low bit
+  of r, g and b of each pixel in turn (its reader, `read_info_from_image_stealth`, collects
+  `buffer_rgb += r & 1, g & 1, b & 1` in the same x/y order).
 - enslo/sd-metadata `src/converters/novelai.ts`: NovelAI's JPEG/WebP layout — EXIF ImageDescription holds
   the Description, EXIF UserComment a JSON object of every text chunk (Software, Source, Comment, …).
 - NovelAI's image API (`/ai/generate-image`, v4 models): `v4_prompt` / `v4_negative_prompt` =
@@ -76,10 +78,12 @@ def _bits(data: bytes) -> list[int]:
     return [(byte >> (7 - i)) & 1 for byte in data for i in range(8)]
 
 
-def novelai_stealth_png(path: Path, size: tuple[int, int] = (96, 80)) -> Path:
+def novelai_stealth_png(
+    path: Path, size: tuple[int, int] = (96, 80), texts: dict[str, str] | None = None
+) -> Path:
     """NovelAI's `inject_data`: every text chunk but Title, gzip'd, in the alpha LSBs; no text chunks left
     (as after a site stripped them)."""
-    texts = {key: value for key, value in TEXTS.items() if key != "Title"}
+    texts = {key: value for key, value in (texts or TEXTS).items() if key != "Title"}
     payload = gzip.compress(json.dumps(texts).encode("utf-8"))
     buffer = b"stealth_pngcomp" + (len(payload) * 8).to_bytes(4, "big") + payload
     bits = _bits(buffer)
@@ -93,14 +97,18 @@ def novelai_stealth_png(path: Path, size: tuple[int, int] = (96, 80)) -> Path:
     return path
 
 
-def webui_stealth_png(path: Path, parameters: str, *, compressed: bool) -> Path:
-    """sd-webui-stealth-pnginfo's `add_data` in alpha mode, its text chunks then stripped."""
-    signature = "stealth_pngcomp" if compressed else "stealth_pnginfo"
+def webui_stealth_png(path: Path, parameters: str, *, compressed: bool, mode: str = "alpha") -> Path:
+    """sd-webui-stealth-pnginfo's `add_data`, its text chunks then stripped. Alpha mode: `putalpha(255)`,
+    one bit a pixel in alpha; RGB mode (an RGB image): one bit in each of r, g and b, in that order."""
+    kind = "png" if mode == "alpha" else "rgb"
+    signature = f"stealth_{kind}comp" if compressed else f"stealth_{kind}info"
     param = gzip.compress(parameters.encode("utf-8")) if compressed else parameters.encode("utf-8")
     binary = _bits(signature.encode("utf-8")) + _bits((len(param) * 8).to_bytes(4, "big")) + _bits(param)
     image = Image.new("RGB", (128, 96), (10, 200, 30))
-    image.putalpha(255)
-    assert len(binary) <= image.width * image.height, "image too small for the payload"
+    if mode == "alpha":
+        image.putalpha(255)
+    per_pixel = 1 if mode == "alpha" else 3
+    assert len(binary) <= image.width * image.height * per_pixel, "image too small for the payload"
     pixels = image.load()
     assert pixels is not None
     index = 0
@@ -108,9 +116,13 @@ def webui_stealth_png(path: Path, parameters: str, *, compressed: bool) -> Path:
         for y in range(image.height):
             if index >= len(binary):
                 break
-            r, g, b, a = pixels[x, y]  # type: ignore[misc]
-            pixels[x, y] = (r, g, b, (a & ~1) | binary[index])
-            index += 1
+            values = list(pixels[x, y])  # type: ignore[arg-type]
+            channels = [3] if mode == "alpha" else [0, 1, 2]
+            for channel in channels:
+                if index < len(binary):
+                    values[channel] = (values[channel] & ~1) | binary[index]
+                    index += 1
+            pixels[x, y] = tuple(values)
     image.save(path, "PNG")
     return path
 

@@ -54,6 +54,26 @@ def test_webui_stealth_pnginfo_plain_and_gzip_carry_a1111_parameters(tmp_path: P
         assert record.prompt is not None and record.prompt.startswith(samples.PROMPT)
 
 
+def test_webui_stealth_rgb_mode_plain_and_gzip(tmp_path: Path) -> None:
+    """The extension's RGB mode (an RGB PNG, three bits a pixel): read when the text chunks are gone."""
+    for compressed in (False, True):
+        path = samples_novelai.webui_stealth_png(
+            tmp_path / f"r{compressed}.png", samples.FORGE_PARAMETERS, compressed=compressed, mode="rgb"
+        )
+        extraction = extract(path)
+        record = extraction.record
+        assert extraction.error is None
+        assert (record.generator, record.seed, record.steps) == ("forge", 3141592653, 28), compressed
+        assert ("stealth_rgbcomp" if compressed else "stealth_rgbinfo") in record.raw
+
+
+def test_an_rgb_png_without_text_or_signature_reads_as_no_metadata(tmp_path: Path) -> None:
+    """A plain RGB PNG is decoded once for the RGB signature and reads as an image without metadata."""
+    extraction = extract(samples.png(tmp_path / "plain.png"))
+    assert extraction.error is None and not extraction.record.has_metadata
+    assert extraction.notes == ()
+
+
 def test_an_rgba_png_without_a_signature_reads_as_no_metadata(tmp_path: Path) -> None:
     """Ordinary transparency is not mistaken for stealth data."""
     path = tmp_path / "plain.png"

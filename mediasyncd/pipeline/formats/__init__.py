@@ -21,12 +21,13 @@ from mediasyncd.pipeline.formats.json_apps import (
     parse_swarmui,
     parse_tensorart,
 )
+from mediasyncd.pipeline.formats.midjourney import is_midjourney, parse_midjourney
 from mediasyncd.pipeline.formats.xmp_embedded import parse_xmp
 from mediasyncd.pipeline.record import GenerationRecord
 
 __all__ = ["STEALTH_KEYS", "parse_texts"]
 
-STEALTH_KEYS = ("stealth_pngcomp", "stealth_pnginfo")
+STEALTH_KEYS = ("stealth_pngcomp", "stealth_pnginfo", "stealth_rgbcomp", "stealth_rgbinfo")
 
 
 def parse_texts(texts: dict[str, str]) -> GenerationRecord:
@@ -114,6 +115,8 @@ def _by_text(texts: dict[str, str], raw: dict[str, str]) -> GenerationRecord | N
             return parse_a1111(comment, raw)
     if is_easy_diffusion(texts):
         return parse_easy_diffusion(dict(texts), raw)
+    if is_midjourney(texts):
+        return parse_midjourney(texts, raw)
     return None
 
 

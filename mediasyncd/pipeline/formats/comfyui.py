@@ -35,12 +35,24 @@ _MAX_VISITS = 500
 
 
 def _text_keys(side: str) -> tuple[str, ...]:
-    """Where a text node keeps its prompt, for the "positive" or "negative" side."""
-    return ("text", "text_g", "prompt", "string", f"text_{side}", f"{side}_prompt", "value", "text_l")
+    """Where a text node keeps its prompt, for the "positive" or "negative" side (a wildcard processor's
+    `populated_text` is the text it encoded)."""
+    return (
+        "populated_text",
+        "text",
+        "text_g",
+        "prompt",
+        "string",
+        f"text_{side}",
+        f"{side}_prompt",
+        "value",
+        "text_l",
+    )
 
 
 _TEXT_KEYS = _text_keys("positive")
 _NEGATIVE_TEXT_KEYS = _text_keys("negative")
+_DELIMITERS = ("delimiter", "separator")
 _MODEL_KEYS = ("ckpt_name", "unet_name", "model_name", "base_ckpt_name")
 _UPSCALE_CLASSES = ("LatentUpscale", "LatentUpscaleBy", "ImageScale", "ImageScaleBy", "ImageUpscaleWithModel")
 _NOT_CONDITIONING = frozenset(
@@ -202,10 +214,20 @@ class _Walker:
                 self._collect_text(target, keys, out, seen)
                 if len(out) > before:
                     return
+        joined: list[str] = []
         for name, value in inputs.items():
             target = self.link(value)
             if target is not None and name not in _NOT_CONDITIONING:
-                self._collect_text(target, keys, out, seen)
+                self._collect_text(target, keys, joined, seen)
+        # A text joiner (WAS Text Concatenate, StringConcatenate, CR Text Concatenate) joins with its own
+        # delimiter; combined conditionings are listed one per line.
+        delimiter = next((inputs[k] for k in _DELIMITERS if isinstance(inputs.get(k), str)), None)
+        if delimiter is not None and joined:
+            if inputs.get("clean_whitespace") in ("true", True):  # WAS: each part stripped first
+                joined = [part.strip() for part in joined]
+            out.append(delimiter.join(joined))
+        else:
+            out.extend(joined)
 
     def model(self, start: str | None) -> tuple[str | None, list[Lora]]:
         loras: list[Lora] = []
@@ -217,6 +239,9 @@ class _Walker:
                 loras.append(Lora(lora_name, as_float(weight)))
             for key in _MODEL_KEYS:
                 name = inputs.get(key)
+                target = self.link(name)
+                if target is not None:  # the widget converted to an input: a primitive or reroute feeds it
+                    name = self._literal(target, (key, "string"))
                 if isinstance(name, str) and name.strip():
                     return model_name(name), loras
         return None, loras
