@@ -29,7 +29,14 @@ from bench.netem.wan import LinkSpec
 from bench.plot import draw
 from bench.report import link_check_line, link_table, machine_lines, samples_line, targets, write_section
 from bench.scenarios import TOOLS, LinkResult, ScenarioParams, run_scenarios
-from bench.tools import MediasyncdOptions, Revision, export_revision, parse_override, resolve_revision
+from bench.tools import (
+    MediasyncdOptions,
+    Revision,
+    compile_bytecode,
+    export_revision,
+    parse_override,
+    resolve_revision,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 QUICK = DatasetSpec(png=50, many=1000, many_folders=9, big=1, big_mb=50)
@@ -164,6 +171,8 @@ def run(
         if plan.mediasyncd_rev:
             source = export_revision(plan.mediasyncd_rev.commit, Path(tmp) / "mediasyncd-src")
             params = replace(params, mediasyncd=replace(params.mediasyncd, source=source))
+        else:
+            compile_bytecode()
         for link in plan.links:
             scratch = Path(tmp) / f"link-{len(results)}"
             scratch.mkdir()
