@@ -179,9 +179,7 @@ class Ledger:
         recorded = [i for i in items if i.row.id in done]
         for item in recorded:
             row = item.row
-            self.index[row.key] = replace(
-                row, state=FileState.LANDED, sha256=item.sha256, local_path=item.local_path
-            )
+            self.index[row.key] = landed_entry(row)
             self.active.discard(row.id)
             if row.state == FileState.FAILED:
                 self.status.failed_files = max(0, self.status.failed_files - 1)
@@ -279,3 +277,9 @@ class Ledger:
     async def _close_passes(self, events: list[NewEvent]) -> None:
         if events:
             await self.store.append(events)
+
+
+def landed_entry(row: FileRow) -> FileRow:
+    """A landed file as the diff base keeps it: what the next listing is compared with, nothing more
+    (as Store.current_files loads it)."""
+    return FileRow(row.id, row.remote, row.root, row.rel, row.size, row.mtime, FileState.LANDED)
