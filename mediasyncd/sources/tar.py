@@ -28,7 +28,7 @@ from mediasyncd.errors import LibraryFull, TransferError
 from mediasyncd.sources.receive import LOCAL_FULL
 
 READ = 256 << 10
-MAX_QUEUED = 8  # chunks waiting for the writer thread before the reader pauses (2 MiB a stream)
+MAX_QUEUED = 64  # chunks waiting for the writer thread before the reader pauses
 T = TypeVar("T")
 
 
