@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.netem.lan import lan_link
 from bench.netem.wan import LinkSpec, WanRemote, wan_link
 from tests.sshd import start_sshd
 
@@ -24,7 +25,7 @@ SSHD_OPTIONS = {"MaxStartups": "100", "MaxSessions": "100"}
 class Endpoint:
     """An sshd and the credentials to reach it, plus the link it sits behind (None: plain loopback)."""
 
-    label: str  # e.g. "loopback", "wan 40 ms / 200 Mbit/s, queue 1 BDP"
+    label: str  # e.g. "loopback", "lan (veth, unshaped)", "wan 40 ms / 200 Mbit/s, queue 1 BDP"
     host: str
     port: int
     user: str
@@ -97,4 +98,22 @@ def wan_endpoint(link: LinkSpec) -> Iterator[Endpoint]:
             known_hosts_path=remote.known_hosts_path,
             link=link,
             wan=remote,
+        )
+
+
+LAN_LABEL = "lan (veth, unshaped)"
+
+
+@contextlib.contextmanager
+def lan_endpoint() -> Iterator[Endpoint]:
+    """The real sshd in a netns behind an unshaped veth pair (bench/netem/lan.py): a box on the same LAN,
+    with real TCP between the ends but no link emulator in the way."""
+    with lan_link(sshd_options=SSHD_OPTIONS) as remote:
+        yield Endpoint(
+            label=LAN_LABEL,
+            host=remote.host,
+            port=remote.port,
+            user=remote.user,
+            key_path=remote.key_path,
+            known_hosts_path=remote.known_hosts_path,
         )

@@ -144,7 +144,7 @@ def targets(results: list[LinkResult]) -> list[str]:
 
     for r in results:
         rows = {(row.figure, row.unit): row for row in link_rows(r, ["mediasyncd", "rsync"])}
-        wan = r.label != "loopback"
+        wan = r.label.startswith("wan")
         for name in ("BIG", "PNG") if wan else ("PNG", "BIG"):
             row = rows.get((f"{name} initial pull", "MB/s"))
             q = ratio(row) if row else None

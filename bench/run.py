@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.run            # full run: issue-5 datasets, 3 repetitions (see docs/benchmarks.md)
     .venv/bin/python -m bench.run --quick    # ~8 minutes: small datasets, same scenarios
+    .venv/bin/python -m bench.run --lan      # also the LAN case: an unshaped veth pair into the sshd's netns
 
 Generates (or reuses) the datasets, then per link: checks the link (ping, raw ssh `cat`), runs every
 scenario for every tool with repetitions interleaved, and writes the Markdown section of
@@ -24,14 +25,22 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bench.datasets import Dataset, DatasetSpec, PngFactory, ensure_datasets
-from bench.endpoints import Endpoint, loopback_endpoint, wan_endpoint
+from bench.endpoints import Endpoint, lan_endpoint, loopback_endpoint, wan_endpoint
 from bench.netem.wan import LinkSpec
 from bench.plot import draw
 from bench.report import link_check_line, link_table, machine_lines, samples_line, targets, write_section
 from bench.scenarios import TOOLS, LinkResult, ScenarioParams, run_scenarios
-from bench.tools import MediasyncdOptions, Revision, export_revision, parse_override, resolve_revision
+from bench.tools import (
+    MediasyncdOptions,
+    Revision,
+    compile_bytecode,
+    export_revision,
+    parse_override,
+    resolve_revision,
+)
 
 REPO = Path(__file__).resolve().parent.parent
+LAN = "lan"
 QUICK = DatasetSpec(png=50, many=1000, many_folders=9, big=1, big_mb=50)
 
 
@@ -39,7 +48,7 @@ QUICK = DatasetSpec(png=50, many=1000, many_folders=9, big=1, big_mb=50)
 class Plan:
     spec: DatasetSpec
     params: ScenarioParams
-    links: tuple[LinkSpec | None, ...]  # None: loopback
+    links: tuple[LinkSpec | str | None, ...]  # None: loopback; LAN: the veth pair
     mediasyncd_rev: Revision | None = None  # benchmark this commit of mediasyncd/, not the working tree
 
 
@@ -60,7 +69,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--big", type=int, help=f"BIG files (default {d.big}; quick {QUICK.big})")
     p.add_argument("--big-mb", type=int, help=f"size of each BIG file in MB (default {d.big_mb})")
     p.add_argument("--repeat", type=int, default=3, help="repetitions, interleaved (default 3)")
-    p.add_argument("--links", default="wan,loopback", help="comma-separated: wan, loopback (default both)")
+    p.add_argument(
+        "--links", default="wan,loopback", help="comma-separated: wan, loopback, lan (default wan,loopback)"
+    )
+    p.add_argument("--lan", action="store_true", help="add the lan link (an unshaped veth pair into a netns)")
     p.add_argument("--rtt-ms", type=float, default=40.0)
     p.add_argument("--rate-mbit", type=float, default=200.0)
     p.add_argument(
@@ -128,24 +140,31 @@ def plan_from(args: argparse.Namespace) -> Plan:
         mediasyncd=options,
         rclone_hashcheck=args.rclone_hashcheck,
     )
-    links: list[LinkSpec | None] = []
-    for name in (n.strip() for n in args.links.split(",")):
+    links: list[LinkSpec | str | None] = []
+    names = [n.strip() for n in args.links.split(",")] + (["lan"] if args.lan else [])
+    for name in dict.fromkeys(names):
         if name == "wan":
             links += [LinkSpec(args.rtt_ms, args.rate_mbit, q) for q in args.queue_bdp]
         elif name == "loopback":
             links.append(None)
+        elif name == "lan":
+            links.append(LAN)
         else:
-            raise SystemExit(f"unknown link {name!r} (wan, loopback)")
+            raise SystemExit(f"unknown link {name!r} (wan, loopback, lan)")
     rev = resolve_revision(args.mediasyncd_rev) if args.mediasyncd_rev else None
     return Plan(spec, params, tuple(links), rev)
 
 
 @contextlib.contextmanager
-def endpoint_for(link: LinkSpec | None, scratch: Path) -> Iterator[Endpoint]:
-    if link is None:
+def endpoint_for(link: LinkSpec | str | None, scratch: Path) -> Iterator[Endpoint]:
+    if link == LAN:
+        with lan_endpoint() as endpoint:
+            yield endpoint
+    elif link is None:
         with loopback_endpoint(scratch / "sshd") as endpoint:
             yield endpoint
     else:
+        assert isinstance(link, LinkSpec)
         with wan_endpoint(link) as endpoint:
             yield endpoint
 
@@ -164,6 +183,8 @@ def run(
         if plan.mediasyncd_rev:
             source = export_revision(plan.mediasyncd_rev.commit, Path(tmp) / "mediasyncd-src")
             params = replace(params, mediasyncd=replace(params.mediasyncd, source=source))
+        else:
+            compile_bytecode()
         for link in plan.links:
             scratch = Path(tmp) / f"link-{len(results)}"
             scratch.mkdir()

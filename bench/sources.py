@@ -27,7 +27,7 @@ from pathlib import Path
 
 from bench.datasets import Dataset, DatasetSpec, ensure_datasets
 from bench.report import write_section
-from bench.tools import RunStats, run_measured
+from bench.tools import RunStats, compile_bytecode, run_measured
 from tests.docker_engine import DOCKER, Engine, start_engine
 from tests.helpers import MEDIASYNCD, write_config
 
@@ -82,6 +82,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True)
     samples: list[Sample] = []
+    compile_bytecode()
     load_before = os.getloadavg()[0]
     with start_engine(WORK / "docker") as engine:
         container = engine.run("mediasyncd-test/full:1", f"bench-sources-{os.getpid()}", [WORK / "data"])

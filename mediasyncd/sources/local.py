@@ -22,16 +22,17 @@ from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any
 
-from mediasyncd.errors import RemoteFileChanged, TransferError, UnsafePathError
+from mediasyncd.errors import LibraryFull, RemoteFileChanged, TransferError, UnsafePathError
 from mediasyncd.paths import decode_rel
 from mediasyncd.sources.base import Capabilities, Progress
 from mediasyncd.sources.commands import emptied_dirs
+from mediasyncd.sources.copied import COPY_READ, Copied
 from mediasyncd.sources.listing import Listing, Rejected, RemoteEntry, same_version
-from mediasyncd.sources.receive import WRITE_CHUNK, PartialWriter, RateLimiter
+from mediasyncd.sources.receive import LOCAL_FULL, RateLimiter, open_partial, resume_state
 from mediasyncd.sources.survey import DIR_COUNT_LIMIT, PARENT_NAMES, RootState, RootSurvey, Survey
 from mediasyncd.sources.tar import Member
 
-READ = 1 << 20
+COPY_HOP = 8 << 20  # bytes copied per trip to a thread (read, hash, write in 1 MiB pieces)
 NOFOLLOW = os.O_NOFOLLOW | os.O_CLOEXEC
 
 
@@ -39,6 +40,7 @@ class LocalSource:
     def __init__(self, roots: Sequence[str]) -> None:
         self.roots = [posixpath.normpath(r) for r in roots]
         self._caps = Capabilities(transport="local", hasher="local")
+        self._copied = Copied()
 
     @property
     def caps(self) -> Capabilities:
@@ -65,42 +67,38 @@ class LocalSource:
         limiter: RateLimiter | None = None,
         progress: Progress | None = None,
     ) -> str:
-        writer = PartialWriter(partial, size, executor)
-        offset = await writer.open()
-        if progress:
-            progress(offset)
+        """Copy `path` into `partial` (resuming one a previous attempt left), hashing the bytes as they
+        are written: up to COPY_HOP bytes per trip to a thread. The copy's hash answers `sha256` for this
+        file without reading it again when the file provably did not change meanwhile (see _Copied)."""
         loop = asyncio.get_running_loop()
-        fd: int | None = None
+        started_ns = time.time_ns()
+        dst: int | None = None
         try:
-            fd = await loop.run_in_executor(executor, self._open_file, path)
-            done = offset
-            while True:
-                chunk = await loop.run_in_executor(executor, os.pread, fd, min(WRITE_CHUNK, READ), done)
-                if not chunk or done + len(chunk) > size:
-                    done += len(chunk)
-                    break
-                if limiter:
-                    await limiter.consume(len(chunk))
-                await writer.write([chunk])
-                done += len(chunk)
-                if progress:
-                    progress(done)
-            st = await loop.run_in_executor(executor, os.fstat, fd)
-            if done != size or not same_version(st.st_size, st.st_mtime, size, mtime):
+            src, before = await loop.run_in_executor(executor, self._open_file, path)
+            try:
+                hasher, offset, out = await loop.run_in_executor(executor, _start_partial, partial, size)
+                dst = out
+                done = await _copy(src, out, hasher, offset, size, executor, limiter, progress)
+                longer, after = await loop.run_in_executor(executor, _tail_and_stat, src, done)
+            finally:
+                os.close(src)
+            if done != size or longer or not same_version(after.st_size, after.st_mtime, size, mtime):
                 raise RemoteFileChanged(f"{path}: changed during transfer")
         except RemoteFileChanged:
-            await writer.abort(drop=True)
+            fd, dst = dst, None
+            await loop.run_in_executor(executor, _close_and_drop, fd, partial)
             raise
         except OSError as exc:
-            await writer.abort(drop=False)
+            if exc.errno in LOCAL_FULL:
+                raise LibraryFull(f"library disk full writing {partial.name}: {exc.strerror}") from None
             raise TransferError(f"{path}: {exc.strerror or exc}") from None
-        except BaseException:
-            await writer.abort(drop=False)
-            raise
         finally:
-            if fd is not None:
-                os.close(fd)
-        return await writer.finish()
+            if dst is not None:
+                os.close(dst)
+        digest: str = hasher.hexdigest()
+        # offset 0: not resumed, so every byte hashed was read by this copy
+        self._copied.remember(path, digest, before, after, whole=offset == 0, started_ns=started_ns)
+        return digest
 
     async def pull_batch(
         self,
@@ -115,6 +113,8 @@ class LocalSource:
         raise TransferError("a local source has no batch stream; files are copied one by one")
 
     async def sha256(self, paths: Sequence[str]) -> dict[str, str] | None:
+        """Each file's SHA-256 now: the hash of the copy just made where the file is provably unchanged
+        since (same inode, size, mtime and ctime, and no write during the copy), else read again."""
         return await asyncio.to_thread(self._hashes, paths)
 
     async def still_same(self, files: Sequence[tuple[str, int, float]]) -> set[str]:
@@ -198,7 +198,8 @@ class LocalSource:
         finally:
             os.close(fd)
 
-    def _open_file(self, path: str) -> int:
+    def _open_file(self, path: str) -> tuple[int, os.stat_result]:
+        """A read-only descriptor of the regular file at `path` and its fstat."""
         try:
             with self._parent(path) as (dir_fd, name):
                 # O_NONBLOCK: a FIFO swapped in after the listing must not block a thread in open().
@@ -209,10 +210,11 @@ class LocalSource:
             if exc.errno == errno.ELOOP:  # a symlink where the listing saw a file
                 raise RemoteFileChanged(f"{path}: no longer a regular file") from None
             raise
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
             os.close(fd)
             raise RemoteFileChanged(f"{path}: no longer a regular file")
-        return fd
+        return fd, st
 
     def _lstat(self, path: str) -> os.stat_result | None:
         try:
@@ -224,13 +226,80 @@ class LocalSource:
     def _hashes(self, paths: Sequence[str]) -> dict[str, str]:
         out: dict[str, str] = {}
         for path in paths:
+            known = self._copied.take(path, self._lstat(path))
+            if known is not None:
+                out[path] = known
+                continue
             try:
-                fd = self._open_file(path)
+                fd, _ = self._open_file(path)
             except (OSError, RemoteFileChanged):
                 continue
             with os.fdopen(fd, "rb") as fh:
                 out[path] = hashlib.file_digest(fh, "sha256").hexdigest()
         return out
+
+
+async def _copy(
+    src: int,
+    dst: int,
+    hasher: Any,
+    offset: int,
+    size: int,
+    executor: Executor,
+    limiter: RateLimiter | None,
+    progress: Progress | None,
+) -> int:
+    """Copy `src` from `offset` on to `dst`, COPY_HOP bytes per trip to a thread; the end offset (short
+    of `size` if the source ended early)."""
+    loop = asyncio.get_running_loop()
+    done = offset
+    if progress:
+        progress(done)
+    while done < size:
+        n = min(COPY_HOP, size - done)
+        if limiter:
+            await limiter.consume(n)
+        got = await loop.run_in_executor(executor, _copy_span, src, dst, hasher, done, n)
+        done += got
+        if progress:
+            progress(done)
+        if got < n:
+            break
+    return done
+
+
+def _start_partial(partial: Path, size: int) -> tuple[Any, int, int]:
+    """The hash of what an interrupted copy left in `partial`, its length, and the partial open for
+    appending."""
+    hasher, offset = resume_state(partial, size)
+    return hasher, offset, open_partial(partial, os.O_APPEND)
+
+
+def _copy_span(src: int, dst: int, hasher: Any, offset: int, n: int) -> int:
+    """Copy up to `n` bytes of `src` from `offset` to the end of `dst`, hashing them; the bytes copied
+    (fewer at the source's end)."""
+    copied = 0
+    while copied < n:
+        chunk = os.pread(src, min(COPY_READ, n - copied), offset + copied)
+        if not chunk:
+            break
+        hasher.update(chunk)
+        view = memoryview(chunk)
+        while view:
+            view = view[os.write(dst, view) :]
+        copied += len(chunk)
+    return copied
+
+
+def _tail_and_stat(src: int, end: int) -> tuple[bool, os.stat_result]:
+    """Whether the source has bytes past `end` (it grew), and its fstat after the copy."""
+    return bool(os.pread(src, 1, end)), os.fstat(src)
+
+
+def _close_and_drop(fd: int | None, partial: Path) -> None:
+    if fd is not None:
+        os.close(fd)
+    partial.unlink(missing_ok=True)
 
 
 def _list(roots: Sequence[str]) -> Listing:

@@ -48,7 +48,7 @@ class RateLimiter:
                 await asyncio.sleep(-self._allowance / self.rate)
 
 
-def _resume_state(partial: Path, expected_size: int) -> tuple[Any, int]:
+def resume_state(partial: Path, expected_size: int) -> tuple[Any, int]:
     """Hash what an interrupted transfer left; start over if the partial cannot be right."""
     hasher = hashlib.sha256()
     try:
@@ -64,7 +64,7 @@ def _resume_state(partial: Path, expected_size: int) -> tuple[Any, int]:
     return hasher, size
 
 
-def _open_partial(partial: Path, flags: int) -> int:
+def open_partial(partial: Path, flags: int) -> int:
     partial.parent.mkdir(parents=True, exist_ok=True)
     return os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | flags, 0o600)
 
@@ -105,8 +105,8 @@ class PartialWriter:
         return offset
 
     def _prepare(self) -> tuple[Any, int, int]:
-        hasher, offset = _resume_state(self.partial, self.size)
-        return hasher, offset, _open_partial(self.partial, os.O_APPEND)
+        hasher, offset = resume_state(self.partial, self.size)
+        return hasher, offset, open_partial(self.partial, os.O_APPEND)
 
     async def write(self, chunks: list[bytes]) -> None:
         if self.small:
@@ -127,7 +127,7 @@ class PartialWriter:
         return digest
 
     def _write_whole(self) -> None:
-        fd = _open_partial(self.partial, os.O_TRUNC)
+        fd = open_partial(self.partial, os.O_TRUNC)
         try:
             _write(fd, self.hasher, self.buffer)
         finally:

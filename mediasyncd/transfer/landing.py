@@ -110,6 +110,7 @@ class Library:
         """Land (or, when identical bytes are already there, discard) each planned arrival."""
         results: list[Exception | None] = []
         changed: set[Path] = set()
+        checked: set[Path] = set()  # folders made and checked for this batch: once each, not per file
         if any(isinstance(plan, Plan) and not plan.present for plan in plans):
             sync_filesystem(self.root)  # every partial's bytes durable before any rename: one call, not N
         for a, plan in zip(arrivals, plans, strict=True):
@@ -121,7 +122,7 @@ class Library:
                 if plan.present:
                     self.discard(a.partial)
                 else:
-                    changed.add(self.land(a.partial, plan.rel, a.mtime, sync_dir=False))
+                    changed.add(self.land(a.partial, plan.rel, a.mtime, sync_dir=False, checked=checked))
                 results.append(None)
             except (UnsafePathError, OSError) as exc:
                 results.append(exc)
@@ -129,11 +130,23 @@ class Library:
             _fsync_dir(directory)
         return results
 
-    def land(self, partial: Path, rel: str, mtime: float, *, sync_dir: bool = True) -> Path:
+    def land(
+        self,
+        partial: Path,
+        rel: str,
+        mtime: float,
+        *,
+        sync_dir: bool = True,
+        checked: set[Path] | None = None,
+    ) -> Path:
         """Atomically move a verified partial to `rel` with the remote mtime and the configured modes;
-        returns the directory whose entry changed (fsynced here unless the caller batches that)."""
+        returns the directory whose entry changed (fsynced here unless the caller batches that).
+        `checked`: folders this batch already made and checked (see _make_parents); updated."""
         target = self.path(rel)
-        self._make_parents(target)
+        if checked is None or target.parent not in checked:
+            self._make_parents(target)
+            if checked is not None:
+                checked.add(target.parent)
         os.chmod(partial, self.file_mode)
         os.utime(partial, (mtime, mtime))
         if os.path.lexists(target):

@@ -13,7 +13,6 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
-from enum import Enum, auto
 from pathlib import Path
 
 import structlog
@@ -23,22 +22,13 @@ from mediasyncd.digest import sha256_file
 from mediasyncd.paths import library_rel
 from mediasyncd.progress import RemoteStatus
 from mediasyncd.sources import Key, RemoteEntry, same_version
-from mediasyncd.state import WAITING, EventType, FileRow, FileState, LandedFile, NewEvent, Store
+from mediasyncd.state import WAITING, FileRow, FileState, LandedFile, NewEvent, Store
 from mediasyncd.transfer.index import diff, pending
+from mediasyncd.transfer.passes import Outcome, Passes
 from mediasyncd.units import format_size
 from mediasyncd.watchers.base import Sighting
 
 RETRY = Backoff(base=10.0, cap=3600.0)
-
-
-class Outcome(Enum):
-    """What became of a claimed file, as its pass counts it."""
-
-    LANDED = auto()
-    ADOPTED = auto()
-    FAILED = auto()
-    CHANGED = auto()
-    PUT_BACK = auto()
 
 
 @dataclass
@@ -66,32 +56,6 @@ class Landed:
     local_path: str
 
 
-@dataclass
-class _Pass:
-    """One pass's files and what became of them, until each has an outcome."""
-
-    sync_id: str
-    started: float
-    new: int
-    outstanding: set[int]
-    landed: int = 0
-    landed_bytes: int = 0
-    adopted: int = 0
-    adopted_bytes: int = 0
-    failed: int = 0
-    changed: int = 0
-
-    def event(self, remote: str, *, interrupted: bool = False) -> NewEvent:
-        data: dict[str, object] = {
-            "new": self.new, "landed": self.landed, "landed_bytes": self.landed_bytes,
-            "adopted": self.adopted, "adopted_bytes": self.adopted_bytes, "failed": self.failed, "changed": self.changed,
-            "seconds": round(time.monotonic() - self.started, 3),
-        }  # fmt: skip
-        if interrupted:
-            data["interrupted"] = True
-        return NewEvent(EventType.SYNC_COMPLETE, remote, None, self.sync_id, data)
-
-
 class Ledger:
     def __init__(self, remote: str, store: Store, status: RemoteStatus) -> None:
         self.remote = remote
@@ -103,8 +67,7 @@ class Ledger:
         self.last_new = 0  # new files the last sighting recorded
         self.on_changed: Callable[[], None] | None = None  # agent mode: a listing finds the new version
         self._recheck: set[int] = set()  # in-flight rows a newer version was reported for
-        self._passes: dict[str, _Pass] = {}
-        self._pass_of: dict[int, str] = {}
+        self.passes = Passes(remote)
         self.log = structlog.get_logger("mediasyncd.ledger").bind(remote=remote)
 
     # ------------------------------------------------------------------------------- start-up
@@ -168,7 +131,7 @@ class Ledger:
                 continue
             self.active.add(row.id)
             claimed.append(row)
-        await self._open_pass(sighting.sync_id, len(d.new), claimed)
+        await self._close_passes(self.passes.start(sighting.sync_id, len(d.new), claimed))
         self.counts.taken += len(claimed)
         self.counts.taken_bytes += sum(r.size for r in claimed)
         return claimed
@@ -209,16 +172,14 @@ class Ledger:
             return []
         outcome, verb = (Outcome.ADOPTED, "adopted") if adopted else (Outcome.LANDED, "landed")
         files = [
-            LandedFile(i.row, i.sha256, i.local_path, self._pass_of.get(i.row.id), adopted=adopted)
+            LandedFile(i.row, i.sha256, i.local_path, self.passes.of(i.row.id), adopted=adopted)
             for i in items
         ]
         done = await self.store.mark_landed(files, also=self._resolve([(i.row, outcome) for i in items]))
         recorded = [i for i in items if i.row.id in done]
         for item in recorded:
             row = item.row
-            self.index[row.key] = replace(
-                row, state=FileState.LANDED, sha256=item.sha256, local_path=item.local_path
-            )
+            self.index[row.key] = landed_entry(row)
             self.active.discard(row.id)
             if row.state == FileState.FAILED:
                 self.status.failed_files = max(0, self.status.failed_files - 1)
@@ -243,7 +204,7 @@ class Ledger:
     async def failed(self, row: FileRow, error: str, reason: str = "transfer") -> None:
         """This file's own failure: counted (by `reason`, for /metrics), retried later with backoff."""
         next_attempt = time.time() + RETRY.delay(row.attempts)
-        sync_id = self._pass_of.get(row.id)
+        sync_id = self.passes.of(row.id)
         completed = self._resolve([(row, Outcome.FAILED)])
         attempts = await self.store.mark_failed(row, error, next_attempt, sync_id, also=completed)
         self.index[row.key] = replace(
@@ -290,10 +251,9 @@ class Ledger:
             stored = await self.store.get(file_id)
             if stored is not None:
                 by_id[file_id] = stored
-        open_passes, self._passes = list(self._passes.values()), {}  # not completed by the put-backs
-        self._pass_of.clear()
+        interrupted = self.passes.interrupt_all()  # before the put-backs, which would complete them
         await self.put_back(list(by_id.values()))
-        await self._close_passes([p.event(self.remote, interrupted=True) for p in open_passes if _worth(p)])
+        await self._close_passes(interrupted)
         self.active.clear()
         self.status.in_flight.clear()
         self.status.queued = 0
@@ -302,59 +262,24 @@ class Ledger:
 
     def pass_open(self, sync_id: str) -> bool:
         """True while the pass `sync_id` still waits for an outcome of a file it claimed."""
-        return sync_id in self._passes
-
-    async def _open_pass(self, sync_id: str, new: int, claimed: list[FileRow]) -> None:
-        open_tally = self._passes.get(sync_id)
-        if open_tally is not None:  # more arrivals in an open burst (agent mode): one pass
-            open_tally.new += new
-            open_tally.outstanding.update(r.id for r in claimed)
-            for row in claimed:
-                self._pass_of[row.id] = sync_id
-            return
-        tally = _Pass(sync_id, time.monotonic(), new, {r.id for r in claimed})
-        if not claimed:
-            if new:
-                await self._close_passes([tally.event(self.remote)])
-            return
-        self._passes[sync_id] = tally
-        for row in claimed:
-            self._pass_of[row.id] = sync_id
+        return self.passes.is_open(sync_id)
 
     def _resolve(self, outcomes: Sequence[tuple[FileRow, Outcome]]) -> list[NewEvent]:
-        """Count each outcome in its pass; the `sync_complete` of every pass that is now complete."""
-        done: list[NewEvent] = []
-        for row, outcome in outcomes:
+        """Count each outcome in its pass (see Passes.resolve); a file a newer version was reported for
+        while it was in flight wakes the agent watcher, whose event for it was passed over."""
+        for row, _ in outcomes:
             if row.id in self._recheck:
                 self._recheck.discard(row.id)
-                if self.on_changed is not None:  # the event for the newer version was passed over
+                if self.on_changed is not None:
                     self.on_changed()
-            sync_id = self._pass_of.pop(row.id, None)
-            tally = self._passes.get(sync_id) if sync_id else None
-            if tally is None:
-                continue
-            tally.outstanding.discard(row.id)
-            if outcome is Outcome.LANDED:
-                tally.landed += 1
-                tally.landed_bytes += row.size
-            elif outcome is Outcome.ADOPTED:
-                tally.adopted += 1
-                tally.adopted_bytes += row.size
-            elif outcome is Outcome.FAILED:
-                tally.failed += 1
-            elif outcome is Outcome.CHANGED:
-                tally.changed += 1
-            if not tally.outstanding:
-                del self._passes[tally.sync_id]
-                if _worth(tally):
-                    done.append(tally.event(self.remote))
-        return done
+        return self.passes.resolve(outcomes)
 
     async def _close_passes(self, events: list[NewEvent]) -> None:
         if events:
             await self.store.append(events)
 
 
-def _worth(tally: _Pass) -> bool:
-    """A pass that found, transferred or failed nothing records no `sync_complete`."""
-    return bool(tally.new or tally.landed or tally.adopted or tally.failed)
+def landed_entry(row: FileRow) -> FileRow:
+    """A landed file as the diff base keeps it: what the next listing is compared with, nothing more
+    (as Store.current_files loads it)."""
+    return FileRow(row.id, row.remote, row.root, row.rel, row.size, row.mtime, FileState.LANDED)

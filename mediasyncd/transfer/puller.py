@@ -27,8 +27,6 @@ from mediasyncd.transfer.budget import SpaceGate
 from mediasyncd.transfer.landing import Library
 from mediasyncd.transfer.ledger import Ledger, PassCounts
 from mediasyncd.transfer.session import Session
-from mediasyncd.watchers.agent import AgentWatcher
-from mediasyncd.watchers.agent_link import spawner_of
 from mediasyncd.watchers.base import Watcher
 from mediasyncd.watchers.local import LocalWatcher
 from mediasyncd.watchers.poll import PollWatcher
@@ -73,6 +71,7 @@ class Puller:
         self._wake = asyncio.Event()
         self._watcher: Watcher | None = None
         self._watch_warned: set[str] = set()  # fallback reasons already logged: one line each
+        self._agent_mode = False  # the current watcher is the AgentWatcher
 
     @property
     def counts(self) -> PassCounts:
@@ -134,7 +133,7 @@ class Puller:
         self.log.info("connected", capabilities=source.caps.summary)
         watcher = self._watcher_for(source, once=once)
         self._watcher = watcher
-        self.ledger.on_changed = watcher.wake if isinstance(watcher, AgentWatcher) else None
+        self.ledger.on_changed = watcher.wake if self._agent_mode else None
         self.status.watch_mode = watcher.mode
         self.status.watch_reason = getattr(watcher, "reason", None)
         return Session(
@@ -145,7 +144,9 @@ class Puller:
 
     def _watcher_for(self, source: Source, *, once: bool) -> Watcher:
         """The agent where the remote's watch mode asks for it and the transport can run it, else poll;
-        local folders are watched with watchfiles."""
+        local folders are watched with watchfiles. The agent's modules are imported only here (a
+        `sync --once` never needs them)."""
+        self._agent_mode = False
         if self.remote.transport == "local":
             return LocalWatcher(source, self.remote, self.ledger.pending, once=once)
         if once:
@@ -154,6 +155,9 @@ class Puller:
             return PollWatcher(
                 source, self.remote, self.ledger.pending, reason='watch = "poll" in the config'
             )
+        from mediasyncd.watchers.agent import AgentWatcher
+        from mediasyncd.watchers.agent_link import spawner_of
+
         if spawner_of(source) is None:
             reason = (
                 f"the agent does not run over transport {self.remote.transport!r} yet"
@@ -164,6 +168,7 @@ class Puller:
                 self._watch_warned.add(reason)
                 self.log.warning("agent unavailable; polling instead", reason=reason)
             return PollWatcher(source, self.remote, self.ledger.pending, reason=reason)
+        self._agent_mode = True  # a listing that finds a newer version wakes it (Ledger.on_changed)
         return AgentWatcher(source, self.remote, self.ledger.pending, warned=self._watch_warned)
 
     def _next_delay(self) -> float:

@@ -1,0 +1,157 @@
+"""A/B of mediasyncd revisions beside rsync: one dataset, one endpoint, runs interleaved, medians.
+
+    sudo .venv/bin/python -m bench.ab --rev 0a84986 --rev HEAD --dataset MANY --repeat 5
+    sudo .venv/bin/python -m bench.ab --rev HEAD --transport local --dataset PNG
+    sudo .venv/bin/python -m bench.ab --rev HEAD --rev HEAD --set-b transfer.concurrency=8   # a setting
+
+What a change to the per-file or per-byte path gains, measured the way issue 21 asks: each revision
+(`git archive` of mediasyncd/ at REV, bytecode compiled) pulls the dataset into an empty library with
+`sync --once`, rsync pulls it too, the order rotates each repetition, and the medians of wall time and
+of local CPU (user + system of the tool's process tree, bench/rusage_exec.c) are printed with the
+ratio to rsync. `--transport ssh` pulls from the real sshd on loopback (`rsync -a -e ssh`);
+`--transport local` reads the dataset's folder directly (`rsync -a` between two directories).
+The load average is printed too: this machine is shared, so compare within one run only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from bench.datasets import DatasetSpec, ensure_datasets
+from bench.endpoints import Endpoint, loopback_endpoint
+from bench.profile import PROFILE_SPEC
+from bench.tools import (
+    Mediasyncd,
+    MediasyncdOptions,
+    RunStats,
+    export_revision,
+    parse_override,
+    resolve_revision,
+    run_measured,
+)
+from tests.helpers import write_config
+
+TIMEOUT_S = 900.0
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--rev", action="append", required=True, help="a mediasyncd commit (repeat: A, B, ...)")
+    p.add_argument("--dataset", default="MANY", choices=["PNG", "MANY", "BIG"])
+    p.add_argument("--transport", default="ssh", choices=["ssh", "local"])
+    p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--set-b", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="config for the second --rev only (compare a setting on one revision)")  # fmt: skip
+    p.add_argument("--data-dir", type=Path, default=Path("/var/tmp/mediasyncd-bench/profile-data"))
+    p.add_argument("--scratch", type=Path, default=Path("/var/tmp/mediasyncd-bench"))
+    return p.parse_args(argv)
+
+
+def local_argv(source: Path, root: Path, dest: Path, options: MediasyncdOptions) -> list[str]:
+    config = write_config(dest.parent / "config.toml", dest, dest.parent / "state",
+                          [{"name": "r", "transport": "local", "roots": [str(root)], "settle": "1s",
+                            "include": ["*"]}])  # fmt: skip
+    return options.command("sync", "--once", "--config", str(config), "--quiet")
+
+
+def one_run(
+    name: str, options: MediasyncdOptions | None, args: argparse.Namespace, root: Path, work: Path,
+    endpoint: Endpoint | None,
+) -> RunStats:  # fmt: skip
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    log = work / f"{name}.log"
+    subprocess.run(["sync"], check=True)
+    if options is None:  # rsync
+        dest = work / "dest"
+        dest.mkdir()
+        if endpoint is None:
+            return run_measured(["rsync", "-a", f"{root}/", f"{dest}/"], log, TIMEOUT_S)
+        argv = [
+            "rsync",
+            "-a",
+            "-e",
+            endpoint.rsync_shell(),
+            f"{endpoint.user}@{endpoint.host}:{root}/",
+            f"{dest}/",
+        ]
+        return run_measured(argv, log, TIMEOUT_S)
+    if endpoint is None:
+        dest = work / "lib"
+        dest.mkdir()
+        return run_measured(local_argv(Path(), root, dest, options), log, TIMEOUT_S, options.env())
+    return Mediasyncd(endpoint, root, work / "m", options).pull(TIMEOUT_S)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    s = PROFILE_SPEC
+    spec = DatasetSpec(png=s.png, many=s.many, many_folders=s.many_folders, big=s.big, big_mb=s.big_mb)
+    dataset = next(d for d in ensure_datasets(args.data_dir, spec) if d.name == args.dataset)
+    args.scratch.mkdir(parents=True, exist_ok=True)
+    samples: dict[str, list[RunStats]] = {}
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory(prefix="ab-", dir=args.scratch) as tmp:
+        work = Path(tmp)
+        tools: dict[str, MediasyncdOptions | None] = {}
+        for i, rev in enumerate(args.rev):
+            revision = resolve_revision(rev)
+            source = export_revision(revision.commit, work / f"src-{i}")
+            overrides: tuple[tuple[str, Any], ...] = ()
+            if i == 1:
+                overrides = tuple(parse_override(o) for o in args.set_b)
+            label = f"{chr(ord('A') + i)} {rev} ({revision.commit[:10]}){' ' + ' '.join(args.set_b) if overrides else ''}"
+            tools[label] = MediasyncdOptions(source=source, overrides=overrides)
+        tools["rsync"] = None
+        names = list(tools)
+        with _endpoint(args.transport, work) as endpoint:
+            for rep in range(args.repeat):
+                for name in names[rep % len(names) :] + names[: rep % len(names)]:
+                    stats = one_run(name.split()[0], tools[name], args, dataset.root, work / "run", endpoint)
+                    samples.setdefault(name, []).append(stats)
+                    print(f"#{rep + 1} {name}: {stats.wall_s:.2f} s, {stats.cpu_s:.2f} CPU-s", flush=True)
+    rsync_wall = statistics.median(s.wall_s for s in samples["rsync"])
+    rsync_cpu = statistics.median(s.cpu_s for s in samples["rsync"])
+    print(f"\n{args.dataset} ({dataset.files} files, {dataset.megabytes:.0f} MB), transport {args.transport}, "
+          f"medians of {args.repeat}; load average {load_before[0]:.1f} before, {os.getloadavg()[0]:.1f} after")  # fmt: skip
+    print("| tool | wall s | local CPU-s | peak RSS MB | speed vs rsync | CPU vs rsync |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for name, runs in samples.items():
+        wall = statistics.median(r.wall_s for r in runs)
+        cpu = statistics.median(r.cpu_s for r in runs)
+        rss = statistics.median(r.maxrss_mb for r in runs)
+        print(
+            f"| {name} | {wall:.2f} | {cpu:.2f} | {rss:.0f} | {rsync_wall / wall:.2f}× | {cpu / rsync_cpu:.2f}× |"
+        )
+    return 0
+
+
+class _endpoint:
+    """The loopback sshd for `ssh`, nothing for `local`."""
+
+    def __init__(self, transport: str, work: Path) -> None:
+        self.transport, self.work = transport, work
+        self._cm: Any = None
+
+    def __enter__(self) -> Endpoint | None:
+        if self.transport == "local":
+            return None
+        self._cm = loopback_endpoint(self.work / "sshd")
+        endpoint: Endpoint = self._cm.__enter__()
+        return endpoint
+
+    def __exit__(self, *exc: object) -> None:
+        if self._cm is not None:
+            self._cm.__exit__(*exc)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,102 @@
+"""Flame graphs of `mediasyncd sync --once` per dataset over loopback, sampled by py-spy.
+
+    sudo .venv/bin/python -m bench.profile            # PNG, MANY, BIG at the --quick sizes; ~1 minute
+    sudo .venv/bin/python -m bench.profile --many 2000 --datasets MANY
+
+Each dataset is pulled once into an empty library from the real OpenSSH sshd on 127.0.0.1 (the same
+endpoint as `bench.run --links loopback`), with `py-spy record` sampling the mediasyncd process (its
+threads included: hashing and file writes run there), and the SVG goes to
+`docs/profiles/<dataset>.svg`. A start-up profile (`sync --once` with nothing new on MANY) goes to
+`docs/profiles/noop.svg`. py-spy needs ptrace (root). Wall and CPU time per pull are printed too, but
+profiling slows the process down: take figures from `bench.run`, not from here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from bench.datasets import Dataset, DatasetSpec, ensure_datasets
+from bench.endpoints import loopback_endpoint
+from bench.tools import Mediasyncd, MediasyncdOptions, compile_bytecode
+
+REPO = Path(__file__).resolve().parent.parent
+PY_SPY = str(Path(sys.executable).parent / "py-spy")
+PROFILE_SPEC = DatasetSpec(png=200, many=2000, many_folders=9, big=2, big_mb=200)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    s = PROFILE_SPEC
+    p.add_argument("--png", type=int, default=s.png, help=f"PNG files (default {s.png})")
+    p.add_argument("--many", type=int, default=s.many, help=f"~100 KB files (default {s.many})")
+    p.add_argument("--big", type=int, default=s.big, help=f"BIG files (default {s.big})")
+    p.add_argument("--big-mb", type=int, default=s.big_mb, help=f"MB per BIG file (default {s.big_mb})")
+    p.add_argument("--datasets", default="PNG,MANY,BIG,noop", help="which profiles (default all)")
+    p.add_argument("--rate", type=int, default=200, help="py-spy samples per second (default 200)")
+    p.add_argument("--raw", action="store_true", help="collapsed stacks (.txt) instead of SVGs")
+    p.add_argument("--out", type=Path, default=REPO / "docs" / "profiles", help="where the SVGs go")
+    p.add_argument("--data-dir", type=Path, default=Path("/var/tmp/mediasyncd-bench/profile-data"))
+    p.add_argument("--scratch", type=Path, default=Path("/var/tmp/mediasyncd-bench"))
+    return p.parse_args(argv)
+
+
+def py_spy_argv(out: Path, rate: int, command: list[str]) -> list[str]:
+    """`py-spy record` of `command`, per thread (idle frames left out: they show waits, not work); a
+    flame graph, or collapsed stacks when `out` ends in .txt."""
+    fmt = "raw" if out.suffix == ".txt" else "flamegraph"
+    return [PY_SPY, "record", "--output", str(out), "--format", fmt, "--rate", str(rate),
+            "--threads", "--subprocesses", "--nonblocking", "--", *command]  # fmt: skip
+
+
+def profile(tool: Mediasyncd, svg: Path, rate: int) -> float:
+    """Pull once under py-spy; the wall time."""
+    argv = tool.options.command("sync", "--once", "--no-progress", "--config", str(tool.config))
+    argv += ["--log-level", "warning"]
+    started = time.perf_counter()
+    with tool.log.open("ab") as log:
+        subprocess.run(py_spy_argv(svg, rate, argv), stdout=log, stderr=log, check=True)
+    return time.perf_counter() - started
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if shutil.which(PY_SPY) is None:
+        raise SystemExit(f"{PY_SPY} not found: scripts/setup --dev installs py-spy")
+    spec = DatasetSpec(png=args.png, many=args.many, many_folders=9, big=args.big, big_mb=args.big_mb)
+    wanted = {n.strip() for n in args.datasets.split(",") if n.strip()}
+    compile_bytecode()
+    datasets = {d.name: d for d in ensure_datasets(args.data_dir, spec) if d.files}
+    args.out.mkdir(parents=True, exist_ok=True)
+    ext = ".txt" if args.raw else ".svg"
+    args.scratch.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="profile-", dir=args.scratch) as tmp:
+        work = Path(tmp)
+        with loopback_endpoint(work / "sshd") as endpoint:
+            for name in ("PNG", "MANY", "BIG"):
+                if name not in wanted and not (name == "MANY" and "noop" in wanted):
+                    continue
+                d: Dataset = datasets[name]
+                tool = Mediasyncd(endpoint, d.root, work / name, MediasyncdOptions())
+                if name in wanted:
+                    wall = profile(tool, args.out / f"{name}{ext}", args.rate)
+                    print(f"{name}: {d.files} files, {d.megabytes:.0f} MB in {wall:.2f} s (under py-spy)")
+                if name == "MANY" and "noop" in wanted:
+                    if name not in wanted:
+                        tool.pull(600)
+                    wall = profile(tool, args.out / f"noop{ext}", args.rate)
+                    print(
+                        f"noop: nothing-new sync --once over {d.files} files in {wall:.2f} s (under py-spy)"
+                    )
+    print(f"flame graphs in {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
