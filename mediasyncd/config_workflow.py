@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from PIL import features
+
 from mediasyncd.config_values import (
     Reader,
     as_bool,
@@ -153,11 +155,8 @@ def _compress(
         keep_original=r.get(t, "keep_original", p, as_bool, d.keep_original),
         dest=r.get(t, "dest", p, as_path, None),
     )
-    if "compress" in stages and config.format == "avif":
-        r.problem(
-            join_key(p, "format"),
-            '"avif" is not supported yet: Pillow encodes it, but `inspect` cannot read its metadata back',
-        )
+    if "compress" in stages and config.format == "avif" and not features.check("avif"):
+        r.problem(join_key(p, "format"), '"avif" needs a Pillow with AVIF support (the wheels of 11.3+)')
     if "compress" in stages and not config.keep_original:
         before = "archive" in stages and stages.index("archive") < stages.index("compress")
         if not before or "archive" not in purge_after:

@@ -58,7 +58,7 @@ def record(path: Path) -> dict[str, Any]:
     return {k: doc[k] for k in FIELDS}
 
 
-@pytest.mark.parametrize("fmt", ["webp", "jpeg"])
+@pytest.mark.parametrize("fmt", ["webp", "avif", "jpeg"])
 @pytest.mark.parametrize("generator", sorted(SAMPLES))
 def test_the_copy_carries_the_same_generation_metadata(tmp_path: Path, generator: str, fmt: str) -> None:
     """inspect reads the same generator, prompts, model, seed, steps, cfg and size from the copy."""
