@@ -165,10 +165,6 @@ def _compress(
                 "false replaces the library file, so it needs 'archive' before 'compress' in "
                 "workflow.stages and 'archive' in workflow.purge_after",
             )
-        else:
-            r.problem(
-                join_key(p, "keep_original"), "false is not supported yet (the copy goes to compress.dest)"
-            )
     return config
 
 

@@ -1,12 +1,21 @@
-"""`compress`: a WebP or JPEG copy of each landed image at `quality`, its generation metadata carried
-(see `encode`), under `compress.dest` (default `<library>/.mediasyncd/compressed`) as
-`<remote>/<path>.<ext>`. Skipped (done, without output) when the saving is under `min_saving`, and for
-videos and anything else that is not an image. Only `keep_original = true` exists so far.
+"""`compress`: a WebP, AVIF or JPEG re-encode of each landed image at `quality`, its generation metadata
+carried (see `encode`; what the format cannot hold goes into the copy's XMP sidecar). Skipped (done,
+without output) when the saving is under `min_saving`, and for videos and anything else that is not an
+image.
+
+- `keep_original = true`: the copy goes under `compress.dest` (default `<library>/.mediasyncd/compressed`)
+  as `<remote>/<path>.<ext>`; the library file is untouched.
+- `keep_original = false`: the copy replaces the library file (`<path>` with the format's suffix), only
+  after the archived original is verified and the copy is written and verified; the state DB's file row,
+  the catalog record, the search index and the sidecar follow it (see `replace` for the crash-safety).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import os
+from dataclasses import replace as with_
 from pathlib import Path
 
 from PIL import UnidentifiedImageError
@@ -14,9 +23,28 @@ from PIL import UnidentifiedImageError
 from mediasyncd.config import Config
 from mediasyncd.errors import UnsafePathError
 from mediasyncd.paths import INTERNAL_DIR, check_rel
-from mediasyncd.state.workflow import StageLedger
+from mediasyncd.pipeline.xmp import ForeignSidecar, sidecar_path
+from mediasyncd.state.workflow import Intent, StageLedger, Switch
 from mediasyncd.workflow.base import Item, Outcome, register
-from mediasyncd.workflow.encode import EXTENSIONS, IMAGE_SUFFIXES, encode, write_verified
+from mediasyncd.workflow.encode import (
+    EXTENSIONS,
+    IMAGE_SUFFIXES,
+    Encoded,
+    encode,
+    partial_of,
+    write_partial,
+    write_verified,
+)
+from mediasyncd.workflow.replace import (
+    digest_or_none,
+    remove_old_sidecar,
+    remove_original,
+    rename_into_place,
+    replacement_path,
+    sidecar_for_copy,
+)
+
+RESUMED = "finished after an interruption"
 
 
 def target_path(dest: Path, remote: str, rel: str, fmt: str) -> Path:
@@ -29,6 +57,13 @@ def worth_it(original: int, compressed: int, min_saving: float) -> bool:
     return original > 0 and compressed <= original * (1 - min_saving)
 
 
+def spilled_note(encoded: Encoded, sidecar: Path | None) -> str | None:
+    if not encoded.spilled:
+        return None
+    where = f"in its XMP sidecar {sidecar}" if sidecar else "NOT kept: no sidecar could be written"
+    return f"metadata too large for the format ({', '.join(encoded.spilled)}) {where}"
+
+
 class CompressStage:
     name = "compress"
     derived = True
@@ -38,18 +73,37 @@ class CompressStage:
         self.format = c.format
         self.quality = c.quality
         self.min_saving = c.min_saving
-        self.dest = c.dest or config.daemon.library / INTERNAL_DIR / "compressed"
+        self.replace = not c.keep_original
+        self.library = config.daemon.library
+        self.dest = c.dest or self.library / INTERNAL_DIR / "compressed"
+        self.naming = config.pipeline.xmp_naming
+        self.ledger = ledger
 
     async def paused(self, *, dry_run: bool = False) -> str | None:
         return None
 
     async def run(self, item: Item, *, dry_run: bool = False) -> Outcome:
+        if self.replace:
+            return await self._replace(item, dry_run)
         if item.source.suffix.lower() not in IMAGE_SUFFIXES:
             return Outcome("done", note="skipped: not an image")
         try:
             target = target_path(self.dest, item.row.remote, item.row.rel, self.format)
         except UnsafePathError as exc:
             return Outcome.failed(str(exc))
+        encoded = await self._encode(item)
+        if isinstance(encoded, Outcome):
+            return encoded
+        if dry_run:
+            return Outcome("done", str(target), None, note="dry run")
+        try:
+            digest = await asyncio.to_thread(write_verified, encoded.data, target)
+        except OSError as exc:
+            return Outcome.failed(f"cannot write {target}: {exc}")
+        sidecar = await self._sidecar(item.source, target, encoded, follow=False)
+        return Outcome("done", str(target), digest, note=spilled_note(encoded, sidecar))
+
+    async def _encode(self, item: Item) -> Encoded | Outcome:
         try:
             encoded = await asyncio.to_thread(encode, item.source, self.format, self.quality)
         except (UnidentifiedImageError, OSError, ValueError) as exc:
@@ -59,18 +113,99 @@ class CompressStage:
             return Outcome(
                 "done", note=f"skipped: saves under min_saving ({len(encoded.data)} of {size} bytes)"
             )
-        if dry_run:
-            return Outcome("done", str(target), None, note="dry run")
+        return encoded
+
+    async def _sidecar(self, original: Path, copy: Path, encoded: Encoded, *, follow: bool) -> Path | None:
         try:
-            digest = await asyncio.to_thread(write_verified, encoded.data, target)
+            return await asyncio.to_thread(
+                sidecar_for_copy, original, copy, self.naming, encoded.spilled, follow=follow
+            )
+        except (ForeignSidecar, OSError):
+            return None
+
+    # ------------------------------------------------------------------------- keep_original = false
+
+    async def _replace(self, item: Item, dry_run: bool) -> Outcome:
+        row = item.row
+        old = row.local_path or ""
+        if not dry_run and (intent := await self.ledger.intent(row.id, self.name)) is not None:
+            resumed = await self._resume(item, intent)
+            if resumed is not None:
+                return resumed
+        if item.source.suffix.lower() not in IMAGE_SUFFIXES:
+            return Outcome("done", note="skipped: not an image")
+        try:
+            new = replacement_path(old, self.format)
+            check_rel(new)
+        except UnsafePathError as exc:
+            return Outcome.failed(str(exc))
+        target = self.library / new
+        unverified = await self._archive_unverified(item)
+        if unverified is not None:
+            return Outcome.waiting(unverified)
+        encoded = await self._encode(item)
+        if isinstance(encoded, Outcome):
+            return encoded
+        if target != item.source and await asyncio.to_thread(os.path.lexists, target):
+            return Outcome.failed(f"a different file is already at {target}; the original is kept")
+        if dry_run:
+            return Outcome("done", str(target), None, note="dry run: would replace the library file")
+        digest = hashlib.sha256(encoded.data).hexdigest()
+        await self.ledger.intend(row.id, self.name, str(target), digest, old)
+        partial = partial_of(target)
+        try:
+            await asyncio.to_thread(write_partial, encoded.data, partial)
         except OSError as exc:
-            return Outcome.failed(f"cannot write {target}: {exc}")
-        note = (
-            f"metadata not carried (too large for the format): {', '.join(encoded.dropped)}"
-            if encoded.dropped
-            else None
-        )
+            await asyncio.to_thread(partial.unlink, missing_ok=True)
+            return Outcome.failed(f"cannot write {partial}: {exc}")
+        sidecar = await self._sidecar(item.source, target, encoded, follow=True)
+        await asyncio.to_thread(rename_into_place, partial, target)
+        return await self._switch(item, target, digest, old, new, spilled_note(encoded, sidecar))
+
+    async def _archive_unverified(self, item: Item) -> str | None:
+        """Why the library file may not be replaced now: its archived original is not there and verified."""
+        archived = await self.ledger.output(item.row.id, "archive")
+        if archived is None or archived[1] != item.sha256:
+            return "the archived original is not verified yet"
+        found = await asyncio.to_thread(digest_or_none, Path(archived[0]))
+        if found != item.sha256:
+            return f"the archived original {archived[0]} cannot be verified now (not mounted?)"
+        return None
+
+    async def _switch(
+        self, item: Item, target: Path, digest: str, old: str, new: str, note: str | None
+    ) -> Outcome:
+        """The state DB moves to the replacement (one transaction), then the original goes."""
+        sidecar = sidecar_path(target, self.naming)
+        stat = await asyncio.to_thread(target.stat)
+        has_sidecar = await asyncio.to_thread(sidecar.is_file)
+        sidecar_rel = str(sidecar.relative_to(self.library)) if has_sidecar else None
+        change = Switch(item.row.id, old, new, digest, stat.st_size, stat.st_mtime_ns, sidecar_rel)
+        await self.ledger.switch(change)
+        if old != new:
+            await asyncio.to_thread(self._cleanup, self.library / old, target, item.sha256)
         return Outcome("done", str(target), digest, note=note)
+
+    def _cleanup(self, original: Path, copy: Path, landed_sha256: str) -> None:
+        remove_original(original, landed_sha256)
+        remove_old_sidecar(original, copy, self.naming)
+
+    async def _resume(self, item: Item, intent: Intent) -> Outcome | None:
+        """Finish what a killed run left (None: nothing usable, start again)."""
+        target = Path(intent.output)
+        try:
+            new = str(target.relative_to(self.library))
+        except ValueError:
+            return None
+        if intent.library_sha256 == intent.sha256:  # switched: only the original may be left
+            if intent.replaced != new:
+                await asyncio.to_thread(self._cleanup, self.library / intent.replaced, target, item.sha256)
+            return Outcome("done", str(target), intent.sha256, note=RESUMED)
+        await asyncio.to_thread(partial_of(target).unlink, missing_ok=True)
+        if await asyncio.to_thread(digest_or_none, target) == intent.sha256:
+            moved = with_(item, source=self.library / intent.replaced)
+            return await self._switch(moved, target, intent.sha256, intent.replaced, new, RESUMED)
+        return None
 
 
 register("compress")(CompressStage)

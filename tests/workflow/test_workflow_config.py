@@ -75,3 +75,13 @@ def test_syncthing_needs_its_keys() -> None:
     report = problems('[workflow]\nstages = ["syncthing"]\n[workflow.syncthing]\nbatch = 5\n')
     for key in ("api_key_file", "folder", "path", "devices"):
         assert f"workflow.syncthing.{key} (line" in report
+
+
+def test_keep_original_false_is_valid_after_a_gating_archive() -> None:
+    """archive before compress and in purge_after: keep_original = false is accepted."""
+    config = parse_config(
+        BASE + '[workflow]\nstages = ["archive", "compress"]\npurge_after = ["archive"]\n'
+        '[workflow.archive]\ndest = "/n"\n[workflow.compress]\nkeep_original = false\nformat = "avif"\n'
+    )
+    assert not config.workflow.compress.keep_original
+    assert config.workflow.compress.format == "avif"
