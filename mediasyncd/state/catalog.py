@@ -302,7 +302,9 @@ class Catalog:
             return None
         found = _file_row(row)
         record = self.conn.execute(
-            "SELECT record FROM media WHERE path = ? AND sha256 = ?", (found["library_path"], found["sha256"])
+            "SELECT m.record FROM files AS f JOIN media AS m ON m.path = f.local_path"
+            " AND m.sha256 = COALESCE(f.library_sha256, f.sha256) WHERE f.id = ?",
+            (file_id,),
         ).fetchone()
         return found | {"metadata": json.loads(record[0]) if record else None}
 
