@@ -37,11 +37,13 @@ PROMISE = (
 )
 MEDIASYNCD = [sys.executable, "-m", "mediasyncd"]
 OLD = time.time() - 7200
-RUNS: tuple[tuple[str, list[str], dict[str, Any]], ...] = (
-    ("archive", ["archive"], {}),
-    ("compress, copy", ["archive", "compress"], {"keep_original": True}),
-    ("compress, replace", ["archive", "compress"], {"keep_original": False}),
+# (label, stages, [workflow.compress], large files (25 MB each) so that the archive copy takes a while)
+RUNS: tuple[tuple[str, list[str], dict[str, Any], int], ...] = (
+    ("archive", ["archive"], {}, 6),
+    ("compress, copy", ["archive", "compress"], {"keep_original": True}, 0),
+    ("compress, replace", ["archive", "compress"], {"keep_original": False}, 0),
 )
+LARGE = 25 * 1024 * 1024
 
 
 @dataclass
@@ -120,7 +122,14 @@ def _check(work: Path, counts: Counts) -> None:
 
 
 def _one(
-    work: Path, stages: list[str], compress: dict[str, Any], files: int, kills: int, seed: int
+    work: Path,
+    stages: list[str],
+    compress: dict[str, Any],
+    files: int,
+    kills: int,
+    seed: int,
+    longest: float,
+    large: int = 0,
 ) -> Counts:
     for name in ("source", "library", "nas"):
         (work / name).mkdir(parents=True)
@@ -129,6 +138,11 @@ def _one(
         image = Image.effect_mandelbrot((512, 512), (-2 + i * 0.01, -1.5, 1, 1.5), 60 + i % 40)
         image.convert("RGB").save(path, "PNG")
         os.utime(path, (OLD, OLD))
+    for i in range(large):
+        path = work / "source" / f"large{i}.png"
+        path.write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(LARGE))
+        os.utime(path, (OLD, OLD))
+    files += large
     config = _config(work, [], compress)
     if _cli(config, "sync", "--once").returncode != 0:
         raise RuntimeError("the landing pass failed")
@@ -172,8 +186,8 @@ def run(mode: Mode, work: Path) -> Section:
     figures: list[Figure] = []
     notes: list[str] = []
     runs = 0
-    for index, (label, stages, compress) in enumerate(RUNS):
-        counts = _one(work / f"run{index}", stages, compress, files, kills, seed=index, longest=longest)
+    for index, (label, stages, compress, large) in enumerate(RUNS):
+        counts = _one(work / f"run{index}", stages, compress, files, kills, index, longest, large)
         runs += counts.kills
         figures += [
             Figure.info(f"{label}: kills that landed mid-run", f"{counts.landed_mid_run} of {counts.kills}"),
@@ -184,5 +198,8 @@ def run(mode: Mode, work: Path) -> Section:
             Figure.zero(f"{label}: stages announced twice (file_staged)", counts.duplicate_events),
         ]
         notes += counts.notes[:5]
-    notes.append(f"{files} PNGs (512², ~0.3 MB) per run; after each kill a real `mediasyncd purge` ran")
+    notes.append(
+        f"{files} PNGs (512², ~0.3 MB) per run (the archive run also {RUNS[0][3]} files of 25 MB); "
+        "after each kill a real `mediasyncd purge` ran"
+    )
     return Section(TITLE, PROMISE, runs, figures, notes)
