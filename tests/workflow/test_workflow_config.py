@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
+
 import pytest
 
 from mediasyncd.config import parse_config
 from mediasyncd.errors import ConfigError
+from tests.helpers import MEDIASYNCD
 
 BASE = '[daemon]\nlibrary = "/tmp/lib"\nstate_dir = "/tmp/state"\n'
 
@@ -85,3 +89,17 @@ def test_keep_original_false_is_valid_after_a_gating_archive() -> None:
     )
     assert not config.workflow.compress.keep_original
     assert config.workflow.compress.format == "avif"
+
+
+def test_keep_original_false_without_a_gating_archive_stops_config_check_with_78(tmp_path: Path) -> None:
+    """`mediasyncd config check` exits 78 and names the key when archive does not gate the purge."""
+    path = tmp_path / "c.toml"
+    path.write_text(
+        BASE + '[workflow]\nstages = ["archive", "compress"]\n[workflow.archive]\ndest = "/n"\n'
+        "[workflow.compress]\nkeep_original = false\n"
+    )
+    done = subprocess.run(
+        [MEDIASYNCD, "config", "check", "--config", str(path)], capture_output=True, text=True
+    )
+    assert done.returncode == 78
+    assert "workflow.compress.keep_original (line 9)" in done.stdout + done.stderr
