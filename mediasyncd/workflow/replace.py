@@ -25,12 +25,11 @@ from mediasyncd.pipeline.xmp import (
     with_spill,
     write_sidecar,
 )
-from mediasyncd.workflow.encode import EXTENSIONS
 
 
-def replacement_path(local_path: str, fmt: str) -> str:
-    """The library path of a file re-encoded as `fmt`: the same name with the format's suffix (pure)."""
-    return str(PurePosixPath(local_path).with_suffix("." + EXTENSIONS[fmt]))
+def replacement_path(local_path: str, extension: str) -> str:
+    """The library path of a file re-encoded: the same name with the new format's suffix (pure)."""
+    return str(PurePosixPath(local_path).with_suffix("." + extension))
 
 
 def digest_or_none(path: Path) -> str | None:
