@@ -270,6 +270,7 @@ class Daemon:
             return
         for service in self._services:
             service.reload(new)
+        self._reload_workflow(new)
         for remote in new.remotes:
             running = self._pullers.get(remote.name)
             if running and running.settings == _settings(remote, new.transfer):
@@ -282,6 +283,13 @@ class Daemon:
             self._start(remote)
         self.notifier.ready(self._summary())
         log.info("reloaded", remotes=list(wanted))
+
+    def _reload_workflow(self, new: Config) -> None:
+        flows = [f for f in self._feeds if isinstance(f, Workflow)]
+        for flow in flows:
+            flow.reload(new)
+        if new.workflow.enabled and not flows:
+            log.warning("[workflow] was off at start: turning it on takes a restart")
 
     # -------------------------------------------------------------------------------- pullers
 
