@@ -175,3 +175,19 @@ def _noise_png() -> bytes:
     out = io.BytesIO()
     Image.frombytes("RGB", (64, 64), os.urandom(64 * 64 * 3)).save(out, "PNG")
     return out.getvalue()
+
+
+def test_spilled_texts_belong_to_one_file_and_survive_a_pipeline_rewrite(tmp_path: Path) -> None:
+    """A stem-named sidecar (a.xmp) spilled for a.jpg gives nothing to a.png; when the pipeline rewrites
+    the sidecar from a record, the spilled texts stay."""
+    from mediasyncd.pipeline.record import GenerationRecord
+    from mediasyncd.pipeline.xmp import build_xmp, read_spilled, spill_block, with_spill, write_sidecar
+
+    sidecar = tmp_path / "a.xmp"
+    document = with_spill(build_xmp(GenerationRecord(prompt="p")), spill_block("a.jpg", {"workflow": "{}"}))
+    write_sidecar(sidecar, document)
+    assert read_spilled(tmp_path / "a.jpg") == {"workflow": "{}"}
+    assert read_spilled(tmp_path / "a.png") == {}
+    assert write_sidecar(sidecar, build_xmp(GenerationRecord(prompt="q"))) is True
+    assert read_spilled(tmp_path / "a.jpg") == {"workflow": "{}"}
+    assert "q" in sidecar.read_text()
