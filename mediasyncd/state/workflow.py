@@ -234,8 +234,14 @@ class StageLedger:
                 "finished_at = ?, updated_at = ? WHERE file_id = ? AND stage = ?",
                 (StageState.DONE, output, sha256, now, now, row.id, stage),
             )
-            data = file_data(row.id, row.sha256, row.local_path, stage=stage, output_path=output,
+            # the library path as it is now: a replacing stage (compress, keep_original = false) moved it
+            local_path, library_sha256 = c.execute(
+                "SELECT local_path, library_sha256 FROM files WHERE id = ?", (row.id,)
+            ).fetchone()
+            data = file_data(row.id, row.sha256, local_path, stage=stage, output_path=output,
                              output_sha256=sha256)  # fmt: skip
+            if library_sha256:
+                data["library_sha256"] = library_sha256
             if note:
                 data["note"] = note
             insert_events(c, [NewEvent(EventType.FILE_STAGED, row.remote, row.rel, None, data)], now)

@@ -6,6 +6,7 @@ the archived original."""
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import sqlite3
 from pathlib import Path
@@ -78,6 +79,13 @@ def test_the_library_file_is_replaced_and_everything_follows(tmp_path: Path) -> 
     assert not list(world.library.rglob("*.mediasyncd-partial"))
     assert world.run() == 0  # nothing left to do
     assert world.staged_events().count("a.png") == 2
+    with sqlite3.connect(world.state_dir / "state.db") as db:
+        (data,) = db.execute(
+            "SELECT data FROM events WHERE type = 'file_staged' AND json_extract(data, '$.stage') = 'compress'"
+        ).fetchone()
+    event = json.loads(data)
+    assert (event["library_path"], event["library_sha256"]) == ("r1/a.webp", r["library_sha256"])
+    assert event["sha256"] == r["sha256"]
 
 
 def test_avif_replacement_round_trips_the_comfyui_graphs(tmp_path: Path) -> None:
