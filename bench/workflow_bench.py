@@ -1,6 +1,6 @@
 """Workflow stage throughput: archive (MB/s) and compress to WebP q90 (files/s) on 1024x1024 PNGs.
 
-    .venv/bin/python -m bench.workflow_bench [--files 60] [--rounds 3] [--dest DIR]
+    .venv/bin/python -m bench.workflow_bench [--files 60] [--rounds 3] [--dest DIR] [--format webp|avif|jpeg]
 
 Generates the PNGs first (not timed; `bench.pipeline_bench.make_images`), then runs the stages' own
 blocking parts the way `Workflow` does (two files at a time, each in a worker thread): `copy_verified`
@@ -23,7 +23,7 @@ from pathlib import Path
 
 from bench.pipeline_bench import make_images
 from mediasyncd.workflow.archive import copy_verified
-from mediasyncd.workflow.encode import encode, write_verified
+from mediasyncd.workflow.encode import EXTENSIONS, encode, write_verified
 
 PARALLEL = 2
 
@@ -47,6 +47,7 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=60)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--dest", type=Path, default=None)
+    parser.add_argument("--format", choices=sorted(EXTENSIONS), default="webp")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="workflow-bench-"))
     try:
@@ -56,6 +57,7 @@ def main() -> None:
         total = sum(p.stat().st_size for p in sources)
         dest = args.dest or work / "archive"
         archive_s, compress_s = [], []
+        fmt, ext = args.format, EXTENSIONS[args.format]
         for _ in range(args.rounds):
             shutil.rmtree(dest, ignore_errors=True)
             shutil.rmtree(work / "compressed", ignore_errors=True)
@@ -63,7 +65,7 @@ def main() -> None:
                 asyncio.run(_each(sources, lambda p: copy_verified(p, dest / p.name, digests[p])))
             )
             compress_s.append(asyncio.run(_each(
-                sources, lambda p: write_verified(encode(p, "webp", 90).data, work / "compressed" / f"{p.name}.webp")
+                sources, lambda p: write_verified(encode(p, fmt, 90).data, work / "compressed" / f"{p.name}.{ext}")
             )))  # fmt: skip
         out = sum(p.stat().st_size for p in (work / "compressed").iterdir())
         a, c = statistics.median(archive_s), statistics.median(compress_s)
@@ -72,9 +74,9 @@ def main() -> None:
             f"archive:    {', '.join(f'{total / s / 1e6:.0f}' for s in archive_s)} MB/s; median {total / a / 1e6:.0f} MB/s"
         )
         print(
-            f"compress:   {', '.join(f'{args.files / s:.1f}' for s in compress_s)} files/s; median {args.files / c:.1f} files/s"
+            f"compress:   ({fmt}) {', '.join(f'{args.files / s:.1f}' for s in compress_s)} files/s; median {args.files / c:.1f} files/s"
         )
-        print(f"webp q90:   {out / args.files / 1e6:.2f} MB average ({out / total:.0%} of the PNGs)")
+        print(f"{fmt} q90:   {out / args.files / 1e6:.2f} MB average ({out / total:.0%} of the PNGs)")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from PIL import features
+
 from mediasyncd.config_values import (
     Reader,
     as_bool,
@@ -23,6 +25,7 @@ from mediasyncd.config_values import (
 STAGE_NAMES = ("archive", "compress", "syncthing")
 IMPLEMENTED = frozenset(STAGE_NAMES)
 CompressFormat = Literal["webp", "avif", "jpeg"]
+VIDEO_PROFILES = ("h264", "hevc", "av1", "vp9")  # mediasyncd.workflow.video.PROFILES
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,8 @@ class CompressConfig:
     min_saving: float = 0.10  # a fraction of the original size
     keep_original: bool = True
     dest: Path | None = None  # default: <library>/.mediasyncd/compressed
+    video_profile: str | None = None  # None: videos are left alone
+    video_crf: int | None = None  # None: the profile's default
 
 
 @dataclass(frozen=True)
@@ -94,6 +99,12 @@ def as_quality(value: Any) -> int:
     return value
 
 
+def as_crf(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 63:
+        raise ValueError(f"must be a whole number 0-63 (x264/x265 stop at 51), got {value!r}")
+    return value
+
+
 def as_devices(value: Any) -> tuple[str, ...]:
     if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
         raise TypeError("must be a non-empty list of Syncthing device ids")
@@ -144,7 +155,9 @@ def _compress(
     r: Reader, t: Mapping[str, Any], stages: tuple[str, ...], purge_after: tuple[str, ...]
 ) -> CompressConfig:
     p = "workflow.compress"
-    r.check_keys(t, p, {"format", "quality", "min_saving", "keep_original", "dest"})
+    r.check_keys(
+        t, p, {"format", "quality", "min_saving", "keep_original", "dest", "video_profile", "video_crf"}
+    )
     d = CompressConfig()
     config = CompressConfig(
         format=r.get(t, "format", p, choice("webp", "avif", "jpeg"), d.format),
@@ -152,12 +165,13 @@ def _compress(
         min_saving=r.get(t, "min_saving", p, as_fraction, d.min_saving),
         keep_original=r.get(t, "keep_original", p, as_bool, d.keep_original),
         dest=r.get(t, "dest", p, as_path, None),
+        video_profile=r.get(t, "video_profile", p, choice(*VIDEO_PROFILES), None),
+        video_crf=r.get(t, "video_crf", p, as_crf, None),
     )
-    if "compress" in stages and config.format == "avif":
-        r.problem(
-            join_key(p, "format"),
-            '"avif" is not supported yet: Pillow encodes it, but `inspect` cannot read its metadata back',
-        )
+    if config.video_crf is not None and config.video_profile is None:
+        r.problem(join_key(p, "video_crf"), "is set but video_profile is not (videos are left alone)")
+    if "compress" in stages and config.format == "avif" and not features.check("avif"):
+        r.problem(join_key(p, "format"), '"avif" needs a Pillow with AVIF support (the wheels of 11.3+)')
     if "compress" in stages and not config.keep_original:
         before = "archive" in stages and stages.index("archive") < stages.index("compress")
         if not before or "archive" not in purge_after:
@@ -165,10 +179,6 @@ def _compress(
                 join_key(p, "keep_original"),
                 "false replaces the library file, so it needs 'archive' before 'compress' in "
                 "workflow.stages and 'archive' in workflow.purge_after",
-            )
-        else:
-            r.problem(
-                join_key(p, "keep_original"), "false is not supported yet (the copy goes to compress.dest)"
             )
     return config
 

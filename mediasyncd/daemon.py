@@ -223,10 +223,18 @@ class Daemon:
             return
         for service in self._services:
             service.reload(new)
+        self._reload_workflow(new)
         if self._fleet is not None:
             await self._fleet.apply(new.remotes, new.transfer)
         self.notifier.ready(self._summary())
         log.info("reloaded", remotes=list(wanted))
+
+    def _reload_workflow(self, new: Config) -> None:
+        flows = [f for f in self._feeds if isinstance(f, Workflow)]
+        for flow in flows:
+            flow.reload(new)
+        if new.workflow.enabled and not flows:
+            log.warning("[workflow] was off at start: turning it on takes a restart")
 
     # -------------------------------------------------------------------------------- pullers
 

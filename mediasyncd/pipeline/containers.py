@@ -1,8 +1,8 @@
 """Read the text a generator embedded in an image file, without decoding its pixels.
 
-PNG is walked chunk by chunk (tEXt, zTXt, iTXt anywhere in the file, also after IDAT); JPEG and WebP go
-through Pillow's lazy EXIF/XMP access (UserComment in its ASCII and UTF-16 forms, ComfyUI's Make/Model
-tags, embedded XMP). Every problem becomes a `ContainerError` naming what was wrong and where.
+PNG is walked chunk by chunk (tEXt, zTXt, iTXt anywhere in the file, also after IDAT); JPEG, WebP and
+AVIF go through Pillow's lazy EXIF/XMP access (UserComment in its ASCII and UTF-16 forms, ComfyUI's
+Make/Model tags, embedded XMP); an AVIF is told from an MP4 by its `ftyp` brand. Every problem becomes a `ContainerError` naming what was wrong and where.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ GENERATION_KEYS = frozenset(
         "generation_data", "parameters-json", "use_stable_diffusion_model", "Stable Diffusion model",
     }
 )  # fmt: skip
+AVIF_BRANDS = frozenset({b"avif", b"avis"})  # ISO-BMFF major brands of AVIF still images
 VIDEO_SUFFIXES = frozenset({".mp4", ".webm", ".mkv", ".mov", ".m4v", ".avi"})
 
 _EXIF_IFD = 0x8769
@@ -87,6 +88,8 @@ def read_embedded(path: Path) -> Embedded:
             if head.startswith(PNG_SIGNATURE):
                 found.format = "PNG"
                 _read_png(stream, size, found)
+            elif head[4:8] == b"ftyp" and head[8:12] in AVIF_BRANDS:
+                _read_with_pillow(stream, found)  # an ISO-BMFF still image, not a video
             elif (
                 path.suffix.lower() in VIDEO_SUFFIXES
                 or head[4:8] == b"ftyp"

@@ -10,6 +10,7 @@ from mediasyncd.pipeline.containers import read_embedded
 from mediasyncd.pipeline.formats import parse_texts
 from mediasyncd.pipeline.record import GenerationRecord
 from mediasyncd.pipeline.video_tags import read_video_tags
+from mediasyncd.pipeline.xmp import read_spilled
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,9 @@ def read_texts(texts: dict[str, str]) -> tuple[GenerationRecord, str | None]:
 def extract(path: Path, ffprobe: str | None = None, timeout: float = 30.0) -> Extraction:
     """The record of one file; videos' container tags are read with `ffprobe` (None: not read)."""
     embedded = read_embedded(path)
+    if embedded.format not in (None, "VIDEO"):
+        for key, value in read_spilled(path).items():  # what the file could not hold (see workflow.encode)
+            embedded.texts.setdefault(key, value)
     if embedded.format == "VIDEO" and embedded.error is None and ffprobe:
         tags = read_video_tags(path, ffprobe, timeout)
         embedded.texts.update(tags.texts)

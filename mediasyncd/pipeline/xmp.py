@@ -13,6 +13,8 @@ import json
 import os
 import re
 import tempfile
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping
 from pathlib import Path
 from xml.sax.saxutils import escape
 
@@ -154,6 +156,62 @@ def _raw_sources(raw: dict[str, str]) -> str:
     return f"   <mediasyncd:Raw><rdf:Bag>{items}</rdf:Bag></mediasyncd:Raw>"
 
 
+_RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
+_SPILLED = re.compile(r"   <mediasyncd:Spilled>.*?</mediasyncd:Spilled>\n", re.DOTALL)
+MAX_SIDECAR_BYTES = 64 * 1024 * 1024
+
+
+def spill_block(name: str, texts: Mapping[str, str]) -> str:
+    """The `mediasyncd:Spilled` property: generation texts the file `name` could not hold itself (JPEG's
+    64 KB EXIF against a large ComfyUI workflow), verbatim, for `inspect` to read back (pure)."""
+    items = "".join(
+        '<rdf:li rdf:parseType="Resource">'
+        f"<mediasyncd:SpilledFor>{xml_text(name)}</mediasyncd:SpilledFor>"
+        f"<mediasyncd:RawKey>{xml_text(key)}</mediasyncd:RawKey>"
+        f"<mediasyncd:RawValue>{xml_text(value)}</mediasyncd:RawValue>"
+        "</rdf:li>"
+        for key, value in texts.items()
+    )
+    return f"   <mediasyncd:Spilled><rdf:Bag>{items}</rdf:Bag></mediasyncd:Spilled>\n"
+
+
+def with_spill(document: str, block: str) -> str:
+    """`document` with `block` (a `spill_block`) in place of any it had."""
+    document = _SPILLED.sub("", document)
+    if not block:
+        return document
+    at = document.index("  </rdf:Description>")
+    return document[:at] + block + document[at:]
+
+
+def read_spilled(image: Path) -> dict[str, str]:
+    """The texts spilled for `image` into its sidecar (either naming), by source key; {} when none.
+    Blocking. Only entries naming this very file count: a stem-named sidecar may belong to a sibling."""
+    for sidecar in (image.with_name(image.name + ".xmp"), image.with_suffix(".xmp")):
+        try:
+            if sidecar.stat().st_size > MAX_SIDECAR_BYTES:
+                continue
+            data = sidecar.read_bytes()
+        except OSError:
+            continue
+        if b"mediasyncd:Spilled" not in data:
+            continue
+        try:
+            root = ET.fromstring(data)
+        except ET.ParseError:
+            continue
+        found: dict[str, str] = {}
+        ns = "{" + MEDIASYNCD_NS + "}"
+        for spilled in root.iter(ns + "Spilled"):
+            for item in spilled.iter(f"{{{_RDF}}}li"):
+                owner, key, value = (item.findtext(ns + tag) for tag in ("SpilledFor", "RawKey", "RawValue"))
+                if owner == image.name and key and value is not None:
+                    found[key] = value
+        if found:
+            return found
+    return {}
+
+
 _RATING = re.compile(r"""xmp:Rating(?:="|'|>)\s*(-?\d+(?:\.\d+)?)""")
 
 
@@ -180,7 +238,11 @@ def write_sidecar(path: Path, document: str, mode: int = 0o644) -> bool:
     if existing is not None:
         if MEDIASYNCD_NS.encode() not in existing:
             raise ForeignSidecar(f"{path} exists and was not written by mediasyncd; left unchanged")
-        data = keep_rating(document, existing.decode("utf-8", errors="replace")).encode("utf-8")
+        old = existing.decode("utf-8", errors="replace")
+        kept = _SPILLED.search(old)
+        if kept and not _SPILLED.search(document):  # texts a compressed file could not hold stay
+            document = with_spill(document, kept.group(0))
+        data = keep_rating(document, old).encode("utf-8")
         if existing == data:
             return False
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)

@@ -16,7 +16,7 @@ import os
 import posixpath
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -233,7 +233,9 @@ async def _run(
     seen = {e.key: Seen(e.size, e.mtime) for e in listing.entries}
     verified = [r for r in rows if r.state in VERIFIED_STATES and r.local_path]
     local_missing = await asyncio.to_thread(_missing_locally, library, verified)
-    waiting = await StageLedger(ledger.store).unfinished([r.id for r in verified], remote.purge.after_stages)
+    stages = StageLedger(ledger.store)
+    waiting = await stages.unfinished([r.id for r in verified], remote.purge.after_stages)
+    originals = await stages.archived_originals([r.id for r in verified])  # compress replaced these
     free = None
     if rules.min_free > 0:
         free = await _free(source, [r for r in remote.roots if r not in listing.missing_roots])
@@ -248,7 +250,7 @@ async def _run(
         waiting=waiting,
     )
     while batch := planner.to_verify():
-        planner.record(await _evidence(source, library, batch, rules))
+        planner.record(await _evidence(source, library, batch, rules, originals))
     plan = planner.plan()
     report = RunReport(remote.name, options.dry_run, plan, run_id=run_id)
     if options.record:
@@ -312,12 +314,23 @@ async def _delete_batch(
     report.refused.extend(refused)
 
 
-async def _evidence(source: Source, library: Path, rows: Sequence[Tracked], rules: Rules) -> Evidence:
-    """Re-hash each local copy now (in threads), then ask the remote for the hashes of those still safe."""
+async def _evidence(
+    source: Source,
+    library: Path,
+    rows: Sequence[Tracked],
+    rules: Rules,
+    originals: Mapping[int, str | None] | None = None,
+) -> Evidence:
+    """Re-hash each local copy now (in threads), then ask the remote for the hashes of those still safe.
+    A library copy a workflow stage replaced (`originals`: file id -> its archived original) is verified
+    through the archive copy instead (SPEC §3.8)."""
     gate = asyncio.Semaphore(HASH_WORKERS)
+    archived = originals or {}
 
     async def local_of(row: Tracked) -> str | Local:
         async with gate:
+            if row.id in archived:
+                return await asyncio.to_thread(_archived_digest, archived[row.id])
             return await asyncio.to_thread(_local_digest, library, row.local_path or "")
 
     locals_ = await asyncio.gather(*(local_of(r) for r in rows))
@@ -342,6 +355,17 @@ def _local_digest(library: Path, local_path: str) -> str | Local:
     except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
         return Local.MISSING
     except (OSError, UnsafePathError):
+        return Local.UNREADABLE
+
+
+def _archived_digest(path: str | None) -> str | Local:
+    """The archived original's SHA-256 now; unreadable (never "missing": that may purge) when it is not
+    there or the archive is not mounted."""
+    if path is None:
+        return Local.UNREADABLE
+    try:
+        return sha256_file(Path(path))
+    except OSError:
         return Local.UNREADABLE
 
 

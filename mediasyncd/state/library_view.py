@@ -59,7 +59,7 @@ class LibraryView:
         order = "bm25(media_fts, 2.0, 10.0, 1.0, 3.0, 2.0), m.path" if ranked else "m.updated_at DESC, m.path"
         try:
             rows = self.conn.execute(
-                f"{select} LEFT JOIN files AS f ON f.local_path = m.path AND f.sha256 = m.sha256"
+                f"{select} LEFT JOIN files AS f ON f.local_path = m.path AND COALESCE(f.library_sha256, f.sha256) = m.sha256"
                 f" WHERE {' AND '.join(where) or '1'} ORDER BY {order} LIMIT ?",
                 [*params, limit],
             ).fetchall()
@@ -123,14 +123,16 @@ class LibraryView:
             return None
         found = _file_row(row)
         record = self.conn.execute(
-            "SELECT record FROM media WHERE path = ? AND sha256 = ?", (found["library_path"], found["sha256"])
+            "SELECT m.record FROM files AS f JOIN media AS m ON m.path = f.local_path"
+            " AND m.sha256 = COALESCE(f.library_sha256, f.sha256) WHERE f.id = ?",
+            (file_id,),
         ).fetchone()
         return found | {"metadata": json.loads(record[0]) if record else None}
 
     def thumbnail_of(self, file_id: int) -> str | None:
         """The library-relative thumbnail of a landed file's current version, if the pipeline made one."""
         found = self.conn.execute(
-            "SELECT m.thumbnail FROM files AS f JOIN media AS m ON m.path = f.local_path AND m.sha256 = f.sha256"
+            "SELECT m.thumbnail FROM files AS f JOIN media AS m ON m.path = f.local_path AND m.sha256 = COALESCE(f.library_sha256, f.sha256)"
             " WHERE f.id = ?",
             (file_id,),
         ).fetchone()
@@ -155,7 +157,7 @@ class FileQuery:
 _FILE_SELECT = (
     "SELECT f.id, f.remote, f.rel, f.local_path, f.size, f.sha256, f.landed_at, f.state,"
     " m.generator, m.model, m.prompt, m.thumbnail, COALESCE(f.landed_at, f.first_seen)"
-    " FROM files AS f LEFT JOIN media AS m ON m.path = f.local_path AND m.sha256 = f.sha256"
+    " FROM files AS f LEFT JOIN media AS m ON m.path = f.local_path AND m.sha256 = COALESCE(f.library_sha256, f.sha256)"
 )
 
 

@@ -230,4 +230,13 @@ CREATE VIRTUAL TABLE IF NOT EXISTS media_fts USING fts5(
     """
     CREATE INDEX files_newest ON files(COALESCE(landed_at, first_seen), id) WHERE local_path IS NOT NULL;
     """,
+    # 11 (issue 20, compress with keep_original = false): the SHA-256 of the library copy when a workflow
+    # stage replaced it with a re-encoded file (NULL: the library copy is the landed file, `sha256`).
+    # `sha256` stays the hash verified at landing: what the remote and the archived original hold.
+    # `file_stages.replaced_path`: the library path a replacing stage is taking over (its intent, recorded
+    # before it touches the library, so that a restart after kill -9 finishes or rolls back).
+    """
+    ALTER TABLE files ADD COLUMN library_sha256 TEXT;
+    ALTER TABLE file_stages ADD COLUMN replaced_path TEXT;
+    """,
 )

@@ -91,7 +91,7 @@ def backfill(conn: sqlite3.Connection, sink: str, now: float | None = None, *, f
     rows = conn.execute(
         "SELECT f.id, f.remote, f.rel, f.sha256, f.local_path, f.size, f.mtime, f.landed_at, "
         "f.processed_at, f.purged_at, f.library_expired_at, m.record FROM files f "
-        "LEFT JOIN media m ON m.path = f.local_path AND m.sha256 = f.sha256 "
+        "LEFT JOIN media m ON m.path = f.local_path AND m.sha256 = COALESCE(f.library_sha256, f.sha256) "
         f"WHERE f.state IN {sql_set(LANDED)} AND f.local_path IS NOT NULL ORDER BY f.id"
     ).fetchall()
     out: list[tuple[Any, ...]] = []

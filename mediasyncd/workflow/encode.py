@@ -6,8 +6,9 @@ Where the metadata goes in the new file (the conventions the generators themselv
 - ComfyUI `prompt` / `workflow` -> EXIF Model "prompt:{...}" / Make "workflow:{...}", as ComfyUI's WebP
   saver does;
 - EXIF and XMP the original already carried (JPEG/WebP sources) are kept as they are.
-JPEG holds at most 64 KB of EXIF: when the metadata is larger, the `workflow` graph is dropped first
-(the sidecar keeps the original's record) and the outcome says so.
+JPEG holds at most 64 KB of EXIF: when the metadata is larger, the `workflow` graph is left out first
+(then the `prompt` graph, then the parameters); what is left out is `spilled`, for the stage to write
+into the copy's XMP sidecar, where `inspect` reads it back (`pipeline.xmp.read_spilled`).
 
 Runs in a worker thread: everything here blocks.
 """
@@ -17,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from PIL import Image
@@ -37,7 +38,11 @@ PIL_FORMATS = {"webp": "WEBP", "avif": "AVIF", "jpeg": "JPEG"}
 @dataclass(frozen=True)
 class Encoded:
     data: bytes
-    dropped: tuple[str, ...] = ()  # metadata that did not fit
+    spilled: dict[str, str] = field(default_factory=dict)  # source key -> text the format could not hold
+
+    @property
+    def dropped(self) -> tuple[str, ...]:
+        return tuple(self.spilled)
 
 
 def build_exif(
@@ -86,27 +91,37 @@ def encode(source: Path, fmt: str, quality: int) -> Encoded:
         if fmt == "webp":
             options["method"] = 4
         pixels.save(out, PIL_FORMATS[fmt], **options)
-    carried = {"parameters": bool(texts.get("parameters") or texts.get("UserComment"))}
-    carried |= {"prompt": bool(texts.get("prompt")), "workflow": bool(texts.get("workflow"))}
-    return Encoded(out.getvalue(), tuple(d for d in dropped if carried[d]))
+    sources = {"parameters": texts.get("parameters") or texts.get("UserComment")}
+    sources |= {"prompt": texts.get("prompt"), "workflow": texts.get("workflow")}
+    return Encoded(out.getvalue(), {key: text for key in dropped if (text := sources[key])})
+
+
+def write_partial(data: bytes, partial: Path) -> str:
+    """Write `data` to `partial`, fsync'd, read back and checked to hash right and decode; its SHA-256."""
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    with partial.open("wb") as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
+    written = partial.read_bytes()
+    digest = hashlib.sha256(written).hexdigest()
+    if digest != hashlib.sha256(data).hexdigest():
+        raise OSError(f"the copy written to {partial} does not verify")
+    with Image.open(io.BytesIO(written)) as check:
+        check.verify()
+    return digest
+
+
+def partial_of(target: Path) -> Path:
+    return target.with_name(f".{target.name}.mediasyncd-partial")
 
 
 def write_verified(data: bytes, target: Path) -> str:
-    """Write `data` to `target` through a partial, fsync'd, read back and checked to decode; its SHA-256.
+    """Write `data` to `target` through a verified partial (`write_partial`), then rename; its SHA-256.
     The compressed area is the stage's own: an older copy there is replaced."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.name}.mediasyncd-partial")
+    partial = partial_of(target)
     try:
-        with partial.open("wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        written = partial.read_bytes()
-        digest = hashlib.sha256(written).hexdigest()
-        if digest != hashlib.sha256(data).hexdigest():
-            raise OSError(f"the copy written to {partial} does not verify")
-        with Image.open(io.BytesIO(written)) as check:
-            check.verify()
+        digest = write_partial(data, partial)
         os.replace(partial, target)
     finally:
         partial.unlink(missing_ok=True)

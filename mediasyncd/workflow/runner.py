@@ -93,10 +93,9 @@ class Workflow:
         self.ledger = StageLedger(store)
         self.library = config.daemon.library
         self.after_pipeline = config.pipeline.enabled
-        self.configured = config.workflow.stages
-        self.stages: dict[str, WorkflowStage] = {
-            name: REGISTRY[name](config, self.ledger) for name in config.workflow.stages
-        }
+        self._adopt(config)
+        self._pending: Config | None = None  # a reloaded config, adopted before the next pass
+        self._new: asyncio.Event | None = None
         self.retry_interval = retry_interval
         self.position = 0
         self.paused: dict[str, str] = {}
@@ -105,6 +104,22 @@ class Workflow:
         self._snapshot: dict[str, Any] = {"stages": {}}
         if view is not None:
             view.sections["workflow"] = self.snapshot
+
+    def _adopt(self, config: Config) -> None:
+        self.workflow = config.workflow
+        self.configured = config.workflow.stages
+        self.stages: dict[str, WorkflowStage] = {
+            name: REGISTRY[name](config, self.ledger) for name in config.workflow.stages
+        }
+
+    def reload(self, config: Config) -> None:
+        """SIGHUP: new `[workflow]` settings (stages, their order and options) take effect from the next
+        pass (a pass running now finishes with the old ones); the consumer is woken for it."""
+        if config.workflow == self.workflow:
+            return
+        self._pending = config
+        if self._new is not None:
+            self._new.set()
 
     def snapshot(self) -> dict[str, Any]:
         """`/status`'s `workflow` section: counts per stage and state as of the last pass."""
@@ -115,6 +130,7 @@ class Workflow:
     async def run(self) -> None:
         """Pass over what is due, then again on each new event (and every `retry_interval`)."""
         new = self.store.follow()
+        self._new = new
         try:
             while True:
                 seen = await self.store.last_event_id()  # before the pass: it may miss what comes later
@@ -133,7 +149,7 @@ class Workflow:
         deadline = loop.time() + self.retry_interval
         while True:
             new.clear()
-            if await self.store.last_event_id() > seen:
+            if self._pending is not None or await self.store.last_event_id() > seen:
                 return
             try:
                 await asyncio.wait_for(new.wait(), max(0.0, deadline - loop.time()))
@@ -173,8 +189,12 @@ class Workflow:
         retry_failed: bool = False,
     ) -> PassResult:
         """Run the stages `first`..`last` over every file they have not finished (of `paths` only)."""
-        names = select_stages(self.configured, first, last)
         async with self._one_pass:
+            if self._pending is not None:
+                self._adopt(self._pending)
+                self._pending = None
+                log.info("workflow settings reloaded", stages=list(self.configured))
+            names = select_stages(self.configured, first, last)
             return await self._pass(names, paths, dry_run, retry_failed)
 
     async def _pass(

@@ -15,7 +15,7 @@ from PIL import Image, PngImagePlugin
 
 from mediasyncd.pipeline.metadata import extract
 from mediasyncd.workflow.compress import worth_it
-from mediasyncd.workflow.encode import JPEG_EXIF_MAX, encode
+from mediasyncd.workflow.encode import encode
 from tests.helpers import MEDIASYNCD
 from tests.workflow.conftest import make_world, set_workflow
 
@@ -58,7 +58,7 @@ def record(path: Path) -> dict[str, Any]:
     return {k: doc[k] for k in FIELDS}
 
 
-@pytest.mark.parametrize("fmt", ["webp", "jpeg"])
+@pytest.mark.parametrize("fmt", ["webp", "avif", "jpeg"])
 @pytest.mark.parametrize("generator", sorted(SAMPLES))
 def test_the_copy_carries_the_same_generation_metadata(tmp_path: Path, generator: str, fmt: str) -> None:
     """inspect reads the same generator, prompts, model, seed, steps, cfg and size from the copy."""
@@ -86,17 +86,55 @@ def test_exiftool_and_the_inspect_command_read_the_copy(tmp_path: Path) -> None:
     assert {k: docs[0][k] for k in FIELDS} == {k: docs[1][k] for k in FIELDS}
 
 
-def test_a_comfyui_workflow_too_large_for_jpeg_exif_is_dropped_and_said(tmp_path: Path) -> None:
-    """JPEG's 64 KB EXIF cannot hold a large graph: the workflow is left out (said in `dropped`), the
-    prompt graph still gives the same record."""
-    big = json.dumps({"nodes": [{"x": "y" * 200}] * 400})
-    assert len(big) > JPEG_EXIF_MAX
+def test_a_comfyui_workflow_too_large_for_jpeg_exif_is_spilled(tmp_path: Path) -> None:
+    """JPEG's 64 KB EXIF cannot hold a large graph: the workflow is left out of the file (`spilled`
+    holds it verbatim), the prompt graph still gives the same record."""
+    big = big_workflow()
     source = png(tmp_path / "a.png", prompt=json.dumps(comfy_prompt()), workflow=big)
     encoded = encode(source, "jpeg", 90)
     copy = tmp_path / "a.jpg"
     copy.write_bytes(encoded.data)
-    assert encoded.dropped == ("workflow",)
+    assert encoded.dropped == ("workflow",) and encoded.spilled == {"workflow": big}
     assert record(copy) == record(source)
+
+
+def big_workflow() -> str:
+    big = json.dumps({"nodes": [{"id": i, "widgets_values": ["y" * 200]} for i in range(400)], "links": []})
+    assert len(big) > 64 * 1024
+    return big
+
+
+@pytest.mark.parametrize("keep_original", [True, False])
+def test_the_spilled_workflow_goes_to_the_copys_sidecar_where_inspect_reads_it(
+    tmp_path: Path, keep_original: bool
+) -> None:
+    """A ComfyUI workflow > 64 KB compressed to JPEG: the copy's XMP sidecar holds the workflow, and
+    `mediasyncd inspect --json` of the JPEG shows the same record and the whole workflow as from the PNG;
+    exiftool reads the sidecar as XMP."""
+    world = make_world(tmp_path, pipeline={"enabled": True, "thumbnails": False})
+    set_workflow(world.config_path, {
+        "stages": ["archive", "compress"], "purge_after": ["archive"], "archive": {"dest": str(world.nas)},
+        "compress": {"format": "jpeg", "keep_original": keep_original, "min_saving": "0%"},
+    }, {"enabled": True, "thumbnails": False})  # fmt: skip
+    big = big_workflow()
+    source = png(tmp_path / "x.png", prompt=json.dumps(comfy_prompt()), workflow=big)
+    world.write("a.png", source.read_bytes())
+    assert world.sync() == 0
+    if keep_original:
+        copy = world.library / ".mediasyncd/compressed/r1/a.png.jpg"
+    else:
+        copy = world.library / "r1/a.jpg"
+    sidecar = copy.with_name(copy.name + ".xmp")
+    assert sidecar.is_file() and big not in copy.read_bytes().decode("latin-1")
+    out = subprocess.run([MEDIASYNCD, "inspect", "--json", str(source), str(copy)], capture_output=True,
+                         check=True, text=True).stdout.splitlines()  # fmt: skip
+    docs = [json.loads(line) for line in out]
+    assert {k: docs[0][k] for k in FIELDS} == {k: docs[1][k] for k in FIELDS}
+    assert docs[1]["raw"]["workflow"] == big == docs[0]["raw"]["workflow"]
+    tags = json.loads(subprocess.run(["exiftool", "-j", "-b", "-XMP:all", str(sidecar)], capture_output=True,
+                                     check=True, text=True).stdout)[0]  # fmt: skip
+    assert (tags["SpilledSpilledFor"], tags["SpilledRawKey"]) == (copy.name, "workflow")
+    assert json.loads(tags["SpilledRawValue"]) == json.loads(big)
 
 
 def test_saving_rule() -> None:
@@ -137,3 +175,19 @@ def _noise_png() -> bytes:
     out = io.BytesIO()
     Image.frombytes("RGB", (64, 64), os.urandom(64 * 64 * 3)).save(out, "PNG")
     return out.getvalue()
+
+
+def test_spilled_texts_belong_to_one_file_and_survive_a_pipeline_rewrite(tmp_path: Path) -> None:
+    """A stem-named sidecar (a.xmp) spilled for a.jpg gives nothing to a.png; when the pipeline rewrites
+    the sidecar from a record, the spilled texts stay."""
+    from mediasyncd.pipeline.record import GenerationRecord
+    from mediasyncd.pipeline.xmp import build_xmp, read_spilled, spill_block, with_spill, write_sidecar
+
+    sidecar = tmp_path / "a.xmp"
+    document = with_spill(build_xmp(GenerationRecord(prompt="p")), spill_block("a.jpg", {"workflow": "{}"}))
+    write_sidecar(sidecar, document)
+    assert read_spilled(tmp_path / "a.jpg") == {"workflow": "{}"}
+    assert read_spilled(tmp_path / "a.png") == {}
+    assert write_sidecar(sidecar, build_xmp(GenerationRecord(prompt="q"))) is True
+    assert read_spilled(tmp_path / "a.jpg") == {"workflow": "{}"}
+    assert "q" in sidecar.read_text()

@@ -4,13 +4,17 @@ done only once the other device has them, removed after; a stopped peer leaves f
 from __future__ import annotations
 
 import sqlite3
+import subprocess
 import time
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from mediasyncd.purge.commands import purge_main
 from mediasyncd.workflow.syncthing import handoff_rel, in_handoff, missing_devices
+from tests.helpers import MEDIASYNCD
 from tests.workflow.conftest import World, make_world, set_workflow
 from tests.workflow.syncthing_peers import Peer, introduce, make_peer, share, wait
 from tests.workflow.test_compress import A1111, png
@@ -118,3 +122,66 @@ def test_pure_parts() -> None:
     assert missing_devices(doc, ("P1", "P2")) == ["P2"]
     assert missing_devices(doc | {"global": {"version": ["A:2"]}}, ("P1",)) is None
     assert missing_devices({}, ("P1",)) is None
+
+
+def test_an_offline_peer_holds_the_purge_until_the_file_arrived(
+    tmp_path: Path, peers: tuple[Peer, Peer]
+) -> None:
+    """purge_after = ["syncthing"] with the phone offline: the source file stays ("waiting for
+    syncthing"), nothing is lost; once the phone has it, the same purge removes it."""
+    here, phone = peers
+    world = world_for(tmp_path, here, phone, ["syncthing"])
+    doc = tomllib.loads(world.config_path.read_text())
+    set_workflow(world.config_path, doc["workflow"] | {"purge_after": ["syncthing"]})
+    data = b"\x89PNG\r\n\x1a\n" + b"\x07" * 4000
+    world.write("held.png", data)
+    phone.stop()
+    try:
+        assert world.sync() == 0
+        assert world.run() == 0
+        assert purge_main(world.config(), [], dry_run=False, include_deleted_locally=False) == 0
+        assert (world.source / "held.png").read_bytes() == data
+        with sqlite3.connect(world.state_dir / "state.db") as db:
+            reason = db.execute("SELECT purge_reason FROM files WHERE rel = 'held.png'").fetchone()[0]
+        assert reason == "waiting_for_syncthing"
+    finally:
+        phone.start()
+    wait(lambda: here.connected_to(phone))
+
+    def finished() -> bool:
+        assert world.run() == 0
+        return states(world)["held.png"][0] == "done"
+
+    wait(finished, timeout=60)
+    assert (phone.folders[FOLDER] / "r1/held.png").read_bytes() == data
+    assert purge_main(world.config(), [], dry_run=False, include_deleted_locally=False) == 0
+    assert not (world.source / "held.png").exists()
+
+
+def test_kill_9_during_the_hand_off_loses_nothing(tmp_path: Path, peers: tuple[Peer, Peer]) -> None:
+    """`workflow run` killed -9 three times mid hand-off: no partial counts as a file, the next runs
+    finish, and the phone ends with every file byte for byte."""
+    here, phone = peers
+    world = world_for(tmp_path, here, phone, ["syncthing"])
+    files = {f"k/{i}.png": b"\x89PNG\r\n\x1a\n" + bytes([i + 40]) * 200_000 for i in range(6)}
+    for rel, data in files.items():
+        world.write(rel, data)
+    assert world.sync() == 0  # sync runs the stage once: the first batch is handed off
+    for delay in (0.5, 0.9, 1.3):
+        proc = subprocess.Popen([MEDIASYNCD, "workflow", "run", "--config", str(world.config_path)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        time.sleep(delay)
+        proc.kill()
+        proc.wait()
+        assert in_handoff(here.folders[FOLDER]) <= 2
+        for rel, data in files.items():
+            assert (world.source / rel).read_bytes() == data
+
+    def finished() -> bool:
+        assert world.run() == 0
+        return [s for s, _ in states(world).values()].count("done") == len(files)
+
+    wait(finished, timeout=90)
+    for rel, data in files.items():
+        assert (phone.folders[FOLDER] / "r1" / rel).read_bytes() == data
+    assert in_handoff(here.folders[FOLDER]) == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sqlite3
 import subprocess
 import urllib.error
@@ -13,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from tests.helpers import MEDIASYNCD, start_daemon, stop, wait_for
-from tests.workflow.conftest import World, make_world
+from tests.workflow.conftest import World, make_world, set_workflow
+from tests.workflow.test_compress import A1111, png
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x01" * 5000
 
@@ -104,3 +106,29 @@ def test_kill_9_during_the_archive_stage_loses_nothing(tmp_path: Path) -> None:
         assert (world.nas / "r1" / rel).read_bytes() == data
     assert not list(world.nas.rglob("*partial*"))
     assert world.staged_events().count("batch/000.png") == 1
+
+
+def test_sighup_adopts_new_stages_without_a_restart(tmp_path: Path) -> None:
+    """The daemon archives; the config gains a compress stage and SIGHUP: the already archived file is
+    compressed by the same process and /status lists the new stage."""
+    world = make_world(tmp_path)
+    world.write("a.png", png(tmp_path / "x.png", parameters=A1111).read_bytes())
+    proc = start_daemon(world.config_path, tmp_path / "d.log")
+    try:
+        wait_for(lambda: (world.nas / "r1/a.png").is_file(), timeout=30)
+        set_workflow(world.config_path, {
+            "stages": ["archive", "compress"], "purge_after": ["archive", "compress"],
+            "archive": {"dest": str(world.nas)}, "compress": {"format": "webp", "min_saving": "0%"},
+        })  # fmt: skip
+        proc.send_signal(signal.SIGHUP)
+        copy = world.library / ".mediasyncd/compressed/r1/a.png.webp"
+        wait_for(copy.is_file, timeout=30)
+
+        def stages() -> list[str]:
+            return list(call(world, "GET", "/status")[1].get("workflow", {}).get("stages", {}))
+
+        wait_for(lambda: stages() == ["archive", "compress"], timeout=30)
+        assert proc.poll() is None
+    finally:
+        assert stop(proc) == 0
+    assert "workflow settings reloaded" in (tmp_path / "d.log").read_text()

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
+
 import pytest
 
 from mediasyncd.config import parse_config
 from mediasyncd.errors import ConfigError
+from tests.helpers import MEDIASYNCD
 
 BASE = '[daemon]\nlibrary = "/tmp/lib"\nstate_dir = "/tmp/state"\n'
 
@@ -75,3 +79,27 @@ def test_syncthing_needs_its_keys() -> None:
     report = problems('[workflow]\nstages = ["syncthing"]\n[workflow.syncthing]\nbatch = 5\n')
     for key in ("api_key_file", "folder", "path", "devices"):
         assert f"workflow.syncthing.{key} (line" in report
+
+
+def test_keep_original_false_is_valid_after_a_gating_archive() -> None:
+    """archive before compress and in purge_after: keep_original = false is accepted."""
+    config = parse_config(
+        BASE + '[workflow]\nstages = ["archive", "compress"]\npurge_after = ["archive"]\n'
+        '[workflow.archive]\ndest = "/n"\n[workflow.compress]\nkeep_original = false\nformat = "avif"\n'
+    )
+    assert not config.workflow.compress.keep_original
+    assert config.workflow.compress.format == "avif"
+
+
+def test_keep_original_false_without_a_gating_archive_stops_config_check_with_78(tmp_path: Path) -> None:
+    """`mediasyncd config check` exits 78 and names the key when archive does not gate the purge."""
+    path = tmp_path / "c.toml"
+    path.write_text(
+        BASE + '[workflow]\nstages = ["archive", "compress"]\n[workflow.archive]\ndest = "/n"\n'
+        "[workflow.compress]\nkeep_original = false\n"
+    )
+    done = subprocess.run(
+        [MEDIASYNCD, "config", "check", "--config", str(path)], capture_output=True, text=True
+    )
+    assert done.returncode == 78
+    assert "workflow.compress.keep_original (line 9)" in done.stdout + done.stderr
