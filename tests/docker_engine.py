@@ -27,7 +27,7 @@ DOCKER = Path("/usr/bin/docker")  # Debian's (or docker-ce's) client; another ma
 BUSYBOX = Path("/bin/busybox")
 FULL_TOOLS = (
     "sh", "find", "tar", "sha256sum", "stat", "tail", "head", "cat", "date", "df", "rm", "rmdir", "od",
-    "tr", "wc", "dirname", "sleep", "grep", "openssl",
+    "tr", "wc", "dirname", "sleep", "grep", "openssl", "mv", "ln",
 )  # fmt: skip
 IMAGES = ("busybox", "full")
 START_TIMEOUT_S = 30.0

@@ -9,12 +9,23 @@ from __future__ import annotations
 from pathlib import Path
 
 from mediasyncd.config import RemoteConfig, TransferConfig
-from mediasyncd.sources.base import Capabilities, CommandResult, Shell, Source, Spawned, Spawner
+from mediasyncd.sources.base import (
+    Capabilities,
+    CommandResult,
+    Deletion,
+    Expected,
+    Shell,
+    Source,
+    Spawned,
+    Spawner,
+)
 from mediasyncd.sources.listing import Key, Listing, Rejected, RemoteEntry, same_version
 
 __all__ = [
     "Capabilities",
     "CommandResult",
+    "Deletion",
+    "Expected",
     "Key",
     "Listing",
     "Rejected",

@@ -8,8 +8,11 @@ never one exec per file (FIELD_NOTES 3).
 from __future__ import annotations
 
 import posixpath
+import secrets
 import shlex
 from collections.abc import Iterable, Iterator, Sequence
+
+from mediasyncd.sources.base import Deletion, Expected
 
 PROBE = (
     "find / -maxdepth 0 -printf '' >/dev/null 2>&1 && echo find-printf; "
@@ -21,6 +24,7 @@ PROBE = (
 HASH_COMMANDS = {"openssl": "openssl dgst -sha256 -r", "sha256sum": "sha256sum --"}
 BATCH_FILES = 200  # files per command
 BATCH_BYTES = 64 * 1024  # command-line bytes per command
+DELETE_BATCH_BYTES = BATCH_BYTES // 2  # of paths: each deletion also carries ~90 bytes of SHA-256 and stat
 
 
 def batches(
@@ -61,17 +65,53 @@ def parse_sha256sum(output: bytes) -> dict[str, str]:
     return result
 
 
-def delete_command(paths: Sequence[str]) -> str:
-    """`rm -f` the paths, then print (NUL-terminated) every one that still exists."""
-    args = " ".join(shlex.quote(p) for p in paths)
-    return (
-        f'set -- {args}; rm -f -- "$@"; '
-        'for f in "$@"; do if [ -e "$f" ] || [ -L "$f" ]; then printf \'%s\\0\' "$f"; fi; done'
+QUARANTINE = ".mediasyncd-purge-"  # + token-index: the name a file has while its deletion is checked
+
+# One function call per file: `k INDEX SHA256 "SIZE MTIME" PATH`. The file is renamed aside first (a
+# writer re-creating the path then makes a new file), checked there, and removed only if it is still the
+# expected version; otherwise put back with `ln` (atomic, never over a file made at the path meanwhile).
+# Prints `D|G|C|F INDEX` for deleted, already gone, changed (kept), failed (kept).
+_DELETE_FN = (
+    'k() {{ f=$4; q="${{f%/*}}/{prefix}$T-$1"; '
+    'if [ -L "$f" ] || {{ [ -e "$f" ] && [ ! -f "$f" ]; }}; then echo "C $1"; return; fi; '
+    '[ -e "$f" ] || {{ echo "G $1"; return; }}; '
+    'mv -f -- "$f" "$q" 2>/dev/null || {{ echo "F $1"; return; }}; '
+    'if [ ! -L "$q" ] && [ -f "$q" ] && {check}; then '
+    'rm -f -- "$q"; if [ -e "$q" ] || [ -L "$q" ]; then r=F; else echo "D $1"; return; fi; else r=C; fi; '
+    'if ln -- "$q" "$f" 2>/dev/null; then rm -f -- "$q"; '
+    'elif [ ! -e "$f" ] && [ ! -L "$f" ]; then mv -f -- "$q" "$f"; fi; echo "$r $1"; }}; '
+)
+_CHECK_HASH = '{{ h=$({hasher} "$q" 2>/dev/null); [ "${{h%% *}}" = "$2" ]; }}'
+_CHECK_STAT = '[ "$(stat -c \'%s %Y\' -- "$q" 2>/dev/null)" = "$3" ]'
+
+
+def delete_command(files: Sequence[Expected], hasher: str | None, token: str) -> str:
+    """Set each file aside, check it (its SHA-256 with `hasher`, else its size and whole-second mtime),
+    delete it only if it is still the expected version, else put it back (see `_DELETE_FN`)."""
+    check = _CHECK_HASH.format(hasher=HASH_COMMANDS[hasher]) if hasher else _CHECK_STAT
+    script = f"T={shlex.quote(token)}; " + _DELETE_FN.format(prefix=QUARANTINE, check=check)
+    calls = (
+        f"k {i} {shlex.quote(e.sha256)} '{e.size} {int(e.mtime)}' {shlex.quote(e.path)}"
+        for i, e in enumerate(files)
     )
+    return script + "; ".join(calls) + "; true"
 
 
-def parse_survivors(output: bytes) -> set[str]:
-    return {p.decode("utf-8", "surrogateescape") for p in output.split(b"\0") if p}
+def parse_deletion(output: bytes, files: Sequence[Expected]) -> Deletion:
+    """What `delete_command` printed, by path; a file it said nothing about (the shell died) failed."""
+    outcome: dict[int, str] = {}
+    for line in output.decode("ascii", "replace").splitlines():
+        tag, _, index = line.partition(" ")
+        if tag in ("D", "G", "C", "F") and index.isdigit() and int(index) < len(files):
+            outcome[int(index)] = tag
+    result = Deletion()
+    for i, e in enumerate(files):
+        result.add(outcome.get(i, "F"), e.path)
+    return result
+
+
+def quarantine_token() -> str:
+    return secrets.token_hex(4)
 
 
 def emptied_dirs(root: str, paths: Iterable[str]) -> list[str]:

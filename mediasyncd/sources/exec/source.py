@@ -14,17 +14,19 @@ from concurrent.futures import Executor
 from pathlib import Path
 
 from mediasyncd.errors import RemoteError, RemoteFileChanged, TransferError
-from mediasyncd.sources.base import Capabilities, Progress
+from mediasyncd.sources.base import Capabilities, Deletion, Expected, Progress
 from mediasyncd.sources.commands import (
+    DELETE_BATCH_BYTES,
     PROBE,
     batches,
     delete_command,
     emptied_dirs,
     free_space_command,
     hash_command,
+    parse_deletion,
     parse_df,
     parse_sha256sum,
-    parse_survivors,
+    quarantine_token,
     rmdir_command,
 )
 from mediasyncd.sources.exec.process import ByteProcess, ShellProcess
@@ -197,11 +199,15 @@ class ExecSource:
                     same.add(path)
         return same
 
-    async def delete(self, paths: Sequence[str]) -> set[str]:
-        survivors: set[str] = set()
-        for batch in batches(paths):
-            survivors |= parse_survivors((await self._shell.run(delete_command(batch))).stdout)
-        return survivors & set(paths)
+    async def delete(self, files: Sequence[Expected]) -> Deletion:
+        result = Deletion()
+        token = quarantine_token()
+        by_path = {e.path: e for e in files}
+        for batch in batches(list(by_path), max_bytes=DELETE_BATCH_BYTES):
+            chunk = [by_path[p] for p in batch]
+            out = await self._shell.run(delete_command(chunk, self._caps.hasher, token))
+            result.merge(parse_deletion(out.stdout, chunk))
+        return result
 
     async def remove_empty_dirs(self, root: str, deleted: Sequence[str]) -> None:
         for batch in batches(emptied_dirs(root, deleted)):

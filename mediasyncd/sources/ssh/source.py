@@ -16,17 +16,19 @@ import asyncssh
 
 from mediasyncd.config import RemoteConfig, TransferConfig
 from mediasyncd.errors import MediasyncError, RemoteError, RemoteFileChanged, TransferError
-from mediasyncd.sources.base import Capabilities, Progress
+from mediasyncd.sources.base import Capabilities, Deletion, Expected, Progress
 from mediasyncd.sources.commands import (
+    DELETE_BATCH_BYTES,
     PROBE,
     batches,
     delete_command,
     emptied_dirs,
     free_space_command,
     hash_command,
+    parse_deletion,
     parse_df,
     parse_sha256sum,
-    parse_survivors,
+    quarantine_token,
     rmdir_command,
 )
 from mediasyncd.sources.listing import Listing, find_command, parse_find
@@ -34,9 +36,9 @@ from mediasyncd.sources.receive import RateLimiter
 from mediasyncd.sources.ssh.connect import connect
 from mediasyncd.sources.ssh.sftp import (
     bounded,
+    sftp_delete_checked,
     sftp_free,
     sftp_pull,
-    sftp_remove,
     sftp_rmdir,
     sftp_same,
     sftp_survey,
@@ -221,16 +223,25 @@ class SshSource:
 
     # ------------------------------------------------------------------------------------ deleting
 
-    async def delete(self, paths: Sequence[str]) -> set[str]:
-        if not paths:
-            return set()
+    async def delete(self, files: Sequence[Expected]) -> Deletion:
+        result = Deletion()
+        if not files:
+            return result
+        token = quarantine_token()
         if self._shell is not None:
-            survivors: set[str] = set()
-            for batch in batches(paths, max_files=len(paths)):
-                survivors |= parse_survivors((await self._shell.run(delete_command(batch))).stdout)
-            return survivors
-        outcomes = await bounded(sftp_remove(self.sftp, p) for p in paths)
-        return {p for p, removed in zip(paths, outcomes, strict=True) if not removed}
+            by_path = {e.path: e for e in files}
+            for batch in batches(list(by_path), max_bytes=DELETE_BATCH_BYTES):
+                chunk = [by_path[p] for p in batch]
+                out = await self._shell.run(delete_command(chunk, self._caps.hasher, token))
+                result.merge(parse_deletion(out.stdout, chunk))
+            return result
+        # SFTP only: set aside, read back and hash here, then remove or put back.
+        outcomes = await bounded(
+            sftp_delete_checked(self.sftp, e, f"{token}-{i}") for i, e in enumerate(files)
+        )
+        for e, outcome in zip(files, outcomes, strict=True):
+            result.add(outcome, e.path)
+        return result
 
     async def remove_empty_dirs(self, root: str, deleted: Sequence[str]) -> None:
         dirs = emptied_dirs(root, deleted)
