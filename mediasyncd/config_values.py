@@ -151,9 +151,14 @@ def as_bool(value: Any) -> bool:
     return value
 
 
+MAX_COUNT = 1_000_000  # the largest count any key means (files in flight, workers, ...): more is a typo
+
+
 def as_positive_int(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"must be a positive integer, got {value!r}")
+    if value > MAX_COUNT:
+        raise ValueError(f"must be at most {MAX_COUNT:,}, got {value!r}")
     return value
 
 
@@ -209,4 +214,6 @@ def as_listen(value: Any) -> str:
 def as_nonnegative_int(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValueError(f"must be a whole number >= 0, got {value!r}")
+    if value > 2**63 - 1:
+        raise ValueError(f"must be at most 2^63 - 1, got {value!r}")
     return value
