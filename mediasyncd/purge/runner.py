@@ -230,7 +230,9 @@ async def _run(
     rules = rules_for(remote, options.include_deleted_locally)
     rows = [r for r in await ledger.tracked(remote.name) if r.root in remote.roots]
     listing = await source.list_roots(remote.roots)
-    now = listing.remote_now if listing.remote_now is not None else time.time()
+    # Ages are measured on the remote's clock (mtimes are its own), but never on one that runs ahead of
+    # ours: a container whose clock is years fast would make a render written a minute ago look old.
+    now = min(listing.remote_now, time.time()) if listing.remote_now is not None else time.time()
     seen = {e.key: Seen(e.size, e.mtime) for e in listing.entries}
     verified = [r for r in rows if r.state in VERIFIED_STATES and r.local_path]
     local_missing = await asyncio.to_thread(_missing_locally, library, verified)

@@ -5,6 +5,7 @@ lost from the state DB. Nothing that was not verified may be deleted."""
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 from tests.hostile import exec_world, wrap
@@ -74,3 +75,17 @@ def test_rows_lost_from_the_state_db_mean_nothing_is_deleted(tmp_path: Path) -> 
     world.sql("DELETE FROM files WHERE rel = 'a.png'")
     assert world.purge() == 0
     assert set(world.on_remote()) == {"a.png"}
+
+
+def test_a_remote_clock_years_fast_does_not_make_young_files_old(tmp_path: Path) -> None:
+    """The remote's shell runs ten years ahead (faketime) while its files were written by the real clock:
+    a file written two minutes ago is still young and stays; a two-hour-old one goes."""
+    world = exec_world(
+        tmp_path, command=["faketime", "-f", "+3650d", "env", f"PATH={tmp_path / 'bin'}:/usr/bin:/bin", "sh"]
+    )
+    world.write("young.png", PNG, mtime=time.time() - 120)
+    world.write("old.png", PNG[::-1], mtime=time.time() - 7200)
+    assert world.sync() == 0
+    assert world.purge() == 0
+    assert set(world.on_remote()) == {"young.png"}
+    assert world.reasons() == {"young.png": "too_young", "old.png": "purged"}
