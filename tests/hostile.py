@@ -23,9 +23,10 @@ from mediasyncd.sync_once import sync_once
 from tests.helpers import OLD, free_port
 
 
-def wrap(bin_dir: Path, tool: str, hook: str, *, once: bool = True) -> Path:
+def wrap(bin_dir: Path, tool: str, hook: str, *, once: bool = True, when: str = "*") -> Path:
     """Put a `tool` on `bin_dir` that runs the sh snippet `hook` (with the tool's arguments in "$@")
-    and then the real tool. With `once`, the hook runs on the first call only."""
+    and then the real tool. With `once`, the hook runs on the first call only; `when` is a `case`
+    pattern the arguments must match (e.g. '*"-cf -"*' for tar's streams, not its probe)."""
     real = shutil.which(tool, path="/usr/bin:/bin")
     if real is None:
         raise FileNotFoundError(tool)
@@ -33,7 +34,7 @@ def wrap(bin_dir: Path, tool: str, hook: str, *, once: bool = True) -> Path:
     marker = bin_dir / f".{tool}.done"
     guard = f'if [ ! -e "{marker}" ]; then : > "{marker}"; {hook}\nfi' if once else hook
     path = bin_dir / tool
-    path.write_text(f'#!/bin/sh\n{guard}\nexec {real} "$@"\n')
+    path.write_text(f'#!/bin/sh\ncase "$*" in {when})\n{guard}\n;; esac\nexec {real} "$@"\n')
     path.chmod(0o755)
     return path
 

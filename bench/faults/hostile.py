@@ -19,7 +19,10 @@ from pathlib import Path
 
 from bench.faults.report import Figure, Mode, Section
 from bench.faults.secutil import quiet
+from tests.helpers import once
 from tests.hostile import ExecWorld, exec_world, replace_tool, wrap
+from tests.purge.conftest import purge, purge_env
+from tests.sshd import ssh_run, start_sshd
 
 TITLE = "Hostile container: lying tools, crafted names and tar streams, races, a wrong clock"
 PROMISE = (
@@ -49,7 +52,12 @@ class Tally:
 
 
 def _sentinels(base: Path) -> list[Path]:
-    return [base / "escape.png", base / "escape2.png", base.parent / "escape.png", Path("/tmp/abs-hostile.png")]
+    return [
+        base / "escape.png",
+        base / "escape2.png",
+        base.parent / "escape.png",
+        Path("/tmp/abs-hostile.png"),
+    ]
 
 
 def _outside(world: ExecWorld) -> int:
@@ -112,7 +120,11 @@ def many_files(work: Path, tally: Tally, n: int) -> tuple[int, float]:
     started = time.monotonic()
     _sync(world, tally)
     seconds = time.monotonic() - started
-    landed = len(list((world.library / "r1" / "flat").iterdir())) if (world.library / "r1" / "flat").exists() else 0
+    landed = (
+        len(list((world.library / "r1" / "flat").iterdir()))
+        if (world.library / "r1" / "flat").exists()
+        else 0
+    )
     return landed, seconds
 
 
@@ -127,21 +139,24 @@ def races(work: Path, tally: Tally) -> None:
         outside = world.tmp / "outside"
         outside.mkdir()
         for rel in blobs:
-            if rel.startswith("sub/"):
-                (outside / rel[4:]).write_bytes(b"S" * len(blobs[rel]))  # same size: only the content differs
+            if rel.startswith("sub/"):  # same size and mtime: only the content differs
+                (outside / rel[4:]).write_bytes(b"S" * len(blobs[rel]))
+                os.utime(outside / rel[4:], (OLD, OLD))
         r = world.remote_root
         hook = (
             f": > '{r}/000.png'; printf more >> '{r}/001.png'; "
             f"printf replaced > '{r}/x.tmp'; mv '{r}/x.tmp' '{r}/002.png'; "
             f"rm -rf '{r}/sub'; ln -s '{outside}' '{r}/sub'"
         )
-        wrap(world.bin_dir, tool, hook)
+        wrap(world.bin_dir, tool, hook, when='*"-cf -"*' if tool == "tar" else "*")
         _sync(world, tally)
         tally.fired += (world.bin_dir / f".{tool}.done").exists()
         tally.landed_ok(world, blobs)
         secret = [rel for rel, data in world.landed().items() if data.startswith(b"S" * 100)]
         if secret:
-            tally.notes.append(f"{tool}: a file from outside the root landed through a swapped-in symlink: {secret}")
+            tally.notes.append(
+                f"{tool}: a file from outside the root landed through a swapped-in symlink: {secret}"
+            )
             tally.wrong += len(secret)
 
 
@@ -169,7 +184,11 @@ def crafted_tar(work: Path, tally: Tally) -> None:
         add(names[3], b"Z" * (len(blobs[names[3]]) + 4096))  # larger than listed
     crafted = world.tmp / "crafted.tar"
     crafted.write_bytes(buf.getvalue())
-    replace_tool(world.bin_dir, "tar", f'case "$*" in *--version*) echo "tar (GNU tar) 1.35";; *) cat "{crafted}";; esac')
+    replace_tool(
+        world.bin_dir,
+        "tar",
+        f'case "$*" in *--version*) echo "tar (GNU tar) 1.35";; *) cat "{crafted}";; esac',
+    )
     _sync(world, tally)
     tally.outside += _outside(world)
     tally.landed_ok(world, blobs)
@@ -194,12 +213,22 @@ def lying_hasher(work: Path, tally: Tally) -> None:
         world.purge()
     remote = world.on_remote()
     tally.wrongly_purged += sum(1 for rel in sorted(blobs)[:2] if rel not in remote)
-    tally.wrongly_purged += sum(1 for rel in blobs if rel not in remote and world.landed().get(rel) != blobs[rel])
+    tally.wrongly_purged += sum(
+        1 for rel in blobs if rel not in remote and world.landed().get(rel) != blobs[rel]
+    )
 
 
 def clock(work: Path, tally: Tally, offset: str) -> None:
     world = exec_world(
-        work / f"clock{offset}", command=["faketime", "-f", offset, "env", f"PATH={work / f'clock{offset}' / 'bin'}:/usr/bin:/bin", "sh"]
+        work / f"clock{offset}",
+        command=[
+            "faketime",
+            "-f",
+            offset,
+            "env",
+            f"PATH={work / f'clock{offset}' / 'bin'}:/usr/bin:/bin",
+            "sh",
+        ],
     )
     young = {f"young{i}.png": os.urandom(2000) for i in range(3)}
     for rel, data in young.items():
@@ -212,6 +241,35 @@ def clock(work: Path, tally: Tally, offset: str) -> None:
     tally.wrongly_purged += sum(1 for rel in young if rel not in world.on_remote())
 
 
+LIBFAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
+
+
+def sshd_clock(work: Path, tally: Tally, offset: str) -> None:
+    """The same over a real OpenSSH sshd whose sessions run under Debian's libfaketime (sshd's SetEnv):
+    its shell's `date` is ten years off, its files were written by the real clock."""
+    tmp = work / f"sshd{offset}"
+    extra = f"SetEnv LD_PRELOAD={LIBFAKETIME} FAKETIME={offset}"
+    with start_sshd(tmp / "sshd", extra_config=extra) as server:
+        env = purge_env(tmp, server)
+        young = {f"young{i}.png": os.urandom(2000) for i in range(3)}
+        for rel, data in young.items():
+            env.write(rel, data, time.time() - 120)
+        old = {f"old{i}.png": os.urandom(2000) for i in range(2)}
+        for rel, data in old.items():
+            env.write(rel, data, OLD)
+        probe = ssh_run(server, "date +%Y").stdout.decode().strip()
+        tally.fired += probe != time.strftime("%Y")
+        tally.cases += 1
+        with quiet():
+            once(env)
+            purge(env)
+        remote = {str(p.relative_to(env.remote_root)) for p in env.remote_root.rglob("*") if p.is_file()}
+        tally.wrongly_purged += sum(1 for rel in young if rel not in remote)
+        for rel, data in env.landed().items():
+            tally.wrong += data != (young | old).get(rel)
+        tally.notes.append(f"sshd sessions under faketime {offset}: the remote's `date +%Y` said {probe}")
+
+
 def run(mode: Mode, work: Path) -> Section:
     quick = mode is Mode.QUICK
     tally = Tally()
@@ -222,6 +280,7 @@ def run(mode: Mode, work: Path) -> Section:
     lying_hasher(work, tally)
     for offset in ("+3650d", "-3650d"):
         clock(work, tally, offset)
+        sshd_clock(work, tally, offset)
     n = 10_000 if quick else 100_000
     landed, seconds = many_files(work, tally, n)
     return Section(
@@ -233,12 +292,20 @@ def run(mode: Mode, work: Path) -> Section:
             Figure.zero("wrong files landed", tally.wrong),
             Figure.zero("files wrongly purged", tally.wrongly_purged),
             Figure.zero("sync passes that crashed", tally.crashes),
-            Figure.at_least("race hooks that fired (tar, tail)", tally.fired, 2),
+            Figure.at_least("race hooks and fake clocks that took effect", tally.fired, 4),
             Figure.at_least(f"files landed from one directory of {n:,}", landed, n),
             Figure.info("seconds for that pass", round(seconds, 1)),
         ],
         [
             f"{'Quick mode: 10,000' if quick else '100,000'} files in one directory (full mode: 100,000).",
+            "Names with control characters (ESC, BEL, newline, tab) are refused at listing by design (reported "
+            "as rejected), never landed; `..`, absolute and NUL-cut names from the lying `find` likewise.",
+            "Found and fixed: a directory swapped for a symlink out of the root between listing and transfer "
+            "let same-size, same-mtime files from outside the root land (the remote's hash was taken through "
+            "the symlink too); hashes are now taken with every directory below the root pinned (`cd -P` + "
+            "`pwd -P`), so such bytes fail verification (tests/test_hostile_remote.py).",
+            "Found and fixed: a remote clock years fast made young files look old to the purge; ages are now "
+            "measured on the earlier of the remote's clock and ours (tests/purge/test_purge_races.py).",
             "The lying `sha256sum` prints zero hashes, garbage lines and hashes of other paths; a remote "
             "tool that lies consistently (the right hash for a rewritten file) is beyond what any client can "
             "check: the purge trusts the remote's hash only together with size, mtime and the library copy.",

@@ -50,7 +50,9 @@ async def open_source(
     if remote.transport in ("docker", "exec"):
         from mediasyncd.sources.exec.source import ExecSource
 
-        return await ExecSource.open(remote.shell_command, remote.transport)
+        source = await ExecSource.open(remote.shell_command, remote.transport)
+        source.roots.update(remote.roots)
+        return source
     from mediasyncd.sources.ssh.source import SshSource  # asyncssh is loaded only when a remote needs it
 
     return await SshSource.open(remote, state_dir, transfer)

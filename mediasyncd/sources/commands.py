@@ -44,8 +44,67 @@ def batches(
         yield batch
 
 
-def hash_command(hasher: str, paths: Sequence[str]) -> str:
-    return f"{HASH_COMMANDS[hasher]} {' '.join(shlex.quote(p) for p in paths)}"
+def hash_command(hasher: str, paths: Sequence[str], roots: Sequence[str] = ()) -> str:
+    """Hash `paths` with every directory below its root pinned: the shell `cd -P`s into each file's
+    directory and hashes it there only if that directory's real path is the root's real path plus the
+    listed directories, so a directory swapped for a symlink (leading out of the root) is never read
+    through. A path under no known root is pinned from `/`. Prints `@N` before the lines of group N."""
+    variables = _root_variables(roots)
+    lines = [
+        f"{var}=$(cd -P -- {shlex.quote(root)} 2>/dev/null && pwd -P)" for root, var in variables.items()
+    ]
+    lines.append(
+        'g() { d=$1; i=$2; shift 2; cd -P -- "$d" 2>/dev/null && [ "$(pwd -P)" = "$d" ] && '
+        f'{{ printf \'@%s\\n\' "$i"; {HASH_COMMANDS[hasher].removesuffix(" --")} "$@" 2>/dev/null; }}; }}'
+    )
+    for i, (directory, members) in enumerate(_groups(paths, variables)):
+        names = " ".join(shlex.quote("./" + leaf) for _, leaf in members)
+        lines.append(f"(g {directory} {i} {names})")
+    return "\n".join(lines) + "\ntrue"
+
+
+def _root_variables(roots: Sequence[str]) -> dict[str, str]:
+    """A shell variable for each root's real path, the longest root first."""
+    ordered = sorted({r.rstrip("/") or "/" for r in roots}, key=len, reverse=True)
+    return {root: f"r{i}" for i, root in enumerate(ordered)}
+
+
+def _groups(paths: Sequence[str], variables: dict[str, str]) -> list[tuple[str, list[tuple[str, str]]]]:
+    """Paths grouped by directory: the directory as a shell word built on its root's real path, and
+    each (path, leaf) in it."""
+    groups: dict[str, list[tuple[str, str]]] = {}
+    for path in paths:
+        parent, leaf = posixpath.split(path)
+        word = shlex.quote(parent or "/")
+        for root, var in variables.items():
+            base = "" if root == "/" else root
+            if parent == (base or "/") or parent.startswith(base + "/"):
+                below = parent[len(base) :] if parent != (base or "/") else ""
+                word = f'"${var}"' + (shlex.quote(below) if below else "")
+                break
+        groups.setdefault(word, []).append((path, leaf))
+    return list(groups.items())
+
+
+def parse_hashes(output: bytes, paths: Sequence[str], roots: Sequence[str] = ()) -> dict[str, str]:
+    """What `hash_command` printed, by path (a group whose directory was not pinned printed nothing)."""
+    groups = _groups(paths, _root_variables(roots))
+    found: dict[str, str] = {}
+    chunks: dict[int, list[bytes]] = {}
+    current: list[bytes] | None = None
+    for line in output.split(b"\n"):
+        if line.startswith(b"@") and line[1:].isdigit():
+            current = chunks.setdefault(int(line[1:]), [])
+        elif current is not None:
+            current.append(line)
+    for index, lines in chunks.items():
+        if index >= len(groups):
+            continue
+        by_leaf = {"./" + leaf: path for path, leaf in groups[index][1]}
+        for name, digest in parse_sha256sum(b"\n".join(lines)).items():
+            if name in by_leaf:
+                found[by_leaf[name]] = digest
+    return found
 
 
 def parse_sha256sum(output: bytes) -> dict[str, str]:

@@ -25,7 +25,7 @@ from mediasyncd.sources.commands import (
     hash_command,
     parse_deletion,
     parse_df,
-    parse_sha256sum,
+    parse_hashes,
     quarantine_token,
     rmdir_command,
 )
@@ -56,6 +56,7 @@ class ExecSource:
         self._shell = shell
         self._caps = caps
         self.gnu_tar = gnu_tar
+        self.roots: set[str] = set()  # the roots hashes pin directories below (config, listings)
 
     @classmethod
     async def open(cls, argv: Sequence[str], transport: str = "exec") -> ExecSource:
@@ -89,6 +90,7 @@ class ExecSource:
         await self._shell.aclose()
 
     async def list_roots(self, roots: Sequence[str]) -> Listing:
+        self.roots.update(roots)
         if self._caps.find_printf:
             return parse_find((await self._shell.run(find_command(roots))).stdout, roots)
         return parse_stat_listing((await self._shell.run(stat_listing_command(roots))).stdout, roots)
@@ -184,8 +186,12 @@ class ExecSource:
         out: dict[str, str] = {}
         wanted = set(paths)
         for batch in batches(paths):
-            result = await self._shell.run(hash_command(self._caps.hasher, batch))
-            out.update((p, h) for p, h in parse_sha256sum(result.stdout).items() if p in wanted)
+            result = await self._shell.run(hash_command(self._caps.hasher, batch, sorted(self.roots)))
+            out.update(
+                (p, h)
+                for p, h in parse_hashes(result.stdout, batch, sorted(self.roots)).items()
+                if p in wanted
+            )
         return out
 
     async def still_same(self, files: Sequence[tuple[str, int, float]]) -> set[str]:

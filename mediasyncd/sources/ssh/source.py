@@ -27,7 +27,7 @@ from mediasyncd.sources.commands import (
     hash_command,
     parse_deletion,
     parse_df,
-    parse_sha256sum,
+    parse_hashes,
     quarantine_token,
     rmdir_command,
 )
@@ -66,6 +66,7 @@ class SshSource:
         self._shell = shell
         self._caps = caps
         self.block_size = transfer.block_size if transfer else 0
+        self.roots: set[str] = set()  # the roots hashes pin directories below (config, listings)
         self.max_requests = transfer.max_requests if transfer else 64
 
     @classmethod
@@ -76,7 +77,9 @@ class SshSource:
         whatever goes wrong after it was made."""
         conn = await connect(remote, state_dir)
         try:
-            return await cls.start(conn, transfer)
+            source = await cls.start(conn, transfer)
+            source.roots.update(remote.roots)
+            return source
         except BaseException:
             conn.close()
             raise
@@ -137,6 +140,7 @@ class SshSource:
     # ------------------------------------------------------------------------------------ listing
 
     async def list_roots(self, roots: Sequence[str]) -> Listing:
+        self.roots.update(roots)
         if self._shell is not None and self._caps.find_printf:
             result = await self._shell.run(find_command(roots))
             return parse_find(result.stdout, roots)
@@ -213,8 +217,8 @@ class SshSource:
             return None
         out: dict[str, str] = {}
         for batch in batches(paths, max_files=len(paths) or 1):
-            result = await self._shell.run(hash_command(self._caps.hasher, batch))
-            out.update(parse_sha256sum(result.stdout))
+            result = await self._shell.run(hash_command(self._caps.hasher, batch, sorted(self.roots)))
+            out.update(parse_hashes(result.stdout, batch, sorted(self.roots)))
         return out
 
     async def still_same(self, files: Sequence[tuple[str, int, float]]) -> set[str]:
