@@ -183,3 +183,25 @@ def test_parse_survey_skips_unknown_and_cut_records() -> None:
         ("dir", 12, False),
         ("missing", None, None),
     ]
+
+
+def test_delete_command_never_enters_a_directory_swapped_for_a_symlink_out_of_the_root(
+    tmp_path: Path,
+) -> None:
+    """A directory below the root replaced by a symlink to a folder outside it: the file there, even with
+    the verified bytes, is neither moved nor deleted (reported as changed); the root itself may be a
+    symlink."""
+    real_root = tmp_path / "real"
+    (real_root / "ok").mkdir(parents=True)
+    (real_root / "ok" / "a.png").write_bytes(b"keep going")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "b.png").write_bytes(b"twin")
+    (real_root / "sub").symlink_to(outside)
+    root = tmp_path / "root-link"
+    root.symlink_to(real_root)
+    files = [expect(real_root / "ok" / "a.png")._replace(path=str(root / "ok" / "a.png"))]
+    files.append(expect(outside / "b.png")._replace(path=str(root / "sub" / "b.png")))
+    result = parse_deletion(sh(delete_command(files, "sha256sum", "t0k", [str(root)])).stdout, files)
+    assert result.deleted == {files[0].path} and result.changed == {files[1].path}
+    assert sorted(p.name for p in outside.iterdir()) == ["b.png"]

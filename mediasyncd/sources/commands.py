@@ -126,34 +126,52 @@ def parse_sha256sum(output: bytes) -> dict[str, str]:
 
 QUARANTINE = ".mediasyncd-purge-"  # + token-index: the name a file has while its deletion is checked
 
-# One function call per file: `k INDEX SHA256 "SIZE MTIME" PATH`. The file is renamed aside first (a
+# One function call per file: `k INDEX SHA256 "SIZE MTIME" DIRECTORY LEAF`, in a subshell pinned to the
+# file's directory (`cd -P`, then its real path must be the root's real path plus the listed directories:
+# a directory swapped for a symlink out of the root is never entered). The file is renamed aside first (a
 # writer re-creating the path then makes a new file), checked there, and removed only if it is still the
 # expected version; otherwise put back with `ln` (atomic, never over a file made at the path meanwhile).
 # Prints `D|G|C|F INDEX` for deleted, already gone, changed (kept), failed (kept).
 _DELETE_FN = (
-    'k() {{ f=$4; q="${{f%/*}}/{prefix}$T-$1"; '
-    'if [ -L "$f" ] || {{ [ -e "$f" ] && [ ! -f "$f" ]; }}; then echo "C $1"; return; fi; '
-    '[ -e "$f" ] || {{ echo "G $1"; return; }}; '
-    'mv -f -- "$f" "$q" 2>/dev/null || {{ echo "F $1"; return; }}; '
+    'k() ( d=$4; f="./$5"; q="./{prefix}$T-$1"; '
+    'if ! cd -P -- "$d" 2>/dev/null; then if [ -e "$d" ] || [ -L "$d" ]; then echo "C $1"; '
+    'else echo "G $1"; fi; exit; fi; '
+    '[ "$(pwd -P)" = "$d" ] || {{ echo "C $1"; exit; }}; '
+    'if [ -L "$f" ] || {{ [ -e "$f" ] && [ ! -f "$f" ]; }}; then echo "C $1"; exit; fi; '
+    '[ -e "$f" ] || {{ echo "G $1"; exit; }}; '
+    'mv -f -- "$f" "$q" 2>/dev/null || {{ echo "F $1"; exit; }}; '
     'if [ ! -L "$q" ] && [ -f "$q" ] && {check}; then '
-    'rm -f -- "$q"; if [ -e "$q" ] || [ -L "$q" ]; then r=F; else echo "D $1"; return; fi; else r=C; fi; '
+    'rm -f -- "$q"; if [ -e "$q" ] || [ -L "$q" ]; then r=F; else echo "D $1"; exit; fi; else r=C; fi; '
     'if ln -- "$q" "$f" 2>/dev/null; then rm -f -- "$q"; '
-    'elif [ ! -e "$f" ] && [ ! -L "$f" ]; then mv -f -- "$q" "$f"; fi; echo "$r $1"; }}; '
+    'elif [ ! -e "$f" ] && [ ! -L "$f" ]; then mv -f -- "$q" "$f"; fi; echo "$r $1" ); '
 )
-_CHECK_HASH = '{{ h=$({hasher} "$q" 2>/dev/null); [ "${{h%% *}}" = "$2" ]; }}'
+_CHECK_HASH = '{{ h=$({hasher} "$q" 2>/dev/null); h=${{h#\\\\}}; [ "${{h%% *}}" = "$2" ]; }}'
 _CHECK_STAT = '[ "$(stat -c \'%s %Y\' -- "$q" 2>/dev/null)" = "$3" ]'
 
 
-def delete_command(files: Sequence[Expected], hasher: str | None, token: str) -> str:
+def delete_command(
+    files: Sequence[Expected], hasher: str | None, token: str, roots: Sequence[str] = ()
+) -> str:
     """Set each file aside, check it (its SHA-256 with `hasher`, else its size and whole-second mtime),
-    delete it only if it is still the expected version, else put it back (see `_DELETE_FN`)."""
+    delete it only if it is still the expected version, else put it back (see `_DELETE_FN`). Directories
+    below `roots` are pinned as in `hash_command`."""
     check = _CHECK_HASH.format(hasher=HASH_COMMANDS[hasher]) if hasher else _CHECK_STAT
-    script = f"T={shlex.quote(token)}; " + _DELETE_FN.format(prefix=QUARANTINE, check=check)
-    calls = (
-        f"k {i} {shlex.quote(e.sha256)} '{e.size} {int(e.mtime)}' {shlex.quote(e.path)}"
-        for i, e in enumerate(files)
-    )
-    return script + "; ".join(calls) + "; true"
+    variables = _root_variables(roots)
+    lines = [
+        f"{var}=$(cd -P -- {shlex.quote(root)} 2>/dev/null && pwd -P)" for root, var in variables.items()
+    ]
+    lines.append(f"T={shlex.quote(token)}; " + _DELETE_FN.format(prefix=QUARANTINE, check=check) + "true")
+    for i, e in enumerate(files):
+        directory = _groups([e.path], variables)[0][0]
+        leaf = posixpath.basename(e.path)
+        # The outcome is echoed by the shell itself, not the subshell: once the connection is gone the
+        # echo's SIGPIPE ends the script, so an orphaned script never goes on deleting (at most this file).
+        lines.append(
+            'echo "$(k '
+            + f"{i} {shlex.quote(e.sha256)} '{e.size} {int(e.mtime)}' {directory} {shlex.quote(leaf)}"
+            + ')"'
+        )
+    return "\n".join(lines) + "\ntrue"
 
 
 def parse_deletion(output: bytes, files: Sequence[Expected]) -> Deletion:

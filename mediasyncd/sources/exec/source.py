@@ -211,7 +211,7 @@ class ExecSource:
         by_path = {e.path: e for e in files}
         for batch in batches(list(by_path), max_bytes=DELETE_BATCH_BYTES):
             chunk = [by_path[p] for p in batch]
-            out = await self._shell.run(delete_command(chunk, self._caps.hasher, token))
+            out = await self._shell.run(delete_command(chunk, self._caps.hasher, token, sorted(self.roots)))
             result.merge(parse_deletion(out.stdout, chunk))
         return result
 

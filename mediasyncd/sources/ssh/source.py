@@ -236,7 +236,9 @@ class SshSource:
             by_path = {e.path: e for e in files}
             for batch in batches(list(by_path), max_bytes=DELETE_BATCH_BYTES):
                 chunk = [by_path[p] for p in batch]
-                out = await self._shell.run(delete_command(chunk, self._caps.hasher, token))
+                out = await self._shell.run(
+                    delete_command(chunk, self._caps.hasher, token, sorted(self.roots))
+                )
                 result.merge(parse_deletion(out.stdout, chunk))
             return result
         # SFTP only: set aside, read back and hash here, then remove or put back.
