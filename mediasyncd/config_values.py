@@ -135,7 +135,14 @@ def locate(lines: list[str], key_path: str) -> int | None:
 def as_str(value: Any) -> str:
     if not isinstance(value, str):
         raise TypeError(f"must be a string, got {type(value).__name__}")
+    _no_nul(value)
     return value
+
+
+def _no_nul(value: str) -> None:
+    """No path, name or argument can hold a NUL (the OS would refuse it later, with a traceback)."""
+    if "\0" in value:
+        raise ValueError(f"must not contain a NUL character, got {value!r}")
 
 
 def as_nonempty_str(value: Any) -> str:
@@ -188,6 +195,7 @@ def as_globs(value: Any) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise TypeError("must be a list of glob strings")
     for glob in value:
+        _no_nul(glob)
         validate_glob(glob)
     return tuple(value)
 
@@ -196,6 +204,7 @@ def as_roots(value: Any) -> tuple[str, ...]:
     if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
         raise TypeError("must be a non-empty list of absolute remote paths")
     for root in value:
+        _no_nul(root)
         if not root.startswith("/"):
             raise ValueError(f"root {root!r} must be an absolute path")
         if any(part == ".." for part in root.split("/")):

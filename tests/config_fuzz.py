@@ -39,13 +39,16 @@ KEYS: tuple[tuple[str, tuple[str | int, ...]], ...] = (
     ("remotes[0].watch", ("remotes", 0, "watch")),
     ("remotes[1].roots", ("remotes", 1, "roots")),
     ("remotes[1].transport", ("remotes", 1, "transport")),
+    ("remotes[2].command", ("remotes", 2, "command")),
+    ("remotes[2].name", ("remotes", 2, "name")),
 )
 
 ABSURD = st.sampled_from(
     [
         "9" * 400 + "d", "99999999999999999d", "1e400s", "-5s", "NaN", "inf", "1.5.5h", "", " ", "0x10",
         "9" * 40 + "TiB", "-1MiB", "12 parsecs", "\x00", "💥", "0755x", "* * * *", "61 * * * *",
-        "127.0.0.1:99999", "[::1]:0", "../../etc", "/", "~", "\u202e", "a" * 5000,
+        "127.0.0.1:99999", "[::1]:0", "../../etc", "/", "~", "\u202e", "a" * 5000, "/tmp/\x00x",
+        ["sh", "\x00"], ["/tmp/\x00"],
     ]
 )  # fmt: skip
 VALUES: st.SearchStrategy[Any] = st.one_of(
@@ -62,7 +65,7 @@ VALUES: st.SearchStrategy[Any] = st.one_of(
 
 
 def base_doc(tmp: Path) -> dict[str, Any]:
-    """A valid config: an SSH remote and a local one."""
+    """A valid config: an SSH remote, a local one and an exec one."""
     (tmp / "library").mkdir(parents=True, exist_ok=True)
     (tmp / "src").mkdir(parents=True, exist_ok=True)
     return {
@@ -89,6 +92,7 @@ def base_doc(tmp: Path) -> dict[str, Any]:
                 "watch": "poll",
             },
             {"name": "folder", "transport": "local", "roots": [str(tmp / "src")]},
+            {"name": "pod", "transport": "exec", "command": ["sh", "-c", "exec sh"], "roots": ["/srv/out"]},
         ],
     }
 

@@ -5,6 +5,7 @@ traceback). Plus the findings of the fault harness, each pinned."""
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -69,3 +70,18 @@ def test_sizes_fit_sqlite_and_counts_stay_sane(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match=r"transfer\.concurrency.*at most 1,000,000"):
         load_config(path)
+
+
+def test_a_nul_character_in_any_path_name_or_argument_is_a_config_problem(tmp_path: Path) -> None:
+    """Found by the harness: `library = "\\u0000"` raised ValueError (embedded null byte) out of
+    `config check`, a traceback; NUL is refused in every string, root, glob and command word."""
+    for key, where, value in (
+        ("daemon.library", ("daemon", "library"), "\x00"),
+        ("remotes[1].roots", ("remotes", 1, "roots"), ["/tmp/\x00"]),
+        ("remotes[2].command", ("remotes", 2, "command"), ["sh", "-c\x00"]),
+        ("remotes[0].include", ("remotes", 0, "include"), ["*\x00.png"]),
+    ):
+        path = tmp_path / "config.toml"
+        path.write_bytes(render(tmp_path, Mutation("value", key, where, value)))
+        with pytest.raises(ConfigError, match=re.escape(key) + r".*NUL"):
+            load_config(path)

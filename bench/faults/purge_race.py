@@ -79,7 +79,7 @@ def _race(work: Path, kind: str, n: int) -> tuple[int, int, int]:
 
 
 def run(mode: Mode, work: Path) -> Section:
-    reps = 3 if mode is Mode.QUICK else 20
+    reps = 2 if mode is Mode.QUICK else 20
     kinds = ("rm", "mv", "library", "rows")
     unverified = deleted = failed_runs = 0
     for n in range(reps):
