@@ -283,6 +283,28 @@ async def sftp_ok(call: Coroutine[Any, Any, object], what: str, *, missing_ok: b
     return True
 
 
+async def sftp_under_root(sftp: asyncssh.SFTPClient, path: str, roots: Collection[str]) -> bool:
+    """Whether `path`'s directory really lies below its root: its real path is the root's real path plus
+    the listed directories (False when a directory below the root was swapped for a symlink). For
+    remotes without a hash of their own, whose bytes nothing else pins; True when no root is known."""
+    root = next(
+        (r for r in sorted(roots, key=len, reverse=True) if path.startswith(r.rstrip("/") + "/")), None
+    )
+    if root is None:
+        return True
+    parent = posixpath.dirname(path)
+    try:
+        real_root = str(await sftp.realpath(root)).rstrip("/")
+        real_parent = str(await sftp.realpath(parent))
+    except (asyncssh.Error, OSError) as exc:
+        if is_lost(exc) or not isinstance(exc, asyncssh.SFTPError):
+            raise RemoteError(f"connection lost checking {path}: {exc}") from None
+        return False
+    return real_parent == real_root + parent[len(root.rstrip("/")) :] or (
+        real_parent == "/" and not real_root
+    )
+
+
 async def sftp_remove(sftp: asyncssh.SFTPClient, path: str) -> bool:
     return await sftp_ok(sftp.remove(path), f"remove {path}", missing_ok=True)
 

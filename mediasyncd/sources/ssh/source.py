@@ -42,6 +42,7 @@ from mediasyncd.sources.ssh.sftp import (
     sftp_rmdir,
     sftp_same,
     sftp_survey,
+    sftp_under_root,
     sftp_walk,
 )
 from mediasyncd.sources.ssh.shell import CommandChannel
@@ -159,8 +160,13 @@ class SshSource:
         limiter: RateLimiter | None = None,
         progress: Progress | None = None,
     ) -> str:
+        # Without a remote hash nothing else pins the bytes to the root: check the directory's real path
+        # before and after the read (a directory swapped for a symlink out of the root is refused).
+        unpinned = not self._caps.hashes
+        if unpinned and not await sftp_under_root(self.sftp, path, self.roots):
+            raise RemoteFileChanged(f"{path}: a directory below the root is no longer a directory")
         try:
-            return await sftp_pull(
+            digest = await sftp_pull(
                 self.sftp,
                 path,
                 partial,
@@ -175,6 +181,10 @@ class SshSource:
             )
         except TransferError as exc:
             raise self._lost_or(exc) from None
+        if unpinned and not await sftp_under_root(self.sftp, path, self.roots):
+            await asyncio.to_thread(partial.unlink, missing_ok=True)  # its bytes may be from outside the root
+            raise RemoteFileChanged(f"{path}: a directory below the root was swapped during the transfer")
+        return digest
 
     async def pull_batch(
         self,
