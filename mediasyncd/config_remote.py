@@ -136,7 +136,7 @@ def _command(value: Any) -> tuple[str, ...]:
         raise TypeError('must be a non-empty list of strings (the command\'s argv), e.g. ["sh"]')
     if not value[0].strip():
         raise ValueError("the program (its first word) must not be empty")
-    return tuple(value)
+    return tuple(as_str(v) for v in value)
 
 
 def _transport_keys(r: Reader, t: Mapping[str, Any], p: str, transport: str) -> None:

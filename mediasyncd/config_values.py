@@ -135,7 +135,14 @@ def locate(lines: list[str], key_path: str) -> int | None:
 def as_str(value: Any) -> str:
     if not isinstance(value, str):
         raise TypeError(f"must be a string, got {type(value).__name__}")
+    _no_nul(value)
     return value
+
+
+def _no_nul(value: str) -> None:
+    """No path, name or argument can hold a NUL (the OS would refuse it later, with a traceback)."""
+    if "\0" in value:
+        raise ValueError(f"must not contain a NUL character, got {value!r}")
 
 
 def as_nonempty_str(value: Any) -> str:
@@ -151,9 +158,14 @@ def as_bool(value: Any) -> bool:
     return value
 
 
+MAX_COUNT = 1_000_000  # the largest count any key means (files in flight, workers, ...): more is a typo
+
+
 def as_positive_int(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"must be a positive integer, got {value!r}")
+    if value > MAX_COUNT:
+        raise ValueError(f"must be at most {MAX_COUNT:,}, got {value!r}")
     return value
 
 
@@ -183,6 +195,7 @@ def as_globs(value: Any) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise TypeError("must be a list of glob strings")
     for glob in value:
+        _no_nul(glob)
         validate_glob(glob)
     return tuple(value)
 
@@ -191,6 +204,7 @@ def as_roots(value: Any) -> tuple[str, ...]:
     if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
         raise TypeError("must be a non-empty list of absolute remote paths")
     for root in value:
+        _no_nul(root)
         if not root.startswith("/"):
             raise ValueError(f"root {root!r} must be an absolute path")
         if any(part == ".." for part in root.split("/")):
@@ -209,4 +223,6 @@ def as_listen(value: Any) -> str:
 def as_nonnegative_int(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValueError(f"must be a whole number >= 0, got {value!r}")
+    if value > 2**63 - 1:
+        raise ValueError(f"must be at most 2^63 - 1, got {value!r}")
     return value

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import re
 
+MAX_DURATION = 100 * 365 * 86400.0  # a century: anything longer is a typo (and overflows timers)
+MAX_SIZE = 2**63 - 1  # SQLite's largest integer
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
 _DURATION_FACTOR = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 7 * 86400.0}
 
@@ -23,33 +26,40 @@ _SIZE_FACTOR = {
 
 
 def parse_duration(value: object) -> float:
-    """Seconds from "90s", "1.5h", "1d", "2w", or a plain number of seconds."""
-    if isinstance(value, bool):
-        raise ValueError(f"expected a duration like '10s', '5m', '24h', got {value!r}")
-    if isinstance(value, int | float):
+    """Seconds from "90s", "1.5h", "1d", "2w", or a plain number of seconds (finite, at most a century)."""
+    seconds: float | None = None
+    if isinstance(value, int | float) and not isinstance(value, bool):
         if value < 0:
             raise ValueError(f"duration must not be negative, got {value!r}")
-        return float(value)
-    if isinstance(value, str):
+        seconds = float(value) if not isinstance(value, int) or value <= MAX_DURATION else math.inf
+    elif isinstance(value, str):
         m = _DURATION.match(value)
         if m:
-            return float(m.group(1)) * _DURATION_FACTOR[m.group(2)]
-    raise ValueError(f"expected a duration like '10s', '5m', '24h', '1d', '2w', got {value!r}")
+            seconds = float(m.group(1)) * _DURATION_FACTOR[m.group(2)]
+    if seconds is None:
+        raise ValueError(f"expected a duration like '10s', '5m', '24h', '1d', '2w', got {value!r}")
+    if not math.isfinite(seconds) or seconds > MAX_DURATION:
+        raise ValueError(f"duration must be at most 100 years (36500d), got {value!r}")
+    return seconds
 
 
 def parse_size(value: object) -> int:
-    """Bytes from "200MiB", "20GB", "0" or a plain integer."""
-    if isinstance(value, bool):
-        raise ValueError(f"expected a size like '200MiB' or '20GB', got {value!r}")
-    if isinstance(value, int):
+    """Bytes from "200MiB", "20GB", "0" or a plain integer (at most 2^63 - 1)."""
+    size: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
         if value < 0:
             raise ValueError(f"size must not be negative, got {value!r}")
-        return value
-    if isinstance(value, str):
+        size = value
+    elif isinstance(value, str):
         m = _SIZE.match(value)
         if m:
-            return int(float(m.group(1)) * _SIZE_FACTOR[m.group(2)])
-    raise ValueError(f"expected a size like '200MiB', '20GB' or bytes, got {value!r}")
+            number = float(m.group(1)) * _SIZE_FACTOR[m.group(2)]
+            size = int(number) if math.isfinite(number) and number <= MAX_SIZE else MAX_SIZE + 1
+    if size is None:
+        raise ValueError(f"expected a size like '200MiB', '20GB' or bytes, got {value!r}")
+    if size > MAX_SIZE:
+        raise ValueError(f"size must be at most 8 EiB (2^63 - 1 bytes), got {value!r}")
+    return size
 
 
 def parse_mode(value: object) -> int:

@@ -29,7 +29,7 @@ DOCKER = Path("/usr/bin/docker")  # Debian's (or docker-ce's) client; another ma
 BUSYBOX = Path("/bin/busybox")
 FULL_TOOLS = (
     "sh", "find", "tar", "sha256sum", "stat", "tail", "head", "cat", "date", "df", "rm", "rmdir", "od",
-    "tr", "wc", "dirname", "sleep", "grep", "openssl", "mkdir", "chmod",
+    "tr", "wc", "dirname", "sleep", "grep", "openssl", "mkdir", "chmod", "mv", "ln",
 )  # fmt: skip
 PYTHON = Path("/usr/bin/python3.11")  # Debian's interpreter (python3-minimal), not the venv's
 PYTHON_LIB = Path("/usr/lib/python3.11")

@@ -51,13 +51,16 @@ class SshdStartError(RuntimeError):
 
 
 @contextmanager
-def start_sshd(tmp: Path, *, sftp_only: bool = False, extra_config: str = "") -> Iterator[SshServer]:
+def start_sshd(
+    tmp: Path, *, sftp_only: bool = False, extra_config: str = "", port: int | None = None
+) -> Iterator[SshServer]:
     """Run a real sshd on a free 127.0.0.1 port with keys, config and log under ``tmp``.
 
     ``sftp_only`` adds ``ForceCommand internal-sftp``: exec and shell requests run the SFTP server
     instead of the command, as on an SFTP-only host. ``extra_config`` is sshd_config text: its global
     keywords replace the defaults of the same name (sshd keeps the first value it reads), and a
-    ``Match`` block in it goes at the end of the file, where sshd requires it.
+    ``Match`` block in it goes at the end of the file, where sshd requires it. ``port`` listens on that
+    port instead of a free one (e.g. an impostor with its own host key where another sshd was).
     """
     tmp.mkdir(parents=True, exist_ok=True)
     _ensure_privsep_dir()
@@ -68,7 +71,7 @@ def start_sshd(tmp: Path, *, sftp_only: bool = False, extra_config: str = "") ->
     config = tmp / "sshd_config"
     log = tmp / "sshd.log"
 
-    proc, port = _spawn_listening(config, log, host_key, authorized_keys, sftp_only, extra_config)
+    proc, port = _spawn_listening(config, log, host_key, authorized_keys, sftp_only, extra_config, port)
     try:
         known_hosts = tmp / "known_hosts"
         known_hosts.write_text(_known_hosts_line(host_key, port))
@@ -139,11 +142,13 @@ def _spawn_listening(
     authorized_keys: Path,
     sftp_only: bool,
     extra_config: str,
+    fixed_port: int | None = None,
 ) -> tuple[subprocess.Popen[bytes], int]:
-    """Start sshd on a free port; retry with another port if one was taken between probe and bind."""
+    """Start sshd on a free port (or `fixed_port`); retry with another free port if one was taken
+    between probe and bind."""
     failure = ""
-    for _ in range(_PORT_ATTEMPTS):
-        port = _free_port()
+    for _ in range(_PORT_ATTEMPTS if fixed_port is None else 1):
+        port = fixed_port or _free_port()
         config.write_text(_render_config(port, host_key, authorized_keys, sftp_only, extra_config))
         try:
             # Errors sshd prints before it opens its -E log land in the same file.

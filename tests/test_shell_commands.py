@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 from pathlib import Path
 
+import pytest
+
+from mediasyncd.sources.base import Expected
 from mediasyncd.sources.commands import (
+    QUARANTINE,
     batches,
     delete_command,
     emptied_dirs,
+    parse_deletion,
     parse_df,
-    parse_survivors,
     rmdir_command,
 )
 from mediasyncd.sources.survey import PARENT_NAMES, parse_survey, survey_command
@@ -37,28 +42,82 @@ def test_batches_respect_the_command_line_budget() -> None:
     assert sum(len(b) for b in got) == 51
 
 
-def test_delete_command_removes_awkward_names_and_reports_survivors(tmp_path: Path) -> None:
-    """Spaces, quotes, leading dashes and newlines are deleted; a path rm cannot remove is reported."""
+def expect(path: Path) -> Expected:
+    st = path.stat()
+    return Expected(str(path), hashlib.sha256(path.read_bytes()).hexdigest(), st.st_size, st.st_mtime)
+
+
+@pytest.mark.parametrize("hasher", ["sha256sum", "openssl", None])
+def test_delete_command_removes_awkward_names_and_reports_what_stayed(
+    tmp_path: Path, hasher: str | None
+) -> None:
+    """Spaces, quotes, leading dashes and newlines are deleted after their check (by SHA-256, or by size
+    and mtime without a hasher); a path rm cannot remove is reported as failed, an absent one as gone."""
     names = ["a b.png", "it's.png", "-rf.png", "new\nline.png", "$(touch pwned).png"]
     for name in names:
-        (tmp_path / name).write_bytes(b"x")
+        (tmp_path / name).write_bytes(b"x" + name.encode())
     locked = tmp_path / "locked"
     locked.mkdir()
     stuck = locked / "stuck.png"
     stuck.write_bytes(b"x")
-    paths = [str(tmp_path / n) for n in names] + [str(stuck), str(tmp_path / "never-existed.png")]
+    files = [expect(tmp_path / n) for n in names] + [expect(stuck)]
+    files.append(Expected(str(tmp_path / "never-existed.png"), "0" * 64, 1, 0.0))
     locked.chmod(0o500)
     try:
-        result = sh(delete_command(paths))
+        result = parse_deletion(sh(delete_command(files, hasher, "t0k")).stdout, files)
     finally:
         locked.chmod(0o700)
-    survivors = parse_survivors(result.stdout)
     assert not any((tmp_path / n).exists() for n in names)
     assert not (tmp_path / "pwned").exists()
-    if stuck.exists():  # root ignores directory permissions; then nothing survives
-        assert survivors == {str(stuck)}
+    assert result.gone == {str(tmp_path / "never-existed.png")}
+    if stuck.exists():  # root ignores directory permissions; then it goes too
+        assert result.failed == {str(stuck)}
     else:
-        assert survivors == set()
+        assert str(stuck) in result.deleted
+    assert result.deleted >= {str(tmp_path / n) for n in names}
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["locked"] + (
+        ["stuck.png"] if stuck.exists() else []
+    )
+
+
+@pytest.mark.parametrize("hasher", ["sha256sum", None])
+def test_delete_command_puts_back_a_file_that_is_not_the_verified_version(
+    tmp_path: Path, hasher: str | None
+) -> None:
+    """A file rewritten since it was verified (other bytes, other size) is renamed back to its path,
+    untouched, and reported as changed; a symlink in its place is left alone."""
+    changed = tmp_path / "changed.png"
+    changed.write_bytes(b"old render")
+    wanted = expect(changed)
+    changed.write_bytes(b"the new render, longer")
+    outside = tmp_path.parent / f"{tmp_path.name}-precious.png"
+    outside.write_bytes(b"old render")
+    link = tmp_path / "link.png"
+    link.symlink_to(outside)
+    files = [wanted, expect(outside)._replace(path=str(link))]
+    result = parse_deletion(sh(delete_command(files, hasher, "t0k")).stdout, files)
+    assert result.changed == {str(changed), str(link)} and not result.deleted
+    assert changed.read_bytes() == b"the new render, longer"
+    assert link.is_symlink() and outside.read_bytes() == b"old render"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["changed.png", "link.png"]
+
+
+def test_delete_command_never_puts_back_over_a_file_made_at_the_path_meanwhile(tmp_path: Path) -> None:
+    """When the check fails and a writer has re-created the path meanwhile, the new file wins; the set
+    aside one stays under its quarantine name (still on the remote), reported as changed."""
+    path = tmp_path / "x.png"
+    path.write_bytes(b"v1")
+    wanted = expect(path)._replace(sha256="f" * 64)  # the check fails
+    # A hasher that re-creates the path while the file is set aside (as a generator writing again).
+    fake = tmp_path.parent / f"{tmp_path.name}-bin"
+    fake.mkdir()
+    (fake / "sha256sum").write_text(f'#!/bin/sh\nprintf v2 > {path}\nexec /usr/bin/sha256sum "$@"\n')
+    (fake / "sha256sum").chmod(0o755)
+    script = f"PATH={fake}:$PATH; " + delete_command([wanted], "sha256sum", "t0k")
+    result = parse_deletion(sh(script).stdout, [wanted])
+    assert result.changed == {str(path)}
+    assert path.read_bytes() == b"v2"
+    assert [p.read_bytes() for p in tmp_path.glob(f"{QUARANTINE}*")] == [b"v1"]
 
 
 def test_emptied_dirs_are_below_the_root_deepest_first() -> None:
@@ -124,3 +183,25 @@ def test_parse_survey_skips_unknown_and_cut_records() -> None:
         ("dir", 12, False),
         ("missing", None, None),
     ]
+
+
+def test_delete_command_never_enters_a_directory_swapped_for_a_symlink_out_of_the_root(
+    tmp_path: Path,
+) -> None:
+    """A directory below the root replaced by a symlink to a folder outside it: the file there, even with
+    the verified bytes, is neither moved nor deleted (reported as changed); the root itself may be a
+    symlink."""
+    real_root = tmp_path / "real"
+    (real_root / "ok").mkdir(parents=True)
+    (real_root / "ok" / "a.png").write_bytes(b"keep going")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "b.png").write_bytes(b"twin")
+    (real_root / "sub").symlink_to(outside)
+    root = tmp_path / "root-link"
+    root.symlink_to(real_root)
+    files = [expect(real_root / "ok" / "a.png")._replace(path=str(root / "ok" / "a.png"))]
+    files.append(expect(outside / "b.png")._replace(path=str(root / "sub" / "b.png")))
+    result = parse_deletion(sh(delete_command(files, "sha256sum", "t0k", [str(root)])).stdout, files)
+    assert result.deleted == {files[0].path} and result.changed == {files[1].path}
+    assert sorted(p.name for p in outside.iterdir()) == ["b.png"]

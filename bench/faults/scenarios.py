@@ -5,4 +5,9 @@ from __future__ import annotations
 SCENARIOS: tuple[str, ...] = (
     # data path (crash, link, disk, soak)
     # security (hostile container, purge races, host keys, config, API)
+    "hostile",
+    "purge_race",
+    "hostkeys",
+    "config_fuzz",
+    "api",
 )

@@ -39,6 +39,8 @@ class Reason(StrEnum):
     REMOTE_HASH_MISMATCH = "remote_hash_mismatch"
     REMOTE_UNREADABLE = "remote_unreadable"
     DELETE_FAILED = "delete_failed"
+    CHANGED_AT_DELETE = "changed_at_delete"
+    LOCAL_CHANGED = "local_changed"
     WAITING_ARCHIVE = "waiting_for_archive"
     WAITING_COMPRESS = "waiting_for_compress"
     WAITING_SYNCTHING = "waiting_for_syncthing"
@@ -63,6 +65,8 @@ _TEXT = {
     Reason.REMOTE_HASH_MISMATCH: "remote sha256sum differs from the one verified at landing",
     Reason.REMOTE_UNREADABLE: "remote sha256sum could not read it",
     Reason.DELETE_FAILED: "the remote refused to delete it",
+    Reason.CHANGED_AT_DELETE: "not the verified version when set aside for deletion: put back",
+    Reason.LOCAL_CHANGED: "the library copy changed or vanished after it was hashed",
     Reason.WAITING_ARCHIVE: "waiting for archive (workflow.purge_after)",
     Reason.WAITING_COMPRESS: "waiting for compress (workflow.purge_after)",
     Reason.WAITING_SYNCTHING: "waiting for syncthing (workflow.purge_after)",

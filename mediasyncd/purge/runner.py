@@ -30,7 +30,7 @@ from mediasyncd.purge.eligibility import VERIFIED_STATES, Local, Reason, RemoteH
 from mediasyncd.purge.library_ops import Sweep, expire
 from mediasyncd.purge.plan import Doomed, Evidence, Plan, Planner, deletion_order
 from mediasyncd.purge.retention import Hold, select
-from mediasyncd.sources import Source
+from mediasyncd.sources import Expected, Source
 from mediasyncd.sources.commands import BATCH_FILES, batches
 from mediasyncd.state.purge import LibraryTotals, PurgeLedger, Tracked
 from mediasyncd.state.workflow import StageLedger
@@ -77,6 +77,7 @@ class RunReport:
     plan: Plan
     deleted: list[Doomed] = field(default_factory=list)
     refused: list[Doomed] = field(default_factory=list)
+    stamps: dict[int, Stamp] = field(default_factory=dict)  # each hashed library copy's stat, by row id
     run_id: int | None = None
     remote_checked: bool = True  # False for a --local-only run
     library: LibraryReport | None = None  # None when local retention is off
@@ -229,7 +230,9 @@ async def _run(
     rules = rules_for(remote, options.include_deleted_locally)
     rows = [r for r in await ledger.tracked(remote.name) if r.root in remote.roots]
     listing = await source.list_roots(remote.roots)
-    now = listing.remote_now if listing.remote_now is not None else time.time()
+    # Ages are measured on the remote's clock (mtimes are its own), but never on one that runs ahead of
+    # ours: a container whose clock is years fast would make a render written a minute ago look old.
+    now = min(listing.remote_now, time.time()) if listing.remote_now is not None else time.time()
     seen = {e.key: Seen(e.size, e.mtime) for e in listing.entries}
     verified = [r for r in rows if r.state in VERIFIED_STATES and r.local_path]
     local_missing = await asyncio.to_thread(_missing_locally, library, verified)
@@ -249,10 +252,11 @@ async def _run(
         missing_roots=listing.missing_roots,
         waiting=waiting,
     )
+    stamps: dict[int, Stamp] = {}
     while batch := planner.to_verify():
-        planner.record(await _evidence(source, library, batch, rules, originals))
+        planner.record(await _evidence(source, library, batch, rules, stamps, originals))
     plan = planner.plan()
-    report = RunReport(remote.name, options.dry_run, plan, run_id=run_id)
+    report = RunReport(remote.name, options.dry_run, plan, run_id=run_id, stamps=stamps)
     if options.record:
         await ledger.mark_purged([r.id for r in plan.confirmed_gone])
         await ledger.clear_intent([r.id for r in plan.still_there])
@@ -264,7 +268,7 @@ async def _run(
     if run_id is None:
         raise AssertionError("a real purge is always recorded")
     for paths in batches([d.row.remote_path for d in deletion_order(plan)], max_files=options.batch_files):
-        await _delete_batch(source, ledger, report, run_id, paths, log)
+        await _delete_batch(source, ledger, report, run_id, paths, library, log)
     for root in remote.roots:
         gone = [d.row.remote_path for d in report.deleted if d.row.root == root]
         await source.remove_empty_dirs(root, gone)
@@ -277,6 +281,7 @@ async def _delete_batch(
     report: RunReport,
     run_id: int,
     paths: Sequence[str],
+    library: Path,
     log: structlog.typing.FilteringBoundLogger,
 ) -> None:
     by_path = {d.row.remote_path: d for d in report.plan.delete}
@@ -284,19 +289,30 @@ async def _delete_batch(
     # The remote hashes were taken when the plan was made, possibly minutes ago: a file rewritten since
     # then shows a new size or mtime in this lstat, taken right before its batch is deleted.
     same = await source.still_same([(d.row.remote_path, d.row.size, d.row.mtime) for d in doomed])
-    changed = [d for d in doomed if d.row.remote_path not in same]
-    if changed:
-        await ledger.record_kept((d.row, Reason.CHANGED_ON_REMOTE) for d in changed)
-        report.plan.kept.extend((d.row, Reason.CHANGED_ON_REMOTE) for d in changed)
-        doomed = [d for d in doomed if d.row.remote_path in same]
-        paths = [d.row.remote_path for d in doomed]
+    # The library copies were hashed then too: one deleted or edited since must keep its remote copy.
+    local_changed = await asyncio.to_thread(_changed_locally, library, doomed, report.stamps)
+    kept = [(d, Reason.CHANGED_ON_REMOTE) for d in doomed if d.row.remote_path not in same]
+    kept += [
+        (d, Reason.LOCAL_CHANGED) for d in doomed if d.row.id in local_changed and d.row.remote_path in same
+    ]
+    if kept:
+        await ledger.record_kept((d.row, reason) for d, reason in kept)
+        report.plan.kept.extend((d.row, reason) for d, reason in kept)
+        out = {id(d) for d, _ in kept}
+        doomed = [d for d in doomed if id(d) not in out]
     await ledger.mark_intent(run_id, [d.row.id for d in doomed])
     log.info("deleting batch", files=len(doomed), bytes=sum(d.row.size for d in doomed))
-    survivors = await source.delete(paths)
-    gone = [d for d in doomed if d.row.remote_path not in survivors]
-    refused = [d for d in doomed if d.row.remote_path in survivors]
+    # Each file is set aside and re-verified on the remote before it goes (`Source.delete`).
+    outcome = await source.delete(
+        [Expected(d.row.remote_path, d.row.sha256 or "", d.row.size, d.row.mtime) for d in doomed]
+    )
+    gone = [d for d in doomed if d.row.remote_path not in outcome.kept]
+    changed = [d for d in doomed if d.row.remote_path in outcome.changed]
+    refused = [d for d in doomed if d.row.remote_path in outcome.failed]
     await ledger.mark_purged([d.row.id for d in gone])
     await ledger.clear_intent([d.row.id for d in refused], Reason.DELETE_FAILED)
+    await ledger.clear_intent([d.row.id for d in changed], Reason.CHANGED_AT_DELETE)
+    report.plan.kept.extend((d.row, Reason.CHANGED_AT_DELETE) for d in changed)
     for d in gone:
         log.info(
             "purged",
@@ -308,6 +324,8 @@ async def _delete_batch(
             for_space=d.for_space,
             detail=True,
         )
+    for d in changed:
+        log.warning("changed when set aside for deletion: kept", path=d.row.rel, root=d.row.root)
     for d in refused:
         log.warning("remote refused to delete", path=d.row.rel, root=d.row.root, size=d.row.size)
     report.deleted.extend(gone)
@@ -319,21 +337,25 @@ async def _evidence(
     library: Path,
     rows: Sequence[Tracked],
     rules: Rules,
+    stamps: dict[int, Stamp],
     originals: Mapping[int, str | None] | None = None,
 ) -> Evidence:
     """Re-hash each local copy now (in threads), then ask the remote for the hashes of those still safe.
-    A library copy a workflow stage replaced (`originals`: file id -> its archived original) is verified
-    through the archive copy instead (SPEC §3.8)."""
+    Each hashed copy's stat goes into `stamps`, to be checked again right before its deletion. A library
+    copy a workflow stage replaced (`originals`: file id -> its archived original) is verified through
+    the archive copy instead (SPEC §3.8)."""
     gate = asyncio.Semaphore(HASH_WORKERS)
     archived = originals or {}
 
-    async def local_of(row: Tracked) -> str | Local:
+    async def local_of(row: Tracked) -> tuple[str | Local, Stamp | None]:
         async with gate:
             if row.id in archived:
-                return await asyncio.to_thread(_archived_digest, archived[row.id])
+                return await asyncio.to_thread(_archived_digest, archived[row.id]), None
             return await asyncio.to_thread(_local_digest, library, row.local_path or "")
 
-    locals_ = await asyncio.gather(*(local_of(r) for r in rows))
+    found = await asyncio.gather(*(local_of(r) for r in rows))
+    locals_ = [digest for digest, _ in found]
+    stamps.update((row.id, stamp) for row, (_, stamp) in zip(rows, found, strict=True) if stamp)
     still: list[Tracked] = []
     for row, local in zip(rows, locals_, strict=True):
         if local == row.sha256 or (local is Local.MISSING and rules.include_deleted_locally):
@@ -348,14 +370,45 @@ async def _evidence(
     return evidence
 
 
-def _local_digest(library: Path, local_path: str) -> str | Local:
+Stamp = tuple[int, int, int, int]  # a library copy's (device, inode, size, mtime_ns)
+
+
+def _stamp(st: os.stat_result) -> Stamp:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _local_digest(library: Path, local_path: str) -> tuple[str | Local, Stamp | None]:
+    """The library copy's SHA-256 and its stat, taken before and after hashing (a copy that changed
+    meanwhile is unreadable)."""
     try:
         check_rel(local_path)
-        return sha256_file(library / local_path)
+        path = library / local_path
+        before = _stamp(os.stat(path))
+        digest = sha256_file(path)
+        if _stamp(os.stat(path)) != before:
+            return Local.UNREADABLE, None
+        return digest, before
     except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-        return Local.MISSING
+        return Local.MISSING, None
     except (OSError, UnsafePathError):
-        return Local.UNREADABLE
+        return Local.UNREADABLE, None
+
+
+def _changed_locally(library: Path, doomed: Sequence[Doomed], stamps: dict[int, Stamp]) -> set[int]:
+    """Rows whose library copy, hashed when the plan was made, is gone or different now (a copy that was
+    already missing, purged with --include-deleted-locally, has no stamp and is not checked)."""
+    changed = set()
+    for d in doomed:
+        stamp = stamps.get(d.row.id)
+        if stamp is None:
+            continue
+        try:
+            now = _stamp(os.stat(library / (d.row.local_path or "")))
+        except OSError:
+            now = None
+        if now != stamp:
+            changed.add(d.row.id)
+    return changed
 
 
 def _archived_digest(path: str | None) -> str | Local:

@@ -9,12 +9,23 @@ from __future__ import annotations
 from pathlib import Path
 
 from mediasyncd.config import RemoteConfig, TransferConfig
-from mediasyncd.sources.base import Capabilities, CommandResult, Shell, Source, Spawned, Spawner
+from mediasyncd.sources.base import (
+    Capabilities,
+    CommandResult,
+    Deletion,
+    Expected,
+    Shell,
+    Source,
+    Spawned,
+    Spawner,
+)
 from mediasyncd.sources.listing import Key, Listing, Rejected, RemoteEntry, same_version
 
 __all__ = [
     "Capabilities",
     "CommandResult",
+    "Deletion",
+    "Expected",
     "Key",
     "Listing",
     "Rejected",
@@ -39,7 +50,9 @@ async def open_source(
     if remote.transport in ("docker", "exec"):
         from mediasyncd.sources.exec.source import ExecSource
 
-        return await ExecSource.open(remote.shell_command, remote.transport)
+        source = await ExecSource.open(remote.shell_command, remote.transport)
+        source.roots.update(remote.roots)
+        return source
     from mediasyncd.sources.ssh.source import SshSource  # asyncssh is loaded only when a remote needs it
 
     return await SshSource.open(remote, state_dir, transfer)

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import NamedTuple, Protocol, runtime_checkable
 
 from mediasyncd.sources.listing import Listing
 from mediasyncd.sources.receive import RateLimiter
@@ -54,6 +54,45 @@ class Capabilities:
         if self.transport == "ssh":
             return found or "sftp-only"
         return f"{self.transport}:{found or 'minimal'}"
+
+
+class Expected(NamedTuple):
+    """A file the purge means to delete, and the version it verified: deleted only if still that."""
+
+    path: str
+    sha256: str
+    size: int
+    mtime: float
+
+
+@dataclass
+class Deletion:
+    """What `Source.delete` did with each path it was given.
+
+    Every file is first renamed to a quarantine name beside it (`.mediasyncd-purge-<token>-<n>`), so a
+    writer that re-creates the path meanwhile makes a new file that nothing here touches; the quarantined
+    file is then checked (its SHA-256 where the source can hash, else its size and mtime) and removed only
+    if it is still the expected version; otherwise it is renamed back, never over a file made at the path
+    meanwhile (then it stays under its quarantine name, still on the remote)."""
+
+    deleted: set[str] = field(default_factory=set)  # checked in quarantine, then removed
+    gone: set[str] = field(default_factory=set)  # already absent: nothing was deleted
+    changed: set[str] = field(default_factory=set)  # not the expected version (or not a regular file): kept
+    failed: set[str] = field(default_factory=set)  # could not be set aside, checked or removed: kept
+
+    @property
+    def kept(self) -> set[str]:
+        return self.changed | self.failed
+
+    def add(self, outcome: str, path: str) -> None:
+        """Record `path` under `outcome`: "D"eleted, "G"one, "C"hanged or "F"ailed."""
+        {"D": self.deleted, "G": self.gone, "C": self.changed, "F": self.failed}[outcome].add(path)
+
+    def merge(self, other: Deletion) -> None:
+        self.deleted |= other.deleted
+        self.gone |= other.gone
+        self.changed |= other.changed
+        self.failed |= other.failed
 
 
 @dataclass(frozen=True)
@@ -140,8 +179,9 @@ class Source(Protocol):
     async def still_same(self, files: Sequence[tuple[str, int, float]]) -> set[str]:
         """The paths of `(path, size, mtime)` whose lstat still shows that size and mtime."""
 
-    async def delete(self, paths: Sequence[str]) -> set[str]:
-        """Delete the files; return the paths that still exist afterwards."""
+    async def delete(self, files: Sequence[Expected]) -> Deletion:
+        """Delete each file only if it is still the expected version, checked after it was set aside
+        under a quarantine name (see `Deletion`): no write that races the deletion is lost."""
 
     async def remove_empty_dirs(self, root: str, deleted: Sequence[str]) -> None:
         """Remove the directories between `root` and the deleted paths that are now empty."""

@@ -24,8 +24,8 @@ from typing import Any
 
 from mediasyncd.errors import LibraryFull, RemoteFileChanged, TransferError, UnsafePathError
 from mediasyncd.paths import decode_rel
-from mediasyncd.sources.base import Capabilities, Progress
-from mediasyncd.sources.commands import emptied_dirs
+from mediasyncd.sources.base import Capabilities, Deletion, Expected, Progress
+from mediasyncd.sources.commands import QUARANTINE, emptied_dirs, quarantine_token
 from mediasyncd.sources.copied import COPY_READ, Copied
 from mediasyncd.sources.listing import Listing, Rejected, RemoteEntry, same_version
 from mediasyncd.sources.receive import LOCAL_FULL, RateLimiter, open_partial, resume_state
@@ -129,18 +129,20 @@ class LocalSource:
 
         return await asyncio.to_thread(check)
 
-    async def delete(self, paths: Sequence[str]) -> set[str]:
-        def remove() -> set[str]:
-            survivors: set[str] = set()
-            for path in paths:
+    async def delete(self, files: Sequence[Expected]) -> Deletion:
+        token = quarantine_token()
+
+        def remove() -> Deletion:
+            result = Deletion()
+            for i, e in enumerate(files):
                 try:
-                    with self._parent(path) as (dir_fd, name):
-                        os.unlink(name, dir_fd=dir_fd)
+                    with self._parent(e.path) as (dir_fd, name):
+                        result.add(_delete_checked(dir_fd, name, e, f"{QUARANTINE}{token}-{i}"), e.path)
                 except FileNotFoundError:
-                    continue
+                    result.gone.add(e.path)
                 except (OSError, UnsafePathError):
-                    survivors.add(path)
-            return survivors
+                    result.failed.add(e.path)
+            return result
 
         return await asyncio.to_thread(remove)
 
@@ -300,6 +302,36 @@ def _close_and_drop(fd: int | None, partial: Path) -> None:
     if fd is not None:
         os.close(fd)
     partial.unlink(missing_ok=True)
+
+
+def _delete_checked(dir_fd: int, name: str, expected: Expected, aside: str) -> str:
+    """Rename `name` aside, hash it there (never through a symlink), unlink it if it is still the
+    expected version, else link it back (never over a file made at `name` meanwhile). "D", "G", "C" or
+    "F" as in `Deletion.add`."""
+    try:
+        st = os.lstat(name, dir_fd=dir_fd)
+    except FileNotFoundError:
+        return "G"
+    if not stat.S_ISREG(st.st_mode):
+        return "C"
+    os.rename(name, aside, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    verdict = "C"
+    try:
+        fd = os.open(aside, os.O_RDONLY | os.O_NONBLOCK | NOFOLLOW, dir_fd=dir_fd)
+        with os.fdopen(fd, "rb") as fh:
+            same = stat.S_ISREG(os.fstat(fd).st_mode)
+            same = same and hashlib.file_digest(fh, "sha256").hexdigest() == expected.sha256
+        if same:
+            os.unlink(aside, dir_fd=dir_fd)
+            verdict = "D"
+    except OSError:
+        verdict = "C"
+    finally:
+        if verdict != "D":
+            with contextlib.suppress(OSError):  # a file made at `name` meanwhile wins: ours stays aside
+                os.link(aside, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False)
+                os.unlink(aside, dir_fd=dir_fd)
+    return verdict
 
 
 def _list(roots: Sequence[str]) -> Listing:

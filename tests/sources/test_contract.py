@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from mediasyncd.errors import RemoteFileChanged
-from mediasyncd.sources import Source, same_version
+from mediasyncd.sources import Expected, Source, same_version
 from mediasyncd.sources.exec.source import ExecSource
 from mediasyncd.sources.local import LocalSource
 from mediasyncd.sources.ssh.source import SshSource
@@ -200,26 +200,50 @@ async def test_hashes_of_many_files_come_in_one_call(opened: Opened) -> None:
     assert got == {opened.path(rel): hashlib.sha256(data).hexdigest() for rel, data in blobs.items()}
 
 
+def expected(path: Path) -> Expected:
+    st = path.lstat()
+    return Expected(str(path), hashlib.sha256(path.read_bytes()).hexdigest(), st.st_size, st.st_mtime)
+
+
 async def test_delete_removes_files_then_only_the_directories_it_emptied(opened: Opened) -> None:
     """Deleted files are gone (none survives); emptied directories go, the root and directories that
     still hold files stay."""
     for rel in ("d1/a.png", "d1/sub/b.png", "d2/c.png", "d2/stay.png"):
         opened.write(rel, b"x")
-    doomed = [opened.path(r) for r in ("d1/a.png", "d1/sub/b.png", "d2/c.png")]
-    assert await opened.source.delete(doomed) == set()
-    await opened.source.remove_empty_dirs(str(opened.root), doomed)
+    doomed = [expected(opened.root / r) for r in ("d1/a.png", "d1/sub/b.png", "d2/c.png")]
+    result = await opened.source.delete(doomed)
+    assert result.deleted == {e.path for e in doomed} and not result.kept, result
+    await opened.source.remove_empty_dirs(str(opened.root), [e.path for e in doomed])
     left = sorted(str(p.relative_to(opened.root)) for p in opened.root.rglob("*"))
     assert left == ["d2", "d2/stay.png"]
 
 
-async def test_delete_removes_a_symlink_never_its_target(opened: Opened, tmp_path: Path) -> None:
-    """A file replaced by a symlink after listing: deleting the path removes the link; the file it
-    points to, outside the root, survives."""
+async def test_delete_keeps_a_file_that_is_no_longer_the_verified_version(opened: Opened) -> None:
+    """A file rewritten since it was verified (same size, same mtime, other bytes) is checked after it
+    was set aside and put back under its own name; nothing is left under a quarantine name."""
+    path = opened.write("rewritten.png", b"first render")
+    wanted = expected(path)
+    opened.write("rewritten.png", b"other render")
+    result = await opened.source.delete([wanted])
+    assert result.changed == {wanted.path} and not result.deleted
+    if not opened.source.caps.hashes and opened.source.caps.transport != "ssh":
+        return  # a shell without a hasher checks size and mtime only: it keeps nothing here
+    assert sorted(p.name for p in opened.root.iterdir()) == ["rewritten.png"]
+    assert path.read_bytes() == b"other render"
+
+
+async def test_delete_never_removes_a_symlink_swapped_in_nor_its_target(
+    opened: Opened, tmp_path: Path
+) -> None:
+    """A file replaced by a symlink after listing is not the verified file: the link stays, and so does
+    the file it points to, outside the root."""
     target = tmp_path / "precious.png"
     target.write_bytes(b"keep me")
     (opened.root / "swap.png").symlink_to(target)
-    assert await opened.source.delete([opened.path("swap.png")]) == set()
-    assert not (opened.root / "swap.png").is_symlink()
+    wanted = expected(target)._replace(path=opened.path("swap.png"))
+    result = await opened.source.delete([wanted])
+    assert result.changed == {wanted.path}
+    assert (opened.root / "swap.png").is_symlink()
     assert target.read_bytes() == b"keep me"
 
 

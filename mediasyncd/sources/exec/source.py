@@ -14,17 +14,19 @@ from concurrent.futures import Executor
 from pathlib import Path
 
 from mediasyncd.errors import RemoteError, RemoteFileChanged, TransferError
-from mediasyncd.sources.base import Capabilities, Progress
+from mediasyncd.sources.base import Capabilities, Deletion, Expected, Progress
 from mediasyncd.sources.commands import (
+    DELETE_BATCH_BYTES,
     PROBE,
     batches,
     delete_command,
     emptied_dirs,
     free_space_command,
     hash_command,
+    parse_deletion,
     parse_df,
-    parse_sha256sum,
-    parse_survivors,
+    parse_hashes,
+    quarantine_token,
     rmdir_command,
 )
 from mediasyncd.sources.exec.process import ByteProcess, ShellProcess
@@ -54,6 +56,7 @@ class ExecSource:
         self._shell = shell
         self._caps = caps
         self.gnu_tar = gnu_tar
+        self.roots: set[str] = set()  # the roots hashes pin directories below (config, listings)
 
     @classmethod
     async def open(cls, argv: Sequence[str], transport: str = "exec") -> ExecSource:
@@ -87,6 +90,7 @@ class ExecSource:
         await self._shell.aclose()
 
     async def list_roots(self, roots: Sequence[str]) -> Listing:
+        self.roots.update(roots)
         if self._caps.find_printf:
             return parse_find((await self._shell.run(find_command(roots))).stdout, roots)
         return parse_stat_listing((await self._shell.run(stat_listing_command(roots))).stdout, roots)
@@ -182,8 +186,12 @@ class ExecSource:
         out: dict[str, str] = {}
         wanted = set(paths)
         for batch in batches(paths):
-            result = await self._shell.run(hash_command(self._caps.hasher, batch))
-            out.update((p, h) for p, h in parse_sha256sum(result.stdout).items() if p in wanted)
+            result = await self._shell.run(hash_command(self._caps.hasher, batch, sorted(self.roots)))
+            out.update(
+                (p, h)
+                for p, h in parse_hashes(result.stdout, batch, sorted(self.roots)).items()
+                if p in wanted
+            )
         return out
 
     async def still_same(self, files: Sequence[tuple[str, int, float]]) -> set[str]:
@@ -197,11 +205,15 @@ class ExecSource:
                     same.add(path)
         return same
 
-    async def delete(self, paths: Sequence[str]) -> set[str]:
-        survivors: set[str] = set()
-        for batch in batches(paths):
-            survivors |= parse_survivors((await self._shell.run(delete_command(batch))).stdout)
-        return survivors & set(paths)
+    async def delete(self, files: Sequence[Expected]) -> Deletion:
+        result = Deletion()
+        token = quarantine_token()
+        by_path = {e.path: e for e in files}
+        for batch in batches(list(by_path), max_bytes=DELETE_BATCH_BYTES):
+            chunk = [by_path[p] for p in batch]
+            out = await self._shell.run(delete_command(chunk, self._caps.hasher, token, sorted(self.roots)))
+            result.merge(parse_deletion(out.stdout, chunk))
+        return result
 
     async def remove_empty_dirs(self, root: str, deleted: Sequence[str]) -> None:
         for batch in batches(emptied_dirs(root, deleted)):

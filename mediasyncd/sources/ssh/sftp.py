@@ -8,22 +8,26 @@ against a file), a refused request is the file's own problem.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import posixpath
 import stat
 from collections.abc import AsyncIterator, Callable, Collection, Coroutine, Iterable, Sequence
 from concurrent.futures import Executor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import asyncssh
 
 from mediasyncd.errors import RemoteError, RemoteFileChanged, TransferError, UnsafePathError
 from mediasyncd.paths import decode_rel
+from mediasyncd.sources.base import Expected
+from mediasyncd.sources.commands import QUARANTINE
 from mediasyncd.sources.listing import Listing, Rejected, RemoteEntry, same_version
 from mediasyncd.sources.receive import WRITE_CHUNK, PartialWriter, RateLimiter
 from mediasyncd.sources.survey import PARENT_NAMES, RootState, RootSurvey, Survey
 
+T = TypeVar("T")
 IN_FLIGHT = 16  # SFTP requests in flight for per-file operations
 # asyncssh's ways of saying that the connection is gone; SFTPNoConnection is what requests made after
 # the cut raise, SFTPConnectionLost what requests in flight at the cut raise.
@@ -254,11 +258,11 @@ def _ignore_result(task: asyncio.Future[Any]) -> None:
 # ------------------------------------------------------------------------------------------- per file
 
 
-async def bounded(coros: Iterable[Coroutine[Any, Any, bool]]) -> list[bool]:
+async def bounded(coros: Iterable[Coroutine[Any, Any, T]]) -> list[T]:
     """Run the requests with at most IN_FLIGHT in flight; their results in order."""
     gate = asyncio.Semaphore(IN_FLIGHT)
 
-    async def one(coro: Coroutine[Any, Any, bool]) -> bool:
+    async def one(coro: Coroutine[Any, Any, T]) -> T:
         async with gate:
             return await coro
 
@@ -279,8 +283,75 @@ async def sftp_ok(call: Coroutine[Any, Any, object], what: str, *, missing_ok: b
     return True
 
 
+async def sftp_under_root(sftp: asyncssh.SFTPClient, path: str, roots: Collection[str]) -> bool:
+    """Whether `path`'s directory really lies below its root: its real path is the root's real path plus
+    the listed directories (False when a directory below the root was swapped for a symlink). For
+    remotes without a hash of their own, whose bytes nothing else pins; True when no root is known."""
+    root = next(
+        (r for r in sorted(roots, key=len, reverse=True) if path.startswith(r.rstrip("/") + "/")), None
+    )
+    if root is None:
+        return True
+    parent = posixpath.dirname(path)
+    try:
+        real_root = str(await sftp.realpath(root)).rstrip("/")
+        real_parent = str(await sftp.realpath(parent))
+    except (asyncssh.Error, OSError) as exc:
+        if is_lost(exc) or not isinstance(exc, asyncssh.SFTPError):
+            raise RemoteError(f"connection lost checking {path}: {exc}") from None
+        return False
+    return real_parent == real_root + parent[len(root.rstrip("/")) :] or (
+        real_parent == "/" and not real_root
+    )
+
+
 async def sftp_remove(sftp: asyncssh.SFTPClient, path: str) -> bool:
     return await sftp_ok(sftp.remove(path), f"remove {path}", missing_ok=True)
+
+
+async def sftp_delete_checked(sftp: asyncssh.SFTPClient, expected: Expected, token: str) -> str:
+    """`Source.delete` for one file over SFTP alone: rename it aside, read it back and hash it here,
+    remove it if it is still the expected version, else rename it back (SFTP's rename never replaces a
+    file made at the path meanwhile). "D", "G", "C" or "F" as in `Deletion.add`."""
+    path = expected.path
+    aside = posixpath.join(posixpath.dirname(path), f"{QUARANTINE}{token}")
+    found: list[asyncssh.SFTPAttrs] = []
+
+    async def lstat(p: str) -> None:
+        found.append(await sftp.lstat(p))
+
+    if not await sftp_ok(lstat(path), f"lstat {path}", missing_ok=True):
+        return "F"
+    if not found:
+        return "G"
+    if found[0].type != asyncssh.FILEXFER_TYPE_REGULAR:
+        return "C"
+    if not await sftp_ok(sftp.rename(path, aside), f"rename {path}"):
+        return "F"
+    verdict = "C"
+    try:
+        regular = await sftp_ok(lstat(aside), f"lstat {aside}")
+        regular = regular and found[-1].type == asyncssh.FILEXFER_TYPE_REGULAR
+        if regular and await _sftp_sha256(sftp, aside) == expected.sha256:
+            verdict = "D" if await sftp_ok(sftp.remove(aside), f"remove {aside}") else "F"
+    finally:
+        if verdict != "D":
+            await sftp_ok(sftp.rename(aside, path), f"rename {aside}")
+    return verdict
+
+
+async def _sftp_sha256(sftp: asyncssh.SFTPClient, path: str) -> str | None:
+    """The SHA-256 of `path` read back over SFTP (None if it cannot be read)."""
+    digest = hashlib.sha256()
+    try:
+        async with sftp.open(path, "rb") as fh:
+            while chunk := cast(bytes, await fh.read(WRITE_CHUNK)):
+                await asyncio.to_thread(digest.update, chunk)
+    except (asyncssh.Error, OSError) as exc:
+        if is_lost(exc) or not isinstance(exc, asyncssh.SFTPError):
+            raise RemoteError(f"connection lost reading {path}: {exc}") from None
+        return None
+    return digest.hexdigest()
 
 
 async def sftp_same(sftp: asyncssh.SFTPClient, path: str, size: int, mtime: float) -> bool:

@@ -16,17 +16,19 @@ import asyncssh
 
 from mediasyncd.config import RemoteConfig, TransferConfig
 from mediasyncd.errors import MediasyncError, RemoteError, RemoteFileChanged, TransferError
-from mediasyncd.sources.base import Capabilities, Progress
+from mediasyncd.sources.base import Capabilities, Deletion, Expected, Progress
 from mediasyncd.sources.commands import (
+    DELETE_BATCH_BYTES,
     PROBE,
     batches,
     delete_command,
     emptied_dirs,
     free_space_command,
     hash_command,
+    parse_deletion,
     parse_df,
-    parse_sha256sum,
-    parse_survivors,
+    parse_hashes,
+    quarantine_token,
     rmdir_command,
 )
 from mediasyncd.sources.listing import Listing, find_command, parse_find
@@ -34,12 +36,13 @@ from mediasyncd.sources.receive import RateLimiter
 from mediasyncd.sources.ssh.connect import connect
 from mediasyncd.sources.ssh.sftp import (
     bounded,
+    sftp_delete_checked,
     sftp_free,
     sftp_pull,
-    sftp_remove,
     sftp_rmdir,
     sftp_same,
     sftp_survey,
+    sftp_under_root,
     sftp_walk,
 )
 from mediasyncd.sources.ssh.shell import CommandChannel
@@ -64,6 +67,7 @@ class SshSource:
         self._shell = shell
         self._caps = caps
         self.block_size = transfer.block_size if transfer else 0
+        self.roots: set[str] = set()  # the roots hashes pin directories below (config, listings)
         self.max_requests = transfer.max_requests if transfer else 64
 
     @classmethod
@@ -74,7 +78,9 @@ class SshSource:
         whatever goes wrong after it was made."""
         conn = await connect(remote, state_dir)
         try:
-            return await cls.start(conn, transfer)
+            source = await cls.start(conn, transfer)
+            source.roots.update(remote.roots)
+            return source
         except BaseException:
             conn.close()
             raise
@@ -135,6 +141,7 @@ class SshSource:
     # ------------------------------------------------------------------------------------ listing
 
     async def list_roots(self, roots: Sequence[str]) -> Listing:
+        self.roots.update(roots)
         if self._shell is not None and self._caps.find_printf:
             result = await self._shell.run(find_command(roots))
             return parse_find(result.stdout, roots)
@@ -153,8 +160,13 @@ class SshSource:
         limiter: RateLimiter | None = None,
         progress: Progress | None = None,
     ) -> str:
+        # Without a remote hash nothing else pins the bytes to the root: check the directory's real path
+        # before and after the read (a directory swapped for a symlink out of the root is refused).
+        unpinned = not self._caps.hashes
+        if unpinned and not await sftp_under_root(self.sftp, path, self.roots):
+            raise RemoteFileChanged(f"{path}: a directory below the root is no longer a directory")
         try:
-            return await sftp_pull(
+            digest = await sftp_pull(
                 self.sftp,
                 path,
                 partial,
@@ -169,6 +181,10 @@ class SshSource:
             )
         except TransferError as exc:
             raise self._lost_or(exc) from None
+        if unpinned and not await sftp_under_root(self.sftp, path, self.roots):
+            await asyncio.to_thread(partial.unlink, missing_ok=True)  # its bytes may be from outside the root
+            raise RemoteFileChanged(f"{path}: a directory below the root was swapped during the transfer")
+        return digest
 
     async def pull_batch(
         self,
@@ -211,8 +227,8 @@ class SshSource:
             return None
         out: dict[str, str] = {}
         for batch in batches(paths, max_files=len(paths) or 1):
-            result = await self._shell.run(hash_command(self._caps.hasher, batch))
-            out.update(parse_sha256sum(result.stdout))
+            result = await self._shell.run(hash_command(self._caps.hasher, batch, sorted(self.roots)))
+            out.update(parse_hashes(result.stdout, batch, sorted(self.roots)))
         return out
 
     async def still_same(self, files: Sequence[tuple[str, int, float]]) -> set[str]:
@@ -221,16 +237,27 @@ class SshSource:
 
     # ------------------------------------------------------------------------------------ deleting
 
-    async def delete(self, paths: Sequence[str]) -> set[str]:
-        if not paths:
-            return set()
+    async def delete(self, files: Sequence[Expected]) -> Deletion:
+        result = Deletion()
+        if not files:
+            return result
+        token = quarantine_token()
         if self._shell is not None:
-            survivors: set[str] = set()
-            for batch in batches(paths, max_files=len(paths)):
-                survivors |= parse_survivors((await self._shell.run(delete_command(batch))).stdout)
-            return survivors
-        outcomes = await bounded(sftp_remove(self.sftp, p) for p in paths)
-        return {p for p, removed in zip(paths, outcomes, strict=True) if not removed}
+            by_path = {e.path: e for e in files}
+            for batch in batches(list(by_path), max_bytes=DELETE_BATCH_BYTES):
+                chunk = [by_path[p] for p in batch]
+                out = await self._shell.run(
+                    delete_command(chunk, self._caps.hasher, token, sorted(self.roots))
+                )
+                result.merge(parse_deletion(out.stdout, chunk))
+            return result
+        # SFTP only: set aside, read back and hash here, then remove or put back.
+        outcomes = await bounded(
+            sftp_delete_checked(self.sftp, e, f"{token}-{i}") for i, e in enumerate(files)
+        )
+        for e, outcome in zip(files, outcomes, strict=True):
+            result.add(outcome, e.path)
+        return result
 
     async def remove_empty_dirs(self, root: str, deleted: Sequence[str]) -> None:
         dirs = emptied_dirs(root, deleted)
