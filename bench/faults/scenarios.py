@@ -4,5 +4,7 @@ from __future__ import annotations
 
 SCENARIOS: tuple[str, ...] = (
     # data path (crash, link, disk, soak)
+    "crash",
+    "link",
     # security (hostile container, purge races, host keys, config, API)
 )
