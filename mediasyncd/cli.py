@@ -15,7 +15,14 @@ import tomli_w
 
 from mediasyncd import __version__
 from mediasyncd.config import Config, find_config, load_config, minimal_config
-from mediasyncd.errors import ConfigError, LibraryUnavailable, MediasyncError, StartupError, StateLockedError
+from mediasyncd.errors import (
+    ConfigError,
+    LibraryUnavailable,
+    MediasyncError,
+    StartupError,
+    StateLockedError,
+    StateUnavailable,
+)
 from mediasyncd.logging import FORMATS, configure_logging
 
 EXIT_CONFIG = 78  # EX_CONFIG: systemd does not restart on it (RestartPreventExitStatus)
@@ -251,7 +258,7 @@ def _main(args: argparse.Namespace) -> int:
     except StartupError as exc:
         print(f"mediasyncd: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    except (StateLockedError, LibraryUnavailable) as exc:
+    except (StateLockedError, LibraryUnavailable, StateUnavailable) as exc:
         print(f"mediasyncd: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -6,5 +6,6 @@ SCENARIOS: tuple[str, ...] = (
     # data path (crash, link, disk, soak)
     "crash",
     "link",
+    "disk",
     # security (hostile container, purge races, host keys, config, API)
 )

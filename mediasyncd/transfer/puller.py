@@ -19,7 +19,7 @@ import structlog
 
 from mediasyncd.backoff import Backoff, sleep_or_wake
 from mediasyncd.config import RemoteConfig, TransferConfig
-from mediasyncd.errors import HostKeyError, RemoteError
+from mediasyncd.errors import HostKeyError, RemoteError, StateDiskFull
 from mediasyncd.progress import RemoteStatus
 from mediasyncd.sources import Source, open_source
 from mediasyncd.state import EventType, NewEvent, Store
@@ -121,7 +121,7 @@ class Puller:
                 self.failing = False
                 await self.ledger.store.append([NewEvent(EventType.REMOTE_RECOVERED, self.remote.name)])
             await session.run()
-        except RemoteError as exc:
+        except (RemoteError, StateDiskFull) as exc:
             await self._record("backoff", str(exc))
         finally:
             await source.close()
@@ -181,7 +181,11 @@ class Puller:
         if not self.failing:
             self.failing = True
             data = {"state": self.status.state, "error": message}
-            await self.ledger.store.append([NewEvent(EventType.SYNC_ERROR, self.remote.name, data=data)])
+            try:
+                await self.ledger.store.append([NewEvent(EventType.SYNC_ERROR, self.remote.name, data=data)])
+            except StateDiskFull:
+                self.failing = False  # not recorded: the next failure tries again
+                self.log.warning("state DB disk full; sync_error not recorded", error=message)
 
     def wake(self) -> None:
         """A pass now: the watcher looks again, or a remote in backoff is retried at once."""
