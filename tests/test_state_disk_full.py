@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import subprocess
+import time
 import urllib.request
 from pathlib import Path
 
@@ -92,7 +93,9 @@ def test_a_full_state_disk_puts_the_remote_in_backoff_and_everything_lands_after
                     found: dict[str, object] = json.load(r)["remotes"][0]
                     return found
 
-            wait_for(lambda: "state DB disk full" in str(remote().get("last_error")), timeout=30)
+            wait_for(lambda: "state DB disk full" in str(remote().get("paused")), timeout=30)
+            time.sleep(2)  # it stays paused, saying why, while the disk is full (no session flapping)
+            assert "state DB disk full" in str(remote()["paused"])
             assert remote()["state"] == "backoff" and remote()["failed_files"] == 0
             (env.state_dir / "filler").unlink()
             wait_for(lambda: len(env.landed()) == 7, timeout=60)

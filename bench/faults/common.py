@@ -429,12 +429,10 @@ def audit(world: World, *, final: bool, sidecars: bool = False) -> Audit:
     for remote in world.remotes.values():
         for rel, sha in remote.sources.items():
             copy = world.library / remote.name / rel
-            if not copy.is_file():
-                if final:
-                    result.found("lost", f"{remote.name}/{rel}")
-            if not (remote.root / rel).exists():
-                if not copy.is_file() or sha256_file(copy) != sha:
-                    result.found("unverified", f"{remote.name}/{rel}")
+            if not copy.is_file() and final:
+                result.found("lost", f"{remote.name}/{rel}")
+            if not (remote.root / rel).exists() and (not copy.is_file() or sha256_file(copy) != sha):
+                result.found("unverified", f"{remote.name}/{rel}")
     for remote_name, rel in world.rows(
         "SELECT remote, rel FROM files WHERE state = 'failed' AND current = 1"
     ):

@@ -13,7 +13,6 @@ now including what never landed.
 
 from __future__ import annotations
 
-import logging
 import os
 import random
 import time
@@ -23,6 +22,7 @@ from pathlib import Path
 from bench.faults.common import (
     Audit,
     Daemon,
+    EventAudit,
     Hook,
     MiB,
     World,
@@ -46,7 +46,6 @@ PROMISE = (
 )
 PHASES = ("pulls", "purge", "pipeline", "sinks")
 BIG = 3 * MiB
-log = logging.getLogger("bench.faults.crash")
 SEEN_WITHIN = 4.0  # seconds to wait for the phase's work to show before killing anyway
 
 
@@ -113,42 +112,13 @@ def _cycles(
     left_examples: list[str] = []
     for cycle in range(kills):
         phase = PHASES[cycle % len(PHASES)]
-        began = time.monotonic()
         _add_files(world, rng, cycle)
-        daemon = world.daemon()
-        t0 = time.monotonic()
-        daemon.start()
-        t1 = time.monotonic()
-        job: list[str] = []
-        if phase == "purge":
-            wait_until(lambda: not daemon.remote_status("r1").get("in_flight") and _landed_some(world), 10)
-            job.append(daemon.api("POST", "/api/v1/purge", {"remote": "r1", "dry_run": False})["job"]["id"])
-        if not wait_until(lambda: _busy(world, daemon, hook, phase, job), SEEN_WITHIN, 0.02):
-            unseen[phase] += 1
-        time.sleep(rng.uniform(0.0, 0.6))
-        sessions = session_pids(server)
-        t2 = time.monotonic()
-        left, described = daemon.kill9()
-        t3 = time.monotonic()
+        seen, left, described, remote = _kill_once(world, server, hook, phase, rng)
+        unseen[phase] += not seen
         helpers_left += left
         left_examples += described
-        # The remote side: every session process of the killed daemon's connections ends by itself.
-        wait_until(lambda: not set(session_pids(server)) & set(sessions), 5, 0.05)
-        remote_left += len(set(session_pids(server)) & set(sessions))
-        t4 = time.monotonic()
+        remote_left += remote
         total.add(audit(world, final=False, sidecars=True))
-        log.info(
-            "cycle %d (%s) took %.1f s: files %.1f start %.1f busy %.1f kill %.1f remote %.1f audit %.1f",
-            cycle,
-            phase,
-            time.monotonic() - began,
-            t0 - began,
-            t1 - t0,
-            t2 - t1,
-            t3 - t2,
-            t4 - t3,
-            time.monotonic() - t4,
-        )
         events = audit_events(world, cli=False)
         lost_events += events.lost
         dup_events += events.duplicated
@@ -184,6 +154,7 @@ def _cycles(
         Figure.zero("events never delivered to the webhook sink", hook_lost),
         Figure.zero("helper processes of the killed daemon left behind (5 s)", helpers_left),
         Figure.zero("remote session processes left behind (5 s)", remote_left),
+        Figure.zero("error lines in the log of the run after the last kill", len(errors)),
         Figure("converged after the last kill", "yes" if converged else "no", "yes", converged),
         Figure.info("webhook deliveries repeated after a kill (at-least-once; same event id)", hook_dups),
         Figure.info("file_synced events in the log", final_events.synced),
@@ -191,11 +162,32 @@ def _cycles(
     return Section(TITLE, PROMISE, kills, figures, notes)
 
 
+def _kill_once(
+    world: World, server: SshServer, hook: Hook, phase: str, rng: random.Random
+) -> tuple[bool, int, list[str], int]:
+    """Start the daemon, start the phase's work, wait until it shows, wait a random moment more, kill -9.
+    Returns whether the work showed, the daemon's processes alive 5 s after the kill (and what they
+    were), and the remote session processes of its connections still alive then."""
+    daemon = world.daemon()
+    daemon.start()
+    job: list[str] = []
+    if phase == "purge":
+        wait_until(lambda: not daemon.remote_status("r1").get("in_flight") and _landed_some(world), 10)
+        job.append(daemon.api("POST", "/api/v1/purge", {"remote": "r1", "dry_run": False})["job"]["id"])
+    seen = wait_until(lambda: _busy(world, daemon, hook, phase, job), SEEN_WITHIN, 0.02)
+    time.sleep(rng.uniform(0.0, 0.6))
+    sessions = set(session_pids(server))
+    left, described = daemon.kill9()
+    # The remote side: every session process of the killed daemon's connections ends by itself.
+    wait_until(lambda: not set(session_pids(server)) & sessions, 5, 0.05)
+    return seen, left, described, len(set(session_pids(server)) & sessions)
+
+
 def _landed_some(world: World) -> bool:
     return bool(world.rows("SELECT 1 FROM files WHERE state IN ('landed', 'processed') LIMIT 1"))
 
 
-def _finish(world: World, hook: Hook) -> tuple[bool, Audit, object, int, int, list[str]]:
+def _finish(world: World, hook: Hook) -> tuple[bool, Audit, EventAudit, int, int, list[str]]:
     """Run once more until everything landed, was processed, delivered and purged; then audit."""
     daemon = world.daemon("final.log")
     with daemon:

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.faults.common import (
-    MiB,
     Audit,
     Daemon,
+    MiB,
     World,
     audit,
     audit_events,
@@ -98,7 +98,7 @@ def _layout(work: Path, server: SshServer, layout: str, files: int) -> Outcome:
             began = time.monotonic()
             # Whatever happens while it is full: the reason shown, nothing failed, nothing half-visible.
             wait_until(lambda: _paused(daemon) is not None or not daemon.alive(), 10, 0.1)
-            time.sleep(1.0)
+            time.sleep(1.0)  # still paused, still saying why, a second later
             out.paused_reason = _paused(daemon) if daemon.alive() else None
             out.failed_while_full = len(world.rows("SELECT id FROM files WHERE state = 'failed'"))
             out.audit.add(audit(world, final=False))
@@ -133,13 +133,12 @@ def _moving(daemon: Daemon) -> int:
 
 
 def _paused(daemon: Daemon) -> str | None:
-    """Why /status says the remote does not transfer now: `paused` (the library's disk), else the
-    `last_error` of a remote in backoff (e.g. the state DB's disk)."""
+    """Why /status says the remote's transfers are paused (the library's or the state DB's disk)."""
     try:
         remote = daemon.remote_status("r1")
     except (OSError, RuntimeError):
         return None
-    reason = remote.get("paused") or (remote.get("last_error") if remote.get("state") == "backoff" else None)
+    reason = remote.get("paused")
     return str(reason) if reason else None
 
 

@@ -7,5 +7,6 @@ SCENARIOS: tuple[str, ...] = (
     "crash",
     "link",
     "disk",
+    "soak",
     # security (hostile container, purge races, host keys, config, API)
 )
