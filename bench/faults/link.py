@@ -104,8 +104,12 @@ def run(mode: Mode, work: Path) -> Section:
     lost_pkts = sum(d.get("lost", 0) for d in counters.values())
     holed = sum(d.get("blackholed", 0) for d in counters.values())
     figures = [
-        Figure("every file landed verified", "yes" if landed and not result.count("lost") else "no", "yes",
-               landed and not result.count("lost")),  # fmt: skip
+        Figure(
+            "every file landed verified",
+            "yes" if landed and not result.count("lost") else "no",
+            "yes",
+            landed and not result.count("lost"),
+        ),
         Figure.zero("files lost", result.count("lost")),
         Figure.zero("files corrupt (SHA-256 against the source)", result.count("corrupt")),
         Figure.zero("files landed twice", result.count("duplicated") + events.duplicated),
@@ -169,7 +173,13 @@ def _rewrite_keepalive(world: World, interval: float, count: int) -> None:
 
 
 def _one(
-    world: World, daemon: Daemon, remote: WanRemote, fault: Fault, cycle: int, rng: random.Random, tally: Tally
+    world: World,
+    daemon: Daemon,
+    remote: WanRemote,
+    fault: Fault,
+    cycle: int,
+    rng: random.Random,
+    tally: Tally,
 ) -> None:
     for n in range(2):
         world.remote.write(f"c{cycle:03d}/{n}.mp4", os.urandom(6 * MiB + rng.randrange(4 * MiB)))
