@@ -53,7 +53,7 @@ def run(mode: Mode, work: Path) -> Section:
     kills = 100 if mode is Mode.FULL else 20
     seed = int.from_bytes(os.urandom(4), "big")
     rng = random.Random(seed)
-    with start_sshd(work / "sshd", extra_config="MaxStartups 100\n") as server, Hook(delay=0.01) as hook:
+    with start_sshd(work / "sshd", extra_config="MaxStartups 100\n") as server, Hook(delay=0.003) as hook:
         world = _world(work, server, hook)
         return _cycles(world, server, hook, kills, rng, seed)
 
@@ -133,10 +133,10 @@ def _cycles(
         "Counts after a kill are taken before the next start (what a restart begins from); a problem "
         "seen after several kills counts once. Lost files are counted once everything had time to land.",
     ]
-    if unseen:
+    if any(unseen.values()):
         notes.append(
             "kills whose phase's work did not show within 4 s (killed anyway): "
-            + ", ".join(f"{p} {n}" for p, n in sorted(unseen.items()))
+            + ", ".join(f"{p} {n}" for p, n in sorted(unseen.items()) if n)
         )
     notes += [f"found: {e}" for e in total.examples]
     notes += [f"left behind: {e}" for e in left_examples[:5]]
@@ -175,7 +175,7 @@ def _kill_once(
         wait_until(lambda: not daemon.remote_status("r1").get("in_flight") and _landed_some(world), 10)
         job.append(daemon.api("POST", "/api/v1/purge", {"remote": "r1", "dry_run": False})["job"]["id"])
     seen = wait_until(lambda: _busy(world, daemon, hook, phase, job), SEEN_WITHIN, 0.02)
-    time.sleep(rng.uniform(0.0, 0.6))
+    time.sleep(rng.uniform(0.0, 0.4))
     sessions = set(session_pids(server))
     left, described = daemon.kill9()
     # The remote side: every session process of the killed daemon's connections ends by itself.

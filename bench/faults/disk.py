@@ -62,7 +62,7 @@ class Outcome:
 
 
 def run(mode: Mode, work: Path) -> Section:
-    files = 3 if mode is Mode.QUICK else 8
+    files = 2 if mode is Mode.QUICK else 8
     outcomes = []
     with start_sshd(work / "sshd") as server:
         for layout in LAYOUTS:
@@ -86,7 +86,7 @@ def _layout(work: Path, server: SshServer, layout: str, files: int) -> Outcome:
             [table],
             library=library,
             state_dir=state_dir,
-            transfer={"concurrency": 4, "bwlimit": "16MiB"},
+            transfer={"concurrency": 4, "bwlimit": "8MiB"},
         )
         for n in range(files):
             world.remote.write(f"v/{n:02d}.mp4", os.urandom(6 * MiB + n * 4096))
@@ -98,7 +98,7 @@ def _layout(work: Path, server: SshServer, layout: str, files: int) -> Outcome:
             began = time.monotonic()
             # Whatever happens while it is full: the reason shown, nothing failed, nothing half-visible.
             wait_until(lambda: _paused(daemon) is not None or not daemon.alive(), 10, 0.1)
-            time.sleep(1.0)  # still paused, still saying why, a second later
+            time.sleep(0.5)  # still paused, still saying why, a moment later
             out.paused_reason = _paused(daemon) if daemon.alive() else None
             out.failed_while_full = len(world.rows("SELECT id FROM files WHERE state = 'failed'"))
             out.audit.add(audit(world, final=False))
@@ -155,7 +155,7 @@ def _integrity(world: World) -> bool:
 def _section(outcomes: list[Outcome], files: int) -> Section:
     figures = []
     notes = [
-        f"Each run: {files} files of 6 MiB pulled at 16 MiB/s; the filesystem (tmpfs) filled to the last "
+        f"Each run: {files} files of 6 MiB pulled at 8 MiB/s; the filesystem (tmpfs) filled to the last "
         "byte once transfers were under way, held full, then freed; then filled again while the daemon "
         "was stopped, and the daemon started on the full disk."
     ]

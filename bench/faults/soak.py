@@ -1,7 +1,7 @@
 """Soak: many remotes on one real sshd, each writing a new file every second, for minutes.
 
 Full mode: 50 remotes for $MEDIASYNCD_SOAK_MINUTES minutes (default 10; `python -m bench.faults
---soak-minutes 60` for the docs). Quick mode: a mini soak of 5 remotes for 15 s, whose RSS and fd
+--soak-minutes 60` for the docs). Quick mode: a mini soak of 5 remotes for 12 s, whose RSS and fd
 figures are reported but not judged (too short to be past warm-up). The daemon runs with its defaults
 (agent watching where the remote has python3, the pipeline off: this is the data path).
 
@@ -33,7 +33,7 @@ from bench.faults.common import (
 from bench.faults.report import Figure, Mode, Section
 from tests.sshd import start_sshd
 
-TITLE = "Soak: 50 remotes × 1 new file/s (quick mode: 5 remotes, 15 s)"
+TITLE = "Soak: 50 remotes × 1 new file/s (quick mode: 5 remotes, 12 s)"
 PROMISE = (
     "A sync daemon that runs for months (Syncthing, rclone's VFS cache) must not grow: memory and file "
     "descriptors flat after warm-up, lag flat, no errors. Target: RSS growth ≤ 10 % over the run after warm-up."
@@ -50,8 +50,8 @@ class Samples:
 def run(mode: Mode, work: Path) -> Section:
     quick = mode is Mode.QUICK
     remotes = 5 if quick else 50
-    seconds = 15.0 if quick else float(os.environ.get(MINUTES_ENV, "10")) * 60
-    warmup = 4.0 if quick else min(120.0, max(30.0, seconds / 10))
+    seconds = 12.0 if quick else float(os.environ.get(MINUTES_ENV, "10")) * 60
+    warmup = 3.0 if quick else min(180.0, max(60.0, seconds / 5))
     with start_sshd(work / "sshd", extra_config="MaxStartups 200\nMaxSessions 20\n") as server:
         tables = []
         for n in range(remotes):
