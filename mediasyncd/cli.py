@@ -22,6 +22,7 @@ from mediasyncd.errors import (
     MediasyncError,
     StartupError,
     StateLockedError,
+    StateUnavailable,
 )
 from mediasyncd.logging import configure_logging
 
@@ -67,7 +68,7 @@ def _main(args: argparse.Namespace) -> int:
     except StartupError as exc:
         print(f"mediasyncd: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    except (StateLockedError, LibraryUnavailable) as exc:
+    except (StateLockedError, LibraryUnavailable, StateUnavailable) as exc:
         print(f"mediasyncd: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -17,6 +17,7 @@ from mediasyncd.config_values import (
     as_nonempty_str,
     as_path,
     as_port,
+    as_positive_int,
     as_roots,
     as_str,
     choice,
@@ -38,7 +39,9 @@ Kind = Literal["forge", "comfyui", "generic"]
 HostKeyPolicy = Literal["strict", "accept-new"]
 WatchMode = Literal["auto", "agent", "poll"]
 Transport = Literal["ssh", "local", "docker", "exec"]
-SSH_KEYS = ("host", "port", "user", "identity_file", "host_key", "known_hosts")
+SSH_KEYS = (
+    "host", "port", "user", "identity_file", "host_key", "known_hosts", "keepalive_interval", "keepalive_count_max",
+)  # fmt: skip
 TRANSPORT_KEYS: Mapping[str, tuple[str, ...]] = {
     "ssh": SSH_KEYS,
     "local": (),
@@ -76,6 +79,10 @@ class RemoteConfig:
     settle: float = 5.0
     reconcile_interval: float = 600.0  # agent mode: a full listing this often anyway
     connect_timeout: float = 20.0
+    # A silent SSH connection is declared lost after keepalive_interval x keepalive_count_max unanswered
+    # keepalives (OpenSSH's ServerAliveInterval/CountMax); its transfers resume from their partials.
+    keepalive_interval: float = 15.0
+    keepalive_count_max: int = 4
     purge: PurgeConfig = field(default_factory=PurgeConfig)
     transport: Transport = "ssh"
     container: str | None = None  # docker: the container's name or id
@@ -119,9 +126,16 @@ def purge_section(r: Reader, t: Mapping[str, Any], p: str, d: PurgeConfig) -> Pu
 _REMOTE_KEYS = {
     "name", "host", "port", "user", "identity_file", "host_key", "known_hosts", "kind", "roots",
     "include", "exclude", "watch", "poll_interval", "settle", "connect_timeout", "purge",
-    "transport", "container", "docker_host", "command",
+    "transport", "container", "docker_host", "command", "keepalive_interval", "keepalive_count_max",
     "reconcile_interval",
 }  # fmt: skip
+
+
+def _positive_duration(value: Any) -> float:
+    seconds = parse_duration(value)
+    if seconds <= 0:
+        raise ValueError(f"must be longer than 0s, got {value!r}")
+    return seconds
 
 
 def _remote_name(value: Any) -> str:
@@ -212,5 +226,7 @@ def remote_section(r: Reader, t: Mapping[str, Any], p: str, purge: PurgeConfig) 
         settle=r.get(t, "settle", p, parse_duration, 5.0),
         reconcile_interval=r.get(t, "reconcile_interval", p, parse_duration, 600.0),
         connect_timeout=r.get(t, "connect_timeout", p, parse_duration, 20.0),
+        keepalive_interval=r.get(t, "keepalive_interval", p, _positive_duration, 15.0),
+        keepalive_count_max=r.get(t, "keepalive_count_max", p, as_positive_int, 4),
         purge=remote_purge,
     )

@@ -81,7 +81,11 @@ class Daemon:
         lock.acquire("run")
         library = Library(cfg.library, self.config.transfer.file_mode, self.config.transfer.dir_mode)
         store = Store(cfg.db_path)
-        await store.open()
+        try:
+            await store.open()
+        except BaseException:
+            lock.release()
+            raise
         executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="io")
         control = DaemonControl(
             lambda: self.config,

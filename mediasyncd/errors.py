@@ -57,5 +57,14 @@ class LibraryFull(MediasyncError):
     """The library's filesystem ran out of space while a file was written; the file waits, never fails."""
 
 
+class StateDiskFull(MediasyncError):
+    """The state DB's filesystem is full: the transaction was rolled back, nothing it recorded happened;
+    the work it belonged to waits and is retried, never counted against a file."""
+
+
+class StateUnavailable(MediasyncError):
+    """The state DB cannot be opened (its filesystem is full or failing, its file unreadable)."""
+
+
 class StartupError(MediasyncError):
     """The daemon cannot start as configured (e.g. its status address is taken): exit 78, no restart loop."""

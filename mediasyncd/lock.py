@@ -34,8 +34,11 @@ class StateLock:
                 f"(or point this one at another state_dir) and try again"
             ) from None
         info = {"pid": os.getpid(), "command": command, "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(info).encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(info).encode(), 0)
+        except OSError:
+            pass  # who holds it is a courtesy (e.g. a full disk): the flock is the lock
         self._fd = fd
 
     def release(self) -> None:

@@ -76,6 +76,11 @@ def families(snapshot: dict[str, Any]) -> list[Metric]:
     landed = CounterMetricFamily("mediasyncd_landed_files", "files landed and verified", labels=labels)
     landed_bytes = CounterMetricFamily("mediasyncd_landed_bytes", "bytes landed and verified", labels=labels)
     failed = GaugeMetricFamily("mediasyncd_failed_files", "files whose last transfer failed", labels=labels)
+    resumed = CounterMetricFamily(
+        "mediasyncd_resumed_bytes",
+        "bytes not fetched again: transfers continued from a partial",
+        labels=labels,
+    )
     up = GaugeMetricFamily("mediasyncd_remote_up", "1 while the remote is connected", labels=labels)
     held = GaugeMetricFamily("mediasyncd_remote_held", "1 while the operator holds the remote", labels=labels)
     queue = GaugeMetricFamily("mediasyncd_queue_files", "files waiting, by state", labels=["remote", "state"])
@@ -93,6 +98,7 @@ def families(snapshot: dict[str, Any]) -> list[Metric]:
         landed.add_metric(name, r["landed_files"])
         landed_bytes.add_metric(name, r["landed_bytes"])
         failed.add_metric(name, r["failed_files"])
+        resumed.add_metric(name, r.get("resumed_bytes", 0))
         up.add_metric(name, 1.0 if r["state"] == "connected" else 0.0)
         held.add_metric(name, 1.0 if r.get("held") else 0.0)
         queue.add_metric([r["name"], "settling"], r["settling"])
@@ -109,6 +115,7 @@ def families(snapshot: dict[str, Any]) -> list[Metric]:
         landed,
         landed_bytes,
         failed,
+        resumed,
         up,
         held,
         queue,

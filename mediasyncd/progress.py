@@ -97,6 +97,8 @@ class RemoteStatus:
     watch_reason: str | None = None  # why not the agent, or None
     landed_files: int = 0
     landed_bytes: int = 0
+    resumed_files: int = 0  # transfers that continued a partial instead of starting over, since start
+    resumed_bytes: int = 0  # bytes those did not fetch again
     failed_files: int = 0
     skipped_names: int = 0
     in_flight: dict[int, InFlight] = field(default_factory=dict)
@@ -119,6 +121,8 @@ class RemoteStatus:
             "in_flight": [f.snapshot() for f in self.in_flight.values()],
             "landed_files": self.landed_files,
             "landed_bytes": self.landed_bytes,
+            "resumed_files": self.resumed_files,
+            "resumed_bytes": self.resumed_bytes,
             "failed_files": self.failed_files,
             "skipped_names": self.skipped_names,
             "paused": self.paused or (HELD if self.held else None),

@@ -304,3 +304,22 @@ def test_watch_modes_default_to_auto_with_a_reconcile_interval() -> None:
         "watch" in p
         for p in problems(GOOD.replace('kind = "comfyui"', 'kind = "comfyui"\nwatch = "inotify"'))
     )
+
+
+def test_ssh_keepalive_defaults_to_15s_x4_and_takes_positive_values_only() -> None:
+    """An SSH remote declares a silent connection lost after keepalive_interval x keepalive_count_max
+    (15 s x 4 unless set); zero, negative or non-integer counts are errors naming the key."""
+    forge, comfy = parse_config(
+        GOOD.replace(
+            'kind = "comfyui"', 'kind = "comfyui"\nkeepalive_interval = "2s"\nkeepalive_count_max = 2'
+        )
+    ).remotes
+    assert (forge.keepalive_interval, forge.keepalive_count_max) == (15.0, 4)
+    assert (comfy.keepalive_interval, comfy.keepalive_count_max) == (2.0, 2)
+    for bad in ('keepalive_interval = "0s"', "keepalive_interval = -1", "keepalive_count_max = 0"):
+        found = problems(GOOD.replace('kind = "comfyui"', f'kind = "comfyui"\n{bad}'))
+        assert any(p.startswith(f"remotes[1].{bad.split()[0]} (line") for p in found), found
+    local = "[daemon]\nlibrary = '/l'\nstate_dir = '/s'\n[[remotes]]\nname = 'x'\ntransport = 'local'\n"
+    assert any(
+        "keepalive_interval" in p for p in problems(local + "roots = ['/r']\nkeepalive_interval = 5\n")
+    )

@@ -4,8 +4,10 @@ whose sessions keep failing, a connection that fails half-open. None of them may
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import os
+import signal
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -127,6 +129,7 @@ async def test_three_cuts_of_the_link_fail_no_file_and_resume_from_partials(
     assert status.failed_files == 0
     resumed = [start for _, start in _Recording.starts if start > 0]
     assert len(_Recording.starts) > len(data) and resumed, _Recording.starts
+    assert (status.resumed_files, status.resumed_bytes) == (len(resumed), sum(resumed))  # what /status shows
     assert not [c for c in unretrieved if "never retrieved" in str(c.get("message"))], unretrieved
 
 
@@ -259,4 +262,25 @@ async def test_requests_after_a_cut_are_a_lost_connection_not_a_file_failure(
         with pytest.raises(RemoteError):
             await source.list_roots([str(env.remote_root)])
     finally:
+        await source.close()
+
+
+async def test_a_silent_connection_is_lost_after_the_configured_keepalives(
+    tmp_path: Path, sshd: SshServer
+) -> None:
+    """A peer that stops answering (its session frozen, as behind a dead route: no FIN, no RST) is
+    declared lost after keepalive_interval x keepalive_count_max, here 0.5 s x 2, not the default 60 s."""
+    env = make_env(tmp_path, sshd, keepalive_interval="0.5s", keepalive_count_max=2)
+    source = await SshSource.open(env.config().remotes[0], env.state_dir)
+    frozen = session_pids(sshd)
+    try:
+        for pid in frozen:
+            os.kill(pid, signal.SIGSTOP)
+        started = asyncio.get_running_loop().time()
+        await until(source.conn.is_closed, within=10)
+        assert asyncio.get_running_loop().time() - started < 5
+    finally:
+        for pid in frozen:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
         await source.close()

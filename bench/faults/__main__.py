@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import importlib
+import os
 import sys
 import tempfile
 import time
@@ -44,7 +45,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument(
         "--out", type=Path, help="write the Markdown here (full mode default: docs/reliability.md)"
     )
+    p.add_argument(
+        "--soak-minutes",
+        type=float,
+        help="how long the full-mode soak runs (default 10; 60 for the docs); sets $MEDIASYNCD_SOAK_MINUTES",
+    )
     args = p.parse_args(argv)
+    if args.soak_minutes is not None:
+        os.environ["MEDIASYNCD_SOAK_MINUTES"] = str(args.soak_minutes)
     mode = Mode.QUICK if args.quick else Mode.FULL
     names = SCENARIOS if not args.only else tuple(n for n in args.only.split(",") if n)
     unknown = [n for n in names if n not in SCENARIOS]
@@ -67,6 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "python -m bench.faults"
         + (" --quick" if args.quick else "")
         + (f" --only {args.only}" if args.only else "")
+        + (f" --soak-minutes {args.soak_minutes:g}" if args.soak_minutes is not None else "")
+        + (f" --out {args.out}" if args.out else "")
     )
     text = markdown(sections, mode, command, datetime.datetime.now(datetime.UTC))
     out = args.out or (None if args.quick or args.only else REPO / "docs" / "reliability.md")

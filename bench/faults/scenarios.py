@@ -4,6 +4,10 @@ from __future__ import annotations
 
 SCENARIOS: tuple[str, ...] = (
     # data path (crash, link, disk, soak)
+    "crash",
+    "link",
+    "disk",
+    "soak",
     # security (hostile container, purge races, host keys, config, API)
     "hostile",
     "purge_race",

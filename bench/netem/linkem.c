@@ -16,11 +16,21 @@
  * waits up to one TICK more to be read. This halves linkem's CPU use at 200 Mbit/s on a VM, where every
  * sleep and wake-up costs; -t 0 wakes for every packet and delivers it on time.
  *
+ * Faults, both directions alike: a random loss rate (each arriving packet is dropped with probability
+ * LOSS, independently: Bernoulli loss, as netem's `loss X%`) and a blackhole switch (while on, every
+ * arriving packet is dropped: a cut cable or a dead route; packets already on the wire still arrive).
+ * Both are set at start (-l LOSS) and changed while running by lines on stdin (with -w):
+ *     loss 0.05       set the loss rate (0..1)
+ *     blackhole 1     cut the link (0: restore it)
+ * Each command is answered on stdout with one line, "ok loss=<rate> blackhole=<0|1>", once in force (or
+ * "error <text>"), so the caller knows when it applies.
+ *
  * The devices are not persistent: they vanish when this process exits. With -w it exits when stdin
  * reaches EOF, so it dies with the process that started it. Counters go to stderr as one JSON line on
  * SIGUSR1 and at exit.
  *
- * usage: linkem -a DEV_A -b DEV_B -r RATE_BIT_S -d ONE_WAY_DELAY_US -q QUEUE_BYTES [-t TICK_US] [-w]
+ * usage: linkem -a DEV_A -b DEV_B -r RATE_BIT_S -d ONE_WAY_DELAY_US -q QUEUE_BYTES [-t TICK_US]
+ *               [-l LOSS] [-s SEED] [-w]
  * build: gcc -O2 -Wall -Wextra -o linkem linkem.c
  */
 #define _GNU_SOURCE
@@ -55,12 +65,23 @@ struct dir {
     int in, out;
     uint64_t free_at; /* when the serialiser finishes the last accepted packet */
     struct pkt *head, *tail;
-    uint64_t pkts, bytes, drops, errors;
+    uint64_t pkts, bytes, drops, errors, lost, blackholed;
 };
 
 static uint64_t rate_bps, delay_ns, queue_bytes, tick_ns = 200000;
 static struct pkt *free_list;
 static volatile sig_atomic_t stop, want_stats;
+static double loss_rate; /* probability that an arriving packet is lost */
+static int blackhole;    /* every arriving packet is lost */
+static uint64_t rng_state = 0x9E3779B97F4A7C15ULL;
+
+/* xorshift64*: a uniform double in [0, 1). */
+static double uniform(void) {
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    return (double)((rng_state * 0x2545F4914F6CDD1DULL) >> 11) / 9007199254740992.0;
+}
 
 static void on_signal(int sig) {
     if (sig == SIGUSR1)
@@ -121,6 +142,16 @@ static void take(struct dir *d, uint64_t now) {
                 die(d->name);
             return;
         }
+        if (blackhole) {
+            d->blackholed++;
+            pkt_put(p);
+            continue;
+        }
+        if (loss_rate > 0 && uniform() < loss_rate) {
+            d->lost++;
+            pkt_put(p);
+            continue;
+        }
         uint64_t start = d->free_at > now ? d->free_at : now;
         uint64_t backlog = (start - now) * rate_bps / 8 / NS; /* bytes still ahead in the queue */
         if (backlog + (uint64_t)n > queue_bytes) {
@@ -160,17 +191,38 @@ static void deliver(struct dir *d, uint64_t now) {
 static void print_stats(const struct dir *d, int n) {
     fprintf(stderr, "{");
     for (int i = 0; i < n; i++)
-        fprintf(stderr, "%s\"%s\": {\"pkts\": %llu, \"bytes\": %llu, \"drops\": %llu, \"errors\": %llu}",
+        fprintf(stderr,
+                "%s\"%s\": {\"pkts\": %llu, \"bytes\": %llu, \"drops\": %llu, \"errors\": %llu, "
+                "\"lost\": %llu, \"blackholed\": %llu}",
                 i ? ", " : "", d[i].name, (unsigned long long)d[i].pkts, (unsigned long long)d[i].bytes,
-                (unsigned long long)d[i].drops, (unsigned long long)d[i].errors);
+                (unsigned long long)d[i].drops, (unsigned long long)d[i].errors, (unsigned long long)d[i].lost,
+                (unsigned long long)d[i].blackholed);
     fprintf(stderr, "}\n");
     fflush(stderr);
+}
+
+/* One command line from stdin (see the header); answers on stdout. */
+static void command(char *line) {
+    char word[32];
+    double value;
+    if (sscanf(line, "%31s %lf", word, &value) != 2) {
+        printf("error cannot parse %s\n", line);
+    } else if (strcmp(word, "loss") == 0 && value >= 0 && value <= 1) {
+        loss_rate = value;
+        printf("ok loss=%g blackhole=%d\n", loss_rate, blackhole);
+    } else if (strcmp(word, "blackhole") == 0) {
+        blackhole = value != 0;
+        printf("ok loss=%g blackhole=%d\n", loss_rate, blackhole);
+    } else {
+        printf("error unknown command %s\n", line);
+    }
+    fflush(stdout);
 }
 
 int main(int argc, char **argv) {
     const char *dev_a = NULL, *dev_b = NULL;
     int watch_stdin = 0, opt;
-    while ((opt = getopt(argc, argv, "a:b:r:d:q:t:w")) != -1) {
+    while ((opt = getopt(argc, argv, "a:b:r:d:q:t:l:s:w")) != -1) {
         switch (opt) {
         case 'a': dev_a = optarg; break;
         case 'b': dev_b = optarg; break;
@@ -178,11 +230,14 @@ int main(int argc, char **argv) {
         case 'd': delay_ns = strtoull(optarg, NULL, 10) * 1000; break;
         case 'q': queue_bytes = strtoull(optarg, NULL, 10); break;
         case 't': tick_ns = strtoull(optarg, NULL, 10) * 1000; break;
+        case 'l': loss_rate = strtod(optarg, NULL); break;
+        case 's': rng_state = strtoull(optarg, NULL, 10) | 1; break;
         case 'w': watch_stdin = 1; break;
         default: goto usage;
         }
     }
-    if (!dev_a || !dev_b || rate_bps == 0 || queue_bytes < MAX_PKT || optind != argc)
+    if (!dev_a || !dev_b || rate_bps == 0 || queue_bytes < MAX_PKT || optind != argc || loss_rate < 0 ||
+        loss_rate > 1)
         goto usage;
 
     prctl(PR_SET_TIMERSLACK, 1UL); /* wake when asked, not up to 50 us later */
@@ -211,6 +266,8 @@ int main(int argc, char **argv) {
         {.fd = watch_stdin ? STDIN_FILENO : -1, .events = POLLIN},
     };
     uint64_t last_wake = 0;
+    char pending[512];
+    size_t pending_len = 0;
     while (!stop) {
         uint64_t now = now_ns(), next = UINT64_MAX;
         for (int i = 0; i < 2; i++)
@@ -254,17 +311,32 @@ int main(int argc, char **argv) {
             }
         }
         if (fds[2].revents) {
-            char buf[256];
-            ssize_t n = read(STDIN_FILENO, buf, sizeof buf);
+            ssize_t n = read(STDIN_FILENO, pending + pending_len, sizeof pending - 1 - pending_len);
             if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
                 break; /* our parent went away */
+            if (n > 0) {
+                pending_len += (size_t)n;
+                pending[pending_len] = '\0';
+                char *start = pending, *end;
+                while ((end = strchr(start, '\n')) != NULL) {
+                    *end = '\0';
+                    command(start);
+                    start = end + 1;
+                }
+                pending_len -= (size_t)(start - pending);
+                memmove(pending, start, pending_len);
+                if (pending_len == sizeof pending - 1)
+                    pending_len = 0; /* a line too long to be a command: drop it */
+            }
         }
     }
     print_stats(dirs, 2);
     return 0;
 
 usage:
-    fprintf(stderr, "usage: %s -a DEV_A -b DEV_B -r RATE_BIT_S -d ONE_WAY_DELAY_US -q QUEUE_BYTES [-t TICK_US] [-w]\n",
+    fprintf(stderr,
+            "usage: %s -a DEV_A -b DEV_B -r RATE_BIT_S -d ONE_WAY_DELAY_US -q QUEUE_BYTES [-t TICK_US] [-l LOSS] "
+            "[-s SEED] [-w]\n",
             argv[0]);
     return 2;
 }

@@ -61,6 +61,7 @@ class LinkSpec:
     queue_bdp: float = 1.0  # drop-tail queue per direction, in bandwidth-delay products (see README)
     mtu: int = 1500
     tick_us: int = 200  # linkem's wake-up period while packets are in flight (0: per packet)
+    loss: float = 0.0  # random loss: each packet is dropped with this probability, both ways (0..1)
 
     @property
     def queue_bytes(self) -> int:
@@ -83,6 +84,55 @@ class WanRemote:
     workdir: Path  # temporary; removed on exit
     sshd_log: Path
     emulator_pid: int
+    emulator: subprocess.Popen[bytes] | None = dataclasses.field(default=None, repr=False, compare=False)
+    _control_lock: threading.Lock = dataclasses.field(
+        default_factory=threading.Lock, repr=False, compare=False
+    )
+
+    def set_loss(self, rate: float) -> None:
+        """Lose each packet with probability `rate` (0..1), both ways, from now on."""
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError(f"loss rate {rate} outside 0..1")
+        self._control(f"loss {rate!r}")
+
+    def set_blackhole(self, on: bool) -> None:
+        """Cut the link (every packet either way is dropped, as by a dead route) or restore it. Returns
+        once linkem applies it."""
+        self._control(f"blackhole {int(on)}")
+
+    @contextlib.contextmanager
+    def blackholed(self) -> Iterator[None]:
+        """The link is cut inside the block, restored on leaving it (also on errors)."""
+        self.set_blackhole(True)
+        try:
+            yield
+        finally:
+            self.set_blackhole(False)
+
+    def _control(self, line: str) -> None:
+        proc = self.emulator
+        if proc is None or proc.stdin is None or proc.stdout is None:
+            raise WanError("this link has no control channel")
+        with self._control_lock:
+            proc.stdin.write(line.encode() + b"\n")
+            proc.stdin.flush()
+            answer = proc.stdout.readline().decode().strip()
+        if not answer.startswith("ok "):
+            raise WanError(f"linkem refused {line!r}: {answer or 'no answer (exited?)'}")
+
+    def emulator_counters(self) -> dict[str, dict[str, int]]:
+        """linkem's counters per direction (pkts, bytes, drops, errors, lost, blackholed), now."""
+        log_path = self.workdir / "linkem.log"
+        before = log_path.read_text().count("\n")
+        os.kill(self.emulator_pid, signal.SIGUSR1)
+        deadline = time.monotonic() + 2
+        while time.monotonic() < deadline:
+            lines = log_path.read_text().splitlines()
+            if len(lines) > before and lines[-1].startswith("{"):
+                counters: dict[str, dict[str, int]] = json.loads(lines[-1])
+                return counters
+            time.sleep(0.01)
+        raise WanError("linkem did not report its counters")
 
     def ssh_options(self) -> list[str]:
         """Options for ssh, scp, sftp or `rsync -e`: key, pinned host key, no prompts, no ssh_config."""
@@ -147,6 +197,8 @@ def wan_link(
         raise WanError("wan_link needs root (network namespaces, TUN devices, sshd)")
     if not 576 <= link.mtu <= 2000:
         raise WanError(f"mtu {link.mtu} outside 576..2000")
+    if not 0.0 <= link.loss <= 1.0:
+        raise WanError(f"loss {link.loss} outside 0..1")
     token = secrets.token_hex(4)
     netns = f"{NETNS_PREFIX}{os.getpid()}-{token}"
     dev_host, dev_ns = f"mw{token}h", f"mw{token}n"
@@ -189,6 +241,7 @@ def wan_link(
             workdir=workdir,
             sshd_log=sshd_log,
             emulator_pid=emulator.pid,
+            emulator=emulator,
         )
     finally:
         with _signals_held():
@@ -342,6 +395,7 @@ def _start_linkem(
 ) -> subprocess.Popen[bytes]:
     argv = [str(binary), "-a", dev_a, "-b", dev_b, "-r", str(int(link.rate_mbit * 1e6))]
     argv += ["-d", str(int(link.rtt_ms * 500)), "-q", str(link.queue_bytes), "-t", str(link.tick_us), "-w"]
+    argv += ["-l", repr(link.loss), "-s", str(secrets.randbits(63))]
     with log_path.open("wb") as log_file:
         # -w: linkem exits when its stdin (this pipe) closes, i.e. when we do, however we die.
         proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log_file)
@@ -450,6 +504,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queue-bdp", type=float, default=LinkSpec.queue_bdp)
     parser.add_argument("--mtu", type=int, default=LinkSpec.mtu)
     parser.add_argument("--tick-us", type=int, default=LinkSpec.tick_us)
+    parser.add_argument("--loss", type=float, default=LinkSpec.loss, help="random packet loss, 0..1")
     parser.add_argument("--user", help="account to log in as (default: current)")
     parser.add_argument(
         "-o",
@@ -476,7 +531,7 @@ def main(argv: list[str] | None = None) -> int:
     # Both unwind through wan_link's teardown (SIGINT even when started in the background, where it is ignored).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    link = LinkSpec(args.rtt_ms, args.rate_mbit, args.queue_bdp, args.mtu, args.tick_us)
+    link = LinkSpec(args.rtt_ms, args.rate_mbit, args.queue_bdp, args.mtu, args.tick_us, args.loss)
     options = dict(o.split("=", 1) for o in args.sshd_options)
     try:
         with wan_link(link, user=args.user, sshd_options=options) as remote:

@@ -12,6 +12,8 @@ or mtime, the old row stops being `current` and a new row starts.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import shutil
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -20,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
+from mediasyncd.errors import StateDiskFull, StateUnavailable
 from mediasyncd.state.catalog import Catalog
 from mediasyncd.state.connection import migrate, open_connection
 from mediasyncd.state.events import Event, EventType, NewEvent, file_data, insert_events, select_events
@@ -142,8 +145,13 @@ class StateThread:
 
     def _open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = open_connection(self.path)
-        migrate(conn)
+        try:
+            conn = open_connection(self.path)
+            migrate(conn)
+        except sqlite3.Error as exc:
+            raise StateUnavailable(
+                f"cannot open the state DB {self.path}: {exc}{_space_hint(self.path)}"
+            ) from None
         self._conn = conn
 
     def _close(self) -> None:
@@ -198,12 +206,20 @@ class StateThread:
 
     def _in_tx(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         c = self.conn
-        c.execute("BEGIN IMMEDIATE")
         try:
+            c.execute("BEGIN IMMEDIATE")
             result = fn(c)
             c.execute("COMMIT")
-        except BaseException:
-            c.execute("ROLLBACK")
+        except BaseException as exc:
+            # SQLite may have rolled back already (a COMMIT that met a full disk): a second ROLLBACK would
+            # raise "no transaction is active" and hide the error that matters.
+            if c.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    c.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.OperationalError) and _disk_full(exc, self.path):
+                raise StateDiskFull(
+                    f"state DB disk full ({self.path.parent}): {exc}; work waits until there is space"
+                ) from None
             raise
         return result
 
@@ -472,3 +488,26 @@ def _synced(f: LandedFile) -> NewEvent:
     if f.adopted:
         data["adopted"] = True
     return NewEvent(EventType.FILE_SYNCED, f.row.remote, f.row.rel, f.sync_id, data)
+
+
+def _disk_full(exc: sqlite3.OperationalError, path: Path) -> bool:
+    """SQLITE_FULL, or an I/O error on a filesystem with (almost) no space left."""
+    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+    if code == sqlite3.SQLITE_FULL or "disk is full" in str(exc):
+        return True
+    return code == sqlite3.SQLITE_IOERR and _free(path) < FULL_BELOW
+
+
+def _space_hint(path: Path) -> str:
+    free = _free(path)
+    return f" (its filesystem has {free} bytes free: is the disk full?)" if free < FULL_BELOW else ""
+
+
+def _free(path: Path) -> int:
+    try:
+        return shutil.disk_usage(path.parent).free
+    except OSError:
+        return 1 << 62
+
+
+FULL_BELOW = 1 << 20  # free bytes under which an SQLite I/O error is taken for a full disk

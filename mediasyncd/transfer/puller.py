@@ -10,6 +10,7 @@ failure here never reaches another remote's Puller.
 from __future__ import annotations
 
 import asyncio
+import shutil
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
@@ -19,7 +20,7 @@ import structlog
 
 from mediasyncd.backoff import Backoff, sleep_or_wake
 from mediasyncd.config import RemoteConfig, TransferConfig
-from mediasyncd.errors import HostKeyError, RemoteError
+from mediasyncd.errors import HostKeyError, RemoteError, StateDiskFull
 from mediasyncd.progress import RemoteStatus
 from mediasyncd.sources import Source, open_source
 from mediasyncd.state import EventType, NewEvent, Store
@@ -32,6 +33,8 @@ from mediasyncd.watchers.local import LocalWatcher
 from mediasyncd.watchers.poll import PollWatcher
 
 RECONNECT = Backoff(base=1.0, cap=300.0)
+STATE_FREE = 4 << 20  # free bytes on the state DB's disk before a session starts again after it was full
+STATE_SPACE_CHECK = 1.0  # seconds between looks at that disk meanwhile
 HEALTHY_AFTER = 30.0  # seconds a session must last (or land a file) for the backoff to start over
 Opener = Callable[[], Awaitable[Source]]
 
@@ -63,6 +66,8 @@ class Puller:
         self.space = space
         self.ledger = Ledger(remote.name, store, status)
         self.opener = opener or (lambda: open_source(remote, state_dir, transfer))
+        self.state_dir = state_dir
+        self._state_full: str | None = None  # why the last session ended: the state DB's disk is full
         self.log = structlog.get_logger("mediasyncd.puller").bind(remote=remote.name)
         self.reconnect = reconnect
         self.healthy_after = healthy_after
@@ -86,6 +91,8 @@ class Puller:
             worked = self._landed() > landed or time.monotonic() - started >= self.healthy_after
             if session is not None and session.passes and worked:
                 self.attempt = 0  # it worked: the next loss is retried soon
+            if self._state_full is not None:
+                await self._wait_for_state_space(self._state_full)
             await self._sleep(self._next_delay())
 
     def _landed(self) -> int:
@@ -120,7 +127,9 @@ class Puller:
                 self.failing = False
                 await self.ledger.store.append([NewEvent(EventType.REMOTE_RECOVERED, self.remote.name)])
             await session.run()
-        except RemoteError as exc:
+        except (RemoteError, StateDiskFull) as exc:
+            if isinstance(exc, StateDiskFull):
+                self._state_full = str(exc)
             await self._record("backoff", str(exc))
         finally:
             await source.close()
@@ -186,7 +195,24 @@ class Puller:
         if not self.failing:
             self.failing = True
             data = {"state": self.status.state, "error": message}
-            await self.ledger.store.append([NewEvent(EventType.SYNC_ERROR, self.remote.name, data=data)])
+            try:
+                await self.ledger.store.append([NewEvent(EventType.SYNC_ERROR, self.remote.name, data=data)])
+            except StateDiskFull:
+                self.failing = False  # not recorded: the next failure tries again
+                self.log.warning("state DB disk full; sync_error not recorded", error=message)
+
+    async def _wait_for_state_space(self, reason: str) -> None:
+        """The state DB's disk was full: transfers stay paused, saying why in /status, until it has room
+        again (nothing could be recorded meanwhile: a new session would only fail the same way)."""
+        self._state_full = None
+        self.status.paused = f"{reason} (paused until {STATE_FREE >> 20} MiB are free there)"
+        self.log.warning("transfers paused: state DB disk full", reason=reason)
+        try:
+            while await asyncio.to_thread(_free_bytes, self.state_dir) < STATE_FREE:
+                await self._sleep(STATE_SPACE_CHECK)
+        finally:
+            self.status.paused = None
+        self.log.info("state DB disk has space again; transfers resume")
 
     def wake(self) -> None:
         """A pass now: the watcher looks again, or a remote in backoff is retried at once."""
@@ -197,3 +223,10 @@ class Puller:
 
     async def _sleep(self, seconds: float) -> None:
         await sleep_or_wake(self._wake, seconds)
+
+
+def _free_bytes(path: Path) -> int:
+    try:
+        return shutil.disk_usage(path).free
+    except OSError:
+        return 0

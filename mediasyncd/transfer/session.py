@@ -17,7 +17,7 @@ import time
 from concurrent.futures import Executor
 
 from mediasyncd.config import RemoteConfig, TransferConfig
-from mediasyncd.errors import RemoteError
+from mediasyncd.errors import RemoteError, StateDiskFull
 from mediasyncd.progress import RemoteStatus
 from mediasyncd.sources import Source
 from mediasyncd.state import FileRow
@@ -148,12 +148,17 @@ class Session:
         return jobs
 
 
+# What ends a session without blaming a file: the connection, or a state DB that cannot record anything.
+SESSION_ENDERS = (RemoteError, StateDiskFull)
+
+
 def _first_remote_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    """A RemoteError that ended the session, unwrapped; any other error (a bug) as it came."""
-    remote_errors = group.subgroup(RemoteError)
+    """A RemoteError (or a full state DB disk) that ended the session, unwrapped; any other error (a bug)
+    as it came."""
+    remote_errors = group.subgroup(SESSION_ENDERS)
     if remote_errors is None:
         return group
-    rest = group.subgroup(lambda e: not isinstance(e, RemoteError | BaseExceptionGroup))
+    rest = group.subgroup(lambda e: not isinstance(e, (*SESSION_ENDERS, BaseExceptionGroup)))
     if rest is not None:
         return group
     first: BaseException = remote_errors

@@ -137,6 +137,13 @@ class Transfers:
         partial = self.library.partial_path(self.remote, row.id)
         progress = InFlight(row.rel, row.size)
         self.status.in_flight[row.id] = progress
+
+        def update(done: int) -> None:
+            if progress.start_bytes is None and done > 0:  # the first report is where it starts
+                self.status.resumed_files += 1
+                self.status.resumed_bytes += done
+            progress.update(done)
+
         try:
             digest = await self.source.pull(
                 posixpath.join(row.root, row.rel),
@@ -145,7 +152,7 @@ class Transfers:
                 mtime=row.mtime,
                 executor=self.executor,
                 limiter=self.limiter,
-                progress=progress.update,
+                progress=update,
             )
         except RemoteFileChanged as exc:
             self.log.info("changed during transfer; will retry once settled", path=row.rel, reason=str(exc))

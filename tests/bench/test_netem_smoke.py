@@ -60,3 +60,22 @@ def test_teardown_removes_everything_even_on_keyboard_interrupt() -> None:
 
 def _ip(*args: str) -> str:
     return subprocess.run(["ip", *args], capture_output=True, text=True, check=True).stdout
+
+
+def test_blackhole_and_loss_drop_packets_and_are_counted(remote: Any) -> None:
+    """A blackhole drops every packet until it is lifted; a loss rate of 1 drops every packet too; both
+    are counted apart from queue drops, and the link carries traffic again afterwards."""
+    before = remote.emulator_counters()
+    with remote.blackholed():
+        assert remote.ping_ms(count=1, interval_s=0.0) == []
+    remote.set_loss(1.0)
+    try:
+        assert remote.ping_ms(count=1, interval_s=0.0) == []
+    finally:
+        remote.set_loss(0.0)
+    assert len(remote.ping_ms(count=3, interval_s=0.02)) == 3
+    after = remote.emulator_counters()
+    assert after["a_to_b"]["blackholed"] - before["a_to_b"]["blackholed"] >= 1
+    assert after["a_to_b"]["lost"] - before["a_to_b"]["lost"] >= 1
+    with pytest.raises(ValueError):
+        remote.set_loss(1.5)

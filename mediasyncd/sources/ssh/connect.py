@@ -128,8 +128,8 @@ async def connect(remote: RemoteConfig, state_dir: Path) -> asyncssh.SSHClientCo
         # The SFTP channel window stays at asyncssh's 2 MiB: measured through a 40 ms / 200 Mbit/s link,
         # larger windows only fill the bottleneck queue (2 MiB 21.5 MB/s, 8 MiB 19-21, 16 MiB 13), and on
         # loopback 16 MiB was slower too.
-        "keepalive_interval": 15,
-        "keepalive_count_max": 4,
+        "keepalive_interval": remote.keepalive_interval,
+        "keepalive_count_max": remote.keepalive_count_max,
         "connect_timeout": remote.connect_timeout,
     }
     if remote.port is not None:

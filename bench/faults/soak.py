@@ -1,0 +1,192 @@
+"""Soak: many remotes on one real sshd, each writing a new file every second, for minutes.
+
+Full mode: 50 remotes for $MEDIASYNCD_SOAK_MINUTES minutes (default 10; `python -m bench.faults
+--soak-minutes 60` for the docs). Quick mode: a mini soak of 5 remotes for 12 s, whose RSS and fd
+figures are reported but not judged (too short to be past warm-up). The daemon runs with its defaults
+(agent watching where the remote has python3, the pipeline off: this is the data path).
+
+Measured: the daemon's RSS and open file descriptors after warm-up and at the end (and the peak RSS),
+the lag from a file's remote mtime to its landing (from the state DB) in the first and last tenth of the
+run after warm-up, lines at level error (or not JSON at all) in its log, and files not landed 60 s after
+the last write.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.faults.common import (
+    Daemon,
+    World,
+    error_lines,
+    make_world,
+    open_fds,
+    rss_bytes,
+    ssh_remote_table,
+    wait_until,
+)
+from bench.faults.report import Figure, Mode, Section
+from tests.sshd import start_sshd
+
+TITLE = "Soak: 50 remotes × 1 new file/s (quick mode: 5 remotes, 12 s)"
+PROMISE = (
+    "A sync daemon that runs for months (Syncthing, rclone's VFS cache) must not grow: memory and file "
+    "descriptors flat after warm-up, lag flat, no errors. Target: RSS growth ≤ 10 % over the run after warm-up."
+)
+MINUTES_ENV = "MEDIASYNCD_SOAK_MINUTES"
+
+
+@dataclass
+class Samples:
+    rss: list[tuple[float, int]] = field(default_factory=list)
+    fds: list[tuple[float, int]] = field(default_factory=list)
+
+
+def run(mode: Mode, work: Path) -> Section:
+    quick = mode is Mode.QUICK
+    remotes = 5 if quick else 50
+    seconds = 12.0 if quick else float(os.environ.get(MINUTES_ENV, "10")) * 60
+    warmup = 3.0 if quick else min(180.0, max(60.0, seconds / 5))
+    with start_sshd(work / "sshd", extra_config="MaxStartups 200\nMaxSessions 20\n") as server:
+        tables = []
+        for n in range(remotes):
+            root = work / "remote" / f"r{n:02d}"
+            root.mkdir(parents=True)
+            tables.append(ssh_remote_table(server, f"r{n:02d}", root, watch="auto", poll_interval="10s"))
+        world = make_world(work, tables, transfer={"concurrency": 8})
+        daemon = world.daemon()
+        with daemon:
+            samples, written, wall = _soak(world, daemon, seconds, warmup)
+            all_landed = wait_until(lambda: _landed(world) >= written, 60, 0.5)
+            missing = written - _landed(world)
+    return _section(world, samples, written, missing, all_landed, seconds, warmup, wall, remotes, quick)
+
+
+def _soak(world: World, daemon: Daemon, seconds: float, warmup: float) -> tuple[Samples, int, float]:
+    samples = Samples()
+    stop = threading.Event()
+    count = [0]
+
+    def writer() -> None:
+        tick = time.monotonic()
+        n = 0
+        while not stop.is_set():
+            for remote in world.remotes.values():
+                remote.write(
+                    f"{n // 500:03d}/{n:06d}.png", os.urandom(20_000 + (n * 7919) % 80_000), mtime=None
+                )
+                count[0] += 1
+            n += 1
+            tick += 1.0
+            stop.wait(max(0.0, tick - time.monotonic()))
+
+    thread = threading.Thread(target=writer, name="soak-writer", daemon=True)
+    started = time.monotonic()
+    thread.start()
+    try:
+        while (elapsed := time.monotonic() - started) < seconds:
+            samples.rss.append((elapsed, rss_bytes(daemon.pid)))
+            samples.fds.append((elapsed, open_fds(daemon.pid)))
+            time.sleep(1.0 if seconds < 120 else 5.0)
+    finally:
+        stop.set()
+        thread.join(10)
+    samples.rss.append((time.monotonic() - started, rss_bytes(daemon.pid)))
+    samples.fds.append((time.monotonic() - started, open_fds(daemon.pid)))
+    return samples, count[0], time.time()
+
+
+def _landed(world: World) -> int:
+    return int(world.rows("SELECT COUNT(*) FROM files WHERE state = 'landed'")[0][0])
+
+
+def _at(series: list[tuple[float, int]], t: float) -> int:
+    """The first sample at or after `t` seconds."""
+    return next((v for s, v in series if s >= t), series[-1][1])
+
+
+def _section(
+    world: World,
+    samples: Samples,
+    written: int,
+    missing: int,
+    all_landed: bool,
+    seconds: float,
+    warmup: float,
+    wall_end: float,
+    remotes: int,
+    quick: bool,
+) -> Section:
+    rss0, rss1 = _at(samples.rss, warmup), samples.rss[-1][1]
+    fd0, fd1 = _at(samples.fds, warmup), samples.fds[-1][1]
+    peak = max(v for _, v in samples.rss)
+    growth = (rss1 - rss0) / rss0 * 100 if rss0 else 0.0
+    lags = world.rows(
+        "SELECT landed_at, landed_at - mtime FROM files WHERE landed_at IS NOT NULL ORDER BY landed_at"
+    )
+    start_wall = wall_end - seconds
+    after = [(t - start_wall, lag) for t, lag in lags if t - start_wall >= warmup]
+    span = max(seconds - warmup, 1.0)
+    first = [lag for t, lag in after if t < warmup + span / 10]
+    last = [lag for t, lag in after if t >= seconds - span / 10]
+    p50 = (statistics.median(first) if first else 0.0, statistics.median(last) if last else 0.0)
+    p95 = (_p95(first), _p95(last))
+    flat_lag = p95[1] <= p95[0] * 1.5 + 1.0
+    errors = error_lines(world.work / "run.log")
+    mib = 1 << 20
+    rss_fig = (
+        Figure.info("RSS growth after warm-up (%)", round(growth, 1))
+        if quick
+        else Figure.at_most("RSS growth after warm-up (%)", round(growth, 1), 10, " %")
+    )
+    fd_fig = (
+        Figure.info("open fds growth after warm-up", fd1 - fd0)
+        if quick
+        else Figure.at_most("open fds growth after warm-up", fd1 - fd0, 5)
+    )
+    figures = [
+        Figure.info("files written (remotes × seconds)", f"{written:,} ({remotes} × {seconds:g} s)"),
+        Figure.zero("files not landed 60 s after the last write", missing),
+        Figure.info(
+            "RSS after warm-up → end (peak)", f"{rss0 / mib:.1f} → {rss1 / mib:.1f} MiB ({peak / mib:.1f})"
+        ),
+        rss_fig,
+        Figure.info(
+            "RSS growth per file landed after warm-up (bytes)", round((rss1 - rss0) / max(len(after), 1))
+        ),
+        Figure.info("open fds after warm-up → end", f"{fd0} → {fd1}"),
+        fd_fig,
+        Figure.info("lag mtime→landed p50, first → last tenth (s)", f"{p50[0]:.2f} → {p50[1]:.2f}"),
+        Figure(
+            "lag mtime→landed p95, first → last tenth (s)",
+            f"{p95[0]:.2f} → {p95[1]:.2f}",
+            "last ≤ 1.5 × first + 1 s",
+            flat_lag and bool(first) and bool(last),
+        ),
+        Figure.zero("error lines in the daemon's log", len(errors)),
+    ]
+    notes = [
+        f"{remotes} remotes on one sshd (one SSH connection each), each written one new 20–100 KB file per "
+        f"second for {seconds / 60:g} min; warm-up {warmup:g} s; pipeline off; defaults otherwise "
+        "(watch = auto: the remote agent).",
+        "Lag is a file's remote mtime to its landed_at in the state DB (1 s clock granularity on the mtime "
+        "side is not corrected).",
+    ]
+    if quick:
+        notes.append("Quick mode: a mini soak; RSS and fd growth are reported, judged only in full mode.")
+    notes += [f"error line: {e[:200]}" for e in errors[:5]]
+    if not all_landed:
+        notes.append(f"{missing} files had not landed 60 s after the last write")
+    return Section(TITLE, PROMISE, 1, figures, notes)
+
+
+def _p95(values: list[float]) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]

@@ -1,0 +1,48 @@
+"""The data-path half of the fault harness (issue 22) in quick mode, as `scripts/test` runs it: kill -9 of
+`run` in four phases, a cut and lossy WAN link, full disks, a mini soak. Every target must be met."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bench.faults import crash, disk, link, soak
+from bench.faults.scenarios import SCENARIOS
+
+REPO = Path(__file__).resolve().parents[2]
+DATA_PATH = ("crash", "link", "disk", "soak")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_the_data_path_scenarios_meet_every_target_in_quick_mode(tmp_path: Path) -> None:
+    """`python -m bench.faults --quick --only crash,link,disk,soak` exits 0 (every target met) and its
+    report has each scenario's section with its counted figures, in well under the suite's budget."""
+    out = tmp_path / "reliability.md"
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.faults", "--quick", "--only", ",".join(DATA_PATH), "--out", str(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    took = time.monotonic() - started
+    print(done.stderr)  # each scenario's time, for the record (pytest -s / -rA)
+    report = out.read_text() if out.exists() else ""
+    assert done.returncode == 0, done.stderr[-3000:] + report
+    for module in (crash, link, disk, soak):
+        assert f"## {module.TITLE}" in report
+    assert "| partial files visible in the library | 0 | 0 | yes |" in report
+    assert "| files marked failed | 0 | 0 | yes |" in report
+    assert "state fs full: /status says why transfers pause" in report
+    assert "**no**" not in report
+    assert took < 300, f"the data-path scenarios took {took:.0f} s in quick mode: {done.stderr}"
+
+
+def test_the_data_path_scenarios_are_listed_first_in_their_group() -> None:
+    assert SCENARIOS[: len(DATA_PATH)] == DATA_PATH
