@@ -49,8 +49,8 @@ def scheduled_runs(env: Env) -> list[tuple[float, float | None]]:
 
 
 async def until(predicate: Callable[[], bool]) -> None:
-    """Wait (up to 10 s) until `predicate()` holds."""
-    async with asyncio.timeout(10):
+    """Wait (up to 30 s: a loaded 2-core box) until `predicate()` holds."""
+    async with asyncio.timeout(30):
         while not predicate():  # noqa: ASYNC110 - polls the state DB, which has no event to await
             await asyncio.sleep(0.05)
 
