@@ -23,7 +23,7 @@ from pathlib import Path
 
 from bench.pipeline_bench import make_images
 from mediasyncd.workflow.archive import copy_verified
-from mediasyncd.workflow.encode import EXTENSIONS, encode, write_verified
+from mediasyncd.workflow.encode import EXTENSIONS, encode, record_view, texts_of, write_verified
 
 PARALLEL = 2
 
@@ -68,6 +68,10 @@ def main() -> None:
                 sources, lambda p: write_verified(encode(p, fmt, 90).data, work / "compressed" / f"{p.name}.{ext}")
             )))  # fmt: skip
         out = sum(p.stat().st_size for p in (work / "compressed").iterdir())
+        started = time.perf_counter()  # the read-back check `encode` makes (is the record the same?)
+        for copy in (work / "compressed").iterdir():
+            record_view(texts_of(copy.read_bytes(), fmt))
+        check_ms = (time.perf_counter() - started) / args.files * 1000
         a, c = statistics.median(archive_s), statistics.median(compress_s)
         print(f"files:      {args.files} PNG 1024x1024, {total / args.files / 1e6:.2f} MB average")
         print(
@@ -77,6 +81,7 @@ def main() -> None:
             f"compress:   ({fmt}) {', '.join(f'{args.files / s:.1f}' for s in compress_s)} files/s; median {args.files / c:.1f} files/s"
         )
         print(f"{fmt} q90:   {out / args.files / 1e6:.2f} MB average ({out / total:.0%} of the PNGs)")
+        print(f"read-back:  {check_ms:.1f} ms per file (included in compress)")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

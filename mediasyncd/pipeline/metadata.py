@@ -43,8 +43,9 @@ def extract(path: Path, ffprobe: str | None = None, timeout: float = 30.0) -> Ex
     """The record of one file; videos' container tags are read with `ffprobe` (None: not read)."""
     embedded = read_embedded(path)
     if embedded.format not in (None, "VIDEO"):
-        for key, value in read_spilled(path).items():  # what the file could not hold (see workflow.encode)
-            embedded.texts.setdefault(key, value)
+        spilled = read_spilled(path)  # the original's texts, which this re-encode could not hold all of
+        if spilled:
+            embedded.texts = spilled
     if embedded.format == "VIDEO" and embedded.error is None and ffprobe:
         tags = read_video_tags(path, ffprobe, timeout)
         embedded.texts.update(tags.texts)

@@ -9,6 +9,7 @@ in the state DB and in the image itself.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -162,17 +163,26 @@ MAX_SIDECAR_BYTES = 64 * 1024 * 1024
 
 
 def spill_block(name: str, texts: Mapping[str, str]) -> str:
-    """The `mediasyncd:Spilled` property: generation texts the file `name` could not hold itself (JPEG's
-    64 KB EXIF against a large ComfyUI workflow), verbatim, for `inspect` to read back (pure)."""
+    """The `mediasyncd:Spilled` property: all the generation texts of the file `name`, verbatim, when it
+    cannot hold them itself (a re-encode: JPEG's 64 KB EXIF against a large ComfyUI workflow, or texts
+    WebP/AVIF/JPEG have no place for); `inspect` reads them instead of the file's own (pure)."""
     items = "".join(
         '<rdf:li rdf:parseType="Resource">'
         f"<mediasyncd:SpilledFor>{xml_text(name)}</mediasyncd:SpilledFor>"
         f"<mediasyncd:RawKey>{xml_text(key)}</mediasyncd:RawKey>"
-        f"<mediasyncd:RawValue>{xml_text(value)}</mediasyncd:RawValue>"
+        f"{_verbatim(value)}"
         "</rdf:li>"
         for key, value in texts.items()
     )
     return f"   <mediasyncd:Spilled><rdf:Bag>{items}</rdf:Bag></mediasyncd:Spilled>\n"
+
+
+def _verbatim(value: str) -> str:
+    """A text as XML keeps it; one with characters XML cannot hold (a NUL a tool left) as base64."""
+    if _NOT_XML.search(value) is None:
+        return f"<mediasyncd:RawValue>{escape(value)}</mediasyncd:RawValue>"
+    encoded = base64.b64encode(value.encode("utf-8", errors="surrogatepass")).decode("ascii")
+    return f"<mediasyncd:RawValueBase64>{encoded}</mediasyncd:RawValueBase64>"
 
 
 def with_spill(document: str, block: str) -> str:
@@ -204,7 +214,14 @@ def read_spilled(image: Path) -> dict[str, str]:
         ns = "{" + MEDIASYNCD_NS + "}"
         for spilled in root.iter(ns + "Spilled"):
             for item in spilled.iter(f"{{{_RDF}}}li"):
-                owner, key, value = (item.findtext(ns + tag) for tag in ("SpilledFor", "RawKey", "RawValue"))
+                owner, key, value, packed = (
+                    item.findtext(ns + tag) for tag in ("SpilledFor", "RawKey", "RawValue", "RawValueBase64")
+                )
+                if packed is not None:
+                    try:
+                        value = base64.b64decode(packed).decode("utf-8", errors="surrogatepass")
+                    except ValueError:
+                        value = None
                 if owner == image.name and key and value is not None:
                     found[key] = value
         if found:

@@ -53,6 +53,7 @@ class Made:
 
     sha256: str
     spilled: dict[str, str] = field(default_factory=dict)
+    dropped: tuple[str, ...] = ()
 
 
 def worth_it(original: int, compressed: int, min_saving: float) -> bool:
@@ -64,7 +65,10 @@ def spilled_note(made: Made, sidecar: Path | None) -> str | None:
     if not made.spilled:
         return None
     where = f"in its XMP sidecar {sidecar}" if sidecar else "NOT kept: no sidecar could be written"
-    return f"metadata too large for the format ({', '.join(made.spilled)}) {where}"
+    what = (
+        f"too large for the format: {', '.join(made.dropped)}" if made.dropped else "no place in the format"
+    )
+    return f"generation metadata ({what}) {where}"
 
 
 class CompressStage:
@@ -154,7 +158,7 @@ class CompressStage:
         except OSError as exc:
             await asyncio.to_thread(partial.unlink, missing_ok=True)
             return Outcome.failed(f"cannot write {partial}: {exc}")
-        return Made(digest, encoded.spilled)
+        return Made(digest, encoded.spilled, encoded.dropped)
 
     async def _sidecar(self, original: Path, copy: Path, made: Made, *, follow: bool) -> Path | None:
         try:

@@ -7,8 +7,11 @@ Where the metadata goes in the new file (the conventions the generators themselv
   saver does;
 - EXIF and XMP the original already carried (JPEG/WebP sources) are kept as they are.
 JPEG holds at most 64 KB of EXIF: when the metadata is larger, the `workflow` graph is left out first
-(then the `prompt` graph, then the parameters); what is left out is `spilled`, for the stage to write
-into the copy's XMP sidecar, where `inspect` reads it back (`pipeline.xmp.read_spilled`).
+(then the `prompt` graph, then the parameters). Other tools keep their texts where WebP, AVIF and JPEG
+have no place (InvokeAI's `invokeai_metadata`, NovelAI's `Comment`, Easy Diffusion's keys, stealth
+pnginfo in the alpha channel a lossy copy loses). So the copy is read back: when it does not give the
+same record as the original, or something was left out, all of the original's texts are `spilled`, for
+the stage to write into the copy's XMP sidecar, where `inspect` reads them (`pipeline.xmp.read_spilled`).
 
 Runs in a worker thread: everything here blocks.
 """
@@ -18,12 +21,14 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from PIL import Image
 
 from mediasyncd.pipeline.containers import read_embedded
+from mediasyncd.pipeline.metadata import read_texts
 
 EXIF_IFD = 0x8769
 USER_COMMENT = 0x9286
@@ -38,11 +43,24 @@ PIL_FORMATS = {"webp": "WEBP", "avif": "AVIF", "jpeg": "JPEG"}
 @dataclass(frozen=True)
 class Encoded:
     data: bytes
-    spilled: dict[str, str] = field(default_factory=dict)  # source key -> text the format could not hold
+    spilled: dict[str, str] = field(
+        default_factory=dict
+    )  # all the original's texts, when the copy fails them
+    dropped: tuple[str, ...] = ()  # what the format could not hold at all (JPEG's EXIF limit)
 
-    @property
-    def dropped(self) -> tuple[str, ...]:
-        return tuple(self.spilled)
+
+def record_view(texts: dict[str, str]) -> dict[str, object]:
+    """What a file's texts tell `inspect`, without where they came from (raw sources, pixel size)."""
+    doc = read_texts(texts)[0].as_json("", None)
+    return {k: v for k, v in doc.items() if k not in ("raw", "path", "error", "pixel_width", "pixel_height")}
+
+
+def texts_of(data: bytes, fmt: str) -> dict[str, str]:
+    """The texts `inspect` reads from an encoded file (written to a temporary file to be read like one)."""
+    with tempfile.NamedTemporaryFile(suffix="." + EXTENSIONS[fmt]) as tmp:
+        tmp.write(data)
+        tmp.flush()
+        return dict(read_embedded(Path(tmp.name)).texts)
 
 
 def build_exif(
@@ -93,7 +111,11 @@ def encode(source: Path, fmt: str, quality: int) -> Encoded:
         pixels.save(out, PIL_FORMATS[fmt], **options)
     sources = {"parameters": texts.get("parameters") or texts.get("UserComment")}
     sources |= {"prompt": texts.get("prompt"), "workflow": texts.get("workflow")}
-    return Encoded(out.getvalue(), {key: text for key in dropped if (text := sources[key])})
+    dropped = tuple(key for key in dropped if sources[key])
+    data = out.getvalue()
+    if dropped or (texts and record_view(texts_of(data, fmt)) != record_view(texts)):
+        return Encoded(data, texts, dropped)
+    return Encoded(data)
 
 
 def write_partial(data: bytes, partial: Path) -> str:

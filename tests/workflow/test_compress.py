@@ -88,13 +88,14 @@ def test_exiftool_and_the_inspect_command_read_the_copy(tmp_path: Path) -> None:
 
 def test_a_comfyui_workflow_too_large_for_jpeg_exif_is_spilled(tmp_path: Path) -> None:
     """JPEG's 64 KB EXIF cannot hold a large graph: the workflow is left out of the file (`spilled`
-    holds it verbatim), the prompt graph still gives the same record."""
+    holds all the texts verbatim), the prompt graph still gives the same record."""
     big = big_workflow()
     source = png(tmp_path / "a.png", prompt=json.dumps(comfy_prompt()), workflow=big)
     encoded = encode(source, "jpeg", 90)
     copy = tmp_path / "a.jpg"
     copy.write_bytes(encoded.data)
-    assert encoded.dropped == ("workflow",) and encoded.spilled == {"workflow": big}
+    assert encoded.dropped == ("workflow",) and encoded.spilled["workflow"] == big
+    assert set(encoded.spilled) == {"prompt", "workflow"}  # all the original's texts
     assert record(copy) == record(source)
 
 
@@ -131,10 +132,12 @@ def test_the_spilled_workflow_goes_to_the_copys_sidecar_where_inspect_reads_it(
     docs = [json.loads(line) for line in out]
     assert {k: docs[0][k] for k in FIELDS} == {k: docs[1][k] for k in FIELDS}
     assert docs[1]["raw"]["workflow"] == big == docs[0]["raw"]["workflow"]
-    tags = json.loads(subprocess.run(["exiftool", "-j", "-b", "-XMP:all", str(sidecar)], capture_output=True,
-                                     check=True, text=True).stdout)[0]  # fmt: skip
-    assert (tags["SpilledSpilledFor"], tags["SpilledRawKey"]) == (copy.name, "workflow")
-    assert json.loads(tags["SpilledRawValue"]) == json.loads(big)
+    tags = json.loads(subprocess.run(["exiftool", "-j", "-b", "-struct", "-XMP:Spilled", str(sidecar)],
+                                     capture_output=True, check=True, text=True).stdout)[0]  # fmt: skip
+    spilled = {entry["RawKey"]: entry["RawValue"] for entry in tags["Spilled"]}
+    assert {entry["SpilledFor"] for entry in tags["Spilled"]} == {copy.name}
+    assert set(spilled) == {"prompt", "workflow"}
+    assert json.loads(spilled["workflow"]) == json.loads(big)
 
 
 def test_saving_rule() -> None:
@@ -191,3 +194,59 @@ def test_spilled_texts_belong_to_one_file_and_survive_a_pipeline_rewrite(tmp_pat
     assert write_sidecar(sidecar, build_xmp(GenerationRecord(prompt="q"))) is True
     assert read_spilled(tmp_path / "a.jpg") == {"workflow": "{}"}
     assert "q" in sidecar.read_text()
+
+
+def generator_samples(tmp: Path) -> list[Path]:
+    """One file shaped as each supported generator writes it (tests/pipeline's samples)."""
+    from tests.pipeline import samples as s
+    from tests.pipeline import samples_apps as a
+    from tests.pipeline import samples_civitai as cv
+    from tests.pipeline import samples_comfy_savers as cs
+    from tests.pipeline import samples_novelai as n
+
+    builders = [
+        s.forge_png, s.a1111_jpeg, s.comfyui_png, s.comfyui_webp, s.reforge_png, s.forge_neo_png, s.sdnext_png,
+        a.swarmui_png, a.swarmui_jpeg, a.invokeai_png, a.invokeai_legacy_png, a.fooocus_png, a.ruined_fooocus_png,
+        a.novelai_png, a.easy_diffusion_png, a.tensorart_png, a.stability_matrix_png, a.civitai_jpeg,
+        a.drawthings_png, a.hf_space_png, n.novelai_stealth_png, n.novelai_webp, cv.civitai_hires_jpeg,
+        cv.civitai_upscale_jpeg, cs.tensorart_with_graph,
+    ]  # fmt: skip
+    suffix = {"png": "png", "jpeg": "jpg", "webp": "webp", "graph": "png"}
+    out = [build(tmp / f"{build.__name__}.{suffix[build.__name__.rsplit('_', 1)[1]]}") for build in builders]
+    out.append(n.webui_stealth_png(tmp / "webui_stealth.png", A1111, compressed=True))
+    for saver, jpeg in ((cs.comfy_image_saver, "jpeg"), (cs.save_image_with_metadata, "jpeg"),
+                        (cs.save_image_extended, "jpg")):  # fmt: skip
+        out += [saver(tmp / f"{saver.__name__}.{ext}", ext) for ext in ("png", jpeg, "webp")]
+    return out
+
+
+def view(doc: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in doc.items() if k not in ("raw", "path", "error", "pixel_width", "pixel_height")}
+
+
+@pytest.mark.parametrize("fmt", ["webp", "avif", "jpeg"])
+def test_every_supported_generator_round_trips(tmp_path: Path, fmt: str) -> None:
+    """A sample of every generator, re-encoded as the stage does (texts the format has no place for go
+    to the copy's sidecar): `mediasyncd inspect --json` gives the same record for copy and original, and
+    exiftool reads every copy."""
+    from mediasyncd.workflow.replace import sidecar_for_copy
+
+    (tmp_path / "src").mkdir()
+    sources = generator_samples(tmp_path / "src")
+    copies = []
+    for source in sources:
+        encoded = encode(source, fmt, 90)
+        copy = tmp_path / f"{source.name}.{fmt}"
+        copy.write_bytes(encoded.data)
+        sidecar_for_copy(source, copy, "ext", encoded.spilled, follow=False)
+        copies.append(copy)
+    out = subprocess.run([MEDIASYNCD, "inspect", "--json", *map(str, sources + copies)], capture_output=True,
+                         text=True).stdout.splitlines()  # fmt: skip
+    docs = [json.loads(line) for line in out]
+    originals, copied = docs[: len(sources)], docs[len(sources) :]
+    assert all(d["generator"] for d in originals)
+    assert [view(d) for d in copied] == [view(d) for d in originals]
+    tags = json.loads(subprocess.run(["exiftool", "-j", "-FileType", *map(str, copies)], capture_output=True,
+                                     check=True, text=True).stdout)  # fmt: skip
+    assert {t["FileType"].removeprefix("Extended ") for t in tags} == {fmt.upper()}  # WebP with EXIF
+    assert len(tags) == len(copies)

@@ -17,6 +17,7 @@ import tomli_w
 from mediasyncd.digest import sha256_file
 from mediasyncd.pipeline.metadata import extract
 from mediasyncd.workflow.video import PROFILES, ffmpeg_command
+from tests.helpers import MEDIASYNCD, wait_for
 from tests.workflow.conftest import World, make_world, set_workflow
 from tests.workflow.test_compress import FIELDS, comfy_prompt
 
@@ -124,3 +125,48 @@ def test_profiles_build_the_ffmpeg_command(tmp_path: Path) -> None:
     for profile in PROFILES.values():  # Debian's ffmpeg has every profile's encoders
         for encoder in (profile.video[1], profile.audio[1]):
             assert f" {encoder} " in encoders, encoder
+
+
+def ffmpeg_writing(partial_name: str) -> list[int]:
+    """PIDs of running processes whose command line names `partial_name`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(partial_name.encode() in a for a in argv) and argv[0].endswith(b"ffmpeg"):
+            found.append(int(entry.name))
+    return found
+
+
+def test_a_kill_9_mid_encode_leaves_no_ffmpeg_behind(tmp_path: Path) -> None:
+    """`workflow run` killed -9 while ffmpeg writes the partial (a 30 s encode): ffmpeg dies with it
+    within 2 s (no writer left on the partial) and the library file is untouched. (That the next run
+    finishes a replacement is shown for images in test_faults.py and test_replace.py.)"""
+    world = video_world(tmp_path, {"video_profile": "h264", "keep_original": False})
+    replacing = tomllib.loads(world.config_path.read_text())["workflow"]
+    set_workflow(world.config_path, replacing | {"stages": ["archive"]}, PIPELINE)  # land and archive first
+    source = tmp_path / "long.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=640x480:rate=30:duration=30",
+                    "-c:v", "libx264", "-preset", "ultrafast", "-qp", "0", "-metadata", f"prompt={PROMPT}",
+                    "-movflags", "use_metadata_tags", str(source)], check=True)  # fmt: skip
+    world.write("long.mp4", source.read_bytes())
+    assert world.sync() == 0
+    set_workflow(world.config_path, replacing, PIPELINE)
+    library = world.library / "r1/long.mp4"
+    partial = ".long.mp4.mediasyncd-partial"
+    proc = subprocess.Popen([MEDIASYNCD, "workflow", "run", "--config", str(world.config_path)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        wait_for(lambda: (world.library / "r1" / partial).is_file(), timeout=60, interval=0.05)
+        assert ffmpeg_writing(partial)
+    finally:
+        proc.kill()
+        proc.wait()
+    wait_for(lambda: not ffmpeg_writing(partial), timeout=2, interval=0.05)
+    assert library.read_bytes() == source.read_bytes()
+    with sqlite3.connect(world.state_dir / "state.db") as db:
+        assert db.execute("SELECT local_path, library_sha256 FROM files").fetchone() == ("r1/long.mp4", None)
