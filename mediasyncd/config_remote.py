@@ -170,10 +170,14 @@ def check_nesting(r: Reader, key: str, roots: tuple[str, ...], library: Path) ->
         for root_form in {os.path.normpath(root), os.path.realpath(root)}:
             for lib in lib_forms:
                 if _inside(lib, root_form):
-                    r.problem(key, f"the library {str(library)!r} is inside the root {root!r}")
+                    r.problem(
+                        key, f"the library {str(library)!r} (daemon.library) is inside the root {root!r}"
+                    )
                     return
                 if _inside(root_form, lib):
-                    r.problem(key, f"the root {root!r} is inside the library {str(library)!r}")
+                    r.problem(
+                        key, f"the root {root!r} is inside the library {str(library)!r} (daemon.library)"
+                    )
                     return
 
 

@@ -288,8 +288,8 @@ roots = ["{tmp_path}/library-not"]
 """
     found = problems(text)
     assert found == [
-        f"remotes[0].roots (line 8): the library '{tmp_path}/lib' is inside the root '{tmp_path}'",
-        f"remotes[1].roots (line 13): the root '{tmp_path}/lib/sub' is inside the library '{tmp_path}/lib'",
+        f"remotes[0].roots (line 8): the library '{tmp_path}/lib' (daemon.library) is inside the root '{tmp_path}'",
+        f"remotes[1].roots (line 13): the root '{tmp_path}/lib/sub' is inside the library '{tmp_path}/lib' (daemon.library)",
     ]
 
 

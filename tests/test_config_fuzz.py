@@ -85,3 +85,13 @@ def test_a_nul_character_in_any_path_name_or_argument_is_a_config_problem(tmp_pa
         path.write_bytes(render(tmp_path, Mutation("value", key, where, value)))
         with pytest.raises(ConfigError, match=re.escape(key) + r".*NUL"):
             load_config(path)
+
+
+def test_a_library_that_holds_a_root_names_daemon_library_too(tmp_path: Path) -> None:
+    """Found by the harness: `library = "/"` was reported at the root's key alone; the problem now names
+    `daemon.library` as well, the key the user changed."""
+    path = tmp_path / "config.toml"
+    path.write_bytes(render(tmp_path, Mutation("value", "daemon.library", ("daemon", "library"), "/")))
+    assert judge(path, Mutation("value", "daemon.library", ("daemon", "library"), "/")).unnamed is False
+    with pytest.raises(ConfigError, match=r"remotes\[1\]\.roots.*inside the library '/' \(daemon\.library\)"):
+        load_config(path)

@@ -72,8 +72,10 @@ def _fuzz(base: str, work: Path, examples: int) -> tuple[int, int, str]:
     server_errors = len(re.findall(r"Server error", summary))
     failures = 0 if done.returncode == 0 else max(1, len(re.findall(r"^\s*\d+\. ", summary, re.M)))
     (work / "schemathesis.txt").write_text(out + done.stderr)
-    last = [line.strip() for line in summary.splitlines() if line.strip()]
-    return server_errors, failures, (last[-1] if last else "no output")
+    cases = re.search(r"(\d+) generated, .*", summary)
+    tested = re.search(r"Tested: (\d+)", summary)
+    told = f"{cases.group(0).strip() if cases else 'no test cases'} over {tested.group(1) if tested else '?'} operations"
+    return server_errors, failures, told
 
 
 def run(mode: Mode, work: Path) -> Section:

@@ -177,7 +177,8 @@ def run(mode: Mode, work: Path) -> Section:
             "at most 2^63 - 1, counts at most 1,000,000 (tests/test_config_fuzz.py).",
             'Found and fixed: a NUL character in a path (`library = "\\u0000"`) raised ValueError (embedded '
             "null byte) out of `config check`, a traceback; NUL is now refused in every string, root, glob and "
-            "command word with the key's path.",
+            "command word with the key's path. And `library = \"/\"` was reported at the root's key alone "
+            "(`remotes[1].roots: … inside the library '/'`); the problem now names `daemon.library` too.",
             "SIGHUP: `mediasyncd run` with a local remote; each round writes one of the rejected configs, "
             "sends SIGHUP, waits for the `reload rejected` log line and reads /status.",
             *(f"Case to look at: `{line}`" for line in findings),

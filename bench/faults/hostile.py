@@ -297,7 +297,9 @@ def run(mode: Mode, work: Path) -> Section:
             Figure.info("seconds for that pass", round(seconds, 1)),
         ],
         [
-            f"{'Quick mode: 10,000' if quick else '100,000'} files in one directory (full mode: 100,000).",
+            "Quick mode: 10,000 files in one directory (full mode: 100,000)."
+            if quick
+            else "100,000 files in one directory, one `sync --once` pass over the exec remote.",
             "Names with control characters (ESC, BEL, newline, tab) are refused at listing by design (reported "
             "as rejected), never landed; `..`, absolute and NUL-cut names from the lying `find` likewise.",
             "Found and fixed: a directory swapped for a symlink out of the root between listing and transfer "

@@ -50,9 +50,7 @@ def hash_command(hasher: str, paths: Sequence[str], roots: Sequence[str] = ()) -
     listed directories, so a directory swapped for a symlink (leading out of the root) is never read
     through. A path under no known root is pinned from `/`. Prints `@N` before the lines of group N."""
     variables = _root_variables(roots)
-    lines = [
-        f"{var}=$(cd -P -- {shlex.quote(root)} 2>/dev/null && pwd -P)" for root, var in variables.items()
-    ]
+    lines = _root_lines(variables)
     lines.append(
         'g() { d=$1; i=$2; shift 2; cd -P -- "$d" 2>/dev/null && [ "$(pwd -P)" = "$d" ] && '
         f'{{ printf \'@%s\\n\' "$i"; {HASH_COMMANDS[hasher].removesuffix(" --")} "$@" 2>/dev/null; }}; }}'
@@ -64,9 +62,17 @@ def hash_command(hasher: str, paths: Sequence[str], roots: Sequence[str] = ()) -
 
 
 def _root_variables(roots: Sequence[str]) -> dict[str, str]:
-    """A shell variable for each root's real path, the longest root first."""
-    ordered = sorted({r.rstrip("/") or "/" for r in roots}, key=len, reverse=True)
+    """A shell variable for each root's real path, the longest root first (`/` needs none)."""
+    ordered = sorted({r.rstrip("/") for r in roots if r.rstrip("/")}, key=len, reverse=True)
     return {root: f"r{i}" for i, root in enumerate(ordered)}
+
+
+def _root_lines(variables: dict[str, str]) -> list[str]:
+    """Set each root's variable to its real path; a root that is gone gets one no directory can have."""
+    return [
+        f'{var}=$(cd -P -- {shlex.quote(root)} 2>/dev/null && pwd -P); [ -n "${var}" ] || {var}=/dev/null/gone'
+        for root, var in variables.items()
+    ]
 
 
 def _groups(paths: Sequence[str], variables: dict[str, str]) -> list[tuple[str, list[tuple[str, str]]]]:
@@ -77,9 +83,8 @@ def _groups(paths: Sequence[str], variables: dict[str, str]) -> list[tuple[str, 
         parent, leaf = posixpath.split(path)
         word = shlex.quote(parent or "/")
         for root, var in variables.items():
-            base = "" if root == "/" else root
-            if parent == (base or "/") or parent.startswith(base + "/"):
-                below = parent[len(base) :] if parent != (base or "/") else ""
+            if parent == root or parent.startswith(root + "/"):
+                below = parent[len(root) :]
                 word = f'"${var}"' + (shlex.quote(below) if below else "")
                 break
         groups.setdefault(word, []).append((path, leaf))
@@ -157,9 +162,7 @@ def delete_command(
     below `roots` are pinned as in `hash_command`."""
     check = _CHECK_HASH.format(hasher=HASH_COMMANDS[hasher]) if hasher else _CHECK_STAT
     variables = _root_variables(roots)
-    lines = [
-        f"{var}=$(cd -P -- {shlex.quote(root)} 2>/dev/null && pwd -P)" for root, var in variables.items()
-    ]
+    lines = _root_lines(variables)
     lines.append(f"T={shlex.quote(token)}; " + _DELETE_FN.format(prefix=QUARANTINE, check=check) + "true")
     for i, e in enumerate(files):
         directory = _groups([e.path], variables)[0][0]
