@@ -14,4 +14,6 @@ SCENARIOS: tuple[str, ...] = (
     "hostkeys",
     "config_fuzz",
     "api",
+    # workflow stages (kill -9 during archive and compress, purge gated on them)
+    "workflow",
 )
