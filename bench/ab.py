@@ -9,7 +9,8 @@ What a change to the per-file or per-byte path gains, measured the way issue 21 
 `sync --once`, rsync pulls it too, the order rotates each repetition, and the medians of wall time and
 of local CPU (user + system of the tool's process tree, bench/rusage_exec.c) are printed with the
 ratio to rsync. `--transport ssh` pulls from the real sshd on loopback (`rsync -a -e ssh`);
-`--transport local` reads the dataset's folder directly (`rsync -a` between two directories).
+`--transport local` reads the dataset's folder directly (`rsync -a` between two directories); `wan` and
+`lan` pull from the sshd behind bench.run's emulated link or its veth pair.
 The load average is printed too: this machine is shared, so compare within one run only.
 """
 
@@ -26,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.datasets import DatasetSpec, ensure_datasets
-from bench.endpoints import Endpoint, loopback_endpoint
+from bench.endpoints import Endpoint, lan_endpoint, loopback_endpoint, wan_endpoint
+from bench.netem.wan import LinkSpec
 from bench.profile import PROFILE_SPEC
 from bench.tools import (
     Mediasyncd,
@@ -46,7 +48,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rev", action="append", required=True, help="a mediasyncd commit (repeat: A, B, ...)")
     p.add_argument("--dataset", default="MANY", choices=["PNG", "MANY", "BIG"])
-    p.add_argument("--transport", default="ssh", choices=["ssh", "local"])
+    p.add_argument("--transport", default="ssh", choices=["ssh", "local", "wan", "lan"],
+                   help="ssh: loopback sshd; wan: behind the 40 ms / 200 Mbit/s link; lan: the veth pair")  # fmt: skip
     p.add_argument("--repeat", type=int, default=5)
     p.add_argument("--set-b", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="config for the second --rev only (compare a setting on one revision)")  # fmt: skip
@@ -135,7 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 class _endpoint:
-    """The loopback sshd for `ssh`, nothing for `local`."""
+    """The sshd for `ssh` (loopback), `wan` or `lan`; nothing for `local`."""
 
     def __init__(self, transport: str, work: Path) -> None:
         self.transport, self.work = transport, work
@@ -144,7 +147,12 @@ class _endpoint:
     def __enter__(self) -> Endpoint | None:
         if self.transport == "local":
             return None
-        self._cm = loopback_endpoint(self.work / "sshd")
+        if self.transport == "wan":
+            self._cm = wan_endpoint(LinkSpec())
+        elif self.transport == "lan":
+            self._cm = lan_endpoint()
+        else:
+            self._cm = loopback_endpoint(self.work / "sshd")
         endpoint: Endpoint = self._cm.__enter__()
         return endpoint
 

@@ -1,7 +1,7 @@
 """Flame graphs of `mediasyncd sync --once` per dataset over loopback, sampled by py-spy.
 
-    sudo .venv/bin/python -m bench.profile            # PNG, MANY, BIG at the --quick sizes; ~1 minute
-    sudo .venv/bin/python -m bench.profile --many 2000 --datasets MANY
+    sudo .venv/bin/python -m bench.profile            # PNG 200 files, MANY 2,000, BIG 2 x 200 MB; ~1 minute
+    sudo .venv/bin/python -m bench.profile --many 5000 --datasets MANY,noop --raw --out /tmp/stacks
 
 Each dataset is pulled once into an empty library from the real OpenSSH sshd on 127.0.0.1 (the same
 endpoint as `bench.run --links loopback`), with `py-spy record` sampling the mediasyncd process (its

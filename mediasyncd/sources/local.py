@@ -74,14 +74,20 @@ class LocalSource:
         started_ns = time.time_ns()
         dst: int | None = None
         try:
-            src, before = await loop.run_in_executor(executor, self._open_file, path)
-            try:
-                hasher, offset, out = await loop.run_in_executor(executor, _start_partial, partial, size)
-                dst = out
-                done = await _copy(src, out, hasher, offset, size, executor, limiter, progress)
-                longer, after = await loop.run_in_executor(executor, _tail_and_stat, src, done)
-            finally:
-                os.close(src)
+            if limiter is None and size <= COPY_HOP:  # the whole copy in one trip to a thread
+                copied = await loop.run_in_executor(executor, self._copy_at_once, path, partial, size)
+                hasher, offset, done, longer, before, after = copied
+                if progress:
+                    progress(done)
+            else:
+                src, before = await loop.run_in_executor(executor, self._open_file, path)
+                try:
+                    hasher, offset, out = await loop.run_in_executor(executor, _start_partial, partial, size)
+                    dst = out
+                    done = await _copy(src, out, hasher, offset, size, executor, limiter, progress)
+                    longer, after = await loop.run_in_executor(executor, _tail_and_stat, src, done)
+                finally:
+                    os.close(src)
             if done != size or longer or not same_version(after.st_size, after.st_mtime, size, mtime):
                 raise RemoteFileChanged(f"{path}: changed during transfer")
         except RemoteFileChanged:
@@ -217,6 +223,23 @@ class LocalSource:
             os.close(fd)
             raise RemoteFileChanged(f"{path}: no longer a regular file")
         return fd, st
+
+    def _copy_at_once(
+        self, path: str, partial: Path, size: int
+    ) -> tuple[Any, int, int, bool, os.stat_result, os.stat_result]:
+        """Blocking: open, copy and check a file of at most COPY_HOP bytes; (hasher, offset resumed
+        from, end offset, whether the source has more bytes, fstat before, fstat after)."""
+        src, before = self._open_file(path)
+        try:
+            hasher, offset, dst = _start_partial(partial, size)
+            try:
+                done = offset + _copy_span(src, dst, hasher, offset, size - offset)
+            finally:
+                os.close(dst)
+            longer, after = _tail_and_stat(src, done)
+        finally:
+            os.close(src)
+        return hasher, offset, done, longer, before, after
 
     def _lstat(self, path: str) -> os.stat_result | None:
         try:

@@ -10,26 +10,23 @@ What tar could not send (vanished, changed type, unreadable) is simply missing f
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import os
 import queue
 import shlex
 import tarfile
-import threading
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Protocol
 
 from mediasyncd.errors import LibraryFull, TransferError
 from mediasyncd.sources.receive import LOCAL_FULL
 
 READ = 256 << 10
 MAX_QUEUED = 64  # chunks waiting for the writer thread before the reader pauses
-T = TypeVar("T")
 
 
 def tar_command(root: str) -> str:
@@ -159,10 +156,7 @@ async def unpack_stream(
     def done(member: Member) -> None:
         loop.call_soon_threadsafe(on_member, member)
 
-    # Its own thread, not one of the shared executor's: the unpacker waits for the network most of the
-    # time, and a few streams in flight would otherwise hold every executor thread while landing, hashing
-    # and partial writes queue behind them.
-    unpacking = in_own_thread(_unpack, reader, dict(partials), done, sizes)
+    unpacking = loop.run_in_executor(executor, _unpack, reader, dict(partials), done, sizes)
     received = 0
     try:
         while chunk := await stream.read(READ):
@@ -182,29 +176,3 @@ async def unpack_stream(
                 raise LibraryFull(f"library disk full while unpacking a tar stream: {exc.strerror}") from None
             if received:
                 raise TransferError(f"tar stream from {root} unreadable: {exc}") from None
-
-
-def in_own_thread(fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
-    """Run blocking `fn(*args)` in a new daemon thread; its result (or exception) as a future of the
-    running loop."""
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future[T] = loop.create_future()
-
-    def settle(result: T | None, error: BaseException | None) -> None:
-        if future.cancelled():
-            return
-        if error is not None:
-            future.set_exception(error)
-        else:
-            future.set_result(result)  # type: ignore[arg-type]
-
-    def body() -> None:
-        try:
-            outcome: tuple[T | None, BaseException | None] = (fn(*args), None)
-        except BaseException as exc:  # handed to the awaiting coroutine, not lost in the thread
-            outcome = (None, exc)
-        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody is waiting
-            loop.call_soon_threadsafe(settle, *outcome)
-
-    threading.Thread(target=body, name="tar-unpack", daemon=True).start()
-    return future

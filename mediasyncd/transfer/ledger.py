@@ -3,7 +3,7 @@
 It owns the in-memory index of the remote's current files (the diff base), the set of files in flight,
 the passes still open and the counters that `/status` and `sync --once` show. Each state change is
 written to the state DB, with its event, in one transaction before the index changes. A pass's
-`sync_complete` is written once every file it claimed has an outcome.
+`sync_complete` is written once every file it claimed has an outcome (the tallies: transfer/passes.py).
 """
 
 from __future__ import annotations

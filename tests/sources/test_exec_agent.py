@@ -27,7 +27,7 @@ def _watch_mode(config: Path) -> str | None:
     try:
         mode: str | None = _status(config)["remotes"][0]["watch_mode"]
         return mode
-    except OSError:
+    except (OSError, IndexError):  # not serving yet, or serving before the remote is registered
         return None
 
 
