@@ -65,17 +65,30 @@ def nothing_lost(world: World) -> None:
         assert sha256_file(world.source / rel) == sha256, rel
 
 
+def compressed(world: World) -> int:
+    """Files whose compress stage is done (0 before the workflow's tables exist)."""
+    try:
+        return compress_states(world).get("done", 0)
+    except sqlite3.OperationalError:
+        return 0
+
+
 def kill_loop(world: World, log: Path) -> int:
-    """Start `workflow run`, kill it -9 at a random moment, check; KILLS times. How many kills landed
-    while it was still working."""
+    """Start `workflow run`, kill it -9 while it works — once one to three more files are compressed,
+    plus a random few milliseconds, so the kill lands mid-work however fast the machine is — and
+    check; KILLS times. How many kills landed while it was still working."""
     rng = random.Random(20)
     landed = 0
     with log.open("ab") as out:
         for _ in range(KILLS):
+            target = compressed(world) + rng.randint(1, 3)
             proc = subprocess.Popen(
                 [MEDIASYNCD, "workflow", "run", "--config", str(world.config_path)], stdout=out, stderr=out
             )
-            time.sleep(rng.uniform(0.6, 2.0))
+            deadline = time.monotonic() + 120
+            while proc.poll() is None and compressed(world) < target and time.monotonic() < deadline:
+                time.sleep(0.005)
+            time.sleep(rng.uniform(0, 0.03))
             if proc.poll() is None:
                 landed += 1
             proc.kill()
