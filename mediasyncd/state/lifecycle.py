@@ -26,3 +26,13 @@ LANDED = frozenset({FileState.LANDED, FileState.PROCESSED, FileState.PURGED})  #
 def sql_set(states: frozenset[FileState]) -> str:
     """`('a', 'b')` for an SQL `IN`: states are fixed words, never user input."""
     return "(" + ", ".join(f"'{s.value}'" for s in sorted(states)) + ")"
+
+
+class StageState(StrEnum):
+    """A workflow stage's state for one file (state/workflow.py)."""
+
+    PENDING = "pending"
+    WAITING = "waiting"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
