@@ -13,10 +13,12 @@ now including what never landed.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 from bench.faults.common import (
@@ -36,6 +38,7 @@ from bench.faults.common import (
 )
 from bench.faults.report import Figure, Mode, Section
 from mediasyncd.demo.images import write_forge_image
+from tests.postgres import PgServer, find_bin
 from tests.sshd import SshServer, session_pids, start_sshd
 
 TITLE = "Crash: kill -9 of `mediasyncd run`"
@@ -45,6 +48,7 @@ PROMISE = (
     "mediasyncd claims all three, and that its event log has each landed file exactly once."
 )
 PHASES = ("pulls", "purge", "pipeline", "sinks")
+PG_SCHEMA = "faults"
 BIG = 3 * MiB
 SEEN_WITHIN = 4.0  # seconds to wait for the phase's work to show before killing anyway
 
@@ -53,12 +57,70 @@ def run(mode: Mode, work: Path) -> Section:
     kills = 100 if mode is Mode.FULL else 20
     seed = int.from_bytes(os.urandom(4), "big")
     rng = random.Random(seed)
-    with start_sshd(work / "sshd", extra_config="MaxStartups 100\n") as server, Hook(delay=0.003) as hook:
-        world = _world(work, server, hook)
-        return _cycles(world, server, hook, kills, rng, seed)
+    with contextlib.ExitStack() as stack:
+        server = stack.enter_context(start_sshd(work / "sshd", extra_config="MaxStartups 100\n"))
+        hook = stack.enter_context(Hook(delay=0.003))
+        pg = stack.enter_context(postgres()) if mode is Mode.FULL else None  # its start-up is seconds
+        world = _world(work, server, hook, pg)
+        section = _cycles(world, server, hook, kills, rng, seed)
+        if pg is not None:
+            section.figures[10:10] = _pg_figures(world, pg)
+        else:
+            section.notes.append("Quick mode: the webhook sink only; full mode adds a PostgreSQL sink.")
+        return section
 
 
-def _world(work: Path, server: SshServer, hook: Hook) -> World:
+@contextlib.contextmanager
+def postgres() -> Iterator[PgServer]:
+    """A real PostgreSQL (tests/postgres.py) for the whole scenario, removed after it."""
+    bin_dir = find_bin()
+    if bin_dir is None:
+        raise RuntimeError("PostgreSQL server binaries are missing: run scripts/setup --dev")
+    server = PgServer(bin_dir)
+    server.init()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.cleanup()
+
+
+def _pg_figures(world: World, pg: PgServer) -> list[Figure]:
+    """Every event the PostgreSQL sink takes stored exactly once; every landed file's row, once, with
+    its SHA-256 (the sink's tables, read with psql)."""
+    wanted = {r[0] for r in world.rows("SELECT id FROM events WHERE sink IS NULL OR sink = 'db'")}
+    wait_until(lambda: len(_pg_ids(pg)) >= len(wanted), 60, 0.5)
+    ids = _pg_ids(pg)
+    rows = [
+        tuple(line.split("|"))
+        for line in pg.psql(f"SELECT remote, path, sha256 FROM {PG_SCHEMA}.mediasyncd_files").splitlines()
+        if line
+    ]
+    landed = {
+        (r[0], r[1], r[2])
+        for r in world.rows(
+            "SELECT remote, rel, sha256 FROM files WHERE state IN ('landed', 'processed', 'purged')"
+        )
+    }
+    return [
+        Figure.zero("events never stored by the PostgreSQL sink", len(wanted - set(ids))),
+        Figure.zero("events stored twice by the PostgreSQL sink", len(ids) - len(set(ids))),
+        Figure.zero(
+            "landed files whose PostgreSQL row is missing, wrong or twice",
+            len(landed ^ set(rows)) + len(rows) - len(set(rows)),
+        ),
+    ]
+
+
+def _pg_ids(pg: PgServer) -> list[int]:
+    try:
+        out = pg.psql(f"SELECT id FROM {PG_SCHEMA}.mediasyncd_events")
+    except RuntimeError:  # the tables are not there yet
+        return []
+    return [int(line) for line in out.splitlines() if line]
+
+
+def _world(work: Path, server: SshServer, hook: Hook, pg: PgServer | None) -> World:
     root = work / "remote" / "outputs"
     root.mkdir(parents=True)
     table = ssh_remote_table(server, "r1", root, purge={"older_than": "30m", "schedule": "0 0 1 1 *"})
@@ -67,7 +129,12 @@ def _world(work: Path, server: SshServer, hook: Hook) -> World:
         [table],
         transfer={"concurrency": 4, "bwlimit": "12MiB", "in_flight": "8MiB"},
         pipeline={"enabled": True, "workers": 1, "video_thumbnails": False, "thumb_size": 64},
-        sinks=[webhook_sink(hook, work / "hook.secret", batch=1)],
+        sinks=[webhook_sink(hook, work / "hook.secret", batch=1)]
+        + (
+            [{"name": "db", "type": "postgresql", "dsn": pg.dsn, "schema": PG_SCHEMA, "batch": 50}]
+            if pg
+            else []
+        ),
     )
 
 

@@ -1,7 +1,3 @@
-# READ THIS FIRST, helper of issue 22's data-path half (crash, link, disk, soak): your git worktree is
-# /work/wt-faults-data on branch faults-data — work and commit ONLY there, never in /work/main (the lead's).
-# The house rules, your deadline (last commit by 19:50 UTC) and what your report must say are in
-# /tmp/common-faults-data.md — read it now. (The lead removes this note on merge.)
 """What a fault scenario reports: counted figures against their targets, and the Markdown they become.
 
 A scenario module under bench/faults/ exposes

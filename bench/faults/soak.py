@@ -177,6 +177,11 @@ def _section(
         "Lag is a file's remote mtime to its landed_at in the state DB (1 s clock granularity on the mtime "
         "side is not corrected).",
     ]
+    notes.append(
+        "The soak never purges: every file written stays on its remote, and the daemon keeps an in-memory "
+        "index row per remote file it knows (the transfer ledger), so part of any RSS growth scales with the "
+        "files written; the per-file figure shows how much."
+    )
     if quick:
         notes.append("Quick mode: a mini soak; RSS and fd growth are reported, judged only in full mode.")
     notes += [f"error line: {e[:200]}" for e in errors[:5]]

@@ -30,6 +30,8 @@ from mediasyncd.pipeline.orphans import exit_with_parent
 from mediasyncd.pipeline.outcome import PipelineResult, StageOutcome
 from mediasyncd.pipeline.record import GenerationRecord
 from mediasyncd.pipeline.stages import Job, Stage, dependents, enabled, names
+from mediasyncd.pipeline.work import TEMP_DIR
+from mediasyncd.pipeline.xmp import sweep_temps
 from mediasyncd.state import Store
 from mediasyncd.state.catalog import FINISHED, Catalog, MediaRow
 
@@ -204,6 +206,8 @@ class Pipeline:
             self._pool = ProcessPoolExecutor(
                 self._options.worker_count(), mp_context=context, initializer=exit_with_parent
             )
+            # What a killed run left half-written (a sidecar's temporary), in a worker, off the loop.
+            self._pool.submit(sweep_temps, str(self._library / TEMP_DIR))
         return self._pool
 
 

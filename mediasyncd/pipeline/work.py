@@ -9,6 +9,7 @@ import os
 import stat
 from pathlib import Path
 
+from mediasyncd.paths import INTERNAL_DIR
 from mediasyncd.pipeline.metadata import Extraction, extract
 from mediasyncd.pipeline.options import PipelineOptions
 from mediasyncd.pipeline.outcome import StageOutcome
@@ -16,6 +17,8 @@ from mediasyncd.pipeline.record import GenerationRecord
 from mediasyncd.pipeline.thumbs import make_thumbnail
 from mediasyncd.pipeline.video_tags import ffprobe_for
 from mediasyncd.pipeline.xmp import ForeignSidecar, build_xmp, sidecar_path, write_sidecar
+
+TEMP_DIR = Path(INTERNAL_DIR) / "tmp"  # under the library: sidecars are written here, then renamed
 
 
 def metadata_job(source: str, options: PipelineOptions) -> Extraction:
@@ -29,7 +32,7 @@ def xmp_job(source: str, library: str, record: GenerationRecord, options: Pipeli
     target = sidecar_path(image, options.xmp_naming)
     try:
         mode = stat.S_IMODE(os.stat(image).st_mode) & 0o666
-        written = write_sidecar(target, build_xmp(record), mode or 0o644)
+        written = write_sidecar(target, build_xmp(record), mode or 0o644, Path(library) / TEMP_DIR)
     except ForeignSidecar as error:
         return StageOutcome("skipped", str(error))
     except OSError as error:

@@ -14,6 +14,7 @@ import json
 import os
 import re
 import tempfile
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from pathlib import Path
@@ -242,10 +243,16 @@ def keep_rating(document: str, existing: str) -> str:
     return document[:at] + rating + document[at:]
 
 
-def write_sidecar(path: Path, document: str, mode: int = 0o644) -> bool:
+TEMP_AGE = 60.0  # seconds after which a temporary in the temp dir is a crash's leftover
+
+
+def write_sidecar(path: Path, document: str, mode: int = 0o644, temp_dir: Path | None = None) -> bool:
     """Write `document` to `path` atomically (with `mode`); False when the same document is already there.
 
-    Raises ForeignSidecar when `path` exists and was not written by mediasyncd.
+    The bytes go to a temporary file first: in `temp_dir` (the library's `.mediasyncd/tmp`) when that is
+    on the same filesystem as `path`, so that a process killed mid-write leaves nothing beside the image
+    (`sweep_temps` removes it later); else beside `path`. Raises ForeignSidecar when `path` exists and was
+    not written by mediasyncd.
     """
     data = document.encode("utf-8")
     try:
@@ -262,7 +269,7 @@ def write_sidecar(path: Path, document: str, mode: int = 0o644) -> bool:
         data = keep_rating(document, old).encode("utf-8")
         if existing == data:
             return False
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=_temp_dir_for(path, temp_dir))
     try:
         with os.fdopen(fd, "wb") as stream:
             stream.write(data)
@@ -274,3 +281,32 @@ def write_sidecar(path: Path, document: str, mode: int = 0o644) -> bool:
         Path(tmp).unlink(missing_ok=True)
         raise
     return True
+
+
+def _temp_dir_for(path: Path, temp_dir: Path | None) -> Path:
+    if temp_dir is not None:
+        try:
+            temp_dir.mkdir(parents=True, exist_ok=True)
+            if os.stat(temp_dir).st_dev == os.stat(path.parent).st_dev:
+                return temp_dir
+        except OSError:
+            pass
+    return path.parent
+
+
+def sweep_temps(temp_dir: str, older_than: float = TEMP_AGE) -> int:
+    """Remove temporaries a killed process left in `temp_dir` (none is written for that long); the count."""
+    removed = 0
+    now = time.time()
+    try:
+        entries = list(os.scandir(temp_dir))
+    except OSError:
+        return 0
+    for entry in entries:
+        try:
+            if entry.name.endswith(".tmp") and entry.is_file() and now - entry.stat().st_mtime > older_than:
+                os.unlink(entry.path)
+                removed += 1
+        except OSError:
+            continue
+    return removed
