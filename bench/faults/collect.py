@@ -46,8 +46,10 @@ def collect(docs: Path, parts: Sequence[str] = PARTS) -> str:
         produced = PRODUCED.search(text)
         where = f"`{produced.group(1)}`, {produced.group(2)}" if produced else name
         for row in text.splitlines():
+            if row.startswith("## "):
+                break  # the summary table comes before the first section
             m = ROW.match(row)
-            if m and not row.startswith("| figure"):
+            if m:
                 lines.append(f"| {m.group(1)} | {m.group(2)} | {m.group(3)} | {m.group(4)} | {where} |")
         body: list[str] = []
         in_sections = False

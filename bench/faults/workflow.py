@@ -155,7 +155,8 @@ def _one(
             proc = subprocess.Popen(
                 [*MEDIASYNCD, "workflow", "run", "--config", str(config)], stdout=log, stderr=log
             )
-            time.sleep(rng.uniform(0.4, longest))
+            _wait_for_progress(work, proc, _stages_done(work) + rng.randint(1, 3), longest)
+            time.sleep(rng.uniform(0, 0.03))
             counts.landed_mid_run += proc.poll() is None
             proc.kill()
             proc.wait()
@@ -179,6 +180,23 @@ def _one(
         1 for root in ("library", "nas") for _ in (work / root).rglob("*.mediasyncd-partial")
     )
     return counts
+
+
+def _stages_done(work: Path) -> int:
+    """Stage rows done so far (0 before the workflow's tables exist)."""
+    try:
+        with sqlite3.connect(work / "state/state.db", timeout=30) as db:
+            return int(db.execute("SELECT COUNT(*) FROM file_stages WHERE state = 'done'").fetchone()[0])
+    except sqlite3.OperationalError:
+        return 0
+
+
+def _wait_for_progress(work: Path, proc: subprocess.Popen[bytes], target: int, longest: float) -> None:
+    """Until `target` stage rows are done, the run ends, or `longest` × 20 seconds pass: the kill then
+    lands mid-work however fast the machine is (a fixed delay came after the end on a quiet one)."""
+    deadline = time.monotonic() + longest * 20
+    while proc.poll() is None and _stages_done(work) < target and time.monotonic() < deadline:
+        time.sleep(0.005)
 
 
 def run(mode: Mode, work: Path) -> Section:
