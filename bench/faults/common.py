@@ -7,7 +7,6 @@ Every count here is measured from the files, the state DB (read-only) and the pr
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import json
@@ -18,7 +17,6 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -30,8 +28,8 @@ from pathlib import Path
 from typing import Any
 
 import tomli_w
-from aiohttp import web
 
+from tests.sinks.receiver import Receiver
 from tests.sshd import SshServer
 
 MEDIASYNCD = str(Path(sys.executable).parent / "mediasyncd")
@@ -502,61 +500,12 @@ def audit_events(world: World, *, cli: bool = True) -> EventAudit:
 # -------------------------------------------------------------------------------------------- receiver
 
 
-class Hook:
-    """A webhook receiver on a free loopback port (aiohttp on its own thread): records the event ids it
-    is sent, answering 204 after `delay` seconds."""
+class Hook(Receiver):
+    """The test suite's webhook receiver (signatures checked with the README's verifier), with the
+    harness's secret, answering 204 after `delay` seconds."""
 
     def __init__(self, delay: float = 0.0) -> None:
-        self.delay = delay
-        self.ids: list[int] = []
-        self.port = 0
-        self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hook"
-
-    def received(self) -> list[int]:
-        with self._lock:
-            return list(self.ids)
-
-    async def _handle(self, request: web.Request) -> web.Response:
-        document = json.loads(await request.read())
-        if self.delay:
-            await asyncio.sleep(self.delay)
-        with self._lock:
-            self.ids.extend(int(e["id"]) for e in document.get("events", [document]))
-        return web.Response(status=204)
-
-    def __enter__(self) -> Hook:
-        ready = threading.Event()
-
-        def serve() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            app = web.Application()
-            app.router.add_post("/hook", self._handle)
-            runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.2)
-            loop.run_until_complete(runner.setup())
-            site = web.TCPSite(runner, "127.0.0.1", 0)
-            loop.run_until_complete(site.start())
-            self.port = runner.addresses[0][1]
-            ready.set()
-            loop.run_forever()
-            loop.run_until_complete(runner.cleanup())
-            loop.close()
-
-        self._thread = threading.Thread(target=serve, daemon=True)
-        self._thread.start()
-        ready.wait(10)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._loop is not None and self._thread is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(10)
+        super().__init__(WEBHOOK_SECRET, delay=delay)
 
 
 def webhook_sink(hook: Hook, secret_file: Path, **extra: Any) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from aiohttp import web
 
@@ -35,6 +35,7 @@ class Receiver:
     mode: str = "ok"  # ok | fail | stall | gone | throttle
     reject: set[int] = field(default_factory=set)
     retry_after: str = "1"
+    delay: float = 0.0  # seconds before each answer (a slow receiver)
     ids: list[int] = field(default_factory=list)
     requests: list[dict[str, Any]] = field(default_factory=list)
     bad_signatures: int = 0
@@ -65,6 +66,8 @@ class Receiver:
             return self._answer(410)
         if self.mode == "throttle":
             return self._answer(429, {"Retry-After": self.retry_after})
+        if self.delay:
+            await asyncio.sleep(self.delay)
         document = json.loads(body)
         events = document.get("events", [document])
         if any(e["id"] in self.reject for e in events):
@@ -101,6 +104,18 @@ class Receiver:
         self._thread = threading.Thread(target=serve, daemon=True)
         self._thread.start()
         ready.wait(10)
+
+    def received(self) -> list[int]:
+        """The event ids accepted so far (a copy: the receiver's thread appends to it)."""
+        with self._lock:
+            return list(self.ids)
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
     def stop(self) -> None:
         """Down: the port refuses connections (it can be started again on the same port)."""
