@@ -11,6 +11,7 @@ from pathlib import Path
 
 from mediasyncd.demo.images import write_forge_image
 from tests.helpers import MEDIASYNCD, OLD, Env, make_env, start_daemon, wait_for
+from tests.procs import cmdline, descendants, still_alive
 from tests.sshd import SshServer
 
 WORKERS = 2
@@ -57,58 +58,22 @@ def _kill_and_check(proc: subprocess.Popen[bytes]) -> None:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and _alive(helpers):
+        while time.monotonic() < deadline and still_alive(helpers):
             time.sleep(0.1)
-        lingering = _alive(helpers)
+        lingering = still_alive(helpers)
         assert not lingering, f"helper processes alive 5 s after SIGKILL: {_describe(lingering)}"
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-        for pid in _alive(helpers):
+        for pid in still_alive(helpers):
             os.kill(pid, signal.SIGKILL)
 
 
 def _helpers_of(root: int) -> dict[int, str]:
     """The multiprocessing helpers among `root`'s descendants, each PID with its start time."""
-    found: dict[int, str] = {}
-    pending = [root]
-    while pending:
-        pid = pending.pop()
-        for children in Path(f"/proc/{pid}/task").glob("*/children"):
-            try:
-                pending.extend(int(child) for child in children.read_text().split())
-            except OSError:  # the task ended meanwhile
-                continue
-        if pid != root and "multiprocessing" in _cmdline(pid):
-            started = _start_time(pid)
-            if started is not None:
-                found[pid] = started
-    return found
-
-
-def _alive(helpers: dict[int, str]) -> dict[int, str]:
-    """Those of `helpers` still running: same PID and start time (not reused), and not a zombie."""
-    return {pid: started for pid, started in helpers.items() if _start_time(pid) == started}
-
-
-def _start_time(pid: int) -> str | None:
-    """Field 22 of /proc/PID/stat (start time in clock ticks), or None if gone or a zombie."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) "; comm may hold spaces
-    state, started = fields[0], fields[19]
-    return None if state in ("Z", "X") else started
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
+    return {pid: t for pid, t in descendants(root).items() if "multiprocessing" in cmdline(pid)}
 
 
 def _describe(pids: dict[int, str]) -> str:
-    return "; ".join(f"{pid}: {_cmdline(pid)[:120]}" for pid in pids)
+    return "; ".join(f"{pid}: {cmdline(pid)[:120]}" for pid in pids)

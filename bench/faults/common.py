@@ -29,6 +29,7 @@ from typing import Any
 
 import tomli_w
 
+from tests.procs import cmdline, descendants, still_alive
 from tests.sinks.receiver import Receiver
 from tests.sshd import SshServer
 
@@ -318,46 +319,6 @@ def error_lines(log: Path) -> list[str]:
         if not isinstance(entry, dict) or entry.get("level") in ("error", "critical", "exception"):
             found.append(line)
     return found
-
-
-def descendants(root: int) -> dict[int, str]:
-    """Every process below `root`, each PID with its start time (so a reused PID is not mistaken)."""
-    found: dict[int, str] = {}
-    pending = [root]
-    while pending:
-        pid = pending.pop()
-        for children in Path(f"/proc/{pid}/task").glob("*/children"):
-            try:
-                kids = [int(c) for c in children.read_text().split()]
-            except OSError:
-                continue
-            for kid in kids:
-                started = start_time(kid)
-                if started is not None:
-                    found[kid] = started
-                    pending.append(kid)
-    return found
-
-
-def still_alive(procs: dict[int, str]) -> dict[int, str]:
-    return {pid: started for pid, started in procs.items() if start_time(pid) == started}
-
-
-def start_time(pid: int) -> str | None:
-    """Field 22 of /proc/PID/stat, or None when gone or a zombie."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return None if fields[0] in ("Z", "X") else fields[19]
-
-
-def cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
 
 
 def rss_bytes(pid: int) -> int:
