@@ -4,6 +4,7 @@ tests and the fault harness that kill -9 and then look for what was left behind.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -45,3 +46,18 @@ def cmdline(pid: int) -> str:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
         return ""
+
+
+def processes(match: Callable[[list[bytes]], bool]) -> list[int]:
+    """PIDs of the running processes whose argv `match` accepts."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if match(argv):
+            found.append(int(entry.name))
+    return found

@@ -29,6 +29,7 @@ from typing import Any
 
 import tomli_w
 
+from tests.helpers import remote_table
 from tests.procs import cmdline, descendants, still_alive
 from tests.sinks.receiver import Receiver
 from tests.sshd import SshServer
@@ -142,19 +143,10 @@ class World:
 
 
 def ssh_remote_table(server: SshServer, name: str, root: Path, **extra: Any) -> dict[str, Any]:
-    return {
-        "name": name,
-        "host": server.host,
-        "port": server.port,
-        "user": server.user,
-        "identity_file": str(server.client_key),
-        "known_hosts": str(server.known_hosts),
-        "kind": "generic",
-        "roots": [str(root)],
-        "poll_interval": "0.5s",
-        "settle": "0s",
-        "watch": "poll",
-    } | extra
+    """The suite's remote table for the test sshd, polling fast and taking files at once."""
+    return remote_table(
+        server, name, root, **({"poll_interval": "0.5s", "settle": "0s", "watch": "poll"} | extra)
+    )
 
 
 def make_world(

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from tests.helpers import start_daemon, stop, wait_for
+from tests.procs import processes
 from tests.sources.test_transports_e2e import make_world
 
 
@@ -33,17 +34,11 @@ def _watch_mode(config: Path) -> str | None:
 
 def _agents_for(root: Path) -> list[int]:
     """PIDs of agent processes watching `root` (this test's own)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if any(b"mediasyncd-agent" in a for a in argv) and any(str(root).encode() in a for a in argv):
-            found.append(int(entry.name))
-    return found
+    return processes(
+        lambda argv: (
+            any(b"mediasyncd-agent" in a for a in argv) and any(str(root).encode() in a for a in argv)
+        )
+    )
 
 
 def test_the_agent_runs_over_an_exec_shell(request: pytest.FixtureRequest, tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from mediasyncd.digest import sha256_file
 from mediasyncd.pipeline.metadata import extract
 from mediasyncd.workflow.video import PROFILES, ffmpeg_command
 from tests.helpers import MEDIASYNCD, wait_for
+from tests.procs import processes
 from tests.workflow.conftest import World, make_world, set_workflow
 from tests.workflow.test_compress import FIELDS, comfy_prompt
 
@@ -129,17 +130,9 @@ def test_profiles_build_the_ffmpeg_command(tmp_path: Path) -> None:
 
 def ffmpeg_writing(partial_name: str) -> list[int]:
     """PIDs of running processes whose command line names `partial_name`."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if any(partial_name.encode() in a for a in argv) and argv[0].endswith(b"ffmpeg"):
-            found.append(int(entry.name))
-    return found
+    return processes(
+        lambda argv: any(partial_name.encode() in a for a in argv) and argv[0].endswith(b"ffmpeg")
+    )
 
 
 def test_a_kill_9_mid_encode_leaves_no_ffmpeg_behind(tmp_path: Path) -> None:
