@@ -12,7 +12,7 @@ from mediasyncd.globs import PathFilter, glob_matches
 from mediasyncd.paths import check_rel, conflict_name, decode_rel
 from mediasyncd.sources.commands import parse_sha256sum
 from mediasyncd.sources.listing import RemoteEntry, find_command, parse_find, same_version
-from mediasyncd.state import FileRow, FileState
+from mediasyncd.state import FileRow, FileState, KnownFiles
 from mediasyncd.transfer.adopt import same_stamp
 from mediasyncd.transfer.index import diff
 from mediasyncd.watchers.poll import SettleTracker
@@ -94,17 +94,18 @@ def row(i: int, rel: str, size: int, mtime: float, state: str) -> FileRow:
 
 def test_diff_writes_nothing_for_unchanged_files() -> None:
     """A listing identical to the DB yields an empty diff."""
-    known = {("/root", "a"): row(1, "a", 5, 10.5, "landed")}
+    known = KnownFiles.build("r", [], [row(1, "a", 5, 10.5, "landed")])
     assert diff(known, [RemoteEntry("/root", "a", 5, 10.5)]).empty
 
 
 def test_diff_new_changed_and_vanished() -> None:
     """New files are added, a changed landed file is retired and re-added, vanished unlanded rows forgotten."""
-    known = {
-        ("/root", "landed"): row(1, "landed", 5, 10.0, "landed"),
-        ("/root", "gone"): row(2, "gone", 5, 10.0, "seen"),
-        ("/root", "kept"): row(3, "kept", 5, 10.0, "landed"),
-    }
+    rows = [
+        row(1, "landed", 5, 10.0, "landed"),
+        row(2, "gone", 5, 10.0, "seen"),
+        row(3, "kept", 5, 10.0, "landed"),
+    ]
+    known = KnownFiles.build("r", [], rows)
     d = diff(known, [RemoteEntry("/root", "landed", 6, 11.0), RemoteEntry("/root", "new", 1, 1.0)])
     assert [n.rel for n in d.new] == ["landed", "new"]
     assert d.retire == [1] and d.forget == [2]
@@ -194,10 +195,7 @@ def test_openssl_dgst_output_is_parsed() -> None:
 
 def test_diff_leaves_rows_in_transfer_alone() -> None:
     """A file being transferred that changes or vanishes is not replaced mid-flight (its transfer notices)."""
-    known = {
-        ("/root", "busy"): row(1, "busy", 5, 10.0, "seen"),
-        ("/root", "gone"): row(2, "gone", 5, 10.0, "seen"),
-    }
+    known = KnownFiles.build("r", [], [row(1, "busy", 5, 10.0, "seen"), row(2, "gone", 5, 10.0, "seen")])
     d = diff(known, [RemoteEntry("/root", "busy", 9, 12.0)], busy={1, 2})
     assert d.empty
 

@@ -1,8 +1,10 @@
 """The state DB: the only owner of SQLite (schema, migrations, typed queries, the event log)."""
 
 from mediasyncd.state.events import Event, EventType, NewEvent
+from mediasyncd.state.known import KnownFiles
 from mediasyncd.state.lifecycle import LANDED, UNLANDED, WAITING, FileState
-from mediasyncd.state.store import FileRow, LandedFile, NewFile, Store, Totals
+from mediasyncd.state.rows import FileRow
+from mediasyncd.state.store import LandedFile, NewFile, Store, Totals
 
 __all__ = [
     "LANDED",
@@ -12,6 +14,7 @@ __all__ = [
     "EventType",
     "FileRow",
     "FileState",
+    "KnownFiles",
     "LandedFile",
     "NewEvent",
     "NewFile",

@@ -10,7 +10,7 @@ from pathlib import Path
 from mediasyncd.errors import MediasyncError
 from mediasyncd.state.connection import open_connection
 from mediasyncd.state.events import Event, select_events
-from mediasyncd.state.store import FileRow, select_current_files
+from mediasyncd.state.known import KnownFiles, select_known_files
 
 
 class EventReader:
@@ -39,13 +39,13 @@ class EventReader:
         self.conn.close()
 
 
-def current_files(db_path: Path, remote: str) -> dict[tuple[str, str], FileRow]:
+def current_files(db_path: Path, remote: str) -> KnownFiles:
     """The diff base of `remote`, read without writing anything (empty when there is no state DB yet)."""
     if not db_path.is_file():
-        return {}
+        return KnownFiles(remote)
     conn = open_connection(db_path, read_only=True)
     try:
-        return select_current_files(conn, remote)
+        return select_known_files(conn, remote)
     except sqlite3.OperationalError as exc:
         raise MediasyncError(f"cannot read the state DB {db_path}: {exc}") from None
     finally:

@@ -18,33 +18,14 @@ from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
 from mediasyncd.state.events import Event, EventType, NewEvent, file_data, insert_events, select_events
+from mediasyncd.state.known import KnownFiles, select_known_files
 from mediasyncd.state.lifecycle import LANDED, UNLANDED, WAITING, FileState, sql_set
+from mediasyncd.state.rows import ROW_COLUMNS, FileRow, to_row
 from mediasyncd.state.thread import StateThread
 
 P = ParamSpec("P")
 T = TypeVar("T")
 C = ParamSpec("C")
-
-
-@dataclass(frozen=True, slots=True)
-class FileRow:
-    id: int
-    remote: str
-    root: str
-    rel: str
-    size: int
-    mtime: float
-    state: FileState
-    attempts: int = 0
-    next_attempt: float | None = None
-    sha256: str | None = None
-    local_path: str | None = None
-    landing_path: str | None = None
-    landed_at: float | None = None
-
-    @property
-    def key(self) -> tuple[str, str]:
-        return (self.root, self.rel)
 
 
 @dataclass(frozen=True)
@@ -74,45 +55,10 @@ class LandedFile:
     adopted: bool = False
 
 
-_COLUMNS = (
-    "id, remote, root, rel, size, mtime, state, attempts, next_attempt, sha256, local_path, "
-    "landing_path, landed_at"
-)
-
-
-def _row(r: sqlite3.Row | tuple[Any, ...]) -> FileRow:
-    return FileRow(r[0], r[1], r[2], r[3], r[4], r[5], FileState(r[6]), *r[7:])
-
-
 def last_shared_id(conn: sqlite3.Connection) -> int:
     """The newest event for every consumer (back-filled events for one sink only do not count)."""
     r = conn.execute("SELECT id FROM events WHERE sink IS NULL ORDER BY id DESC LIMIT 1").fetchone()
     return int(r[0]) if r else 0
-
-
-# The diff base leaves out what a landed row's diff never reads (its hash, library path, landing time):
-# with a million landed files those strings alone are ~250 MB of the daemon's memory.
-_DIFF_COLUMNS = (
-    "id, remote, root, rel, size, mtime, state, attempts, next_attempt, "
-    "CASE WHEN state IN (?, ?) THEN NULL ELSE sha256 END, "
-    "CASE WHEN state IN (?, ?) THEN NULL ELSE local_path END, "
-    "CASE WHEN state IN (?, ?) THEN NULL ELSE landing_path END, NULL"
-)
-
-
-def select_current_files(conn: sqlite3.Connection, remote: str) -> dict[tuple[str, str], FileRow]:
-    """`Store.current_files`, on any connection (a read-only one too). Rows streamed, not fetched all at
-    once; the remote and root strings shared by every row of the same root."""
-    shared: dict[str, str] = {}
-    out: dict[tuple[str, str], FileRow] = {}
-    landed = (FileState.LANDED, FileState.PROCESSED)
-    for r in conn.execute(
-        f"SELECT {_DIFF_COLUMNS} FROM files WHERE remote = ? AND current = 1 AND state != ?",
-        (*landed, *landed, *landed, remote, FileState.PURGED),
-    ):
-        name, root = shared.setdefault(r[1], r[1]), shared.setdefault(r[2], r[2])
-        out[(root, r[3])] = FileRow(r[0], name, root, r[3], r[4], r[5], FileState(r[6]), *r[7:])
-    return out
 
 
 class EventLogQueries(StateThread):
@@ -180,17 +126,17 @@ class EventLogQueries(StateThread):
 class Store(EventLogQueries):
     """Typed access to the state DB; every public coroutine runs its query on the store's own thread."""
 
-    async def current_files(self, remote: str) -> dict[tuple[str, str], FileRow]:
-        """Every current, not purged row of `remote`, keyed by (root, rel): the watcher's diff base (a
-        landed row without its hash, library path and landing time). Purged rows stay out of memory: their remote files are gone, and a remote that grows to
-        millions of purged rows must not make each pass slower or the daemon larger."""
-
-        return await self._run(lambda: select_current_files(self.conn, remote))
+    async def current_files(self, remote: str) -> KnownFiles:
+        """Every current, not purged file of `remote`, by (root, rel): the watcher's diff base (a landed
+        file as its id, size and mtime; state/known.py). Purged rows stay out of memory: their remote
+        files are gone, and a remote that grows to millions of purged rows must not make each pass slower
+        or the daemon larger."""
+        return await self._run(lambda: select_known_files(self.conn, remote))
 
     async def get(self, file_id: int) -> FileRow | None:
         def q() -> FileRow | None:
-            r = self.conn.execute(f"SELECT {_COLUMNS} FROM files WHERE id = ?", (file_id,)).fetchone()
-            return _row(r) if r else None
+            r = self.conn.execute(f"SELECT {ROW_COLUMNS} FROM files WHERE id = ?", (file_id,)).fetchone()
+            return to_row(r) if r else None
 
         return await self._run(q)
 
@@ -296,10 +242,10 @@ class Store(EventLogQueries):
 
         def q() -> list[FileRow]:
             rows = self.conn.execute(
-                f"SELECT {_COLUMNS} FROM files WHERE remote = ? AND state = ?",
+                f"SELECT {ROW_COLUMNS} FROM files WHERE remote = ? AND state = ?",
                 (remote, FileState.TRANSFERRING),
             ).fetchall()
-            return [_row(r) for r in rows]
+            return [to_row(r) for r in rows]
 
         return await self._run(q)
 
@@ -324,7 +270,7 @@ class Store(EventLogQueries):
 
         def q() -> list[FileRow]:
             sql = (
-                f"SELECT {_COLUMNS} FROM files WHERE local_path IS NOT NULL AND processed_at IS NULL "
+                f"SELECT {ROW_COLUMNS} FROM files WHERE local_path IS NOT NULL AND processed_at IS NULL "
                 f"AND library_expired_at IS NULL AND state IN {sql_set(LANDED)}"
             )
             if ids is None:
@@ -332,7 +278,7 @@ class Store(EventLogQueries):
             else:
                 marks = ", ".join("?" for _ in ids)
                 rows = self.conn.execute(f"{sql} AND id IN ({marks}) ORDER BY id", tuple(ids)).fetchall()
-            return [_row(r) for r in rows]
+            return [to_row(r) for r in rows]
 
         return await self._run(q)
 

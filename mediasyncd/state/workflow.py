@@ -19,7 +19,7 @@ from mediasyncd.state.lifecycle import StageState as StageState
 from mediasyncd.state.replacements import Intent as Intent
 from mediasyncd.state.replacements import Replacements
 from mediasyncd.state.replacements import Switch as Switch
-from mediasyncd.state.store import _COLUMNS, FileRow, _row
+from mediasyncd.state.rows import ROW_COLUMNS, FileRow, to_row
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ class StageLedger(Replacements):
         marks = ", ".join("?" for _ in stages)
         skips = ", ".join("?" for _ in skip)
         sql = (
-            f"SELECT {_COLUMNS} FROM files f WHERE local_path IS NOT NULL AND sha256 IS NOT NULL "
+            f"SELECT {ROW_COLUMNS} FROM files f WHERE local_path IS NOT NULL AND sha256 IS NOT NULL "
             f"AND library_expired_at IS NULL AND state IN {sql_set(LANDED)} "
             f"{'AND processed_at IS NOT NULL ' if processed else ''}"
             f"AND (SELECT COUNT(*) FROM file_stages s WHERE s.file_id = f.id AND s.stage IN ({marks}) "
@@ -58,7 +58,7 @@ class StageLedger(Replacements):
 
         def q(c: sqlite3.Connection) -> list[FileRow]:
             rows = c.execute(sql, (*stages, *skip, len(stages), after, limit)).fetchall()
-            return [_row(r) for r in rows]
+            return [to_row(r) for r in rows]
 
         return await self.store._read(q)
 

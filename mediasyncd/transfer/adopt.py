@@ -17,7 +17,7 @@ import asyncio
 import os
 import posixpath
 import stat
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from enum import Enum, auto
@@ -30,8 +30,8 @@ from mediasyncd.config import RemoteConfig
 from mediasyncd.digest import sha256_file
 from mediasyncd.errors import UnsafePathError
 from mediasyncd.paths import library_rel
-from mediasyncd.sources import Key, RemoteEntry, Source
-from mediasyncd.state import FileRow, FileState
+from mediasyncd.sources import RemoteEntry, Source
+from mediasyncd.state import FileRow, FileState, KnownFiles
 from mediasyncd.transfer.index import pending
 from mediasyncd.transfer.jobs import batches
 from mediasyncd.transfer.landing import Library
@@ -228,7 +228,7 @@ class Survey:
 async def survey(
     source: Source,
     remote: RemoteConfig,
-    index: Mapping[Key, FileRow],
+    index: KnownFiles,
     library: Library,
     executor: Executor,
 ) -> Survey:

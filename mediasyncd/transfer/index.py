@@ -1,17 +1,16 @@
-"""The in-memory index of one remote's files against a listing: what to write to the DB. Pure.
+"""One remote's known files against a listing: what to write to the DB. Pure.
 
-`diff` compares a listing with the state DB's current rows so that a pass writes only what changed.
+`diff` compares a listing with the state DB's current rows (kept in memory as `KnownFiles`,
+state/known.py) so that a pass writes only what changed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Set
+from collections.abc import Iterable, Set
 from dataclasses import dataclass, field
 
 from mediasyncd.sources import Key, RemoteEntry, same_version
-from mediasyncd.state import UNLANDED, WAITING, FileRow, NewFile
-
-Index = Mapping[Key, FileRow]
+from mediasyncd.state import UNLANDED, WAITING, KnownFiles, NewFile
 
 
 @dataclass
@@ -25,7 +24,7 @@ class Diff:
         return not (self.new or self.retire or self.forget)
 
 
-def pending(known: Index, entry: RemoteEntry) -> bool:
+def pending(known: KnownFiles, entry: RemoteEntry) -> bool:
     """True while this version of the file has not landed (what a watcher settles)."""
     row = known.get(entry.key)
     if row is None or row.state in WAITING:
@@ -34,7 +33,7 @@ def pending(known: Index, entry: RemoteEntry) -> bool:
 
 
 def diff(
-    known: Index, entries: Iterable[RemoteEntry], busy: Set[int] = frozenset(), *, full: bool = True
+    known: KnownFiles, entries: Iterable[RemoteEntry], busy: Set[int] = frozenset(), *, full: bool = True
 ) -> Diff:
     """What to write to the DB for this listing; nothing for files that did not change. Rows in `busy`
     (being transferred) are left alone: their transfer notices a change and the next pass handles it.
@@ -49,7 +48,7 @@ def diff(
         elif row.id not in busy and not same_version(row.size, row.mtime, e.size, e.mtime):
             (d.forget if row.state in UNLANDED else d.retire).append(row.id)
             d.new.append(NewFile(e.root, e.rel, e.size, e.mtime))
-    for key, row in known.items() if full else ():
-        if key not in listed and row.state in WAITING and row.id not in busy:
+    for row in known.unlanded() if full else ():
+        if row.key not in listed and row.state in WAITING and row.id not in busy:
             d.forget.append(row.id)
     return d

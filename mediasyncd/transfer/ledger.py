@@ -21,8 +21,8 @@ from mediasyncd.backoff import Backoff
 from mediasyncd.digest import sha256_file
 from mediasyncd.paths import library_rel
 from mediasyncd.progress import RemoteStatus
-from mediasyncd.sources import Key, RemoteEntry, same_version
-from mediasyncd.state import WAITING, FileRow, FileState, LandedFile, NewEvent, Store
+from mediasyncd.sources import RemoteEntry, same_version
+from mediasyncd.state import WAITING, FileRow, FileState, KnownFiles, LandedFile, NewEvent, Store
 from mediasyncd.transfer.index import diff, pending
 from mediasyncd.transfer.passes import Outcome, Passes
 from mediasyncd.units import format_size
@@ -61,7 +61,7 @@ class Ledger:
         self.remote = remote
         self.store = store
         self.status = status
-        self.index: dict[Key, FileRow] = {}
+        self.index = KnownFiles(remote)
         self.active: set[int] = set()
         self.counts = PassCounts()
         self.last_new = 0  # new files the last sighting recorded
@@ -102,11 +102,10 @@ class Ledger:
         d = diff(self.index, sighting.entries, self.active, full=sighting.full)
         if d.forget:
             await self.store.forget(d.forget)
-            gone = set(d.forget)
-            self.index = {k: r for k, r in self.index.items() if r.id not in gone}
+            self.index.drop_ids(d.forget)
         if d.new or d.retire:
             for row in await self.store.add_seen(self.remote, d.new, d.retire):
-                self.index[row.key] = row
+                self.index.set(row)
         self.counts.new += len(d.new)
         self.last_new = len(d.new)
         self.counts.skipped_names += sighting.rejected
@@ -138,7 +137,7 @@ class Ledger:
 
     def taking(self, row: FileRow) -> None:
         """A transfer of `row` starts (the DB learns it with the landing intent)."""
-        self.index[row.key] = replace(row, state=FileState.TRANSFERRING)
+        self.index.set(replace(row, state=FileState.TRANSFERRING))
 
     # ------------------------------------------------------------------------------- outcomes
 
@@ -179,7 +178,7 @@ class Ledger:
         recorded = [i for i in items if i.row.id in done]
         for item in recorded:
             row = item.row
-            self.index[row.key] = landed_entry(row)
+            self.index.set(replace(row, state=FileState.LANDED))
             self.active.discard(row.id)
             if row.state == FileState.FAILED:
                 self.status.failed_files = max(0, self.status.failed_files - 1)
@@ -207,9 +206,7 @@ class Ledger:
         sync_id = self.passes.of(row.id)
         completed = self._resolve([(row, Outcome.FAILED)])
         attempts = await self.store.mark_failed(row, error, next_attempt, sync_id, also=completed)
-        self.index[row.key] = replace(
-            row, state=FileState.FAILED, attempts=attempts, next_attempt=next_attempt
-        )
+        self.index.set(replace(row, state=FileState.FAILED, attempts=attempts, next_attempt=next_attempt))
         self.active.discard(row.id)
         self.counts.failed += 1
         self.counts.failures.append(f"{row.rel}: {error}")
@@ -220,7 +217,7 @@ class Ledger:
     async def changed(self, row: FileRow) -> None:
         """Not the listed version (rewritten or vanished): taken again once it settles."""
         await self.store.set_state(row.id, FileState.SEEN)
-        self.index[row.key] = replace(row, state=FileState.SEEN)
+        self.index.set(replace(row, state=FileState.SEEN))
         self.active.discard(row.id)
         self.counts.changed += 1
         await self._close_passes(self._resolve([(row, Outcome.CHANGED)]))
@@ -236,17 +233,18 @@ class Ledger:
             if stored is not None and stored.state == FileState.TRANSFERRING:
                 await self.store.set_state(row.id, FileState.SEEN)
                 stored = replace(stored, state=FileState.SEEN)
+            known = self.index.get(row.key)
             if stored is None:
-                self.index.pop(row.key, None)
-            elif self.index.get(row.key, stored).id == stored.id:
-                self.index[row.key] = stored
+                self.index.pop(row.key)
+            elif known is None or known.id == stored.id:
+                self.index.set(stored)
             self.active.discard(row.id)
         await self._close_passes(self._resolve([(row, Outcome.PUT_BACK) for row in rows]))
 
     async def release_all(self) -> None:
         """The session ended (connection lost, reload, stop): everything in flight goes back, and the
         passes still open are recorded as interrupted."""
-        by_id = {r.id: r for r in self.index.values() if r.id in self.active}
+        by_id = {r.id: r for r in self.index.unlanded() if r.id in self.active}
         for file_id in self.active - by_id.keys():
             stored = await self.store.get(file_id)
             if stored is not None:
@@ -277,9 +275,3 @@ class Ledger:
     async def _close_passes(self, events: list[NewEvent]) -> None:
         if events:
             await self.store.append(events)
-
-
-def landed_entry(row: FileRow) -> FileRow:
-    """A landed file as the diff base keeps it: what the next listing is compared with, nothing more
-    (as Store.current_files loads it)."""
-    return FileRow(row.id, row.remote, row.root, row.rel, row.size, row.mtime, FileState.LANDED)

@@ -23,7 +23,8 @@ async def _mark_intent(env: Env, rels: list[str]) -> None:
     store = Store(env.state_dir / "state.db")
     await store.open()
     try:
-        ids = [r.id for r in (await store.current_files("r1")).values() if r.rel in rels]
+        known = await store.current_files("r1")
+        ids = [row.id for rel in rels if (row := known.get((str(env.remote_root), rel))) is not None]
         await PurgeLedger(store).mark_intent(99, ids)
     finally:
         await store.close()

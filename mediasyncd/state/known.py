@@ -1,0 +1,210 @@
+"""One remote's current files in memory, compactly: the diff base a listing is compared with.
+
+A remote that is never purged, or a library adopted whole, holds hundreds of thousands of current files,
+and nearly all of them are landed. A `FileRow` per file cost ~450 bytes (a million files: 500 MB). Here a
+landed file costs ~40 bytes: its key (root, rel) as a 128-bit BLAKE2b digest in two sorted unsigned
+64-bit columns, and its id, size and mtime in three more (`array`), found by bisection. Files not landed
+(seen, transferring, failed: few at any time) are kept whole in a dict, and so are files landed since
+the columns were last rebuilt, until there are enough of them to merge (slices of the columns, not a
+Python step per file).
+
+Two keys with one digest would be taken for one file. At 128 bits that is as likely as two renders with
+one SHA-256: the bet the verification makes anyway.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from array import array
+from bisect import bisect_left
+from collections.abc import Iterable, Iterator
+from hashlib import blake2b
+from itertools import compress
+
+from mediasyncd.state.lifecycle import UNLANDED, FileState, sql_set
+from mediasyncd.state.rows import ROW_COLUMNS, FileRow, to_row
+
+Key = tuple[str, str]
+_GONE = 0  # the id of a column slot whose file left (SQLite's row ids start at 1)
+_MERGE_AT = 64  # landed files kept whole before a merge, at least (else a sixteenth of the columns)
+
+
+def key_digest(root: str, rel: str) -> bytes:
+    """The 16-byte digest a landed file is known by (also an SQL function: the columns load sorted)."""
+    data = root.encode("utf-8", "surrogatepass") + b"\0" + rel.encode("utf-8", "surrogatepass")
+    return blake2b(data, digest_size=16).digest()
+
+
+def _halves(digest: bytes) -> tuple[int, int]:
+    return int.from_bytes(digest[:8], "big"), int.from_bytes(digest[8:], "big")
+
+
+def is_landed(state: FileState) -> bool:
+    return state in (FileState.LANDED, FileState.PROCESSED)
+
+
+class KnownFiles:
+    """Every current file of one remote by (root, rel): `get`, `set`, `pop` and the rows not landed."""
+
+    def __init__(self, remote: str) -> None:
+        self.remote = remote
+        self._open: dict[Key, FileRow] = {}  # not landed: whole rows
+        self._fresh: dict[Key, FileRow] = {}  # landed since the columns were built
+        self._hi, self._lo = array("Q"), array("Q")  # the digest, sorted
+        self._id, self._size, self._mtime = array("q"), array("q"), array("d")
+        self._gone = 0  # column slots whose file left
+
+    @classmethod
+    def build(
+        cls, remote: str, landed: Iterable[tuple[bytes, int, int, float]], rows: Iterable[FileRow]
+    ) -> KnownFiles:
+        """From (digest, id, size, mtime) of the landed files in digest order, and the other rows."""
+        known = cls(remote)
+        last = b""
+        for digest, file_id, size, mtime in landed:
+            if digest < last:
+                raise ValueError("landed files must come in ascending digest order")
+            if digest == last:  # two current rows of one path: the later (higher id) stands
+                known._id[-1], known._size[-1], known._mtime[-1] = file_id, size, mtime
+                continue
+            last = digest
+            known._append(*_halves(digest), file_id, size, mtime)
+        for row in rows:
+            known.set(row)
+        return known
+
+    # ------------------------------------------------------------------------------- reading
+
+    def get(self, key: Key) -> FileRow | None:
+        row = self._open.get(key) or self._fresh.get(key)
+        if row is not None:
+            return row
+        at = self._find(key)
+        if at < 0 or self._id[at] == _GONE:
+            return None
+        root, rel = key
+        return FileRow(
+            self._id[at], self.remote, root, rel, self._size[at], self._mtime[at], FileState.LANDED
+        )
+
+    def __getitem__(self, key: Key) -> FileRow:
+        row = self.get(key)
+        if row is None:
+            raise KeyError(key)
+        return row
+
+    def __contains__(self, key: Key) -> bool:
+        return self.get(key) is not None
+
+    def __len__(self) -> int:
+        return len(self._open) + len(self._fresh) + len(self._id) - self._gone
+
+    def unlanded(self) -> Iterator[FileRow]:
+        """The rows not landed (seen, transferring, failed)."""
+        return iter(list(self._open.values()))
+
+    # ------------------------------------------------------------------------------- changes
+
+    def set(self, row: FileRow) -> None:
+        """`row` is what its key holds now."""
+        key = row.key
+        if not is_landed(row.state):
+            self.pop(key)
+            self._open[key] = row
+            return
+        self._open.pop(key, None)
+        at = self._find(key)
+        if at >= 0:  # known by the columns (or left them): this row takes its slot
+            if self._id[at] == _GONE:
+                self._gone -= 1
+            self._id[at], self._size[at], self._mtime[at] = row.id, row.size, row.mtime
+            return
+        self._fresh[key] = FileRow(
+            row.id, self.remote, row.root, row.rel, row.size, row.mtime, FileState.LANDED
+        )
+        if len(self._fresh) >= max(_MERGE_AT, (len(self._id) - self._gone) >> 4):
+            self._merge()
+
+    def __setitem__(self, key: Key, row: FileRow) -> None:
+        if key != row.key:
+            raise KeyError(key)
+        self.set(row)
+
+    def pop(self, key: Key) -> None:
+        """The file at `key` is no longer known."""
+        if self._open.pop(key, None) is not None or self._fresh.pop(key, None) is not None:
+            return
+        at = self._find(key)
+        if at >= 0 and self._id[at] != _GONE:
+            self._id[at] = _GONE
+            self._gone += 1
+
+    def drop_ids(self, ids: Iterable[int]) -> None:
+        """Forget the rows not landed with these ids (vanished or changed before they landed)."""
+        gone = set(ids)
+        self._open = {k: r for k, r in self._open.items() if r.id not in gone}
+
+    # ------------------------------------------------------------------------------- the columns
+
+    def _find(self, key: Key) -> int:
+        """The column slot of `key` (even one whose file left), or -1."""
+        if not self._hi:
+            return -1
+        hi, lo = _halves(key_digest(*key))
+        at = _slot(self._hi, self._lo, hi, lo)
+        if at < len(self._hi) and self._hi[at] == hi and self._lo[at] == lo:
+            return at
+        return -1
+
+    def _append(self, hi: int, lo: int, file_id: int, size: int, mtime: float) -> None:
+        self._hi.append(hi)
+        self._lo.append(lo)
+        self._id.append(file_id)
+        self._size.append(size)
+        self._mtime.append(mtime)
+
+    def _merge(self) -> None:
+        """Move the fresh landed rows into the columns (dropping the slots whose file left): the columns
+        between two new rows are copied as slices."""
+        old: list[array[int] | array[float]] = [self._hi, self._lo, self._id, self._size, self._mtime]
+        if self._gone:
+            keep = [i != _GONE for i in self._id]
+            old = [array(c.typecode, compress(c, keep)) for c in old]
+        adds = sorted((*_halves(key_digest(*k)), r.id, r.size, r.mtime) for k, r in self._fresh.items())
+        new: list[array[int] | array[float]] = [array(c.typecode) for c in old]
+        done = 0
+        for add in adds:
+            at = _slot(old[0], old[1], add[0], add[1])  # type: ignore[arg-type]
+            for into, column, value in zip(new, old, add, strict=True):
+                into.extend(column[done:at])  # type: ignore[arg-type]
+                into.append(value)  # type: ignore[arg-type]
+            done = at
+        for into, column in zip(new, old, strict=True):
+            into.extend(column[done:])  # type: ignore[arg-type]
+        self._hi, self._lo, self._id, self._size, self._mtime = new  # type: ignore[assignment]
+        self._fresh.clear()
+        self._gone = 0
+
+
+def _slot(his: array[int], los: array[int], hi: int, lo: int) -> int:
+    """Where the digest (hi, lo) is, or would go, in sorted columns."""
+    at = bisect_left(his, hi)
+    while at < len(his) and his[at] == hi and los[at] < lo:
+        at += 1
+    return at
+
+
+def select_known_files(conn: sqlite3.Connection, remote: str) -> KnownFiles:
+    """`remote`'s current files from the state DB, on any connection (a read-only one too): the landed
+    ones streamed in digest order (SQLite sorts them, spilling to its temp files, not to memory)."""
+    conn.create_function("mediasyncd_key", 2, key_digest, deterministic=True)
+    landed = conn.execute(
+        "SELECT mediasyncd_key(root, rel) AS k, id, size, mtime FROM files "
+        "WHERE remote = ? AND current = 1 AND state IN (?, ?) ORDER BY k, id",
+        (remote, FileState.LANDED, FileState.PROCESSED),
+    )
+    others = conn.execute(
+        f"SELECT {ROW_COLUMNS} FROM files WHERE remote = ? AND current = 1 AND state IN {sql_set(UNLANDED)}",
+        (remote,),
+    )
+    return KnownFiles.build(remote, landed, map(to_row, others))
