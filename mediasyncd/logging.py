@@ -83,9 +83,9 @@ def configure_logging(
         if os.environ.get("JOURNAL_STREAM"):
             processors.append(_journald_prefix)
     else:
-        # Tracebacks without local variables: a frame of the status server holds the token.
-        plain = structlog.dev.RichTracebackFormatter(show_locals=False)
-        processors.append(structlog.dev.ConsoleRenderer(exception_formatter=plain))
+        # Plain tracebacks, without local variables (a frame of the status server holds the token), and
+        # without rich (not imported for logging: mediasyncd/__init__.py).
+        processors.append(structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback))
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(LEVELS.get(level, logging.INFO)),

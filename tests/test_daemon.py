@@ -101,7 +101,7 @@ def test_kill_9_mid_transfer_then_restart_loses_and_duplicates_nothing(
 def test_sighup_adds_a_remote_without_restarting_another(tmp_path: Path, sshd_logged: SshServer) -> None:
     """A reload that adds r2 keeps r1's connection and in-flight transfer (one open of its file)."""
     env = make_env(tmp_path, sshd_logged, settle="0s")
-    text = env.config_path.read_text().replace("concurrency = 4", 'concurrency = 4\nbwlimit = "2MiB"')
+    text = env.config_path.read_text().replace("concurrency = 4", 'concurrency = 4\nbwlimit = "1MiB"')
     env.config_path.write_text(text)
     big = env.write("big.mp4", os.urandom(6 << 20))
     other_root = tmp_path / "remote2"
@@ -114,7 +114,7 @@ def test_sighup_adds_a_remote_without_restarting_another(tmp_path: Path, sshd_lo
         r2 = remote_table(sshd_logged, "r2", other_root, settle="0s")
         write_config(
             env.config_path, env.library, env.state_dir, [r1, r2],
-            transfer={"bwlimit": "2MiB"}, daemon={"status_listen": f"127.0.0.1:{port}"},
+            transfer={"bwlimit": "1MiB"}, daemon={"status_listen": f"127.0.0.1:{port}"},
         )  # fmt: skip
         proc.send_signal(signal.SIGHUP)
         wait_for(lambda: (env.library / "r2" / "new.png").exists(), timeout=30)

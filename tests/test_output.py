@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -140,3 +141,29 @@ def test_plain_status_never_prints_none() -> None:
     assert "  r1: backoff, no pass yet, settling 0" in lines[3]
     assert "  r2: backoff, last pass 2026-11-30T10:00:00Z, settling" in lines[6]
     assert "    paused: library /srv/media does not exist (is the NAS mounted?)" in lines
+
+
+def test_a_console_traceback_is_plain_and_shows_no_local_variables() -> None:
+    """An exception logged on the console renders its traceback (without rich, which is not loaded for
+    logging) and never the frame's local variables: a status-server frame holds the token."""
+    script = (
+        "import io\n"
+        "from mediasyncd.logging import configure_logging\n"
+        "import structlog\n"
+        "out = io.StringIO()\n"
+        "configure_logging('info', stream=out, json=False)\n"
+        "def fail(token):\n"
+        "    raise ValueError('boom')\n"
+        "try:\n"
+        "    fail('s3cr3t-token')\n"
+        "except ValueError:\n"
+        "    structlog.get_logger('t').exception('it failed')\n"
+        "import sys\n"
+        "print(out.getvalue(), 'rich' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=30, check=True
+    )
+    assert "it failed" in done.stdout and "Traceback" in done.stdout and "ValueError: boom" in done.stdout
+    assert "s3cr3t-token" not in done.stdout
+    assert done.stdout.rstrip().endswith("False")  # rich stayed unimported

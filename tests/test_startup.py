@@ -1,0 +1,52 @@
+"""What a `sync --once` loads: start-up is most of a nothing-new run's time (issue 21), so the parts it
+does not use stay unimported."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.helpers import write_config
+
+HEAVY = (
+    "rich",
+    "aiohttp",
+    "apscheduler",
+    "PIL",
+    "asyncpg",
+    "prometheus_client",
+    "mediasyncd.pipeline.runner",
+    "mediasyncd.api",
+)
+
+PROBE = """
+import json, sys
+from mediasyncd.cli import main
+code = main(sys.argv[1:])
+print(json.dumps({"code": code, "loaded": [m for m in HEAVY if m in sys.modules]}))
+"""
+
+
+def test_sync_once_leaves_the_daemon_parts_unimported(tmp_path: Path) -> None:
+    """A whole `sync --once` (a local folder, one file) imports neither rich (structlog would, for
+    tracebacks never rendered), nor aiohttp, APScheduler, Pillow, asyncpg, prometheus-client, the
+    pipeline or the API."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.png").write_bytes(b"x" * 100)
+    os.utime(src / "a.png", (1.7e9, 1.7e9))
+    library = tmp_path / "library"
+    library.mkdir()
+    table = {"name": "folder", "transport": "local", "roots": [str(src)], "settle": "1s"}
+    config = write_config(tmp_path / "c.toml", library, tmp_path / "state", [table])
+    probe = f"HEAVY = {HEAVY!r}\n{PROBE}"
+    out = subprocess.run(
+        [sys.executable, "-c", probe, "sync", "--once", "--config", str(config), "--quiet"],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert report == {"code": 0, "loaded": []}
+    assert (library / "folder" / "a.png").read_bytes() == b"x" * 100
