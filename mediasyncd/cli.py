@@ -81,8 +81,10 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from mediasyncd.daemon import Daemon
+    from mediasyncd.memory import limit_malloc_arenas
 
     config = _require_config(args)
+    limit_malloc_arenas()
 
     async def run() -> None:
         await Daemon(config, exit_when_forced=True).run()
