@@ -25,6 +25,7 @@ from mediasyncd.state.lifecycle import UNLANDED, FileState, sql_set
 from mediasyncd.state.rows import ROW_COLUMNS, FileRow, to_row
 
 Key = tuple[str, str]
+Stamp = tuple[int, FileState, int, float]  # id, state, size, mtime
 _GONE = 0  # the id of a column slot whose file left (SQLite's row ids start at 1)
 _MERGE_AT = 64  # landed files kept whole before a merge, at least (else a sixteenth of the columns)
 
@@ -36,7 +37,8 @@ def key_digest(root: str, rel: str) -> bytes:
 
 
 def _halves(digest: bytes) -> tuple[int, int]:
-    return int.from_bytes(digest[:8], "big"), int.from_bytes(digest[8:], "big")
+    whole = int.from_bytes(digest, "big")
+    return whole >> 64, whole & 0xFFFF_FFFF_FFFF_FFFF
 
 
 def is_landed(state: FileState) -> bool:
@@ -86,6 +88,18 @@ class KnownFiles:
         return FileRow(
             self._id[at], self.remote, root, rel, self._size[at], self._mtime[at], FileState.LANDED
         )
+
+    def stamp(self, key: Key) -> Stamp | None:
+        """What a listing is compared with: (id, state, size, mtime), without building a row (a listing
+        asks this of every file it lists)."""
+        row = self._open.get(key) or self._fresh.get(key)
+        if row is not None:
+            return row.id, row.state, row.size, row.mtime
+        at = self._find(key)
+        if at < 0:
+            return None
+        file_id = self._id[at]
+        return None if file_id == _GONE else (file_id, FileState.LANDED, self._size[at], self._mtime[at])
 
     def __getitem__(self, key: Key) -> FileRow:
         row = self.get(key)
@@ -150,7 +164,7 @@ class KnownFiles:
         """The column slot of `key` (even one whose file left), or -1."""
         if not self._hi:
             return -1
-        hi, lo = _halves(key_digest(*key))
+        hi, lo = _halves(key_digest(key[0], key[1]))
         at = _slot(self._hi, self._lo, hi, lo)
         if at < len(self._hi) and self._hi[at] == hi and self._lo[at] == lo:
             return at

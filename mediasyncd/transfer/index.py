@@ -26,10 +26,10 @@ class Diff:
 
 def pending(known: KnownFiles, entry: RemoteEntry) -> bool:
     """True while this version of the file has not landed (what a watcher settles)."""
-    row = known.get(entry.key)
-    if row is None or row.state in WAITING:
+    stamp = known.stamp(entry.key)
+    if stamp is None or stamp[1] in WAITING:
         return True
-    return not same_version(row.size, row.mtime, entry.size, entry.mtime)
+    return not same_version(stamp[2], stamp[3], entry.size, entry.mtime)
 
 
 def diff(
@@ -42,11 +42,13 @@ def diff(
     listed: set[Key] = set()
     for e in entries:
         listed.add(e.key)
-        row = known.get(e.key)
-        if row is None:
+        stamp = known.stamp(e.key)
+        if stamp is None:
             d.new.append(NewFile(e.root, e.rel, e.size, e.mtime))
-        elif row.id not in busy and not same_version(row.size, row.mtime, e.size, e.mtime):
-            (d.forget if row.state in UNLANDED else d.retire).append(row.id)
+            continue
+        file_id, state, size, mtime = stamp
+        if file_id not in busy and not same_version(size, mtime, e.size, e.mtime):
+            (d.forget if state in UNLANDED else d.retire).append(file_id)
             d.new.append(NewFile(e.root, e.rel, e.size, e.mtime))
     for row in known.unlanded() if full else ():
         if row.key not in listed and row.state in WAITING and row.id not in busy:
