@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import BinaryIO
 
 HASH_READ = 8 << 20
 
 
 def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
     with path.open("rb") as fh:
-        while chunk := fh.read(HASH_READ):
-            h.update(chunk)
+        return sha256_stream(fh)
+
+
+def sha256_stream(fh: BinaryIO) -> str:
+    """The SHA-256 of what is left to read in `fh`."""
+    h = hashlib.sha256()
+    while chunk := fh.read(HASH_READ):
+        h.update(chunk)
     return h.hexdigest()

@@ -18,6 +18,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mediasyncd.digest import sha256_stream
 from mediasyncd.purge.retention import Copy, Hold
 from mediasyncd.sources import same_version
 
@@ -132,7 +133,7 @@ def _expire_one(lib_fd: int, copy: Copy, dry_run: bool) -> list[str] | Hold | No
             return Hold.SYMLINK
         if not stat.S_ISREG(st.st_mode):
             return Hold.NOT_A_FILE
-        if not any(same_version(r.size, r.mtime, st.st_size, st.st_mtime) for r in copy.rows):
+        if not _as_landed(fds[-1], name, st, copy):
             return Hold.CHANGED
         if not dry_run:
             try:
@@ -143,6 +144,28 @@ def _expire_one(lib_fd: int, copy: Copy, dry_run: bool) -> list[str] | Hold | No
                 return Hold.DELETE_FAILED
             _prune(fds, parts)
         return []
+
+
+def _as_landed(dir_fd: int, name: str, st: os.stat_result, copy: Copy) -> bool:
+    """True when the file is still what mediasyncd put there: the landed size and mtime, or, for a file a
+    workflow stage replaced in the library (`compress` with `keep_original = false`, whose size and mtime
+    are not the landed ones), the SHA-256 of the replacement."""
+    if any(
+        r.library_sha256 is None and same_version(r.size, r.mtime, st.st_size, st.st_mtime) for r in copy.rows
+    ):
+        return True
+    replaced = {r.library_sha256 for r in copy.rows if r.library_sha256 is not None}
+    if not replaced:
+        return False
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+    except OSError:
+        return False
+    try:
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            return sha256_stream(f) in replaced
+    finally:
+        os.close(fd)
 
 
 def _not_a_dir(st: os.stat_result) -> Hold | None:

@@ -58,6 +58,7 @@ class Landed:
     mtime: float
     sha256: str | None
     landed_at: float
+    library_sha256: str | None = None  # a workflow stage replaced the library file with these bytes
 
 
 @dataclass(frozen=True)
@@ -258,7 +259,7 @@ class PurgeLedger:
             due = [
                 Landed(*r)
                 for r in c.execute(
-                    "SELECT id, rel, local_path, size, mtime, sha256, landed_at FROM files "
+                    "SELECT id, rel, local_path, size, mtime, sha256, landed_at, library_sha256 FROM files "
                     "WHERE remote = ? AND state = ? AND library_expired_at IS NULL "
                     "AND local_path IS NOT NULL AND landed_at IS NOT NULL AND landed_at <= ? "
                     "ORDER BY landed_at, id",

@@ -358,3 +358,30 @@ def test_a_copy_already_gone_is_counted_not_marked(
     assert w.purge() == 0
     assert w.expired() == set()
     assert "1 old purged file(s) were already gone" in capsys.readouterr().out
+
+
+def replace_in_library(w: World, file_id: int, local_path: str, data: bytes) -> None:
+    """What `compress` with `keep_original = false` leaves: another file at another path, the row's
+    `local_path` and `library_sha256` switched to it (workflow/replace.py)."""
+    path = w.library / local_path
+    path.write_bytes(data)
+    with contextlib.closing(sqlite3.connect(w.db)) as db, db:
+        db.execute(
+            "UPDATE files SET local_path = ?, library_sha256 = ? WHERE id = ?",
+            (local_path, hashlib.sha256(data).hexdigest(), file_id),
+        )
+
+
+def test_a_file_replaced_by_a_workflow_stage_expires_by_its_hash(tmp_path: Path) -> None:
+    """A re-encode that replaced the landed file (other size, other mtime) expires like the file it
+    replaced, checked by the replacement's SHA-256; once edited in the library, it is the user's."""
+    w = make_world(tmp_path, {"local_retention": "1d"})
+    kept = w.land("kept.png", b"png pixels")
+    gone = w.land("gone.png", b"other png pixels")
+    (w.library / "r1/kept.png").unlink()
+    (w.library / "r1/gone.png").unlink()
+    replace_in_library(w, kept, "r1/kept.webp", b"webp bytes")
+    replace_in_library(w, gone, "r1/gone.webp", b"more webp bytes")
+    (w.library / "r1/kept.webp").write_bytes(b"webp bytes, retouched")
+    assert w.purge() == 0
+    assert w.files() == {"r1/kept.webp"} and w.expired() == {"r1/gone.webp"}
