@@ -75,18 +75,25 @@ def run(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--doc", type=Path, default=REPO / "docs" / "benchmarks.md")
     p.add_argument("--no-doc", action="store_true")
+    p.add_argument("--work", type=Path, default=WORK, help=f"datasets, dockerd and scratch (default {WORK})")
+    p.add_argument(
+        "--tools", default="", help="comma-separated tool names to run (default: all); implies --no-doc"
+    )
     args = p.parse_args(argv)
+    work: Path = args.work
     spec = DatasetSpec(png=args.png, many=args.many, many_folders=max(1, args.many // 120), big=0)
-    datasets = [d for d in ensure_datasets(WORK / "data", spec) if d.name in ("PNG", "MANY")]
-    scratch = WORK / "scratch"
+    datasets = [d for d in ensure_datasets(work / "data", spec) if d.name in ("PNG", "MANY")]
+    scratch = work / "scratch"
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True)
     samples: list[Sample] = []
     compile_bytecode()
     load_before = os.getloadavg()[0]
-    with start_engine(WORK / "docker") as engine:
-        container = engine.run("mediasyncd-test/full:1", f"bench-sources-{os.getpid()}", [WORK / "data"])
+    with start_engine(work / "docker") as engine:
+        container = engine.run("mediasyncd-test/full:1", f"bench-sources-{os.getpid()}", [work / "data"])
         plan = tools(engine, container)
+        if args.tools:
+            plan = {name: plan[name] for name in args.tools.split(",")}
         env = {"PATH": f"{DOCKER.parent}:{os.environ['PATH']}"}  # Debian's docker client for mediasyncd too
         for rep in range(args.repeat):
             for dataset in datasets:
@@ -106,7 +113,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     loads = (load_before, os.getloadavg()[0])
     section = report(samples, datasets, args.repeat, loads)
     print(section)
-    if not args.no_doc:
+    if not args.no_doc and not args.tools:
         write_section(args.doc, section, writer="bench/sources.py")
     return 0
 
@@ -135,7 +142,7 @@ def report(samples: list[Sample], datasets: list[Dataset], repeat: int, loads: t
             )
         for tool, (wall, cpu) in medians.items():
             ref = reference.get(tool)
-            ratio = f"{medians[ref][0] / wall:.2f}× {ref}" if ref else ""
+            ratio = f"{medians[ref][0] / wall:.2f}× {ref}" if ref in medians else ""
             lines.append(
                 f"| {d.name} | {tool} | {wall:.2f} | {d.megabytes / wall:.0f} | {d.files / wall:.0f} "
                 f"| {cpu:.1f} | {ratio} |"
