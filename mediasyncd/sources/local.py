@@ -191,17 +191,12 @@ class LocalSource:
                 return root, rel.split("/")
         raise UnsafePathError(f"{path} is not under a root of this source")
 
-    def _open_root(self, root: str) -> int:
-        """A descriptor of the directory `root` names (a symlink root is followed); the caller closes it.
-        A source that reaches its roots another way (a container's root, sources/docker) overrides it."""
-        return os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-
     @contextlib.contextmanager
     def _parent(self, path: str) -> Iterator[tuple[int, str]]:
         """The directory holding `path`, opened without following symlinks below the root, and the
         last component's name."""
         root, parts = self._split(path)
-        fd = self._open_root(root)
+        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             for part in parts[:-1]:
                 next_fd = os.open(part, os.O_RDONLY | os.O_DIRECTORY | NOFOLLOW, dir_fd=fd)

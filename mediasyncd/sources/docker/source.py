@@ -1,16 +1,22 @@
 """A Docker container on this machine whose files are read from this machine (see the package's comment).
 
-Listing, copying, hashing (the copy's own hash, as for a local folder), checking and deleting (set aside,
-hashed again, removed only if still the verified version) run on descriptors below the container's
-root; the container's shell runs the rest: where the roots are (before every listing, so a container
-that stopped ends the session as it would over `docker exec`), the survey, free space outside the roots,
-and the remote agent.
+Each root the container's shell located is held open below the container's root (sources/docker/roots.py)
+and handed to the local folder source as `/proc/self/fd/<n>`: the kernel resolves that name straight to
+the open directory, and the local source opens everything below its roots one component at a time
+without following symlinks. So listing (here, by descriptors), copying, hashing (the copy's own hash,
+as for a local folder), checking and deleting (set aside, hashed again, removed only if still the
+verified version) stay inside the container's tree, and none of it depends on how the local source
+opens its roots. Paths are translated both ways: the rest of the daemon sees the container's paths.
+
+The container's shell runs the rest: where the roots are (before every listing, so a container that
+stopped ends the session as it would over `docker exec`), the survey, free space outside the roots, and
+the remote agent.
 """
 
 from __future__ import annotations
 
 import asyncio
-import errno
+import dataclasses
 import os
 import posixpath
 from collections.abc import Callable, Mapping, Sequence
@@ -18,7 +24,7 @@ from concurrent.futures import Executor
 from pathlib import Path
 
 from mediasyncd.config import RemoteConfig
-from mediasyncd.errors import RemoteError, TransferError
+from mediasyncd.errors import RemoteError
 from mediasyncd.sources.base import Capabilities, Deletion, Expected, Progress, Source
 from mediasyncd.sources.docker.container import HostPathUnavailable, find_container_root
 from mediasyncd.sources.docker.roots import Located, list_below, locate_command, open_located, parse_located
@@ -31,42 +37,36 @@ from mediasyncd.sources.receive import RateLimiter
 from mediasyncd.sources.survey import Survey
 from mediasyncd.sources.tar import Member
 
+FD_DIR = "/proc/self/fd"
 
-class ContainerFiles(LocalSource):
-    """The local folder source's copying, hashing, checking and deleting, with each root opened below
-    the container's root instead of by its path on this machine."""
 
-    def __init__(self, roots: Sequence[str]) -> None:
-        super().__init__(roots)
-        self.located: dict[str, tuple[Located, int] | None] = {}  # normalized root -> where, its fd
-
-    def fd(self, root: str) -> int | None:
-        found = self.located.get(root)
-        return None if found is None else found[1]
-
-    def _open_root(self, root: str) -> int:
-        fd = self.fd(root)
-        if fd is None:
-            raise FileNotFoundError(errno.ENOENT, f"{root} is not a directory in the container")
-        return os.dup(fd)
+def fd_path(fd: int) -> str:
+    return f"{FD_DIR}/{fd}"
 
 
 class DockerHostSource:
-    def __init__(self, shell: ExecSource, container_root: int, roots: Sequence[str]) -> None:
+    def __init__(self, shell: ExecSource, container_root: int) -> None:
         self._exec = shell
         self._container_root = container_root
-        self._files = ContainerFiles(roots)
-        self._caps = Capabilities(transport="docker", hasher="local", host_path=True)
+        self._files = LocalSource([])
+        self._caps = dataclasses.replace(self._files.caps, transport="docker", host_path=True)
+        self._located: dict[str, tuple[Located, int] | None] = {}  # normalized root -> where, its fd
         self._retired: list[int] = []  # descriptors of roots that moved: closed with the source, as a
-        # thread may still be opening a file below one (closing it could hand its number to another file)
+        # thread may still be reading below one (closing it could hand its number to another directory)
 
     @classmethod
     async def open(cls, shell: ExecSource, container_root: int, roots: Sequence[str]) -> DockerHostSource:
         """Locate `roots` in the container; HostPathUnavailable if this machine sees them otherwise (the
         caller then keeps to the exec path; `container_root` is closed)."""
-        source = cls(shell, container_root, roots)
+        source = cls(shell, container_root)
         try:
+            seen, held = os.stat(fd_path(container_root)), os.fstat(container_root)
+            if (seen.st_dev, seen.st_ino) != (held.st_dev, held.st_ino):
+                raise HostPathUnavailable(f"{FD_DIR} does not show this process's descriptors")
             await source._locate(roots)
+        except OSError as exc:
+            source._close_descriptors()
+            raise HostPathUnavailable(f"{FD_DIR} is not usable ({exc.strerror})") from None
         except BaseException:
             source._close_descriptors()
             raise
@@ -92,7 +92,7 @@ class DockerHostSource:
             await self._locate(roots)
         except HostPathUnavailable as exc:  # a new session decides again, and may take the exec path
             raise RemoteError(f"the container's roots moved under this machine's view: {exc}") from None
-        fds = {r: self._files.fd(posixpath.normpath(r)) for r in roots}
+        fds = {r: self._fd(posixpath.normpath(r)) for r in roots}
         return await asyncio.to_thread(list_below, fds, roots)
 
     async def pull(
@@ -106,9 +106,11 @@ class DockerHostSource:
         limiter: RateLimiter | None = None,
         progress: Progress | None = None,
     ) -> str:
+        unlimited = limiter is None or limiter.rate <= 0  # then a small file is copied in one trip
         return await self._files.pull(
-            path, partial, size=size, mtime=mtime, executor=executor, limiter=limiter, progress=progress
-        )
+            self._host(path), partial, size=size, mtime=mtime, executor=executor,
+            limiter=None if unlimited else limiter, progress=progress,
+        )  # fmt: skip
 
     async def pull_batch(
         self,
@@ -120,43 +122,84 @@ class DockerHostSource:
         progress: Progress | None = None,
         sizes: dict[str, int] | None = None,
     ) -> None:
-        raise TransferError("files read from this machine are copied one by one")
+        await self._files.pull_batch(
+            self._host(root), partials, executor=executor, on_member=on_member, progress=progress,
+            sizes=sizes,
+        )  # fmt: skip
 
     async def sha256(self, paths: Sequence[str]) -> dict[str, str] | None:
-        return await self._files.sha256(paths)
+        back = {self._host(p): p for p in paths}
+        found = await self._files.sha256(list(back))
+        return None if found is None else {back[h]: digest for h, digest in found.items() if h in back}
 
     async def still_same(self, files: Sequence[tuple[str, int, float]]) -> set[str]:
-        return await self._files.still_same(files)
+        back = {self._host(f[0]): f[0] for f in files}
+        same = await self._files.still_same([(self._host(p), size, mtime) for p, size, mtime in files])
+        return {back[h] for h in same if h in back}
 
     async def delete(self, files: Sequence[Expected]) -> Deletion:
-        return await self._files.delete(files)
+        back = {self._host(e.path): e.path for e in files}
+        done = await self._files.delete([e._replace(path=self._host(e.path)) for e in files])
+        result = Deletion()
+        for outcome, paths in (
+            ("D", done.deleted),
+            ("G", done.gone),
+            ("C", done.changed),
+            ("F", done.failed),
+        ):
+            for h in paths:
+                result.add(outcome, back.get(h, h))
+        return result
 
     async def remove_empty_dirs(self, root: str, deleted: Sequence[str]) -> None:
-        await self._files.remove_empty_dirs(root, deleted)
+        await self._files.remove_empty_dirs(self._host(root), [self._host(p) for p in deleted])
 
     async def free_space(self, path: str) -> int | None:
         """The free space of the filesystem under a root (as `df` in the container shows it), else the
         shell's `df`."""
-        norm = posixpath.normpath(path)
-        for root in sorted(self._files.located, key=len, reverse=True):
-            fd = self._files.fd(root)
-            if fd is not None and (norm == root or norm.startswith(root.rstrip("/") + "/")):
-                vfs = await asyncio.to_thread(os.fstatvfs, fd)
-                return vfs.f_bavail * vfs.f_frsize
-        return await self._exec.free_space(path)
+        fd = self._fd_of(posixpath.normpath(path))
+        if fd is None:
+            return await self._exec.free_space(path)
+        vfs = await asyncio.to_thread(os.fstatvfs, fd)
+        return vfs.f_bavail * vfs.f_frsize
 
     async def survey(self, roots: Sequence[str]) -> Survey:
         return await self._exec.survey(roots)
 
     # ------------------------------------------------------------------------------------ roots
 
+    def _fd(self, root: str) -> int | None:
+        found = self._located.get(root)
+        return None if found is None else found[1]
+
+    def _root_of(self, norm: str) -> str | None:
+        """The located root that holds the normalized container path `norm` (the longest), or None."""
+        for root in sorted(self._located, key=len, reverse=True):
+            if self._located[root] is not None and (norm == root or norm.startswith(root.rstrip("/") + "/")):
+                return root
+        return None
+
+    def _fd_of(self, norm: str) -> int | None:
+        root = self._root_of(norm)
+        return None if root is None else self._fd(root)
+
+    def _host(self, path: str) -> str:
+        """The container's `path` as this process reaches it: below its root's `/proc/self/fd/<n>`. A
+        path under no located root stays as it is: under none of the local source's roots, it is
+        refused there (a vanished file, a failed deletion)."""
+        norm = posixpath.normpath(path)
+        root = self._root_of(norm)
+        fd = None if root is None else self._fd(root)
+        if root is None or fd is None:
+            return path
+        return fd_path(fd) + norm[len(root.rstrip("/")) :]
+
     async def _locate(self, roots: Sequence[str]) -> None:
         """Ask the container where each root is and open the ones that moved (or are new) below its root."""
         wanted = list(dict.fromkeys(posixpath.normpath(r) for r in roots))
         answer = await self._exec.shell.run(locate_command(wanted))
-        located = self._files.located
         for root, where in parse_located(answer.stdout, wanted).items():
-            known = located.get(root)
+            known = self._located.get(root)
             if known is not None and known[0] == where:
                 continue
             opened = None
@@ -164,15 +207,14 @@ class DockerHostSource:
                 opened = (where, await asyncio.to_thread(open_located, self._container_root, where))
             if known is not None:
                 self._retired.append(known[1])
-            located[root] = opened
-            if root not in self._files.roots:
-                self._files.roots.append(root)
+            self._located[root] = opened
+            self._files.roots = [fd_path(f[1]) for f in self._located.values() if f is not None]
 
     def _close_descriptors(self) -> None:
-        located = self._files.located
-        fds = [f[1] for f in located.values() if f is not None] + self._retired + [self._container_root]
-        located.clear()
+        fds = [f[1] for f in self._located.values() if f is not None] + self._retired + [self._container_root]
+        self._located.clear()
         self._retired.clear()
+        self._files.roots = []
         for fd in fds:
             os.close(fd)
 
