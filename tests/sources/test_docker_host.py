@@ -24,7 +24,7 @@ from mediasyncd.sources.docker.container import (
     open_container_root,
     parse_inspect,
 )
-from mediasyncd.sources.docker.roots import Located, parse_located
+from mediasyncd.sources.docker.roots import resolve_in
 from mediasyncd.sources.docker.source import open_docker
 from tests.docker_engine import Engine
 
@@ -174,7 +174,8 @@ async def test_files_via_exec_keeps_to_the_shell_and_says_why(docker_engine: Eng
 
 def test_a_pid_that_is_not_the_containers_is_refused(docker_engine: Engine, layered: str) -> None:
     """The container's id must be in the process's cgroup (a pid another engine reported, or one
-    reused, is some other process here); a pid that does not exist is refused too."""
+    reused, is some other process here); a pid that does not exist is refused too; the container's own
+    pid is taken, with a pidfd that tells when it exits."""
     container_id = docker_engine.docker("inspect", "--format", "{{.Id}}", layered)
     with pytest.raises(HostPathUnavailable, match="not the container's"):
         open_container_root(Inspected(container_id, os.getpid()))
@@ -183,7 +184,9 @@ def test_a_pid_that_is_not_the_containers_is_refused(docker_engine: Engine, laye
     found = parse_inspect(
         docker_engine.docker("inspect", "--format", "{{.Id}} {{.State.Pid}} true", layered).encode()
     )
-    os.close(open_container_root(found))
+    container = open_container_root(found)
+    assert container.pidfd and container.alive()
+    container.close()
 
 
 def test_only_a_local_socket_may_be_this_machines_engine() -> None:
@@ -197,9 +200,9 @@ def test_only_a_local_socket_may_be_this_machines_engine() -> None:
     assert engine_elsewhere(None, {}) is None
 
 
-def test_garbage_from_the_engine_or_the_shell_is_refused() -> None:
-    """An inspect answer that is not an id, a pid and `true`, and root records that are not what the
-    locate command prints, make the exec path be used, never a guess."""
+def test_garbage_from_the_engine_is_refused() -> None:
+    """An inspect answer that is not a full id, a pid and `true` makes the exec path be used, never a
+    guess."""
     for answer in (
         b"",
         b"abc 12 true",
@@ -209,8 +212,28 @@ def test_garbage_from_the_engine_or_the_shell_is_refused() -> None:
     ):
         with pytest.raises(HostPathUnavailable):
             parse_inspect(answer)
-    for output in (b"", b"D 1 2 /a\0", b"D 1 2 relative\0N\0", b"X\0N\0", b"D 1 /a\0N\0"):
-        with pytest.raises(HostPathUnavailable):
-            parse_located(output, ["/a", "/b"])
-    located = parse_located(b"N\0D 5 6 /real path\nx\0", ["/a", "/b"])
-    assert located == {"/a": None, "/b": Located("/real path\nx", 5, 6)}
+    assert parse_inspect(b"f" * 64 + b" 12 true\n") == Inspected("f" * 64, 12)
+
+
+def test_roots_resolve_inside_the_given_root_as_the_container_would(tmp_path: Path) -> None:
+    """Resolved below a directory standing for the container's root: absolute links start again there,
+    `..` stops there, a file, a missing name and a loop of links resolve to nothing."""
+    top = tmp_path / "container"
+    (top / "data" / "out").mkdir(parents=True)
+    (top / "file").write_bytes(b"x")
+    (top / "abs").symlink_to("/data")
+    (top / "data" / "up").symlink_to("../../../../../../data/out")
+    (top / "loop").symlink_to("/loop")
+    expected = (top / "data" / "out").stat()
+    fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for path in ("/data/out", "/abs/out", "/abs/up", "/../../data/./out", "/data/up/../out"):
+            found = resolve_in(fd, path)
+            assert found is not None, path
+            st = os.fstat(found)
+            os.close(found)
+            assert (st.st_dev, st.st_ino) == (expected.st_dev, expected.st_ino), path
+        for path in ("/file", "/file/x", "/missing", "/loop", "/abs/out/none"):
+            assert resolve_in(fd, path) is None, path
+    finally:
+        os.close(fd)

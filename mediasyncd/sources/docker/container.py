@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import select
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -85,28 +86,60 @@ async def inspect(argv: Sequence[str]) -> Inspected:
     return parse_inspect(out)
 
 
-def open_container_root(found: Inspected, proc: str = "/proc") -> int:
-    """Blocking: a descriptor of the container's root directory (see the module's comment), or
-    HostPathUnavailable naming the check that failed."""
+@dataclass
+class ContainerRoot:
+    """The container's root directory, held open, and a handle on its first process that tells when it
+    exits (a pidfd, else its /proc directory): a stopped or restarted container ends the session."""
+
+    root: int
+    watch: int
+    pidfd: bool
+
+    def alive(self) -> bool:
+        if self.pidfd:  # readable once the process exited
+            poller = select.poll()
+            poller.register(self.watch, select.POLLIN)
+            return not poller.poll(0)
+        try:
+            os.stat("stat", dir_fd=self.watch)
+        except OSError:
+            return False
+        return True
+
+    def close(self) -> None:
+        os.close(self.root)
+        os.close(self.watch)
+
+
+def open_container_root(found: Inspected, proc: str = "/proc") -> ContainerRoot:
+    """Blocking: the container's root directory (see the module's comment), or HostPathUnavailable
+    naming the check that failed."""
     try:
         pid_fd = os.open(f"{proc}/{found.pid}", DIRECTORY)
     except OSError as exc:
         raise HostPathUnavailable(f"no process {found.pid} on this machine ({exc.strerror})") from None
+    keep: list[int] = []
     try:
+        try:
+            keep.append(os.pidfd_open(found.pid))
+        except (OSError, AttributeError):  # an older kernel: its /proc directory tells instead
+            pass
         try:
             root_fd = os.open("root", DIRECTORY, dir_fd=pid_fd)
         except OSError as exc:
             raise HostPathUnavailable(
                 f"cannot open the container's root from this user ({exc.strerror})"
             ) from None
-        try:
-            _check_identity(pid_fd, root_fd, found)
-        except BaseException:
-            os.close(root_fd)
-            raise
-        return root_fd
-    finally:
+        keep.append(root_fd)
+        _check_identity(pid_fd, root_fd, found)
+    except BaseException:
+        for fd in [pid_fd, *keep]:
+            os.close(fd)
+        raise
+    if len(keep) == 2:
         os.close(pid_fd)
+        return ContainerRoot(root_fd, keep[0], pidfd=True)
+    return ContainerRoot(root_fd, pid_fd, pidfd=False)
 
 
 def _check_identity(pid_fd: int, root_fd: int, found: Inspected) -> None:
@@ -127,8 +160,10 @@ def _check_identity(pid_fd: int, root_fd: int, found: Inspected) -> None:
         raise HostPathUnavailable("the container shares this machine's root directory")
 
 
-async def find_container_root(docker_host: str | None, container: str, environ: Mapping[str, str]) -> int:
-    """A descriptor of `container`'s root directory on this machine; HostPathUnavailable says why not."""
+async def find_container_root(
+    docker_host: str | None, container: str, environ: Mapping[str, str]
+) -> ContainerRoot:
+    """`container`'s root directory on this machine; HostPathUnavailable says why not."""
     elsewhere = engine_elsewhere(docker_host, environ)
     if elsewhere is not None:
         raise HostPathUnavailable(elsewhere)

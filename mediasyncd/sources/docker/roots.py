@@ -1,92 +1,70 @@
 """A container's roots, found inside its root directory on this machine, and listed from there.
 
-The container's shell says where each configured root really is (`cd -P`, `pwd -P`: its symlinks resolved
-by the container's own kernel view, inside the container) and which directory that is (`stat`: device
-and inode). That path is then opened here one component at a time below the container's root
-descriptor, never following a symlink and never taking `..`, and it must be the same directory the
-shell named; otherwise the two views disagree and the container's files are not read from here.
-Listing walks each root the same way, directory descriptor by directory descriptor.
+Each configured root is resolved the way the container resolves it, but here, one component at a time
+below the container's root descriptor: every component is opened without following symlinks; a symlink
+is read and its target walked in its place (an absolute target starts again at the container's root,
+`..` never climbs above it), so no link can lead out of the container, whatever it points to. Listing
+then walks each root the same way, directory descriptor by directory descriptor, and lists regular
+files only.
 """
 
 from __future__ import annotations
 
+import errno
 import os
-import shlex
 import stat
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from mediasyncd.errors import UnsafePathError
 from mediasyncd.paths import decode_rel
-from mediasyncd.sources.docker.container import HostPathUnavailable
 from mediasyncd.sources.listing import Listing, Rejected, RemoteEntry
 
 DIRECTORY_NOFOLLOW = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+MAX_LINKS = 40  # symlinks followed while resolving one root, as the kernel allows
 
 
-@dataclass(frozen=True)
-class Located:
-    """Where the container's shell found a root: its real path and the directory's device and inode."""
-
-    path: str
-    dev: int
-    ino: int
-
-
-def locate_command(roots: Sequence[str]) -> str:
-    """For each root, one NUL-terminated record: `D <dev> <ino> <real path>` for a directory, `N` for
-    anything else or nothing. (`echo .` keeps a trailing newline of a path from `$(…)`'s trimming.)"""
-    words = " ".join(shlex.quote(r) for r in roots)
-    return (
-        f"for r in {words}; do "
-        'if d=$(cd -P -- "$r" 2>/dev/null && pwd -P && echo .) && d=${d%??} && '
-        's=$(stat -c \'%d %i\' -- "$d" 2>/dev/null); then printf \'D %s %s\\0\' "$s" "$d"; '
-        "else printf 'N\\0'; fi; done"
-    )
-
-
-def parse_located(output: bytes, roots: Sequence[str]) -> dict[str, Located | None]:
-    """What `locate_command` printed, by root; a record that cannot be read is a disagreement."""
-    records = output.split(b"\0")
-    if len(records) != len(roots) + 1 or records[-1] != b"":
-        raise HostPathUnavailable("the container's shell did not answer where its roots are")
-    found: dict[str, Located | None] = {}
-    for root, record in zip(roots, records, strict=False):
-        if record == b"N":
-            found[root] = None
-            continue
-        tag, dev, ino, path = [*record.split(b" ", 3), b"", b"", b""][:4]
-        if tag != b"D" or not dev.isdigit() or not ino.isdigit() or not path.startswith(b"/"):
-            raise HostPathUnavailable(f"the container's shell answered garbage for root {root}")
-        found[root] = Located(os.fsdecode(path), int(dev), int(ino))
-    return found
-
-
-def open_located(container_root: int, located: Located) -> int:
-    """Blocking: a descriptor of `located` below the container's root (no symlink followed, no `..`),
-    checked to be the directory the shell named; HostPathUnavailable if it is not."""
-    parts = [p for p in located.path.split("/") if p]
-    if any(p in (".", "..") for p in parts):
-        raise HostPathUnavailable(f"the container named {located.path!r} as a root's real path")
-    fd = os.dup(container_root)
+def resolve_in(container_root: int, path: str) -> int | None:
+    """Blocking: a descriptor of the directory `path` names in the container (see the module's comment),
+    or None when it is missing, not a directory, unreadable or a loop of links."""
+    stack = [os.dup(container_root)]  # the directories walked so far: `..` goes back one, never past [0]
+    pending = [p for p in reversed(path.split("/")) if p]
+    links = 0
     try:
-        for part in parts:
-            next_fd = os.open(part, DIRECTORY_NOFOLLOW, dir_fd=fd)
+        while pending:
+            part = pending.pop()
+            if part == ".":
+                continue
+            if part == "..":
+                if len(stack) > 1:
+                    os.close(stack.pop())
+                continue
+            try:
+                stack.append(os.open(part, DIRECTORY_NOFOLLOW, dir_fd=stack[-1]))
+                continue
+            except OSError as exc:
+                if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
+                    return None
+            try:
+                target = os.readlink(part, dir_fd=stack[-1])
+            except OSError:
+                return None  # not a link: a file where a directory should be
+            links += 1
+            if links > MAX_LINKS:
+                return None
+            if target.startswith("/"):
+                while len(stack) > 1:
+                    os.close(stack.pop())
+            pending.extend(p for p in reversed(target.split("/")) if p)
+        return os.dup(stack[-1])
+    finally:
+        for fd in stack:
             os.close(fd)
-            fd = next_fd
-        st = os.fstat(fd)
-    except OSError as exc:
-        os.close(fd)
-        raise HostPathUnavailable(
-            f"{located.path} cannot be opened from this machine ({exc.strerror})"
-        ) from None
-    if (st.st_dev, st.st_ino) != (located.dev, located.ino):
-        os.close(fd)
-        raise HostPathUnavailable(
-            f"{located.path} is another directory from this machine than in the container"
-        )
-    return fd
+
+
+def identity(fd: int) -> tuple[int, int]:
+    st = os.fstat(fd)
+    return st.st_dev, st.st_ino
 
 
 def list_below(fds: dict[str, int | None], roots: Sequence[str]) -> Listing:

@@ -1,16 +1,17 @@
 """A Docker container on this machine whose files are read from this machine (see the package's comment).
 
-Each root the container's shell located is held open below the container's root (sources/docker/roots.py)
-and handed to the local folder source as `/proc/self/fd/<n>`: the kernel resolves that name straight to
-the open directory, and the local source opens everything below its roots one component at a time
-without following symlinks. So listing (here, by descriptors), copying, hashing (the copy's own hash,
-as for a local folder), checking and deleting (set aside, hashed again, removed only if still the
-verified version) stay inside the container's tree, and none of it depends on how the local source
-opens its roots. Paths are translated both ways: the rest of the daemon sees the container's paths.
+Each root is resolved inside the container's root directory and held open (sources/docker/roots.py),
+then handed to the local folder source as `/proc/self/fd/<n>`: the kernel resolves that name straight
+to the open directory, and the local source opens everything below its roots one component at a time
+without following symlinks. So listing (here, by descriptors), copying, hashing (the copy's own hash, as
+for a local folder), checking and deleting (set aside, hashed again, removed only if still the verified
+version) stay inside the container's tree, and none of it depends on how the local source opens its
+roots. Paths are translated both ways: the rest of the daemon sees the container's paths.
 
-The container's shell runs the rest: where the roots are (before every listing, so a container that
-stopped ends the session as it would over `docker exec`), the survey, free space outside the roots, and
-the remote agent.
+Before every listing the container's first process must still run (a stopped or restarted container
+ends the session, as over `docker exec`), and the roots are resolved again. The container's shell
+(`docker exec -i … sh`) is started only when something needs it: the remote agent, the survey of
+`mediasyncd doctor`, free space outside the roots.
 """
 
 from __future__ import annotations
@@ -25,10 +26,9 @@ from pathlib import Path
 
 from mediasyncd.config import RemoteConfig
 from mediasyncd.errors import RemoteError
-from mediasyncd.sources.base import Capabilities, Deletion, Expected, Progress, Source
-from mediasyncd.sources.docker.container import HostPathUnavailable, find_container_root
-from mediasyncd.sources.docker.roots import Located, list_below, locate_command, open_located, parse_located
-from mediasyncd.sources.exec.process import ShellProcess
+from mediasyncd.sources.base import Capabilities, CommandResult, Deletion, Expected, Progress, Source
+from mediasyncd.sources.docker.container import ContainerRoot, HostPathUnavailable, find_container_root
+from mediasyncd.sources.docker.roots import identity, list_below, resolve_in
 from mediasyncd.sources.exec.source import ExecSource
 from mediasyncd.sources.exec.spawn import ExecSpawned
 from mediasyncd.sources.listing import Listing
@@ -44,26 +44,54 @@ def fd_path(fd: int) -> str:
     return f"{FD_DIR}/{fd}"
 
 
+class LazyShell:
+    """The container's shell, started on first use (a pull needs none)."""
+
+    def __init__(self, argv: Sequence[str]) -> None:
+        self.argv = tuple(argv)
+        self._source: ExecSource | None = None
+        self._lock = asyncio.Lock()
+
+    async def source(self) -> ExecSource:
+        async with self._lock:
+            if self._source is None:
+                self._source = await ExecSource.open(self.argv, "docker")
+            return self._source
+
+    async def run(self, script: str) -> CommandResult:
+        return await (await self.source()).shell.run(script)
+
+    def close(self) -> None:
+        if self._source is not None:
+            self._source.shell.close()
+
+    async def aclose(self) -> None:
+        if self._source is not None:
+            await self._source.close()
+
+
 class DockerHostSource:
-    def __init__(self, shell: ExecSource, container_root: int) -> None:
-        self._exec = shell
-        self._container_root = container_root
+    def __init__(self, container: ContainerRoot, shell_argv: Sequence[str]) -> None:
+        self._container = container
+        self._shell = LazyShell(shell_argv)
         self._files = LocalSource([])
         self._caps = dataclasses.replace(self._files.caps, transport="docker", host_path=True)
-        self._located: dict[str, tuple[Located, int] | None] = {}  # normalized root -> where, its fd
+        self._located: dict[str, tuple[tuple[int, int], int] | None] = {}  # root -> (dev, ino), its fd
         self._retired: list[int] = []  # descriptors of roots that moved: closed with the source, as a
         # thread may still be reading below one (closing it could hand its number to another directory)
 
     @classmethod
-    async def open(cls, shell: ExecSource, container_root: int, roots: Sequence[str]) -> DockerHostSource:
-        """Locate `roots` in the container; HostPathUnavailable if this machine sees them otherwise (the
-        caller then keeps to the exec path; `container_root` is closed)."""
-        source = cls(shell, container_root)
+    async def open(
+        cls, container: ContainerRoot, shell_argv: Sequence[str], roots: Sequence[str]
+    ) -> DockerHostSource:
+        """Resolve `roots` in the container; HostPathUnavailable (and `container` closed) if this process
+        cannot reach open descriptors by name."""
+        source = cls(container, shell_argv)
         try:
-            seen, held = os.stat(fd_path(container_root)), os.fstat(container_root)
+            seen, held = os.stat(fd_path(container.root)), os.fstat(container.root)
             if (seen.st_dev, seen.st_ino) != (held.st_dev, held.st_ino):
                 raise HostPathUnavailable(f"{FD_DIR} does not show this process's descriptors")
-            await source._locate(roots)
+            await asyncio.to_thread(source._locate, roots)
         except OSError as exc:
             source._close_descriptors()
             raise HostPathUnavailable(f"{FD_DIR} is not usable ({exc.strerror})") from None
@@ -77,23 +105,24 @@ class DockerHostSource:
         return self._caps
 
     @property
-    def shell(self) -> ShellProcess:
-        return self._exec.shell
+    def shell(self) -> LazyShell:
+        return self._shell
 
     async def spawn(self, command: str) -> ExecSpawned:
-        return await self._exec.spawn(command)
+        return await ExecSpawned.start(self._shell.argv, command)
 
     async def close(self) -> None:
-        await self._exec.close()
+        await self._shell.aclose()
         self._close_descriptors()
 
     async def list_roots(self, roots: Sequence[str]) -> Listing:
-        try:
-            await self._locate(roots)
-        except HostPathUnavailable as exc:  # a new session decides again, and may take the exec path
-            raise RemoteError(f"the container's roots moved under this machine's view: {exc}") from None
-        fds = {r: self._fd(posixpath.normpath(r)) for r in roots}
-        return await asyncio.to_thread(list_below, fds, roots)
+        def look() -> Listing:
+            if not self._container.alive():
+                raise RemoteError("unreachable: the container's first process exited (stopped or restarted)")
+            self._locate(roots)
+            return list_below({r: self._fd(posixpath.normpath(r)) for r in roots}, roots)
+
+        return await asyncio.to_thread(look)
 
     async def pull(
         self,
@@ -157,14 +186,14 @@ class DockerHostSource:
     async def free_space(self, path: str) -> int | None:
         """The free space of the filesystem under a root (as `df` in the container shows it), else the
         shell's `df`."""
-        fd = self._fd_of(posixpath.normpath(path))
-        if fd is None:
-            return await self._exec.free_space(path)
-        vfs = await asyncio.to_thread(os.fstatvfs, fd)
+        holder = self._holder(posixpath.normpath(path))
+        if holder is None:
+            return await (await self._shell.source()).free_space(path)
+        vfs = await asyncio.to_thread(os.fstatvfs, holder[1])
         return vfs.f_bavail * vfs.f_frsize
 
     async def survey(self, roots: Sequence[str]) -> Survey:
-        return await self._exec.survey(roots)
+        return await (await self._shell.source()).survey(roots)
 
     # ------------------------------------------------------------------------------------ roots
 
@@ -172,83 +201,64 @@ class DockerHostSource:
         found = self._located.get(root)
         return None if found is None else found[1]
 
-    def _root_of(self, norm: str) -> str | None:
-        """The located root that holds the normalized container path `norm` (the longest), or None."""
-        for root in sorted(self._located, key=len, reverse=True):
-            if self._located[root] is not None and (norm == root or norm.startswith(root.rstrip("/") + "/")):
-                return root
+    def _holder(self, norm: str) -> tuple[str, int] | None:
+        """The located root holding the normalized container path `norm` (the longest) and its fd."""
+        located = self._located
+        for root in sorted(located, key=len, reverse=True):
+            found = located[root]
+            if found is not None and (norm == root or norm.startswith(root.rstrip("/") + "/")):
+                return root, found[1]
         return None
-
-    def _fd_of(self, norm: str) -> int | None:
-        root = self._root_of(norm)
-        return None if root is None else self._fd(root)
 
     def _host(self, path: str) -> str:
         """The container's `path` as this process reaches it: below its root's `/proc/self/fd/<n>`. A
         path under no located root stays as it is: under none of the local source's roots, it is
         refused there (a vanished file, a failed deletion)."""
         norm = posixpath.normpath(path)
-        root = self._root_of(norm)
-        fd = None if root is None else self._fd(root)
-        if root is None or fd is None:
+        holder = self._holder(norm)
+        if holder is None:
             return path
+        root, fd = holder
         return fd_path(fd) + norm[len(root.rstrip("/")) :]
 
-    async def _locate(self, roots: Sequence[str]) -> None:
-        """Ask the container where each root is and open the ones that moved (or are new) below its root."""
-        wanted = list(dict.fromkeys(posixpath.normpath(r) for r in roots))
-        answer = await self._exec.shell.run(locate_command(wanted))
-        for root, where in parse_located(answer.stdout, wanted).items():
-            known = self._located.get(root)
-            if known is not None and known[0] == where:
+    def _locate(self, roots: Sequence[str]) -> None:
+        """Blocking: resolve each root in the container again; one that is now another directory (or new)
+        gets a fresh descriptor, the old one is retired."""
+        located = dict(self._located)  # swapped in whole: the event loop reads it meanwhile
+        for root in dict.fromkeys(posixpath.normpath(r) for r in roots):
+            fd = resolve_in(self._container.root, root)
+            known = located.get(root)
+            if known is not None and fd is not None and identity(fd) == known[0]:
+                os.close(fd)
                 continue
-            opened = None
-            if where is not None:
-                opened = (where, await asyncio.to_thread(open_located, self._container_root, where))
             if known is not None:
                 self._retired.append(known[1])
-            self._located[root] = opened
-            self._files.roots = [fd_path(f[1]) for f in self._located.values() if f is not None]
+            located[root] = None if fd is None else (identity(fd), fd)
+        self._files.roots = [fd_path(f[1]) for f in located.values() if f is not None]
+        self._located = located
 
     def _close_descriptors(self) -> None:
-        fds = [f[1] for f in self._located.values() if f is not None] + self._retired + [self._container_root]
+        fds = [f[1] for f in self._located.values() if f is not None] + self._retired
         self._located.clear()
         self._retired.clear()
         self._files.roots = []
         for fd in fds:
             os.close(fd)
+        self._container.close()
 
 
 async def open_docker(remote: RemoteConfig, environ: Mapping[str, str] = os.environ) -> Source:
-    """The container's shell, and its files from this machine where `files_via` allows and the checks in
+    """The container's files from this machine where `files_via` allows and the checks in
     sources/docker/container.py pass; otherwise the exec source, noting why. Raises RemoteError
-    ("unreachable: …") when no shell answers."""
-    finding: asyncio.Future[int] | None = None
+    ("unreachable: …") when neither reaches the container."""
+    argv = remote.shell_command
+    reason = 'files_via = "exec"'
     if remote.files_via == "auto":
-        finding = asyncio.ensure_future(
-            find_container_root(remote.docker_host, remote.container or "", environ)
-        )
-    try:
-        shell = await ExecSource.open(remote.shell_command, "docker")
-    except BaseException:
-        if finding is not None:
-            await _discard(finding)
-        raise
+        try:
+            container = await find_container_root(remote.docker_host, remote.container or "", environ)
+            return await DockerHostSource.open(container, argv, remote.roots)
+        except HostPathUnavailable as exc:
+            reason = str(exc)
+    shell = await ExecSource.open(argv, "docker")
     shell.roots.update(remote.roots)
-    if finding is None:
-        return shell.noted('files through docker exec: files_via = "exec"')
-    try:
-        container_root = await finding
-        return await DockerHostSource.open(shell, container_root, remote.roots)
-    except HostPathUnavailable as exc:
-        return shell.noted(f"files through docker exec: {exc}")
-    except BaseException:
-        await shell.close()
-        raise
-
-
-async def _discard(finding: asyncio.Future[int]) -> None:
-    """Wait for a search that is no longer needed and close what it opened."""
-    done = await asyncio.gather(finding, return_exceptions=True)
-    if isinstance(done[0], int):
-        os.close(done[0])
+    return shell.noted(f"files through docker exec: {reason}")
