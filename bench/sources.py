@@ -132,7 +132,10 @@ def report(samples: list[Sample], datasets: list[Dataset], repeat: int, loads: t
         f"{repeat}; " + "; ".join(f"{d.name}: {d.files} files, {d.megabytes:.0f} MB" for d in datasets) + ". "
         "`sync --once` wall time includes starting Python and hashing every file on both ends; the other "
         "tools only copy. machine CPU-s: the whole host (both ends, dockerd, and anything else running) "
-        f"during the run; 1-minute load average {loads[0]:.1f} before and {loads[1]:.1f} after the run.",
+        f"during the run; 1-minute load average {loads[0]:.1f} before and {loads[1]:.1f} after the run. "
+        "`mediasyncd docker` reads the container's files from this machine (`docker:host-path`, the "
+        "default for a local engine); `mediasyncd docker (exec)` sends every byte through `docker exec` "
+        '(`files_via = "exec"`, what an engine elsewhere gets).',
         "",
         "| dataset | tool | wall s | MB/s | files/s | machine CPU-s | vs reference |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
