@@ -13,6 +13,9 @@ so no mapping of overlay layers, volumes or bind mounts is needed. It is taken o
 - this user may open that root (root, or the container's own user namespace owner),
 - and it is not this machine's own root.
 
+A pidfd of that process (or its /proc directory, on an older kernel) then tells when it exits: a
+stopped or restarted container ends the session.
+
 Everything below that root is then opened relative to its descriptor, one component at a time without
 following symlinks (sources/docker/roots.py): nothing the container does can lead a read out of it.
 """
@@ -59,7 +62,7 @@ def parse_inspect(output: bytes) -> Inspected:
     """The container's id and first process from `docker inspect --format INSPECT_FORMAT`."""
     words = output.decode("ascii", "replace").split()
     if len(words) != 3 or len(words[0]) != 64 or not all(c in "0123456789abcdef" for c in words[0]):
-        raise HostPathUnavailable("docker inspect answered something else than an id and a pid")
+        raise HostPathUnavailable("docker inspect answered something other than an id and a pid")
     if words[2] != "true" or not words[1].isdigit() or int(words[1]) <= 0:
         raise HostPathUnavailable("the container is not running")
     return Inspected(words[0], int(words[1]))

@@ -170,12 +170,7 @@ class DockerHostSource:
         back = {self._host(e.path): e.path for e in files}
         done = await self._files.delete([e._replace(path=self._host(e.path)) for e in files])
         result = Deletion()
-        for outcome, paths in (
-            ("D", done.deleted),
-            ("G", done.gone),
-            ("C", done.changed),
-            ("F", done.failed),
-        ):
+        for outcome, paths in zip("DGCF", (done.deleted, done.gone, done.changed, done.failed), strict=True):
             for h in paths:
                 result.add(outcome, back.get(h, h))
         return result
