@@ -5,7 +5,10 @@
 
 Docker: `mediasyncd sync --once` with `transport = "docker"` against `docker cp` and `docker exec … tar c
 | tar x` ("docker exec tar c, tar x"), all from one container of the full-userland test image (GNU find, tar, sha256sum, openssl)
-with the dataset bound in, on a dockerd this run starts (tests/docker_engine.py). Local: `mediasyncd
+with the dataset bound in, on a dockerd this run starts (tests/docker_engine.py). "mediasyncd docker"
+reads the container's files from this machine (the default for a local engine: `docker:host-path`);
+"mediasyncd docker (exec)" is `files_via = "exec"`, every byte through `docker exec` as for an engine
+elsewhere. Local: `mediasyncd
 sync --once` with `transport = "local"` against `rsync -a` between two local directories. Every run
 pulls into a fresh empty directory (mediasyncd with a fresh state dir too); repetitions are
 interleaved and medians reported. mediasyncd hashes every file on both ends (SHA-256) and lands it
@@ -59,6 +62,9 @@ def tools(engine: Engine, container: str) -> dict[str, Callable[[Dataset, Path],
         "mediasyncd docker": mediasyncd_runner(
             {"transport": "docker", "container": container, "docker_host": engine.host}, WORK
         ),
+        "mediasyncd docker (exec)": mediasyncd_runner(
+            {"transport": "docker", "container": container, "docker_host": engine.host, "files_via": "exec"}, WORK
+        ),
         "docker cp": lambda d, dest: [str(DOCKER), "-H", engine.host, "cp", f"{container}:{d.root}/.", str(dest)],
         "docker exec tar c, tar x": lambda d, dest: [
             "sh", "-c", f"{docker} exec {container} tar -C {d.root} -cf - . | tar -C {dest} -xf -",
@@ -75,18 +81,25 @@ def run(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--doc", type=Path, default=REPO / "docs" / "benchmarks.md")
     p.add_argument("--no-doc", action="store_true")
+    p.add_argument("--work", type=Path, default=WORK, help=f"datasets, dockerd and scratch (default {WORK})")
+    p.add_argument(
+        "--tool", action="append", default=[], help="run this tool only (repeat; implies --no-doc)"
+    )
     args = p.parse_args(argv)
+    work: Path = args.work
     spec = DatasetSpec(png=args.png, many=args.many, many_folders=max(1, args.many // 120), big=0)
-    datasets = [d for d in ensure_datasets(WORK / "data", spec) if d.name in ("PNG", "MANY")]
-    scratch = WORK / "scratch"
+    datasets = [d for d in ensure_datasets(work / "data", spec) if d.name in ("PNG", "MANY")]
+    scratch = work / "scratch"
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True)
     samples: list[Sample] = []
     compile_bytecode()
     load_before = os.getloadavg()[0]
-    with start_engine(WORK / "docker") as engine:
-        container = engine.run("mediasyncd-test/full:1", f"bench-sources-{os.getpid()}", [WORK / "data"])
+    with start_engine(work / "docker") as engine:
+        container = engine.run("mediasyncd-test/full:1", f"bench-sources-{os.getpid()}", [work / "data"])
         plan = tools(engine, container)
+        if args.tool:
+            plan = {name: plan[name] for name in args.tool}
         env = {"PATH": f"{DOCKER.parent}:{os.environ['PATH']}"}  # Debian's docker client for mediasyncd too
         for rep in range(args.repeat):
             for dataset in datasets:
@@ -106,7 +119,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     loads = (load_before, os.getloadavg()[0])
     section = report(samples, datasets, args.repeat, loads)
     print(section)
-    if not args.no_doc:
+    if not args.no_doc and not args.tool:
         write_section(args.doc, section, writer="bench/sources.py")
     return 0
 
@@ -119,12 +132,18 @@ def report(samples: list[Sample], datasets: list[Dataset], repeat: int, loads: t
         f"{repeat}; " + "; ".join(f"{d.name}: {d.files} files, {d.megabytes:.0f} MB" for d in datasets) + ". "
         "`sync --once` wall time includes starting Python and hashing every file on both ends; the other "
         "tools only copy. machine CPU-s: the whole host (both ends, dockerd, and anything else running) "
-        f"during the run; 1-minute load average {loads[0]:.1f} before and {loads[1]:.1f} after the run.",
+        f"during the run; 1-minute load average {loads[0]:.1f} before and {loads[1]:.1f} after the run. "
+        "`mediasyncd docker` reads the container's files from this machine (`docker:host-path`, the "
+        "default for a local engine); `mediasyncd docker (exec)` sends every byte through `docker exec` "
+        '(`files_via = "exec"`, what an engine elsewhere gets).',
         "",
         "| dataset | tool | wall s | MB/s | files/s | machine CPU-s | vs reference |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
     ]
-    reference = {"mediasyncd docker": "docker cp", "mediasyncd local": "rsync -a (local)"}
+    reference = {
+        "mediasyncd docker": "docker cp", "mediasyncd docker (exec)": "docker cp",
+        "mediasyncd local": "rsync -a (local)",
+    }  # fmt: skip
     for d in datasets:
         medians = {}
         for tool in dict.fromkeys(s.tool for s in samples):
@@ -135,7 +154,7 @@ def report(samples: list[Sample], datasets: list[Dataset], repeat: int, loads: t
             )
         for tool, (wall, cpu) in medians.items():
             ref = reference.get(tool)
-            ratio = f"{medians[ref][0] / wall:.2f}× {ref}" if ref else ""
+            ratio = f"{medians[ref][0] / wall:.2f}× {ref}" if ref in medians else ""
             lines.append(
                 f"| {d.name} | {tool} | {wall:.2f} | {d.megabytes / wall:.0f} | {d.files / wall:.0f} "
                 f"| {cpu:.1f} | {ratio} |"

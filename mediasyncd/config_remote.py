@@ -39,13 +39,14 @@ Kind = Literal["forge", "comfyui", "generic"]
 HostKeyPolicy = Literal["strict", "accept-new"]
 WatchMode = Literal["auto", "agent", "poll"]
 Transport = Literal["ssh", "local", "docker", "exec"]
+FilesVia = Literal["auto", "exec"]
 SSH_KEYS = (
     "host", "port", "user", "identity_file", "host_key", "known_hosts", "keepalive_interval", "keepalive_count_max",
 )  # fmt: skip
 TRANSPORT_KEYS: Mapping[str, tuple[str, ...]] = {
     "ssh": SSH_KEYS,
     "local": (),
-    "docker": ("container", "docker_host"),
+    "docker": ("container", "docker_host", "files_via"),
     "exec": ("command",),
 }
 
@@ -87,6 +88,7 @@ class RemoteConfig:
     transport: Transport = "ssh"
     container: str | None = None  # docker: the container's name or id
     docker_host: str | None = None  # docker: its daemon (else DOCKER_HOST from the environment)
+    files_via: FilesVia = "auto"  # docker: "auto" reads a local container's files from this machine
     command: tuple[str, ...] = ()  # exec: argv of a command giving a POSIX shell on stdin/stdout
 
     @property
@@ -126,8 +128,8 @@ def purge_section(r: Reader, t: Mapping[str, Any], p: str, d: PurgeConfig) -> Pu
 _REMOTE_KEYS = {
     "name", "host", "port", "user", "identity_file", "host_key", "known_hosts", "kind", "roots",
     "include", "exclude", "watch", "poll_interval", "settle", "connect_timeout", "purge",
-    "transport", "container", "docker_host", "command", "keepalive_interval", "keepalive_count_max",
-    "reconcile_interval",
+    "transport", "container", "docker_host", "files_via", "command", "keepalive_interval",
+    "keepalive_count_max", "reconcile_interval",
 }  # fmt: skip
 
 
@@ -215,6 +217,7 @@ def remote_section(r: Reader, t: Mapping[str, Any], p: str, purge: PurgeConfig) 
         transport=transport,
         container=container,
         docker_host=r.get(t, "docker_host", p, as_nonempty_str, None),
+        files_via=r.get(t, "files_via", p, choice("auto", "exec"), "auto"),
         command=command,
         port=r.get(t, "port", p, as_port, None),
         user=r.get(t, "user", p, as_nonempty_str, None),

@@ -208,6 +208,7 @@ name = "box"
 transport = "docker"
 container = "forge"
 docker_host = "unix:///run/other.sock"
+files_via = "exec"
 kind = "forge"
 
 [[remotes]]
@@ -225,6 +226,7 @@ roots = ["/x"]
     local, box, pod, ssh = c.remotes
     assert (local.transport, local.host, local.roots) == ("local", "", ("/srv/comfyui/output",))
     assert box.shell_command == ("docker", "-H", "unix:///run/other.sock", "exec", "-i", "forge", "sh")
+    assert (box.files_via, pod.files_via) == ("exec", "auto")
     assert pod.shell_command == ("kubectl", "exec", "-i", "comfy-0", "--", "sh")
     assert ssh.transport == "ssh"
 
@@ -245,6 +247,7 @@ transport = "exec"
 command = []
 container = "x"
 roots = ["/x"]
+files_via = "host"
 
 [[remotes]]
 name = "c"
@@ -261,8 +264,9 @@ transport = "kubernetes"
     assert "remotes[0].container (line 6): is required" in found
     assert any(p.startswith("remotes[1].command (line 14): must be a non-empty list") for p in found)
     assert "remotes[1].container (line 15): is only for transport 'docker', not 'exec'" in found
-    assert "remotes[2].user (line 21): is only for transport 'ssh', not 'local'" in found
-    assert any(p.startswith("remotes[3].transport (line 26): must be one of 'ssh', 'local'") for p in found)
+    assert "remotes[1].files_via (line 17): is only for transport 'docker', not 'exec'" in found
+    assert "remotes[2].user (line 22): is only for transport 'ssh', not 'local'" in found
+    assert any(p.startswith("remotes[3].transport (line 27): must be one of 'ssh', 'local'") for p in found)
 
 
 def test_a_local_root_and_the_library_must_not_nest(tmp_path: Path) -> None:

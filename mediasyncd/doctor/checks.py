@@ -193,6 +193,19 @@ def forge_hint(root: str, parent: str, names: Iterable[str]) -> str | None:
 
 
 def _tools(caps: Capabilities, shell: bool) -> list[Check]:
+    if caps.host_path:
+        return [
+            Check(
+                "ok",
+                "files read from this machine through the container's own root (as docker cp reads "
+                "them): listing, copying and hashing need no tools in the container",
+            )
+        ]
+    noted = [Check("ok", caps.note)] if caps.note else []  # why the container's files come through its shell
+    return noted + _shell_tools(caps, shell)
+
+
+def _shell_tools(caps: Capabilities, shell: bool) -> list[Check]:
     if not shell:
         return [
             Check(

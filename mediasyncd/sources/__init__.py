@@ -47,7 +47,11 @@ async def open_source(
         from mediasyncd.sources.local import LocalSource
 
         return LocalSource(remote.roots)
-    if remote.transport in ("docker", "exec"):
+    if remote.transport == "docker":
+        from mediasyncd.sources.docker.source import open_docker
+
+        return await open_docker(remote)
+    if remote.transport == "exec":
         from mediasyncd.sources.exec.source import ExecSource
 
         source = await ExecSource.open(remote.shell_command, remote.transport)

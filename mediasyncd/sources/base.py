@@ -39,6 +39,8 @@ class Capabilities:
     tar: bool = False  # GNU tar: small files can come in one stream (`pull_batch`)
     stream_below: int = 0  # files below this size come in tar streams whatever `batch_below` says (a
     # transport that starts a process per single file: docker exec costs ~50-100 ms)
+    host_path: bool = False  # a container's files are read from this machine, not through its shell
+    note: str = ""  # why a transport does not take its fastest path (shown after the summary)
 
     @property
     def hashes(self) -> bool:
@@ -46,14 +48,20 @@ class Capabilities:
 
     @property
     def summary(self) -> str:
-        """`find,openssl,tar` over SSH; `docker:find,sha256sum,tar` for a shell behind a command; `local`."""
+        """`find,openssl,tar` over SSH; `docker:find,sha256sum,tar` for a shell behind a command;
+        `docker:host-path` for a container whose files are read from this machine; `local`. A note
+        follows in parentheses (`docker:find,openssl,tar (files through docker exec: …)`)."""
         if self.transport == "local":
             return self.transport
         parts = (("find", self.find_printf), (self.hasher or "", bool(self.hasher)), ("tar", self.tar))
         found = ",".join(name for name, ok in parts if ok)
         if self.transport == "ssh":
-            return found or "sftp-only"
-        return f"{self.transport}:{found or 'minimal'}"
+            text = found or "sftp-only"
+        elif self.host_path:
+            text = f"{self.transport}:host-path"
+        else:
+            text = f"{self.transport}:{found or 'minimal'}"
+        return f"{text} ({self.note})" if self.note else text
 
 
 class Expected(NamedTuple):

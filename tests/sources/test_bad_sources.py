@@ -58,13 +58,15 @@ async def test_a_stopped_container_is_unreachable_with_what_docker_said(
         await ExecSource.open(docker_engine.shell_argv(name), "docker")
 
 
+@pytest.mark.parametrize("transport", ["docker-busybox", "docker-host"])
 async def test_the_daemon_backs_off_from_a_stopped_container_and_resumes_when_it_starts(
-    request: pytest.FixtureRequest, docker_engine: Engine, tmp_path: Path
+    request: pytest.FixtureRequest, docker_engine: Engine, tmp_path: Path, transport: str
 ) -> None:
     """`/status` shows the docker remote in backoff with the reason while its container is stopped; once
-    it runs again, new files land."""
-    name = docker_engine.run("mediasyncd-test/busybox:1", f"mst-daemon-{os.getpid()}", [tmp_path])
-    world = make_world(request, tmp_path, "docker-busybox", container=name, poll_interval="0.3s", settle="0s")
+    it runs again, new files land: through its shell, and read from this machine (where the stop is seen
+    at the next listing, and the restarted container is found again by its new first process)."""
+    name = docker_engine.run("mediasyncd-test/busybox:1", f"mst-daemon-{transport}-{os.getpid()}", [tmp_path])
+    world = make_world(request, tmp_path, transport, container=name, poll_interval="0.3s", settle="0s")
     world.write("a.png", b"a" * 100)
     daemon = Daemon(world.config())
     running = asyncio.create_task(daemon.run())
@@ -72,6 +74,7 @@ async def test_the_daemon_backs_off_from_a_stopped_container_and_resumes_when_it
         await until(lambda: "a.png" in world.landed())
         status = daemon.view.remote("r1")
         assert status.snapshot()["transport"] == "docker" and status.snapshot()["state"] == "connected"
+        assert (status.snapshot()["capabilities"] == "docker:host-path") == (transport == "docker-host")
         docker_engine.docker("stop", "-t", "0", name)
         await until(lambda: status.state == "backoff")
         assert status.last_error is not None

@@ -1,7 +1,8 @@
 """The `Source` contract, run unchanged against every implementation: SSH with a shell, SSH that serves
-SFTP only, a local folder, a shell behind a command (`sh`, and busybox's `sh` with its minimal userland)
-and Docker containers (a busybox one and one with a full userland). Each test states one promise the rest
-of the daemon relies on."""
+SFTP only, a local folder, a shell behind a command (`sh`, and busybox's `sh` with its minimal userland),
+Docker containers through their shell (a busybox one and one with a full userland) and a Docker container
+read from this machine (`docker-host`: busybox, its files through its root). Each test states one promise
+the rest of the daemon relies on."""
 
 from __future__ import annotations
 
@@ -14,8 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from mediasyncd.config import RemoteConfig
 from mediasyncd.errors import RemoteFileChanged
 from mediasyncd.sources import Expected, Source, same_version
+from mediasyncd.sources.docker.source import open_docker
 from mediasyncd.sources.exec.source import ExecSource
 from mediasyncd.sources.local import LocalSource
 from mediasyncd.sources.ssh.source import SshSource
@@ -48,7 +51,9 @@ class Opened:
 
 
 EXEC_COMMANDS = {"exec-sh": (["sh"], True), "exec-busybox": (["busybox", "sh"], False)}
-TRANSPORTS = ["ssh", "ssh-sftp-only", "local", "exec-sh", "exec-busybox", "docker-busybox", "docker-full"]
+TRANSPORTS = [
+    "ssh", "ssh-sftp-only", "local", "exec-sh", "exec-busybox", "docker-busybox", "docker-full", "docker-host",
+]  # fmt: skip
 
 
 @pytest.fixture(params=TRANSPORTS)
@@ -58,6 +63,14 @@ async def opened(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
     with ThreadPoolExecutor(4) as executor:
         if request.param == "local":
             yield Opened(LocalSource([str(root)]), root, executor)
+            return
+        if request.param == "docker-host":
+            host_source = await open_docker(docker_remote(request, root))
+            assert host_source.caps.summary == "docker:host-path"
+            try:
+                yield Opened(host_source, root, executor, python=False)
+            finally:
+                await host_source.close()
             return
         if request.param in EXEC_COMMANDS or request.param.startswith("docker-"):
             argv, python = EXEC_COMMANDS.get(request.param) or (docker_argv(request, request.param), False)
@@ -79,6 +92,15 @@ def docker_argv(request: pytest.FixtureRequest, param: str) -> list[str]:
     engine: Engine = request.getfixturevalue("docker_engine")
     containers: dict[str, str] = request.getfixturevalue("docker_containers")
     return engine.shell_argv(containers[param.removeprefix("docker-")])
+
+
+def docker_remote(request: pytest.FixtureRequest, root: Path) -> RemoteConfig:
+    """The busybox container, its files read from this machine (the daemon's own choice for it)."""
+    engine: Engine = request.getfixturevalue("docker_engine")
+    containers: dict[str, str] = request.getfixturevalue("docker_containers")
+    return RemoteConfig(
+        "c", transport="docker", container=containers["busybox"], docker_host=engine.host, roots=(str(root),)
+    )
 
 
 def write_raw(directory: Path, name: bytes) -> None:

@@ -1,5 +1,7 @@
 """`sync --once` and `purge` end to end through every new transport: a local folder, a shell behind a
-command (`sh`, busybox `sh`) and Docker containers (busybox and full userland) on a real dockerd."""
+command (`sh`, busybox `sh`) and Docker containers on a real dockerd, through their shell (busybox and
+full userland, `files_via = "exec"`) and read from this machine (`docker-host`, the default for a local
+engine)."""
 
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ OLD = time.time() - 3600
 PNG = b"\x89PNG\r\n\x1a\n" + os.urandom(3 << 20)  # one by one (above batch_below)
 SMALL = {f"many/{i:03d}.png": os.urandom(2000 + i) for i in range(60)}  # one tar stream
 AWKWARD = {"odd/$(touch PWNED);x.png": b"1", "odd/a b'c\".png": b"2", "odd/-dash.png": b"3"}
-TRANSPORTS = ["local", "exec-sh", "exec-busybox", "docker-busybox", "docker-full"]
+TRANSPORTS = ["local", "exec-sh", "exec-busybox", "docker-busybox", "docker-full", "docker-host"]
 
 
 @dataclass
@@ -73,8 +75,12 @@ def remote_for(request: pytest.FixtureRequest, transport: str, root: Path) -> di
         return table | {"transport": "exec", "command": command}
     engine: Engine = request.getfixturevalue("docker_engine")
     containers: dict[str, str] = request.getfixturevalue("docker_containers")
-    container = containers[transport.removeprefix("docker-")]
-    return table | {"transport": "docker", "container": container, "docker_host": engine.host}
+    image = transport.removeprefix("docker-")
+    table |= {"transport": "docker", "docker_host": engine.host}
+    if image == "host":  # the full image, its files read from this machine
+        return table | {"container": containers["full"]}
+    via = {"files_via": "exec"} if image in ("busybox", "full") else {}  # "python": the agent, host path
+    return table | {"container": containers[image]} | via
 
 
 def make_world(request: pytest.FixtureRequest, tmp: Path, transport: str, **extra: Any) -> World:
@@ -109,7 +115,7 @@ def test_sync_once_lands_everything_verified_and_purge_deletes_only_verified_cop
     assert {s for rel, s in world.states().items() if rel != "young.png"} == {"purged"}
 
 
-@pytest.mark.parametrize("transport", ["local", "exec-busybox", "docker-full"])
+@pytest.mark.parametrize("transport", ["local", "exec-busybox", "docker-full", "docker-host"])
 def test_doctor_checks_every_transport(
     request: pytest.FixtureRequest, tmp_path: Path, transport: str
 ) -> None:
@@ -128,9 +134,13 @@ def test_doctor_checks_every_transport(
         "local": "remote r1 (local)",
         "exec-busybox": "remote r1 (exec: busybox sh)",
         "docker-full": "remote r1 (docker container mst-full-",
+        "docker-host": "remote r1 (docker container mst-full-",
     }[transport]
     assert expected in out, out
     if transport == "exec-busybox":
         assert "listings use find -exec stat" in out
     if transport == "docker-full":
         assert "find -printf: one command lists every root" in out and "tar: small files" in out
+        assert 'files through docker exec: files_via = "exec"' in out
+    if transport == "docker-host":
+        assert "files read from this machine through the container's own root" in out

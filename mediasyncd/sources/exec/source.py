@@ -9,6 +9,7 @@ size, and bytes only ever go to partials inside the library.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from pathlib import Path
@@ -77,6 +78,11 @@ class ExecSource:
     @property
     def caps(self) -> Capabilities:
         return self._caps
+
+    def noted(self, note: str) -> ExecSource:
+        """This source, its summary followed by `note` (why a faster path is not taken)."""
+        self._caps = dataclasses.replace(self._caps, note=note)
+        return self
 
     async def spawn(self, command: str) -> ExecSpawned:
         """A long-running command (the remote agent) on its own process behind the same shell command."""
