@@ -47,6 +47,7 @@ from mediasyncd.sources.ssh.sftp import (
 )
 from mediasyncd.sources.ssh.shell import CommandChannel
 from mediasyncd.sources.ssh.spawn import SshSpawned
+from mediasyncd.sources.ssh.stream import exec_pull
 from mediasyncd.sources.survey import Survey, parse_survey, survey_command
 from mediasyncd.sources.tar import Member, tar_command, unpack_stream
 
@@ -69,6 +70,7 @@ class SshSource:
         self.block_size = transfer.block_size if transfer else 0
         self.roots: set[str] = set()  # the roots hashes pin directories below (config, listings)
         self.max_requests = transfer.max_requests if transfer else 64
+        self.stream_above = transfer.stream_above if transfer else 0
 
     @classmethod
     async def open(
@@ -160,6 +162,13 @@ class SshSource:
         limiter: RateLimiter | None = None,
         progress: Progress | None = None,
     ) -> str:
+        if self._streams(size):  # the remote's hash pins the bytes, as for SFTP below
+            try:
+                return await exec_pull(
+                    self.conn, path, partial, size=size, executor=executor, limiter=limiter, progress=progress
+                )
+            except TransferError as exc:
+                raise self._lost_or(exc) from None
         # Without a remote hash nothing else pins the bytes to the root: check the directory's real path
         # before and after the read (a directory swapped for a symlink out of the root is refused).
         unpinned = not self._caps.hashes
@@ -185,6 +194,15 @@ class SshSource:
             await asyncio.to_thread(partial.unlink, missing_ok=True)  # its bytes may be from outside the root
             raise RemoteFileChanged(f"{path}: a directory below the root was swapped during the transfer")
         return digest
+
+    def _streams(self, size: int) -> bool:
+        """Whether a file of `size` bytes comes over an exec channel rather than SFTP."""
+        return (
+            bool(self.stream_above)
+            and size >= self.stream_above
+            and self._shell is not None
+            and (self._caps.hashes)
+        )
 
     async def pull_batch(
         self,
