@@ -79,7 +79,9 @@ async def opened(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
             return
         with start_sshd(tmp_path / "sshd", sftp_only=request.param == "ssh-sftp-only") as server:
             # ssh-stream: every file comes over an exec channel (`cat`), not SFTP (transfer.stream_above)
-            transfer = TransferConfig(stream_above=1) if request.param == "ssh-stream" else None
+            transfer = (
+                TransferConfig(stream_above=1, large_files="exec") if request.param == "ssh-stream" else None
+            )
             source = await SshSource.start(await connect(server), transfer)
             try:
                 yield Opened(source, root, executor)

@@ -13,11 +13,14 @@ import pytest
 
 from mediasyncd.config import TransferConfig
 from mediasyncd.errors import RemoteError, RemoteFileChanged
+from mediasyncd.sources.ssh import source as ssh_source
 from mediasyncd.sources.ssh.source import SshSource
 from mediasyncd.sources.ssh.stream import read_command
+from tests.helpers import opens_of
 from tests.sshd import SshServer, connect, cut_link, start_sshd
 
 MB = 1 << 20
+EXEC = TransferConfig(stream_above=MB, large_files="exec")
 
 
 @pytest.fixture
@@ -42,7 +45,7 @@ async def test_a_name_with_quotes_and_spaces_arrives_whole(
     remote = tmp_path / "root" / "it's a $HOME `x`.png"
     remote.parent.mkdir()
     remote.write_bytes(data)
-    source = await SshSource.start(await connect(sshd), TransferConfig(stream_above=MB))
+    source = await SshSource.start(await connect(sshd), EXEC)
     try:
         partial = tmp_path / "p.part"
         digest = await source.pull(str(remote), partial, size=len(data), mtime=0.0, executor=executor)
@@ -57,7 +60,7 @@ async def test_a_file_that_grew_is_a_change_and_its_partial_is_dropped(
     """More bytes than listed means another version: RemoteFileChanged, and no partial is kept."""
     remote = tmp_path / "grown.bin"
     remote.write_bytes(os.urandom(3 * MB))
-    source = await SshSource.start(await connect(sshd), TransferConfig(stream_above=MB))
+    source = await SshSource.start(await connect(sshd), EXEC)
     partial = tmp_path / "grown.part"
     try:
         with pytest.raises(RemoteFileChanged):
@@ -75,7 +78,7 @@ async def test_a_connection_lost_mid_file_ends_the_session_and_keeps_the_partial
     remote = tmp_path / "big.bin"
     remote.write_bytes(os.urandom(64 * MB))
     with start_sshd(tmp_path / "sshd") as server:
-        source = await SshSource.start(await connect(server), TransferConfig(stream_above=MB))
+        source = await SshSource.start(await connect(server), EXEC)
         partial = tmp_path / "big.part"
         killed = False
 
@@ -101,7 +104,9 @@ async def test_a_remote_without_a_shell_still_pulls_over_sftp(
     data = os.urandom(2 * MB)
     remote = tmp_path / "f.bin"
     remote.write_bytes(data)
-    source = await SshSource.start(await connect(sshd_sftp_only), TransferConfig(stream_above=1))
+    source = await SshSource.start(
+        await connect(sshd_sftp_only), TransferConfig(stream_above=1, large_files="exec")
+    )
     try:
         assert source.shell is None
         digest = await source.pull(
@@ -114,3 +119,37 @@ async def test_a_remote_without_a_shell_still_pulls_over_sftp(
     finally:
         await source.close()
     assert digest == hashlib.sha256(data).hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("large_files", "fast_link", "over_sftp"),
+    [("auto", 0.005, False), ("auto", 0.0, True), ("sftp", 0.005, True), ("exec", 0.0, False)],
+)
+async def test_auto_takes_the_exec_channel_on_a_fast_link_only(
+    sshd_logged: SshServer,
+    tmp_path: Path,
+    executor: ThreadPoolExecutor,
+    monkeypatch: pytest.MonkeyPatch,
+    large_files: str,
+    fast_link: float,
+    over_sftp: bool,
+) -> None:
+    """`large_files = "auto"` pulls a large file over the exec channel when the measured round trip is
+    within FAST_LINK (loopback is; with a limit of 0 it is not), else over SFTP; "sftp" and "exec" force
+    one way. Small files always come over SFTP."""
+    monkeypatch.setattr(ssh_source, "FAST_LINK", fast_link)
+    big, small = tmp_path / "big.bin", tmp_path / "small.bin"
+    big.write_bytes(os.urandom(2 * MB))
+    small.write_bytes(os.urandom(MB // 2))
+    transfer = TransferConfig(stream_above=MB, large_files=large_files)  # type: ignore[arg-type]
+    source = await SshSource.start(await connect(sshd_logged), transfer)
+    try:
+        for path in (big, small):
+            mtime = os.stat(path).st_mtime
+            await source.pull(str(path), tmp_path / f"{path.name}.part", size=path.stat().st_size, mtime=mtime,
+                              executor=executor)  # fmt: skip
+    finally:
+        await source.close()
+    assert (tmp_path / "big.bin.part").read_bytes() == big.read_bytes()
+    assert opens_of(sshd_logged, big) == (1 if over_sftp else 0)
+    assert opens_of(sshd_logged, small) == 1
