@@ -12,7 +12,7 @@ wall time, local CPU (user + system of this process and its children, i.e. `ssh`
 
 Variants: `asyncssh-cat` reads `cat FILE` over an exec channel; `asyncssh-sftp` is mediasyncd's own
 SFTP pull (`sftp_pull`: pipelined reads, hashed and written into a partial); `ssh-cat` is
-`ssh … cat FILE >/dev/null`; `ssh-pipe` is the same into a pipe that this process reads in 1 MiB
+`ssh … cat FILE >/dev/null`; `rsync` is `rsync -a -e ssh` of the file; `ssh-pipe` is the same into a pipe that this process reads in 1 MiB
 chunks, hashes and writes. `+hash` hashes and writes to a file in a thread as the real path does.
 """
 
@@ -145,6 +145,12 @@ async def _asyncssh_variant(v: dict[str, Any], ep: dict[str, Any], out: Path) ->
 
 
 def _ssh_variant(v: dict[str, Any], ep: dict[str, Any], out: Path) -> dict[str, float]:
+    if v["kind"] == "rsync":  # the reference: rsync -a over OpenSSH's default cipher, as bench.ab runs it
+        shell = " ".join(ssh_argv(ep, None, "")[:-2])
+        with _Meter() as m:
+            subprocess.run(["rsync", "-a", "-e", shell, f"{ep['user']}@{ep['host']}:{ep['file']}", str(out)],
+                           stdin=subprocess.DEVNULL, check=True)  # fmt: skip
+        return {"wall": m.wall, "cpu": m.cpu, "busy": m.busy, "bytes": ep["size"]}
     command = "true" if v["kind"] == "ssh-true" else f"cat {ep['file']}"
     argv = ssh_argv(ep, v.get("cipher"), command)
     got = 0
@@ -210,6 +216,7 @@ def child(argv: Sequence[str]) -> None:
 
 
 VARIANTS: list[dict[str, Any]] = [
+    {"name": "rsync -a -e ssh (default cipher)", "kind": "rsync"},
     {"name": "ssh true (connect only), aes128-gcm", "kind": "ssh-true", "cipher": "aes128-gcm@openssh.com"},
     {"name": "ssh cat >/dev/null, default cipher", "kind": "ssh-cat"},
     {"name": "ssh cat >/dev/null, aes128-gcm", "kind": "ssh-cat", "cipher": "aes128-gcm@openssh.com"},

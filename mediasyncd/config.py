@@ -74,7 +74,7 @@ class TransferConfig:
     batch_below: int = 1 << 20  # files smaller than this come in one tar stream per batch; 0 = never
     batch_files: int = 1000  # files per tar stream at most
     max_requests: int = 16  # SFTP read requests in flight per file (16 x 255 KiB = 4 MiB: several WAN BDPs)
-    stream_above: int = 64 << 20  # SSH: files of at least this size may come over an exec channel (`cat`)
+    stream_above: int = 128 << 20  # SSH: files of at least this size may come over an exec channel (`cat`)
     # instead of SFTP, where the remote has a shell and a hasher; 0 = never
     large_files: Literal["auto", "exec", "sftp"] = "auto"  # auto: the exec channel on a fast link only
 
