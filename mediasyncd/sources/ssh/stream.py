@@ -3,10 +3,10 @@ read in large chunks, hashed and written into the partial as SFTP's pipelined re
 
 Taken only where the remote has a shell and a hasher: the remote's SHA-256 after the transfer is then
 what pins the bytes to the listed version and to the root, exactly as for an SFTP pull there. Measured
-with `bench.sshbytes` on loopback: the same bytes cost ~0.6 local CPU-s/GB less than SFTP, and the remote
-~0.4 CPU-s/GB more (sshd and `cat` against `sftp-server`), plus one exec per file: ~0.1 s and ~0.1 remote
-CPU-s where the login shell's rc file is heavy (pyenv or conda init), which is why only large files
-come this way.
+on loopback (bench.ab, BIG; bench.sshbytes): the same bytes cost ~0.5 local CPU-s/GB less than over SFTP
+and ~0.4 remote CPU-s/GB more (sshd and `cat` against `sftp-server`), plus one exec per file: ~0.1 s and
+~0.1 remote CPU-s where the login shell's rc file is heavy (pyenv or conda init), which is why only
+large files come this way.
 """
 
 from __future__ import annotations
