@@ -76,7 +76,8 @@ class TransferConfig:
     max_requests: int = 16  # SFTP read requests in flight per file (16 x 255 KiB = 4 MiB: several WAN BDPs)
     stream_above: int = 128 << 20  # SSH: files of at least this size may come over an exec channel (`cat`)
     # instead of SFTP, where the remote has a shell and a hasher; 0 = never
-    large_files: Literal["auto", "exec", "sftp"] = "auto"  # auto: the exec channel on a fast link only
+    # "auto": the exec channel on a fast link only; "sftp" (default): never, it costs the remote more CPU
+    large_files: Literal["auto", "exec", "sftp"] = "sftp"
 
 
 @dataclass(frozen=True)
