@@ -74,6 +74,10 @@ class TransferConfig:
     batch_below: int = 1 << 20  # files smaller than this come in one tar stream per batch; 0 = never
     batch_files: int = 1000  # files per tar stream at most
     max_requests: int = 16  # SFTP read requests in flight per file (16 x 255 KiB = 4 MiB: several WAN BDPs)
+    stream_above: int = 128 << 20  # SSH: files of at least this size may come over an exec channel (`cat`)
+    # instead of SFTP, where the remote has a shell and a hasher; 0 = never
+    # "auto": the exec channel on a fast link only; "sftp" (default): never, it costs the remote more CPU
+    large_files: Literal["auto", "exec", "sftp"] = "sftp"
 
 
 @dataclass(frozen=True)
@@ -260,6 +264,8 @@ def _transfer(r: Reader, t: Mapping[str, Any]) -> TransferConfig:
             "max_requests",
             "batch_below",
             "batch_files",
+            "stream_above",
+            "large_files",
         },
     )
     return TransferConfig(
@@ -273,6 +279,8 @@ def _transfer(r: Reader, t: Mapping[str, Any]) -> TransferConfig:
         max_requests=r.get(t, "max_requests", p, as_positive_int, d.max_requests),
         batch_below=r.get(t, "batch_below", p, parse_size, d.batch_below),
         batch_files=r.get(t, "batch_files", p, as_positive_int, d.batch_files),
+        stream_above=r.get(t, "stream_above", p, parse_size, d.stream_above),
+        large_files=r.get(t, "large_files", p, choice("auto", "exec", "sftp"), d.large_files),
     )
 
 

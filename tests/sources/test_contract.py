@@ -1,8 +1,9 @@
-"""The `Source` contract, run unchanged against every implementation: SSH with a shell, SSH that serves
-SFTP only, a local folder, a shell behind a command (`sh`, and busybox's `sh` with its minimal userland),
-Docker containers through their shell (a busybox one and one with a full userland) and a Docker container
-read from this machine (`docker-host`: busybox, its files through its root). Each test states one promise
-the rest of the daemon relies on."""
+"""The `Source` contract, run unchanged against every implementation: SSH with a shell (files over SFTP,
+or over an exec channel: `transfer.stream_above`), SSH that serves SFTP only, a local folder, a shell
+behind a command (`sh`, and busybox's `sh` with its minimal userland), Docker containers through their
+shell (a busybox one and one with a full userland) and a Docker container read from this machine
+(`docker-host`: busybox, its files through its root). Each test states one promise the rest of the
+daemon relies on."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from mediasyncd.config import RemoteConfig
+from mediasyncd.config import RemoteConfig, TransferConfig
 from mediasyncd.errors import RemoteFileChanged
 from mediasyncd.sources import Expected, Source, same_version
 from mediasyncd.sources.docker.source import open_docker
@@ -52,7 +53,8 @@ class Opened:
 
 EXEC_COMMANDS = {"exec-sh": (["sh"], True), "exec-busybox": (["busybox", "sh"], False)}
 TRANSPORTS = [
-    "ssh", "ssh-sftp-only", "local", "exec-sh", "exec-busybox", "docker-busybox", "docker-full", "docker-host",
+    "ssh", "ssh-stream", "ssh-sftp-only", "local", "exec-sh", "exec-busybox", "docker-busybox", "docker-full",
+    "docker-host",
 ]  # fmt: skip
 
 
@@ -81,7 +83,11 @@ async def opened(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
                 await exec_source.close()
             return
         with start_sshd(tmp_path / "sshd", sftp_only=request.param == "ssh-sftp-only") as server:
-            source = await SshSource.start(await connect(server))
+            # ssh-stream: every file comes over an exec channel (`cat`), not SFTP (transfer.stream_above)
+            transfer = (
+                TransferConfig(stream_above=1, large_files="exec") if request.param == "ssh-stream" else None
+            )
+            source = await SshSource.start(await connect(server), transfer)
             try:
                 yield Opened(source, root, executor)
             finally:
