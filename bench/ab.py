@@ -51,6 +51,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--transport", default="ssh", choices=["ssh", "local", "wan", "lan"],
                    help="ssh: loopback sshd; wan: behind the 40 ms / 200 Mbit/s link; lan: the veth pair")  # fmt: skip
     p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--png", type=int, default=PROFILE_SPEC.png, help="PNG files (bench.sources pulls 300)")
+    p.add_argument("--many", type=int, default=PROFILE_SPEC.many, help="~100 KB files (bench.sources: 3000)")
     p.add_argument("--set-b", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="config for the second --rev only (compare a setting on one revision)")  # fmt: skip
     p.add_argument("--data-dir", type=Path, default=Path("/var/tmp/mediasyncd-bench/profile-data"))
@@ -97,7 +99,8 @@ def one_run(
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     s = PROFILE_SPEC
-    spec = DatasetSpec(png=s.png, many=s.many, many_folders=s.many_folders, big=s.big, big_mb=s.big_mb)
+    folders = s.many_folders if args.many == s.many else max(1, args.many // 120)  # as bench.sources
+    spec = DatasetSpec(png=args.png, many=args.many, many_folders=folders, big=s.big, big_mb=s.big_mb)
     dataset = next(d for d in ensure_datasets(args.data_dir, spec) if d.name == args.dataset)
     args.scratch.mkdir(parents=True, exist_ok=True)
     samples: dict[str, list[RunStats]] = {}

@@ -73,6 +73,8 @@ class LocalSource:
         loop = asyncio.get_running_loop()
         started_ns = time.time_ns()
         dst: int | None = None
+        if limiter is not None and limiter.rate <= 0:  # no bandwidth limit configured
+            limiter = None
         try:
             if limiter is None and size <= COPY_HOP:  # the whole copy in one trip to a thread
                 copied = await loop.run_in_executor(executor, self._copy_at_once, path, partial, size)
