@@ -39,6 +39,7 @@ class Capabilities:
     tar: bool = False  # GNU tar: small files can come in one stream (`pull_batch`)
     stream_below: int = 0  # files below this size come in tar streams whatever `batch_below` says (a
     # transport that starts a process per single file: docker exec costs ~50-100 ms)
+    batches: bool = False  # `pull_batch` without a shell: many small files per job (a local folder)
 
     @property
     def hashes(self) -> bool:

@@ -136,7 +136,7 @@ class Session:
         small_below = max(self.transfer.batch_below, caps.stream_below) if self.transfer.batch_below else 0
         jobs = plan_jobs(
             rows,
-            small_below=small_below if caps.tar and self.source.shell is not None else 0,
+            small_below=small_below if (caps.tar and self.source.shell is not None) or caps.batches else 0,
             max_files=self.transfer.batch_files,
             # A quarter of the byte budget per stream: several streams overlap their remote start-up.
             stream_bytes=max(self.transfer.in_flight // 4, 1),
