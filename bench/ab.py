@@ -60,10 +60,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def local_argv(source: Path, root: Path, dest: Path, options: MediasyncdOptions) -> list[str]:
+def local_argv(root: Path, dest: Path, options: MediasyncdOptions) -> list[str]:
+    """`sync --once` from the folder `root` into `dest` (bench.sources' config: concurrency 4; `--set-b
+    transfer.KEY=VALUE` applies)."""
+    transfer = {k.removeprefix("transfer."): v for k, v in options.overrides if k.startswith("transfer.")}
     config = write_config(dest.parent / "config.toml", dest, dest.parent / "state",
                           [{"name": "r", "transport": "local", "roots": [str(root)], "settle": "1s",
-                            "include": ["*"]}])  # fmt: skip
+                            "include": ["*"]}], transfer=transfer)  # fmt: skip
     return options.command("sync", "--once", "--config", str(config), "--quiet")
 
 
@@ -92,7 +95,7 @@ def one_run(
     if endpoint is None:
         dest = work / "lib"
         dest.mkdir()
-        return run_measured(local_argv(Path(), root, dest, options), log, TIMEOUT_S, options.env())
+        return run_measured(local_argv(root, dest, options), log, TIMEOUT_S, options.env())
     return Mediasyncd(endpoint, root, work / "m", options).pull(TIMEOUT_S)
 
 

@@ -11,6 +11,7 @@ import errno
 import hashlib
 import os
 import stat
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ NOFOLLOW = os.O_NOFOLLOW | os.O_CLOEXEC
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 
 Split = Callable[[str], tuple[str, list[str]]]
+_local = threading.local()
 
 
 class Dirs:
@@ -160,18 +162,28 @@ def start_partial(partial: Path, size: int) -> tuple[Any, int, int]:
 
 def copy_span(src: int, dst: int, hasher: Any, offset: int, n: int) -> int:
     """Copy up to `n` bytes of `src` from `offset` to the end of `dst`, hashing them; the bytes copied
-    (fewer at the source's end)."""
+    (fewer at the source's end). Each piece is read into this thread's buffer, hashed and written from
+    it: no new buffer (and no fresh pages to fault in) per read."""
+    buffer = _buffer()
     copied = 0
     while copied < n:
-        chunk = os.pread(src, min(COPY_READ, n - copied), offset + copied)
-        if not chunk:
+        got = os.preadv(src, [buffer[: min(COPY_READ, n - copied)]], offset + copied)
+        if not got:
             break
-        hasher.update(chunk)
-        view = memoryview(chunk)
+        view = buffer[:got]
+        hasher.update(view)
         while view:
             view = view[os.write(dst, view) :]
-        copied += len(chunk)
+        copied += got
     return copied
+
+
+def _buffer() -> memoryview:
+    """This thread's COPY_READ-byte copy buffer."""
+    buffer: memoryview | None = getattr(_local, "buffer", None)
+    if buffer is None:
+        buffer = _local.buffer = memoryview(bytearray(COPY_READ))
+    return buffer
 
 
 def tail_and_stat(src: int, end: int) -> tuple[bool, os.stat_result]:
