@@ -10,8 +10,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from PIL import features
-
 from mediasyncd.config_values import (
     Reader,
     as_bool,
@@ -170,7 +168,7 @@ def _compress(
     )
     if config.video_crf is not None and config.video_profile is None:
         r.problem(join_key(p, "video_crf"), "is set but video_profile is not (videos are left alone)")
-    if "compress" in stages and config.format == "avif" and not features.check("avif"):
+    if "compress" in stages and config.format == "avif" and not _pillow_has("avif"):
         r.problem(join_key(p, "format"), '"avif" needs a Pillow with AVIF support (the wheels of 11.3+)')
     if "compress" in stages and not config.keep_original:
         before = "archive" in stages and stages.index("archive") < stages.index("compress")
@@ -203,3 +201,11 @@ def _syncthing(r: Reader, t: Mapping[str, Any], stages: tuple[str, ...]) -> Sync
         batch=r.get(t, "batch", p, as_positive_int, d.batch),
         remove_after=r.get(t, "remove_after", p, as_bool, d.remove_after),
     )
+
+
+def _pillow_has(feature: str) -> bool:
+    """Whether Pillow was built with `feature`; PIL is imported only for a config that asks (every
+    command reads the config: `sync --once` should not pay ~10 ms for it)."""
+    from PIL import features
+
+    return bool(features.check(feature))
