@@ -46,7 +46,8 @@ COPY_HOP = 8 << 20  # bytes copied per trip to a thread (read, hash, write in 1 
 class LocalSource:
     def __init__(self, roots: Sequence[str]) -> None:
         self.roots = [posixpath.normpath(r) for r in roots]
-        self._caps = Capabilities(transport="local", hasher="local", batches=True)
+        # A file that fits in one trip to a thread gains nothing from its own job: it joins a batch.
+        self._caps = Capabilities(transport="local", hasher="local", batches=True, stream_below=COPY_HOP)
         self._copied = Copied()
 
     @property
