@@ -91,7 +91,10 @@ def parts(files: list[Path], dest: Path) -> dict[str, Callable[[], None]]:
 
 
 def run_child(argv: list[str]) -> Callable[[], None]:
-    return lambda: subprocess.run(argv, check=True)
+    def run() -> None:
+        subprocess.run(argv, check=True)
+
+    return run
 
 
 def main(argv: Sequence[str] | None = None) -> int:
