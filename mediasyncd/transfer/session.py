@@ -68,9 +68,10 @@ class Session:
         queue: asyncio.Queue[Job] = asyncio.Queue()
         verify: asyncio.Queue[Pulled] = asyncio.Queue()
         adopt: asyncio.Queue[tuple[FileRow, Copy]] = asyncio.Queue()
-        self.verifier.more_coming = lambda: bool(
-            self.transfers.queued(queue) or self.status.in_flight or not verify.empty()
-        )
+        if self.once:  # one pass: the whole pull's time counts, not each file's; a daemon lands at once
+            self.verifier.more_coming = lambda: bool(
+                self.transfers.queued(queue) or self.status.in_flight or not verify.empty()
+            )
         try:
             async with asyncio.TaskGroup() as tg:
                 workers = [

@@ -26,9 +26,10 @@ from mediasyncd.transfer.ledger import Landed, Ledger
 
 VERIFY_BATCH = 256
 VERIFY_WAIT = 0.05  # seconds a verify batch waits for more files: fewer remote commands, little latency
-# While transfers are still running, verified files wait up to this long to land together: each landing
-# flushes the library's filesystem and commits two state-DB transactions, and a flush beside running
-# copies slows them (a local PNG pull landed 36 times in 2-3 s before; see docs/benchmarks.md).
+# In a one-pass pull (`sync --once`), while transfers are still running, verified files wait up to this
+# long to land together: each landing flushes the library's filesystem and commits two state-DB
+# transactions, and a flush beside running copies slows them (a local PNG pull landed 36 times in 2-3 s
+# before; see docs/benchmarks.md). A daemon lands each file as soon as it is verified.
 LAND_GATHER = 0.5
 
 
@@ -54,7 +55,8 @@ class Verifier:
         self.ledger = ledger
         self.executor = executor
         self.landing_lock = landing_lock
-        self.more_coming: Callable[[], bool] = lambda: False  # transfers still running (the session's)
+        # transfers still running: set by a one-pass session only (see LAND_GATHER)
+        self.more_coming: Callable[[], bool] = lambda: False
         self.log = structlog.get_logger("mediasyncd.verify").bind(remote=remote)
 
     async def run(self, source: Source, verify: asyncio.Queue[Pulled]) -> None:
