@@ -51,6 +51,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--transport", default="ssh", choices=["ssh", "local", "wan", "lan"],
                    help="ssh: loopback sshd; wan: behind the 40 ms / 200 Mbit/s link; lan: the veth pair")  # fmt: skip
     p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--png", type=int, default=PROFILE_SPEC.png, help="PNG files (bench.sources pulls 300)")
+    p.add_argument("--many", type=int, default=PROFILE_SPEC.many, help="~100 KB files (bench.sources: 3000)")
     p.add_argument("--set-b", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="config for the second --rev only (compare a setting on one revision)")  # fmt: skip
     p.add_argument("--data-dir", type=Path, default=Path("/var/tmp/mediasyncd-bench/profile-data"))
@@ -58,10 +60,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def local_argv(source: Path, root: Path, dest: Path, options: MediasyncdOptions) -> list[str]:
+def local_argv(root: Path, dest: Path, options: MediasyncdOptions) -> list[str]:
+    """`sync --once` from the folder `root` into `dest` (bench.sources' config: concurrency 4; `--set-b
+    transfer.KEY=VALUE` applies)."""
+    transfer = {k.removeprefix("transfer."): v for k, v in options.overrides if k.startswith("transfer.")}
     config = write_config(dest.parent / "config.toml", dest, dest.parent / "state",
                           [{"name": "r", "transport": "local", "roots": [str(root)], "settle": "1s",
-                            "include": ["*"]}])  # fmt: skip
+                            "include": ["*"]}], transfer=transfer)  # fmt: skip
     return options.command("sync", "--once", "--config", str(config), "--quiet")
 
 
@@ -90,14 +95,15 @@ def one_run(
     if endpoint is None:
         dest = work / "lib"
         dest.mkdir()
-        return run_measured(local_argv(Path(), root, dest, options), log, TIMEOUT_S, options.env())
+        return run_measured(local_argv(root, dest, options), log, TIMEOUT_S, options.env())
     return Mediasyncd(endpoint, root, work / "m", options).pull(TIMEOUT_S)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     s = PROFILE_SPEC
-    spec = DatasetSpec(png=s.png, many=s.many, many_folders=s.many_folders, big=s.big, big_mb=s.big_mb)
+    folders = s.many_folders if args.many == s.many else max(1, args.many // 120)  # as bench.sources
+    spec = DatasetSpec(png=args.png, many=args.many, many_folders=folders, big=s.big, big_mb=s.big_mb)
     dataset = next(d for d in ensure_datasets(args.data_dir, spec) if d.name == args.dataset)
     args.scratch.mkdir(parents=True, exist_ok=True)
     samples: dict[str, list[RunStats]] = {}

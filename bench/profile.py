@@ -2,6 +2,7 @@
 
     sudo .venv/bin/python -m bench.profile            # PNG 200 files, MANY 2,000, BIG 2 x 200 MB; ~1 minute
     sudo .venv/bin/python -m bench.profile --many 5000 --datasets MANY,noop --raw --out /tmp/stacks
+    sudo .venv/bin/python -m bench.profile --transport local --datasets PNG,MANY --out /tmp/local
 
 Each dataset is pulled once into an empty library from the real OpenSSH sshd on 127.0.0.1 (the same
 endpoint as `bench.run --links loopback`), with `py-spy record` sampling the mediasyncd process (its
@@ -14,6 +15,7 @@ profiling slows the process down: take figures from `bench.run`, not from here.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shutil
 import subprocess
 import sys
@@ -25,6 +27,7 @@ from pathlib import Path
 from bench.datasets import Dataset, DatasetSpec, ensure_datasets
 from bench.endpoints import loopback_endpoint
 from bench.tools import Mediasyncd, MediasyncdOptions, compile_bytecode
+from tests.helpers import write_config
 
 REPO = Path(__file__).resolve().parent.parent
 PY_SPY = str(Path(sys.executable).parent / "py-spy")
@@ -41,6 +44,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--datasets", default="PNG,MANY,BIG,noop", help="which profiles (default all)")
     p.add_argument("--rate", type=int, default=200, help="py-spy samples per second (default 200)")
     p.add_argument("--raw", action="store_true", help="collapsed stacks (.txt) instead of SVGs")
+    p.add_argument("--transport", default="ssh", choices=["ssh", "local"],
+                   help="local: read the dataset's folder directly (profiles named local-<dataset>)")  # fmt: skip
     p.add_argument("--out", type=Path, default=REPO / "docs" / "profiles", help="where the SVGs go")
     p.add_argument("--data-dir", type=Path, default=Path("/var/tmp/mediasyncd-bench/profile-data"))
     p.add_argument("--scratch", type=Path, default=Path("/var/tmp/mediasyncd-bench"))
@@ -55,7 +60,7 @@ def py_spy_argv(out: Path, rate: int, command: list[str]) -> list[str]:
             "--threads", "--subprocesses", "--nonblocking", "--", *command]  # fmt: skip
 
 
-def profile(tool: Mediasyncd, svg: Path, rate: int) -> float:
+def profile(tool: Mediasyncd | LocalPull, svg: Path, rate: int) -> float:
     """Pull once under py-spy; the wall time."""
     argv = tool.options.command("sync", "--once", "--no-progress", "--config", str(tool.config))
     argv += ["--log-level", "warning"]
@@ -63,6 +68,21 @@ def profile(tool: Mediasyncd, svg: Path, rate: int) -> float:
     with tool.log.open("ab") as log:
         subprocess.run(py_spy_argv(svg, rate, argv), stdout=log, stderr=log, check=True)
     return time.perf_counter() - started
+
+
+class LocalPull:
+    """`sync --once` of a local folder (`transport = "local"`, bench.sources' config) into `work`."""
+
+    def __init__(self, root: Path, work: Path, options: MediasyncdOptions) -> None:
+        work.mkdir(parents=True)
+        self.options, self.log = options, work / "mediasyncd.log"
+        remote = {"name": "r", "transport": "local", "roots": [str(root)], "settle": "1s", "include": ["*"]}
+        self.config = write_config(work / "config.toml", work / "lib", work / "state", [remote])
+        (work / "lib").mkdir()
+
+    def pull(self, timeout_s: float) -> None:
+        argv = self.options.command("sync", "--once", "--no-progress", "--config", str(self.config))
+        subprocess.run([*argv, "--log-level", "warning"], check=True, timeout=timeout_s)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -78,19 +98,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.scratch.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="profile-", dir=args.scratch) as tmp:
         work = Path(tmp)
-        with loopback_endpoint(work / "sshd") as endpoint:
+        with contextlib.ExitStack() as stack:
+            endpoint = (
+                None if args.transport == "local" else stack.enter_context(loopback_endpoint(work / "sshd"))
+            )
+            prefix = "local-" if endpoint is None else ""
             for name in ("PNG", "MANY", "BIG"):
                 if name not in wanted and not (name == "MANY" and "noop" in wanted):
                     continue
                 d: Dataset = datasets[name]
-                tool = Mediasyncd(endpoint, d.root, work / name, MediasyncdOptions())
+                tool: Mediasyncd | LocalPull = (
+                    LocalPull(d.root, work / name, MediasyncdOptions())
+                    if endpoint is None
+                    else Mediasyncd(endpoint, d.root, work / name, MediasyncdOptions())
+                )
                 if name in wanted:
-                    wall = profile(tool, args.out / f"{name}{ext}", args.rate)
+                    wall = profile(tool, args.out / f"{prefix}{name}{ext}", args.rate)
                     print(f"{name}: {d.files} files, {d.megabytes:.0f} MB in {wall:.2f} s (under py-spy)")
                 if name == "MANY" and "noop" in wanted:
                     if name not in wanted:
                         tool.pull(600)
-                    wall = profile(tool, args.out / f"noop{ext}", args.rate)
+                    wall = profile(tool, args.out / f"{prefix}noop{ext}", args.rate)
                     print(
                         f"noop: nothing-new sync --once over {d.files} files in {wall:.2f} s (under py-spy)"
                     )

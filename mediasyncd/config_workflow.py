@@ -168,7 +168,7 @@ def _compress(
     )
     if config.video_crf is not None and config.video_profile is None:
         r.problem(join_key(p, "video_crf"), "is set but video_profile is not (videos are left alone)")
-    if "compress" in stages and config.format == "avif" and not _pillow_has_avif():
+    if "compress" in stages and config.format == "avif" and not _pillow_has("avif"):
         r.problem(join_key(p, "format"), '"avif" needs a Pillow with AVIF support (the wheels of 11.3+)')
     if "compress" in stages and not config.keep_original:
         before = "archive" in stages and stages.index("archive") < stages.index("compress")
@@ -203,8 +203,9 @@ def _syncthing(r: Reader, t: Mapping[str, Any], stages: tuple[str, ...]) -> Sync
     )
 
 
-def _pillow_has_avif() -> bool:
-    """Pillow is imported only for a config that asks for AVIF: reading a config must not load it."""
+def _pillow_has(feature: str) -> bool:
+    """Whether Pillow was built with `feature`; PIL is imported only for a config that asks (every
+    command reads the config: `sync --once` should not pay ~10 ms for it)."""
     from PIL import features
 
-    return bool(features.check("avif"))
+    return bool(features.check(feature))

@@ -41,6 +41,7 @@ class Capabilities:
     # transport that starts a process per single file: docker exec costs ~50-100 ms)
     host_path: bool = False  # a container's files are read from this machine, not through its shell
     note: str = ""  # why a transport does not take its fastest path (shown after the summary)
+    batches: bool = False  # `pull_batch` without a shell: many small files per job (a local folder)
 
     @property
     def hashes(self) -> bool:
@@ -178,8 +179,9 @@ class Source(Protocol):
         sizes: dict[str, int] | None = None,
     ) -> None:
         """Stream the files `partials` names (relative to `root`) into their partials, calling
-        `on_member` for each one received (only where `caps.tar`). A member whose size is not the one
-        `sizes` lists is not written."""
+        `on_member` for each one received (only where `caps.tar`, or `caps.batches`: a local folder
+        copies them many per trip to a thread). A member whose size is not the one `sizes` lists is
+        not written."""
 
     async def sha256(self, paths: Sequence[str]) -> dict[str, str] | None:
         """The source's own SHA-256 of each readable path (batched), or None if it cannot hash."""

@@ -1,5 +1,5 @@
 """What a local copy already knows: the SHA-256 of the bytes it just copied, while the file provably has
-not changed since. Pure; LocalSource feeds it stat results.
+not changed since. LocalSource feeds it stat results (from several threads: one lock).
 
 Verification asks the source for each file's SHA-256 after the copy. For a local folder that meant reading
 every file a second time. The copy hashed the bytes it wrote, so that hash is the file's hash as long as
@@ -14,6 +14,7 @@ other case the file is read again.
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 
 COPY_READ = 1 << 20  # bytes read, hashed and written per system call while copying
@@ -35,11 +36,13 @@ class Fingerprint:
 
 
 class Copied:
-    """path -> (digest of the whole copy, the file's fingerprint after it)."""
+    """path -> (digest of the whole copy, the file's fingerprint after it). Copies in several threads
+    remember and verification takes: one lock."""
 
     def __init__(self, keep: int = KEEP) -> None:
         self.keep = keep
         self._known: dict[str, tuple[str, Fingerprint]] = {}
+        self._lock = threading.Lock()
 
     def remember(
         self,
@@ -53,19 +56,21 @@ class Copied:
     ) -> bool:
         """Keep `digest` for `path` if the copy read the whole file (`whole`) and the file did not
         change during it (see the module's comment); True if kept."""
-        self._known.pop(path, None)
         first, last = Fingerprint.of(before), Fingerprint.of(after)
-        if not whole or first != last or first.ctime_ns > started_ns - CTIME_MARGIN_NS:
-            return False
-        if len(self._known) >= self.keep:
-            del self._known[next(iter(self._known))]
-        self._known[path] = (digest, last)
+        with self._lock:
+            self._known.pop(path, None)
+            if not whole or first != last or first.ctime_ns > started_ns - CTIME_MARGIN_NS:
+                return False
+            if len(self._known) >= self.keep:
+                del self._known[next(iter(self._known))]
+            self._known[path] = (digest, last)
         return True
 
     def take(self, path: str, now: os.stat_result | None) -> str | None:
         """The copy's digest if the file at `path` is still the one copied (`now`: its lstat), else
         None; either way it is forgotten."""
-        known = self._known.pop(path, None)
+        with self._lock:
+            known = self._known.pop(path, None)
         if known is None or now is None:
             return None
         digest, fingerprint = known

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import hashlib
 import os
 import platform
@@ -26,20 +25,29 @@ from mediasyncd.errors import LibraryFull, RemoteFileChanged, TransferError, Uns
 from mediasyncd.paths import decode_rel
 from mediasyncd.sources.base import Capabilities, Deletion, Expected, Progress
 from mediasyncd.sources.commands import QUARANTINE, emptied_dirs, quarantine_token
-from mediasyncd.sources.copied import COPY_READ, Copied
+from mediasyncd.sources.copied import Copied
 from mediasyncd.sources.listing import Listing, Rejected, RemoteEntry, same_version
-from mediasyncd.sources.receive import LOCAL_FULL, RateLimiter, open_partial, resume_state
+from mediasyncd.sources.local_copy import (
+    NOFOLLOW,
+    Dirs,
+    close_and_drop,
+    copy_many,
+    copy_span,
+    start_partial,
+    tail_and_stat,
+)
+from mediasyncd.sources.receive import LOCAL_FULL, RateLimiter
 from mediasyncd.sources.survey import DIR_COUNT_LIMIT, PARENT_NAMES, RootState, RootSurvey, Survey
 from mediasyncd.sources.tar import Member
 
 COPY_HOP = 8 << 20  # bytes copied per trip to a thread (read, hash, write in 1 MiB pieces)
-NOFOLLOW = os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 class LocalSource:
     def __init__(self, roots: Sequence[str]) -> None:
         self.roots = [posixpath.normpath(r) for r in roots]
-        self._caps = Capabilities(transport="local", hasher="local")
+        # A file that fits in one trip to a thread gains nothing from its own job: it joins a batch.
+        self._caps = Capabilities(transport="local", hasher="local", batches=True, stream_below=COPY_HOP)
         self._copied = Copied()
 
     @property
@@ -73,6 +81,8 @@ class LocalSource:
         loop = asyncio.get_running_loop()
         started_ns = time.time_ns()
         dst: int | None = None
+        if limiter is not None and limiter.rate <= 0:  # no bandwidth limit configured
+            limiter = None
         try:
             if limiter is None and size <= COPY_HOP:  # the whole copy in one trip to a thread
                 copied = await loop.run_in_executor(executor, self._copy_at_once, path, partial, size)
@@ -82,17 +92,17 @@ class LocalSource:
             else:
                 src, before = await loop.run_in_executor(executor, self._open_file, path)
                 try:
-                    hasher, offset, out = await loop.run_in_executor(executor, _start_partial, partial, size)
+                    hasher, offset, out = await loop.run_in_executor(executor, start_partial, partial, size)
                     dst = out
                     done = await _copy(src, out, hasher, offset, size, executor, limiter, progress)
-                    longer, after = await loop.run_in_executor(executor, _tail_and_stat, src, done)
+                    longer, after = await loop.run_in_executor(executor, tail_and_stat, src, done)
                 finally:
                     os.close(src)
             if done != size or longer or not same_version(after.st_size, after.st_mtime, size, mtime):
                 raise RemoteFileChanged(f"{path}: changed during transfer")
         except RemoteFileChanged:
             fd, dst = dst, None
-            await loop.run_in_executor(executor, _close_and_drop, fd, partial)
+            await loop.run_in_executor(executor, close_and_drop, fd, partial)
             raise
         except OSError as exc:
             if exc.errno in LOCAL_FULL:
@@ -116,7 +126,30 @@ class LocalSource:
         progress: Progress | None = None,
         sizes: dict[str, int] | None = None,
     ) -> None:
-        raise TransferError("a local source has no batch stream; files are copied one by one")
+        """Copy many small files of `root`, about COPY_HOP bytes of them per trip to a thread (a local
+        folder has no stream: the batch saves the trips), each hashed and checked as `pull` does. A file
+        that changed or vanished is not delivered: the caller takes it again, one by one."""
+        loop = asyncio.get_running_loop()
+        sizes = sizes or {}
+        items = list(partials.items())
+        done = start = 0
+        while start < len(items):
+            end, hop = start, 0
+            while end < len(items) and (end == start or hop < COPY_HOP):
+                hop += sizes.get(items[end][0], 0)
+                end += 1
+            trip = [(rel, partial, sizes.get(rel)) for rel, partial in items[start:end]]
+            copies, error = await loop.run_in_executor(
+                executor, copy_many, self._split, root, trip, self._copied
+            )
+            for c in copies:
+                on_member(Member(c.rel, c.size, c.mtime, c.sha256))
+                done += c.size
+            if progress:
+                progress(done)
+            if error is not None:
+                raise error
+            start = end
 
     async def sha256(self, paths: Sequence[str]) -> dict[str, str] | None:
         """Each file's SHA-256 now: the hash of the copy just made where the file is provably unchanged
@@ -208,21 +241,8 @@ class LocalSource:
 
     def _open_file(self, path: str) -> tuple[int, os.stat_result]:
         """A read-only descriptor of the regular file at `path` and its fstat."""
-        try:
-            with self._parent(path) as (dir_fd, name):
-                # O_NONBLOCK: a FIFO swapped in after the listing must not block a thread in open().
-                fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | NOFOLLOW, dir_fd=dir_fd)
-        except (FileNotFoundError, NotADirectoryError, UnsafePathError) as exc:
-            raise RemoteFileChanged(f"{path}: vanished before transfer ({exc})") from None
-        except OSError as exc:
-            if exc.errno == errno.ELOOP:  # a symlink where the listing saw a file
-                raise RemoteFileChanged(f"{path}: no longer a regular file") from None
-            raise
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            os.close(fd)
-            raise RemoteFileChanged(f"{path}: no longer a regular file")
-        return fd, st
+        with Dirs(self._split) as dirs:
+            return dirs.open_file(path)
 
     def _copy_at_once(
         self, path: str, partial: Path, size: int
@@ -231,36 +251,34 @@ class LocalSource:
         from, end offset, whether the source has more bytes, fstat before, fstat after)."""
         src, before = self._open_file(path)
         try:
-            hasher, offset, dst = _start_partial(partial, size)
+            hasher, offset, dst = start_partial(partial, size)
             try:
-                done = offset + _copy_span(src, dst, hasher, offset, size - offset)
+                done = offset + copy_span(src, dst, hasher, offset, size - offset)
             finally:
                 os.close(dst)
-            longer, after = _tail_and_stat(src, done)
+            longer, after = tail_and_stat(src, done)
         finally:
             os.close(src)
         return hasher, offset, done, longer, before, after
 
     def _lstat(self, path: str) -> os.stat_result | None:
-        try:
-            with self._parent(path) as (dir_fd, name):
-                return os.lstat(name, dir_fd=dir_fd)
-        except (OSError, UnsafePathError):
-            return None
+        with Dirs(self._split) as dirs:
+            return dirs.lstat(path)
 
     def _hashes(self, paths: Sequence[str]) -> dict[str, str]:
         out: dict[str, str] = {}
-        for path in paths:
-            known = self._copied.take(path, self._lstat(path))
-            if known is not None:
-                out[path] = known
-                continue
-            try:
-                fd, _ = self._open_file(path)
-            except (OSError, RemoteFileChanged):
-                continue
-            with os.fdopen(fd, "rb") as fh:
-                out[path] = hashlib.file_digest(fh, "sha256").hexdigest()
+        with Dirs(self._split) as dirs:  # each folder opened once for the whole batch
+            for path in paths:
+                known = self._copied.take(path, dirs.lstat(path))
+                if known is not None:
+                    out[path] = known
+                    continue
+                try:
+                    fd, _ = dirs.open_file(path)
+                except (OSError, RemoteFileChanged):
+                    continue
+                with os.fdopen(fd, "rb") as fh:
+                    out[path] = hashlib.file_digest(fh, "sha256").hexdigest()
         return out
 
 
@@ -284,47 +302,13 @@ async def _copy(
         n = min(COPY_HOP, size - done)
         if limiter:
             await limiter.consume(n)
-        got = await loop.run_in_executor(executor, _copy_span, src, dst, hasher, done, n)
+        got = await loop.run_in_executor(executor, copy_span, src, dst, hasher, done, n)
         done += got
         if progress:
             progress(done)
         if got < n:
             break
     return done
-
-
-def _start_partial(partial: Path, size: int) -> tuple[Any, int, int]:
-    """The hash of what an interrupted copy left in `partial`, its length, and the partial open for
-    appending."""
-    hasher, offset = resume_state(partial, size)
-    return hasher, offset, open_partial(partial, os.O_APPEND)
-
-
-def _copy_span(src: int, dst: int, hasher: Any, offset: int, n: int) -> int:
-    """Copy up to `n` bytes of `src` from `offset` to the end of `dst`, hashing them; the bytes copied
-    (fewer at the source's end)."""
-    copied = 0
-    while copied < n:
-        chunk = os.pread(src, min(COPY_READ, n - copied), offset + copied)
-        if not chunk:
-            break
-        hasher.update(chunk)
-        view = memoryview(chunk)
-        while view:
-            view = view[os.write(dst, view) :]
-        copied += len(chunk)
-    return copied
-
-
-def _tail_and_stat(src: int, end: int) -> tuple[bool, os.stat_result]:
-    """Whether the source has bytes past `end` (it grew), and its fstat after the copy."""
-    return bool(os.pread(src, 1, end)), os.fstat(src)
-
-
-def _close_and_drop(fd: int | None, partial: Path) -> None:
-    if fd is not None:
-        os.close(fd)
-    partial.unlink(missing_ok=True)
 
 
 def _delete_checked(dir_fd: int, name: str, expected: Expected, aside: str) -> str:

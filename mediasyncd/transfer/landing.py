@@ -8,6 +8,7 @@ by resolving them (a symlink inside the library that points elsewhere is refused
 from __future__ import annotations
 
 import ctypes
+import itertools
 import os
 import shutil
 from dataclasses import dataclass
@@ -80,8 +81,8 @@ class Library:
         """Choose the landing path for content `sha256` wanted at `rel` without overwriting anything.
         `claimed` maps paths already promised to other files of the same batch to their hashes."""
         claimed = claimed if claimed is not None else {}
-        candidates = [rel] + [conflict_name(rel, sha256, n) for n in (8, 16, 64)]
-        for candidate in candidates:
+        candidates = itertools.chain([rel], (conflict_name(rel, sha256, n) for n in (8, 16, 64)))
+        for candidate in candidates:  # the conflict names only when `rel` is taken
             if candidate in claimed:
                 if claimed[candidate] == sha256:
                     return Plan(candidate, present=True)

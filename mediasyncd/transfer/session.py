@@ -68,6 +68,10 @@ class Session:
         queue: asyncio.Queue[Job] = asyncio.Queue()
         verify: asyncio.Queue[Pulled] = asyncio.Queue()
         adopt: asyncio.Queue[tuple[FileRow, Copy]] = asyncio.Queue()
+        if self.once:  # one pass: the whole pull's time counts, not each file's; a daemon lands at once
+            self.verifier.more_coming = lambda: bool(
+                self.transfers.queued(queue) or self.status.in_flight or not verify.empty()
+            )
         try:
             async with asyncio.TaskGroup() as tg:
                 workers = [
@@ -136,7 +140,7 @@ class Session:
         small_below = max(self.transfer.batch_below, caps.stream_below) if self.transfer.batch_below else 0
         jobs = plan_jobs(
             rows,
-            small_below=small_below if caps.tar and self.source.shell is not None else 0,
+            small_below=small_below if (caps.tar and self.source.shell is not None) or caps.batches else 0,
             max_files=self.transfer.batch_files,
             # A quarter of the byte budget per stream: several streams overlap their remote start-up.
             stream_bytes=max(self.transfer.in_flight // 4, 1),

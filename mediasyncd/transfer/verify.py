@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import posixpath
+from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,11 @@ from mediasyncd.transfer.ledger import Landed, Ledger
 
 VERIFY_BATCH = 256
 VERIFY_WAIT = 0.05  # seconds a verify batch waits for more files: fewer remote commands, little latency
+# In a one-pass pull (`sync --once`), while transfers are still running, verified files wait up to this
+# long to land together: each landing flushes the library's filesystem and commits two state-DB
+# transactions, and a flush beside running copies slows them (a local PNG pull landed 36 times in 2-3 s
+# before; see docs/benchmarks.md). A daemon lands each file as soon as it is verified.
+LAND_GATHER = 0.5
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,8 @@ class Verifier:
         self.ledger = ledger
         self.executor = executor
         self.landing_lock = landing_lock
+        # transfers still running: set by a one-pass session only (see LAND_GATHER)
+        self.more_coming: Callable[[], bool] = lambda: False
         self.log = structlog.get_logger("mediasyncd.verify").bind(remote=remote)
 
     async def run(self, source: Source, verify: asyncio.Queue[Pulled]) -> None:
@@ -93,12 +101,30 @@ class Verifier:
 
     async def _lander(self, landing: asyncio.Queue[list[Pulled]], verify: asyncio.Queue[Pulled]) -> None:
         while True:
-            batch = await landing.get()
+            batch = await self._gather_landing(landing)
             try:
                 await self._land_batch(batch)
             finally:
                 for _ in batch:
                     verify.task_done()
+
+    async def _gather_landing(self, landing: asyncio.Queue[list[Pulled]]) -> list[Pulled]:
+        """The next verified batch, joined by every batch verified within LAND_GATHER while transfers are
+        still running (`more_coming`); once they are done, what is verified lands at once."""
+        loop = asyncio.get_running_loop()
+        batch = await landing.get()
+        deadline = loop.time() + LAND_GATHER
+        while True:
+            while not landing.empty():
+                batch += landing.get_nowait()
+            remaining = deadline - loop.time()
+            if remaining <= 0 or not self.more_coming():
+                return batch
+            try:  # in VERIFY_WAIT slices: the transfers may end meanwhile
+                async with asyncio.timeout(min(remaining, VERIFY_WAIT)):
+                    batch += await landing.get()
+            except TimeoutError:
+                continue
 
     async def _verified(self, source: Source, item: Pulled, remote_hashes: dict[str, str] | None) -> bool:
         """True when the remote's own SHA-256 agrees (or the remote cannot hash); else drop the partial.
