@@ -313,6 +313,20 @@ def error_lines(log: Path) -> list[str]:
     return found
 
 
+def error_summary(line: str, limit: int = 400) -> str:
+    """An error line as a report can hold it: a JSON entry's event and the last line of its exception
+    (what raised), else the line itself, cut at `limit`."""
+    try:
+        entry = json.loads(line)
+    except ValueError:
+        return line[:limit]
+    if not isinstance(entry, dict):
+        return line[:limit]
+    raised = str(entry.get("exception") or "").strip().splitlines()
+    text = str(entry.get("event", ""))[:200] + (f" — {raised[-1]}" if raised else "")
+    return text[:limit]
+
+
 def rss_bytes(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):

@@ -24,6 +24,7 @@ from bench.faults.common import (
     Daemon,
     World,
     error_lines,
+    error_summary,
     make_world,
     open_fds,
     rss_bytes,
@@ -181,7 +182,7 @@ def _section(
     )
     if quick:
         notes.append("Quick mode: a mini soak; RSS and fd growth are reported, judged only in full mode.")
-    notes += [f"error line: {e[:200]}" for e in errors[:5]]
+    notes += [f"error line: {error_summary(e)}" for e in errors[:5]]
     if not all_landed:
         notes.append(f"{missing} files had not landed 60 s after the last write")
     return Section(TITLE, PROMISE, 1, figures, notes)

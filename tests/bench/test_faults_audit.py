@@ -4,11 +4,12 @@ Each kind of damage is planted once in a real library, remote tree and state DB,
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sqlite3
 from pathlib import Path
 
-from bench.faults.common import audit, audit_events, make_world, sha256
+from bench.faults.common import audit, audit_events, error_summary, make_world, sha256
 from mediasyncd.state import EventType, LandedFile, NewEvent, NewFile, Store
 from mediasyncd.state.events import file_data
 
@@ -71,3 +72,21 @@ def test_events_count_a_missing_a_duplicated_and_an_orphaned_file_synced(tmp_pat
     for cli in (False, True):
         events = audit_events(world, cli=cli)
         assert (events.lost, events.duplicated, events.orphaned, events.synced) == (1, 1, 1, 3)
+
+
+def test_an_error_line_in_a_report_names_what_raised() -> None:
+    """A JSON error line with a traceback is reported as its event and the exception's last line (a
+    200-character cut of the raw line lost what raised in the 1-hour soak); other lines as they are."""
+    line = json.dumps(
+        {
+            "event": 'Job "purge r32 (trigger: cron[minute=0])" raised an exception',
+            "level": "error",
+            "timestamp": "2026-11-30T22:00:03Z",
+            "exception": 'Traceback (most recent call last):\n  File "x.py", line 1\nOSError: [Errno 24] Too many open files',
+        }
+    )
+    assert error_summary(line) == (
+        'Job "purge r32 (trigger: cron[minute=0])" raised an exception — OSError: [Errno 24] Too many open files'
+    )
+    assert error_summary("Traceback (most recent call last):") == "Traceback (most recent call last):"
+    assert error_summary(json.dumps({"event": "x" * 1000, "level": "error"})) == "x" * 200
