@@ -37,7 +37,9 @@ class _ForwardToStructlog(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         log = structlog.get_logger(record.name)
         level = record.levelname.lower()
-        getattr(log, level if level in LEVELS else "warning")(record.getMessage())
+        # A library's error with its exception (APScheduler's "Job … raised an exception") keeps it.
+        extra = {"exc_info": record.exc_info} if record.exc_info else {}
+        getattr(log, level if level in LEVELS else "warning")(record.getMessage(), **extra)
 
 
 class _CurrentStderr:

@@ -167,3 +167,25 @@ def test_a_console_traceback_is_plain_and_shows_no_local_variables() -> None:
     assert "it failed" in done.stdout and "Traceback" in done.stdout and "ValueError: boom" in done.stdout
     assert "s3cr3t-token" not in done.stdout
     assert done.stdout.rstrip().endswith("False")  # rich stayed unimported
+
+
+def test_a_library_error_keeps_its_exception() -> None:
+    """A stdlib-logging error with exc_info (APScheduler's "Job … raised an exception") reaches the JSON
+    log with its traceback, so what raised is never lost."""
+    script = (
+        "import io, json, logging\n"
+        "from mediasyncd.logging import configure_logging\n"
+        "out = io.StringIO()\n"
+        "configure_logging('info', stream=out, json=True)\n"
+        "try:\n"
+        "    raise OSError(24, 'Too many open files')\n"
+        "except OSError:\n"
+        "    logging.getLogger('apscheduler.executors.default').exception('Job \"x\" raised an exception')\n"
+        "print(out.getvalue())\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=30, check=True
+    )
+    entry = json.loads(done.stdout.strip().splitlines()[-1])
+    assert entry["level"] == "error" and entry["event"] == 'Job "x" raised an exception'
+    assert entry["exception"].rstrip().endswith("OSError: [Errno 24] Too many open files")
