@@ -14,6 +14,7 @@ import posixpath
 import stat
 from collections.abc import AsyncIterator, Callable, Collection, Coroutine, Iterable, Sequence
 from concurrent.futures import Executor
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -43,6 +44,28 @@ LOST: tuple[type[BaseException], ...] = (
 def is_lost(exc: BaseException, conn: asyncssh.SSHClientConnection | None = None) -> bool:
     """True when `exc` means the connection is gone rather than one request refused."""
     return isinstance(exc, LOST) or (conn is not None and conn.is_closed())
+
+
+@asynccontextmanager
+async def pull_failures(
+    writer: PartialWriter, remote_path: str, conn: asyncssh.SSHClientConnection | None
+) -> AsyncIterator[None]:
+    """What a failed pull leaves (SFTP's or an exec channel's): RemoteFileChanged drops the partial (not
+    the listed version); a lost connection becomes RemoteError and any other read failure TransferError,
+    both keeping the partial for a resume; anything else (a cancel) keeps it too."""
+    try:
+        yield
+    except RemoteFileChanged:
+        await writer.abort(drop=True)
+        raise
+    except (asyncssh.Error, OSError) as exc:
+        await writer.abort(drop=False)
+        if is_lost(exc, conn):
+            raise RemoteError(f"connection lost while reading {remote_path}: {exc}") from None
+        raise TransferError(f"{remote_path}: {getattr(exc, 'reason', None) or exc}") from None
+    except BaseException:
+        await writer.abort(drop=False)
+        raise
 
 
 # ------------------------------------------------------------------------------------------- listing
@@ -139,7 +162,7 @@ async def sftp_pull(
     offset = await writer.open()
     if progress:
         progress(offset)
-    try:
+    async with pull_failures(writer, remote_path, None):
         try:
             f = await sftp.open(remote_path, "rb", block_size=block_size or -1, max_requests=max_requests)
         except asyncssh.SFTPNoSuchFile:
@@ -155,17 +178,6 @@ async def sftp_pull(
             close.add_done_callback(_ignore_result)
         if done != size:
             raise RemoteFileChanged(f"{remote_path}: size changed during transfer ({done} of {size} bytes)")
-    except RemoteFileChanged:
-        await writer.abort(drop=True)
-        raise
-    except (asyncssh.Error, OSError) as exc:
-        await writer.abort(drop=False)
-        if is_lost(exc):
-            raise RemoteError(f"connection lost while reading {remote_path}: {exc}") from None
-        raise TransferError(f"{remote_path}: {getattr(exc, 'reason', None) or exc}") from None
-    except BaseException:
-        await writer.abort(drop=False)
-        raise
     return await writer.finish()
 
 

@@ -20,7 +20,7 @@ import asyncssh
 
 from mediasyncd.errors import RemoteError, RemoteFileChanged, TransferError
 from mediasyncd.sources.receive import WRITE_CHUNK, PartialWriter, RateLimiter
-from mediasyncd.sources.ssh.sftp import is_lost
+from mediasyncd.sources.ssh.sftp import pull_failures
 
 VANISHED = 44  # the reader's exit status when the file is not there (any other failure: its own status)
 
@@ -51,7 +51,7 @@ async def exec_pull(
     offset = await writer.open()
     if progress:
         progress(offset)
-    try:
+    async with pull_failures(writer, remote_path, conn):
         done = offset
         if offset < size:
             process = await conn.create_process(read_command(remote_path, offset), encoding=None)
@@ -68,17 +68,6 @@ async def exec_pull(
                 raise TransferError(f"{remote_path}: the remote reader exited with status {status}")
         if done != size:
             raise RemoteFileChanged(f"{remote_path}: size changed during transfer ({done} of {size} bytes)")
-    except RemoteFileChanged:
-        await writer.abort(drop=True)
-        raise
-    except (asyncssh.Error, OSError) as exc:
-        await writer.abort(drop=False)
-        if is_lost(exc, conn):
-            raise RemoteError(f"connection lost while reading {remote_path}: {exc}") from None
-        raise TransferError(f"{remote_path}: {exc}") from None
-    except BaseException:
-        await writer.abort(drop=False)
-        raise
     return await writer.finish()
 
 
