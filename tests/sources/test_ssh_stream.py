@@ -13,7 +13,7 @@ import pytest
 
 from mediasyncd.config import TransferConfig
 from mediasyncd.errors import RemoteError, RemoteFileChanged
-from mediasyncd.sources.ssh import source as ssh_source
+from mediasyncd.sources.ssh import stream as ssh_stream
 from mediasyncd.sources.ssh.source import SshSource
 from mediasyncd.sources.ssh.stream import read_command
 from tests.helpers import opens_of
@@ -137,7 +137,7 @@ async def test_auto_takes_the_exec_channel_on_a_fast_link_only(
     """`large_files = "auto"` pulls a large file over the exec channel when the measured round trip is
     within FAST_LINK (loopback is; with a limit of 0 it is not), else over SFTP; "sftp" and "exec" force
     one way. Small files always come over SFTP."""
-    monkeypatch.setattr(ssh_source, "FAST_LINK", fast_link)
+    monkeypatch.setattr(ssh_stream, "FAST_LINK", fast_link)
     big, small = tmp_path / "big.bin", tmp_path / "small.bin"
     big.write_bytes(os.urandom(2 * MB))
     small.write_bytes(os.urandom(MB // 2))

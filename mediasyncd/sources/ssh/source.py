@@ -47,13 +47,11 @@ from mediasyncd.sources.ssh.sftp import (
 )
 from mediasyncd.sources.ssh.shell import CommandChannel
 from mediasyncd.sources.ssh.spawn import SshSpawned
-from mediasyncd.sources.ssh.stream import exec_pull
+from mediasyncd.sources.ssh.stream import LargeFiles, exec_pull
 from mediasyncd.sources.survey import Survey, parse_survey, survey_command
 from mediasyncd.sources.tar import Member, tar_command, unpack_stream
 
 CLOSE_TIMEOUT = 5.0
-FAST_LINK = 0.005  # seconds of round trip at most for `large_files = "auto"` to use the exec channel
-ROUND_TRIPS = 3
 
 
 class SshSource:
@@ -72,9 +70,7 @@ class SshSource:
         self.block_size = transfer.block_size if transfer else 0
         self.roots: set[str] = set()  # the roots hashes pin directories below (config, listings)
         self.max_requests = transfer.max_requests if transfer else 64
-        self.stream_above = transfer.stream_above if transfer else 0
-        self.large_files = transfer.large_files if transfer else "sftp"
-        self._round_trip: asyncio.Future[float] | None = None
+        self.large = LargeFiles(transfer.stream_above, transfer.large_files) if transfer else LargeFiles()
 
     @classmethod
     async def open(
@@ -166,7 +162,8 @@ class SshSource:
         limiter: RateLimiter | None = None,
         progress: Progress | None = None,
     ) -> str:
-        if await self._streams(size):  # the remote's hash pins the bytes, as for SFTP below
+        # the remote's hash pins the bytes, as for SFTP below
+        if await self.large.by_exec(size, self.sftp, self._shell is not None and self._caps.hashes):
             try:
                 return await exec_pull(
                     self.conn, path, partial, size=size, executor=executor, limiter=limiter, progress=progress
@@ -198,32 +195,6 @@ class SshSource:
             await asyncio.to_thread(partial.unlink, missing_ok=True)  # its bytes may be from outside the root
             raise RemoteFileChanged(f"{path}: a directory below the root was swapped during the transfer")
         return digest
-
-    async def _streams(self, size: int) -> bool:
-        """Whether a file of `size` bytes comes over an exec channel rather than SFTP: a large file, a
-        remote with a shell and a hasher, and (`large_files = "auto"`) a fast link. Over a WAN the
-        exec channel's own window adds to SFTP's in flight and the link's queue, and nothing is gained
-        there: the link, not the CPU, sets the pace."""
-        if not self.stream_above or size < self.stream_above or self._shell is None or not self._caps.hashes:
-            return False
-        if self.large_files != "auto":
-            return self.large_files == "exec"
-        if self._round_trip is None:
-            self._round_trip = asyncio.ensure_future(self._measure_round_trip())
-        return await asyncio.shield(self._round_trip) <= FAST_LINK
-
-    async def _measure_round_trip(self) -> float:
-        """The shortest of a few SFTP round trips (seconds), once per connection; infinite if refused."""
-        loop = asyncio.get_running_loop()
-        best = float("inf")
-        for _ in range(ROUND_TRIPS):
-            start = loop.time()
-            try:
-                await self.sftp.realpath(".")
-            except (asyncssh.Error, OSError):
-                return float("inf")
-            best = min(best, loop.time() - start)
-        return best
 
     async def pull_batch(
         self,

@@ -11,10 +11,12 @@ large files come this way.
 
 from __future__ import annotations
 
+import asyncio
 import shlex
 from collections.abc import Callable
 from concurrent.futures import Executor
 from pathlib import Path
+from typing import Literal
 
 import asyncssh
 
@@ -22,7 +24,45 @@ from mediasyncd.errors import RemoteError, RemoteFileChanged, TransferError
 from mediasyncd.sources.receive import WRITE_CHUNK, PartialWriter, RateLimiter
 from mediasyncd.sources.ssh.sftp import pull_failures
 
+FAST_LINK = 0.005  # seconds of round trip at most for `large_files = "auto"` to use the exec channel
+ROUND_TRIPS = 3
 VANISHED = 44  # the reader's exit status when the file is not there (any other failure: its own status)
+
+
+class LargeFiles:
+    """`transfer.stream_above` and `transfer.large_files`: which files come over an exec channel."""
+
+    def __init__(self, stream_above: int = 0, mode: Literal["auto", "exec", "sftp"] = "sftp") -> None:
+        self.stream_above = stream_above
+        self.mode = mode
+        self._round_trip: asyncio.Future[float] | None = None
+
+    async def by_exec(self, size: int, sftp: asyncssh.SFTPClient, shell_and_hasher: bool) -> bool:
+        """Whether a file of `size` bytes comes over an exec channel rather than SFTP: a large file, a
+        remote with a shell and a hasher, and (`large_files = "auto"`) a fast link. Over a WAN the
+        exec channel's own window adds to SFTP's in flight and the link's queue, and nothing is gained
+        there: the link, not the CPU, sets the pace."""
+        if not self.stream_above or size < self.stream_above or not shell_and_hasher:
+            return False
+        if self.mode != "auto":
+            return self.mode == "exec"
+        if self._round_trip is None:
+            self._round_trip = asyncio.ensure_future(_round_trip(sftp))
+        return await asyncio.shield(self._round_trip) <= FAST_LINK
+
+
+async def _round_trip(sftp: asyncssh.SFTPClient) -> float:
+    """The shortest of a few SFTP round trips (seconds), once per connection; infinite if refused."""
+    loop = asyncio.get_running_loop()
+    best = float("inf")
+    for _ in range(ROUND_TRIPS):
+        start = loop.time()
+        try:
+            await sftp.realpath(".")
+        except (asyncssh.Error, OSError):
+            return float("inf")
+        best = min(best, loop.time() - start)
+    return best
 
 
 def read_command(path: str, offset: int) -> str:
