@@ -193,14 +193,14 @@ class PurgeLedger:
         """Remember why each file stayed (shown by status tools; overwritten by the next run)."""
         params = [(str(reason), row.id) for row, reason in kept]
         await self.store._transaction(
-            lambda c: c.executemany("UPDATE files SET purge_reason = ? WHERE id = ?", params)
+            lambda c: _many(c, "UPDATE files SET purge_reason = ? WHERE id = ?", params)
         )
 
     async def mark_intent(self, run_id: int, ids: Sequence[int]) -> None:
         """Written before the remote delete: `purge_run` says "may be gone; check the listing"."""
         params = [(run_id, i) for i in ids]
         await self.store._transaction(
-            lambda c: c.executemany("UPDATE files SET purge_run = ? WHERE id = ?", params)
+            lambda c: _many(c, "UPDATE files SET purge_run = ? WHERE id = ?", params)
         )
 
     async def mark_purged(self, ids: Sequence[int], when: float | None = None) -> None:
@@ -220,7 +220,8 @@ class PurgeLedger:
     async def clear_intent(self, ids: Sequence[int], reason: str | None = None) -> None:
         params = [(str(reason) if reason else None, i) for i in ids]
         await self.store._transaction(
-            lambda c: c.executemany(
+            lambda c: _many(
+                c,
                 "UPDATE files SET purge_run = NULL, purge_reason = COALESCE(?, purge_reason) WHERE id = ?",
                 params,
             )
@@ -330,6 +331,11 @@ def _purge_complete(run: RunRecord) -> NewEvent:
         "seconds": round((run.finished_at or run.started_at) - run.started_at, 3),
     }  # fmt: skip
     return NewEvent(EventType.PURGE_COMPLETE, run.remote, None, None, data)
+
+
+def _many(c: sqlite3.Connection, sql: str, params: Iterable[Sequence[Any]]) -> None:
+    """`executemany` without handing its cursor back (a cursor must stay on the store's thread)."""
+    c.executemany(sql, params).close()
 
 
 def _rows_of(

@@ -60,7 +60,7 @@ class StateThread:
 
     async def _run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, lambda: fn(*args, **kwargs))
+        return await loop.run_in_executor(self._executor, lambda: _stays_here(fn(*args, **kwargs)))
 
     async def catalog(
         self, method: Callable[Concatenate[Catalog, C], T], *args: C.args, **kwargs: C.kwargs
@@ -107,7 +107,7 @@ class StateThread:
         c = self.conn
         try:
             c.execute("BEGIN IMMEDIATE")
-            result = fn(c)
+            result = _stays_here(fn(c))
             c.execute("COMMIT")
         except BaseException as exc:
             # SQLite may have rolled back already (a COMMIT that met a full disk): a second ROLLBACK would
@@ -134,6 +134,16 @@ class StateThread:
                 c.execute(sql, params)
 
         self._in_tx(run)
+
+
+def _stays_here(result: T) -> T:
+    """Refuse a cursor as a result: handed to the event loop's thread, it would be reset and freed
+    there, beside this thread's use of the same cached statement (scheduled purges of many remotes at
+    once failed with "bad parameter or other API misuse")."""
+    if isinstance(result, sqlite3.Cursor):
+        result.close()
+        raise TypeError("a sqlite3.Cursor must not leave the state DB's thread: return rows, not the cursor")
+    return result
 
 
 def _disk_full(exc: sqlite3.OperationalError, path: Path) -> bool:
