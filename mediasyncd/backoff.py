@@ -19,6 +19,11 @@ class Backoff:
         return (rng or random).uniform(ceiling / 2, ceiling)
 
 
+def jittered(interval: float, rng: random.Random | None = None) -> float:
+    """`interval` give or take 10 %: remotes started together drift apart instead of listing together."""
+    return interval * (rng or random).uniform(0.9, 1.1)
+
+
 async def sleep_or_wake(wake: asyncio.Event, seconds: float) -> None:
     """Sleep `seconds`, or less when `wake` is set; the event is cleared for the next sleep."""
     try:

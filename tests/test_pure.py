@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from mediasyncd.backoff import Backoff
+from mediasyncd.backoff import Backoff, jittered
 from mediasyncd.errors import UnsafePathError
 from mediasyncd.globs import PathFilter, glob_matches
 from mediasyncd.paths import check_rel, conflict_name, decode_rel
@@ -139,6 +139,14 @@ def test_backoff_is_capped_exponential_with_jitter() -> None:
         ceiling = min(60, 2**n)
         assert ceiling / 2 <= d <= ceiling
     assert max(delays) <= 60
+
+
+def test_reconcile_intervals_are_jittered_so_remotes_drift_apart() -> None:
+    """50 remotes started together would list together every interval; with ±10 % they spread out."""
+    rng = random.Random(2)
+    spread = [jittered(600.0, rng) for _ in range(50)]
+    assert all(540.0 <= s <= 660.0 for s in spread)
+    assert max(spread) - min(spread) > 60.0
 
 
 def test_sha256sum_output_including_escaped_names() -> None:

@@ -1,7 +1,8 @@
 """The purge schedule inside the daemon: one APScheduler cron job per remote.
 
-Jobs never overlap (max_instances=1, plus a per-remote lock shared with on-demand runs), missed runs
-coalesce, and a run missed while the daemon was down (the last scheduled run in `purge_runs` is older
+Jobs never overlap (max_instances=1, plus a per-remote lock shared with on-demand runs), at most
+`PURGE_SLOTS` runs of different remotes go at once (the default schedule starts every remote's on the
+same minute; each holds its remote's listing and plan), missed runs coalesce, and a run missed while the daemon was down (the last scheduled run in `purge_runs` is older
 than the schedule's next fire time after it) runs once at start-up. `/status` gains a `purge` object.
 """
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -36,6 +37,8 @@ class PurgeBusy(MediasyncError):
 
 log = structlog.get_logger("mediasyncd.purge")
 
+PURGE_SLOTS = 2  # runs at once; the rest wait their turn (shown as `waiting` in /status)
+
 
 class PurgeScheduler:
     """A daemon service (wiring.Service): schedules, runs and reports purges of every remote."""
@@ -51,6 +54,8 @@ class PurgeScheduler:
         )
         self._schedules: dict[str, str] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._slots = asyncio.Semaphore(PURGE_SLOTS)
+        self._waiting: set[str] = set()
         self._last: dict[str, RunRecord] = {}
         self._totals: dict[str, tuple[int, int]] = {}  # files deleted and bytes freed since start
         self.held = False  # scheduled runs are skipped (POST /api/v1/purge/pause, `mediasyncd pause --purge`)
@@ -104,7 +109,7 @@ class PurgeScheduler:
         lock = self._locks.setdefault(name, asyncio.Lock())
         if not dry and lock.locked():
             raise PurgeBusy(f"a purge of {name} is already running")
-        async with contextlib.nullcontext() if dry else lock:
+        async with contextlib.nullcontext() if dry else lock, self._turn(name):
             try:
                 report = await purge_once(self.config, remote, self.ledger, run)
                 if not report.dry_run:
@@ -120,11 +125,29 @@ class PurgeScheduler:
 
     # ------------------------------------------------------------------------------------ internals
 
+    @contextlib.asynccontextmanager
+    async def _turn(self, name: str) -> AsyncIterator[None]:
+        """One of the `PURGE_SLOTS`: `name` is `waiting` in /status until it has one."""
+        self._waiting.add(name)
+        try:
+            await self._slots.acquire()
+        finally:
+            self._waiting.discard(name)
+        try:
+            yield
+        finally:
+            self._slots.release()
+
     async def _job(self, name: str) -> None:
         if self.held:
             log.info("scheduled purge held; not run", remote=name)
             return
-        await self.run_now(name, source="schedule")
+        try:
+            await self.run_now(name, source="schedule")
+        except asyncio.CancelledError:
+            # The daemon is stopping (a run waiting for its turn, or one cut short: the next run resolves
+            # what it left). Not an error: APScheduler would log one for a job that raises.
+            log.info("scheduled purge stopped with the daemon", remote=name)
 
     def _remote(self, name: str) -> RemoteConfig | None:
         return next((r for r in self.config.remotes if r.name == name), None)
@@ -168,7 +191,8 @@ class PurgeScheduler:
             "local_retention_s": remote.purge.local_retention,
             "dry_run": remote.purge.dry_run,
             "next_run_at": iso(next_run),
-            "running": lock is not None and lock.locked(),
+            "running": lock is not None and lock.locked() and remote.name not in self._waiting,
+            "waiting": remote.name in self._waiting,
             "deleted_locally": last.deleted_locally if last else None,
             "last_run": _run_snapshot(last) if last else None,
             "deleted_files_total": self._totals.get(remote.name, (0, 0))[0],  # since the daemon started

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from mediasyncd.agent import script as agent_script
-from mediasyncd.backoff import Backoff, sleep_or_wake
+from mediasyncd.backoff import Backoff, jittered, sleep_or_wake
 from mediasyncd.config import RemoteConfig
 from mediasyncd.sources import Key, Listing, RemoteEntry, Source
 from mediasyncd.watchers.agent_link import AgentLink, AgentUnavailable, launch
@@ -137,7 +137,7 @@ class AgentWatcher:
         """Reconcile, then one Sighting per batch of events; listings where events cannot be trusted."""
         interval = self.remote.reconcile_interval
         yield await self._reconcile("start")
-        next_full = time.monotonic() + interval
+        next_full = time.monotonic() + jittered(interval)
         last_heard = time.monotonic()
         bad = 0
         while True:
@@ -152,13 +152,13 @@ class AgentWatcher:
             if self._wake.is_set():
                 self._wake.clear()
                 yield await self._reconcile("asked")
-                next_full = time.monotonic() + interval
+                next_full = time.monotonic() + jittered(interval)
             if messages is None:
                 if now - last_heard >= link.timeout:
                     raise AgentUnavailable(f"no heartbeat from the agent for {link.timeout:.0f}s")
                 if now >= next_full:
                     yield await self._reconcile("interval")
-                    next_full = time.monotonic() + interval
+                    next_full = time.monotonic() + jittered(interval)
                 elif self.lister.settle.next_in is not None:
                     yield await self.lister.look()
                 continue
@@ -182,7 +182,7 @@ class AgentWatcher:
                 yield self._sighting(list(reading.entries.values()), started)
             if reading.rescan is not None or reading.bad:
                 yield await self._reconcile(reading.rescan or "untrusted agent output")
-                next_full = time.monotonic() + interval
+                next_full = time.monotonic() + jittered(interval)
 
     def _sighting(self, entries: list[RemoteEntry], started: float) -> Sighting:
         """Files the agent saw complete: ready at once, nothing settling, not a full listing."""

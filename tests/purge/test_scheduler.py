@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import logging
 import sqlite3
 import time
 import urllib.request
@@ -14,13 +15,14 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
 
+import pytest
 from apscheduler.triggers.interval import IntervalTrigger
 
 from mediasyncd.progress import StatusView
 from mediasyncd.purge.crontab import crontab_trigger
-from mediasyncd.purge.scheduler import PurgeScheduler, TriggerFactory
+from mediasyncd.purge.scheduler import PURGE_SLOTS, PurgeScheduler, TriggerFactory
 from mediasyncd.state import Store
-from tests.helpers import Env, once, start_daemon, stop, wait_for
+from tests.helpers import Env, once, remote_table, start_daemon, stop, wait_for, write_config
 from tests.purge.conftest import on_remote, purge_env
 from tests.sshd import SshServer
 
@@ -82,6 +84,59 @@ async def test_scheduled_runs_never_overlap(tmp_path: Path, sshd: SshServer) -> 
     assert len(finished) >= 4
     for (_, end), (start, _) in itertools.pairwise(finished):
         assert start >= end
+
+
+async def five_remotes(tmp_path: Path, sshd: SshServer) -> tuple[Env, list[str]]:
+    """Five synced remotes of 30 files each, whose purge runs are dry (each lists and plans all 30)."""
+    env = purge_env(tmp_path, sshd)
+    names = [f"r{n}" for n in range(1, 6)]
+    for name in names:
+        for i in range(30):
+            env.write(f"{i}.png", bytes([i]) * 5_000, root=env.remote_root.parent / name)
+    tables = [remote_table(sshd, name, env.remote_root.parent / name) for name in names]
+    for table in tables:
+        table["purge"] = {"older_than": "30m", "dry_run": True}
+    write_config(env.config_path, env.library, env.state_dir, tables)
+    assert await asyncio.to_thread(once, env) == 0
+    return env, names
+
+
+async def test_at_most_purge_slots_remotes_purge_at_once(tmp_path: Path, sshd: SshServer) -> None:
+    """Five remotes due on the same tick run at most PURGE_SLOTS at a time (the default schedule starts
+    every remote's run on the same minute; 50 at once held 500 MB). Each remote still gets its runs."""
+    env, names = await five_remotes(tmp_path, sshd)
+    async with running(env, every(0.05)) as scheduler:
+        seen_waiting: set[str] = set()
+
+        def enough() -> bool:
+            snapshot = scheduler.snapshot()["remotes"]
+            seen_waiting.update(r["name"] for r in snapshot if r["waiting"])
+            assert sum(r["running"] for r in snapshot) <= PURGE_SLOTS
+            runs = env.rows("SELECT remote FROM purge_runs WHERE finished_at IS NOT NULL")
+            return {r for (r,) in runs} == set(names) and len(runs) >= 15
+
+        await until(enough)
+    runs = env.rows("SELECT started_at, finished_at FROM purge_runs WHERE finished_at IS NOT NULL")
+    edges = sorted([(s, 1) for s, _ in runs] + [(f, -1) for _, f in runs])
+    at_once = max(itertools.accumulate(step for _, step in edges))
+    assert 1 <= at_once <= PURGE_SLOTS
+    assert seen_waiting  # and /status said who waited
+
+
+async def test_runs_waiting_for_their_turn_when_the_daemon_stops_log_no_error(
+    tmp_path: Path, sshd: SshServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Stopping cancels the scheduled runs still waiting for a slot: APScheduler logged each as a job
+    that "raised an exception" (50 error lines at every stop of the soak's daemon)."""
+    env, _ = await five_remotes(tmp_path, sshd)
+    async with running(env, every(0.05)) as scheduler:
+        await until(lambda: any(r["waiting"] for r in scheduler.snapshot()["remotes"]))
+        jobs = [t for t in asyncio.all_tasks() if "run_coroutine_job" in repr(t.get_coro())]
+        assert jobs
+        for job in jobs:
+            job.cancel()  # as the daemon's stop does with whatever still runs
+        await asyncio.gather(*jobs, return_exceptions=True)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
 async def test_a_run_missed_while_the_daemon_was_down_runs_once_at_start_up(
