@@ -51,6 +51,7 @@ def consumers(config: Config, store: Store, view: StatusView | None = None) -> l
 def services(config: Config, store: Store, view: StatusView) -> list[Service]:
     """The daemon's long-running parts besides the pullers and the status server."""
     from mediasyncd.housekeeping import EventRetention
+    from mediasyncd.memory import HeapTrim
     from mediasyncd.purge.scheduler import PurgeScheduler  # APScheduler: only the daemon needs it
     from mediasyncd.sinks.delivery import SinkDelivery
 
@@ -58,6 +59,7 @@ def services(config: Config, store: Store, view: StatusView) -> list[Service]:
         PurgeScheduler(config, store, view),
         EventRetention(config, store),
         SinkDelivery(config, store, view),
+        HeapTrim(),
     ]
 
 
