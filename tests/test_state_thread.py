@@ -23,7 +23,9 @@ async def test_a_transaction_that_returns_its_cursor_is_refused_and_rolled_back(
     state = await _thread(tmp_path)
     try:
         with pytest.raises(TypeError, match="must not leave"):
-            await state._transaction(lambda c: c.executemany("INSERT INTO t (v) VALUES (?)", [("a",), ("b",)]))
+            await state._transaction(
+                lambda c: c.executemany("INSERT INTO t (v) VALUES (?)", [("a",), ("b",)])
+            )
         rows = await state._read(lambda c: c.execute("SELECT COUNT(*) FROM t").fetchone())
         assert rows == (0,)
     finally:
