@@ -18,14 +18,14 @@ from mediasyncd.config import Config, RemoteConfig
 from mediasyncd.errors import LibraryUnavailable, RemoteError
 from mediasyncd.lock import StateLock
 from mediasyncd.progress import StatusView
-from mediasyncd.sources import Source, open_source
+from mediasyncd.sources import open_source
 from mediasyncd.state import Store
 from mediasyncd.state.reader import current_files
 from mediasyncd.transfer.adopt import Survey, survey
 from mediasyncd.transfer.budget import SpaceGate
 from mediasyncd.transfer.landing import Library
 from mediasyncd.transfer.ledger import PassCounts
-from mediasyncd.transfer.puller import Opener, Puller, discard
+from mediasyncd.transfer.puller import Puller
 from mediasyncd.units import format_size
 from mediasyncd.wiring import consumers
 
@@ -38,33 +38,25 @@ async def sync_once(
     *,
     show_progress: bool,
 ) -> int:
-    """Run one pass per remote concurrently; 0 when every settled file landed, 1 otherwise.
-
-    Each remote is connected to from the start: the handshake and the remote shell's start-up (most of
-    a nothing-new pass's wait) go on while the state DB opens and each diff base loads."""
+    """Run one pass per remote concurrently; 0 when every settled file landed, 1 otherwise."""
     cfg = config.daemon
     lock = StateLock(cfg.state_dir)
     lock.acquire("sync --once")
-    opening = [asyncio.ensure_future(open_source(r, cfg.state_dir, config.transfer)) for r in remotes]
     library = Library(cfg.library, config.transfer.file_mode, config.transfer.dir_mode)
     store = Store(cfg.db_path)
+    await store.open()
     try:
-        await store.open()
-        try:
-            library.check_available((await store.totals()).landed_files)
-            feeds = consumers(config, store)
-            await store.enable_consumers([c.name for c in feeds])
-        except BaseException:
-            await store.close()
-            raise
-    except BaseException:
-        await discard(opening)
+        library.check_available((await store.totals()).landed_files)
+    except LibraryUnavailable:
+        await store.close()
         lock.release()
         raise
     view = StatusView(__version__, str(config.path) if config.path else None)
     executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="io")
     landing_lock = asyncio.Lock()
     space = SpaceGate(library.free_bytes, cfg.library_min_free)
+    feeds = consumers(config, store)
+    await store.enable_consumers([c.name for c in feeds])
 
     pullers = [
         Puller(
@@ -77,9 +69,8 @@ async def sync_once(
             executor=executor,
             landing_lock=landing_lock,
             space=space,
-            opener=_given(connecting),
         )
-        for r, connecting in zip(remotes, opening, strict=True)
+        for r in remotes
     ]
     try:
         async with asyncio.TaskGroup() as tg:
@@ -94,10 +85,6 @@ async def sync_once(
         executor.shutdown(wait=False)
         lock.release()
     return _report(pullers, results)
-
-
-def _given(source: asyncio.Future[Source]) -> Opener:
-    return lambda: source
 
 
 async def _one(puller: Puller) -> PassCounts | RemoteError:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from pathlib import Path
 
@@ -37,15 +37,6 @@ STATE_FREE = 4 << 20  # free bytes on the state DB's disk before a session start
 STATE_SPACE_CHECK = 1.0  # seconds between looks at that disk meanwhile
 HEALTHY_AFTER = 30.0  # seconds a session must last (or land a file) for the backoff to start over
 Opener = Callable[[], Awaitable[Source]]
-
-
-async def discard(opening: Sequence[asyncio.Future[Source]]) -> None:
-    """Stop sources still being opened for a pass that will not run; close those already open."""
-    for connecting in opening:
-        connecting.cancel()
-    for outcome in await asyncio.gather(*opening, return_exceptions=True):
-        if not isinstance(outcome, BaseException):
-            await outcome.close()
 
 
 class Puller:
@@ -108,16 +99,10 @@ class Puller:
         return self.ledger.counts.landed + self.ledger.counts.adopted
 
     async def sync_once(self) -> PassCounts:
-        """One pass, then drain: list, transfer everything complete, and return. Raises RemoteError.
-        The source is opened while the diff base loads (the handshake is mostly waiting)."""
+        """One pass, then drain: list, transfer everything complete, and return. Raises RemoteError."""
+        await self.ledger.load(self.library.root, self.executor)
         self.status.state = "connecting"
-        opening = asyncio.ensure_future(self.opener())
-        try:
-            await self.ledger.load(self.library.root, self.executor)
-        except BaseException:
-            await discard([opening])
-            raise
-        source = await opening
+        source = await self.opener()
         try:
             await self._session(source, once=True).run()
         finally:
