@@ -21,6 +21,7 @@ import random
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from bench.datasets import Dataset, PngFactory, clean_extras, scan, tree_totals
 from bench.endpoints import Endpoint
@@ -28,6 +29,7 @@ from bench.tools import Mediasyncd, MediasyncdOptions, Rsync, RunStats, Tool, To
 
 SCENARIOS = ("pull", "noop", "incremental")
 INCREMENTAL_FILES = 50
+R = TypeVar("R")
 INCREMENTAL_DIR = "9999-incremental"  # one of bench.datasets.EXTRA_DIRS: removed if a run is cut
 
 
@@ -64,10 +66,14 @@ class Kept:
             say(f"primed {name}: {stats.wall_s:.2f} s")
 
     def run(self, scenario: str, name: str) -> RunStats:
+        return self.around(scenario, name, lambda: self.tools[name].pull(self.timeout_s))
+
+    def around(self, scenario: str, name: str, pull: Callable[[], R]) -> R:
+        """`pull` (the tool's measured run) in the scenario's setting; what it returns."""
         tool = self.tools[name]
         if scenario == "noop":
             _write_back()
-            return tool.pull(self.timeout_s)
+            return pull()
         self.count += 1
         folder = self.dataset.root / "txt2img-images" / INCREMENTAL_DIR / f"{self.count:03d}"
         folder.mkdir(parents=True)
@@ -76,14 +82,14 @@ class Kept:
                 self.factory.write(folder, j)
             added = scan("incremental", folder)
             _write_back()
-            stats = tool.pull(self.timeout_s)
+            result = pull()
             landed = tree_totals(tool.dest / folder.relative_to(self.dataset.root))
             if landed != (added.files, added.bytes):
                 raise ToolFailed(f"{name}: incremental landed {landed}, expected {added.files, added.bytes}")
         finally:
             shutil.rmtree(folder.parent, ignore_errors=True)
         tool.pull(self.timeout_s)  # back to the dataset alone (mediasyncd notes the folder gone)
-        return stats
+        return result
 
 
 def _write_back() -> None:
