@@ -3,6 +3,7 @@
     sudo .venv/bin/python -m bench.ab --rev 0a84986 --rev HEAD --dataset MANY --repeat 5
     sudo .venv/bin/python -m bench.ab --rev HEAD --transport local --dataset PNG
     sudo .venv/bin/python -m bench.ab --rev HEAD --rev HEAD --set-b transfer.concurrency=8   # a setting
+    sudo .venv/bin/python -m bench.ab --rev A --rev B --scenario noop        # nothing new (bench/ab_followups.py)
 
 What a change to the per-file or per-byte path gains, measured the way issue 21 asks: each revision
 (`git archive` of mediasyncd/ at REV, bytecode compiled) pulls the dataset into an empty library with
@@ -26,6 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from bench.ab_followups import SCENARIOS, Kept
 from bench.datasets import DatasetSpec, ensure_datasets
 from bench.endpoints import Endpoint, lan_endpoint, loopback_endpoint, wan_endpoint
 from bench.netem.wan import LinkSpec
@@ -50,6 +52,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--dataset", default="MANY", choices=["PNG", "MANY", "BIG"])
     p.add_argument("--transport", default="ssh", choices=["ssh", "local", "wan", "lan"],
                    help="ssh: loopback sshd; wan: behind the 40 ms / 200 Mbit/s link; lan: the veth pair")  # fmt: skip
+    p.add_argument("--scenario", default="pull", choices=SCENARIOS,
+                   help="pull: into an empty library; noop / incremental (+50 PNGs): into one that holds the dataset")  # fmt: skip
     p.add_argument("--repeat", type=int, default=5)
     p.add_argument("--png", type=int, default=PROFILE_SPEC.png, help="PNG files (bench.sources pulls 300)")
     p.add_argument("--many", type=int, default=PROFILE_SPEC.many, help="~100 KB files (bench.sources: 3000)")
@@ -122,14 +126,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         tools["rsync"] = None
         names = list(tools)
         with _endpoint(args.transport, work) as endpoint:
+            kept = None
+            if args.scenario != "pull":
+                if endpoint is None:
+                    raise SystemExit("--scenario noop / incremental: over ssh, wan or lan only")
+                kept = Kept(tools, dataset, endpoint, work, TIMEOUT_S)
+                kept.prime(print)
             for rep in range(args.repeat):
                 for name in names[rep % len(names) :] + names[: rep % len(names)]:
-                    stats = one_run(name.split()[0], tools[name], args, dataset.root, work / "run", endpoint)
+                    if kept is not None:
+                        stats = kept.run(args.scenario, name)
+                    else:
+                        stats = one_run(
+                            name.split()[0], tools[name], args, dataset.root, work / "run", endpoint
+                        )
                     samples.setdefault(name, []).append(stats)
                     print(f"#{rep + 1} {name}: {stats.wall_s:.2f} s, {stats.cpu_s:.2f} CPU-s", flush=True)
     rsync_wall = statistics.median(s.wall_s for s in samples["rsync"])
     rsync_cpu = statistics.median(s.cpu_s for s in samples["rsync"])
-    print(f"\n{args.dataset} ({dataset.files} files, {dataset.megabytes:.0f} MB), transport {args.transport}, "
+    print(f"\n{args.dataset} ({dataset.files} files, scenario {args.scenario}, {dataset.megabytes:.0f} MB), transport {args.transport}, "
           f"medians of {args.repeat}; load average {load_before[0]:.1f} before, {os.getloadavg()[0]:.1f} after")  # fmt: skip
     print("| tool | wall s | local CPU-s | peak RSS MB | speed vs rsync | CPU vs rsync |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")

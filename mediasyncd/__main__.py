@@ -1,3 +1,3 @@
-from mediasyncd.cli import main
+from mediasyncd.cli import entry
 
-raise SystemExit(main())
+entry()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import io
 import os
 import sys
@@ -36,6 +37,16 @@ NO_CONFIG = (
 
 # Commands whose stdout is a report of work done: with --quiet it is shown only when the run failed.
 REPORTS = frozenset({"sync", "purge", "reprocess", "config"})
+
+
+def entry() -> None:
+    """The process: the console script and `python -m mediasyncd`. main(), then exit with its code.
+    Everything is frozen out of the cyclic GC first: the interpreter's collections at exit would
+    otherwise walk every object the run made, ~35–50 ms of a nothing-new `sync --once` of ~0.5 s
+    (docs/benchmarks.md); atexit handlers, log flushing and thread joins run as before."""
+    code = main()
+    gc.freeze()
+    raise SystemExit(code)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -246,9 +246,12 @@ async def test_reconnect_backoff_grows_until_a_session_works(tmp_path: Path, ssh
 
 
 async def test_a_connection_that_fails_after_connecting_is_closed(tmp_path: Path) -> None:
-    """When the SFTP session cannot start, the SSH connection just made is closed, every time (a retry
-    loop must not leak one connection per attempt)."""
-    with start_sshd(tmp_path / "sshd", extra_config="Subsystem sftp /bin/false\n") as server:
+    """When the SFTP session cannot start on a remote without a shell (SFTP is started at once there:
+    everything needs it), the SSH connection just made is closed, every time (a retry loop must not leak
+    one connection per attempt). With a shell, SFTP starts on first use:
+    tests/sources/test_ssh_sftp_session.py."""
+    config = "Subsystem sftp /bin/false\nForceCommand /bin/false\n"
+    with start_sshd(tmp_path / "sshd", extra_config=config) as server:
         env = make_env(tmp_path, server)
         remote = env.config().remotes[0]
         for _ in range(3):

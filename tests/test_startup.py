@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from mediasyncd.errors import EXIT_CONFIG
 from tests.helpers import write_config
 
 HEAVY = (
@@ -50,3 +51,22 @@ def test_sync_once_leaves_the_daemon_parts_unimported(tmp_path: Path) -> None:
     report = json.loads(out.stdout.strip().splitlines()[-1])
     assert report == {"code": 0, "loaded": []}
     assert (library / "folder" / "a.png").read_bytes() == b"x" * 100
+
+
+def test_the_process_exits_with_every_object_frozen_out_of_the_gc(tmp_path: Path) -> None:
+    """`python -m mediasyncd` (as the console script) exits with main()'s code, and by the time the
+    interpreter shuts down every object is frozen, so its final collections walk none of them."""
+    probe = (
+        "import atexit, gc, sys\n"
+        "atexit.register(lambda: print('frozen', gc.get_freeze_count(), 'tracked', len(gc.get_objects())))\n"
+        "sys.argv[0] = 'mediasyncd'\n"
+        "import runpy; runpy.run_module('mediasyncd', run_name='__main__')\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe, "config", "check", "--config", str(tmp_path / "missing.toml")],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    words = out.stdout.split()
+    assert out.returncode == EXIT_CONFIG, out.stderr
+    frozen, tracked = int(words[words.index("frozen") + 1]), int(words[words.index("tracked") + 1])
+    assert frozen > 10_000 and tracked < 100

@@ -26,6 +26,7 @@ from mediasyncd.transfer.ledger import Landed, Ledger
 
 VERIFY_BATCH = 256
 VERIFY_WAIT = 0.05  # seconds a verify batch waits for more files: fewer remote commands, little latency
+DONE_CHECK = 0.005  # one pass: how often a waiting batch looks whether the transfers are all done
 # In a one-pass pull (`sync --once`), while transfers are still running, verified files wait up to this
 # long to land together: each landing flushes the library's filesystem and commits two state-DB
 # transactions, and a flush beside running copies slows them (a local PNG pull landed 36 times in 2-3 s
@@ -55,8 +56,8 @@ class Verifier:
         self.ledger = ledger
         self.executor = executor
         self.landing_lock = landing_lock
-        # transfers still running: set by a one-pass session only (see LAND_GATHER)
-        self.more_coming: Callable[[], bool] = lambda: False
+        # one pass only (None: a daemon): whether transfers are still running (see LAND_GATHER)
+        self.more_coming: Callable[[], bool] | None = None
         self.log = structlog.get_logger("mediasyncd.verify").bind(remote=remote)
 
     async def run(self, source: Source, verify: asyncio.Queue[Pulled]) -> None:
@@ -81,22 +82,25 @@ class Verifier:
                     verify.task_done()
 
     async def _gather_batch(self, verify: asyncio.Queue[Pulled]) -> list[Pulled]:
-        """The next item, plus whatever else arrives within VERIFY_WAIT: one remote command for many."""
+        """The next item, plus whatever else arrives within VERIFY_WAIT: one remote command for many.
+        In one pass, once the transfers are all done nothing else can come: the batch goes at once (it
+        waited out VERIFY_WAIT at the end of every `sync --once` that pulled anything)."""
         loop = asyncio.get_running_loop()
         batch = [await verify.get()]
         deadline = loop.time() + VERIFY_WAIT
+        more = self.more_coming
         while len(batch) < VERIFY_BATCH:
             if not verify.empty():
                 batch.append(verify.get_nowait())
                 continue
             remaining = deadline - loop.time()
-            if remaining <= 0:
+            if remaining <= 0 or (more is not None and not more()):
                 break
-            try:
-                async with asyncio.timeout(remaining):  # unlike wait_for (3.11), never drops a cancel
+            try:  # unlike wait_for (3.11), asyncio.timeout never drops a cancel
+                async with asyncio.timeout(remaining if more is None else min(remaining, DONE_CHECK)):
                     batch.append(await verify.get())
             except TimeoutError:
-                break
+                continue
         return batch
 
     async def _lander(self, landing: asyncio.Queue[list[Pulled]], verify: asyncio.Queue[Pulled]) -> None:
@@ -118,7 +122,7 @@ class Verifier:
             while not landing.empty():
                 batch += landing.get_nowait()
             remaining = deadline - loop.time()
-            if remaining <= 0 or not self.more_coming():
+            if remaining <= 0 or self.more_coming is None or not self.more_coming():
                 return batch
             try:  # in VERIFY_WAIT slices: the transfers may end meanwhile
                 async with asyncio.timeout(min(remaining, VERIFY_WAIT)):

@@ -1,6 +1,7 @@
 """The SSH transport: all of mediasyncd's asyncssh code lives in this package."""
 
-from mediasyncd.sources.ssh.libs import quick_library_lookup
+from mediasyncd.sources.ssh.libs import quick_library_lookup, without_x509
 
-with quick_library_lookup():  # asyncssh's first import: no gcc run per missing optional library
+# asyncssh's first import: no gcc run per missing optional library, no X.509 certificates (libs.py)
+with quick_library_lookup(), without_x509():
     import asyncssh  # noqa: F401

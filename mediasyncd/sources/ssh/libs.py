@@ -6,6 +6,12 @@ further: on a machine with gcc and without liboqs, six child processes and ~0.1 
 (measured with strace and `time python -c "import asyncssh"`). Here the lookup answers from one
 `ldconfig -p` listing, which is where the system's shared libraries are, and falls back to the real
 lookup only when there is no ldconfig. Applied while `asyncssh` is first imported, then put back.
+
+asyncssh also imports its X.509 certificate support (and with it `cryptography.x509`, ~16 ms of CPU per
+start-up, measured with getrusage over 10 imports) when it can. X.509 certificates in SSH (RFC 6187)
+are not something OpenSSH speaks or mediasyncd's config can name: host keys and client keys are
+OpenSSH's own. The module is hidden while asyncssh is first imported, and asyncssh treats it as absent,
+as it does where cryptography lacks it.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import ctypes.util
 import functools
 import re
 import subprocess
+import sys
 from collections.abc import Iterator
 
 LDCONFIG = "/sbin/ldconfig"
@@ -55,3 +62,21 @@ def quick_library_lookup() -> Iterator[None]:
         yield
     finally:
         ctypes.util.find_library = _REAL_FIND_LIBRARY
+
+
+X509_MODULE = "asyncssh.crypto.x509"
+
+
+@contextlib.contextmanager
+def without_x509() -> Iterator[None]:
+    """Within this block `import asyncssh.crypto.x509` raises ImportError (when asyncssh is not yet
+    imported: afterwards nothing changes)."""
+    if X509_MODULE in sys.modules or "asyncssh" in sys.modules:
+        yield
+        return
+    sys.modules[X509_MODULE] = None  # type: ignore[assignment]  # `import` raises ImportError
+    try:
+        yield
+    finally:
+        if sys.modules.get(X509_MODULE, 0) is None:
+            del sys.modules[X509_MODULE]

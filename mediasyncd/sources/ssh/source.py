@@ -45,6 +45,7 @@ from mediasyncd.sources.ssh.sftp import (
     sftp_under_root,
     sftp_walk,
 )
+from mediasyncd.sources.ssh.sftp_session import SftpSession
 from mediasyncd.sources.ssh.shell import CommandChannel
 from mediasyncd.sources.ssh.spawn import SshSpawned
 from mediasyncd.sources.ssh.stream import LargeFiles, exec_pull
@@ -58,13 +59,13 @@ class SshSource:
     def __init__(
         self,
         conn: asyncssh.SSHClientConnection,
-        sftp: asyncssh.SFTPClient,
+        sftp: SftpSession,
         shell: CommandChannel | None,
         caps: Capabilities,
         transfer: TransferConfig | None = None,
     ) -> None:
         self.conn = conn
-        self.sftp = sftp
+        self._sftp = sftp
         self._shell = shell
         self._caps = caps
         self.block_size = transfer.block_size if transfer else 0
@@ -95,9 +96,11 @@ class SshSource:
         *,
         use_shell: bool = True,
     ) -> SshSource:
-        """Start the SFTP session and the command channel side by side (each pays a round trip and, for
-        the shell, the remote's shell start-up)."""
-        sftp_task = asyncio.ensure_future(conn.start_sftp_client())
+        """Start the command channel; the SFTP session only when something needs it (sftp_session.py),
+        or at once where there is no shell: then everything goes through SFTP."""
+        sftp = SftpSession(conn)
+        if not use_shell:
+            sftp.start()
         shell: CommandChannel | None = None
         caps = Capabilities()
         try:
@@ -111,14 +114,11 @@ class SshSource:
                     )
                 except RemoteError:
                     shell = None
-            sftp = await sftp_task
-        except (asyncssh.Error, OSError) as exc:
-            if shell is not None:
-                shell.close()
-            raise RemoteError(f"SFTP unavailable: {exc}") from None
-        finally:
-            if not sftp_task.done():
-                sftp_task.cancel()
+            if shell is None:
+                await sftp.client()
+        except BaseException:
+            sftp.close()
+            raise
         return cls(conn, sftp, shell, caps, transfer)
 
     @property
@@ -133,7 +133,7 @@ class SshSource:
         """Close the channels and the connection; a broken connection never holds this up long."""
         if self._shell is not None:
             self._shell.close()
-        self.sftp.exit()
+        self._sftp.close()
         self.conn.close()
         try:
             await asyncio.wait_for(self.conn.wait_closed(), CLOSE_TIMEOUT)
@@ -147,7 +147,7 @@ class SshSource:
         if self._shell is not None and self._caps.find_printf:
             result = await self._shell.run(find_command(roots))
             return parse_find(result.stdout, roots)
-        return await sftp_walk(self.sftp, roots)
+        return await sftp_walk(await self._sftp.client(), roots)
 
     # ------------------------------------------------------------------------------------ bytes
 
@@ -163,7 +163,7 @@ class SshSource:
         progress: Progress | None = None,
     ) -> str:
         # the remote's hash pins the bytes, as for SFTP below
-        if await self.large.by_exec(size, self.sftp, self._shell is not None and self._caps.hashes):
+        if await self.large.by_exec(size, self._sftp.client, self._shell is not None and self._caps.hashes):
             try:
                 return await exec_pull(
                     self.conn, path, partial, size=size, executor=executor, limiter=limiter, progress=progress
@@ -173,11 +173,12 @@ class SshSource:
         # Without a remote hash nothing else pins the bytes to the root: check the directory's real path
         # before and after the read (a directory swapped for a symlink out of the root is refused).
         unpinned = not self._caps.hashes
-        if unpinned and not await sftp_under_root(self.sftp, path, self.roots):
+        sftp = await self._sftp.client()
+        if unpinned and not await sftp_under_root(sftp, path, self.roots):
             raise RemoteFileChanged(f"{path}: a directory below the root is no longer a directory")
         try:
             digest = await sftp_pull(
-                self.sftp,
+                sftp,
                 path,
                 partial,
                 size=size,
@@ -191,7 +192,7 @@ class SshSource:
             )
         except TransferError as exc:
             raise self._lost_or(exc) from None
-        if unpinned and not await sftp_under_root(self.sftp, path, self.roots):
+        if unpinned and not await sftp_under_root(sftp, path, self.roots):
             await asyncio.to_thread(partial.unlink, missing_ok=True)  # its bytes may be from outside the root
             raise RemoteFileChanged(f"{path}: a directory below the root was swapped during the transfer")
         return digest
@@ -242,7 +243,8 @@ class SshSource:
         return out
 
     async def still_same(self, files: Sequence[tuple[str, int, float]]) -> set[str]:
-        stats = await bounded(sftp_same(self.sftp, path, size, mtime) for path, size, mtime in files)
+        sftp = await self._sftp.client()
+        stats = await bounded(sftp_same(sftp, path, size, mtime) for path, size, mtime in files)
         return {path for (path, _, _), same in zip(files, stats, strict=True) if same}
 
     # ------------------------------------------------------------------------------------ deleting
@@ -262,9 +264,8 @@ class SshSource:
                 result.merge(parse_deletion(out.stdout, chunk))
             return result
         # SFTP only: set aside, read back and hash here, then remove or put back.
-        outcomes = await bounded(
-            sftp_delete_checked(self.sftp, e, f"{token}-{i}") for i, e in enumerate(files)
-        )
+        sftp = await self._sftp.client()
+        outcomes = await bounded(sftp_delete_checked(sftp, e, f"{token}-{i}") for i, e in enumerate(files))
         for e, outcome in zip(files, outcomes, strict=True):
             result.add(outcome, e.path)
         return result
@@ -277,14 +278,15 @@ class SshSource:
             for batch in batches(dirs):
                 await self._shell.run(rmdir_command(batch))
             return
+        sftp = await self._sftp.client()
         by_depth: dict[int, list[str]] = {}
         for d in dirs:
             by_depth.setdefault(d.count("/"), []).append(d)
         for depth in sorted(by_depth, reverse=True):
-            await bounded(sftp_rmdir(self.sftp, d) for d in by_depth[depth])
+            await bounded(sftp_rmdir(sftp, d) for d in by_depth[depth])
 
     async def free_space(self, path: str) -> int | None:
-        free = await sftp_free(self.sftp, path)
+        free = await sftp_free(await self._sftp.client(), path)
         if free is not None or self._shell is None:
             return free
         result = await self._shell.run(free_space_command(path))
@@ -296,5 +298,5 @@ class SshSource:
 
     async def survey(self, roots: Sequence[str]) -> Survey:
         if self._shell is None:
-            return await sftp_survey(self.sftp, roots)
+            return await sftp_survey(await self._sftp.client(), roots)
         return parse_survey((await self._shell.run(survey_command(roots))).stdout, roots)

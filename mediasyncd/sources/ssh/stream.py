@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import shlex
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from pathlib import Path
 from typing import Literal
@@ -37,7 +37,9 @@ class LargeFiles:
         self.mode = mode
         self._round_trip: asyncio.Future[float] | None = None
 
-    async def by_exec(self, size: int, sftp: asyncssh.SFTPClient, shell_and_hasher: bool) -> bool:
+    async def by_exec(
+        self, size: int, sftp: Callable[[], Awaitable[asyncssh.SFTPClient]], shell_and_hasher: bool
+    ) -> bool:
         """Whether a file of `size` bytes comes over an exec channel rather than SFTP: a large file, a
         remote with a shell and a hasher, and (`large_files = "auto"`) a fast link. Over a WAN the
         exec channel's own window adds to SFTP's in flight and the link's queue, and nothing is gained
@@ -47,14 +49,15 @@ class LargeFiles:
         if self.mode != "auto":
             return self.mode == "exec"
         if self._round_trip is None:
-            self._round_trip = asyncio.ensure_future(_round_trip(sftp))
+            self._round_trip = asyncio.ensure_future(_round_trip(sftp))  # SFTP's: what it would be used for
         return await asyncio.shield(self._round_trip) <= FAST_LINK
 
 
-async def _round_trip(sftp: asyncssh.SFTPClient) -> float:
+async def _round_trip(session: Callable[[], Awaitable[asyncssh.SFTPClient]]) -> float:
     """The shortest of a few SFTP round trips (seconds), once per connection; infinite if refused."""
     loop = asyncio.get_running_loop()
     best = float("inf")
+    sftp = await session()
     for _ in range(ROUND_TRIPS):
         start = loop.time()
         try:
