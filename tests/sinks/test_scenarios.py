@@ -94,7 +94,9 @@ def landed_files(env: Env) -> list[tuple[str, str, str]]:
             ).fetchall()
         except sqlite3.OperationalError:  # the daemon has created the file but not yet its tables
             return []
-    return sorted((str(a), str(b), str(s)) for a, b, s in rows)
+    # One (remote, path, sha256) per version: a file listed between its write and its `utime` (settle 0s)
+    # lands twice with the same bytes, two rows here and one upserted row in PostgreSQL.
+    return sorted({(str(a), str(b), str(s)) for a, b, s in rows})
 
 
 def log_ids(env: Env, sink: str) -> set[int]:
