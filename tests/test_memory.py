@@ -23,11 +23,17 @@ threads = [threading.Thread(target=work) for _ in range(8)]
 for t in threads:
     t.start()
 ready.wait()
-heaps = 0
+maps = []
 for line in open("/proc/self/maps"):
-    start, perms = line.split()[0].split("-")[0], line.split()[1]
-    if int(start, 16) % (64 << 20) == 0 and perms == "rw-p" and len(line.split()) == 5:
-        heaps += 1  # a thread arena: a heap at a 64 MiB boundary, anonymous
+    fields = line.split()
+    lo, hi = (int(x, 16) for x in fields[0].split("-"))
+    maps.append((lo, hi, fields[1], len(fields) == 5))
+heaps = 0
+for (lo, hi, perms, anon), (lo2, hi2, perms2, anon2) in zip(maps, maps[1:]):
+    # a thread arena's heap: anonymous, at a 64 MiB boundary, its unused rest reserved right after it up
+    # to the next boundary (a thread stack that happens to start on a boundary has no such rest)
+    if lo % (64 << 20) == 0 and perms == "rw-p" and anon and lo2 == hi and perms2 == "---p" and anon2:
+        heaps += hi2 == lo + (64 << 20)
 done.set()
 print(took, heaps)
 """
