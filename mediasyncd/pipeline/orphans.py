@@ -4,13 +4,14 @@ The workers are children of multiprocessing's forkserver, not of the daemon. Eac
 call-queue pipe, so after a kill -9 of the daemon it never reads EOF and waits forever; it also holds
 the forkserver's "alive" pipe, so the forkserver (which exits when every holder of that pipe is gone)
 waits for it; and the resource tracker (which exits at EOF on a pipe they all hold) waits for both.
-A worker that exits with the daemon ends the whole chain.
+A worker that exits with the daemon ends the whole chain, and the tools it runs (`deathsig`) end with it.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import shutil
 import threading
 from multiprocessing.process import BaseProcess
 
@@ -28,3 +29,12 @@ def _exit_after(parent: BaseProcess) -> None:
     # even before this thread started. Exit at once: nobody is left to take a result.
     parent.join()
     os._exit(1)
+
+
+def deathsig(command: list[str]) -> list[str]:
+    """`command` killed when the thread that started it ends (util-linux `setpriv --pdeathsig KILL`),
+    where setpriv is there: an ffprobe of a worker that exits with a killed daemon does not run on."""
+    setpriv = shutil.which("setpriv")
+    if setpriv is None or shutil.which(command[0]) is None:
+        return command  # a missing tool still raises FileNotFoundError, as callers expect
+    return [setpriv, "--pdeathsig", "KILL", "--", *command]

@@ -16,6 +16,7 @@ from pathlib import Path
 from PIL import Image, ImageOps
 
 from mediasyncd.pipeline.containers import VIDEO_SUFFIXES
+from mediasyncd.pipeline.orphans import deathsig
 from mediasyncd.pipeline.outcome import StageOutcome
 from mediasyncd.pipeline.video_tags import last_line
 
@@ -94,7 +95,7 @@ def _first_video_frame(source: Path, size: int, ffmpeg: str, timeout: float) -> 
     command = [ffmpeg, "-v", "error", "-nostdin", "-i", str(source), "-frames:v", "1", "-vf", scale]
     command += ["-f", "image2pipe", "-vcodec", "png", "pipe:1"]
     try:
-        done = subprocess.run(command, capture_output=True, timeout=timeout, check=False)
+        done = subprocess.run(deathsig(command), capture_output=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired as error:
         raise ThumbnailError(f"no thumbnail: ffmpeg took longer than {timeout:g}s") from error
     if done.returncode != 0 or not done.stdout:

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mediasyncd.pipeline.orphans import deathsig
+
 COMFY_KEYS = ("prompt", "workflow")
 # What muxers write about themselves, not about the generation: left out of the record.
 TECHNICAL_TAGS = frozenset({"major_brand", "minor_version", "compatible_brands", "encoder", "handler_name"})
@@ -48,7 +50,7 @@ def read_video_tags(path: Path, ffprobe: str, timeout: float) -> VideoTags:
     command = [ffprobe, "-v", "error", "-print_format", "json", "-show_entries"]
     command += ["format_tags:stream=codec_type,width,height", "-select_streams", "v:0", str(path)]
     try:
-        done = subprocess.run(command, capture_output=True, timeout=timeout, check=False)
+        done = subprocess.run(deathsig(command), capture_output=True, timeout=timeout, check=False)
     except FileNotFoundError:
         return VideoTags(note=f"video metadata not read: {ffprobe} not found")
     except subprocess.TimeoutExpired:

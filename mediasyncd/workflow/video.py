@@ -14,10 +14,10 @@ import asyncio
 import contextlib
 import json
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from mediasyncd.pipeline.orphans import deathsig
 from mediasyncd.pipeline.video_tags import ffprobe_for, last_line
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".webm", ".mkv", ".mov", ".m4v"})
@@ -57,12 +57,6 @@ def ffmpeg_command(ffmpeg: str, source: Path, partial: Path, profile: Profile, c
     if profile.muxer == "mp4":
         command += MP4_FLAGS
     return [*command, "-f", profile.muxer, str(partial)]
-
-
-def deathsig(command: list[str]) -> list[str]:
-    """`command` killed when its parent dies (util-linux setpriv), where setpriv is there."""
-    setpriv = shutil.which("setpriv")
-    return [setpriv, "--pdeathsig", "KILL", "--", *command] if setpriv else command
 
 
 async def transcode(
