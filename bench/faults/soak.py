@@ -3,12 +3,16 @@
 Full mode: 50 remotes for $MEDIASYNCD_SOAK_MINUTES minutes (default 10; `python -m bench.faults
 --soak-minutes 60` for the docs). Quick mode: a mini soak of 5 remotes for 12 s, whose RSS and fd
 figures are reported but not judged (too short to be past warm-up). The daemon runs with its defaults
-(agent watching where the remote has python3, the pipeline off: this is the data path).
+(agent watching where the remote has python3, the pipeline off: this is the data path), except that each
+remote is purged every 5 minutes of what is older than 2 minutes: a container's steady state, where the
+daemon knows a bounded number of remote files. What a file the daemon knows costs in memory (its
+in-memory index row, kept while the file stays on its remote) is measured on its own and reported.
 
 Measured: the daemon's RSS and open file descriptors after warm-up and at the end (and the peak RSS),
 the lag from a file's remote mtime to its landing (from the state DB) in the first and last tenth of the
-run after warm-up, lines at level error (or not JSON at all) in its log, and files not landed 60 s after
-the last write.
+run after warm-up, lines at level error (or not JSON at all) in its log, files not landed 60 s after
+the last write, and the audit of every file written (lost, corrupt, partial, duplicated, deleted from its
+remote without a verified library copy).
 """
 
 from __future__ import annotations
@@ -17,12 +21,16 @@ import os
 import statistics
 import threading
 import time
+import tracemalloc
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.faults.common import (
+    LANDED_STATES,
+    Audit,
     Daemon,
     World,
+    audit,
     error_lines,
     error_summary,
     make_world,
@@ -32,6 +40,9 @@ from bench.faults.common import (
     wait_until,
 )
 from bench.faults.report import Figure, Mode, Section
+from mediasyncd.state.known import KnownFiles
+from mediasyncd.state.lifecycle import FileState
+from mediasyncd.state.rows import FileRow
 from tests.sshd import start_sshd
 
 TITLE = "Soak: 50 remotes × 1 new file/s (quick mode: 5 remotes, 12 s)"
@@ -40,6 +51,7 @@ PROMISE = (
     "descriptors flat after warm-up, lag flat, no errors. Target: RSS growth ≤ 10 % over the run after warm-up."
 )
 MINUTES_ENV = "MEDIASYNCD_SOAK_MINUTES"
+PURGE = {"older_than": "2m", "schedule": "*/5 * * * *"}
 
 
 @dataclass
@@ -58,14 +70,20 @@ def run(mode: Mode, work: Path) -> Section:
         for n in range(remotes):
             root = work / "remote" / f"r{n:02d}"
             root.mkdir(parents=True)
-            tables.append(ssh_remote_table(server, f"r{n:02d}", root, watch="auto", poll_interval="10s"))
+            tables.append(
+                ssh_remote_table(server, f"r{n:02d}", root, watch="auto", poll_interval="10s", purge=PURGE)
+            )
         world = make_world(work, tables, transfer={"concurrency": 8})
         daemon = world.daemon()
         with daemon:
             samples, written, wall = _soak(world, daemon, seconds, warmup)
             all_landed = wait_until(lambda: _landed(world) >= written, 60, 0.5)
             missing = written - _landed(world)
-    return _section(world, samples, written, missing, all_landed, seconds, warmup, wall, remotes, quick)
+        checked = audit(world, final=True)
+    purged = int(world.rows("SELECT COUNT(*) FROM files WHERE state = 'purged'")[0][0])
+    return _section(
+        world, samples, written, missing, all_landed, seconds, warmup, wall, remotes, quick, checked, purged
+    )
 
 
 def _soak(world: World, daemon: Daemon, seconds: float, warmup: float) -> tuple[Samples, int, float]:
@@ -103,7 +121,25 @@ def _soak(world: World, daemon: Daemon, seconds: float, warmup: float) -> tuple[
 
 
 def _landed(world: World) -> int:
-    return int(world.rows("SELECT COUNT(*) FROM files WHERE state = 'landed'")[0][0])
+    return int(world.rows(f"SELECT COUNT(*) FROM files WHERE state IN {LANDED_STATES!r}")[0][0])
+
+
+def index_bytes_per_file(remotes: int = 10, files: int = 3600) -> float:
+    """What one more known remote file costs the daemon's diff base (`KnownFiles`), by tracemalloc:
+    `remotes` indexes of `files` landed files each, set one by one as the soak's files land."""
+    tracemalloc.start()
+    try:
+        indexes = [KnownFiles(f"r{i:02d}") for i in range(remotes)]
+        before = tracemalloc.get_traced_memory()[0]
+        for n in range(files):
+            for i, known in enumerate(indexes):
+                rel = f"{n // 500:03d}/{n:06d}.png"
+                known.set(
+                    FileRow(n * remotes + i + 1, known.remote, "/r", rel, 50_000, 1.7e9 + n, FileState.LANDED)
+                )
+        return (tracemalloc.get_traced_memory()[0] - before) / (remotes * files)
+    finally:
+        tracemalloc.stop()
 
 
 def _at(series: list[tuple[float, int]], t: float) -> int:
@@ -122,6 +158,8 @@ def _section(
     wall_end: float,
     remotes: int,
     quick: bool,
+    checked: Audit,
+    purged: int,
 ) -> Section:
     rss0, rss1 = _at(samples.rss, warmup), samples.rss[-1][1]
     fd0, fd1 = _at(samples.fds, warmup), samples.fds[-1][1]
@@ -162,24 +200,34 @@ def _section(
         Figure.info(
             "RSS growth per file landed after warm-up (bytes)", round((rss1 - rss0) / max(len(after), 1))
         ),
+        Figure.info(
+            "memory per remote file known, its index row (bytes, tracemalloc)", round(index_bytes_per_file())
+        ),
         Figure.info("open fds after warm-up → end", f"{fd0} → {fd1}"),
         fd_fig,
         Figure.info(f"lag mtime→landed p50, first → last {windows} (s)", f"{p50[0]:.2f} → {p50[1]:.2f}"),
         _lag_figure(windows, p95, flat_lag, bool(first) and bool(last), quick),
         Figure.zero("error lines in the daemon's log", len(errors)),
+        Figure.info("files purged from their remote (verified)", f"{purged:,}"),
+        Figure.zero(
+            "files lost, corrupt, partial or duplicated",
+            sum(checked.count(k) for k in ("lost", "corrupt", "partial", "duplicated")),
+        ),
+        Figure.zero("remote files deleted without a verified library copy", checked.count("unverified")),
     ]
     notes = [
         f"{remotes} remotes on one sshd (one SSH connection each), each written one new 20–100 KB file per "
-        f"second for {seconds / 60:g} min; warm-up {warmup:g} s; pipeline off; defaults otherwise "
-        "(watch = auto: the remote agent).",
+        f"second for {seconds / 60:g} min; warm-up {warmup:g} s; pipeline off; purge every 5 min of files "
+        "older than 2 min; defaults otherwise (watch = auto: the remote agent).",
         "Lag is a file's remote mtime to its landed_at in the state DB (1 s clock granularity on the mtime "
         "side is not corrected).",
     ]
     notes.append(
-        "The soak never purges: every file written stays on its remote, and the daemon keeps an in-memory "
-        "index row per remote file it knows (the transfer ledger), so part of any RSS growth scales with the "
-        "files written; the per-file figure shows how much."
+        "The daemon keeps an in-memory index row per remote file it knows (the diff base a listing is "
+        "compared with) while the file stays on its remote, so a remote that is never purged grows the "
+        "daemon by that row per file (the figure measured on its own above); the purge keeps it bounded."
     )
+    notes += [f"audit: {e}" for e in checked.examples[:5]]
     if quick:
         notes.append("Quick mode: a mini soak; RSS and fd growth are reported, judged only in full mode.")
     notes += [f"error line: {error_summary(e)}" for e in errors[:5]]

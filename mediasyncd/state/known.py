@@ -27,7 +27,7 @@ from mediasyncd.state.rows import ROW_COLUMNS, FileRow, to_row
 Key = tuple[str, str]
 Stamp = tuple[int, FileState, int, float]  # id, state, size, mtime
 _GONE = 0  # the id of a column slot whose file left (SQLite's row ids start at 1)
-_MERGE_AT = 64  # landed files kept whole before a merge, at least (else a sixteenth of the columns)
+_MERGE_AT = 64  # landed files kept whole before a merge, at least (else a 64th of the columns)
 
 
 def key_digest(root: str, rel: str) -> bytes:
@@ -136,7 +136,7 @@ class KnownFiles:
         self._fresh[key] = FileRow(
             row.id, self.remote, row.root, row.rel, row.size, row.mtime, FileState.LANDED
         )
-        if len(self._fresh) >= max(_MERGE_AT, (len(self._id) - self._gone) >> 4):
+        if len(self._fresh) >= max(_MERGE_AT, (len(self._id) - self._gone) >> 6):
             self._merge()
 
     def __setitem__(self, key: Key, row: FileRow) -> None:
