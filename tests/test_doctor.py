@@ -27,7 +27,7 @@ from mediasyncd.doctor.checks import (
 from mediasyncd.sources import Capabilities
 from mediasyncd.sources.survey import RootSurvey, Survey
 from tests.helpers import MEDIASYNCD, make_env, remote_table, write_config
-from tests.sshd import SshServer
+from tests.sshd import SshServer, start_sshd
 
 
 def doctor(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
@@ -128,6 +128,19 @@ def test_an_sftp_only_remote_warns_and_still_finds_a_missing_root(
     assert marked(r.stdout, "FAIL") == [f"root {missing} does not exist"]
     assert any(w.startswith("no remote shell (SFTP only)") for w in marked(r.stdout, "warn"))
     assert f"nearest existing parent: {env.remote_root}\n" in r.stdout
+
+
+def test_a_shell_without_an_sftp_subsystem_fails_saying_what_the_server_needs(tmp_path: Path) -> None:
+    """SFTP starts on first use, but the doctor needs it, and so does any file not sent by tar: a server
+    with a shell and no SFTP subsystem is one failure that names the sshd_config line."""
+    with start_sshd(tmp_path / "sshd", extra_config="Subsystem other /bin/false\n") as server:
+        env = make_env(tmp_path, server)
+        env.write("txt2img-images/2024-05-01/00001-1.png", b"png")
+        r = doctor("doctor", "--config", str(env.config_path), home=tmp_path)
+    assert r.returncode == 1, r.stdout + r.stderr
+    (failure,) = marked(r.stdout, "FAIL")
+    assert failure.startswith("connected, then: SFTP unavailable:"), failure
+    assert "Subsystem sftp internal-sftp" in failure
 
 
 def test_an_invalid_config_still_exits_78_before_connecting(tmp_path: Path) -> None:

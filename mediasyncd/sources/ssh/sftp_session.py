@@ -15,6 +15,11 @@ import asyncssh
 
 from mediasyncd.errors import RemoteError
 
+SFTP_HINT = (
+    "files not sent in a tar stream come over SFTP: the server must offer it, e.g. `Subsystem sftp "
+    "internal-sftp` in its sshd_config"
+)
+
 
 class SftpSession:
     def __init__(self, conn: asyncssh.SSHClientConnection) -> None:
@@ -38,7 +43,7 @@ class SftpSession:
         try:  # shielded: one caller cancelled does not cancel the start the others wait for
             return await asyncio.shield(self._client)
         except (asyncssh.Error, OSError) as exc:
-            raise RemoteError(f"SFTP unavailable: {exc}") from None
+            raise RemoteError(f"SFTP unavailable: {exc} ({SFTP_HINT})") from None
 
     def close(self) -> None:
         """End the session if it started, or stop its start."""
