@@ -142,6 +142,12 @@ def index_bytes_per_file(remotes: int = 10, files: int = 3600) -> float:
         tracemalloc.stop()
 
 
+def _marks(series: list[tuple[float, int]], start: float, end: float, parts: int) -> list[int]:
+    """The samples at `start`, at each of `parts` equal steps after it, and the last one."""
+    step = (end - start) / parts
+    return [_at(series, start + i * step) for i in range(parts)] + [series[-1][1]]
+
+
 def _at(series: list[tuple[float, int]], t: float) -> int:
     """The first sample at or after `t` seconds."""
     return next((v for s, v in series if s >= t), series[-1][1])
@@ -195,6 +201,10 @@ def _section(
         Figure.zero("files not landed 60 s after the last write", missing),
         Figure.info(
             "RSS after warm-up → end (peak)", f"{rss0 / mib:.1f} → {rss1 / mib:.1f} MiB ({peak / mib:.1f})"
+        ),
+        Figure.info(
+            f"RSS at each {'quarter' if quick else 'tenth'} after warm-up (MiB)",
+            " ".join(f"{v / mib:.0f}" for v in _marks(samples.rss, warmup, seconds, 4 if quick else 10)),
         ),
         rss_fig,
         Figure.info(
