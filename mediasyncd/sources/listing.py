@@ -66,6 +66,13 @@ class Listing:
     remote_now: float | None = None
     method: str = "find"
 
+    def add(self, root: str, rel_b: bytes, size: int, mtime: float) -> None:
+        """A regular file found under `root`; a name that cannot land safely is set aside."""
+        try:
+            self.entries.append(RemoteEntry(root, decode_rel(rel_b), size, mtime))
+        except UnsafePathError as exc:
+            self.rejected.append(Rejected(root, rel_b, str(exc)))
+
 
 def find_command(roots: Sequence[str]) -> str:
     """One command that prints the remote clock, then every regular file under `roots`, NUL-separated."""

@@ -22,11 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from mediasyncd.errors import LibraryFull, RemoteFileChanged, TransferError, UnsafePathError
-from mediasyncd.paths import decode_rel
 from mediasyncd.sources.base import Capabilities, Deletion, Expected, Progress
 from mediasyncd.sources.commands import QUARANTINE, emptied_dirs, quarantine_token
 from mediasyncd.sources.copied import Copied
-from mediasyncd.sources.listing import Listing, Rejected, RemoteEntry, same_version
+from mediasyncd.sources.listing import Listing, same_version
 from mediasyncd.sources.local_copy import (
     NOFOLLOW,
     Dirs,
@@ -39,6 +38,7 @@ from mediasyncd.sources.local_copy import (
 from mediasyncd.sources.receive import LOCAL_FULL, RateLimiter
 from mediasyncd.sources.survey import DIR_COUNT_LIMIT, PARENT_NAMES, RootState, RootSurvey, Survey
 from mediasyncd.sources.tar import Member
+from mediasyncd.sources.walk import scan
 
 COPY_HOP = 8 << 20  # bytes copied per trip to a thread (read, hash, write in 1 MiB pieces)
 
@@ -359,26 +359,8 @@ def _list(roots: Sequence[str]) -> Listing:
                 entries = list(os.scandir(os.fsencode(root) + (b"/" + sub if sub else b"")))
             except OSError:
                 continue  # vanished or unreadable directory: skip it this pass
-            for entry in entries:
-                rel_b = sub + b"/" + entry.name if sub else entry.name
-                try:
-                    if entry.is_dir(follow_symlinks=False):
-                        pending.append(rel_b)
-                        continue
-                    if not entry.is_file(follow_symlinks=False):
-                        continue
-                    st = entry.stat(follow_symlinks=False)
-                except OSError:
-                    continue
-                _add(listing, root, rel_b, st)
+            pending += (sub + b"/" + name if sub else name for name in scan(entries, sub, root, listing))
     return listing
-
-
-def _add(listing: Listing, root: str, rel_b: bytes, st: Any) -> None:
-    try:
-        listing.entries.append(RemoteEntry(root, decode_rel(rel_b), st.st_size, st.st_mtime))
-    except UnsafePathError as exc:
-        listing.rejected.append(Rejected(root, rel_b, str(exc)))
 
 
 def _survey_root(root: str) -> RootSurvey:

@@ -11,9 +11,7 @@ from __future__ import annotations
 import shlex
 from collections.abc import Sequence
 
-from mediasyncd.errors import UnsafePathError
-from mediasyncd.paths import decode_rel
-from mediasyncd.sources.listing import Listing, Rejected, RemoteEntry
+from mediasyncd.sources.listing import Listing, Rejected
 
 NEWLINE = "nl=$(printf '\\nx'); nl=${nl%x}; "
 
@@ -51,7 +49,7 @@ def parse_stat_listing(output: bytes, roots: Sequence[str]) -> Listing:
         if not (size.isdigit() and mtime.isdigit()) or not path.startswith(prefix):
             continue
         rel_b = path[len(prefix) :].lstrip(b"/")
-        _add(listing, root, rel_b, int(size), float(mtime))
+        listing.add(root, rel_b, int(size), float(mtime))
     return listing
 
 
@@ -80,13 +78,6 @@ def _tagged(listing: Listing, head: bytes, rest: bytes, roots: Sequence[str]) ->
     elif head == b"root" and arg:
         return False
     return True
-
-
-def _add(listing: Listing, root: str, rel_b: bytes, size: int, mtime: float) -> None:
-    try:
-        listing.entries.append(RemoteEntry(root, decode_rel(rel_b), size, mtime))
-    except UnsafePathError as exc:
-        listing.rejected.append(Rejected(root, rel_b, str(exc)))
 
 
 def stat_command(paths: Sequence[str]) -> str:

@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import errno
 import os
-import stat
 import time
 from collections.abc import Sequence
 
-from mediasyncd.errors import UnsafePathError
-from mediasyncd.paths import decode_rel
-from mediasyncd.sources.listing import Listing, Rejected, RemoteEntry
+from mediasyncd.sources.listing import Listing
+from mediasyncd.sources.walk import scan
 
 DIRECTORY_NOFOLLOW = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 MAX_LINKS = 40  # symlinks followed while resolving one root, as the kernel allows
@@ -100,28 +98,9 @@ def _walk(root_fd: int, root: str, listing: Listing) -> None:
 
 def _scan(fd: int, rel_b: bytes, root: str, listing: Listing) -> list[bytes]:
     """List the regular files of the directory open at `fd`; return its subdirectories' names."""
-    subdirs: list[bytes] = []
     try:
         with os.scandir(fd) as it:
             entries = list(it)
     except OSError:
-        return subdirs  # unreadable: skipped this pass
-    for entry in entries:
-        name = os.fsencode(entry.name)
-        try:
-            if entry.is_dir(follow_symlinks=False):
-                subdirs.append(name)
-                continue
-            if not entry.is_file(follow_symlinks=False):
-                continue
-            st = entry.stat(follow_symlinks=False)
-        except OSError:
-            continue
-        if not stat.S_ISREG(st.st_mode):
-            continue
-        file_rel = rel_b + b"/" + name if rel_b else name
-        try:
-            listing.entries.append(RemoteEntry(root, decode_rel(file_rel), st.st_size, st.st_mtime))
-        except UnsafePathError as exc:
-            listing.rejected.append(Rejected(root, file_rel, str(exc)))
-    return subdirs
+        return []  # unreadable: skipped this pass
+    return scan(entries, rel_b, root, listing)
