@@ -34,7 +34,8 @@ SYNC_WAIT = 120.0  # seconds a sync job waits for the pass it asked for
 # (which may hold a secret, as `command` can: `sh -c "API_TOKEN=… exec sh"`) is not shown by default.
 SHOWN = (
     "name", "transport", "host", "port", "user", "kind", "roots", "include", "exclude", "watch",
-    "poll_interval", "settle", "connect_timeout", "host_key", "container", "purge",
+    "poll_interval", "settle", "connect_timeout", "host_key", "container", "files_via", "purge",
+    "reconcile_interval", "keepalive_interval", "keepalive_count_max",
 )  # fmt: skip
 
 log = structlog.get_logger("mediasyncd.control")

@@ -81,6 +81,13 @@ def test_a_remotes_settings_hide_what_may_be_secret() -> None:
     )
 
 
+def test_a_remotes_settings_show_how_its_files_come_and_how_it_is_watched() -> None:
+    shown = remote_settings(RemoteConfig("d", transport="docker", container="forge", files_via="exec"))
+    assert shown["files_via"] == "exec"
+    assert shown["reconcile_interval"] == 600.0
+    assert (shown["keepalive_interval"], shown["keepalive_count_max"]) == (15.0, 4)
+
+
 def test_pause_holds_queued_files_bad_inputs_are_4xx_and_a_stop_is_not_held_up(
     tmp_path: Path, sshd: SshServer
 ) -> None:
