@@ -58,6 +58,7 @@ class PurgeScheduler:
         self._waiting: set[str] = set()
         self._last: dict[str, RunRecord] = {}
         self._totals: dict[str, tuple[int, int]] = {}  # files deleted and bytes freed since start
+        self._jobs: set[asyncio.Task[Any]] = set()  # scheduled runs going now (or waiting for a slot)
         self.held = False  # scheduled runs are skipped (POST /api/v1/purge/pause, `mediasyncd pause --purge`)
         view.sections["purge"] = self.snapshot
 
@@ -76,6 +77,7 @@ class PurgeScheduler:
             await asyncio.Event().wait()
         finally:
             self._scheduler.shutdown(wait=False)
+            await self._stop_jobs()
 
     def reload(self, config: Config) -> None:
         self.config = config
@@ -142,12 +144,26 @@ class PurgeScheduler:
         if self.held:
             log.info("scheduled purge held; not run", remote=name)
             return
+        task = asyncio.current_task()
+        assert task is not None
+        self._jobs.add(task)
         try:
             await self.run_now(name, source="schedule")
         except asyncio.CancelledError:
             # The daemon is stopping (a run waiting for its turn, or one cut short: the next run resolves
             # what it left). Not an error: APScheduler would log one for a job that raises.
             log.info("scheduled purge stopped with the daemon", remote=name)
+        finally:
+            self._jobs.discard(task)
+
+    async def _stop_jobs(self) -> None:
+        """Cancel the scheduled runs still going and wait until they ended: a run cut short records how
+        far it got, and the daemon closes the state DB only after this service stopped (APScheduler's
+        shutdown cancels its jobs without waiting for them)."""
+        jobs = list(self._jobs)
+        for job in jobs:
+            job.cancel()
+        await asyncio.gather(*jobs, return_exceptions=True)
 
     def _remote(self, name: str) -> RemoteConfig | None:
         return next((r for r in self.config.remotes if r.name == name), None)

@@ -139,6 +139,27 @@ async def test_runs_waiting_for_their_turn_when_the_daemon_stops_log_no_error(
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
+async def test_a_stop_waits_for_the_runs_it_cancels_before_the_state_db_closes(
+    tmp_path: Path, sshd: SshServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The scheduler's service ends only once its cancelled runs have: the daemon closes the state DB
+    right after, and a run still unwinding then raised "state DB is not open" (error lines in a soak
+    stopped while 50 remotes' runs were going or waiting)."""
+    env, _ = await five_remotes(tmp_path, sshd)
+    store = Store(env.state_dir / "state.db")
+    await store.open()
+    scheduler = PurgeScheduler(env.config(), store, StatusView("test", None), trigger_for=every(0.05))
+    service = asyncio.create_task(scheduler.run())
+    await until(lambda: any(r["waiting"] for r in scheduler.snapshot()["remotes"]))
+    jobs = [t for t in asyncio.all_tasks() if "run_coroutine_job" in repr(t.get_coro())]
+    service.cancel()
+    await asyncio.gather(service, return_exceptions=True)
+    assert jobs and all(job.done() for job in jobs)
+    await store.close()  # as the daemon does next
+    await asyncio.sleep(0.2)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
 async def test_a_run_missed_while_the_daemon_was_down_runs_once_at_start_up(
     tmp_path: Path, sshd: SshServer
 ) -> None:
