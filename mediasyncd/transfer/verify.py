@@ -26,6 +26,11 @@ from mediasyncd.transfer.ledger import Landed, Ledger
 
 VERIFY_BATCH = 256
 VERIFY_WAIT = 0.05  # seconds a verify batch waits for more files: fewer remote commands, little latency
+# In one pass, while transfers run, a verify batch waits this long for more: nobody watches the latency of
+# a `sync --once`, and each batch costs the remote one hasher process per folder in it (`openssl` starts
+# in ~4 ms of CPU). MANY (2,000 files in 9 folders) ran 226 of them with VERIFY_WAIT, ~0.9 CPU-s on a
+# loopback remote that shares the cores (docs/benchmarks.md, issue 21 third pass).
+ONE_PASS_VERIFY_WAIT = 0.5
 DONE_CHECK = 0.005  # one pass: how often a waiting batch looks whether the transfers are all done
 # In a one-pass pull (`sync --once`), while transfers are still running, verified files wait up to this
 # long to land together: each landing flushes the library's filesystem and commits two state-DB
@@ -82,13 +87,14 @@ class Verifier:
                     verify.task_done()
 
     async def _gather_batch(self, verify: asyncio.Queue[Pulled]) -> list[Pulled]:
-        """The next item, plus whatever else arrives within VERIFY_WAIT: one remote command for many.
-        In one pass, once the transfers are all done nothing else can come: the batch goes at once (it
-        waited out VERIFY_WAIT at the end of every `sync --once` that pulled anything)."""
+        """The next item, plus whatever else arrives within VERIFY_WAIT (a daemon) or ONE_PASS_VERIFY_WAIT
+        (one pass): one remote command for many. In one pass, once the transfers are all done nothing
+        else can come: the batch goes at once (it waited out VERIFY_WAIT at the end of every `sync --once`
+        that pulled anything)."""
         loop = asyncio.get_running_loop()
         batch = [await verify.get()]
-        deadline = loop.time() + VERIFY_WAIT
         more = self.more_coming
+        deadline = loop.time() + (VERIFY_WAIT if more is None else ONE_PASS_VERIFY_WAIT)
         while len(batch) < VERIFY_BATCH:
             if not verify.empty():
                 batch.append(verify.get_nowait())
