@@ -14,8 +14,6 @@ import hashlib
 import os
 import queue
 import shlex
-import tarfile
-from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -24,9 +22,9 @@ from typing import Protocol
 
 from mediasyncd.errors import LibraryFull, TransferError
 from mediasyncd.sources.receive import LOCAL_FULL
+from mediasyncd.sources.tar_reader import Chunks, TarFormatError, members
 
 READ = 256 << 10
-MAX_QUEUED = 64  # chunks waiting for the writer thread before the reader pauses
 
 
 def tar_command(root: str) -> str:
@@ -48,43 +46,8 @@ class Member:
     sha256: str
 
 
-class _ChunkReader:
-    """A blocking file-like object over chunks that the event loop hands to a thread. Chunks are kept as
-    memoryviews and sliced without copying: a read copies only the bytes it returns."""
-
-    def __init__(self) -> None:
-        self.chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=MAX_QUEUED)
-        self._pieces: deque[memoryview] = deque()
-        self._size = 0
-        self._eof = False
-
-    def read(self, n: int = -1) -> bytes:
-        while not self._eof and (n < 0 or self._size < n):
-            chunk = self.chunks.get()
-            if chunk is None:
-                self._eof = True
-                continue
-            if chunk:
-                self._pieces.append(memoryview(chunk))
-                self._size += len(chunk)
-        want = self._size if n < 0 else min(n, self._size)
-        taken: list[memoryview] = []
-        left = want
-        while left:
-            piece = self._pieces[0]
-            if len(piece) <= left:
-                taken.append(self._pieces.popleft())
-                left -= len(piece)
-            else:
-                taken.append(piece[:left])
-                self._pieces[0] = piece[left:]
-                left = 0
-        self._size -= want
-        return b"".join(taken)
-
-
 def _unpack(
-    reader: _ChunkReader,
+    chunks: Chunks,
     wanted: dict[str, Path],
     done: Callable[[Member], None],
     sizes: dict[str, int] | None = None,
@@ -92,13 +55,13 @@ def _unpack(
     """Thread: write each wanted regular member to its partial (hashed on the way); report each one.
     Whatever happens, the stream is read to its end so that the event loop never waits on a full queue."""
     try:
-        _members(reader, wanted, done, sizes)
+        _members(chunks, wanted, done, sizes)
     finally:
-        reader.read()
+        chunks.drain()
 
 
 def _members(
-    reader: _ChunkReader,
+    chunks: Chunks,
     wanted: dict[str, Path],
     done: Callable[[Member], None],
     sizes: dict[str, int] | None = None,
@@ -107,28 +70,23 @@ def _members(
     is written, and only to its own partial: whatever else a hostile archive holds (`../` names, links,
     devices, a huge member) is read past, never extracted. Each name is taken once."""
     made: set[Path] = set()  # partial folders made by this stream: one mkdir each, not one per member
-    with tarfile.open(fileobj=reader, mode="r|", bufsize=READ) as archive:  # type: ignore[call-overload]
-        for info in archive:
-            partial = wanted.pop(info.name, None)
-            if partial is None or not info.isreg():
-                continue
-            if sizes is not None and sizes.get(info.name) != info.size:
-                continue
-            source = archive.extractfile(info)
-            if source is None:
-                continue
-            if partial.parent not in made:
-                partial.parent.mkdir(parents=True, exist_ok=True)
-                made.add(partial.parent)
-            digest = hashlib.sha256()
-            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-            try:
-                while chunk := source.read(READ):
-                    digest.update(chunk)
-                    os.write(fd, chunk)  # made durable for the whole batch before landing
-            finally:
-                os.close(fd)
-            done(Member(info.name, info.size, info.mtime, digest.hexdigest()))
+    for header in members(chunks):
+        partial = wanted.pop(header.name, None)
+        if partial is None or (sizes is not None and sizes.get(header.name) != header.size):
+            continue
+        if partial.parent not in made:
+            partial.parent.mkdir(parents=True, exist_ok=True)
+            made.add(partial.parent)
+        digest = hashlib.sha256()
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            for piece in chunks.pieces(header.size):
+                digest.update(piece)
+                while piece:  # made durable for the whole batch before landing
+                    piece = piece[os.write(fd, piece) :]
+        finally:
+            os.close(fd)
+        done(Member(header.name, header.size, header.mtime, digest.hexdigest()))
 
 
 class ByteStream(Protocol):
@@ -151,27 +109,27 @@ async def unpack_stream(
     `on_member` is called on the event loop for each one received. The transport maps its own read
     errors; an archive that cannot be read after some bytes arrived is a TransferError."""
     loop = asyncio.get_running_loop()
-    reader = _ChunkReader()
+    chunks = Chunks()
 
     def done(member: Member) -> None:
         loop.call_soon_threadsafe(on_member, member)
 
-    unpacking = loop.run_in_executor(executor, _unpack, reader, dict(partials), done, sizes)
+    unpacking = loop.run_in_executor(executor, _unpack, chunks, dict(partials), done, sizes)
     received = 0
     try:
         while chunk := await stream.read(READ):
             received += len(chunk)
             try:
-                reader.chunks.put_nowait(chunk)
+                chunks.queue.put_nowait(chunk)
             except queue.Full:  # the writer thread is behind: wait for it without blocking the loop
-                await loop.run_in_executor(None, reader.chunks.put, chunk)
+                await loop.run_in_executor(None, chunks.queue.put, chunk)
             if progress:
                 progress(received)
     finally:
-        await loop.run_in_executor(None, reader.chunks.put, None)
+        await loop.run_in_executor(None, chunks.queue.put, None)
         try:
             await unpacking
-        except (tarfile.TarError, OSError, EOFError) as exc:
+        except (TarFormatError, OSError) as exc:
             if isinstance(exc, OSError) and exc.errno in LOCAL_FULL:
                 raise LibraryFull(f"library disk full while unpacking a tar stream: {exc.strerror}") from None
             if received:
