@@ -2,7 +2,7 @@
 
 Over SFTP every file costs round trips (open, read, close) and several SSH packets; for ~100 KB images
 that, not the link, sets the pace (FIELD_NOTES 2). A batch instead runs one GNU `tar -c` on the source
-(over an exec channel, for SSH) with the file list on stdin and streams the archive back; each member is written to its own
+(over an exec channel, for SSH: sources/ssh/tar_shells.py) with the file list and streams the archive back; each member is written to its own
 partial and hashed on the way, then verified against the remote's hash and landed like any other file.
 What tar could not send (vanished, changed type, unreadable) is simply missing from the stream.
 """
@@ -10,10 +10,10 @@ What tar could not send (vanished, changed type, unreadable) is simply missing f
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import queue
-import shlex
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -22,20 +22,9 @@ from typing import Protocol
 
 from mediasyncd.errors import LibraryFull, TransferError
 from mediasyncd.sources.receive import LOCAL_FULL
-from mediasyncd.sources.tar_reader import Chunks, TarFormatError, members
+from mediasyncd.sources.tar_reader import Chunks, TarFormatError, archive_end, members
 
 READ = 256 << 10
-
-
-def tar_command(root: str) -> str:
-    """GNU tar reading a NUL-separated list of paths relative to `root` from stdin.
-
-    --hard-dereference: a hard-linked second name still carries its data; --no-recursion: only the
-    listed files; symlinks are archived as links (never followed) and then skipped by the reader."""
-    return (
-        f"exec tar -cf - --format=gnu --null --no-recursion --hard-dereference -C {shlex.quote(root)} -T - "
-        "2>/dev/null"
-    )
 
 
 @dataclass(frozen=True)
@@ -51,13 +40,24 @@ def _unpack(
     wanted: dict[str, Path],
     done: Callable[[Member], None],
     sizes: dict[str, int] | None = None,
-) -> None:
+    exact: bool = False,
+) -> int | None:
     """Thread: write each wanted regular member to its partial (hashed on the way); report each one.
-    Whatever happens, the stream is read to its end so that the event loop never waits on a full queue."""
+    Whatever happens, the stream is read to its end so that the event loop never waits on a full queue.
+    `exact`: the stream goes on after the archive (a shell that stays for the next one): read exactly to
+    the archive's end and return that length (None when it did not end cleanly); never wait for more."""
     try:
         _members(chunks, wanted, done, sizes)
+        if exact and chunks.zero_at is not None:
+            with contextlib.suppress(TarFormatError):  # its padding missing: not reusable, as told below
+                chunks.skip(archive_end(chunks.zero_at) - chunks.consumed)
+                return chunks.consumed
+        return None
     finally:
-        chunks.drain()
+        if exact:
+            chunks.discard_queued()  # room for a chunk the event loop may be handing over right now
+        else:
+            chunks.drain()
 
 
 def _members(
@@ -104,19 +104,24 @@ async def unpack_stream(
     on_member: Callable[[Member], None],
     progress: Callable[[int], None] | None = None,
     sizes: dict[str, int] | None = None,
-) -> None:
+    exact: bool = False,
+) -> bool:
     """Unpack the archive `stream` delivers into the partials `partials` names (relative to `root`);
     `on_member` is called on the event loop for each one received. The transport maps its own read
-    errors; an archive that cannot be read after some bytes arrived is a TransferError."""
+    errors; an archive that cannot be read after some bytes arrived is a TransferError.
+    `exact`: the stream does not end with the archive (a reused shell); reading stops at the archive's
+    end. True when exactly the archive was read, to its last record, and nothing after it."""
     loop = asyncio.get_running_loop()
     chunks = Chunks()
 
     def done(member: Member) -> None:
         loop.call_soon_threadsafe(on_member, member)
 
-    unpacking = loop.run_in_executor(executor, _unpack, chunks, dict(partials), done, sizes)
+    unpacking = loop.run_in_executor(executor, _unpack, chunks, dict(partials), done, sizes, exact)
     received = 0
-    try:
+
+    async def feed() -> None:
+        nonlocal received
         while chunk := await stream.read(READ):
             received += len(chunk)
             try:
@@ -125,12 +130,27 @@ async def unpack_stream(
                 await loop.run_in_executor(None, chunks.queue.put, chunk)
             if progress:
                 progress(received)
+
+    feeding = asyncio.ensure_future(feed())
+    if exact:  # the thread ends at the archive's end, while a read may wait for bytes that never come
+        unpacking.add_done_callback(lambda _: feeding.cancel())
+    try:
+        await feeding
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if not (exact and unpacking.done()) or (task is not None and task.cancelling()):
+            raise
     finally:
-        await loop.run_in_executor(None, chunks.queue.put, None)
+        if not feeding.done():
+            feeding.cancel()
+        if not exact or not unpacking.done():  # exact: the stream ended (or broke) before the archive
+            await loop.run_in_executor(None, chunks.queue.put, None)
         try:
-            await unpacking
+            end = await unpacking
         except (TarFormatError, OSError) as exc:
             if isinstance(exc, OSError) and exc.errno in LOCAL_FULL:
                 raise LibraryFull(f"library disk full while unpacking a tar stream: {exc.strerror}") from None
             if received:
                 raise TransferError(f"tar stream from {root} unreadable: {exc}") from None
+            end = None
+    return end is not None and end == received

@@ -16,6 +16,7 @@ the archive to whole 10240-byte records.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import struct
 from collections.abc import Iterator
@@ -90,6 +91,12 @@ class Chunks:
             self.consumed += BLOCK
             return block
         return b"".join(self.pieces(BLOCK))
+
+    def discard_queued(self) -> None:
+        """Empty the queue without waiting (the stream goes on after the archive: never wait for it)."""
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self.queue.get_nowait()
 
     def drain(self) -> None:
         """Read to the end of the stream (so the event loop never waits on a full queue)."""
