@@ -64,7 +64,6 @@ class SshSource:
         shell: CommandChannel | None,
         caps: Capabilities,
         transfer: TransferConfig | None = None,
-        tar_shells: TarShells | None = None,
     ) -> None:
         self.conn = conn
         self._sftp = sftp
@@ -74,7 +73,7 @@ class SshSource:
         self.roots: set[str] = set()  # the roots hashes pin directories below (config, listings)
         self.max_requests = transfer.max_requests if transfer else 64
         self.large = LargeFiles(transfer.stream_above, transfer.large_files) if transfer else LargeFiles()
-        self.tar_shells = tar_shells or TarShells(conn)  # where tar streams run (public for tests)
+        self.tar_shells = TarShells(conn)  # where tar streams run (public for tests and benchmarks)
 
     @classmethod
     async def open(
@@ -102,14 +101,12 @@ class SshSource:
         """Start the command channel; the SFTP session only when something needs it (sftp_session.py),
         or at once where there is no shell: then everything goes through SFTP."""
         sftp = SftpSession(conn)
-        tar_shells = TarShells(conn)
         if not use_shell:
             sftp.start()
         shell: CommandChannel | None = None
         caps = Capabilities()
         try:
             if use_shell:
-                tar_shells.prestart()
                 try:
                     shell, probe = await CommandChannel.start(conn, PROBE)
                     words = set(probe.stdout.split())
@@ -121,13 +118,10 @@ class SshSource:
                     shell = None
             if shell is None:
                 await sftp.client()
-            if shell is None or not caps.tar:
-                tar_shells.close()
         except BaseException:
-            tar_shells.close()
             sftp.close()
             raise
-        return cls(conn, sftp, shell, caps, transfer, tar_shells)
+        return cls(conn, sftp, shell, caps, transfer)
 
     @property
     def caps(self) -> Capabilities:

@@ -50,23 +50,9 @@ class TarShells:
         self.conn = conn
         self.keep = keep
         self._idle: list[asyncssh.SSHClientProcess[bytes]] = []
-        self._starting: asyncio.Future[asyncssh.SSHClientProcess[bytes]] | None = None
         self.started = 0  # shells started (each one exec on the remote)
 
-    def prestart(self) -> None:
-        """Start the first shell now, beside the command channel: its login shell then runs while the
-        remote is listed, not after (~0.13 s of an incremental `sync --once`, docs/benchmarks.md)."""
-        if self._starting is None and not self._idle:
-            self.started += 1
-            self._starting = asyncio.ensure_future(self.conn.create_process("exec sh", encoding=None))
-
     async def _shell(self) -> asyncssh.SSHClientProcess[bytes]:
-        if self._starting is not None:
-            starting, self._starting = self._starting, None
-            try:
-                self._idle.append(await starting)
-            except (asyncssh.Error, OSError):
-                pass  # start one below: its error, if any, is the caller's
         while self._idle:
             process = self._idle.pop()
             if not process.is_closing() and process.exit_status is None:
@@ -111,12 +97,6 @@ class TarShells:
                 process.close()
 
     def close(self) -> None:
-        if self._starting is not None:
-            starting, self._starting = self._starting, None
-            if not starting.done():
-                starting.cancel()
-            elif not starting.cancelled() and starting.exception() is None:
-                starting.result().close()
         for process in self._idle:
             process.close()
         self._idle.clear()
