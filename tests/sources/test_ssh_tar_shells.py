@@ -128,3 +128,21 @@ async def test_an_exact_read_stops_at_the_archives_end(
     assert result is clean
     assert sorted(m.rel for m in got) == ["a.png", "b.png"]
     assert (tmp_path / "2").read_bytes() == b"b" * 20_000
+
+
+async def test_a_thousand_long_names_fit_in_one_command(
+    sshd: SshServer, tmp_path: Path, executor: ThreadPoolExecutor
+) -> None:
+    """The file list travels in the shell command (~230 KB for 1,000 names of 200 characters): the
+    remote shell reads it whole and every file arrives."""
+    root = tmp_path / "root"
+    names = [f"{'n' * 190}-{i:05d}.png" for i in range(1000)]
+    files = make_files(root, names, size=100)
+    source = await SshSource.start(await connect(sshd))
+    try:
+        got = await stream(source, root, names, tmp_path / "parts", executor)
+    finally:
+        await source.close()
+    assert {n: m.sha256 for n, m in got.items()} == {
+        n: hashlib.sha256(d).hexdigest() for n, d in files.items()
+    }
