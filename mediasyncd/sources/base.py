@@ -42,8 +42,6 @@ class Capabilities:
     host_path: bool = False  # a container's files are read from this machine, not through its shell
     note: str = ""  # why a transport does not take its fastest path (shown after the summary)
     batches: bool = False  # `pull_batch` without a shell: many small files per job (a local folder)
-    streams: int = 4  # batches sharing the byte budget at once (each is 1/streams of it); 2 over SSH,
-    # where a stream's shell is reused and needs no overlap to hide its start-up (sources/ssh/tar_shells.py)
 
     @property
     def hashes(self) -> bool:
