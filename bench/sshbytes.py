@@ -236,6 +236,8 @@ VARIANTS: list[dict[str, Any]] = [
     {"name": "ssh cat | hash+write, chacha20", "kind": "ssh-pipe", "cipher": "chacha20-poly1305@openssh.com"},
     {"name": "asyncssh cat, aes128-gcm", "kind": "asyncssh-cat", "cipher": "aes128-gcm@openssh.com"},
     {"name": "asyncssh cat, chacha20", "kind": "asyncssh-cat", "cipher": "chacha20-poly1305@openssh.com"},
+    {"name": "asyncssh cat, aes128-ctr", "kind": "asyncssh-cat", "cipher": "aes128-ctr"},
+    {"name": "asyncssh cat, aes256-ctr", "kind": "asyncssh-cat", "cipher": "aes256-ctr"},
     {
         "name": "asyncssh cat, aes128-gcm, window 8M pkt 256K",
         "kind": "asyncssh-cat",

@@ -6,6 +6,7 @@ which one a remote uses.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from mediasyncd.config import RemoteConfig, TransferConfig
@@ -37,6 +38,13 @@ __all__ = [
     "open_source",
     "same_version",
 ]
+
+
+def preload(remotes: Sequence[RemoteConfig]) -> None:
+    """Import now what `open_source` will import for these remotes (asyncssh for SSH), so that a
+    one-pass process can freeze its start-up objects out of the cyclic GC before the pull."""
+    if any(r.transport == "ssh" for r in remotes):
+        from mediasyncd.sources.ssh.source import SshSource  # noqa: F401
 
 
 async def open_source(

@@ -2,7 +2,7 @@
 
 Over SFTP every file costs round trips (open, read, close) and several SSH packets; for ~100 KB images
 that, not the link, sets the pace (FIELD_NOTES 2). A batch instead runs one GNU `tar -c` on the source
-(over an exec channel, for SSH) with the file list on stdin and streams the archive back; each member is written to its own
+(over an exec channel, for SSH: sources/ssh/tar_shells.py) with the file list and streams the archive back; each member is written to its own
 partial and hashed on the way, then verified against the remote's hash and landed like any other file.
 What tar could not send (vanished, changed type, unreadable) is simply missing from the stream.
 """
@@ -10,12 +10,10 @@ What tar could not send (vanished, changed type, unreadable) is simply missing f
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import queue
-import shlex
-import tarfile
-from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -24,20 +22,9 @@ from typing import Protocol
 
 from mediasyncd.errors import LibraryFull, TransferError
 from mediasyncd.sources.receive import LOCAL_FULL
+from mediasyncd.sources.tar_reader import Chunks, TarFormatError, archive_end, members
 
 READ = 256 << 10
-MAX_QUEUED = 64  # chunks waiting for the writer thread before the reader pauses
-
-
-def tar_command(root: str) -> str:
-    """GNU tar reading a NUL-separated list of paths relative to `root` from stdin.
-
-    --hard-dereference: a hard-linked second name still carries its data; --no-recursion: only the
-    listed files; symlinks are archived as links (never followed) and then skipped by the reader."""
-    return (
-        f"exec tar -cf - --format=gnu --null --no-recursion --hard-dereference -C {shlex.quote(root)} -T - "
-        "2>/dev/null"
-    )
 
 
 @dataclass(frozen=True)
@@ -48,57 +35,33 @@ class Member:
     sha256: str
 
 
-class _ChunkReader:
-    """A blocking file-like object over chunks that the event loop hands to a thread. Chunks are kept as
-    memoryviews and sliced without copying: a read copies only the bytes it returns."""
-
-    def __init__(self) -> None:
-        self.chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=MAX_QUEUED)
-        self._pieces: deque[memoryview] = deque()
-        self._size = 0
-        self._eof = False
-
-    def read(self, n: int = -1) -> bytes:
-        while not self._eof and (n < 0 or self._size < n):
-            chunk = self.chunks.get()
-            if chunk is None:
-                self._eof = True
-                continue
-            if chunk:
-                self._pieces.append(memoryview(chunk))
-                self._size += len(chunk)
-        want = self._size if n < 0 else min(n, self._size)
-        taken: list[memoryview] = []
-        left = want
-        while left:
-            piece = self._pieces[0]
-            if len(piece) <= left:
-                taken.append(self._pieces.popleft())
-                left -= len(piece)
-            else:
-                taken.append(piece[:left])
-                self._pieces[0] = piece[left:]
-                left = 0
-        self._size -= want
-        return b"".join(taken)
-
-
 def _unpack(
-    reader: _ChunkReader,
+    chunks: Chunks,
     wanted: dict[str, Path],
     done: Callable[[Member], None],
     sizes: dict[str, int] | None = None,
-) -> None:
+    exact: bool = False,
+) -> int | None:
     """Thread: write each wanted regular member to its partial (hashed on the way); report each one.
-    Whatever happens, the stream is read to its end so that the event loop never waits on a full queue."""
+    Whatever happens, the stream is read to its end so that the event loop never waits on a full queue.
+    `exact`: the stream goes on after the archive (a shell that stays for the next one): read exactly to
+    the archive's end and return that length (None when it did not end cleanly); never wait for more."""
     try:
-        _members(reader, wanted, done, sizes)
+        _members(chunks, wanted, done, sizes)
+        if exact and chunks.zero_at is not None:
+            with contextlib.suppress(TarFormatError):  # its padding missing: not reusable, as told below
+                chunks.skip(archive_end(chunks.zero_at) - chunks.consumed)
+                return chunks.consumed
+        return None
     finally:
-        reader.read()
+        if exact:
+            chunks.discard_queued()  # room for a chunk the event loop may be handing over right now
+        else:
+            chunks.drain()
 
 
 def _members(
-    reader: _ChunkReader,
+    chunks: Chunks,
     wanted: dict[str, Path],
     done: Callable[[Member], None],
     sizes: dict[str, int] | None = None,
@@ -107,28 +70,23 @@ def _members(
     is written, and only to its own partial: whatever else a hostile archive holds (`../` names, links,
     devices, a huge member) is read past, never extracted. Each name is taken once."""
     made: set[Path] = set()  # partial folders made by this stream: one mkdir each, not one per member
-    with tarfile.open(fileobj=reader, mode="r|", bufsize=READ) as archive:  # type: ignore[call-overload]
-        for info in archive:
-            partial = wanted.pop(info.name, None)
-            if partial is None or not info.isreg():
-                continue
-            if sizes is not None and sizes.get(info.name) != info.size:
-                continue
-            source = archive.extractfile(info)
-            if source is None:
-                continue
-            if partial.parent not in made:
-                partial.parent.mkdir(parents=True, exist_ok=True)
-                made.add(partial.parent)
-            digest = hashlib.sha256()
-            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-            try:
-                while chunk := source.read(READ):
-                    digest.update(chunk)
-                    os.write(fd, chunk)  # made durable for the whole batch before landing
-            finally:
-                os.close(fd)
-            done(Member(info.name, info.size, info.mtime, digest.hexdigest()))
+    for header in members(chunks):
+        partial = wanted.pop(header.name, None)
+        if partial is None or (sizes is not None and sizes.get(header.name) != header.size):
+            continue
+        if partial.parent not in made:
+            partial.parent.mkdir(parents=True, exist_ok=True)
+            made.add(partial.parent)
+        digest = hashlib.sha256()
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            for piece in chunks.pieces(header.size):
+                digest.update(piece)
+                while piece:  # made durable for the whole batch before landing
+                    piece = piece[os.write(fd, piece) :]
+        finally:
+            os.close(fd)
+        done(Member(header.name, header.size, header.mtime, digest.hexdigest()))
 
 
 class ByteStream(Protocol):
@@ -146,33 +104,53 @@ async def unpack_stream(
     on_member: Callable[[Member], None],
     progress: Callable[[int], None] | None = None,
     sizes: dict[str, int] | None = None,
-) -> None:
+    exact: bool = False,
+) -> bool:
     """Unpack the archive `stream` delivers into the partials `partials` names (relative to `root`);
     `on_member` is called on the event loop for each one received. The transport maps its own read
-    errors; an archive that cannot be read after some bytes arrived is a TransferError."""
+    errors; an archive that cannot be read after some bytes arrived is a TransferError.
+    `exact`: the stream does not end with the archive (a reused shell); reading stops at the archive's
+    end. True when exactly the archive was read, to its last record, and nothing after it."""
     loop = asyncio.get_running_loop()
-    reader = _ChunkReader()
+    chunks = Chunks()
 
     def done(member: Member) -> None:
         loop.call_soon_threadsafe(on_member, member)
 
-    unpacking = loop.run_in_executor(executor, _unpack, reader, dict(partials), done, sizes)
+    unpacking = loop.run_in_executor(executor, _unpack, chunks, dict(partials), done, sizes, exact)
     received = 0
-    try:
+
+    async def feed() -> None:
+        nonlocal received
         while chunk := await stream.read(READ):
             received += len(chunk)
             try:
-                reader.chunks.put_nowait(chunk)
+                chunks.queue.put_nowait(chunk)
             except queue.Full:  # the writer thread is behind: wait for it without blocking the loop
-                await loop.run_in_executor(None, reader.chunks.put, chunk)
+                await loop.run_in_executor(None, chunks.queue.put, chunk)
             if progress:
                 progress(received)
+
+    feeding = asyncio.ensure_future(feed())
+    if exact:  # the thread ends at the archive's end, while a read may wait for bytes that never come
+        unpacking.add_done_callback(lambda _: feeding.cancel())
+    try:
+        await feeding
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if not (exact and unpacking.done()) or (task is not None and task.cancelling()):
+            raise
     finally:
-        await loop.run_in_executor(None, reader.chunks.put, None)
+        if not feeding.done():
+            feeding.cancel()
+        if not exact or not unpacking.done():  # exact: the stream ended (or broke) before the archive
+            await loop.run_in_executor(None, chunks.queue.put, None)
         try:
-            await unpacking
-        except (tarfile.TarError, OSError, EOFError) as exc:
+            end = await unpacking
+        except (TarFormatError, OSError) as exc:
             if isinstance(exc, OSError) and exc.errno in LOCAL_FULL:
                 raise LibraryFull(f"library disk full while unpacking a tar stream: {exc.strerror}") from None
             if received:
                 raise TransferError(f"tar stream from {root} unreadable: {exc}") from None
+            end = None
+    return end is not None and end == received

@@ -26,6 +26,14 @@ from mediasyncd.transfer.ledger import Landed, Ledger
 
 VERIFY_BATCH = 256
 VERIFY_WAIT = 0.05  # seconds a verify batch waits for more files: fewer remote commands, little latency
+# In one pass, while transfers run, a verify batch waits this long for more: nobody watches the latency of
+# a `sync --once`, and each batch costs the remote one hasher process per folder in it (`openssl` starts
+# in ~4 ms of CPU). MANY (2,000 files in 9 folders) ran 226 of them with VERIFY_WAIT, ~0.9 CPU-s on a
+# loopback remote that shares the cores (docs/benchmarks.md, issue 21 third pass).
+ONE_PASS_VERIFY_WAIT = 0.5
+# ... but only while the batch holds fewer bytes than this: the remote hashes a batch after its files
+# arrived, and a large file held back would be hashed at the end of the pull instead of during it.
+ONE_PASS_VERIFY_BYTES = 32 << 20
 DONE_CHECK = 0.005  # one pass: how often a waiting batch looks whether the transfers are all done
 # In a one-pass pull (`sync --once`), while transfers are still running, verified files wait up to this
 # long to land together: each landing flushes the library's filesystem and commits two state-DB
@@ -82,23 +90,28 @@ class Verifier:
                     verify.task_done()
 
     async def _gather_batch(self, verify: asyncio.Queue[Pulled]) -> list[Pulled]:
-        """The next item, plus whatever else arrives within VERIFY_WAIT: one remote command for many.
-        In one pass, once the transfers are all done nothing else can come: the batch goes at once (it
-        waited out VERIFY_WAIT at the end of every `sync --once` that pulled anything)."""
+        """The next item, plus whatever else arrives within VERIFY_WAIT (a daemon) or ONE_PASS_VERIFY_WAIT
+        (one pass, while the batch is under ONE_PASS_VERIFY_BYTES): one remote command for many. In one pass, once the transfers are all done nothing
+        else can come: the batch goes at once (it waited out VERIFY_WAIT at the end of every `sync --once`
+        that pulled anything)."""
         loop = asyncio.get_running_loop()
         batch = [await verify.get()]
-        deadline = loop.time() + VERIFY_WAIT
         more = self.more_coming
+        start = loop.time()
+        size = batch[0].row.size
         while len(batch) < VERIFY_BATCH:
             if not verify.empty():
                 batch.append(verify.get_nowait())
+                size += batch[-1].row.size
                 continue
-            remaining = deadline - loop.time()
+            small = more is not None and size < ONE_PASS_VERIFY_BYTES
+            remaining = start + (ONE_PASS_VERIFY_WAIT if small else VERIFY_WAIT) - loop.time()
             if remaining <= 0 or (more is not None and not more()):
                 break
             try:  # unlike wait_for (3.11), asyncio.timeout never drops a cancel
                 async with asyncio.timeout(remaining if more is None else min(remaining, DONE_CHECK)):
                     batch.append(await verify.get())
+                size += batch[-1].row.size
             except TimeoutError:
                 continue
         return batch

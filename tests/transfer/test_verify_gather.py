@@ -82,3 +82,34 @@ async def test_a_daemon_gathers_for_verify_wait(
     assert verifier.more_coming is None
     batch, _ = await _gather(verifier, a, b, 0.2)
     assert batch == [a, b]
+
+
+async def test_one_pass_gathers_past_verify_wait_while_transfers_run(
+    parts: tuple[Verifier, list[Pulled]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In one pass a file verified after VERIFY_WAIT, while transfers still run, joins the same batch
+    (ONE_PASS_VERIFY_WAIT): fewer remote hash commands, each a hasher process per folder."""
+    monkeypatch.setattr(verify_module, "VERIFY_WAIT", 0.05)
+    monkeypatch.setattr(verify_module, "ONE_PASS_VERIFY_WAIT", WAIT)
+    verifier, (a, b) = parts
+    done = asyncio.Event()
+    verifier.more_coming = lambda: not done.is_set()
+    asyncio.get_running_loop().call_later(0.6, done.set)
+    batch, took = await _gather(verifier, a, b, 0.3)
+    assert batch == [a, b] and took < WAIT / 3
+
+
+async def test_one_pass_sends_a_large_batch_after_verify_wait(
+    parts: tuple[Verifier, list[Pulled]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch that already holds ONE_PASS_VERIFY_BYTES goes after VERIFY_WAIT even in one pass: a large
+    file is hashed while the pull goes on, not at its end."""
+    monkeypatch.setattr(verify_module, "VERIFY_WAIT", 0.05)
+    monkeypatch.setattr(verify_module, "ONE_PASS_VERIFY_WAIT", WAIT)
+    monkeypatch.setattr(verify_module, "ONE_PASS_VERIFY_BYTES", 5)  # the fixture's files are 5 bytes
+    verifier, (a, b) = parts
+    done = asyncio.Event()
+    verifier.more_coming = lambda: not done.is_set()
+    asyncio.get_running_loop().call_later(0.6, done.set)
+    batch, took = await _gather(verifier, a, b, 0.3)
+    assert batch == [a] and took < 0.3

@@ -49,8 +49,9 @@ from mediasyncd.sources.ssh.sftp_session import SftpSession
 from mediasyncd.sources.ssh.shell import CommandChannel
 from mediasyncd.sources.ssh.spawn import SshSpawned
 from mediasyncd.sources.ssh.stream import LargeFiles, exec_pull
+from mediasyncd.sources.ssh.tar_shells import TarShells
 from mediasyncd.sources.survey import Survey, parse_survey, survey_command
-from mediasyncd.sources.tar import Member, tar_command, unpack_stream
+from mediasyncd.sources.tar import Member
 
 CLOSE_TIMEOUT = 5.0
 
@@ -72,6 +73,7 @@ class SshSource:
         self.roots: set[str] = set()  # the roots hashes pin directories below (config, listings)
         self.max_requests = transfer.max_requests if transfer else 64
         self.large = LargeFiles(transfer.stream_above, transfer.large_files) if transfer else LargeFiles()
+        self.tar_shells = TarShells(conn)  # where tar streams run (public for tests and benchmarks)
 
     @classmethod
     async def open(
@@ -133,6 +135,7 @@ class SshSource:
         """Close the channels and the connection; a broken connection never holds this up long."""
         if self._shell is not None:
             self._shell.close()
+        self.tar_shells.close()
         self._sftp.close()
         self.conn.close()
         try:
@@ -208,22 +211,13 @@ class SshSource:
         sizes: dict[str, int] | None = None,
     ) -> None:
         try:
-            process = await self.conn.create_process(tar_command(root), encoding=None)
-        except (asyncssh.Error, OSError) as exc:
-            raise RemoteError(f"tar stream unavailable: {exc}") from None
-        try:
-            process.stdin.write(b"".join(rel.encode() + b"\0" for rel in partials))
-            process.stdin.write_eof()
-            await unpack_stream(
-                process.stdout, root, partials, executor=executor, on_member=on_member, progress=progress,
-                sizes=sizes,
-            )  # fmt: skip
+            await self.tar_shells.stream(
+                root, partials, executor=executor, on_member=on_member, progress=progress, sizes=sizes
+            )
         except (asyncssh.Error, OSError) as exc:
             raise RemoteError(f"tar stream broke: {exc}") from None
         except TransferError as exc:  # a truncated archive: the stream was cut, or tar failed
             raise self._lost_or(exc) from None
-        finally:
-            process.close()
 
     def _lost_or(self, error: TransferError) -> MediasyncError:
         """A file's error, unless the connection is gone: then it is the session's (RemoteError)."""

@@ -1,0 +1,102 @@
+"""Tar streams on reused shells: each stream of small files runs GNU `tar` in an `sh` on an exec channel of
+its own, and a shell whose archive ended cleanly takes the next stream.
+
+Every exec pays the remote's login shell: root's `~/.bashrc` running `pyenv init` here, ~0.1 CPU-s and
+~0.12 s each (FIELD_NOTES 3), and a pull of 2,000 × 100 KB came in 12 streams, 12 execs, ~1.2 CPU-s of
+a remote that rsync asks ~0.6 CPU-s of in all (docs/benchmarks.md, issue 21 third pass). A shell now
+runs one stream after another: the file list goes in the command (`printf`, a shell builtin, pipes it to
+tar's `-T -`), stdout carries the archive and nothing else, and the reader stops at the archive's exact
+end (its first zero block, rounded up to GNU tar's 10240-byte records). The shell then prints a random
+token on stderr and waits for the next stream. A tar that fails (a vanished file, a kill) ends the
+shell (`|| exit`): its channel ends, and the stream is read to that end as before. A shell is reused only
+when exactly one whole archive came and then the token; anything else closes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import secrets
+import shlex
+from collections.abc import Callable
+from concurrent.futures import Executor
+from pathlib import Path
+
+import asyncssh
+
+from mediasyncd.sources.framed import ShellHung, read_through
+from mediasyncd.sources.tar import Member, unpack_stream
+
+KEEP = 4  # idle shells kept per connection (streams run at most about this many at once)
+READY_TIMEOUT = 30.0  # after a clean archive the token must come within this, or the shell is closed
+TAR = "tar -cf - --format=gnu --null --no-recursion --hard-dereference"
+
+
+def tar_script(root: str, rels: list[str], token: str) -> bytes:
+    """The archive of `rels` (relative to `root`) on stdout; `token` on stderr when tar succeeded, else
+    the shell exits with tar's status. --hard-dereference: a hard-linked second name still carries its
+    data; --no-recursion: only the listed files; symlinks are archived as links, never followed."""
+    names = " ".join(shlex.quote(rel) for rel in rels)
+    return (
+        f"printf '%s\\0' {names} | {TAR} -C {shlex.quote(root)} -T - 2>/dev/null || exit\n"
+        f"printf '%s\\n' {token} >&2\n"
+    ).encode()
+
+
+class TarShells:
+    """The shells of one connection that tar streams run on; idle ones wait for the next stream."""
+
+    def __init__(self, conn: asyncssh.SSHClientConnection, keep: int = KEEP) -> None:
+        self.conn = conn
+        self.keep = keep
+        self._idle: list[asyncssh.SSHClientProcess[bytes]] = []
+        self.started = 0  # shells started (each one exec on the remote)
+
+    async def _shell(self) -> asyncssh.SSHClientProcess[bytes]:
+        while self._idle:
+            process = self._idle.pop()
+            if not process.is_closing() and process.exit_status is None:
+                return process
+            process.close()
+        self.started += 1
+        return await self.conn.create_process("exec sh", encoding=None)
+
+    async def stream(
+        self,
+        root: str,
+        partials: dict[str, Path],
+        *,
+        executor: Executor,
+        on_member: Callable[[Member], None],
+        progress: Callable[[int], None] | None = None,
+        sizes: dict[str, int] | None = None,
+    ) -> None:
+        """One archive of `partials`' files, unpacked as `unpack_stream` does; the transport's errors
+        (asyncssh.Error, OSError) and TransferError pass to the caller."""
+        process = await self._shell()
+        token = "__mediasyncd_" + secrets.token_hex(8)
+        reusable = False
+        try:
+            process.stdin.write(tar_script(root, list(partials), token))
+            clean = await unpack_stream(
+                process.stdout, root, partials, executor=executor, on_member=on_member, progress=progress,
+                sizes=sizes, exact=True,
+            )  # fmt: skip
+            if clean:
+                try:
+                    await read_through(
+                        process.stderr, re.compile(re.escape(token.encode()) + rb"\n"), READY_TIMEOUT
+                    )
+                    reusable = True
+                except (asyncio.IncompleteReadError, ShellHung):
+                    pass  # tar failed and the shell ended, or it hangs: not reused
+        finally:
+            if reusable and len(self._idle) < self.keep:
+                self._idle.append(process)
+            else:
+                process.close()
+
+    def close(self) -> None:
+        for process in self._idle:
+            process.close()
+        self._idle.clear()

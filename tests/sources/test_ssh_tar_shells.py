@@ -1,0 +1,148 @@
+"""Tar streams on reused shells (sources/ssh/tar_shells.py), against the real sshd and GNU tar: a shell
+takes stream after stream, stops exactly at each archive's end, and is dropped when anything is off."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import os
+import tarfile
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from mediasyncd.sources.ssh.source import SshSource
+from mediasyncd.sources.tar import Member, unpack_stream
+from tests.sshd import SshServer, connect
+
+
+@pytest.fixture
+async def executor() -> AsyncIterator[ThreadPoolExecutor]:
+    with ThreadPoolExecutor(2) as pool:
+        yield pool
+
+
+def make_files(root: Path, names: list[str], size: int = 30_000) -> dict[str, bytes]:
+    files = {name: os.urandom(size) for name in names}
+    for name, data in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(data)
+    return files
+
+
+async def stream(
+    source: SshSource, root: Path, names: list[str], parts: Path, executor: ThreadPoolExecutor
+) -> dict[str, Member]:
+    got: dict[str, Member] = {}
+    partials = {name: parts / f"{i}.part" for i, name in enumerate(names)}
+    await source.pull_batch(
+        str(root), partials, executor=executor, on_member=lambda m: got.update({m.rel: m})
+    )
+    await asyncio.sleep(0)  # on_member comes through call_soon_threadsafe
+    for name, member in got.items():
+        assert member.sha256 == hashlib.sha256(partials[name].read_bytes()).hexdigest()
+    return got
+
+
+async def test_one_shell_takes_stream_after_stream(
+    sshd: SshServer, tmp_path: Path, executor: ThreadPoolExecutor
+) -> None:
+    """Three streams in a row (names with quotes, spaces, a newline, a leading dash) run on one shell:
+    one exec, every member whole."""
+    root = tmp_path / "root"
+    names = ["a.png", "it's a $HOME `x`.png", "-dash.png", "line\nbreak.png", "sub dir/b.png"]
+    files = make_files(root, names)
+    source = await SshSource.start(await connect(sshd))
+    try:
+        for i, batch in enumerate([names[:2], names[2:4], names[4:]]):
+            parts = tmp_path / f"parts{i}"
+            got = await stream(source, root, batch, parts, executor)
+            assert {n: m.sha256 for n, m in got.items()} == {
+                n: hashlib.sha256(files[n]).hexdigest() for n in batch
+            }
+        assert source.tar_shells.started == 1
+    finally:
+        await source.close()
+
+
+async def test_a_failed_tar_ends_its_shell_and_the_next_stream_gets_a_new_one(
+    sshd: SshServer, tmp_path: Path, executor: ThreadPoolExecutor
+) -> None:
+    """A listed file that vanished makes tar fail: the files it could send still arrive, that shell
+    ends, and the next stream runs on a new one."""
+    root = tmp_path / "root"
+    make_files(root, ["a.png", "b.png"])
+    source = await SshSource.start(await connect(sshd))
+    try:
+        got = await stream(source, root, ["a.png", "gone.png", "b.png"], tmp_path / "p1", executor)
+        assert sorted(got) == ["a.png", "b.png"]
+        got = await stream(source, root, ["a.png"], tmp_path / "p2", executor)
+        assert sorted(got) == ["a.png"]
+        assert source.tar_shells.started == 2
+    finally:
+        await source.close()
+
+
+class Endless:
+    """`data`, then nothing more and no end: a shell that waits for its next command."""
+
+    def __init__(self, data: bytes, piece: int = 4096) -> None:
+        self.data = io.BytesIO(data)
+        self.piece = piece
+
+    async def read(self, n: int = -1) -> bytes:
+        chunk = self.data.read(min(n, self.piece))
+        if not chunk:
+            await asyncio.Event().wait()
+        return chunk
+
+
+def gnu_archive(members: dict[str, bytes]) -> bytes:
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(("extra", "clean"), [(b"", True), (b"surplus", False)])
+async def test_an_exact_read_stops_at_the_archives_end(
+    tmp_path: Path, executor: ThreadPoolExecutor, extra: bytes, clean: bool
+) -> None:
+    """On a stream that does not end, reading stops at the archive's last record (it does not wait for
+    more); bytes after it mean the shell is not to be reused."""
+    data = gnu_archive({"a.png": b"a" * 3000, "b.png": b"b" * 20_000})
+    got: list[Member] = []
+    partials = {"a.png": tmp_path / "1", "b.png": tmp_path / "2"}
+    result = await asyncio.wait_for(
+        unpack_stream(Endless(data + extra, 4096 if not extra else len(data) + len(extra)), "/r", partials,
+                      executor=executor, on_member=got.append, exact=True),
+        10,
+    )  # fmt: skip
+    await asyncio.sleep(0)
+    assert result is clean
+    assert sorted(m.rel for m in got) == ["a.png", "b.png"]
+    assert (tmp_path / "2").read_bytes() == b"b" * 20_000
+
+
+async def test_a_thousand_long_names_fit_in_one_command(
+    sshd: SshServer, tmp_path: Path, executor: ThreadPoolExecutor
+) -> None:
+    """The file list travels in the shell command (~230 KB for 1,000 names of 200 characters): the
+    remote shell reads it whole and every file arrives."""
+    root = tmp_path / "root"
+    names = [f"{'n' * 190}-{i:05d}.png" for i in range(1000)]
+    files = make_files(root, names, size=100)
+    source = await SshSource.start(await connect(sshd))
+    try:
+        got = await stream(source, root, names, tmp_path / "parts", executor)
+    finally:
+        await source.close()
+    assert {n: m.sha256 for n, m in got.items()} == {
+        n: hashlib.sha256(d).hexdigest() for n, d in files.items()
+    }
