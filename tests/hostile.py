@@ -98,6 +98,22 @@ class ExecWorld:
         return {rel: ("purged" if state == "purged" else reason) for rel, state, reason in rows}
 
 
+LIBFAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
+
+
+def faketime_shell(tmp: Path, offset: str) -> list[str]:
+    """An exec remote's command: `exec_world`'s shell with its clock `offset` off (Debian's libfaketime,
+    preloaded). Not the `faketime` wrapper: it makes a POSIX semaphore named after its PID, and one left
+    in /dev/shm by a wrapper that was killed makes a later wrapper with that PID fail to start."""
+    return [
+        "env",
+        f"LD_PRELOAD={LIBFAKETIME}",
+        f"FAKETIME={offset}",
+        f"PATH={tmp / 'bin'}:/usr/bin:/bin",
+        "sh",
+    ]
+
+
 def exec_world(tmp: Path, *, purge: dict[str, Any] | None = None, **remote: Any) -> ExecWorld:
     """A world whose remote is a local `sh` with `tmp/bin` first on its PATH (empty until wrapped)."""
     bin_dir = tmp / "bin"

@@ -20,7 +20,7 @@ from pathlib import Path
 from bench.faults.report import Figure, Mode, Section
 from bench.faults.secutil import quiet
 from tests.helpers import once
-from tests.hostile import ExecWorld, exec_world, replace_tool, wrap
+from tests.hostile import LIBFAKETIME, ExecWorld, exec_world, faketime_shell, replace_tool, wrap
 from tests.purge.conftest import purge, purge_env
 from tests.sshd import ssh_run, start_sshd
 
@@ -219,17 +219,7 @@ def lying_hasher(work: Path, tally: Tally) -> None:
 
 
 def clock(work: Path, tally: Tally, offset: str) -> None:
-    world = exec_world(
-        work / f"clock{offset}",
-        command=[
-            "faketime",
-            "-f",
-            offset,
-            "env",
-            f"PATH={work / f'clock{offset}' / 'bin'}:/usr/bin:/bin",
-            "sh",
-        ],
-    )
+    world = exec_world(work / f"clock{offset}", command=faketime_shell(work / f"clock{offset}", offset))
     young = {f"young{i}.png": os.urandom(2000) for i in range(3)}
     for rel, data in young.items():
         world.write(rel, data, time.time() - 120)
@@ -239,9 +229,6 @@ def clock(work: Path, tally: Tally, offset: str) -> None:
     with quiet():
         world.purge()
     tally.wrongly_purged += sum(1 for rel in young if rel not in world.on_remote())
-
-
-LIBFAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
 
 
 def sshd_clock(work: Path, tally: Tally, offset: str) -> None:
