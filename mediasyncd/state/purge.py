@@ -207,15 +207,20 @@ class PurgeLedger:
         """Files gone from the remote: state `purged` and a `file_purged` event each, in one transaction."""
         at = time.time() if when is None else when
 
-        def q(c: sqlite3.Connection) -> None:
+        def q(c: sqlite3.Connection) -> list[tuple[Any, ...]]:
             rows = _rows_of(c, ids, "state != ?", FileState.PURGED)
             c.executemany(
                 "UPDATE files SET state = ?, purged_at = ?, purge_run = NULL, purge_reason = NULL WHERE id = ?",
                 [(FileState.PURGED, at, r[0]) for r in rows],
             )
             insert_events(c, [_file_event(EventType.FILE_PURGED, r) for r in rows], at)
+            return rows
 
-        await self.store._transaction(q)
+        by_remote: dict[str, list[tuple[tuple[str, str], int]]] = {}
+        for r in await self.store._transaction(q):
+            by_remote.setdefault(r[1], []).append(((r[6], r[2]), r[0]))
+        for remote, files in by_remote.items():
+            self.store.tell_purged(remote, files)
 
     async def clear_intent(self, ids: Sequence[int], reason: str | None = None) -> None:
         params = [(str(reason) if reason else None, i) for i in ids]
@@ -341,11 +346,11 @@ def _many(c: sqlite3.Connection, sql: str, params: Iterable[Sequence[Any]]) -> N
 def _rows_of(
     c: sqlite3.Connection, ids: Sequence[int], condition: str, *params: Any
 ) -> list[tuple[Any, ...]]:
-    """(id, remote, rel, sha256, local_path, size) of the rows `ids` that meet `condition`."""
+    """(id, remote, rel, sha256, local_path, size, root) of the rows `ids` that meet `condition`."""
     if not ids:
         return []
     rows = c.execute(
-        "SELECT id, remote, rel, sha256, local_path, size FROM files "
+        "SELECT id, remote, rel, sha256, local_path, size, root FROM files "
         f"WHERE id IN (SELECT value FROM json_each(?)) AND {condition} ORDER BY id",
         (json.dumps(list(ids)), *params),
     ).fetchall()

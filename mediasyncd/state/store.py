@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 from mediasyncd.state.events import Event, EventType, NewEvent, file_data, insert_events, select_events
@@ -123,8 +124,31 @@ class EventLogQueries(StateThread):
         return await self._run(self._in_tx, q)
 
 
+Gone = Callable[[Sequence[tuple[tuple[str, str], int]]], None]  # ((root, rel), id) of files purged
+
+
 class Store(EventLogQueries):
     """Typed access to the state DB; every public coroutine runs its query on the store's own thread."""
+
+    def __init__(self, db_path: Path) -> None:
+        super().__init__(db_path)
+        self._purged_watchers: dict[str, Gone] = {}
+
+    # --------------------------------------------------------- files purged while a diff base is held
+
+    def watch_purged(self, remote: str, told: Gone) -> None:
+        """`told` hears of `remote`'s files marked purged from now on (after their commit): the holder of
+        the remote's diff base drops them, which it would otherwise keep until its next session."""
+        self._purged_watchers[remote] = told
+
+    def unwatch_purged(self, remote: str, told: Gone) -> None:
+        if self._purged_watchers.get(remote) == told:
+            del self._purged_watchers[remote]
+
+    def tell_purged(self, remote: str, files: Sequence[tuple[tuple[str, str], int]]) -> None:
+        told = self._purged_watchers.get(remote)
+        if told is not None and files:
+            told(files)
 
     async def current_files(self, remote: str) -> KnownFiles:
         """Every current, not purged file of `remote`, by (root, rel): the watcher's diff base (a landed

@@ -90,6 +90,22 @@ class Ledger:
         self.status.landed_bytes = totals.landed_bytes
         self.status.failed_files = totals.failed_files
 
+    def watch_purges(self) -> None:
+        """From now on, files purged from the remote leave the index at once (else a session that runs
+        for weeks beside a purge schedule would keep every file it ever landed in memory)."""
+        self.store.watch_purged(self.remote, self.forget_purged)
+
+    def unwatch_purges(self) -> None:
+        self.store.unwatch_purged(self.remote, self.forget_purged)
+
+    def forget_purged(self, files: Sequence[tuple[tuple[str, str], int]]) -> None:
+        """Purged files leave the index, each only while the index still holds that row: a new version
+        seen since (another id) stays."""
+        for key, file_id in files:
+            stamp = self.index.stamp(key)
+            if stamp is not None and stamp[0] == file_id:
+                self.index.pop(key)
+
     # ------------------------------------------------------------------------------- intake
 
     def pending(self, entry: RemoteEntry) -> bool:

@@ -85,15 +85,19 @@ class Puller:
     async def run(self) -> None:
         """Keep the remote synced until cancelled; reconnect with capped exponential backoff."""
         await self.ledger.load(self.library.root, self.executor)
-        while True:
-            started, landed = time.monotonic(), self._landed()
-            session = await self._serve(once=False)
-            worked = self._landed() > landed or time.monotonic() - started >= self.healthy_after
-            if session is not None and session.passes and worked:
-                self.attempt = 0  # it worked: the next loss is retried soon
-            if self._state_full is not None:
-                await self._wait_for_state_space(self._state_full)
-            await self._sleep(self._next_delay())
+        self.ledger.watch_purges()
+        try:
+            while True:
+                started, landed = time.monotonic(), self._landed()
+                session = await self._serve(once=False)
+                worked = self._landed() > landed or time.monotonic() - started >= self.healthy_after
+                if session is not None and session.passes and worked:
+                    self.attempt = 0  # it worked: the next loss is retried soon
+                if self._state_full is not None:
+                    await self._wait_for_state_space(self._state_full)
+                await self._sleep(self._next_delay())
+        finally:
+            self.ledger.unwatch_purges()
 
     def _landed(self) -> int:
         return self.ledger.counts.landed + self.ledger.counts.adopted

@@ -10,7 +10,8 @@ import pytest
 from mediasyncd.progress import RemoteStatus
 from mediasyncd.sources import Listing, RemoteEntry
 from mediasyncd.state import Store
-from mediasyncd.transfer.ledger import Ledger
+from mediasyncd.state.purge import PurgeLedger
+from mediasyncd.transfer.ledger import Landed, Ledger
 from mediasyncd.watchers.base import Sighting
 
 ENTRY = RemoteEntry("/out", "a.png", 10, 1_700_000_000.0)
@@ -88,3 +89,27 @@ async def test_a_file_is_landed_and_announced_once(ledger: Ledger) -> None:
     assert await ledger.store.mark_landed([LandedFile(row, "f" * 64, "r1/a.png")]) == {row.id}
     assert await ledger.store.mark_landed([LandedFile(row, "f" * 64, "r1/a.png")]) == set()
     assert len(await ledger.store.events(types=["file_synced"])) == 1
+
+
+async def test_a_purged_file_leaves_the_index_at_once_and_a_newer_version_stays(ledger: Ledger) -> None:
+    """A file marked purged while the daemon runs leaves the diff base then (else a daemon purging on a
+    schedule kept every file it ever landed in memory until it restarted); a file whose newer version
+    was seen since keeps that version."""
+    other = RemoteEntry("/out", "b.png", 5, 1_700_000_001.0)
+    rows = await ledger.admit(seen_complete(ENTRY, other))
+    for row in rows:
+        ledger.taking(row)
+    await ledger.intents([(r.id, "f" * 64, f"r1/{r.rel}") for r in rows])
+    await ledger.landed([Landed(r, "f" * 64, f"r1/{r.rel}") for r in rows])
+    first, second = sorted(rows, key=lambda r: r.rel)
+    newer = RemoteEntry("/out", "b.png", 6, 1_700_000_002.0)
+    await ledger.admit(seen_complete(newer))  # b.png changed on the remote before its old row was purged
+    ledger.watch_purges()
+    await PurgeLedger(ledger.store).mark_purged([first.id, second.id])
+    assert ENTRY.key not in ledger.index
+    kept = ledger.index[other.key]
+    assert kept.id != second.id and kept.size == 6
+    stored = await ledger.store.current_files("r1")
+    assert ENTRY.key not in stored and stored[other.key].id == kept.id
+    ledger.unwatch_purges()
+    assert not ledger.store._purged_watchers
