@@ -116,19 +116,23 @@ class PollWatcher:
         )
 
     def _warn(self, missing: list[str], rejected: list[Rejected], sync_id: str) -> int:
-        """Log each missing root and each unsafe name once; the number of names rejected for the first time."""
+        """Log each missing root and each unsafe name once while it stays (one that goes and comes back
+        is logged again: what is remembered is this listing's, not every name a remote ever had); the
+        number of names rejected for the first time."""
         new = 0
+        now: set[tuple[str, bytes]] = set()
         for root in missing:
+            now.add(("missing", root.encode()))
             if ("missing", root.encode()) not in self._warned:
-                self._warned.add(("missing", root.encode()))
                 self.log.warning("root missing on remote", root=root, sync_id=sync_id)
         for bad in rejected:
+            now.add((bad.root, bad.raw))
             if (bad.root, bad.raw) not in self._warned:
-                self._warned.add((bad.root, bad.raw))
                 new += 1
                 self.log.warning(
                     "skipping unsafe name", path=bad.shown, root=bad.root, reason=bad.reason, sync_id=sync_id
                 )
+        self._warned = now
         return new
 
     def next_pass_in(self) -> float:
