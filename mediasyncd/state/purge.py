@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from mediasyncd.state.events import EventType, NewEvent, file_data, insert_events
+from mediasyncd.state.known import Key
 from mediasyncd.state.lifecycle import FileState
 from mediasyncd.state.store import Store
 
@@ -216,7 +217,7 @@ class PurgeLedger:
             insert_events(c, [_file_event(EventType.FILE_PURGED, r) for r in rows], at)
             return rows
 
-        by_remote: dict[str, list[tuple[tuple[str, str], int]]] = {}
+        by_remote: dict[str, list[tuple[Key, int]]] = {}
         for r in await self.store._transaction(q):
             by_remote.setdefault(r[1], []).append(((r[6], r[2]), r[0]))
         for remote, files in by_remote.items():

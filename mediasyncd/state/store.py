@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 from mediasyncd.state.events import Event, EventType, NewEvent, file_data, insert_events, select_events
-from mediasyncd.state.known import KnownFiles, select_known_files
+from mediasyncd.state.known import Key, KnownFiles, select_known_files
 from mediasyncd.state.lifecycle import LANDED, UNLANDED, WAITING, FileState, sql_set
 from mediasyncd.state.rows import ROW_COLUMNS, FileRow, to_row
 from mediasyncd.state.thread import StateThread
@@ -124,7 +124,7 @@ class EventLogQueries(StateThread):
         return await self._run(self._in_tx, q)
 
 
-Gone = Callable[[Sequence[tuple[tuple[str, str], int]]], None]  # ((root, rel), id) of files purged
+Gone = Callable[[Sequence[tuple[Key, int]]], None]  # ((root, rel), id) of files purged
 
 
 class Store(EventLogQueries):
@@ -138,14 +138,14 @@ class Store(EventLogQueries):
 
     def watch_purged(self, remote: str, told: Gone) -> None:
         """`told` hears of `remote`'s files marked purged from now on (after their commit): the holder of
-        the remote's diff base drops them, which it would otherwise keep until its next session."""
+        the remote's diff base drops them, which it would otherwise keep until the daemon restarts."""
         self._purged_watchers[remote] = told
 
     def unwatch_purged(self, remote: str, told: Gone) -> None:
         if self._purged_watchers.get(remote) == told:
             del self._purged_watchers[remote]
 
-    def tell_purged(self, remote: str, files: Sequence[tuple[tuple[str, str], int]]) -> None:
+    def tell_purged(self, remote: str, files: Sequence[tuple[Key, int]]) -> None:
         told = self._purged_watchers.get(remote)
         if told is not None and files:
             told(files)

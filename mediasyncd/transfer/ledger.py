@@ -21,7 +21,7 @@ from mediasyncd.backoff import Backoff
 from mediasyncd.digest import sha256_file
 from mediasyncd.paths import library_rel
 from mediasyncd.progress import RemoteStatus
-from mediasyncd.sources import RemoteEntry, same_version
+from mediasyncd.sources import Key, RemoteEntry, same_version
 from mediasyncd.state import WAITING, FileRow, FileState, KnownFiles, LandedFile, NewEvent, Store
 from mediasyncd.transfer.index import diff, pending
 from mediasyncd.transfer.passes import Outcome, Passes
@@ -98,7 +98,7 @@ class Ledger:
     def unwatch_purges(self) -> None:
         self.store.unwatch_purged(self.remote, self.forget_purged)
 
-    def forget_purged(self, files: Sequence[tuple[tuple[str, str], int]]) -> None:
+    def forget_purged(self, files: Sequence[tuple[Key, int]]) -> None:
         """Purged files leave the index, each only while the index still holds that row: a new version
         seen since (another id) stays."""
         for key, file_id in files:
