@@ -12,13 +12,7 @@ from mediasyncd.daemon import Daemon
 from mediasyncd.purge.runner import RunOptions
 from mediasyncd.purge.scheduler import PurgeScheduler
 from tests.sources.test_transports_e2e import make_world
-
-
-async def until(predicate: object, within: float = 30.0) -> None:
-    started = time.monotonic()
-    while not predicate():  # type: ignore[operator]
-        assert time.monotonic() - started < within, "condition not met in time"
-        await asyncio.sleep(0.05)
+from tests.test_local_watcher import until
 
 
 async def test_files_purged_by_the_daemon_leave_the_pullers_index(
