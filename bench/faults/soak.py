@@ -8,9 +8,14 @@ remote is purged every 5 minutes of what is older than 2 minutes: a container's 
 daemon knows a bounded number of remote files. What a file the daemon knows costs in memory (its
 in-memory index row, kept while the file stays on its remote) is measured on its own and reported.
 
-Measured: the daemon's RSS and open file descriptors after warm-up and at the end (and the peak RSS),
-the lag from a file's remote mtime to its landing (from the state DB) in the first and last tenth of the
-run after warm-up, lines at level error (or not JSON at all) in its log, files not landed 60 s after
+Warm-up: a fifth of the run, at most 12 minutes — in the hour, long enough for each periodic job to
+have run once (the purge at minutes 5 and 10, the agent's first full listing at minute 10: the
+`reconcile_interval` default). Until then the daemon is still reaching its working set.
+
+Measured, after warm-up, in its first and last tenth: the daemon's RSS and open file descriptors (the
+median of the samples in each window: the RSS swings a few MB around each 30-second heap trim, so one
+sample is noise; single samples and the peak are reported too), the lag from a file's remote mtime to its
+landing (from the state DB), lines at level error (or not JSON at all) in its log, files not landed 60 s after
 the last write, and the audit of every file written (lost, corrupt, partial, duplicated, deleted from its
 remote without a verified library copy).
 """
@@ -52,6 +57,7 @@ PROMISE = (
 )
 MINUTES_ENV = "MEDIASYNCD_SOAK_MINUTES"
 PURGE = {"older_than": "2m", "schedule": "*/5 * * * *"}
+WARMUP_MAX = 720.0  # seconds: past the first purges and the first full listing (reconcile_interval 10m)
 
 
 @dataclass
@@ -64,7 +70,7 @@ def run(mode: Mode, work: Path) -> Section:
     quick = mode is Mode.QUICK
     remotes = 5 if quick else 50
     seconds = 12.0 if quick else float(os.environ.get(MINUTES_ENV, "10")) * 60
-    warmup = 3.0 if quick else min(180.0, max(60.0, seconds / 5))
+    warmup = 3.0 if quick else warmup_for(seconds)
     with start_sshd(work / "sshd", extra_config="MaxStartups 200\nMaxSessions 20\n") as server:
         tables = []
         for n in range(remotes):
@@ -84,6 +90,11 @@ def run(mode: Mode, work: Path) -> Section:
     return _section(
         world, samples, written, missing, all_landed, seconds, warmup, wall, remotes, quick, checked, purged
     )
+
+
+def warmup_for(seconds: float) -> float:
+    """A full-mode soak's warm-up: a fifth of the run, at least a minute, at most 12 (see the module)."""
+    return min(WARMUP_MAX, max(60.0, seconds / 5))
 
 
 def _soak(world: World, daemon: Daemon, seconds: float, warmup: float) -> tuple[Samples, int, float]:
@@ -148,6 +159,12 @@ def _marks(series: list[tuple[float, int]], start: float, end: float, parts: int
     return [_at(series, start + i * step) for i in range(parts)] + [series[-1][1]]
 
 
+def window_median(series: list[tuple[float, int]], start: float, end: float) -> int:
+    """The median of the samples taken in [start, end) seconds (the nearest one after, if none was)."""
+    inside = [v for t, v in series if start <= t < end]
+    return round(statistics.median(inside)) if inside else _at(series, start)
+
+
 def _at(series: list[tuple[float, int]], t: float) -> int:
     """The first sample at or after `t` seconds."""
     return next((v for s, v in series if s >= t), series[-1][1])
@@ -167,8 +184,13 @@ def _section(
     checked: Audit,
     purged: int,
 ) -> Section:
-    rss0, rss1 = _at(samples.rss, warmup), samples.rss[-1][1]
-    fd0, fd1 = _at(samples.fds, warmup), samples.fds[-1][1]
+    span = max(seconds - warmup, 1.0)
+    part = span / (4 if quick else 10)  # the quick soak's tenths hold a second each: too few landings
+    windows = "quarter" if quick else "tenth"
+    first_w, last_w = (warmup, warmup + part), (seconds - part, seconds + 60.0)
+    rss0, rss1 = window_median(samples.rss, *first_w), window_median(samples.rss, *last_w)
+    fd0, fd1 = window_median(samples.fds, *first_w), window_median(samples.fds, *last_w)
+    one0, one1 = _at(samples.rss, warmup), samples.rss[-1][1]
     peak = max(v for _, v in samples.rss)
     growth = (rss1 - rss0) / rss0 * 100 if rss0 else 0.0
     lags = world.rows(
@@ -176,34 +198,34 @@ def _section(
     )
     start_wall = wall_end - seconds
     after = [(t - start_wall, lag) for t, lag in lags if t - start_wall >= warmup]
-    span = max(seconds - warmup, 1.0)
-    part = span / (4 if quick else 10)  # the quick soak's tenths hold a second each: too few landings
     first = [lag for t, lag in after if t < warmup + part]
     last = [lag for t, lag in after if t >= seconds - part]
     p50 = (statistics.median(first) if first else 0.0, statistics.median(last) if last else 0.0)
     p95 = (_p95(first), _p95(last))
     flat_lag = p95[1] <= p95[0] * 1.5 + 1.0
-    windows = "quarter" if quick else "tenth"
     errors = error_lines(world.work / "run.log")
     mib = 1 << 20
+    rss_name = f"RSS growth after warm-up, median of the first → last {windows} (%)"
+    fd_name = f"open fds growth after warm-up, median of the first → last {windows}"
     rss_fig = (
-        Figure.info("RSS growth after warm-up (%)", round(growth, 1))
+        Figure.info(rss_name, round(growth, 1))
         if quick
-        else Figure.at_most("RSS growth after warm-up (%)", round(growth, 1), 10, " %")
+        else Figure.at_most(rss_name, round(growth, 1), 10, " %")
     )
-    fd_fig = (
-        Figure.info("open fds growth after warm-up", fd1 - fd0)
-        if quick
-        else Figure.at_most("open fds growth after warm-up", fd1 - fd0, 5)
-    )
+    fd_fig = Figure.info(fd_name, fd1 - fd0) if quick else Figure.at_most(fd_name, fd1 - fd0, 5)
     figures = [
         Figure.info("files written (remotes × seconds)", f"{written:,} ({remotes} × {seconds:g} s)"),
         Figure.zero("files not landed 60 s after the last write", missing),
         Figure.info(
-            "RSS after warm-up → end (peak)", f"{rss0 / mib:.1f} → {rss1 / mib:.1f} MiB ({peak / mib:.1f})"
+            f"RSS, median of the first → last {windows} after warm-up",
+            f"{rss0 / mib:.1f} → {rss1 / mib:.1f} MiB",
         ),
         Figure.info(
-            f"RSS at each {'quarter' if quick else 'tenth'} after warm-up (MiB)",
+            "RSS, one sample at the end of warm-up → the last (peak)",
+            f"{one0 / mib:.1f} → {one1 / mib:.1f} MiB, {(one1 - one0) / max(one0, 1) * 100:+.1f} % ({peak / mib:.1f})",
+        ),
+        Figure.info(
+            f"RSS at the start of each {windows} after warm-up, and the last (MiB)",
             " ".join(f"{v / mib:.0f}" for v in _marks(samples.rss, warmup, seconds, 4 if quick else 10)),
         ),
         rss_fig,
@@ -213,7 +235,10 @@ def _section(
         Figure.info(
             "memory per remote file known, its index row (bytes, tracemalloc)", round(index_bytes_per_file())
         ),
-        Figure.info("open fds after warm-up → end", f"{fd0} → {fd1}"),
+        Figure.info(
+            f"open fds, median of the first → last {windows} (one sample at each end)",
+            f"{fd0} → {fd1} ({_at(samples.fds, warmup)} → {samples.fds[-1][1]})",
+        ),
         fd_fig,
         Figure.info(f"lag mtime→landed p50, first → last {windows} (s)", f"{p50[0]:.2f} → {p50[1]:.2f}"),
         _lag_figure(windows, p95, flat_lag, bool(first) and bool(last), quick),
