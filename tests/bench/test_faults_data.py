@@ -54,6 +54,8 @@ def test_the_soak_compares_window_medians_after_a_warm_up_past_the_periodic_jobs
     assert soak.window_median(series, 5.0, 10.0) == 100
     assert soak.window_median(series, 0.0, 3.0) == 100
     assert soak.window_median(series, 20.0, 30.0) == 150  # no sample inside: the last one
-    assert soak.warmup_for(3600.0) == 720.0  # the hour: past the purges at 5 and 10 min, the first listing at 10
+    assert (
+        soak.warmup_for(3600.0) == 720.0
+    )  # the hour: past the purges at 5 and 10 min, the first listing at 10
     assert soak.warmup_for(600.0) == 120.0
     assert soak.warmup_for(60.0) == 60.0
