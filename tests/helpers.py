@@ -146,6 +146,18 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 20.0, interval: flo
     raise AssertionError(f"condition not met within {timeout}s")
 
 
+async def until(predicate: Callable[[], object], within: float = 30.0, every: float = 0.02) -> float:
+    """Await until `predicate()` holds (state other tasks change, which has no event to await) and return
+    the seconds it took; AssertionError after `within` seconds (generous: a loaded 2-core box)."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    while not predicate():
+        if loop.time() - started > within:
+            raise AssertionError(f"condition not met within {within:g} s")
+        await asyncio.sleep(every)
+    return loop.time() - started
+
+
 def free_port() -> int:
     import socket
 

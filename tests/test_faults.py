@@ -27,7 +27,7 @@ from mediasyncd.state import Store
 from mediasyncd.transfer.budget import SpaceGate
 from mediasyncd.transfer.landing import Library
 from mediasyncd.transfer.puller import Opener, Puller
-from tests.helpers import Env, make_env, small_filesystem
+from tests.helpers import Env, make_env, small_filesystem, until
 from tests.sshd import SshServer, cut_link, session_pids, start_sshd
 
 MiB = 1 << 20
@@ -56,14 +56,6 @@ async def running(
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
             await store.close()
-
-
-async def until(predicate: Callable[[], bool], within: float = 30.0) -> None:
-    deadline = asyncio.get_running_loop().time() + within
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met within {within}s")
-        await asyncio.sleep(0.05)
 
 
 def moved(status: RemoteStatus) -> int:

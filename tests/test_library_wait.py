@@ -16,9 +16,8 @@ import structlog
 
 from mediasyncd.daemon import Daemon
 from mediasyncd.errors import LibraryUnavailable
-from tests.helpers import Env, make_env, once
+from tests.helpers import Env, make_env, once, until
 from tests.sshd import SshServer
-from tests.test_supervision import until
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"p" * 3000
 

@@ -11,15 +11,8 @@ from pathlib import Path
 import pytest
 
 from mediasyncd.daemon import Daemon
+from tests.helpers import until
 from tests.sources.test_transports_e2e import make_world
-
-
-async def until(predicate: object, within: float = 30.0) -> float:
-    started = time.monotonic()
-    while not predicate():  # type: ignore[operator]
-        assert time.monotonic() - started < within, "condition not met in time"
-        await asyncio.sleep(0.05)
-    return time.monotonic() - started
 
 
 async def test_a_new_local_file_lands_on_its_event_not_at_the_next_poll(

@@ -14,15 +14,8 @@ from mediasyncd.backoff import Backoff
 from mediasyncd.daemon import Daemon
 from mediasyncd.housekeeping import EventRetention
 from mediasyncd.purge.scheduler import PurgeScheduler
-from tests.helpers import make_env
+from tests.helpers import make_env, until
 from tests.sshd import SshServer
-
-
-async def until(predicate: object, within: float = 20.0) -> None:
-    deadline = time.monotonic() + within
-    while not predicate():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.05)
 
 
 async def test_a_crashing_service_is_restarted_while_transfers_go_on(

@@ -9,6 +9,7 @@ A worker that exits with the daemon ends the whole chain, and the tools it runs 
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
 import shutil
@@ -31,10 +32,15 @@ def _exit_after(parent: BaseProcess) -> None:
     os._exit(1)
 
 
+@functools.cache
+def _setpriv() -> str | None:
+    return shutil.which("setpriv")
+
+
 def deathsig(command: list[str]) -> list[str]:
     """`command` killed when the thread that started it ends (util-linux `setpriv --pdeathsig KILL`),
     where setpriv is there: an ffprobe of a worker that exits with a killed daemon does not run on."""
-    setpriv = shutil.which("setpriv")
+    setpriv = _setpriv()
     if setpriv is None or shutil.which(command[0]) is None:
         return command  # a missing tool still raises FileNotFoundError, as callers expect
     return [setpriv, "--pdeathsig", "KILL", "--", *command]

@@ -11,8 +11,8 @@ import pytest
 from mediasyncd.daemon import Daemon
 from mediasyncd.purge.runner import RunOptions
 from mediasyncd.purge.scheduler import PurgeScheduler
+from tests.helpers import until
 from tests.sources.test_transports_e2e import make_world
-from tests.test_local_watcher import until
 
 
 async def test_files_purged_by_the_daemon_leave_the_pullers_index(

@@ -10,7 +10,7 @@ import logging
 import sqlite3
 import time
 import urllib.request
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
@@ -22,7 +22,7 @@ from mediasyncd.progress import StatusView
 from mediasyncd.purge.crontab import crontab_trigger
 from mediasyncd.purge.scheduler import PURGE_SLOTS, PurgeScheduler, TriggerFactory
 from mediasyncd.state import Store
-from tests.helpers import Env, once, remote_table, start_daemon, stop, wait_for, write_config
+from tests.helpers import Env, once, remote_table, start_daemon, stop, until, wait_for, write_config
 from tests.purge.conftest import on_remote, purge_env
 from tests.sshd import SshServer
 
@@ -48,13 +48,6 @@ def scheduled_runs(env: Env) -> list[tuple[float, float | None]]:
         (s, f)
         for s, f in env.rows("SELECT started_at, finished_at FROM purge_runs WHERE source = 'schedule'")
     ]
-
-
-async def until(predicate: Callable[[], bool]) -> None:
-    """Wait (up to 30 s: a loaded 2-core box) until `predicate()` holds."""
-    async with asyncio.timeout(30):
-        while not predicate():  # noqa: ASYNC110 - polls the state DB, which has no event to await
-            await asyncio.sleep(0.05)
 
 
 def every(seconds: float) -> TriggerFactory:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,6 +18,7 @@ from mediasyncd.sinks.base import Envelope
 from mediasyncd.sinks.delivery import SinkDelivery
 from mediasyncd.state import EventType, NewEvent, Store
 from mediasyncd.state import sinks as ledger
+from tests.helpers import until
 from tests.sinks.memory import MemorySink
 
 FAST = Backoff(base=0.01, cap=0.05)
@@ -41,13 +42,6 @@ def sink_config(name: str = "mem", **more: object) -> SinkConfig:
 
 async def append(store: Store, n: int, kind: EventType = EventType.SYNC_COMPLETE) -> None:
     await store.append([NewEvent(kind, "r1", None, None, {"n": i}) for i in range(n)])
-
-
-async def until(check: Callable[[], bool], within: float = 10.0) -> None:
-    """Poll `check` (state other tasks change) until it holds."""
-    async with asyncio.timeout(within):
-        while not check():  # noqa: ASYNC110
-            await asyncio.sleep(0.01)
 
 
 def state(run: Running, name: str = "mem") -> str | None:

@@ -15,8 +15,9 @@ from mediasyncd.backoff import Backoff
 from mediasyncd.config_sinks import SinkConfig
 from mediasyncd.sinks.delivery import SinkDelivery
 from mediasyncd.state import EventType, NewEvent, Store
+from tests.helpers import until
 from tests.sinks import plugins
-from tests.sinks.test_delivery import Running, append, config, until
+from tests.sinks.test_delivery import Running, append, config
 
 FAST = Backoff(base=0.01, cap=0.05)
 

@@ -18,16 +18,10 @@ from mediasyncd.daemon import Daemon
 from mediasyncd.errors import RemoteError
 from mediasyncd.sources.exec.source import ExecSource
 from tests.docker_engine import Engine
+from tests.helpers import until
 from tests.sources.test_transports_e2e import World, make_world
 
 OLD = time.time() - 3600
-
-
-async def until(predicate: object, within: float = 30.0) -> None:
-    deadline = time.monotonic() + within
-    while not predicate():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.05)
 
 
 def fake_tools(directory: Path, **scripts: str) -> list[str]:

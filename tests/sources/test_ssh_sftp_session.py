@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -14,16 +13,8 @@ import pytest
 
 from mediasyncd.errors import RemoteError
 from mediasyncd.sources.ssh.source import SshSource
-from tests.helpers import sftp_log
+from tests.helpers import sftp_log, until
 from tests.sshd import SshServer, connect, session_pids, start_sshd
-
-
-async def until(predicate: Callable[[], bool], within: float) -> None:
-    deadline = asyncio.get_running_loop().time() + within
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met within {within}s")
-        await asyncio.sleep(0.05)
 
 
 def sftp_sessions(server: SshServer) -> int:
