@@ -42,6 +42,8 @@ class Capabilities:
     host_path: bool = False  # a container's files are read from this machine, not through its shell
     note: str = ""  # why a transport does not take its fastest path (shown after the summary)
     batches: bool = False  # `pull_batch` without a shell: many small files per job (a local folder)
+    streams: int = 4  # batches sharing the byte budget at once, each taking 1/streams of it: over a
+    # fast SSH link 2 (fewer remote shells; the CPU sets the pace), elsewhere 4, to keep a far link full
 
     @property
     def hashes(self) -> bool:

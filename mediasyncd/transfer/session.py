@@ -142,8 +142,8 @@ class Session:
             rows,
             small_below=small_below if (caps.tar and self.source.shell is not None) or caps.batches else 0,
             max_files=self.transfer.batch_files,
-            # A quarter of the byte budget per stream: several streams overlap their remote start-up.
-            stream_bytes=max(self.transfer.in_flight // 4, 1),
+            # A share of the byte budget per stream: several streams overlap their remote start-up.
+            stream_bytes=max(self.transfer.in_flight // max(caps.streams, 1), 1),
             not_in_batches=self.transfers.not_in_batches,
         )
         for job in jobs:

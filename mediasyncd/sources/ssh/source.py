@@ -8,6 +8,7 @@ deleting go through the shell in batches where there is one, else through SFTP.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from pathlib import Path
@@ -34,6 +35,7 @@ from mediasyncd.sources.commands import (
 from mediasyncd.sources.listing import Listing, find_command, parse_find
 from mediasyncd.sources.receive import RateLimiter
 from mediasyncd.sources.ssh.connect import connect
+from mediasyncd.sources.ssh.rtt import tar_streams, tcp_round_trip
 from mediasyncd.sources.ssh.sftp import (
     bounded,
     sftp_delete_checked,
@@ -68,11 +70,16 @@ class SshSource:
         self.conn = conn
         self._sftp = sftp
         self._shell = shell
-        self._caps = caps
+        self.round_trip = tcp_round_trip(conn.get_extra_info("socket"))  # None: not known (a proxy's pipe)
+        self._caps = dataclasses.replace(caps, streams=tar_streams(self.round_trip))
         self.block_size = transfer.block_size if transfer else 0
         self.roots: set[str] = set()  # the roots hashes pin directories below (config, listings)
         self.max_requests = transfer.max_requests if transfer else 64
-        self.large = LargeFiles(transfer.stream_above, transfer.large_files) if transfer else LargeFiles()
+        self.large = LargeFiles(
+            transfer.stream_above if transfer else 0,
+            transfer.large_files if transfer else "sftp",
+            round_trip=self.round_trip,
+        )
         self.tar_shells = TarShells(conn)  # where tar streams run (public for tests and benchmarks)
 
     @classmethod
@@ -112,7 +119,9 @@ class SshSource:
                     words = set(probe.stdout.split())
                     hasher = next((h for h in ("openssl", "sha256sum") if h.encode() in words), None)
                     caps = Capabilities(
-                        find_printf=b"find-printf" in words, hasher=hasher, tar=b"gnu-tar" in words
+                        find_printf=b"find-printf" in words,
+                        hasher=hasher,
+                        tar=b"gnu-tar" in words,
                     )
                 except RemoteError:
                     shell = None

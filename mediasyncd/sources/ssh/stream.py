@@ -22,9 +22,9 @@ import asyncssh
 
 from mediasyncd.errors import RemoteError, RemoteFileChanged, TransferError
 from mediasyncd.sources.receive import WRITE_CHUNK, PartialWriter, RateLimiter
+from mediasyncd.sources.ssh.rtt import FAST_LINK
 from mediasyncd.sources.ssh.sftp import pull_failures
 
-FAST_LINK = 0.005  # seconds of round trip at most for `large_files = "auto"` to use the exec channel
 ROUND_TRIPS = 3
 VANISHED = 44  # the reader's exit status when the file is not there (any other failure: its own status)
 
@@ -32,9 +32,16 @@ VANISHED = 44  # the reader's exit status when the file is not there (any other 
 class LargeFiles:
     """`transfer.stream_above` and `transfer.large_files`: which files come over an exec channel."""
 
-    def __init__(self, stream_above: int = 0, mode: Literal["auto", "exec", "sftp"] = "sftp") -> None:
+    def __init__(
+        self,
+        stream_above: int = 0,
+        mode: Literal["auto", "exec", "sftp"] = "sftp",
+        *,
+        round_trip: float | None = None,
+    ) -> None:
         self.stream_above = stream_above
         self.mode = mode
+        self.round_trip = round_trip  # the kernel's figure for the connection (rtt.py), when it has one
         self._round_trip: asyncio.Future[float] | None = None
 
     async def by_exec(
@@ -48,8 +55,10 @@ class LargeFiles:
             return False
         if self.mode != "auto":
             return self.mode == "exec"
-        if self._round_trip is None:
-            self._round_trip = asyncio.ensure_future(_round_trip(sftp))  # SFTP's: what it would be used for
+        if self.round_trip is not None:
+            return self.round_trip <= FAST_LINK
+        if self._round_trip is None:  # measured over SFTP, where the kernel gives no figure
+            self._round_trip = asyncio.ensure_future(_round_trip(sftp))
         return await asyncio.shield(self._round_trip) <= FAST_LINK
 
 

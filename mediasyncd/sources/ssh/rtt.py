@@ -1,0 +1,53 @@
+"""The round trip of an SSH connection's TCP link, as the kernel measured it (Linux `TCP_INFO`): free, no
+packet sent. It tells a box next door (loopback, a LAN: well under a millisecond) from a far-away
+container (tens of milliseconds), where the CPU, not the link, sets a pull's pace.
+
+`tcpi_min_rtt` (Linux 4.6+) is the smallest round trip seen, without the queueing delay a busy link adds;
+older kernels give the smoothed `tcpi_rtt` only. A connection that is not a TCP socket of this machine
+(a ProxyCommand's pipe) or a kernel without `TCP_INFO` has no figure: None.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+from typing import Any
+
+FAST_LINK = 0.005  # seconds of round trip at most for a link where the CPU sets the pace (loopback, LAN)
+RTT_AT = 68  # struct tcp_info: __u32 tcpi_rtt (µs)
+MIN_RTT_AT = 148  # __u32 tcpi_min_rtt (µs), Linux 4.6+; 0 before any sample
+TCP_INFO_BYTES = 256
+
+
+def parse_tcp_info(raw: bytes) -> float | None:
+    """Seconds of round trip from a `struct tcp_info`: the minimum seen where the kernel gives it, else
+    the smoothed one; None when the buffer holds neither or no sample was taken."""
+    for at in (MIN_RTT_AT, RTT_AT):
+        if len(raw) >= at + 4:
+            (micros,) = struct.unpack_from("=I", raw, at)
+            if micros:
+                return float(micros) / 1e6
+    return None
+
+
+def tcp_round_trip(sock: Any) -> float | None:
+    """The kernel's round trip of `sock` (a connected TCP socket), or None."""
+    option = getattr(socket, "TCP_INFO", None)
+    if sock is None or option is None:
+        return None
+    try:
+        raw = sock.getsockopt(socket.IPPROTO_TCP, option, TCP_INFO_BYTES)
+    except (OSError, AttributeError, TypeError):
+        return None
+    return parse_tcp_info(raw) if isinstance(raw, bytes) else None
+
+
+def tar_streams(round_trip: float | None) -> int:
+    """How many tar streams of small files share the byte budget at once (`Capabilities.streams`).
+
+    On a fast link (a round trip within FAST_LINK) 2: the CPU sets the pace there, each stream's remote
+    shell costs an exec (~0.1 CPU-s behind a heavy rc file) and both ends share the cores; measured on
+    loopback, 2,000 × 100 KB came in 3 shells instead of 5 and 0.42× → 0.56–0.59× rsync's files/s.
+    Elsewhere, and when the round trip is unknown, 4: over a 40 ms link two streams left it emptier
+    (1.09× → 1.05× rsync). docs/benchmarks.md, issue 21's third pass."""
+    return 2 if round_trip is not None and round_trip <= FAST_LINK else 4
