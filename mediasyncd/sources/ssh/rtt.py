@@ -47,7 +47,8 @@ def tar_streams(round_trip: float | None) -> int:
 
     On a fast link (a round trip within FAST_LINK) 2: the CPU sets the pace there, each stream's remote
     shell costs an exec (~0.1 CPU-s behind a heavy rc file) and both ends share the cores; measured on
-    loopback, 2,000 × 100 KB came in 3 shells instead of 5 and 0.42× → 0.56–0.59× rsync's files/s.
-    Elsewhere, and when the round trip is unknown, 4: over a 40 ms link two streams left it emptier
-    (1.09× → 1.05× rsync). docs/benchmarks.md, issue 21's third pass."""
+    loopback, 2,000 × 100 KB came in 3 shells instead of 5, 0.56× → 0.62× rsync's files/s (LAN veth
+    0.61× → 0.64×), each stream holding twice the bytes (peak RSS +15 MB). Elsewhere, and when the round
+    trip is unknown, 4: over a 40 ms link two streams left it emptier (1.09× → 1.05× rsync).
+    docs/benchmarks.md, issue 21's third and fourth passes."""
     return 2 if round_trip is not None and round_trip <= FAST_LINK else 4
