@@ -119,9 +119,7 @@ class SshSource:
                     words = set(probe.stdout.split())
                     hasher = next((h for h in ("openssl", "sha256sum") if h.encode() in words), None)
                     caps = Capabilities(
-                        find_printf=b"find-printf" in words,
-                        hasher=hasher,
-                        tar=b"gnu-tar" in words,
+                        find_printf=b"find-printf" in words, hasher=hasher, tar=b"gnu-tar" in words
                     )
                 except RemoteError:
                     shell = None
