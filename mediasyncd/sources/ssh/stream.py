@@ -41,8 +41,8 @@ class LargeFiles:
     ) -> None:
         self.stream_above = stream_above
         self.mode = mode
-        self.round_trip = round_trip  # the kernel's figure for the connection (rtt.py), when it has one
-        self._round_trip: asyncio.Future[float] | None = None
+        self._kernel_round_trip = round_trip  # the kernel's figure for the connection (rtt.py), if any
+        self._sftp_round_trip: asyncio.Future[float] | None = None  # else measured, once
 
     async def by_exec(
         self, size: int, sftp: Callable[[], Awaitable[asyncssh.SFTPClient]], shell_and_hasher: bool
@@ -55,11 +55,11 @@ class LargeFiles:
             return False
         if self.mode != "auto":
             return self.mode == "exec"
-        if self.round_trip is not None:
-            return self.round_trip <= FAST_LINK
-        if self._round_trip is None:  # measured over SFTP, where the kernel gives no figure
-            self._round_trip = asyncio.ensure_future(_round_trip(sftp))
-        return await asyncio.shield(self._round_trip) <= FAST_LINK
+        if self._kernel_round_trip is not None:
+            return self._kernel_round_trip <= FAST_LINK
+        if self._sftp_round_trip is None:
+            self._sftp_round_trip = asyncio.ensure_future(_round_trip(sftp))
+        return await asyncio.shield(self._sftp_round_trip) <= FAST_LINK
 
 
 async def _round_trip(session: Callable[[], Awaitable[asyncssh.SFTPClient]]) -> float:
