@@ -31,6 +31,7 @@ from bench.datasets import PngFactory
 from bench.endpoints import Endpoint, loopback_endpoint, wan_endpoint
 from bench.netem.wan import LinkSpec
 from bench.tools import Mediasyncd, MediasyncdOptions, ToolFailed
+from tests.procs import subtree
 
 REPO = Path(__file__).resolve().parent.parent
 START, END = "<!-- agent-bench:start -->", "<!-- agent-bench:end -->"
@@ -73,19 +74,13 @@ def netns_tx_bytes(endpoint: Endpoint) -> int | None:
 def cpu_seconds(pid: int) -> float:
     """User + system CPU of `pid` and every live process below it (rusage_exec runs the daemon as its
     child)."""
-    total, pending = 0.0, [pid]
-    while pending:
-        current = pending.pop()
+    total = 0.0
+    for current in [pid, *subtree(pid)]:
         try:
             fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
         total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        for task in Path(f"/proc/{current}/task").glob("*"):
-            try:
-                pending.extend(int(c) for c in (task / "children").read_text().split())
-            except OSError:
-                continue
     return total
 
 

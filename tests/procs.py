@@ -4,26 +4,46 @@ tests and the fault harness that kill -9 and then look for what was left behind.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
+
+
+def children(pid: int) -> list[int]:
+    """The PIDs of `pid`'s children (of each of its threads), or none if it has gone. A process may end
+    while it is read, so every step is allowed to fail (`Path.glob` is not: a directory gone between
+    its check and its listing raises)."""
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return []
+    found: list[int] = []
+    for task in tasks:
+        try:
+            found += map(int, Path(f"/proc/{pid}/task/{task}/children").read_text().split())
+        except OSError:
+            continue
+    return found
+
+
+def subtree(root: int) -> list[int]:
+    """Every process below `root`, parents before their children."""
+    found: list[int] = []
+    pending = [root]
+    while pending:
+        kids = children(pending.pop())
+        found += kids
+        pending += kids
+    return found
 
 
 def descendants(root: int) -> dict[int, str]:
     """Every process below `root`, each PID with its start time (so a reused PID is not mistaken)."""
     found: dict[int, str] = {}
-    pending = [root]
-    while pending:
-        pid = pending.pop()
-        for children in Path(f"/proc/{pid}/task").glob("*/children"):
-            try:
-                kids = [int(c) for c in children.read_text().split()]
-            except OSError:
-                continue
-            for kid in kids:
-                started = start_time(kid)
-                if started is not None:
-                    found[kid] = started
-                    pending.append(kid)
+    for pid in subtree(root):
+        started = start_time(pid)
+        if started is not None:
+            found[pid] = started
     return found
 
 

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import asyncssh
 
+from tests.procs import subtree
+
 SSHD = Path("/usr/sbin/sshd")
 PRIVSEP_DIR = Path("/run/sshd")
 HOST = "127.0.0.1"
@@ -301,19 +303,7 @@ async def connect(server: SshServer) -> asyncssh.SSHClientConnection:
 
 def session_pids(server: SshServer) -> list[int]:
     """Every process below the listening sshd: one privileged monitor per connection and its children."""
-    found: list[int] = []
-    pending = [server.pid]
-    while pending:
-        pid = pending.pop()
-        for task in Path(f"/proc/{pid}/task").glob("*"):
-            try:
-                children = (task / "children").read_text().split()
-            except OSError:
-                continue
-            for child in map(int, children):
-                found.append(child)
-                pending.append(child)
-    return found
+    return subtree(server.pid)
 
 
 def cut_link(server: SshServer) -> int:

@@ -16,6 +16,7 @@ import os
 import sys
 import tempfile
 import time
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -32,10 +33,20 @@ def run_one(name: str, mode: Mode, work: Path) -> Section:
         section: Section = module.run(mode, work)
     except Exception as e:  # a crashing scenario is a finding, not a harness crash
         section = Section(
-            module.TITLE, module.PROMISE, 0, [Figure("scenario crashed", repr(e), "no crash", False)]
+            module.TITLE,
+            module.PROMISE,
+            0,
+            [Figure("scenario crashed", f"{type(e).__name__}: {e}", "no crash", False)],
+            [f"traceback, innermost last: {where}" for where in _where(e)],
         )
     section.seconds = time.monotonic() - started
     return section
+
+
+def _where(e: BaseException, frames: int = 4) -> list[str]:
+    """The innermost frames of `e`'s traceback, one line each: `file:line in function`."""
+    stack = traceback.extract_tb(e.__traceback__)[-frames:]
+    return [f"{Path(f.filename).name}:{f.lineno} in {f.name}" for f in stack]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

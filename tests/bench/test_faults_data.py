@@ -59,3 +59,17 @@ def test_the_soak_compares_window_medians_after_a_warm_up_past_the_periodic_jobs
     )  # the hour: past the purges at 5 and 10 min, the first listing at 10
     assert soak.warmup_for(600.0) == 120.0
     assert soak.warmup_for(60.0) == 60.0
+
+
+def test_a_crashed_scenario_says_where_it_crashed() -> None:
+    """A scenario that raises is a finding: the report names the error and the innermost frames."""
+    from bench.faults.__main__ import _where
+
+    def innermost() -> None:
+        raise FileNotFoundError(2, "No such file or directory", "/proc/1/task")
+
+    try:
+        innermost()
+    except OSError as e:
+        where = _where(e)
+    assert where[-1].startswith("test_faults_data.py:") and where[-1].endswith(" in innermost")
