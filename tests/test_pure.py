@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mediasyncd.backoff import Backoff, jittered
 from mediasyncd.errors import UnsafePathError
@@ -215,3 +217,44 @@ def test_an_adoption_candidate_has_the_remote_size_and_its_mtime_within_two_seco
     assert same_stamp(100, 1_700_000_001.75, 100, 1_700_000_001.0)  # whole seconds
     assert not same_stamp(100, 1_700_000_001.75, 101, 1_700_000_001.75)
     assert not same_stamp(100, 1_700_000_001.75, 100, 1_700_000_004.0)
+
+
+def test_diff_of_the_pending_part_of_a_listing_keeps_what_the_whole_listing_shows() -> None:
+    """Given only the entries not landed in this version, the diff compares those, and an unlanded row
+    listed in the whole listing is not taken for vanished; one listed nowhere is."""
+    rows = [
+        row(1, "landed", 5, 10.0, "landed"),
+        row(2, "waiting", 5, 10.0, "failed"),
+        row(3, "gone", 5, 10.0, "seen"),
+    ]
+    known = KnownFiles.build("r", [], rows)
+    listing = [RemoteEntry("/root", "landed", 5, 10.0), RemoteEntry("/root", "waiting", 5, 10.0)]
+    part = [RemoteEntry("/root", "new", 1, 1.0)]
+    d = diff(known, part, listing=[*listing, *part])
+    assert [n.rel for n in d.new] == ["new"] and d.forget == [3] and not d.retire
+    assert diff(known, part).forget == [2, 3]  # without the whole listing, only `part` was listed
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.text(alphabet=["a", "é", ".", "/", "\x01", "\x85", "\x7f", " "], max_size=12))
+def test_check_rel_refuses_exactly_the_names_its_rules_name(rel: str) -> None:
+    """The one-search fast path refuses what the rules say and nothing else: empty or absolute, a
+    control character, or an empty, '.' or '..' component."""
+    parts = rel.split("/")
+    unsafe = (
+        not rel
+        or rel.startswith("/")
+        or any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in rel)
+        or any(p in ("", ".", "..") for p in parts)
+    )
+    if unsafe:
+        with pytest.raises(UnsafePathError):
+            check_rel(rel)
+    else:
+        check_rel(rel)
+
+
+def test_check_rel_refuses_a_long_component_and_allows_a_long_path() -> None:
+    check_rel("/".join(["d" * 200] * 8))
+    with pytest.raises(UnsafePathError, match="longer than 255 bytes"):
+        check_rel("a/" + "é" * 128)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Set
 from dataclasses import dataclass, field
 
-from mediasyncd.sources import Key, RemoteEntry, same_version
+from mediasyncd.sources import RemoteEntry, same_version
 from mediasyncd.state import UNLANDED, WAITING, KnownFiles, NewFile
 
 
@@ -33,15 +33,20 @@ def pending(known: KnownFiles, entry: RemoteEntry) -> bool:
 
 
 def diff(
-    known: KnownFiles, entries: Iterable[RemoteEntry], busy: Set[int] = frozenset(), *, full: bool = True
+    known: KnownFiles,
+    entries: Iterable[RemoteEntry],
+    busy: Set[int] = frozenset(),
+    *,
+    full: bool = True,
+    listing: Iterable[RemoteEntry] | None = None,
 ) -> Diff:
     """What to write to the DB for this listing; nothing for files that did not change. Rows in `busy`
     (being transferred) are left alone: their transfer notices a change and the next pass handles it.
-    Only a `full` listing says that unlisted files vanished."""
+    Only a `full` listing says that unlisted files vanished. `entries` may be only the part of the
+    listing that `pending` found not landed in this version (a pass then looks each file up once);
+    `listing` is the whole of it, which says what is still there."""
     d = Diff()
-    listed: set[Key] = set()
     for e in entries:
-        listed.add(e.key)
         stamp = known.stamp(e.key)
         if stamp is None:
             d.new.append(NewFile(e.root, e.rel, e.size, e.mtime))
@@ -50,7 +55,9 @@ def diff(
         if file_id not in busy and not same_version(size, mtime, e.size, e.mtime):
             (d.forget if state in UNLANDED else d.retire).append(file_id)
             d.new.append(NewFile(e.root, e.rel, e.size, e.mtime))
-    for row in known.unlanded() if full else ():
-        if row.key not in listed and row.state in WAITING and row.id not in busy:
-            d.forget.append(row.id)
+    if full:
+        waiting = [r for r in known.unlanded() if r.state in WAITING and r.id not in busy]
+        if waiting:  # rarely: a pass with nothing new has no unlanded rows and builds no set
+            listed = {e.key for e in (entries if listing is None else listing)}
+            d.forget.extend(r.id for r in waiting if r.key not in listed)
     return d

@@ -115,7 +115,8 @@ class Ledger:
     async def admit(self, sighting: Sighting, *, retry_now: bool = False) -> list[FileRow]:
         """Record what the sighting shows (new, changed, vanished files) and claim the complete files
         that wait for a transfer; failed files only once their retry is due (or `retry_now`)."""
-        d = diff(self.index, sighting.entries, self.active, full=sighting.full)
+        changed = sighting.entries if sighting.waiting is None else sighting.waiting
+        d = diff(self.index, changed, self.active, full=sighting.full, listing=sighting.entries)
         if d.forget:
             await self.store.forget(d.forget)
             self.index.drop_ids(d.forget)
@@ -129,7 +130,7 @@ class Ledger:
         self.status.skipped_names += sighting.rejected
         now = time.time()
         claimed: list[FileRow] = []
-        for e in sighting.entries:
+        for e in changed:
             if e.key not in sighting.ready or self.status.held:  # held: recorded, taken after a resume
                 continue
             row = self.index[e.key]

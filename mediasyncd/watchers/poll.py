@@ -113,6 +113,7 @@ class PollWatcher:
             seconds=time.monotonic() - started,
             sync_id=sync_id,
             entries=entries,
+            waiting=waiting,
         )
 
     def _warn(self, missing: list[str], rejected: list[Rejected], sync_id: str) -> int:
