@@ -103,11 +103,19 @@ class Puller:
         return self.ledger.counts.landed + self.ledger.counts.adopted
 
     async def sync_once(self) -> PassCounts:
-        """One pass, then drain: list, transfer everything complete, and return. Raises RemoteError."""
-        await self.ledger.load(self.library.root, self.executor)
+        """One pass, then drain: list, transfer everything complete, and return. Raises RemoteError.
+        The diff base loads while the connection is made: for 20,000 known files each takes ~0.1 s on
+        loopback, most of it waiting (on the state DB's thread, on the remote's login shell)."""
         self.status.state = "connecting"
-        source = await self.opener()
+        loading = asyncio.create_task(self.ledger.load(self.library.root, self.executor))
         try:
+            source = await self.opener()
+        except BaseException:
+            loading.cancel()
+            await asyncio.gather(loading, return_exceptions=True)
+            raise
+        try:
+            await loading
             await self._session(source, once=True).run()
         finally:
             await source.close()
