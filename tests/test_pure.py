@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -49,9 +50,12 @@ def test_find_output_is_parsed_and_unsafe_names_rejected() -> None:
     out = (
         b"now\x001700000100.250000000\x00"
         b"missing\x00/gone\x00"
-        b"/r\x00f\x0012\x001700000000.2500000000\x00a/b.png\x00"
-        b"/r\x00f\x001\x001700000000.0\x00bad\nname.png\x00"
-        b"/r\x00f\x001\x001700000000.0\x00\xff.png\x00"
+        b"root\x00/r\x00"
+        b"12\x001700000000.2500000000\x00a/b.png\x00"
+        b"1\x001700000000.0\x00bad\nname.png\x00"
+        b"1\x001700000000.0\x00\xff.png\x00"
+        b"root\x00/not-asked\x00"
+        b"1\x001700000000.0\x00x.png\x00"
     )
     listing = parse_find(out, ["/r", "/gone"])
     assert listing.remote_now == 1700000100.25
@@ -62,6 +66,28 @@ def test_find_output_is_parsed_and_unsafe_names_rejected() -> None:
         "name contains control character '\\n'",
         "name is not valid UTF-8",
     ]
+
+
+def test_find_command_lists_each_root_under_its_own_name(tmp_path: Path) -> None:
+    """Run by a real `sh` and GNU find: files under each root (one with a space and a quote, one a
+    symlink to a folder) with their sizes and mtimes, a file named like a tag, a missing root named."""
+    import subprocess
+
+    first, second = tmp_path / "it's here", tmp_path / "real"
+    (first / "sub").mkdir(parents=True)
+    second.mkdir()
+    (first / "sub" / "a.png").write_bytes(b"a" * 7)
+    (first / "root").write_bytes(b"")  # a name that is also a tag
+    (second / "b.png").write_bytes(b"b" * 3)
+    (tmp_path / "link").symlink_to(second)
+    roots = [str(first), str(tmp_path / "link"), str(tmp_path / "gone")]
+    out = subprocess.run(["sh", "-c", find_command(roots)], capture_output=True, check=True).stdout
+    listing = parse_find(out, roots)
+    got = sorted((e.root, e.rel, e.size) for e in listing.entries)
+    assert got == [(roots[0], "root", 0), (roots[0], "sub/a.png", 7), (roots[1], "b.png", 3)]
+    mtime = next(e.mtime for e in listing.entries if e.rel == "sub/a.png")
+    assert mtime == pytest.approx((first / "sub" / "a.png").stat().st_mtime, abs=1e-6)
+    assert listing.missing_roots == [roots[2]] and listing.remote_now is not None
 
 
 def test_find_command_quotes_roots() -> None:
