@@ -15,10 +15,10 @@ Pending = Callable[[RemoteEntry], bool]  # "is this version of the file still to
 class Sighting:
     """What a watcher learned in one step: the files it saw, and which of them are complete.
 
-        `listing` holds the files that pass the remote's include/exclude globs; with `full`, it is the whole
-        tree, so files missing from it have vanished. `ready` are the keys of complete files (settled in a
-        poll, closed after write for the agent); `settling` counts the pending files not complete yet;
-        `rejected` counts names rejected for the first time (each is logged once). `waiting` are the entries
+    `listing` holds the files that pass the remote's include/exclude globs; with `full`, it is the whole
+    tree, so files missing from it have vanished. `ready` are the keys of complete files (settled in a
+    poll, closed after write for the agent); `settling` counts the pending files not complete yet;
+    `rejected` counts names rejected for the first time (each is logged once). `waiting` are the entries
     the watcher found not landed in this version (a poll looks every file up once, and the ledger compares
     only these); `ready` is a part of them.
     """
