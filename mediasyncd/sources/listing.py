@@ -77,8 +77,8 @@ class Listing:
 
 def find_command(roots: Sequence[str]) -> str:
     """One command that prints the remote clock, then, per root, its name once and every regular file
-    under it as size, mtime and path (NUL-separated): the root is not repeated on every line, and a
-    listing of 20,000 files is ~30 % smaller than with `%H` and `%y` on each (a poll sends one per pass)."""
+    under it as size, mtime and path (NUL-separated): the root is not repeated on every line (the
+    benchmark's 20,000 files: 1.50 MB instead of 2.42 MB with `%H` and `%y` on each; a poll sends one per pass)."""
     parts = ["printf 'now\\0%s\\0' \"$(date +%s.%N)\";"]
     for root in roots:
         r = shlex.quote(root)
