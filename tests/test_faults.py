@@ -67,9 +67,10 @@ def reconnected(status: RemoteStatus, before: int) -> Callable[[], bool]:
     return lambda: status.state != "connected" or moved(status) < before
 
 
-def slow_env(tmp_path: Path, sshd: SshServer, rate: str) -> Env:
+def slow_env(tmp_path: Path, sshd: SshServer, rate: str, batch_below: str = "1MiB") -> Env:
     env = make_env(tmp_path, sshd, settle="0s", poll_interval="0.3s")
-    text = env.config_path.read_text().replace("concurrency = 4", f'concurrency = 4\nbwlimit = "{rate}"')
+    extra = f'concurrency = 4\nbwlimit = "{rate}"\nbatch_below = "{batch_below}"'
+    text = env.config_path.read_text().replace("concurrency = 4", extra)
     env.config_path.write_text(text)
     return env
 
@@ -151,13 +152,14 @@ def fill(path: Path) -> None:
             pass
 
 
+@pytest.mark.parametrize("batch_below", ["1MiB", "8MiB"], ids=["sftp", "tar"])
 async def test_a_library_disk_that_fills_pauses_transfers_and_fails_nothing(
-    tmp_path: Path, sshd: SshServer, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, sshd: SshServer, capsys: pytest.CaptureFixture[str], batch_below: str
 ) -> None:
     """Another program fills the library's disk mid-transfer: the files that meet ENOSPC wait (none is
     marked failed), the pause is logged once, /status says what waits and why, and everything lands
     once space returns."""
-    env = slow_env(tmp_path, sshd, "8MiB")
+    env = slow_env(tmp_path, sshd, "8MiB", batch_below)
     data = {f"v{i}.mp4": os.urandom(6 * MiB) for i in range(4)}
     for rel, blob in data.items():
         env.write(rel, blob)

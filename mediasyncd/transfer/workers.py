@@ -98,17 +98,15 @@ class Transfers:
             self.status.queued = self.queued(queue)
         try:
             if isinstance(job, Batch):
-                await self._pull_batch(job, verify)
+                if rest := await self._pull_batch(job, verify):
+                    await self._room_later(rest, queue)
             else:
                 pulled = await self._pull_one(job)
                 if pulled is not None:
                     verify.put_nowait(pulled)
         except LibraryFull as exc:
             self.space.full(str(exc))
-            if self.wait_for_space:
-                queue.put_nowait(job)  # waits at the gate again; resumes from its partial
-            else:
-                await self._wait_later(rows_of(job))
+            await self._room_later(rows_of(job), queue)  # a single file resumes from its partial
         except (TransferError, UnsafePathError, OSError) as exc:
             reason = (
                 "unsafe_path"
@@ -160,9 +158,10 @@ class Transfers:
             return None
         return Pulled(row, digest, partial)
 
-    async def _pull_batch(self, batch: Batch, verify: asyncio.Queue[Pulled]) -> None:
+    async def _pull_batch(self, batch: Batch, verify: asyncio.Queue[Pulled]) -> tuple[FileRow, ...]:
         """One stream for many small files; each member is verified and landed like any file. Files the
-        stream did not deliver go back to the next pass, then one by one."""
+        stream did not deliver go back to the next pass, then one by one; those it did not deliver because
+        the library's disk filled are returned, to wait for room."""
         rows = {r.rel: r for r in batch.rows}
         root = batch.rows[0].root
         partials = {r.rel: self.library.partial_path(self.remote, r.id) for r in batch.rows}
@@ -190,18 +189,27 @@ class Transfers:
             self.space.full(str(exc))
             undelivered = [r for rel, r in rows.items() if rel not in delivered]
             await self._discard(undelivered, partials)
-            await self._wait_later(undelivered)  # the next pass takes them again
-            return
+            return tuple(undelivered)
         for rel, row in rows.items():
             if rel not in delivered:
                 self.not_in_batches.add(row.id)
                 await self._discard([row], partials)
                 await self.ledger.changed(row)
+        return ()
+
+    async def _room_later(self, rows: tuple[FileRow, ...], queue: asyncio.Queue[Job]) -> None:
+        """Files that met a full library disk. With `wait_for_space` (`run`) they queue again and wait at
+        the gate, so they start once space returns even where no listing comes to take them again (the
+        agent watches for changes only); otherwise (`sync --once`) they go back to the Ledger, counted."""
+        if self.wait_for_space:
+            queue.put_nowait(Batch(rows) if len(rows) > 1 else rows[0])
+        else:
+            await self._wait_later(rows)
 
     async def _wait_later(self, rows: tuple[FileRow, ...] | list[FileRow]) -> None:
-        """Files that wait for room on the library's disk: back to the Ledger, not failed."""
-        if not self.wait_for_space:
-            self.ledger.counts.waiting_for_space += len(rows)
+        """Files that wait for room on the library's disk (`sync --once`): back to the Ledger, counted,
+        not failed."""
+        self.ledger.counts.waiting_for_space += len(rows)
         await self.ledger.put_back(rows)
 
     async def _discard(self, rows: list[FileRow], partials: dict[str, Path]) -> None:
