@@ -92,7 +92,8 @@ def test_pause_holds_queued_files_bad_inputs_are_4xx_and_a_stop_is_not_held_up(
     tmp_path: Path, sshd: SshServer
 ) -> None:
     env = purge_env(tmp_path, sshd, settle="0s", poll_interval="0.3s")
-    text = env.config_path.read_text().replace("concurrency = 4", 'concurrency = 1\nbwlimit = "300KiB"')
+    one_by_one = 'concurrency = 1\nbwlimit = "300KiB"\nbatch_below = "0"'  # no tar stream: a file at a time
+    text = env.config_path.read_text().replace("concurrency = 4", one_by_one)
     text = text.replace('kind = "generic"', 'kind = "generic"\ninclude = ["*.png", "*.svg"]')
     env.config_path.write_text(text)
     for i in range(6):

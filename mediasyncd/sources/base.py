@@ -179,11 +179,12 @@ class Source(Protocol):
         on_member: Callable[[Member], None],
         progress: Progress | None = None,
         sizes: dict[str, int] | None = None,
+        limiter: RateLimiter | None = None,
     ) -> None:
         """Stream the files `partials` names (relative to `root`) into their partials, calling
         `on_member` for each one received (only where `caps.tar`, or `caps.batches`: a local folder
         copies them many per trip to a thread). A member whose size is not the one `sizes` lists is
-        not written."""
+        not written. `limiter` paces the bytes as it does for `pull` (`bwlimit`)."""
 
     async def sha256(self, paths: Sequence[str]) -> dict[str, str] | None:
         """The source's own SHA-256 of each readable path (batched), or None if it cannot hash."""

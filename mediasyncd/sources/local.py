@@ -125,6 +125,7 @@ class LocalSource:
         on_member: Callable[[Member], None],
         progress: Progress | None = None,
         sizes: dict[str, int] | None = None,
+        limiter: RateLimiter | None = None,
     ) -> None:
         """Copy many small files of `root`, about COPY_HOP bytes of them per trip to a thread (a local
         folder has no stream: the batch saves the trips), each hashed and checked as `pull` does. A file
@@ -139,6 +140,8 @@ class LocalSource:
                 hop += sizes.get(items[end][0], 0)
                 end += 1
             trip = [(rel, partial, sizes.get(rel)) for rel, partial in items[start:end]]
+            if limiter is not None:
+                await limiter.consume(hop)
             copies, error = await loop.run_in_executor(
                 executor, copy_many, self._split, root, trip, self._copied
             )

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Protocol
 
 from mediasyncd.errors import LibraryFull, TransferError
-from mediasyncd.sources.receive import LOCAL_FULL
+from mediasyncd.sources.receive import LOCAL_FULL, RateLimiter
 from mediasyncd.sources.tar_reader import Chunks, TarFormatError, archive_end, members
 
 READ = 256 << 10
@@ -105,12 +105,14 @@ async def unpack_stream(
     progress: Callable[[int], None] | None = None,
     sizes: dict[str, int] | None = None,
     exact: bool = False,
+    limiter: RateLimiter | None = None,
 ) -> bool:
     """Unpack the archive `stream` delivers into the partials `partials` names (relative to `root`);
     `on_member` is called on the event loop for each one received. The transport maps its own read
     errors; an archive that cannot be read after some bytes arrived is a TransferError.
     `exact`: the stream does not end with the archive (a reused shell); reading stops at the archive's
-    end. True when exactly the archive was read, to its last record, and nothing after it."""
+    end. True when exactly the archive was read, to its last record, and nothing after it. `limiter`
+    paces the reads (`bwlimit`): SSH's window then holds the remote's tar back."""
     loop = asyncio.get_running_loop()
     chunks = Chunks()
 
@@ -124,6 +126,8 @@ async def unpack_stream(
         nonlocal received
         while chunk := await stream.read(READ):
             received += len(chunk)
+            if limiter:
+                await limiter.consume(len(chunk))
             try:
                 chunks.queue.put_nowait(chunk)
             except queue.Full:  # the writer thread is behind: wait for it without blocking the loop

@@ -181,7 +181,7 @@ class Transfers:
         try:
             await self.source.pull_batch(
                 root, partials, executor=self.executor, on_member=on_member, progress=progress.update,
-                sizes={r.rel: r.size for r in batch.rows},
+                sizes={r.rel: r.size for r in batch.rows}, limiter=self.limiter,
             )  # fmt: skip
         except TransferError as exc:
             self.log.warning("tar stream failed; those files go one by one", error=str(exc), files=len(rows))

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from mediasyncd.sources.local import COPY_HOP, LocalSource
+from mediasyncd.sources.receive import RateLimiter
 from mediasyncd.sources.tar import Member
 
 OLD = 1_700_000_000.0
@@ -81,3 +83,22 @@ async def test_a_batch_leaves_out_what_is_not_the_listed_file(tmp_path: Path) ->
     assert members[0].sha256 == hashlib.sha256(good.read_bytes()).hexdigest()
     left = sorted(p.name for p in partials_dir.iterdir())
     assert left == [f"p{rels.index('a/good.png')}"]
+
+
+async def test_bwlimit_paces_a_batch(tmp_path: Path) -> None:
+    """`bwlimit` holds for a local folder's batches: 2.5 MiB at 1 MiB/s (a 1 MiB burst allowed) take at
+    least 1.5 s."""
+    root = tmp_path / "root"
+    blobs = {f"f{i}.png": os.urandom(256 << 10) for i in range(10)}
+    for rel, data in blobs.items():
+        _write(root / rel, data)
+    partials = {rel: tmp_path / "partials" / f"p{i}" for i, rel in enumerate(blobs)}
+    members: list[Member] = []
+    with ThreadPoolExecutor(2) as executor:
+        started = time.monotonic()
+        await LocalSource([str(root)]).pull_batch(
+            str(root), partials, executor=executor, on_member=members.append,
+            sizes={rel: len(data) for rel, data in blobs.items()}, limiter=RateLimiter(1 << 20),
+        )  # fmt: skip
+        took = time.monotonic() - started
+    assert took >= 1.4 and sorted(m.rel for m in members) == sorted(blobs)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from mediasyncd.sources.receive import RateLimiter
 from mediasyncd.sources.ssh.source import SshSource
 from mediasyncd.sources.tar import Member, unpack_stream
 from tests.sshd import SshServer, connect
@@ -146,3 +147,27 @@ async def test_a_thousand_long_names_fit_in_one_command(
     assert {n: m.sha256 for n, m in got.items()} == {
         n: hashlib.sha256(d).hexdigest() for n, d in files.items()
     }
+
+
+async def test_bwlimit_paces_a_tar_stream(
+    sshd: SshServer, tmp_path: Path, executor: ThreadPoolExecutor
+) -> None:
+    """`bwlimit` holds for small files too: 2.5 MiB through one stream at 1 MiB/s (a 1 MiB burst allowed)
+    take at least 1.5 s, and every member still arrives whole."""
+    root = tmp_path / "root"
+    names = [f"f{i}.png" for i in range(10)]
+    files = make_files(root, names, size=256 << 10)
+    partials = {name: tmp_path / "parts" / f"{i}.part" for i, name in enumerate(names)}
+    got: list[Member] = []
+    source = await SshSource.start(await connect(sshd))
+    try:
+        started = asyncio.get_running_loop().time()
+        await source.pull_batch(
+            str(root), partials, executor=executor, on_member=got.append, limiter=RateLimiter(1 << 20)
+        )
+        took = asyncio.get_running_loop().time() - started
+    finally:
+        await source.close()
+    await asyncio.sleep(0)
+    assert took >= 1.4
+    assert {m.rel: m.sha256 for m in got} == {n: hashlib.sha256(d).hexdigest() for n, d in files.items()}

@@ -150,10 +150,11 @@ class DockerHostSource:
         on_member: Callable[[Member], None],
         progress: Progress | None = None,
         sizes: dict[str, int] | None = None,
+        limiter: RateLimiter | None = None,
     ) -> None:
         await self._files.pull_batch(
             self._host(root), partials, executor=executor, on_member=on_member, progress=progress,
-            sizes=sizes,
+            sizes=sizes, limiter=limiter,
         )  # fmt: skip
 
     async def sha256(self, paths: Sequence[str]) -> dict[str, str] | None:

@@ -163,6 +163,7 @@ class ExecSource:
         on_member: Callable[[Member], None],
         progress: Progress | None = None,
         sizes: dict[str, int] | None = None,
+        limiter: RateLimiter | None = None,
     ) -> None:
         if not self._caps.tar:
             raise TransferError("this shell has no tar: files are copied one by one")
@@ -176,7 +177,7 @@ class ExecSource:
             try:
                 await unpack_stream(
                     reader, root, partials, executor=executor, on_member=on_member, progress=progress,
-                    sizes=sizes,
+                    sizes=sizes, limiter=limiter,
                 )  # fmt: skip
             except TransferError:
                 await self._shell.run("true")  # the shell is gone: the session's error

@@ -216,11 +216,13 @@ class SshSource:
         on_member: Callable[[Member], None],
         progress: Progress | None = None,
         sizes: dict[str, int] | None = None,
+        limiter: RateLimiter | None = None,
     ) -> None:
         try:
             await self.tar_shells.stream(
-                root, partials, executor=executor, on_member=on_member, progress=progress, sizes=sizes
-            )
+                root, partials, executor=executor, on_member=on_member, progress=progress, sizes=sizes,
+                limiter=limiter,
+            )  # fmt: skip
         except (asyncssh.Error, OSError) as exc:
             raise RemoteError(f"tar stream broke: {exc}") from None
         except TransferError as exc:  # a truncated archive: the stream was cut, or tar failed

@@ -25,6 +25,7 @@ from pathlib import Path
 import asyncssh
 
 from mediasyncd.sources.framed import ShellHung, read_through
+from mediasyncd.sources.receive import RateLimiter
 from mediasyncd.sources.tar import Member, unpack_stream
 
 KEEP = 4  # idle shells kept per connection (streams run at most about this many at once)
@@ -70,6 +71,7 @@ class TarShells:
         on_member: Callable[[Member], None],
         progress: Callable[[int], None] | None = None,
         sizes: dict[str, int] | None = None,
+        limiter: RateLimiter | None = None,
     ) -> None:
         """One archive of `partials`' files, unpacked as `unpack_stream` does; the transport's errors
         (asyncssh.Error, OSError) and TransferError pass to the caller."""
@@ -80,7 +82,7 @@ class TarShells:
             process.stdin.write(tar_script(root, list(partials), token))
             clean = await unpack_stream(
                 process.stdout, root, partials, executor=executor, on_member=on_member, progress=progress,
-                sizes=sizes, exact=True,
+                sizes=sizes, exact=True, limiter=limiter,
             )  # fmt: skip
             if clean:
                 try:
