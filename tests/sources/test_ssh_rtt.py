@@ -35,6 +35,11 @@ def test_two_streams_on_a_fast_link_four_on_a_far_or_unknown_one() -> None:
     assert rtt.tar_streams(None) == 4
 
 
+def test_files_below_8_mib_come_in_streams_on_a_fast_link_only() -> None:
+    assert rtt.stream_below(0.0004) == 8 << 20
+    assert rtt.stream_below(0.040) == 0 and rtt.stream_below(None) == 0
+
+
 def test_a_real_loopback_socket_has_a_sub_millisecond_round_trip_and_a_pipe_none() -> None:
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
@@ -57,6 +62,6 @@ def test_a_real_loopback_socket_has_a_sub_millisecond_round_trip_and_a_pipe_none
 async def test_an_ssh_source_over_loopback_runs_two_tar_streams_at_a_time(sshd: SshServer) -> None:
     source = await SshSource.start(await connect(sshd))
     try:
-        assert source.caps.tar and source.caps.streams == 2
+        assert source.caps.tar and source.caps.streams == 2 and source.caps.stream_below == 8 << 20
     finally:
         await source.close()

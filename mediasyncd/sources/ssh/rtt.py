@@ -14,6 +14,7 @@ import struct
 from typing import Any
 
 FAST_LINK = 0.005  # seconds of round trip at most for a link where the CPU sets the pace (loopback, LAN)
+FAST_STREAM_BELOW = 8 << 20  # on a fast link, files below this come in tar streams (`stream_below`)
 RTT_AT = 68  # struct tcp_info: __u32 tcpi_rtt (µs)
 MIN_RTT_AT = 148  # __u32 tcpi_min_rtt (µs), Linux 4.6+; 0 before any sample
 TCP_INFO_BYTES = 256
@@ -52,3 +53,16 @@ def tar_streams(round_trip: float | None) -> int:
     trip is unknown, 4: over a 40 ms link two streams left it emptier (1.09× → 1.05× rsync).
     docs/benchmarks.md, issue 21's third and fourth passes."""
     return 2 if round_trip is not None and round_trip <= FAST_LINK else 4
+
+
+def stream_below(round_trip: float | None) -> int:
+    """On a fast link, files below FAST_STREAM_BELOW come in tar streams whatever `batch_below` says
+    (`Capabilities.stream_below`; `batch_below = 0` still turns streams off); elsewhere 0.
+
+    One SFTP file costs this side more CPU than one tar member: an SD-sized PNG (~1.7 MB) per file
+    through SFTP, 200 of them on loopback, took 2.53 s and 2.19 CPU-s, through tar streams 2.29 s and
+    1.85 CPU-s (0.67× → 0.74× rsync); +50 PNGs on top of 20,000 known files 1.38 → 1.33 s. Over the
+    40 ms link streams were as fast (1.12× rsync both) with 22 % less local CPU, but kept to SFTP there:
+    a file that came by SFTP resumes from its partial after a cut, a tar member starts over.
+    docs/benchmarks.md, issue 21's fifth pass."""
+    return FAST_STREAM_BELOW if round_trip is not None and round_trip <= FAST_LINK else 0

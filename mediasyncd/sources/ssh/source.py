@@ -35,7 +35,7 @@ from mediasyncd.sources.commands import (
 from mediasyncd.sources.listing import Listing, find_command, parse_find
 from mediasyncd.sources.receive import RateLimiter
 from mediasyncd.sources.ssh.connect import connect
-from mediasyncd.sources.ssh.rtt import tar_streams, tcp_round_trip
+from mediasyncd.sources.ssh.rtt import stream_below, tar_streams, tcp_round_trip
 from mediasyncd.sources.ssh.sftp import (
     bounded,
     sftp_delete_checked,
@@ -71,7 +71,9 @@ class SshSource:
         self._sftp = sftp
         self._shell = shell
         self.round_trip = tcp_round_trip(conn.get_extra_info("socket"))  # None: not known (a proxy's pipe)
-        self._caps = dataclasses.replace(caps, streams=tar_streams(self.round_trip))
+        self._caps = dataclasses.replace(
+            caps, streams=tar_streams(self.round_trip), stream_below=stream_below(self.round_trip)
+        )
         self.block_size = transfer.block_size if transfer else 0
         self.roots: set[str] = set()  # the roots hashes pin directories below (config, listings)
         self.max_requests = transfer.max_requests if transfer else 64
