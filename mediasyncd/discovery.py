@@ -45,9 +45,13 @@ def write(state_dir: Path, host: str, port: int, version: str) -> Path:
         "state_dir": str(state_dir.resolve()),
     }
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(body) + "\n", encoding="utf-8")
-    tmp.chmod(0o644)
-    tmp.replace(path)
+    try:
+        tmp.write_text(json.dumps(body) + "\n", encoding="utf-8")
+        tmp.chmod(0o644)
+        tmp.replace(path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
     return path
 
 

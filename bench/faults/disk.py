@@ -43,6 +43,7 @@ PROMISE = (
     "nothing corrupt lands, the state DB survives, and everything lands once space returns."
 )
 LAYOUTS = ("library", "shared", "state")
+SMALL_PER_FILE = 3  # small images per 6 MiB file: they take the tar path, the large ones SFTP or tar
 
 
 @dataclass
@@ -80,7 +81,7 @@ def _layout(work: Path, server: SshServer, layout: str, files: int) -> Outcome:
         state_dir = work / "state" if layout == "library" else disk / "state"
         root = work / "remote" / "outputs"
         root.mkdir(parents=True)
-        table = ssh_remote_table(server, "r1", root)
+        table = ssh_remote_table(server, "r1", root, watch="auto")  # the default: the agent where it runs
         world = make_world(
             work,
             [table],
@@ -90,6 +91,8 @@ def _layout(work: Path, server: SshServer, layout: str, files: int) -> Outcome:
         )
         for n in range(files):
             world.remote.write(f"v/{n:02d}.mp4", os.urandom(6 * MiB + n * 4096))
+        for n in range(SMALL_PER_FILE * files):  # small images: they come in tar streams
+            world.remote.write(f"i/{n:02d}.png", os.urandom(300 * 1024 + n))
         filler = disk / "filler.bin"
         daemon = world.daemon()
         with daemon:
@@ -155,7 +158,8 @@ def _integrity(world: World) -> bool:
 def _section(outcomes: list[Outcome], files: int) -> Section:
     figures = []
     notes = [
-        f"Each run: {files} files of 6 MiB pulled at 8 MiB/s; the filesystem (tmpfs) filled to the last "
+        f"Each run: {files} files of 6 MiB and {SMALL_PER_FILE * files} of 300 KB (in tar streams) pulled at "
+        "8 MiB/s; the filesystem (tmpfs) filled to the last "
         "byte once transfers were under way, held full, then freed; then filled again while the daemon "
         "was stopped, and the daemon started on the full disk."
     ]

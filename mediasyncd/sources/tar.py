@@ -138,11 +138,13 @@ async def unpack_stream(
     feeding = asyncio.ensure_future(feed())
     if exact:  # the thread ends at the archive's end, while a read may wait for bytes that never come
         unpacking.add_done_callback(lambda _: feeding.cancel())
+    cancelled = False
     try:
         await feeding
     except asyncio.CancelledError:
         task = asyncio.current_task()
         if not (exact and unpacking.done()) or (task is not None and task.cancelling()):
+            cancelled = True
             raise
     finally:
         if not feeding.done():
@@ -152,9 +154,12 @@ async def unpack_stream(
         try:
             end = await unpacking
         except (TarFormatError, OSError) as exc:
-            if isinstance(exc, OSError) and exc.errno in LOCAL_FULL:
+            if cancelled:  # the cancel goes on: raised here, an error would take its place and lose it
+                end = None
+            elif isinstance(exc, OSError) and exc.errno in LOCAL_FULL:
                 raise LibraryFull(f"library disk full while unpacking a tar stream: {exc.strerror}") from None
-            if received:
+            elif received:
                 raise TransferError(f"tar stream from {root} unreadable: {exc}") from None
-            end = None
+            else:
+                end = None
     return end is not None and end == received

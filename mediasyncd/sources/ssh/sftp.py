@@ -8,6 +8,7 @@ against a file), a refused request is the file's own problem.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import posixpath
@@ -64,7 +65,8 @@ async def pull_failures(
             raise RemoteError(f"connection lost while reading {remote_path}: {exc}") from None
         raise TransferError(f"{remote_path}: {getattr(exc, 'reason', None) or exc}") from None
     except BaseException:
-        await writer.abort(drop=False)
+        with contextlib.suppress(Exception):  # a cancel goes on whatever closing the partial meets
+            await writer.abort(drop=False)
         raise
 
 
