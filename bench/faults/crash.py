@@ -123,7 +123,9 @@ def _pg_ids(pg: PgServer) -> list[int]:
 def _world(work: Path, server: SshServer, hook: Hook, pg: PgServer | None) -> World:
     root = work / "remote" / "outputs"
     root.mkdir(parents=True)
-    table = ssh_remote_table(server, "r1", root, purge={"older_than": "30m", "schedule": "0 0 1 1 *"})
+    table = ssh_remote_table(  # the default watch mode: the agent
+        server, "r1", root, watch="auto", purge={"older_than": "30m", "schedule": "0 0 1 1 *"}
+    )
     return make_world(
         work,
         [table],
