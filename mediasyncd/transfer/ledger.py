@@ -19,6 +19,7 @@ import structlog
 
 from mediasyncd.backoff import Backoff
 from mediasyncd.digest import sha256_file
+from mediasyncd.errors import StateDiskFull
 from mediasyncd.paths import library_rel
 from mediasyncd.progress import RemoteStatus
 from mediasyncd.sources import Key, RemoteEntry, same_version
@@ -244,11 +245,18 @@ class Ledger:
     async def put_back(self, rows: Sequence[FileRow]) -> None:
         """Transfers that did not happen through no fault of the file (connection lost, no room on the
         library's disk): each row returns to what the DB holds ('transferring' becomes 'seen'), and its
-        partial stays for a resume. Nothing counts against the file."""
+        partial stays for a resume. Nothing counts against the file.
+        Every row goes back in memory even when the DB cannot record it (its disk full: StateDiskFull,
+        raised once all are back): a row left 'transferring' on disk is read as interrupted, and taken
+        again, at the next start; one left claimed in memory would wait for a restart."""
+        full: StateDiskFull | None = None
         for row in rows:
             stored = await self.store.get(row.id)
             if stored is not None and stored.state == FileState.TRANSFERRING:
-                await self.store.set_state(row.id, FileState.SEEN)
+                try:
+                    await self.store.set_state(row.id, FileState.SEEN)
+                except StateDiskFull as exc:
+                    full = exc
                 stored = replace(stored, state=FileState.SEEN)
             known = self.index.get(row.key)
             if stored is None:
@@ -257,6 +265,8 @@ class Ledger:
                 self.index.set(stored)
             self.active.discard(row.id)
         await self._close_passes(self._resolve([(row, Outcome.PUT_BACK) for row in rows]))
+        if full is not None:
+            raise full
 
     async def release_all(self) -> None:
         """The session ended (connection lost, reload, stop): everything in flight goes back, and the
@@ -267,11 +277,13 @@ class Ledger:
             if stored is not None:
                 by_id[file_id] = stored
         interrupted = self.passes.interrupt_all()  # before the put-backs, which would complete them
-        await self.put_back(list(by_id.values()))
-        await self._close_passes(interrupted)
-        self.active.clear()
-        self.status.in_flight.clear()
-        self.status.queued = 0
+        try:
+            await self.put_back(list(by_id.values()))
+            await self._close_passes(interrupted)
+        finally:  # the next session claims them again, whatever the DB could record
+            self.active.clear()
+            self.status.in_flight.clear()
+            self.status.queued = 0
 
     # ------------------------------------------------------------------------------- passes
 
