@@ -173,7 +173,7 @@ async def test_a_session_ending_on_a_full_state_disk_leaves_nothing_claimed(ledg
     async def full(*args: object) -> None:
         raise StateDiskFull("state DB disk full")
 
-    ledger.store.set_state = full  # type: ignore[method-assign]
+    ledger.store.set_state = full  # type: ignore[method-assign,assignment]
     ledger.store.append = full  # type: ignore[method-assign,assignment]
     with pytest.raises(StateDiskFull):
         await ledger.release_all()
