@@ -253,6 +253,11 @@ def _sync(args: argparse.Namespace) -> int:
         # of 2,000 files spent ~85 ms in collections, ~24 ms with it (docs/benchmarks.md, issue 21).
         preload(remotes)
         gc.freeze()
+        from mediasyncd.memory import limit_malloc_arenas
+
+        # Two malloc arenas, as `run` has, before the threads start: the peak RSS of a pull fell 76 -> 71
+        # MB (MANY) and 65 -> 57 MB (PNG) at the same speed and CPU (bench.ab, docs/benchmarks.md).
+        limit_malloc_arenas()
     return asyncio.run(sync_once(config, remotes, show_progress=show))
 
 
