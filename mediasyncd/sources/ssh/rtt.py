@@ -59,10 +59,10 @@ def stream_below(round_trip: float | None) -> int:
     """On a fast link, files below FAST_STREAM_BELOW come in tar streams whatever `batch_below` says
     (`Capabilities.stream_below`; `batch_below = 0` still turns streams off); elsewhere 0.
 
-    One SFTP file costs this side more CPU than one tar member: an SD-sized PNG (~1.7 MB) per file
-    through SFTP, 200 of them on loopback, took 2.53 s and 2.19 CPU-s, through tar streams 2.29 s and
-    1.85 CPU-s (0.67× → 0.74× rsync); +50 PNGs on top of 20,000 known files 1.38 → 1.33 s. Over the
-    40 ms link streams were as fast (1.12× rsync both) with 22 % less local CPU, but kept to SFTP there:
-    a file that came by SFTP resumes from its partial after a cut, a tar member starts over.
-    docs/benchmarks.md, issue 21's fifth pass."""
+    One SFTP file costs this side more CPU than one tar member: 200 SD-sized PNGs (~1.7 MB) on
+    loopback took 2.68 s and 2.28 CPU-s through SFTP, 2.14 s and 1.60 CPU-s through tar streams (0.53×
+    → 0.67× rsync); +50 PNGs on top of 20,000 known files 0.97 → 0.92 s. Over the 40 ms link streams
+    were as fast (1.12× rsync both) with 22 % less local CPU, but kept to SFTP there: a file that came
+    by SFTP resumes from its partial after a cut, a tar member starts over. docs/benchmarks.md, issue
+    21's fifth and sixth passes."""
     return FAST_STREAM_BELOW if round_trip is not None and round_trip <= FAST_LINK else 0
