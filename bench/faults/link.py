@@ -158,7 +158,7 @@ def _world(work: Path, remote: WanRemote, interval: float, count: int) -> World:
         "roots": [str(root)],
         "poll_interval": "0.5s",
         "settle": "0s",
-        "watch": "poll",
+        "watch": "auto",  # the default: the remote agent
         "connect_timeout": "3s",
         "keepalive_interval": interval,
         "keepalive_count_max": count,
