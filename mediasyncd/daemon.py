@@ -119,13 +119,7 @@ class Daemon:
             interval = self.notifier.watchdog_interval
             if interval:
                 self._parts.spawn("watchdog", lambda: self._watchdog(interval))
-            try:
-                found = discovery.write(cfg.state_dir, cfg.status_host, cfg.status_port, __version__)
-            except OSError as exc:  # e.g. its disk is full: the daemon runs on; the CLI cannot find it
-                log.warning(
-                    "cannot write the discovery file: commands may not find this daemon",
-                    path=str(discovery.discovery_path(cfg.state_dir)), error=exc.strerror or str(exc),
-                )  # fmt: skip
+            found = discovery.try_write(cfg.state_dir, cfg.status_host, cfg.status_port, __version__)
             self.notifier.ready(self._summary())
             log.info("started", remotes=[r.name for r in self.config.remotes], listen=cfg.status_listen)
             for warning in self.config.warnings:

@@ -11,6 +11,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import structlog
+
 from mediasyncd.lock import is_held
 
 FILE = "daemon.json"
@@ -53,6 +55,19 @@ def write(state_dir: Path, host: str, port: int, version: str) -> Path:
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+def try_write(state_dir: Path, host: str, port: int, version: str) -> Path | None:
+    """`write`, or None with a warning where it cannot (its disk full): the daemon runs on, and commands
+    fall back to the config's `status_listen` or do not find it."""
+    try:
+        return write(state_dir, host, port, version)
+    except OSError as exc:
+        structlog.get_logger("mediasyncd.daemon").warning(
+            "cannot write the discovery file: commands may not find this daemon",
+            path=str(discovery_path(state_dir)), error=exc.strerror or str(exc),
+        )  # fmt: skip
+        return None
 
 
 def remove(path: Path) -> None:

@@ -1,4 +1,4 @@
-"""The discovery file on a full disk: writing it raises (the daemon logs it and runs on) and leaves no
+"""The discovery file on a full disk: writing it raises (the daemon's `try_write` logs it and runs on) and leaves no
 temporary behind (found by bench/faults disk: a daemon started on a full state disk died with a
 traceback here)."""
 
@@ -22,4 +22,5 @@ def test_a_full_disk_raises_and_leaves_no_temporary(tmp_path: Path) -> None:
                 fh.flush()
         with pytest.raises(OSError):
             discovery.write(state, "127.0.0.1", 8765, "test")
+        assert discovery.try_write(state, "127.0.0.1", 8765, "test") is None  # what the daemon calls
         assert sorted(p.name for p in state.iterdir()) == ["filler"]
