@@ -152,7 +152,7 @@ def fill(path: Path) -> None:
             pass
 
 
-@pytest.mark.parametrize("batch_below", ["1MiB", "8MiB"], ids=["sftp", "tar"])
+@pytest.mark.parametrize("batch_below", ["0", "8MiB"], ids=["sftp", "tar"])  # "0": no streams at all
 async def test_a_library_disk_that_fills_pauses_transfers_and_fails_nothing(
     tmp_path: Path, sshd: SshServer, capsys: pytest.CaptureFixture[str], batch_below: str
 ) -> None:
