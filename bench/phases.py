@@ -67,9 +67,9 @@ wrap(ssh.SshSource, "list_roots", "listing")
 wrap(Ledger, "admit", "diff")
 wrap(Session, "run", "session")
 main = cli.main
-def marked_main(argv=None):
+def marked_main(argv=None, **kwargs):
     try:
-        return main(argv)
+        return main(argv, **kwargs)
     finally:
         mark("main_returned")
 cli.main = marked_main
@@ -102,6 +102,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--rev", action="append", required=True, help="a mediasyncd commit (repeat: A, B, ...)")
     p.add_argument("--scenario", default="noop", choices=["noop", "incremental"])
     p.add_argument("--repeat", type=int, default=7)
+    p.add_argument("--many", type=int, default=PROFILE_SPEC.many, help="~100 KB files known (bench.run: 20000)")
     p.add_argument("--data-dir", type=Path, default=Path("/var/tmp/mediasyncd-bench/profile-data"))
     p.add_argument("--scratch", type=Path, default=Path("/var/tmp/mediasyncd-bench"))
     return p.parse_args(argv)
@@ -122,7 +123,7 @@ def timed_pull(tool: Mediasyncd, work: Path) -> dict[str, float]:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     s = PROFILE_SPEC
-    spec = DatasetSpec(png=s.png, many=s.many, many_folders=s.many_folders, big=s.big, big_mb=s.big_mb)
+    spec = DatasetSpec(png=s.png, many=args.many, many_folders=s.many_folders, big=s.big, big_mb=s.big_mb)
     dataset = next(d for d in ensure_datasets(args.data_dir, spec) if d.name == "MANY")
     args.scratch.mkdir(parents=True, exist_ok=True)
     load_before = os.getloadavg()

@@ -25,7 +25,6 @@ bench/rusage_exec.c) and machine CPU (both ends: they share this machine's cores
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import shutil
@@ -34,106 +33,38 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from bench.ab import one_run
+from bench.ab_followups import SCENARIOS, Kept
 from bench.datasets import DatasetSpec, ensure_datasets, walk_files
 from bench.endpoints import Endpoint, loopback_endpoint
 from bench.profile import PROFILE_SPEC
 from bench.tools import REPO, MediasyncdOptions, RunStats, run_measured
 
 TIMEOUT_S = 900.0
-STREAMS = 2  # mediasyncd's tar streams at a time on a fast link (sources/ssh/rtt.py)
-TAR = "tar -cf - --format=gnu --null --no-recursion -T -"
 FLOORS = ("read", "land", "verified")
 
 
-async def _stream(
-    conn: Any, root: str, rels: list[str], mode: str, partial: dict[str, Path], pool: Any
-) -> dict[str, str]:
-    """One tar stream of `rels`: dropped (`read`) or unpacked into partials under `dest`; their hashes."""
-    from mediasyncd.sources.tar import Member, unpack_stream
+class KeptFloor:
+    """bench.ab_followups' Tool for the kept-library floor: a library of its own, kept between runs."""
 
-    process = await conn.create_process(f"cd {root} && {TAR}", encoding=None)
-    process.stdin.write(b"".join(r.encode() + b"\0" for r in rels))
-    process.stdin.write_eof()
-    got: dict[str, str] = {}
-    if mode == "read":
-        while await process.stdout.read(1 << 20):
-            pass
-    else:
-        partials = {rel: partial[rel] for rel in rels}
+    name = "floor"
 
-        def member(m: Member) -> None:
-            got[m.rel] = m.sha256
+    def __init__(self, endpoint: Endpoint, root: Path, work: Path) -> None:
+        self.dest = work / "dest"
+        self.dest.mkdir(parents=True)
+        self.work = work
+        self.job = {
+            "mode": "kept", "host": endpoint.host, "port": endpoint.port, "user": endpoint.user,
+            "key": str(endpoint.key_path), "known_hosts": str(endpoint.known_hosts_path), "root": str(root),
+            "dest": str(self.dest), "known": str(work / "known.json"),
+        }  # fmt: skip
 
-        await unpack_stream(process.stdout, root, partials, executor=pool, on_member=member)
-    await process.wait()
-    return got
-
-
-async def _remote_hashes(conn: Any, root: str, rels: list[str]) -> dict[str, str]:
-    result = await conn.run(
-        f"cd {root} && xargs -0 openssl dgst -sha256 -r",  # as mediasyncd hashes (SHA extensions)
-        input=b"".join(r.encode() + b"\0" for r in rels),
-        encoding=None,
-    )
-    out: dict[str, str] = {}
-    for line in result.stdout.decode().splitlines():
-        digest, _, name = line.partition(" ")
-        out[name.removeprefix("*")] = digest
-    return out
-
-
-async def _floor(job: dict[str, Any]) -> None:
-    import asyncssh
-
-    rels: list[str] = job["rels"]
-    dest = Path(job["dest"])
-    mode = job["mode"]
-    from mediasyncd.sources.ssh.connect import slice_received
-
-    class Client(asyncssh.SSHClient):
-        def connection_made(self, conn: asyncssh.SSHClientConnection) -> None:
-            slice_received(conn)  # as mediasyncd's own connections do
-
-    conn, _ = await asyncssh.create_connection(
-        Client, job["host"], job["port"], username=job["user"], client_keys=[job["key"]],
-        known_hosts=job["known_hosts"], encryption_algs=["aes128-gcm@openssh.com"], compression_algs=None,
-        agent_path=None,
-    )  # fmt: skip
-    groups = [rels[i::STREAMS] for i in range(STREAMS)]
-    partial = {rel: dest / f".p{i}" for i, rel in enumerate(rels)}
-    with ThreadPoolExecutor(4) as pool:
-        async with conn:
-            tasks = [_stream(conn, job["root"], g, mode, partial, pool) for g in groups if g]
-            remote = _remote_hashes(conn, job["root"], rels) if mode == "verified" else None
-            results = await asyncio.gather(*tasks, *([remote] if remote else []))
-        local: dict[str, str] = {}
-        for r in results[: len(tasks)]:
-            local.update(r)
-        if mode == "read":
-            return
-        from mediasyncd.transfer.landing import sync_filesystem
-
-        if remote is not None and local != results[-1]:
-            raise SystemExit(
-                f"floor verified: {sum(local.get(r) != results[-1].get(r) for r in rels)} mismatches"
-            )
-
-        def land() -> None:
-            sync_filesystem(dest)
-            made: set[Path] = set()
-            for rel in rels:
-                final = dest / rel
-                if final.parent not in made:
-                    final.parent.mkdir(parents=True, exist_ok=True)
-                    made.add(final.parent)
-                os.rename(partial[rel], final)
-
-        await asyncio.get_running_loop().run_in_executor(pool, land)
+    def pull(self, timeout_s: float) -> RunStats:
+        argv = [sys.executable, "-P", "-m", "bench.floor_child", json.dumps(self.job)]
+        return run_measured(argv, self.work / "floor.log", timeout_s, {"PYTHONPATH": str(REPO)})
 
 
 def _floor_run(mode: str, endpoint: Endpoint, root: Path, names: Path, work: Path) -> RunStats:
@@ -146,31 +77,29 @@ def _floor_run(mode: str, endpoint: Endpoint, root: Path, names: Path, work: Pat
         "key": str(endpoint.key_path), "known_hosts": str(endpoint.known_hosts_path), "root": str(root),
         "names": str(names), "dest": str(dest),
     }  # fmt: skip
-    argv = [sys.executable, "-P", "-m", "bench.ssh_floor", "--child", json.dumps(job)]
+    argv = [sys.executable, "-P", "-m", "bench.floor_child", json.dumps(job)]
     return run_measured(argv, work / "floor.log", TIMEOUT_S, {"PYTHONPATH": str(REPO)})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--child", help=argparse.SUPPRESS)
     p.add_argument("--datasets", default="PNG,MANY,BIG")
+    p.add_argument("--scenario", default="pull", choices=SCENARIOS,
+                   help="noop / incremental (+50 PNGs): into a library that holds MANY, as bench.ab's")  # fmt: skip
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--png", type=int, default=PROFILE_SPEC.png)
     p.add_argument("--many", type=int, default=PROFILE_SPEC.many)
     p.add_argument("--data-dir", type=Path, default=Path("/var/tmp/mediasyncd-bench/profile-data"))
     p.add_argument("--scratch", type=Path, default=Path("/var/tmp/mediasyncd-bench"))
     args = p.parse_args(argv)
-    if args.child:
-        job = json.loads(args.child)
-        job["rels"] = json.loads(Path(job["names"]).read_text())
-        asyncio.run(_floor(job))
-        return 0
     s = PROFILE_SPEC
     folders = s.many_folders if args.many == s.many else max(1, args.many // 120)
     spec = DatasetSpec(png=args.png, many=args.many, many_folders=folders, big=s.big, big_mb=s.big_mb)
     wanted = args.datasets.split(",")
     datasets = [d for d in ensure_datasets(args.data_dir, spec) if d.name in wanted]
     args.scratch.mkdir(parents=True, exist_ok=True)
+    if args.scenario != "pull":
+        return _kept_scenario(args, next(d for d in datasets if d.name == "MANY"))
     tools = ["rsync", "mediasyncd", *(f"floor {m}" for m in FLOORS)]
     with tempfile.TemporaryDirectory(prefix="floor-", dir=args.scratch) as tmp:
         work = Path(tmp)
@@ -195,6 +124,32 @@ def main(argv: Sequence[str] | None = None) -> int:
                             flush=True,
                         )
                 _report(dataset.name, dataset.files, dataset.megabytes, samples, args.repeat, load)
+    return 0
+
+
+def _kept_scenario(args: argparse.Namespace, dataset: Any) -> int:
+    """rsync, mediasyncd and the kept floor, each with its own library, in bench.ab's noop or
+    incremental scenario over MANY."""
+    with tempfile.TemporaryDirectory(prefix="floor-", dir=args.scratch) as tmp:
+        work = Path(tmp)
+        with loopback_endpoint(work / "sshd") as endpoint:
+            kept = Kept(
+                {"rsync": None, "mediasyncd": MediasyncdOptions()}, dataset, endpoint, work, TIMEOUT_S
+            )
+            kept.tools["floor"] = KeptFloor(endpoint, dataset.root, work / "kept-floor")
+            kept.prime(lambda line: print(line, flush=True))
+            load = os.getloadavg()[0]
+            tools = list(kept.tools)
+            samples: dict[str, list[RunStats]] = {t: [] for t in tools}
+            for rep in range(args.repeat):
+                for tool in tools[rep % len(tools) :] + tools[: rep % len(tools)]:
+                    stats = kept.run(args.scenario, tool)
+                    samples[tool].append(stats)
+                    print(
+                        f"#{rep + 1} {args.scenario} {tool}: {stats.wall_s:.2f} s, {stats.cpu_s:.2f} CPU-s",
+                        flush=True,
+                    )
+            _report(f"{args.scenario} on MANY", dataset.files, dataset.megabytes, samples, args.repeat, load)
     return 0
 
 
