@@ -102,7 +102,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--rev", action="append", required=True, help="a mediasyncd commit (repeat: A, B, ...)")
     p.add_argument("--scenario", default="noop", choices=["noop", "incremental"])
     p.add_argument("--repeat", type=int, default=7)
-    p.add_argument("--many", type=int, default=PROFILE_SPEC.many, help="~100 KB files known (bench.run: 20000)")
+    p.add_argument(
+        "--many", type=int, default=PROFILE_SPEC.many, help="~100 KB files known (bench.run: 20000)"
+    )
     p.add_argument("--data-dir", type=Path, default=Path("/var/tmp/mediasyncd-bench/profile-data"))
     p.add_argument("--scratch", type=Path, default=Path("/var/tmp/mediasyncd-bench"))
     return p.parse_args(argv)

@@ -2,6 +2,7 @@
 
     sudo .venv/bin/python -m bench.ssh_floor                        # PNG 200, MANY 2,000, BIG 2 x 200 MB
     sudo .venv/bin/python -m bench.ssh_floor --datasets MANY --many 20000 --repeat 5 --scratch /dev/shm/msb
+    sudo .venv/bin/python -m bench.ssh_floor --scenario incremental --many 20000   # or noop
 
 Issue 21 asks for loopback speeds near rsync's (PNG and BIG ≥ 0.9×, 100 KB files ≥ 0.8× files/s) and
 says: where a target proves impossible in Python on this machine, show the measurement. This is it. Each
@@ -18,8 +19,15 @@ reader) and nothing else: no config, no state DB, no events, no listing (the nam
   landed, and so the fastest a verified pull can be in Python with asyncssh.
 - `mediasyncd`: the checked-out code's `sync --once` (bench.tools), and `rsync -a -e ssh`.
 
+`--scenario noop|incremental`: bench.ab's scenarios (each tool keeps a library holding MANY; nothing
+new, or +50 PNGs) with one floor, `floor`: connect, one `sh` on one exec channel that runs the listing
+(`find -printf`, mediasyncd's parser), then the new files' tar stream, then their SHA-256; names known
+from a JSON list, not a state DB (bench/floor_child.py).
+
+Each floor runs as `python -m bench.floor_child`, which imports only what it uses (the standard library,
+asyncssh, mediasyncd's parts), with its bytecode and the work tree's compiled first, as mediasyncd's is.
 Tools interleaved, the order rotated each repetition; medians of wall time, local CPU (the process tree,
-bench/rusage_exec.c) and machine CPU (both ends: they share this machine's cores).
+bench/rusage_exec.c), machine CPU (both ends: they share this machine's cores) and peak RSS.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import py_compile
 import shutil
 import statistics
 import subprocess
@@ -41,7 +50,7 @@ from bench.ab_followups import SCENARIOS, Kept
 from bench.datasets import DatasetSpec, ensure_datasets, walk_files
 from bench.endpoints import Endpoint, loopback_endpoint
 from bench.profile import PROFILE_SPEC
-from bench.tools import REPO, MediasyncdOptions, RunStats, run_measured
+from bench.tools import REPO, MediasyncdOptions, RunStats, compile_bytecode, run_measured
 
 TIMEOUT_S = 900.0
 FLOORS = ("read", "land", "verified")
@@ -92,6 +101,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--data-dir", type=Path, default=Path("/var/tmp/mediasyncd-bench/profile-data"))
     p.add_argument("--scratch", type=Path, default=Path("/var/tmp/mediasyncd-bench"))
     args = p.parse_args(argv)
+    compile_bytecode()  # the work tree's mediasyncd, which the floors and `mediasyncd` both run
+    py_compile.compile(str(REPO / "bench" / "floor_child.py"))  # PYTHONDONTWRITEBYTECODE is set here
     s = PROFILE_SPEC
     folders = s.many_folders if args.many == s.many else max(1, args.many // 120)
     spec = DatasetSpec(png=args.png, many=args.many, many_folders=folders, big=s.big, big_mb=s.big_mb)
@@ -156,15 +167,17 @@ def _kept_scenario(args: argparse.Namespace, dataset: Any) -> int:
 def _report(
     name: str, files: int, mb: float, samples: dict[str, list[RunStats]], repeat: int, load: float
 ) -> None:
-    med = {t: {k: statistics.median(getattr(r, k) for r in runs) for k in ("wall_s", "cpu_s", "machine_cpu_s")}
+    med = {t: {k: statistics.median(getattr(r, k) for r in runs) for k in ("wall_s", "cpu_s", "machine_cpu_s", "maxrss_mb")}
            for t, runs in samples.items()}  # fmt: skip
     rsync = med["rsync"]
     print(f"\n{name} ({files} files, {mb:.0f} MB), loopback, medians of {repeat}; "
           f"load average {load:.1f} before, {os.getloadavg()[0]:.1f} after")  # fmt: skip
-    print("| tool | wall s | local CPU-s | machine CPU-s | speed vs rsync | local CPU vs rsync |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    print(
+        "| tool | wall s | local CPU-s | machine CPU-s | peak RSS MB | speed vs rsync | local CPU vs rsync |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for tool, m in med.items():
-        print(f"| {tool} | {m['wall_s']:.2f} | {m['cpu_s']:.2f} | {m['machine_cpu_s']:.2f} | "
+        print(f"| {tool} | {m['wall_s']:.2f} | {m['cpu_s']:.2f} | {m['machine_cpu_s']:.2f} | {m['maxrss_mb']:.0f} | "
               f"{rsync['wall_s'] / m['wall_s']:.2f}× | {m['cpu_s'] / rsync['cpu_s']:.2f}× |")  # fmt: skip
 
 
