@@ -56,12 +56,10 @@ async def _remote_hashes(conn: Any, root: str, rels: list[str]) -> dict[str, str
     return out
 
 
-async def _floor(job: dict[str, Any]) -> None:
+async def _connect(job: dict[str, Any]) -> Any:
+    """asyncssh to the job's sshd, with mediasyncd's cipher and receive slicing."""
     import asyncssh
 
-    rels: list[str] = job["rels"]
-    dest = Path(job["dest"])
-    mode = job["mode"]
     from mediasyncd.sources.ssh.connect import slice_received
 
     class Client(asyncssh.SSHClient):
@@ -73,6 +71,14 @@ async def _floor(job: dict[str, Any]) -> None:
         known_hosts=job["known_hosts"], encryption_algs=["aes128-gcm@openssh.com"], compression_algs=None,
         agent_path=None,
     )  # fmt: skip
+    return conn
+
+
+async def _floor(job: dict[str, Any]) -> None:
+    rels: list[str] = job["rels"]
+    dest = Path(job["dest"])
+    mode = job["mode"]
+    conn = await _connect(job)
     groups = [rels[i::STREAMS] for i in range(STREAMS)]
     partial = {rel: dest / f".p{i}" for i, rel in enumerate(rels)}
     with ThreadPoolExecutor(4) as pool:
@@ -109,11 +115,8 @@ async def _kept_floor(job: dict[str, Any]) -> None:
     """`sync --once` into a library that holds the dataset (`--scenario noop|incremental`), done the
     least way: one exec (`sh`) carries the listing, then the new files' tar stream, then their SHA-256;
     what is known is a JSON list of names. No probe, no state DB, no second channel."""
-    import asyncssh
-
     from mediasyncd.sources.commands import hash_command, parse_hashes
     from mediasyncd.sources.listing import find_command, parse_find
-    from mediasyncd.sources.ssh.connect import slice_received
     from mediasyncd.sources.ssh.shell import CommandChannel
     from mediasyncd.sources.ssh.tar_shells import TarShells
     from mediasyncd.sources.tar import Member
@@ -121,16 +124,7 @@ async def _kept_floor(job: dict[str, Any]) -> None:
 
     known_file, dest, root = Path(job["known"]), Path(job["dest"]), job["root"]
     known: set[str] = job["known_names"]
-
-    class Client(asyncssh.SSHClient):
-        def connection_made(self, conn: asyncssh.SSHClientConnection) -> None:
-            slice_received(conn)
-
-    conn, _ = await asyncssh.create_connection(
-        Client, job["host"], job["port"], username=job["user"], client_keys=[job["key"]],
-        known_hosts=job["known_hosts"], encryption_algs=["aes128-gcm@openssh.com"], compression_algs=None,
-        agent_path=None,
-    )  # fmt: skip
+    conn = await _connect(job)
     async with conn:
         process = await conn.create_process("exec sh", encoding=None)
         shell = CommandChannel(process)
