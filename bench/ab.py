@@ -28,10 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from bench.ab_followups import SCENARIOS, Kept
-from bench.datasets import DatasetSpec, ensure_datasets
+from bench.datasets import ensure_datasets
 from bench.endpoints import Endpoint, lan_endpoint, loopback_endpoint, wan_endpoint
 from bench.netem.wan import LinkSpec
-from bench.profile import PROFILE_SPEC
+from bench.profile import PROFILE_SPEC, profile_spec
 from bench.tools import (
     Mediasyncd,
     MediasyncdOptions,
@@ -105,9 +105,7 @@ def one_run(
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    s = PROFILE_SPEC
-    folders = s.many_folders if args.many == s.many else max(1, args.many // 120)  # as bench.sources
-    spec = DatasetSpec(png=args.png, many=args.many, many_folders=folders, big=s.big, big_mb=s.big_mb)
+    spec = profile_spec(args.png, args.many)
     dataset = next(d for d in ensure_datasets(args.data_dir, spec) if d.name == args.dataset)
     args.scratch.mkdir(parents=True, exist_ok=True)
     samples: dict[str, list[RunStats]] = {}

@@ -35,9 +35,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench.ab_followups import Kept
-from bench.datasets import DatasetSpec, ensure_datasets
+from bench.datasets import ensure_datasets
 from bench.endpoints import loopback_endpoint
-from bench.profile import PROFILE_SPEC
+from bench.profile import PROFILE_SPEC, profile_spec
 from bench.tools import Mediasyncd, MediasyncdOptions, export_revision, resolve_revision
 
 CHILD = r"""
@@ -124,8 +124,7 @@ def timed_pull(tool: Mediasyncd, work: Path) -> dict[str, float]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    s = PROFILE_SPEC
-    spec = DatasetSpec(png=s.png, many=args.many, many_folders=s.many_folders, big=s.big, big_mb=s.big_mb)
+    spec = profile_spec(many=args.many)
     dataset = next(d for d in ensure_datasets(args.data_dir, spec) if d.name == "MANY")
     args.scratch.mkdir(parents=True, exist_ok=True)
     load_before = os.getloadavg()

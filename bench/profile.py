@@ -34,6 +34,14 @@ PY_SPY = str(Path(sys.executable).parent / "py-spy")
 PROFILE_SPEC = DatasetSpec(png=200, many=2000, many_folders=9, big=2, big_mb=200)
 
 
+def profile_spec(png: int = PROFILE_SPEC.png, many: int = PROFILE_SPEC.many) -> DatasetSpec:
+    """PROFILE_SPEC with other PNG and MANY counts: MANY in ~120 files per folder when not the default
+    (as bench.sources' and bench.run's sets), so one count always means one dataset on disk."""
+    s = PROFILE_SPEC
+    folders = s.many_folders if many == s.many else max(1, many // 120)
+    return DatasetSpec(png=png, many=many, many_folders=folders, big=s.big, big_mb=s.big_mb)
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     s = PROFILE_SPEC

@@ -47,9 +47,9 @@ from typing import Any
 
 from bench.ab import one_run
 from bench.ab_followups import SCENARIOS, Kept
-from bench.datasets import DatasetSpec, ensure_datasets, walk_files
+from bench.datasets import ensure_datasets, walk_files
 from bench.endpoints import Endpoint, loopback_endpoint
-from bench.profile import PROFILE_SPEC
+from bench.profile import PROFILE_SPEC, profile_spec
 from bench.tools import REPO, MediasyncdOptions, RunStats, compile_bytecode, run_measured
 
 TIMEOUT_S = 900.0
@@ -103,9 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     compile_bytecode()  # the work tree's mediasyncd, which the floors and `mediasyncd` both run
     py_compile.compile(str(REPO / "bench" / "floor_child.py"))  # PYTHONDONTWRITEBYTECODE is set here
-    s = PROFILE_SPEC
-    folders = s.many_folders if args.many == s.many else max(1, args.many // 120)
-    spec = DatasetSpec(png=args.png, many=args.many, many_folders=folders, big=s.big, big_mb=s.big_mb)
+    spec = profile_spec(args.png, args.many)
     wanted = args.datasets.split(",")
     datasets = [d for d in ensure_datasets(args.data_dir, spec) if d.name in wanted]
     args.scratch.mkdir(parents=True, exist_ok=True)
