@@ -123,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             tools[label] = MediasyncdOptions(source=source, overrides=overrides)
         tools["rsync"] = None
         names = list(tools)
-        with _endpoint(args.transport, work) as endpoint:
+        with TransportEndpoint(args.transport, work) as endpoint:
             kept = None
             if args.scenario != "pull":
                 if endpoint is None:
@@ -156,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-class _endpoint:
+class TransportEndpoint:
     """The sshd for `ssh` (loopback), `wan` or `lan`; nothing for `local`."""
 
     def __init__(self, transport: str, work: Path) -> None:

@@ -54,6 +54,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--raw", action="store_true", help="collapsed stacks (.txt) instead of SVGs")
     p.add_argument("--idle", action="store_true",
                    help="wall clock: keep the idle samples too (where a pass waits, e.g. on the remote)")  # fmt: skip
+    p.add_argument("--gil", action="store_true",
+                   help="only samples of the thread holding the GIL: where the Python CPU time goes")  # fmt: skip
     p.add_argument("--transport", default="ssh", choices=["ssh", "local"],
                    help="local: read the dataset's folder directly (profiles named local-<dataset>)")  # fmt: skip
     p.add_argument("--out", type=Path, default=REPO / "docs" / "profiles", help="where the SVGs go")
@@ -62,22 +64,26 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def py_spy_argv(out: Path, rate: int, command: list[str], *, idle: bool = False) -> list[str]:
+def py_spy_argv(
+    out: Path, rate: int, command: list[str], *, idle: bool = False, gil: bool = False
+) -> list[str]:
     """`py-spy record` of `command`, per thread (idle frames left out unless `idle`: they show waits,
-    not work); a flame graph, or collapsed stacks when `out` ends in .txt."""
+    not work; only the GIL's holder when `gil`); a flame graph, or collapsed stacks when `out` ends in .txt."""
     fmt = "raw" if out.suffix == ".txt" else "flamegraph"
     return [PY_SPY, "record", "--output", str(out), "--format", fmt, "--rate", str(rate),
             "--threads", "--subprocesses", "--nonblocking", *(["--idle"] if idle else []),
-            "--", *command]  # fmt: skip
+            *(["--gil"] if gil else []), "--", *command]  # fmt: skip
 
 
-def profile(tool: Mediasyncd | LocalPull, svg: Path, rate: int, *, idle: bool = False) -> float:
+def profile(
+    tool: Mediasyncd | LocalPull, svg: Path, rate: int, *, idle: bool = False, gil: bool = False
+) -> float:
     """Pull once under py-spy; the wall time."""
     argv = tool.options.command("sync", "--once", "--no-progress", "--config", str(tool.config))
     argv += ["--log-level", "warning"]
     started = time.perf_counter()
     with tool.log.open("ab") as log:
-        subprocess.run(py_spy_argv(svg, rate, argv, idle=idle), stdout=log, stderr=log, check=True)
+        subprocess.run(py_spy_argv(svg, rate, argv, idle=idle, gil=gil), stdout=log, stderr=log, check=True)
     return time.perf_counter() - started
 
 
@@ -124,12 +130,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                     else Mediasyncd(endpoint, d.root, work / name, MediasyncdOptions())
                 )
                 if name in wanted:
-                    wall = profile(tool, args.out / f"{prefix}{name}{ext}", args.rate, idle=args.idle)
+                    wall = profile(
+                        tool, args.out / f"{prefix}{name}{ext}", args.rate, idle=args.idle, gil=args.gil
+                    )
                     print(f"{name}: {d.files} files, {d.megabytes:.0f} MB in {wall:.2f} s (under py-spy)")
                 if name == "MANY" and "noop" in wanted:
                     if name not in wanted:
                         tool.pull(600)
-                    wall = profile(tool, args.out / f"{prefix}noop{ext}", args.rate, idle=args.idle)
+                    wall = profile(
+                        tool, args.out / f"{prefix}noop{ext}", args.rate, idle=args.idle, gil=args.gil
+                    )
                     print(
                         f"noop: nothing-new sync --once over {d.files} files in {wall:.2f} s (under py-spy)"
                     )

@@ -24,6 +24,12 @@ new, or +50 PNGs) with one floor, `floor`: connect, one `sh` on one exec channel
 (`find -printf`, mediasyncd's parser), then the new files' tar stream, then their SHA-256; names known
 from a JSON list, not a state DB (bench/floor_child.py).
 
+`--transport lan|wan`: the same over bench.ab's unshaped veth pair or the emulated 40 ms / 200 Mbit/s
+link instead of loopback. Each repetition also times the raw asyncssh channel (`cat /dev/zero`, from its
+first byte, as bench.run's link check does), which issue 21's WAN target (≥ 0.95× of it) is stated
+against: a floor's MB/s over that rate is the most any pull can reach once it must start, connect and
+finish.
+
 Each floor runs as `python -m bench.floor_child`, which imports only what it uses (the standard library,
 asyncssh, mediasyncd's parts), with its bytecode and the work tree's compiled first, as mediasyncd's is.
 Tools interleaved, the order rotated each repetition; medians of wall time, local CPU (the process tree,
@@ -33,6 +39,7 @@ bench/rusage_exec.c), machine CPU (both ends: they share this machine's cores) a
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import py_compile
@@ -45,10 +52,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.ab import one_run
+from bench.ab import TransportEndpoint, one_run
 from bench.ab_followups import SCENARIOS, Kept
 from bench.datasets import ensure_datasets, walk_files
-from bench.endpoints import Endpoint, loopback_endpoint
+from bench.endpoints import Endpoint
+from bench.linkcheck import asyncssh_cat_mb_s
 from bench.profile import PROFILE_SPEC, profile_spec
 from bench.tools import REPO, MediasyncdOptions, RunStats, compile_bytecode, run_measured
 
@@ -95,6 +103,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--datasets", default="PNG,MANY,BIG")
     p.add_argument("--scenario", default="pull", choices=SCENARIOS,
                    help="noop / incremental (+50 PNGs): into a library that holds MANY, as bench.ab's")  # fmt: skip
+    p.add_argument("--transport", default="ssh", choices=["ssh", "lan", "wan"],
+                   help="ssh: the sshd on loopback; lan: the veth pair; wan: the emulated 40 ms link")  # fmt: skip
+    p.add_argument("--cat-mb", type=int, default=100, help="MB of the raw-channel check per repetition")
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--png", type=int, default=PROFILE_SPEC.png)
     p.add_argument("--many", type=int, default=PROFILE_SPEC.many)
@@ -112,7 +123,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     tools = ["rsync", "mediasyncd", *(f"floor {m}" for m in FLOORS)]
     with tempfile.TemporaryDirectory(prefix="floor-", dir=args.scratch) as tmp:
         work = Path(tmp)
-        with loopback_endpoint(work / "sshd") as endpoint:
+        with TransportEndpoint(args.transport, work) as endpoint:
+            assert endpoint is not None
             for dataset in datasets:
                 names = work / f"{dataset.name}.json"
                 names.write_text(
@@ -120,7 +132,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
                 load = os.getloadavg()[0]
                 samples: dict[str, list[RunStats]] = {t: [] for t in tools}
+                channel: list[float] = []
                 for rep in range(args.repeat):
+                    channel.append(asyncio.run(asyncssh_cat_mb_s(endpoint, args.cat_mb * 1_000_000)))
+                    print(f"#{rep + 1} raw asyncssh channel: {channel[-1]:.1f} MB/s", flush=True)
                     for tool in tools[rep % len(tools) :] + tools[: rep % len(tools)]:
                         if tool.startswith("floor "):
                             stats = _floor_run(tool.split()[1], endpoint, dataset.root, names, work / "run")
@@ -132,7 +147,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                             f"#{rep + 1} {dataset.name} {tool}: {stats.wall_s:.2f} s, {stats.cpu_s:.2f} CPU-s",
                             flush=True,
                         )
-                _report(dataset.name, dataset.files, dataset.megabytes, samples, args.repeat, load)
+                _report(dataset.name, dataset.files, dataset.megabytes, samples, args.repeat, load,
+                        args.transport, statistics.median(channel))  # fmt: skip
     return 0
 
 
@@ -141,7 +157,8 @@ def _kept_scenario(args: argparse.Namespace, dataset: Any) -> int:
     incremental scenario over MANY."""
     with tempfile.TemporaryDirectory(prefix="floor-", dir=args.scratch) as tmp:
         work = Path(tmp)
-        with loopback_endpoint(work / "sshd") as endpoint:
+        with TransportEndpoint(args.transport, work) as endpoint:
+            assert endpoint is not None
             kept = Kept(
                 {"rsync": None, "mediasyncd": MediasyncdOptions()}, dataset, endpoint, work, TIMEOUT_S
             )
@@ -158,25 +175,31 @@ def _kept_scenario(args: argparse.Namespace, dataset: Any) -> int:
                         f"#{rep + 1} {args.scenario} {tool}: {stats.wall_s:.2f} s, {stats.cpu_s:.2f} CPU-s",
                         flush=True,
                     )
-            _report(f"{args.scenario} on MANY", dataset.files, dataset.megabytes, samples, args.repeat, load)
+            _report(f"{args.scenario} on MANY", dataset.files, dataset.megabytes, samples, args.repeat, load,
+                    args.transport)  # fmt: skip
     return 0
 
 
 def _report(
-    name: str, files: int, mb: float, samples: dict[str, list[RunStats]], repeat: int, load: float
-) -> None:
+    name: str, files: int, mb: float, samples: dict[str, list[RunStats]], repeat: int, load: float,
+    transport: str, channel_mb_s: float | None = None,
+) -> None:  # fmt: skip
     med = {t: {k: statistics.median(getattr(r, k) for r in runs) for k in ("wall_s", "cpu_s", "machine_cpu_s", "maxrss_mb")}
            for t, runs in samples.items()}  # fmt: skip
     rsync = med["rsync"]
-    print(f"\n{name} ({files} files, {mb:.0f} MB), loopback, medians of {repeat}; "
-          f"load average {load:.1f} before, {os.getloadavg()[0]:.1f} after")  # fmt: skip
-    print(
-        "| tool | wall s | local CPU-s | machine CPU-s | peak RSS MB | speed vs rsync | local CPU vs rsync |"
-    )
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    link = {"ssh": "loopback", "lan": "LAN (veth)", "wan": "WAN 40 ms / 200 Mbit/s"}[transport]
+    raw = f"; raw asyncssh channel {channel_mb_s:.1f} MB/s (median)" if channel_mb_s else ""
+    print(f"\n{name} ({files} files, {mb:.0f} MB), {link}, medians of {repeat}; "
+          f"load average {load:.1f} before, {os.getloadavg()[0]:.1f} after{raw}")  # fmt: skip
+    print("| tool | wall s | MB/s | local CPU-s | machine CPU-s | peak RSS MB | speed vs rsync "
+          "| local CPU vs rsync | vs raw channel |")  # fmt: skip
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for tool, m in med.items():
-        print(f"| {tool} | {m['wall_s']:.2f} | {m['cpu_s']:.2f} | {m['machine_cpu_s']:.2f} | {m['maxrss_mb']:.0f} | "
-              f"{rsync['wall_s'] / m['wall_s']:.2f}× | {m['cpu_s'] / rsync['cpu_s']:.2f}× |")  # fmt: skip
+        rate = mb / m["wall_s"]
+        versus = f"{rate / channel_mb_s:.3f}×" if channel_mb_s else "—"
+        print(f"| {tool} | {m['wall_s']:.2f} | {rate:.1f} | {m['cpu_s']:.2f} | {m['machine_cpu_s']:.2f} | "
+              f"{m['maxrss_mb']:.0f} | {rsync['wall_s'] / m['wall_s']:.2f}× | {m['cpu_s'] / rsync['cpu_s']:.2f}× | "
+              f"{versus} |")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from bench.endpoints import loopback_endpoint
-from bench.ssh_floor import KeptFloor, _floor_run
+from bench.ssh_floor import KeptFloor, _floor_run, _report
+from bench.tools import RunStats
 
 
 @pytest.mark.parametrize("mode", ["verified", "read"])
@@ -67,3 +68,18 @@ def test_a_floor_process_imports_none_of_the_benchmark() -> None:
         env=os.environ | {"PYTHONPATH": str(Path(__file__).resolve().parents[2])},
     )  # fmt: skip
     assert out.stdout.strip() == "['bench', 'bench.floor_child']"
+
+
+def test_the_report_gives_each_tool_against_rsync_and_the_raw_channel(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """100 MB in 10 s is 10 MB/s: half a 20 MB/s raw channel, and twice rsync's speed at 20 s."""
+    samples = {
+        "rsync": [RunStats(20.0, 2.0, 12, 3.0)],
+        "mediasyncd": [RunStats(10.0, 5.0, 50, 6.0)],
+    }
+    _report("PNG", 200, 100.0, samples, 1, 1.0, "wan", 20.0)
+    rows = {line.split(" | ")[0].strip("| "): line for line in capsys.readouterr().out.splitlines()}
+    assert "| 10.00 | 10.0 | 5.00 |" in rows["mediasyncd"]
+    assert rows["mediasyncd"].endswith("| 2.00× | 2.50× | 0.500× |")
+    assert rows["rsync"].endswith("| 1.00× | 1.00× | 0.250× |")
