@@ -3,6 +3,7 @@ contract does not already cover for that path (tests/sources/test_contract.py ru
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 from collections.abc import AsyncIterator
@@ -123,25 +124,34 @@ async def test_a_remote_without_a_shell_still_pulls_over_sftp(
 
 @pytest.mark.parametrize(
     ("large_files", "fast_link", "over_sftp"),
-    [("auto", 0.005, False), ("auto", 0.0, True), ("sftp", 0.005, True), ("exec", 0.0, False)],
+    [
+        ("auto", 0.005, False),
+        ("auto", 0.0, True),
+        ("sftp", 0.005, True),
+        ("exec", 0.0, False),
+        (None, 0.005, False),  # the default is "auto"
+        (None, 0.0, True),
+    ],
 )
 async def test_auto_takes_the_exec_channel_on_a_fast_link_only(
     sshd_logged: SshServer,
     tmp_path: Path,
     executor: ThreadPoolExecutor,
     monkeypatch: pytest.MonkeyPatch,
-    large_files: str,
+    large_files: str | None,
     fast_link: float,
     over_sftp: bool,
 ) -> None:
     """`large_files = "auto"` pulls a large file over the exec channel when the measured round trip is
     within FAST_LINK (loopback is; with a limit of 0 it is not), else over SFTP; "sftp" and "exec" force
-    one way. Small files always come over SFTP."""
+    one way; unset, it is "auto". Small files always come over SFTP."""
     monkeypatch.setattr(ssh_stream, "FAST_LINK", fast_link)
     big, small = tmp_path / "big.bin", tmp_path / "small.bin"
     big.write_bytes(os.urandom(2 * MB))
     small.write_bytes(os.urandom(MB // 2))
-    transfer = TransferConfig(stream_above=MB, large_files=large_files)  # type: ignore[arg-type]
+    transfer = TransferConfig(stream_above=MB)
+    if large_files is not None:
+        transfer = dataclasses.replace(transfer, large_files=large_files)  # type: ignore[arg-type]
     source = await SshSource.start(await connect(sshd_logged), transfer)
     try:
         for path in (big, small):
