@@ -27,8 +27,9 @@ from a JSON list, not a state DB (bench/floor_child.py).
 `--transport lan|wan`: the same over bench.ab's unshaped veth pair or the emulated 40 ms / 200 Mbit/s
 link instead of loopback. Each repetition also times the raw asyncssh channel (`cat /dev/zero`, from its
 first byte, as bench.run's link check does), which issue 21's WAN target (≥ 0.95× of it) is stated
-against: a floor's MB/s over that rate is the most any pull can reach once it must start, connect and
-finish.
+against; each tool's MB/s counts its whole process (start, connect, the last verification) against that
+rate. Over the WAN the link sets the pace and the floors' two streams measured no faster than mediasyncd
+(docs/benchmarks.md, eighth pass): there they show what a fresh process reaches, not a bound.
 
 Each floor runs as `python -m bench.floor_child`, which imports only what it uses (the standard library,
 asyncssh, mediasyncd's parts), with its bytecode and the work tree's compiled first, as mediasyncd's is.

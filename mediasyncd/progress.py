@@ -92,6 +92,7 @@ class RemoteStatus:
     paused: str | None = None
     held: bool = False  # paused by the operator (API, `mediasyncd pause`): no new files are taken
     capabilities: str | None = None
+    round_trip_ms: float | None = None  # SSH: the connection's round trip (the kernel's figure), if known
     transport: str = "ssh"
     watch_mode: str | None = None  # "agent", "poll" or "watchfiles" once a session runs
     watch_reason: str | None = None  # why not the agent, or None
@@ -128,6 +129,7 @@ class RemoteStatus:
             "paused": self.paused or (HELD if self.held else None),
             "held": self.held,
             "capabilities": self.capabilities,
+            "round_trip_ms": self.round_trip_ms,
             "transport": self.transport,
             "watch_mode": self.watch_mode,
             "watch_reason": self.watch_reason,

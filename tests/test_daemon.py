@@ -265,6 +265,7 @@ def test_demo_syncs_generated_images_end_to_end(tmp_path: Path) -> None:
         status = status_of(port)
         assert {r["name"] for r in status["remotes"]} == {"demo-forge", "demo-comfyui"}
         assert all(r["capabilities"] == "find,openssl,tar" for r in status["remotes"])
+        assert all(0 < r["round_trip_ms"] < 5 for r in status["remotes"])  # loopback: a fast link
         wait_for(lambda: all(r["watch_mode"] == "agent" for r in status_of(port)["remotes"]), timeout=20)
         assert status["totals"]["landed_files"] >= 2
     finally:

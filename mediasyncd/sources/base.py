@@ -44,6 +44,8 @@ class Capabilities:
     batches: bool = False  # `pull_batch` without a shell: many small files per job (a local folder)
     streams: int = 4  # batches sharing the byte budget at once, each taking 1/streams of it: over a
     # fast SSH link 2 (fewer remote shells; the CPU sets the pace), elsewhere 4, to keep a far link full
+    round_trip: float | None = None  # SSH: the connection's round trip as the kernel measured it (seconds;
+    # None where it is not known, e.g. through a ProxyCommand): what decides a fast link's paths
 
     @property
     def hashes(self) -> bool:

@@ -150,8 +150,10 @@ class Puller:
     def _session(self, source: Source, *, once: bool) -> Session:
         self.status.state = "connected"
         self.status.last_error = None
-        self.status.capabilities = source.caps.summary
-        self.log.info("connected", capabilities=source.caps.summary)
+        caps = source.caps
+        self.status.capabilities = caps.summary
+        self.status.round_trip_ms = None if caps.round_trip is None else round(caps.round_trip * 1000, 3)
+        self.log.info("connected", capabilities=caps.summary, round_trip_ms=self.status.round_trip_ms)
         watcher = self._watcher_for(source, once=once)
         self._watcher = watcher
         self.ledger.on_changed = watcher.wake if self._agent_mode else None

@@ -72,7 +72,10 @@ class SshSource:
         self._shell = shell
         self.round_trip = tcp_round_trip(conn.get_extra_info("socket"))  # None: not known (a proxy's pipe)
         self._caps = dataclasses.replace(
-            caps, streams=tar_streams(self.round_trip), stream_below=stream_below(self.round_trip)
+            caps,
+            streams=tar_streams(self.round_trip),
+            stream_below=stream_below(self.round_trip),
+            round_trip=self.round_trip,
         )
         self.block_size = transfer.block_size if transfer else 0
         self.roots: set[str] = set()  # the roots hashes pin directories below (config, listings)
