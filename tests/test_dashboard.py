@@ -333,6 +333,10 @@ NEWER_FIELDS = """async () => {
   remotes.render([{ name: 'pod', state: 'connected', transport: 'exec', watch_mode: 'agent',
                     watch_reason: 'inotifywait found', landed_files: 3 }]);
   const withFields = root.textContent;
+  remotes.render([{ name: 'gpu', state: 'connected', transport: 'ssh', round_trip_ms: 0.412 }]);
+  const near = root.textContent;
+  remotes.render([{ name: 'gpu', state: 'connected', transport: 'ssh', round_trip_ms: 41.6 }]);
+  const far = root.textContent;
   remotes.render([{ name: 'pod', state: 'backoff', last_error: 'connection refused' }]);
   const without = root.textContent;
   const box = document.createElement('div');
@@ -340,7 +344,7 @@ NEWER_FIELDS = """async () => {
   renderSinks(box, list, [{ name: 'db', type: 'postgresql', state: 'ok', lag_events: 4, detail: { x: 1 } }]);
   const sinks = [box.hidden, list.textContent];
   renderSinks(box, list, undefined);
-  return { withFields, without, sinks, hiddenWithout: box.hidden };
+  return { withFields, without, sinks, hiddenWithout: box.hidden, near, far };
 }"""
 
 
@@ -372,12 +376,13 @@ def test_the_workflow_stages_show_when_status_has_them(page: Page) -> None:
 
 
 def test_transport_watch_mode_and_sinks_show_when_status_has_them(page: Page) -> None:
-    """`transport`, `watch_mode`/`watch_reason` of a remote and a top-level `sinks` list are shown when
-    /status has them, and their absence leaves nothing broken."""
+    """`transport` (with `round_trip_ms`), `watch_mode`/`watch_reason` of a remote and a top-level `sinks`
+    list are shown when /status has them, and their absence leaves nothing broken."""
     shown: dict[str, Any] = page.evaluate(NEWER_FIELDS)
     assert "exec" in shown["withFields"] and "agent (inotifywait found)" in shown["withFields"]
     assert "backoff" in shown["without"] and "connection refused" in shown["without"]
-    assert "Transport" not in shown["without"]
+    assert "Transport" not in shown["without"] and "round trip" not in shown["withFields"]
+    assert "ssh · 0.41 ms round trip" in shown["near"] and "ssh · 42 ms round trip" in shown["far"]
     hidden, text = shown["sinks"]
     assert hidden is False and "db" in text and "postgresql" in text and "lag events4" in text
     assert shown["hiddenWithout"] is True

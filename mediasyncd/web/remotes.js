@@ -61,8 +61,11 @@ export class Remotes {
     card.held = Boolean(remote.held);
     card.hold.textContent = card.held ? "Resume" : "Pause";
     const watch = remote.watch_mode ?? config.watch;
+    const transport = remote.transport ?? config.transport;
+    const rtt = remote.round_trip_ms;
+    const link = rtt === null || rtt === undefined ? "" : ` · ${rtt < 10 ? rtt.toFixed(2) : Math.round(rtt)} ms round trip`;
     const rows = [
-      ["Transport", remote.transport ?? config.transport],
+      ["Transport", transport && `${transport}${link}`],
       ["Watch", watch && (remote.watch_reason ? `${watch} (${remote.watch_reason})` : watch)],
       ["Last pass", remote.last_pass_at && `${ago(remote.last_pass_at)} · ${remote.last_pass_result ?? "?"}`],
       ["Queue", `${remote.queued ?? 0} queued · ${remote.settling ?? 0} settling`],
