@@ -93,6 +93,11 @@ def families(snapshot: dict[str, Any]) -> list[Metric]:
     skipped = CounterMetricFamily(
         "mediasyncd_skipped_names", "remote files skipped for an unsafe name", labels=labels
     )
+    round_trip = GaugeMetricFamily(
+        "mediasyncd_remote_round_trip_seconds",
+        "the SSH connection's round trip as the kernel measured it (where known)",
+        labels=labels,
+    )
     for r in snapshot["remotes"]:
         name = [r["name"]]
         landed.add_metric(name, r["landed_files"])
@@ -109,6 +114,8 @@ def families(snapshot: dict[str, Any]) -> list[Metric]:
         skipped.add_metric(name, r["skipped_names"])
         if r.get("watch_mode"):
             watch.add_metric([r["name"], r["watch_mode"]], 1.0)
+        if r.get("round_trip_ms") is not None:
+            round_trip.add_metric(name, r["round_trip_ms"] / 1000)
     out: list[Metric] = [
         info,
         uptime,
@@ -122,6 +129,7 @@ def families(snapshot: dict[str, Any]) -> list[Metric]:
         last_pass,
         skipped,
         watch,
+        round_trip,
     ]
     library = snapshot.get("library")
     if library is not None:

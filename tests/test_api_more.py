@@ -159,6 +159,7 @@ def test_remotes_pause_resume_jobs_events_and_metrics(tmp_path: Path, sshd: SshS
         assert metrics[("mediasyncd_library_available", ())] == 1
         modes = [labels for name, labels in metrics if name == "mediasyncd_remote_watch_mode"]
         assert modes and dict(modes[0])["mode"] in ("agent", "poll")
+        assert 0 < metrics[("mediasyncd_remote_round_trip_seconds", (("remote", "r1"),))] < 0.005  # loopback
         assert metrics[("mediasyncd_landed_latency_seconds_count", (("remote", "r1"),))] == 2
         assert metrics[("mediasyncd_pass_duration_seconds_count", (("remote", "r1"),))] >= 3
         inf = (("le", "+Inf"), ("remote", "r1"))
