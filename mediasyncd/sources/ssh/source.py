@@ -70,12 +70,12 @@ class SshSource:
         self.conn = conn
         self._sftp = sftp
         self._shell = shell
-        self.round_trip = tcp_round_trip(conn.get_extra_info("socket"))  # None: not known (a proxy's pipe)
+        round_trip = tcp_round_trip(conn.get_extra_info("socket"))  # None: not known (a proxy's pipe)
         self._caps = dataclasses.replace(
             caps,
-            streams=tar_streams(self.round_trip),
-            stream_below=stream_below(self.round_trip),
-            round_trip=self.round_trip,
+            streams=tar_streams(round_trip),
+            stream_below=stream_below(round_trip),
+            round_trip=round_trip,
         )
         self.block_size = transfer.block_size if transfer else 0
         self.roots: set[str] = set()  # the roots hashes pin directories below (config, listings)
@@ -83,7 +83,7 @@ class SshSource:
         self.large = LargeFiles(
             transfer.stream_above if transfer else 0,
             transfer.large_files if transfer else "sftp",
-            round_trip=self.round_trip,
+            round_trip=round_trip,
         )
         self.tar_shells = TarShells(conn)  # where tar streams run (public for tests and benchmarks)
 
