@@ -149,7 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                             flush=True,
                         )
                 _report(dataset.name, dataset.files, dataset.megabytes, samples, args.repeat, load,
-                        args.transport, statistics.median(channel))  # fmt: skip
+                        endpoint.label, statistics.median(channel))  # fmt: skip
     return 0
 
 
@@ -177,18 +177,17 @@ def _kept_scenario(args: argparse.Namespace, dataset: Any) -> int:
                         flush=True,
                     )
             _report(f"{args.scenario} on MANY", dataset.files, dataset.megabytes, samples, args.repeat, load,
-                    args.transport)  # fmt: skip
+                    endpoint.label)  # fmt: skip
     return 0
 
 
 def _report(
     name: str, files: int, mb: float, samples: dict[str, list[RunStats]], repeat: int, load: float,
-    transport: str, channel_mb_s: float | None = None,
+    link: str, channel_mb_s: float | None = None,
 ) -> None:  # fmt: skip
     med = {t: {k: statistics.median(getattr(r, k) for r in runs) for k in ("wall_s", "cpu_s", "machine_cpu_s", "maxrss_mb")}
            for t, runs in samples.items()}  # fmt: skip
     rsync = med["rsync"]
-    link = {"ssh": "loopback", "lan": "LAN (veth)", "wan": "WAN 40 ms / 200 Mbit/s"}[transport]
     raw = f"; raw asyncssh channel {channel_mb_s:.1f} MB/s (median)" if channel_mb_s else ""
     print(f"\n{name} ({files} files, {mb:.0f} MB), {link}, medians of {repeat}; "
           f"load average {load:.1f} before, {os.getloadavg()[0]:.1f} after{raw}")  # fmt: skip

@@ -78,7 +78,7 @@ def test_the_report_gives_each_tool_against_rsync_and_the_raw_channel(
         "rsync": [RunStats(20.0, 2.0, 12, 3.0)],
         "mediasyncd": [RunStats(10.0, 5.0, 50, 6.0)],
     }
-    _report("PNG", 200, 100.0, samples, 1, 1.0, "wan", 20.0)
+    _report("PNG", 200, 100.0, samples, 1, 1.0, "wan 40 ms", 20.0)
     rows = {line.split(" | ")[0].strip("| "): line for line in capsys.readouterr().out.splitlines()}
     assert "| 10.00 | 10.0 | 5.00 |" in rows["mediasyncd"]
     assert rows["mediasyncd"].endswith("| 2.00× | 2.50× | 0.500× |")
