@@ -9,7 +9,9 @@ import sqlite3
 import subprocess
 import sys
 import time
+import tracemalloc
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -196,3 +198,30 @@ def small_filesystem(path: Path, size: str) -> Iterator[Path]:
         yield path
     finally:
         subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+class SlowDisk(ThreadPoolExecutor):
+    """An executor whose every task waits `delay` seconds first: a library disk slower than the link."""
+
+    def __init__(self, delay: float, workers: int = 2) -> None:
+        super().__init__(workers)
+        self.delay = delay
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        def late() -> Any:
+            time.sleep(self.delay)
+            return fn(*args, **kwargs)
+
+        return super().submit(late)
+
+
+@contextmanager
+def peak_python_memory() -> Iterator[list[int]]:
+    """The most bytes Python objects held at once inside the block (tracemalloc), in the list yielded."""
+    peak: list[int] = []
+    tracemalloc.start()
+    try:
+        yield peak
+        peak.append(tracemalloc.get_traced_memory()[1])
+    finally:
+        tracemalloc.stop()

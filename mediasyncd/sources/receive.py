@@ -20,6 +20,14 @@ from typing import Any, TypeVar
 from mediasyncd.errors import LibraryFull
 
 WRITE_CHUNK = 1 << 20  # contiguous bytes handed to the writer thread at once (what a crash can lose)
+# A stream is read in one call for all that waits, never in small pieces. asyncssh grants the sender a
+# whole new channel window (2 MiB) each time a paused channel resumes, however much it still holds: a
+# reader that took 256 KB or 1 MiB per call behind a slower disk resumed it once per call and let tens of
+# MB pile up in this process (MANY on loopback: 8-24 MB in paused channels at the peak; behind a slow
+# disk, 23 MiB of a 40 MiB file over `cat`, 34 MiB of a 40 MiB tar stream). One read of more than two
+# windows empties the stream and the channel, so about two windows wait per stream at most (the same
+# tests: ~10 MiB; tests/sources/test_ssh_stream.py, test_ssh_tar_shells.py).
+DRAIN_READ = 8 << 20
 SMALL_FILE = 1 << 20  # files up to this size are buffered and written in one step
 RESUME_READ = 8 << 20
 LOCAL_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})

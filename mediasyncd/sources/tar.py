@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Protocol
 
 from mediasyncd.errors import LibraryFull, TransferError
-from mediasyncd.sources.receive import LOCAL_FULL, RateLimiter
+from mediasyncd.sources.receive import DRAIN_READ, LOCAL_FULL, RateLimiter
 from mediasyncd.sources.tar_reader import Chunks, TarFormatError, archive_end, members
 
-READ = 256 << 10
+PIECE = 256 << 10  # a read is queued for the writer thread in pieces of this size (views, not copies)
 
 
 @dataclass(frozen=True)
@@ -124,14 +124,17 @@ async def unpack_stream(
 
     async def feed() -> None:
         nonlocal received
-        while chunk := await stream.read(READ):
+        while chunk := await stream.read(DRAIN_READ):
             received += len(chunk)
             if limiter:
                 await limiter.consume(len(chunk))
-            try:
-                chunks.queue.put_nowait(chunk)
-            except queue.Full:  # the writer thread is behind: wait for it without blocking the loop
-                await loop.run_in_executor(None, chunks.queue.put, chunk)
+            view = memoryview(chunk)
+            for start in range(0, len(view), PIECE):
+                piece = view[start : start + PIECE]
+                try:
+                    chunks.queue.put_nowait(piece)
+                except queue.Full:  # the writer thread is behind: wait for it without blocking the loop
+                    await loop.run_in_executor(None, chunks.queue.put, piece)
             if progress:
                 progress(received)
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 BLOCK = 512
 RECORD = 10240  # GNU tar's default record size (blocking factor 20)
 MAX_LONG_NAME = 64 << 10  # a GNU long name longer than this is not a file name: the stream is refused
-MAX_QUEUED = 64  # chunks waiting for the thread before the event loop waits
+MAX_QUEUED = 8  # pieces (tar.PIECE, 256 KB) waiting for the thread before the event loop waits
 REGULAR = frozenset({b"0", b"\0", b"7"})
 NO_DATA = frozenset({b"1", b"2", b"3", b"4", b"5", b"6"})  # links, devices, directories, FIFOs
 POSIX_MAGIC = b"ustar\x0000"
@@ -49,7 +49,7 @@ class Chunks:
     Pieces are memoryviews into those chunks: nothing is copied but a header."""
 
     def __init__(self) -> None:
-        self.queue: queue.Queue[bytes | None] = queue.Queue(maxsize=MAX_QUEUED)
+        self.queue: queue.Queue[bytes | memoryview | None] = queue.Queue(maxsize=MAX_QUEUED)
         self._view = memoryview(b"")
         self._eof = False
         self.consumed = 0  # bytes taken so far

@@ -17,7 +17,7 @@ from mediasyncd.errors import RemoteError, RemoteFileChanged
 from mediasyncd.sources.ssh import stream as ssh_stream
 from mediasyncd.sources.ssh.source import SshSource
 from mediasyncd.sources.ssh.stream import read_command
-from tests.helpers import opens_of
+from tests.helpers import SlowDisk, opens_of, peak_python_memory
 from tests.sshd import SshServer, connect, cut_link, start_sshd
 
 MB = 1 << 20
@@ -163,3 +163,24 @@ async def test_auto_takes_the_exec_channel_on_a_fast_link_only(
     assert (tmp_path / "big.bin.part").read_bytes() == big.read_bytes()
     assert opens_of(sshd_logged, big) == (1 if over_sftp else 0)
     assert opens_of(sshd_logged, small) == 1
+
+
+async def test_a_disk_slower_than_the_link_holds_the_remote_back_not_memory(
+    sshd: SshServer, tmp_path: Path
+) -> None:
+    """The library's disk takes each write late: what waits in this process stays within a few channel
+    windows. (asyncssh grants the sender a whole new window each time reading resumes, whatever it still
+    holds unread: reading 1 MiB at a time let 23 MiB of this 40 MiB file pile up here.)"""
+    remote = tmp_path / "root" / "big.mp4"
+    remote.parent.mkdir()
+    remote.write_bytes(os.urandom(40 * MB))
+    source = await SshSource.start(await connect(sshd), EXEC)
+    try:
+        with SlowDisk(0.03) as disk, peak_python_memory() as peak:
+            digest = await source.pull(
+                str(remote), tmp_path / "p.part", size=40 * MB, mtime=0.0, executor=disk
+            )
+    finally:
+        await source.close()
+    assert digest == hashlib.sha256(remote.read_bytes()).hexdigest()
+    assert peak[0] < 14 * MB, f"{peak[0] / MB:.1f} MiB held at once"

@@ -21,7 +21,7 @@ from typing import Literal
 import asyncssh
 
 from mediasyncd.errors import RemoteError, RemoteFileChanged, TransferError
-from mediasyncd.sources.receive import WRITE_CHUNK, PartialWriter, RateLimiter
+from mediasyncd.sources.receive import DRAIN_READ, WRITE_CHUNK, PartialWriter, RateLimiter
 from mediasyncd.sources.ssh.rtt import FAST_LINK
 from mediasyncd.sources.ssh.sftp import pull_failures
 
@@ -136,7 +136,7 @@ async def _drain(
     done = offset
     ready: list[bytes] = []
     ready_bytes = 0
-    while chunk := await stdout.read(WRITE_CHUNK):
+    while chunk := await stdout.read(DRAIN_READ):
         if limiter:
             await limiter.consume(len(chunk))
         done += len(chunk)
