@@ -89,6 +89,11 @@ def _members(
         done(Member(header.name, header.size, header.mtime, digest.hexdigest()))
 
 
+def _resolve(woken: asyncio.Future[None]) -> None:
+    if not woken.done():
+        woken.set_result(None)
+
+
 class ByteStream(Protocol):
     """What a transport hands over: the archive's bytes as they arrive (b"" at the end)."""
 
@@ -119,6 +124,11 @@ async def unpack_stream(
     def done(member: Member) -> None:
         loop.call_soon_threadsafe(on_member, member)
 
+    async def room() -> None:
+        woken = loop.create_future()
+        if chunks.when_room(lambda: loop.call_soon_threadsafe(_resolve, woken)):
+            await woken
+
     unpacking = loop.run_in_executor(executor, _unpack, chunks, dict(partials), done, sizes, exact)
     received = 0
 
@@ -131,10 +141,12 @@ async def unpack_stream(
             view = memoryview(chunk)
             for start in range(0, len(view), PIECE):
                 piece = view[start : start + PIECE]
-                try:
-                    chunks.queue.put_nowait(piece)
-                except queue.Full:  # the writer thread is behind: wait for it without blocking the loop
-                    await loop.run_in_executor(None, chunks.queue.put, piece)
+                while True:
+                    try:
+                        chunks.queue.put_nowait(piece)
+                        break
+                    except queue.Full:  # the writer thread is behind: wait for it without blocking the loop
+                        await room()
             if progress:
                 progress(received)
 

@@ -19,13 +19,15 @@ from __future__ import annotations
 import contextlib
 import queue
 import struct
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 BLOCK = 512
 RECORD = 10240  # GNU tar's default record size (blocking factor 20)
 MAX_LONG_NAME = 64 << 10  # a GNU long name longer than this is not a file name: the stream is refused
 MAX_QUEUED = 8  # pieces (tar.PIECE, 256 KB) waiting for the thread before the event loop waits
+ROOM = MAX_QUEUED // 4  # a waiting event loop is woken once the queue is down to this many
 REGULAR = frozenset({b"0", b"\0", b"7"})
 NO_DATA = frozenset({b"1", b"2", b"3", b"4", b"5", b"6"})  # links, devices, directories, FIFOs
 POSIX_MAGIC = b"ustar\x0000"
@@ -46,7 +48,11 @@ class Header:
 
 class Chunks:
     """Blocking reads over chunks that the event loop hands to a thread through `queue` (None: the end).
-    Pieces are memoryviews into those chunks: nothing is copied but a header."""
+    Pieces are memoryviews into those chunks: nothing is copied but a header.
+
+    The event loop puts without waiting; when the queue is full it asks, with `when_room`, to be woken
+    once the thread has taken all but ROOM pieces: one wake-up per few pieces, and no thread of the
+    loop's own blocked on the queue (a blocking put in an executor cost a submission per piece)."""
 
     def __init__(self) -> None:
         self.queue: queue.Queue[bytes | memoryview | None] = queue.Queue(maxsize=MAX_QUEUED)
@@ -54,12 +60,34 @@ class Chunks:
         self._eof = False
         self.consumed = 0  # bytes taken so far
         self.zero_at: int | None = None  # where the archive's first zero block starts, once read
+        self._room_lock = threading.Lock()
+        self._on_room: Callable[[], None] | None = None
+
+    def when_room(self, wake: Callable[[], None]) -> bool:
+        """(The putting side.) Have `wake` called, from the taking thread, once the queue is down to ROOM
+        pieces; False, and `wake` is not kept, when it is already."""
+        with self._room_lock:
+            if self.queue.qsize() <= ROOM:
+                return False
+            self._on_room = wake
+            return True
+
+    def _get(self) -> bytes | memoryview | None:
+        chunk = self.queue.get()
+        if self._on_room is not None:  # set under the lock before a waiter sleeps, read again under it
+            with self._room_lock:
+                wake = self._on_room if self.queue.qsize() <= ROOM else None
+                if wake is not None:
+                    self._on_room = None
+            if wake is not None:
+                wake()
+        return chunk
 
     def _fill(self) -> bool:
         while not self._view:
             if self._eof:
                 return False
-            chunk = self.queue.get()
+            chunk = self._get()
             if chunk is None:
                 self._eof = True
                 return False
@@ -97,6 +125,10 @@ class Chunks:
         with contextlib.suppress(queue.Empty):
             while True:
                 self.queue.get_nowait()
+        with self._room_lock:
+            wake, self._on_room = self._on_room, None
+        if wake is not None:
+            wake()
 
     def drain(self) -> None:
         """Read to the end of the stream (so the event loop never waits on a full queue)."""

@@ -10,7 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from mediasyncd.sources.tar_reader import Chunks, Header, TarFormatError, archive_end, members
+from mediasyncd.sources.tar_reader import (
+    MAX_QUEUED,
+    ROOM,
+    Chunks,
+    Header,
+    TarFormatError,
+    archive_end,
+    members,
+)
 
 
 def read_all(data: bytes, chunk: int = 7000) -> tuple[list[tuple[Header, bytes]], Chunks]:
@@ -121,3 +129,29 @@ def test_base_256_sizes_are_read() -> None:
         tar.addfile(info, io.BytesIO(b"abc"))
     got, _ = read_all(out.getvalue())
     assert [(h.name, h.mtime, body) for h, body in got] == [("a.png", -5.0, b"abc")]
+
+
+def test_a_full_queue_wakes_the_putting_side_once_the_thread_has_taken_it_down_to_room() -> None:
+    chunks = Chunks()
+    woken: list[int] = []
+    assert not chunks.when_room(lambda: woken.append(0))  # empty: room now, nothing kept
+    for i in range(MAX_QUEUED):
+        chunks.queue.put_nowait(bytes([i]) * 10)
+    assert chunks.when_room(lambda: woken.append(chunks.queue.qsize()))
+    taken = [bytes(p) for p in chunks.pieces(10 * (MAX_QUEUED - ROOM - 1))]
+    assert woken == []  # one piece above ROOM still queued
+    taken += [bytes(p) for p in chunks.pieces(10)]
+    assert woken == [ROOM]
+    taken += [bytes(p) for p in chunks.pieces(10)]
+    assert woken == [ROOM]  # once per request
+    assert taken == [bytes([i]) * 10 for i in range(MAX_QUEUED - ROOM + 1)]
+
+
+def test_discarding_the_queue_wakes_a_waiting_putter() -> None:
+    chunks = Chunks()
+    for _ in range(MAX_QUEUED):
+        chunks.queue.put_nowait(b"x")
+    woken: list[bool] = []
+    assert chunks.when_room(lambda: woken.append(True))
+    chunks.discard_queued()
+    assert woken == [True] and chunks.queue.empty()
