@@ -61,9 +61,9 @@ class Chunks:
         self.consumed = 0  # bytes taken so far
         self.zero_at: int | None = None  # where the archive's first zero block starts, once read
         self._room_lock = threading.Lock()
-        self._on_room: Callable[[], None] | None = None
+        self._on_room: Callable[[], object] | None = None
 
-    def when_room(self, wake: Callable[[], None]) -> bool:
+    def when_room(self, wake: Callable[[], object]) -> bool:
         """(The putting side.) Have `wake` called, from the taking thread, once the queue is down to ROOM
         pieces; False, and `wake` is not kept, when it is already."""
         with self._room_lock:
