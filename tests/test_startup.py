@@ -34,8 +34,8 @@ print(json.dumps({"code": code, "loaded": [m for m in HEAVY if m in sys.modules]
 
 def test_sync_once_leaves_the_daemon_parts_unimported(tmp_path: Path) -> None:
     """A whole `sync --once` (a local folder, one file) imports neither rich nor greenlet (structlog
-    would, for tracebacks never rendered and a deprecated context it does not use), nor aiohttp, APScheduler, Pillow, asyncpg, prometheus-client, the
-    pipeline or the API."""
+    would, for tracebacks never rendered and a deprecated context it does not use), nor aiohttp,
+    APScheduler, Pillow, asyncpg, prometheus-client, the pipeline or the API."""
     src = tmp_path / "src"
     src.mkdir()
     (src / "a.png").write_bytes(b"x" * 100)
