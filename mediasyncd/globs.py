@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 
@@ -88,11 +88,19 @@ class PathFilter:
     include: tuple[str, ...]
     exclude: tuple[str, ...]
 
+    # Compiled once, not looked up per file: a listing asks of every file.
+    _include: _Combined | None = field(init=False, repr=False, compare=False)
+    _exclude: _Combined = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_include", _combined(self.include) if self.include else None)
+        object.__setattr__(self, "_exclude", _combined(self.exclude))
+
     def accepts(self, rel_path: str) -> bool:
-        name = rel_path.rsplit("/", 1)[-1]
-        if self.include and not _combined(self.include).matches(rel_path, name):
+        name = rel_path[rel_path.rfind("/") + 1 :]
+        if self._include is not None and not self._include.matches(rel_path, name):
             return False
-        return not _combined(self.exclude).matches(rel_path, name)
+        return not self._exclude.matches(rel_path, name)
 
 
 @dataclass(frozen=True)

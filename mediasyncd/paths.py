@@ -14,6 +14,8 @@ from mediasyncd.errors import UnsafePathError
 INTERNAL_DIR = ".mediasyncd"
 MAX_COMPONENT_BYTES = 255
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # Unicode category Cc: C0, DEL and C1
+_C0_BUT_NUL = bytes(range(1, 0x20)) + b"\x7f"  # C0 and DEL as bytes (NUL joins names: none holds one)
+_C1 = re.compile("[\x80-\x9f]")  # U+0080-U+009F, C2 80-9F in UTF-8: searched only where a C2 byte is
 
 
 def decode_rel(raw: bytes) -> str:
@@ -24,6 +26,26 @@ def decode_rel(raw: bytes) -> str:
         raise UnsafePathError("name is not valid UTF-8") from None
     check_rel(rel)
     return rel
+
+
+def decode_rels(raws: list[bytes]) -> list[str] | None:
+    """These relative paths as text when every one passes `check_rel`; None when one might not (each
+    must then go through `decode_rel`, which says why). All the names of a listing are checked in a few
+    scans at C speed: a call per name cost ~1 µs, 20 ms a poll of 20,000 files."""
+    raw = b"\0".join(raws)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if len(raw.translate(None, _C0_BUT_NUL)) != len(raw) or (b"\xc2" in raw and _C1.search(text)):
+        return None
+    long_name = max(map(len, raws), default=0) > MAX_COMPONENT_BYTES  # only then can a component be
+    if long_name and max(map(len, raw.replace(b"/", b"\0").split(b"\0"))) > MAX_COMPONENT_BYTES:
+        return None
+    wrapped = "/" + text.replace("\0", "/\0/") + "/"  # each name as "/name/": the checks of check_rel
+    if "//" in wrapped or "/./" in wrapped or "/../" in wrapped:
+        return None
+    return text.split("\0")
 
 
 def check_rel(rel: str) -> None:

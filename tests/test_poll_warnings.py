@@ -3,6 +3,7 @@ the current listing's (a remote that churns through hostile names must not grow 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from mediasyncd.config import load_config
@@ -11,8 +12,8 @@ from mediasyncd.watchers.poll import PollWatcher
 from tests.helpers import write_config
 
 
-def always_pending(_entry: RemoteEntry) -> bool:
-    return True
+def always_pending(entries: Sequence[RemoteEntry]) -> list[RemoteEntry]:
+    return list(entries)
 
 
 async def test_an_unsafe_name_is_logged_once_while_it_stays_and_again_when_it_comes_back(

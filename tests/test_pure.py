@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from mediasyncd.backoff import Backoff, jittered
 from mediasyncd.errors import UnsafePathError
 from mediasyncd.globs import PathFilter, glob_matches
-from mediasyncd.paths import check_rel, conflict_name, decode_rel
+from mediasyncd.paths import check_rel, conflict_name, decode_rel, decode_rels
 from mediasyncd.sources.commands import parse_sha256sum
 from mediasyncd.sources.listing import RemoteEntry, find_command, parse_find, same_version
 from mediasyncd.state import FileRow, FileState, KnownFiles
@@ -108,6 +108,47 @@ def test_legal_awkward_names_are_accepted() -> None:
     """Spaces, leading dashes, CJK and emoji are fine."""
     for rel in ["with space.png", "-x.png", "日本/画像.png", "🎨/😀.webp", "..weird..png"]:
         assert decode_rel(rel.encode()) == rel
+
+
+# Pieces a hostile or merely odd remote name is made of: separators, dot components, controls (C0, DEL,
+# C1 as text and as bytes), invalid UTF-8, characters of 1 to 4 bytes, components near 255 bytes.
+_NAME_PIECES = st.sampled_from(
+    [b"/", b"//", b".", b"..", b"./", b"../", b"/.", b"/..", b"a", b"x.png", b"\n", b"\x01", b"\x7f",
+     "\x85".encode(), "\xa9".encode(), b"\xc2", b"\xff", "é".encode(), "画".encode(), "😀".encode(),
+     b"a" * 255, b"a" * 256, "é".encode() * 127, "é".encode() * 128, b" ", b"-"]
+)  # fmt: skip
+
+
+def _decoded_one_by_one(raws: list[bytes]) -> list[str] | None:
+    try:
+        return [decode_rel(raw) for raw in raws]
+    except UnsafePathError:
+        return None
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(st.lists(_NAME_PIECES, max_size=6).map(b"".join), min_size=1, max_size=5))
+def test_names_checked_together_pass_exactly_when_each_passes_alone(raws: list[bytes]) -> None:
+    """`decode_rels` (a whole listing's names in a few scans) accepts a list exactly when `decode_rel`
+    accepts every name in it, and decodes them alike: the fast path never lets an unsafe name by."""
+    assert decode_rels(raws) == _decoded_one_by_one(raws)
+
+
+def test_a_listing_with_one_unsafe_name_keeps_the_others() -> None:
+    """The names of a root are checked together; one unsafe name among them is set aside with its reason,
+    the rest are listed as they would be alone."""
+    records = [
+        b"1\x001700000000.5\x00a.png",
+        b"2\x001700000000.5\x00b/../c.png",
+        b"3\x001700000000.5\x00d.png",
+    ]
+    listing = parse_find(b"root\x00/r\x00" + b"\x00".join(records) + b"\x00", ["/r"])
+    assert [(e.rel, e.size) for e in listing.entries] == [("a.png", 1), ("d.png", 3)]
+    assert [r.reason for r in listing.rejected] == ["path component '..' is not allowed"]
+    assert type(listing.entries[0]) is RemoteEntry and listing.entries[0].key == ("/r", "a.png")
+    bad_size = parse_find(b"root\x00/r\x00x\x001.0\x00a.png\x002\x001.0\x00b.png\x00", ["/r"])
+    assert [e.rel for e in bad_size.entries] == ["b.png"]
+    assert [r.reason for r in bad_size.rejected] == ["unparseable size or mtime"]
 
 
 def test_conflict_name_is_deterministic_and_keeps_the_extension() -> None:

@@ -11,10 +11,11 @@ import posixpath
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import NamedTuple
 
 from mediasyncd.errors import UnsafePathError
-from mediasyncd.paths import decode_rel
+from mediasyncd.paths import decode_rel, decode_rels
 
 FIELDS = 3  # per file after its root's record: size, mtime, relative path
 _TAGS = frozenset({b"now", b"missing", b"root"})
@@ -94,7 +95,6 @@ def parse_find(output: bytes, roots: Sequence[str]) -> Listing:
     """Parse `find_command` output into entries, rejecting names that cannot land safely. A record starts
     with a tag (`now`, `missing`, `root`) or with a file's size, which is digits and never a tag."""
     listing = Listing()
-    entries, rejected = listing.entries, listing.rejected
     fields = output.split(b"\0")
     if fields and fields[-1] == b"":
         fields.pop()
@@ -116,19 +116,39 @@ def parse_find(output: bytes, roots: Sequence[str]) -> Listing:
                 root = root_of.get(value)
             i += 2
             continue
-        if i + FIELDS > count:
+        end = i  # the files up to the next tag (or the last whole record)
+        while end + FIELDS <= count and fields[end] not in _TAGS:
+            end += FIELDS
+        if end == i:
             break
-        size, mtime, rel_b = fields[i : i + FIELDS]
-        i += FIELDS
-        if root is None:
-            continue
-        try:
-            entries.append(RemoteEntry(root, decode_rel(rel_b), int(size), float(mtime)))
-        except UnsafePathError as exc:
-            rejected.append(Rejected(root, rel_b, str(exc)))
-        except ValueError:
-            rejected.append(Rejected(root, rel_b, "unparseable size or mtime"))
+        if root is not None:
+            _add_files(listing, root, fields[i:end])
+        i = end
     return listing
+
+
+def _add_files(listing: Listing, root: str, fields: list[bytes]) -> None:
+    """Records of files under `root` (size, mtime, path each): all at once where every name is safe and
+    every number parses (the usual case), else one by one, each unsafe one set aside with its reason."""
+    rels = decode_rels(fields[2::FIELDS])
+    if rels is not None:
+        try:
+            sizes, mtimes = list(map(int, fields[::FIELDS])), list(map(float, fields[1::FIELDS]))
+        except ValueError:
+            pass
+        else:  # tuple.__new__: a RemoteEntry without a Python-level call per file
+            listing.entries.extend(
+                map(tuple.__new__, repeat(RemoteEntry), zip(repeat(root), rels, sizes, mtimes))
+            )
+            return
+    for at in range(0, len(fields), FIELDS):
+        size, mtime, rel_b = fields[at : at + FIELDS]
+        try:
+            listing.entries.append(RemoteEntry(root, decode_rel(rel_b), int(size), float(mtime)))
+        except UnsafePathError as exc:
+            listing.rejected.append(Rejected(root, rel_b, str(exc)))
+        except ValueError:
+            listing.rejected.append(Rejected(root, rel_b, "unparseable size or mtime"))
 
 
 def _clock(text: bytes) -> float | None:

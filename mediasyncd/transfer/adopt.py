@@ -32,7 +32,7 @@ from mediasyncd.errors import UnsafePathError
 from mediasyncd.paths import library_rel
 from mediasyncd.sources import RemoteEntry, Source
 from mediasyncd.state import FileRow, FileState, KnownFiles
-from mediasyncd.transfer.index import pending
+from mediasyncd.transfer.index import still_pending
 from mediasyncd.transfer.jobs import batches
 from mediasyncd.transfer.landing import Library
 from mediasyncd.transfer.ledger import Landed, Ledger
@@ -225,6 +225,10 @@ class Survey:
     remote_hashes: bool = True
 
 
+def _transferring(row: FileRow | None) -> bool:
+    return row is not None and row.state == FileState.TRANSFERRING
+
+
 async def survey(
     source: Source,
     remote: RemoteConfig,
@@ -234,9 +238,9 @@ async def survey(
 ) -> Survey:
     """List the remote as `sync --once` does and sort what it would take: adopt or fetch. Writes nothing."""
 
-    def taken_by_a_pass(e: RemoteEntry) -> bool:  # a transfer a crash cut short is taken again too
-        row = index.get(e.key)
-        return pending(index, e) or (row is not None and row.state == FileState.TRANSFERRING)
+    def taken_by_a_pass(entries: Sequence[RemoteEntry]) -> list[RemoteEntry]:
+        waiting = set(still_pending(index, entries))  # and a transfer a crash cut short is taken again
+        return [e for e in entries if e in waiting or _transferring(index.get(e.key))]
 
     sighting = await PollWatcher(source, remote, taken_by_a_pass, once=True).look()
     taken = [e for e in sighting.entries if e.key in sighting.ready]

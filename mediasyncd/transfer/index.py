@@ -6,11 +6,14 @@ state/known.py) so that a pass writes only what changed.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Set
+from collections.abc import Iterable, Sequence, Set
 from dataclasses import dataclass, field
+from operator import itemgetter
 
 from mediasyncd.sources import RemoteEntry, same_version
 from mediasyncd.state import UNLANDED, WAITING, KnownFiles, NewFile
+
+_KEY = itemgetter(0, 1)  # a RemoteEntry's (root, rel): its `key`, without a property call
 
 
 @dataclass
@@ -24,12 +27,16 @@ class Diff:
         return not (self.new or self.retire or self.forget)
 
 
-def pending(known: KnownFiles, entry: RemoteEntry) -> bool:
-    """True while this version of the file has not landed (what a watcher settles)."""
-    stamp = known.stamp(entry.key)
-    if stamp is None or stamp[1] in WAITING:
-        return True
-    return not same_version(stamp[2], stamp[3], entry.size, entry.mtime)
+def still_pending(known: KnownFiles, entries: Sequence[RemoteEntry]) -> list[RemoteEntry]:
+    """The entries whose version has not landed, in order (what a watcher settles): a whole listing is
+    looked up at once (`KnownFiles.stamps`)."""
+    return [
+        e
+        for e, s in zip(entries, known.stamps(map(_KEY, entries)), strict=True)
+        if s is None
+        or s[1] in WAITING
+        or not ((s[2] == e.size and s[3] == e.mtime) or same_version(s[2], s[3], e.size, e.mtime))
+    ]
 
 
 def diff(
@@ -43,7 +50,7 @@ def diff(
     """What to write to the DB for this listing; nothing for files that did not change. Rows in `busy`
     (being transferred) are left alone: their transfer notices a change and the next pass handles it.
     Only a `full` listing says that unlisted files vanished. `entries` may be only the part of the
-    listing that `pending` found not landed in this version (a pass then looks each file up once);
+    listing that `still_pending` found not landed in this version (a pass then looks each file up once);
     `listing` is the whole of it, which says what is still there."""
     d = Diff()
     for e in entries:

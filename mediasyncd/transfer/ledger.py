@@ -24,7 +24,7 @@ from mediasyncd.paths import library_rel
 from mediasyncd.progress import RemoteStatus
 from mediasyncd.sources import Key, RemoteEntry, same_version
 from mediasyncd.state import WAITING, FileRow, FileState, KnownFiles, LandedFile, NewEvent, Store
-from mediasyncd.transfer.index import diff, pending
+from mediasyncd.transfer.index import diff, still_pending
 from mediasyncd.transfer.passes import Outcome, Passes
 from mediasyncd.units import format_size
 from mediasyncd.watchers.base import Sighting
@@ -109,9 +109,9 @@ class Ledger:
 
     # ------------------------------------------------------------------------------- intake
 
-    def pending(self, entry: RemoteEntry) -> bool:
-        """True while this version of the file has not landed (what a watcher settles)."""
-        return pending(self.index, entry)
+    def pending(self, entries: Sequence[RemoteEntry]) -> list[RemoteEntry]:
+        """The entries whose version has not landed (what a watcher settles)."""
+        return still_pending(self.index, entries)
 
     async def admit(self, sighting: Sighting, *, retry_now: bool = False) -> list[FileRow]:
         """Record what the sighting shows (new, changed, vanished files) and claim the complete files

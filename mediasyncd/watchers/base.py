@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from mediasyncd.sources import Key, Listing, RemoteEntry
 
-Pending = Callable[[RemoteEntry], bool]  # "is this version of the file still to be taken?"
+# "Which of these files are still to be taken in this version?", over a whole listing at once.
+Pending = Callable[[Sequence[RemoteEntry]], list[RemoteEntry]]
 
 
 @dataclass(frozen=True)

@@ -103,7 +103,7 @@ class PollWatcher:
         entries = [e for e in listing.entries if accepts(e.rel)]
         now = time.time()
         remote_now = listing.remote_now if listing.remote_now is not None else (now if self.once else None)
-        waiting = [e for e in entries if self.pending(e)]
+        waiting = self.pending(entries)
         ready = self.settle.observe(waiting, now, remote_now)
         return Sighting(
             listing,

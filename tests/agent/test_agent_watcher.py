@@ -160,7 +160,7 @@ async def test_malformed_agent_output_falls_back_to_poll(tmp_path: Path, source:
     root = tmp_path / "out"
     root.mkdir()
     (root / "good.png").write_bytes(b"good")
-    watcher = AgentWatcher(source, remote_for(root), lambda e: True, script=LIAR.encode())
+    watcher = AgentWatcher(source, remote_for(root), list, script=LIAR.encode())
     seen = await collect(watcher, until="poll")
     assert watcher.mode == "poll" and watcher.reason and "cannot be trusted" in watcher.reason
     rels = {e.rel for s in seen for e in s.entries}
@@ -172,6 +172,6 @@ async def test_missing_heartbeat_is_a_lost_agent(tmp_path: Path, source: SshSour
     """An agent that says hello and then nothing is dropped after the heartbeat timeout: poll."""
     root = tmp_path / "out"
     root.mkdir()
-    watcher = AgentWatcher(source, remote_for(root), lambda e: True, script=SILENT.encode(), heartbeat=0.5)
+    watcher = AgentWatcher(source, remote_for(root), list, script=SILENT.encode(), heartbeat=0.5)
     await collect(watcher, until="poll", limit=20)
     assert watcher.reason is not None and "no heartbeat" in watcher.reason

@@ -100,6 +100,14 @@ def test_every_change_reads_back_as_a_dict_would_hold_it(
             assert got.state == FileState.LANDED
         else:
             assert got == want
+    keys = [("/root", f"{n}.png") for n in range(151)] + [("/other", "1.png")]
+    landed_as = {FileState.LANDED, FileState.PROCESSED}
+    assert list(known.stamps(keys)) == [
+        None
+        if (r := model.get(k)) is None
+        else (r.id, FileState.LANDED if r.state in landed_as else r.state, r.size, r.mtime)
+        for k in keys
+    ]  # a whole listing's lookups answer as the dict would, key by key
     assert len(known) == len(model)
     assert sorted(r.id for r in known.unlanded()) == sorted(
         r.id for r in model.values() if r.state not in (FileState.LANDED, FileState.PROCESSED)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from pathlib import Path
 
 import pytest
@@ -67,7 +67,7 @@ async def test_only_complete_files_are_claimed_and_each_once(ledger: Ledger) -> 
     assert [r.rel for r in await ledger.admit(sighting)] == ["a.png"]
     assert await ledger.admit(sighting) == []
     assert ledger.index[other.key].state == "seen"
-    assert ledger.pending(other) and ledger.pending(ENTRY)
+    assert ledger.pending([other, ENTRY]) == [other, ENTRY]
 
 
 async def test_a_pass_cut_short_is_recorded_as_interrupted(ledger: Ledger) -> None:
@@ -144,13 +144,14 @@ async def test_a_poll_pass_looks_each_listed_file_up_once(ledger: Ledger, tmp_pa
         (root / "changed.png").write_bytes(b"y" * 11)
         (root / "new.png").write_bytes(b"z" * 12)
         asked: list[tuple[str, str]] = []
-        real = ledger.index.stamp
+        real = ledger.index.stamps  # every lookup goes through it (`stamp` too)
 
-        def counted(key: tuple[str, str]) -> Stamp | None:
-            asked.append(key)
-            return real(key)
+        def counted(keys: Iterable[tuple[str, str]]) -> Iterator[Stamp | None]:
+            listed = list(keys)
+            asked.extend(listed)
+            return real(listed)
 
-        ledger.index.stamp = counted  # type: ignore[method-assign]
+        ledger.index.stamps = counted  # type: ignore[method-assign]
         second = await watcher.look()
         claimed = await ledger.admit(second)
     finally:
