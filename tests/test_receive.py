@@ -1,16 +1,18 @@
-"""How received SSH bytes reach asyncssh: in slices of one OpenSSH data packet, unchanged and in order."""
+"""How received SSH bytes reach asyncssh: in slices of one OpenSSH data packet, unchanged and in order;
+and how the connection's first reads are acknowledged: at once."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import socket
 from pathlib import Path
 from typing import cast
 
 import asyncssh
 import pytest
 
-from mediasyncd.sources.ssh.connect import RECEIVE_SLICE, connect, slice_received
+from mediasyncd.sources.ssh.connect import RECEIVE_SLICE, ack_promptly, connect, slice_received
 from tests.helpers import make_env
 from tests.sshd import SshServer
 
@@ -94,3 +96,70 @@ async def test_a_pull_over_real_sshd_feeds_asyncssh_one_packet_at_a_time(
         await conn.wait_closed()
     assert hashlib.sha256(got).digest() == hashlib.sha256(payload).digest()
     assert 0 < largest <= RECEIVE_SLICE
+
+
+class _Socket:
+    """Records the options set on it; `fail` makes setsockopt raise, as on a socket without TCP."""
+
+    family = socket.AF_INET
+
+    def __init__(self, fail: bool = False) -> None:
+        self.fail = fail
+        self.options: list[tuple[int, int, int]] = []
+
+    def setsockopt(self, level: int, option: int, value: int) -> None:
+        if self.fail:
+            raise OSError("not a TCP socket")
+        self.options.append((level, option, value))
+
+
+class _Connection(_Recorder):
+    def __init__(self, sock: _Socket | None) -> None:
+        super().__init__()
+        self.sock = sock
+
+    def get_extra_info(self, name: str) -> object:
+        return self.sock if name == "socket" else None
+
+
+def test_the_first_reads_are_acknowledged_at_once_then_the_hook_leaves() -> None:
+    """Each of the first `reads` reads is handed over, then TCP_QUICKACK is set; after them the
+    connection's own data_received is back and no option is set any more."""
+    sock = _Socket()
+    conn = _Connection(sock)
+    ack_promptly(conn, reads=3)  # type: ignore[arg-type]
+    for piece in (b"a", b"b", b"c", b"d"):
+        conn.data_received(piece)
+    assert conn.pieces == [b"a", b"b", b"c", b"d"]
+    assert sock.options == [(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)] * 3
+    assert conn.data_received.__func__ is _Recorder.data_received  # type: ignore[attr-defined]
+
+
+def test_a_socket_that_refuses_the_option_is_left_alone() -> None:
+    """A refused setsockopt ends the hook after that read (its data still delivered); a connection with
+    no socket (a ProxyCommand's pipe) gets no hook at all."""
+    conn = _Connection(_Socket(fail=True))
+    ack_promptly(conn)  # type: ignore[arg-type]
+    conn.data_received(b"x")
+    conn.data_received(b"y")
+    assert conn.pieces == [b"x", b"y"]
+    assert conn.data_received.__func__ is _Recorder.data_received  # type: ignore[attr-defined]
+    bare = _Connection(None)
+    ack_promptly(bare)  # type: ignore[arg-type]
+    assert bare.data_received.__func__ is _Recorder.data_received  # type: ignore[attr-defined]
+
+
+async def test_a_real_connection_acknowledges_its_start_then_stops(sshd: SshServer, tmp_path: Path) -> None:
+    """Through mediasyncd's connect to the real sshd the hook is on the TCP socket (setsockopt accepted:
+    it is still there after the login) and, once a command has sent more reads than it covers, gone."""
+    env = make_env(tmp_path, sshd)
+    conn = await connect(env.config().remotes[0], env.state_dir)
+    try:
+        assert "ack_promptly" in conn.data_received.__qualname__
+        script = "i=0; while [ $i -lt 200 ]; do echo $i; sleep 0.002; i=$((i+1)); done"
+        result = await conn.run(script, check=True)
+        assert str(result.stdout).split()[-1] == "199"
+        assert "ack_promptly" not in conn.data_received.__qualname__
+    finally:
+        conn.close()
+        await conn.wait_closed()
