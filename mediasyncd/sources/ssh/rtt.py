@@ -43,6 +43,11 @@ def tcp_round_trip(sock: Any) -> float | None:
     return parse_tcp_info(raw) if isinstance(raw, bytes) else None
 
 
+def fast_link(round_trip: float | None) -> bool:
+    """A round trip within FAST_LINK: the CPU, not the link, sets a pull's pace (unknown: not fast)."""
+    return round_trip is not None and round_trip <= FAST_LINK
+
+
 def tar_streams(round_trip: float | None) -> int:
     """How many tar streams of small files share the byte budget at once (`Capabilities.streams`).
 
@@ -52,7 +57,7 @@ def tar_streams(round_trip: float | None) -> int:
     0.61× → 0.64×), each stream holding twice the bytes (peak RSS +15 MB). Elsewhere, and when the round
     trip is unknown, 4: over a 40 ms link two streams left it emptier (1.09× → 1.05× rsync).
     docs/benchmarks.md, issue 21's third and fourth passes."""
-    return 2 if round_trip is not None and round_trip <= FAST_LINK else 4
+    return 2 if fast_link(round_trip) else 4
 
 
 def stream_below(round_trip: float | None) -> int:
@@ -65,4 +70,4 @@ def stream_below(round_trip: float | None) -> int:
     were as fast (1.12× rsync both) with 22 % less local CPU, but kept to SFTP there: a file that came
     by SFTP resumes from its partial after a cut, a tar member starts over. docs/benchmarks.md, issue
     21's fifth and sixth passes."""
-    return FAST_STREAM_BELOW if round_trip is not None and round_trip <= FAST_LINK else 0
+    return FAST_STREAM_BELOW if fast_link(round_trip) else 0

@@ -1,12 +1,16 @@
 """One long-lived remote shell per connection: commands framed by random sentinels.
 
 Each exec on a GPU container pays its shell start-up (a heavy ~/.bashrc costs ~110 ms, FIELD_NOTES 3), so
-listing, hashing and deleting go through a single `sh` started once, one command at a time.
+listing, hashing and deleting go through a single `sh` started once, one command at a time. Between
+commands, on a fast link, the shell may carry a tar stream (`lent`): the first stream of a pull then
+costs no exec. A shell that a stream left ended is replaced when the next command comes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 
 import asyncssh
 
@@ -20,10 +24,14 @@ PROBE_TIMEOUT = 30.0
 class CommandChannel:
     """Runs shell snippets in one remote `sh` process, serialised by a lock."""
 
-    def __init__(self, process: asyncssh.SSHClientProcess[bytes]) -> None:
+    def __init__(
+        self, process: asyncssh.SSHClientProcess[bytes], conn: asyncssh.SSHClientConnection | None = None
+    ) -> None:
         self._process = process
+        self._conn = conn  # starts the shell again after a lent one ended (None: never lent)
         self._lock = asyncio.Lock()
         self.commands_run = 0
+        self.restarts = 0  # shells started again after a stream ended one
         self._hung = False  # a command never finished: its late output would answer the next one
 
     @classmethod
@@ -31,11 +39,7 @@ class CommandChannel:
         cls, conn: asyncssh.SSHClientConnection, probe: str = "true"
     ) -> tuple[CommandChannel, CommandResult]:
         """Start `sh` on the remote and run `probe` as its first command (one round trip for both)."""
-        try:
-            process = await conn.create_process("exec sh", encoding=None)
-        except (asyncssh.Error, OSError) as exc:
-            raise RemoteError(f"remote shell unavailable: {exc}") from None
-        channel = cls(process)
+        channel = cls(await _start_sh(conn), conn)
         try:
             result = await asyncio.wait_for(channel.run(f"echo mediasyncd-ok; {probe}"), PROBE_TIMEOUT)
         except TimeoutError:
@@ -54,6 +58,9 @@ class CommandChannel:
             if self._hung:
                 raise RemoteError("remote shell failed: an earlier command never finished")
             self.commands_run += 1
+            if self._process.is_closing() and self._conn is not None:  # a lent shell's stream ended it
+                self._process = await _start_sh(self._conn)
+                self.restarts += 1
             try:
                 self._process.stdin.write(framed.data)
                 (stdout, status), (stderr, _) = await asyncio.gather(
@@ -68,5 +75,23 @@ class CommandChannel:
                 raise RemoteError(f"remote shell failed: {exc or type(exc).__name__}") from None
         return CommandResult(int(status or b"255"), stdout, stderr)
 
+    @contextlib.asynccontextmanager
+    async def lent(self) -> AsyncIterator[asyncssh.SSHClientProcess[bytes] | None]:
+        """The shell, held for one tar stream, when no command runs on it (else None: the stream takes
+        a shell of its own, and a command never waits behind a stream it could have avoided). Commands
+        wait while it is lent. A stream that does not leave the shell clean closes it."""
+        if self._lock.locked() or self._hung or self._conn is None or self._process.is_closing():
+            yield None
+            return
+        async with self._lock:
+            yield self._process
+
     def close(self) -> None:
         self._process.close()
+
+
+async def _start_sh(conn: asyncssh.SSHClientConnection) -> asyncssh.SSHClientProcess[bytes]:
+    try:
+        return await conn.create_process("exec sh", encoding=None)
+    except (asyncssh.Error, OSError) as exc:
+        raise RemoteError(f"remote shell unavailable: {exc}") from None

@@ -35,7 +35,7 @@ from mediasyncd.sources.commands import (
 from mediasyncd.sources.listing import Listing, find_command, parse_find
 from mediasyncd.sources.receive import RateLimiter
 from mediasyncd.sources.ssh.connect import connect
-from mediasyncd.sources.ssh.rtt import stream_below, tar_streams, tcp_round_trip
+from mediasyncd.sources.ssh.rtt import fast_link, stream_below, tar_streams, tcp_round_trip
 from mediasyncd.sources.ssh.sftp import (
     bounded,
     sftp_delete_checked,
@@ -85,7 +85,10 @@ class SshSource:
             transfer.large_files if transfer else "sftp",
             round_trip=round_trip,
         )
-        self.tar_shells = TarShells(conn)  # where tar streams run (public for tests and benchmarks)
+        # Where tar streams run (public for tests and benchmarks); on a fast link the first borrows the
+        # command channel's shell (tar_shells.py).
+        lender = shell.lent if shell is not None and fast_link(round_trip) else None
+        self.tar_shells = TarShells(conn, lender=lender)
 
     @classmethod
     async def open(
