@@ -11,9 +11,9 @@ token on stderr and waits for the next stream. A tar that fails (a vanished file
 shell (`|| exit`): its channel ends, and the stream is read to that end as before. A shell is reused only
 when exactly one whole archive came and then the token; anything else closes it.
 
-On a fast link a stream that finds no idle shell first asks the connection's command channel for its
-shell (`lender`, shell.py): the remote start-up it spares (~0.09 s here) is a good share of a pull of a
-few files on loopback or a LAN. Over a slow link a stream holds that shell for seconds, and listing and
+On a fast link, until the connection has started a shell of its own, a stream first asks the
+connection's command channel for its shell (`lender`, shell.py): the remote start-up it spares (~0.09 s
+here) is a good share of a pull of a few files on loopback or a LAN. Over a slow link a stream holds that shell for seconds, and listing and
 hashing must not wait that long: there is no lender there.
 """
 
@@ -116,8 +116,10 @@ class TarShells:
 
     @contextlib.asynccontextmanager
     async def _borrow(self) -> AsyncIterator[asyncssh.SSHClientProcess[bytes] | None]:
-        """The lender's shell when no shell of ours is idle and it lends one; else None."""
-        if self._idle or self.lender is None:
+        """The lender's shell while this connection has started no shell of its own and the lender lends
+        one; else None. Once a pull is big enough for a second stream at a time, its streams keep to
+        their own shells: the command channel stays free to hash what they bring."""
+        if self.started or self.lender is None:
             yield None
             return
         async with self.lender() as lent:
