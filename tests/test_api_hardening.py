@@ -112,7 +112,13 @@ def test_pause_holds_queued_files_bad_inputs_are_4xx_and_a_stop_is_not_held_up(
         assert call(env, "POST", "/api/v1/remotes/r1/resume", {})[0] == 200
         wait_for(lambda: len(env.landed()) == 7, timeout=30)
 
-        [svg] = [f for f in call(env, "GET", "/api/v1/files?limit=50")[1]["files"] if f["path"] == "evil.svg"]
+        def svgs() -> list[dict[str, Any]]:  # a file is in the library a moment before the state DB says so
+            return [
+                f for f in call(env, "GET", "/api/v1/files?limit=50")[1]["files"] if f["path"] == "evil.svg"
+            ]
+
+        wait_for(lambda: len(svgs()) == 1, timeout=10)
+        [svg] = svgs()
         served = _headers(env, f"/api/v1/files/{svg['id']}/content")
         assert (
             "sandbox" in served["Content-Security-Policy"] and served["Content-Disposition"] == "attachment"
