@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import hashlib
 import os
-import queue
+import time
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -22,9 +22,8 @@ from typing import Protocol
 
 from mediasyncd.errors import LibraryFull, TransferError
 from mediasyncd.sources.receive import DRAIN_READ, LOCAL_FULL, RateLimiter
-from mediasyncd.sources.tar_reader import Chunks, TarFormatError, archive_end, members
-
-PIECE = 256 << 10  # a read is queued for the writer thread in pieces of this size (views, not copies)
+from mediasyncd.sources.tar_reader import Header, TarFormatError, TarParser
+from mediasyncd.sources.write_place import PLACE, STALL, WritePlace
 
 
 @dataclass(frozen=True)
@@ -35,63 +34,66 @@ class Member:
     sha256: str
 
 
-def _unpack(
-    chunks: Chunks,
-    wanted: dict[str, Path],
-    done: Callable[[Member], None],
-    sizes: dict[str, int] | None = None,
-    exact: bool = False,
-) -> int | None:
-    """Thread: write each wanted regular member to its partial (hashed on the way); report each one.
-    Whatever happens, the stream is read to its end so that the event loop never waits on a full queue.
-    `exact`: the stream goes on after the archive (a shell that stays for the next one): read exactly to
-    the archive's end and return that length (None when it did not end cleanly); never wait for more."""
-    try:
-        _members(chunks, wanted, done, sizes)
-        if exact and chunks.zero_at is not None:
-            with contextlib.suppress(TarFormatError):  # its padding missing: not reusable, as told below
-                chunks.skip(archive_end(chunks.zero_at) - chunks.consumed)
-                return chunks.consumed
-        return None
-    finally:
-        if exact:
-            chunks.discard_queued()  # room for a chunk the event loop may be handing over right now
-        else:
-            chunks.drain()
+class _Partial:
+    """A wanted member's partial, hashed as it is written (tar_reader.MemberWriter)."""
+
+    __slots__ = ("digest", "done", "fd", "header")
+
+    def __init__(self, header: Header, partial: Path, done: Callable[[Member], None]) -> None:
+        self.header, self.done = header, done
+        self.digest = hashlib.sha256()
+        self.fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+
+    def write(self, piece: memoryview) -> None:
+        self.digest.update(piece)
+        while piece:  # made durable for the whole batch before landing
+            piece = piece[os.write(self.fd, piece) :]
+
+    def finish(self) -> None:
+        fd, self.fd = self.fd, -1
+        os.close(fd)
+        h = self.header
+        self.done(Member(h.name, h.size, h.mtime, self.digest.hexdigest()))
+
+    def abort(self) -> None:
+        fd, self.fd = self.fd, -1
+        if fd >= 0:
+            os.close(fd)
 
 
-def _members(
-    chunks: Chunks,
-    wanted: dict[str, Path],
-    done: Callable[[Member], None],
-    sizes: dict[str, int] | None = None,
-) -> None:
+def _opener(
+    wanted: dict[str, Path], done: Callable[[Member], None], sizes: dict[str, int] | None
+) -> Callable[[Header], _Partial | None]:
     """Only a member named exactly as requested, a regular file, of the listed size (where `sizes` says)
     is written, and only to its own partial: whatever else a hostile archive holds (`../` names, links,
     devices, a huge member) is read past, never extracted. Each name is taken once."""
     made: set[Path] = set()  # partial folders made by this stream: one mkdir each, not one per member
-    for header in members(chunks):
+
+    def open_member(header: Header) -> _Partial | None:
         partial = wanted.pop(header.name, None)
         if partial is None or (sizes is not None and sizes.get(header.name) != header.size):
-            continue
+            return None
         if partial.parent not in made:
             partial.parent.mkdir(parents=True, exist_ok=True)
             made.add(partial.parent)
-        digest = hashlib.sha256()
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        try:
-            for piece in chunks.pieces(header.size):
-                digest.update(piece)
-                while piece:  # made durable for the whole batch before landing
-                    piece = piece[os.write(fd, piece) :]
-        finally:
-            os.close(fd)
-        done(Member(header.name, header.size, header.mtime, digest.hexdigest()))
+        return _Partial(header, partial, done)
+
+    return open_member
 
 
-def _resolve(woken: asyncio.Future[None]) -> None:
-    if not woken.done():
-        woken.set_result(None)
+async def _in_thread(future: asyncio.Future[None]) -> None:
+    """Wait for a step running in a thread; a cancel waits for the step to end first (it writes into a
+    partial the caller then closes) and then goes on, whatever the step raised (a cut archive's error
+    in place of the cancel would lose it: the worker carried on and its session never ended)."""
+    try:
+        await asyncio.shield(future)
+    except asyncio.CancelledError:
+        while not future.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait([future])  # never raises the step's own error: the cancel goes on
+        if not future.cancelled():
+            future.exception()  # seen: no "never retrieved" warning
+        raise
 
 
 class ByteStream(Protocol):
@@ -111,70 +113,60 @@ async def unpack_stream(
     sizes: dict[str, int] | None = None,
     exact: bool = False,
     limiter: RateLimiter | None = None,
+    place: WritePlace = PLACE,
 ) -> bool:
     """Unpack the archive `stream` delivers into the partials `partials` names (relative to `root`);
     `on_member` is called on the event loop for each one received. The transport maps its own read
     errors; an archive that cannot be read after some bytes arrived is a TransferError.
+    The members are written on the event loop where `place` says the partials' filesystem takes writes
+    at once, else in `executor`, one read at a time (sources/write_place.py).
     `exact`: the stream does not end with the archive (a reused shell); reading stops at the archive's
     end. True when exactly the archive was read, to its last record, and nothing after it. `limiter`
     paces the reads (`bwlimit`): SSH's window then holds the remote's tar back."""
     loop = asyncio.get_running_loop()
-    chunks = Chunks()
+    first = next(iter(partials.values()), None)
+    dev = place.device(first.parent) if first is not None else None
+    on_loop = place.on_loop(dev)
 
     def done(member: Member) -> None:
-        loop.call_soon_threadsafe(on_member, member)
+        if on_loop:
+            on_member(member)
+        else:
+            loop.call_soon_threadsafe(on_member, member)
 
-    async def room() -> None:
-        woken = loop.create_future()
-        if chunks.when_room(lambda: loop.call_soon_threadsafe(_resolve, woken)):
-            await woken
+    parser = TarParser(_opener(dict(partials), done, sizes))
 
-    unpacking = loop.run_in_executor(executor, _unpack, chunks, dict(partials), done, sizes, exact)
+    async def feed(chunk: bytes) -> None:
+        nonlocal on_loop
+        try:
+            if on_loop:
+                started = time.perf_counter()
+                parser.feed(chunk)
+                if (took := time.perf_counter() - started) > STALL:
+                    place.stalled(dev, took)
+                    on_loop = False
+            else:
+                await _in_thread(loop.run_in_executor(executor, parser.feed, chunk))
+        except TarFormatError as exc:
+            raise TransferError(f"tar stream from {root} unreadable: {exc}") from None
+        except OSError as exc:  # writing a partial
+            if exc.errno in LOCAL_FULL:
+                raise LibraryFull(f"library disk full while unpacking a tar stream: {exc.strerror}") from None
+            raise TransferError(f"tar stream from {root}: writing a partial failed: {exc}") from None
+
     received = 0
-
-    async def feed() -> None:
-        nonlocal received
-        while chunk := await stream.read(DRAIN_READ):
+    try:
+        while not (exact and parser.done) and (chunk := await stream.read(DRAIN_READ)):
             received += len(chunk)
             if limiter:
                 await limiter.consume(len(chunk))
-            view = memoryview(chunk)
-            for start in range(0, len(view), PIECE):
-                piece = view[start : start + PIECE]
-                while True:
-                    try:
-                        chunks.queue.put_nowait(piece)
-                        break
-                    except queue.Full:  # the writer thread is behind: wait for it without blocking the loop
-                        await room()
+            await feed(chunk)
             if progress:
                 progress(received)
-
-    feeding = asyncio.ensure_future(feed())
-    if exact:  # the thread ends at the archive's end, while a read may wait for bytes that never come
-        unpacking.add_done_callback(lambda _: feeding.cancel())
-    cancelled = False
-    try:
-        await feeding
-    except asyncio.CancelledError:
-        task = asyncio.current_task()
-        if not (exact and unpacking.done()) or (task is not None and task.cancelling()):
-            cancelled = True
-            raise
-    finally:
-        if not feeding.done():
-            feeding.cancel()
-        if not exact or not unpacking.done():  # exact: the stream ended (or broke) before the archive
-            await loop.run_in_executor(None, chunks.queue.put, None)
         try:
-            end = await unpacking
-        except (TarFormatError, OSError) as exc:
-            if cancelled:  # the cancel goes on: raised here, an error would take its place and lose it
-                end = None
-            elif isinstance(exc, OSError) and exc.errno in LOCAL_FULL:
-                raise LibraryFull(f"library disk full while unpacking a tar stream: {exc.strerror}") from None
-            elif received:
-                raise TransferError(f"tar stream from {root} unreadable: {exc}") from None
-            else:
-                end = None
-    return end is not None and end == received
+            whole = parser.close()
+        except TarFormatError as exc:
+            raise TransferError(f"tar stream from {root} unreadable: {exc}") from None
+    finally:
+        parser.abort()  # a writer still in hand (the stream broke or was cancelled inside a member)
+    return exact and whole and parser.trailing == 0

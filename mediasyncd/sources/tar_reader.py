@@ -1,10 +1,11 @@
-"""Reading a GNU tar stream member by member, in the thread that writes the partials, without tarfile.
+"""Reading a GNU tar stream member by member as its bytes arrive (pushed, not pulled), without tarfile.
 
 tarfile's stream mode copies every byte three or four times on its way (its own buffer, joins, slices)
-and runs a stack of Python calls per read; for 100 KB files that was most of the unpacking thread's time,
-and the thread held the GIL the event loop needed to receive the next bytes (docs/benchmarks.md, issue 21
-third pass). Here each member's bytes go from the chunks the event loop handed over (memoryviews, no
-copy) into the hash and the partial.
+and runs a stack of Python calls per read; for 100 KB files that was most of the unpacking thread's time
+(docs/benchmarks.md, issue 21 third pass). Here each member's bytes go from the reads the transport
+handed over (memoryviews, no copy) into the member's writer. The parser is fed whole reads, so it runs
+where its caller chooses (the event loop, or a thread, one read at a time: sources/tar.py) and never
+waits for bytes itself.
 
 What is read, as tarfile reads it: 512-byte headers with their checksum checked, octal or base-256
 numbers, GNU long names ('L'), the POSIX prefix field; a member's data padded to 512 bytes. Only regular
@@ -16,18 +17,15 @@ the archive to whole 10240-byte records.
 
 from __future__ import annotations
 
-import contextlib
-import queue
+import enum
 import struct
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 BLOCK = 512
 RECORD = 10240  # GNU tar's default record size (blocking factor 20)
 MAX_LONG_NAME = 64 << 10  # a GNU long name longer than this is not a file name: the stream is refused
-MAX_QUEUED = 8  # pieces (tar.PIECE, 256 KB) waiting for the thread before the event loop waits
-ROOM = MAX_QUEUED // 4  # a waiting event loop is woken once the queue is down to this many
 REGULAR = frozenset({b"0", b"\0", b"7"})
 NO_DATA = frozenset({b"1", b"2", b"3", b"4", b"5", b"6"})  # links, devices, directories, FIFOs
 POSIX_MAGIC = b"ustar\x0000"
@@ -44,97 +42,6 @@ class Header:
     kind: bytes
     size: int
     mtime: float
-
-
-class Chunks:
-    """Blocking reads over chunks that the event loop hands to a thread through `queue` (None: the end).
-    Pieces are memoryviews into those chunks: nothing is copied but a header.
-
-    The event loop puts without waiting; when the queue is full it asks, with `when_room`, to be woken
-    once the thread has taken all but ROOM pieces: one wake-up per few pieces, and no thread of the
-    loop's own blocked on the queue (a blocking put in an executor cost a submission per piece)."""
-
-    def __init__(self) -> None:
-        self.queue: queue.Queue[bytes | memoryview | None] = queue.Queue(maxsize=MAX_QUEUED)
-        self._view = memoryview(b"")
-        self._eof = False
-        self.consumed = 0  # bytes taken so far
-        self.zero_at: int | None = None  # where the archive's first zero block starts, once read
-        self._room_lock = threading.Lock()
-        self._on_room: Callable[[], object] | None = None
-
-    def when_room(self, wake: Callable[[], object]) -> bool:
-        """(The putting side.) Have `wake` called, from the taking thread, once the queue is down to ROOM
-        pieces; False, and `wake` is not kept, when it is already."""
-        with self._room_lock:
-            if self.queue.qsize() <= ROOM:
-                return False
-            self._on_room = wake
-            return True
-
-    def _get(self) -> bytes | memoryview | None:
-        chunk = self.queue.get()
-        if self._on_room is not None:  # set under the lock before a waiter sleeps, read again under it
-            with self._room_lock:
-                wake = self._on_room if self.queue.qsize() <= ROOM else None
-                if wake is not None:
-                    self._on_room = None
-            if wake is not None:
-                wake()
-        return chunk
-
-    def _fill(self) -> bool:
-        while not self._view:
-            if self._eof:
-                return False
-            chunk = self._get()
-            if chunk is None:
-                self._eof = True
-                return False
-            self._view = memoryview(chunk)
-        return True
-
-    def pieces(self, n: int) -> Iterator[memoryview]:
-        """The next `n` bytes, piece by piece; TarFormatError when the stream ends first."""
-        while n:
-            if not self._fill():
-                raise TarFormatError("unexpected end of data")
-            piece = self._view[:n]
-            self._view = self._view[len(piece) :]
-            n -= len(piece)
-            self.consumed += len(piece)
-            yield piece
-
-    def skip(self, n: int) -> None:
-        for _ in self.pieces(n):
-            pass
-
-    def block(self) -> bytes | None:
-        """The next 512-byte block; None where the stream ends cleanly before it."""
-        if not self._fill():
-            return None
-        if len(self._view) >= BLOCK:
-            block = bytes(self._view[:BLOCK])
-            self._view = self._view[BLOCK:]
-            self.consumed += BLOCK
-            return block
-        return b"".join(self.pieces(BLOCK))
-
-    def discard_queued(self) -> None:
-        """Empty the queue without waiting (the stream goes on after the archive: never wait for it)."""
-        with contextlib.suppress(queue.Empty):
-            while True:
-                self.queue.get_nowait()
-        with self._room_lock:
-            wake, self._on_room = self._on_room, None
-        if wake is not None:
-            wake()
-
-    def drain(self) -> None:
-        """Read to the end of the stream (so the event loop never waits on a full queue)."""
-        while self._fill():
-            self.consumed += len(self._view)
-            self._view = memoryview(b"")
 
 
 def padded(size: int) -> int:
@@ -186,34 +93,162 @@ def parse_header(block: bytes, long_name: bytes | None) -> Header:
     )
 
 
-def members(chunks: Chunks) -> Iterator[Header]:
-    """Each regular member's header, with the stream positioned at its data: the caller reads exactly
-    `size` bytes (or none: what is left is skipped). Returns at the first zero block (or a clean end of
-    the stream between members), noting where that block starts (`chunks.zero_at`)."""
-    long_name: bytes | None = None
-    while True:
-        start = chunks.consumed
-        block = chunks.block()
-        if block is None or block.count(0) == BLOCK:
-            if block is not None:
-                chunks.zero_at = start
+class MemberWriter(Protocol):
+    """Where a wanted member's data goes: `write` piece by piece (exactly its size in all), then
+    `finish`; `abort` when the stream fails or stops inside it (also after a failed `write`)."""
+
+    def write(self, piece: memoryview) -> None: ...
+
+    def finish(self) -> None: ...
+
+    def abort(self) -> None: ...
+
+
+class _At(enum.Enum):
+    HEADER = enum.auto()  # the next 512-byte header block
+    LONG_NAME = enum.auto()  # a GNU long name's data (the next header's name)
+    SPARSE = enum.auto()  # a GNU sparse member's extension block (another follows while its flag says so)
+    DATA = enum.auto()  # a wanted member's data, to its writer
+    SKIP = enum.auto()  # data read past: padding, unwanted members, other types
+    END = enum.auto()  # the zero blocks and the padding up to a whole record after the first one
+    DONE = enum.auto()  # the archive's last byte was read; what follows is not the archive's
+
+
+class TarParser:
+    """`feed` it the stream's bytes in any pieces; each regular member's header goes to `open_member`,
+    which returns a MemberWriter for the member's data, or None to read past it.
+
+    What is read, as tarfile reads it (see above); the archive ends at the first all-zero block, and is
+    read on to its exact length (`archive_end`), after which `done` is true and further bytes are only
+    counted (`trailing`). A bad header raises TarFormatError from `feed`; `close` says whether the
+    stream ended cleanly (between members or after the end) and raises TarFormatError when it ended
+    inside a header or a member. A writer's own errors pass out of `feed`; `abort` stops the parser and
+    aborts the writer in hand (whatever stopped the stream)."""
+
+    def __init__(self, open_member: Callable[[Header], MemberWriter | None]) -> None:
+        self._open_member = open_member
+        self._at = _At.HEADER
+        self._need = BLOCK  # bytes still wanted by the current step
+        self._buf = bytearray()  # a header, extension block or long name being gathered
+        self._after = 0  # padding to skip once the current member's data is in
+        self._long_name: bytes | None = None
+        self._writer: MemberWriter | None = None
+        self.consumed = 0  # bytes of the archive read so far
+        self.zero_at: int | None = None  # where the first zero block starts, once read
+        self.trailing = 0  # bytes fed after the archive's end
+
+    @property
+    def done(self) -> bool:
+        return self._at is _At.DONE
+
+    def feed(self, data: bytes | memoryview) -> None:
+        view = memoryview(data)
+        pos, size = 0, len(view)
+        while pos < size:
+            at = self._at
+            if at is _At.DONE:
+                self.trailing += size - pos
+                return
+            if at is _At.HEADER and not self._buf and size - pos >= BLOCK:  # a whole block: no gathering
+                block = bytes(view[pos : pos + BLOCK])
+                pos += BLOCK
+                self.consumed += BLOCK
+                self._header(block)
+                continue
+            take = min(self._need, size - pos)
+            piece = view[pos : pos + take]
+            pos += take
+            self.consumed += take
+            self._need -= take
+            if at is _At.DATA:
+                assert self._writer is not None
+                try:
+                    self._writer.write(piece)
+                except BaseException:
+                    self.abort()
+                    raise
+            elif at is not _At.SKIP and at is not _At.END:
+                self._buf += piece
+            if not self._need:
+                self._step()
+
+    def close(self) -> bool:
+        """The stream ended: True when the whole archive was read, False when it ended cleanly between
+        members (GNU tar's own end missing); TarFormatError inside a header or a member."""
+        if self._at is _At.DONE:
+            return True
+        if self._at is _At.HEADER and not self._buf:
+            return False
+        if self._at is _At.END:
+            return False  # the end's padding cut: the archive is whole, the stream is not reusable
+        self.abort()
+        raise TarFormatError("unexpected end of data")
+
+    def abort(self) -> None:
+        writer, self._writer = self._writer, None
+        self._at, self._need = _At.DONE, 0
+        if writer is not None:
+            writer.abort()
+
+    def _step(self) -> None:
+        """The current step's bytes are all in: on to the next."""
+        at = self._at
+        if at is _At.HEADER:
+            block, self._buf = bytes(self._buf), bytearray()
+            self._header(block)
+        elif at is _At.LONG_NAME:
+            self._long_name, self._buf = _nts(bytes(self._buf)), bytearray()
+            self._skip(self._after)
+        elif at is _At.SPARSE:
+            extension, self._buf = bytes(self._buf), bytearray()
+            if extension[504]:
+                self._need = BLOCK
+            else:
+                self._skip(self._after)
+        elif at is _At.DATA:
+            writer, self._writer = self._writer, None
+            assert writer is not None
+            writer.finish()
+            self._skip(self._after)
+        elif at is _At.SKIP:
+            self._at, self._need = _At.HEADER, BLOCK
+        elif at is _At.END:
+            self._at = _At.DONE
+
+    def _skip(self, n: int) -> None:
+        self._at, self._need = _At.SKIP, n
+        if not n:
+            self._at, self._need = _At.HEADER, BLOCK
+
+    def _header(self, block: bytes) -> None:
+        if block.count(0) == BLOCK:
+            self.zero_at = self.consumed - BLOCK
+            self._at, self._need = _At.END, archive_end(self.zero_at) - self.consumed
+            if not self._need:
+                self._at = _At.DONE
             return
-        header = parse_header(block, long_name)
-        long_name = None
-        data_end = chunks.consumed + padded(header.size)
-        if header.kind == b"L":
+        header = parse_header(block, self._long_name)
+        self._long_name = None
+        data = padded(header.size)
+        kind = header.kind
+        if kind == b"L":
             if header.size > MAX_LONG_NAME:
                 raise TarFormatError("a GNU long name too long to be a file name")
-            long_name = _nts(b"".join(chunks.pieces(header.size)))
-        elif header.kind in REGULAR and not header.name.endswith("/"):
-            yield header
-        elif header.kind == b"S":
-            if block[482]:  # extended sparse headers follow, each saying whether another does
-                while (extension := chunks.block()) is not None and extension[504]:
-                    pass
-                data_end = chunks.consumed + padded(header.size)
-        elif header.kind in NO_DATA:
-            data_end = chunks.consumed
-        left = data_end - chunks.consumed
-        if left > 0:
-            chunks.skip(left)
+            self._at, self._need, self._after = _At.LONG_NAME, header.size, data - header.size
+            if not self._need:
+                self._step()
+        elif kind in REGULAR and not header.name.endswith("/"):
+            writer = self._open_member(header)
+            if writer is None:
+                self._skip(data)
+                return
+            self._writer = writer
+            self._at, self._need, self._after = _At.DATA, header.size, data - header.size
+            if not self._need:
+                self._step()
+        elif kind == b"S" and block[482]:  # extended sparse headers follow, each saying whether another does
+            self._at, self._need, self._after = _At.SPARSE, BLOCK, data
+        elif kind in NO_DATA:
+            self._skip(0)
+        else:
+            self._skip(data)

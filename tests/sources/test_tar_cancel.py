@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from mediasyncd.sources.tar import Member, unpack_stream
-from tests.sources.test_tar_hostile import archive, regular
+from tests.sources.test_tar_hostile import Forced, archive, regular
 
 
 class Stalling:
@@ -32,8 +32,11 @@ class Stalling:
         return b""
 
 
+@pytest.mark.parametrize("loop", [True, False], ids=["on-loop", "in-thread"])
 @pytest.mark.parametrize("exact", [False, True], ids=["own-channel", "reused-shell"])
-async def test_a_cancelled_stream_raises_the_cancel_not_a_transfer_error(tmp_path: Path, exact: bool) -> None:
+async def test_a_cancelled_stream_raises_the_cancel_not_a_transfer_error(
+    tmp_path: Path, exact: bool, loop: bool
+) -> None:
     whole = archive([regular("a.png", b"a" * 3000), regular("b.png", b"b" * 300_000)])
     stream = Stalling(whole[:100_000])  # a.png whole, b.png cut
     got: list[Member] = []
@@ -46,6 +49,7 @@ async def test_a_cancelled_stream_raises_the_cancel_not_a_transfer_error(tmp_pat
                 executor=pool,
                 on_member=got.append,
                 exact=exact,
+                place=Forced(loop),
             )
         )
         await asyncio.wait_for(stream.stalled.wait(), 10)

@@ -9,7 +9,19 @@ import tarfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
+
 from mediasyncd.sources.tar import Member, unpack_stream
+from mediasyncd.sources.write_place import WritePlace
+
+
+class Forced(WritePlace):
+    def __init__(self, loop: bool) -> None:
+        super().__init__(lambda: "")
+        self.loop = loop
+
+    def on_loop(self, dev: int | None) -> bool:
+        return self.loop
 
 
 class Stream:
@@ -42,7 +54,10 @@ def special(name: str, kind: bytes, target: str = "") -> tuple[tarfile.TarInfo, 
     return info, None
 
 
-async def test_only_requested_regular_members_of_the_listed_size_are_written(tmp_path: Path) -> None:
+@pytest.mark.parametrize("loop", [True, False], ids=["on-loop", "in-thread"])
+async def test_only_requested_regular_members_of_the_listed_size_are_written(
+    tmp_path: Path, loop: bool
+) -> None:
     """Of a hostile archive only `ok.png` lands in its partial; nothing else appears anywhere."""
     partials_dir = tmp_path / "partials"
     partials = {
@@ -69,7 +84,7 @@ async def test_only_requested_regular_members_of_the_listed_size_are_written(tmp
     with ThreadPoolExecutor(2) as executor:
         await unpack_stream(
             Stream(data), "/root", partials, executor=executor, on_member=got.append,
-            sizes={"ok.png": 4, "wrong-size.png": 5, "link.png": 0, "dup.png": 1},
+            sizes={"ok.png": 4, "wrong-size.png": 5, "link.png": 0, "dup.png": 1}, place=Forced(loop),
         )  # fmt: skip
     await asyncio.sleep(0.01)
     assert sorted(m.rel for m in got) == ["dup.png", "ok.png"]

@@ -5,39 +5,46 @@ from __future__ import annotations
 import io
 import subprocess
 import tarfile
-import threading
 from pathlib import Path
 
 import pytest
 
-from mediasyncd.sources.tar_reader import (
-    MAX_QUEUED,
-    ROOM,
-    Chunks,
-    Header,
-    TarFormatError,
-    archive_end,
-    members,
-)
+from mediasyncd.sources.tar_reader import Header, TarFormatError, TarParser, archive_end
 
 
-def read_all(data: bytes, chunk: int = 7000) -> tuple[list[tuple[Header, bytes]], Chunks]:
-    """Every regular member with its data, the stream handed over in `chunk`-byte pieces."""
-    chunks = Chunks()
+class Collect:
+    """A MemberWriter keeping what it is given."""
 
-    def feed() -> None:
-        for i in range(0, len(data), chunk):
-            chunks.queue.put(data[i : i + chunk])
-        chunks.queue.put(None)
+    def __init__(
+        self, header: Header, into: list[tuple[Header, bytes]], fail_after: int | None = None
+    ) -> None:
+        self.header, self.into, self.fail_after = header, into, fail_after
+        self.data = bytearray()
+        self.state = "open"
 
-    feeder = threading.Thread(target=feed)
-    feeder.start()
-    try:
-        got = [(h, b"".join(bytes(p) for p in chunks.pieces(h.size))) for h in members(chunks)]
-    finally:
-        chunks.drain()
-        feeder.join()
-    return got, chunks
+    def write(self, piece: memoryview) -> None:
+        self.data += piece
+        if self.fail_after is not None and len(self.data) > self.fail_after:
+            raise OSError(28, "No space left on device")
+
+    def finish(self) -> None:
+        assert len(self.data) == self.header.size
+        self.state = "finished"
+        self.into.append((self.header, bytes(self.data)))
+
+    def abort(self) -> None:
+        self.state = "aborted"
+
+
+def read_all(data: bytes, chunk: int = 7000) -> tuple[list[tuple[Header, bytes]], TarParser]:
+    """Every regular member with its data, the stream fed in `chunk`-byte pieces; TarFormatError as
+    `feed` or `close` raise it."""
+    got: list[tuple[Header, bytes]] = []
+    parser = TarParser(lambda h: Collect(h, got))
+    for i in range(0, len(data), chunk):
+        parser.feed(data[i : i + chunk])
+    parser.close()
+    return got, parser
 
 
 def gnu_tar(root: Path, names: list[str]) -> bytes:
@@ -66,14 +73,15 @@ def test_gnu_tar_members_are_read_as_tarfile_reads_them(tmp_path: Path, chunk: i
     names = [*files, odd.decode("utf-8", "surrogateescape"), "link.png", long_dir]
     data = gnu_tar(tmp_path, names)
 
-    got, chunks = read_all(data, chunk)
+    got, parser = read_all(data, chunk)
 
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
         expected = [(i.name, i.size, float(i.mtime), tar.extractfile(i).read())  # type: ignore[union-attr]
                     for i in tar if i.isreg()]  # fmt: skip
     assert [(h.name, h.size, h.mtime, body) for h, body in got] == expected
     assert sorted(h.name for h, _ in got) == sorted(names[:5])
-    assert chunks.zero_at is not None and archive_end(chunks.zero_at) == len(data)
+    assert parser.zero_at is not None and archive_end(parser.zero_at) == len(data)
+    assert parser.done and parser.consumed == len(data) and parser.trailing == 0
 
 
 def test_members_read_past_are_skipped_whole(tmp_path: Path) -> None:
@@ -91,10 +99,14 @@ def test_members_read_past_are_skipped_whole(tmp_path: Path) -> None:
         last = tarfile.TarInfo("last.png")
         last.size = 4
         tar.addfile(last, io.BytesIO(b"last"))
-    chunks = Chunks()
-    for part in (out.getvalue(), None):
-        chunks.queue.put(part)
-    names = [h.name for h in members(chunks)]  # no data read: each is skipped
+    names: list[str] = []
+
+    def skip(h: Header) -> None:
+        names.append(h.name)  # no writer: its data is read past
+
+    parser = TarParser(skip)
+    parser.feed(out.getvalue())
+    assert parser.close() and parser.trailing == 0
     # the pax header names the long member; the reader takes the ustar name (pax is not applied)
     assert names[0] == "skipped.png" and names[-1] == "last.png" and "unknown-type" not in names
 
@@ -131,27 +143,65 @@ def test_base_256_sizes_are_read() -> None:
     assert [(h.name, h.mtime, body) for h, body in got] == [("a.png", -5.0, b"abc")]
 
 
-def test_a_full_queue_wakes_the_putting_side_once_the_thread_has_taken_it_down_to_room() -> None:
-    chunks = Chunks()
-    woken: list[int] = []
-    assert not chunks.when_room(lambda: woken.append(0))  # empty: room now, nothing kept
-    for i in range(MAX_QUEUED):
-        chunks.queue.put_nowait(bytes([i]) * 10)
-    assert chunks.when_room(lambda: woken.append(chunks.queue.qsize()))
-    taken = [bytes(p) for p in chunks.pieces(10 * (MAX_QUEUED - ROOM - 1))]
-    assert woken == []  # one piece above ROOM still queued
-    taken += [bytes(p) for p in chunks.pieces(10)]
-    assert woken == [ROOM]
-    taken += [bytes(p) for p in chunks.pieces(10)]
-    assert woken == [ROOM]  # once per request
-    assert taken == [bytes([i]) * 10 for i in range(MAX_QUEUED - ROOM + 1)]
+def test_bytes_after_the_archive_are_counted_not_read_and_a_cut_end_is_not_whole() -> None:
+    """The archive ends at its exact length (`done`); what follows is counted in `trailing` (a reused
+    shell's stream must not hold any). A stream that ends between members, or inside the end's
+    padding, is not whole; inside a member it is a TarFormatError."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        info = tarfile.TarInfo("a.png")
+        info.size = 700
+        tar.addfile(info, io.BytesIO(b"a" * 700))
+    data = out.getvalue()
+    got: list[tuple[Header, bytes]] = []
+    parser = TarParser(lambda h: Collect(h, got))
+    parser.feed(data + b"more")
+    assert parser.done and parser.consumed == len(data) and parser.trailing == 4 and parser.close()
+
+    between = TarParser(lambda h: Collect(h, []))
+    between.feed(data[: 512 + 1024])  # the member whole, no end
+    assert not between.done and between.close() is False
+    in_end = TarParser(lambda h: Collect(h, []))
+    in_end.feed(data[: 512 + 1024 + 512])  # the first zero block, not the padding after it
+    assert in_end.zero_at == 1536 and not in_end.done and in_end.close() is False
 
 
-def test_discarding_the_queue_wakes_a_waiting_putter() -> None:
-    chunks = Chunks()
-    for _ in range(MAX_QUEUED):
-        chunks.queue.put_nowait(b"x")
-    woken: list[bool] = []
-    assert chunks.when_room(lambda: woken.append(True))
-    chunks.discard_queued()
-    assert woken == [True] and chunks.queue.empty()
+def test_a_stream_cut_inside_a_member_aborts_its_writer() -> None:
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        info = tarfile.TarInfo("a.png")
+        info.size = 5000
+        tar.addfile(info, io.BytesIO(b"a" * 5000))
+    writers: list[Collect] = []
+
+    def open_member(h: Header) -> Collect:
+        writers.append(Collect(h, []))
+        return writers[-1]
+
+    parser = TarParser(open_member)
+    parser.feed(out.getvalue()[:3000])
+    with pytest.raises(TarFormatError):
+        parser.close()
+    assert [w.state for w in writers] == ["aborted"]
+
+
+def test_a_writers_error_aborts_it_and_stops_the_parser() -> None:
+    """A full disk while writing a member: the error passes out of `feed`, the writer is aborted (its
+    partial closed), and nothing more is written from this stream."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        for name in ("a.png", "b.png"):
+            info = tarfile.TarInfo(name)
+            info.size = 3000
+            tar.addfile(info, io.BytesIO(name.encode() * 1000))
+    writers: list[Collect] = []
+
+    def open_member(h: Header) -> Collect:
+        writers.append(Collect(h, [], fail_after=1000))
+        return writers[-1]
+
+    parser = TarParser(open_member)
+    with pytest.raises(OSError):
+        parser.feed(out.getvalue()[:2048])
+    parser.feed(out.getvalue()[2048:])  # read past: the parser stopped
+    assert [w.state for w in writers] == ["aborted"] and parser.done
