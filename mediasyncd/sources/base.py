@@ -52,6 +52,12 @@ class Capabilities:
         return self.hasher is not None
 
     @property
+    def hashes_apart(self) -> bool:
+        """The source hashes a file with its own process, apart from sending it: a large file's hash
+        can be taken while the file travels (a local folder's hash is the copy's own, taken after it)."""
+        return self.hasher is not None and self.hasher != "local"
+
+    @property
     def summary(self) -> str:
         """`find,openssl,tar` over SSH; `docker:find,sha256sum,tar` for a shell behind a command;
         `docker:host-path` for a container whose files are read from this machine; `local`. A note

@@ -12,6 +12,7 @@ import asyncio
 import posixpath
 from concurrent.futures import Executor
 from pathlib import Path
+from typing import Any
 
 import structlog
 
@@ -26,7 +27,7 @@ from mediasyncd.transfer.budget import ByteBudget, SpaceGate
 from mediasyncd.transfer.jobs import Batch, Job, rows_of
 from mediasyncd.transfer.landing import Library
 from mediasyncd.transfer.ledger import Ledger
-from mediasyncd.transfer.verify import Pulled
+from mediasyncd.transfer.verify import EARLY_HASH, Pulled
 
 
 class Transfers:
@@ -142,9 +143,11 @@ class Transfers:
                 self.status.resumed_bytes += done
             progress.update(done)
 
+        path = posixpath.join(row.root, row.rel)
+        early = self._early_hash(path, row.size)
         try:
             digest = await self.source.pull(
-                posixpath.join(row.root, row.rel),
+                path,
                 partial,
                 size=row.size,
                 mtime=row.mtime,
@@ -156,7 +159,16 @@ class Transfers:
             self.log.info("changed during transfer; will retry once settled", path=row.rel, reason=str(exc))
             await self.ledger.changed(row)
             return None
-        return Pulled(row, digest, partial)
+        return Pulled(row, digest, partial, early)
+
+    def _early_hash(self, path: str, size: int) -> asyncio.Future[dict[str, str] | None] | None:
+        """A large file's remote hash, asked for as its transfer starts (verify.EARLY_HASH); what a
+        failed transfer leaves of it is dropped."""
+        if size < EARLY_HASH or not self.source.caps.hashes_apart:
+            return None
+        task = asyncio.ensure_future(self.source.sha256([path]))
+        task.add_done_callback(_seen)
+        return task
 
     async def _pull_batch(self, batch: Batch, verify: asyncio.Queue[Pulled]) -> tuple[FileRow, ...]:
         """One stream for many small files; each member is verified and landed like any file. Files the
@@ -216,6 +228,11 @@ class Transfers:
         loop = asyncio.get_running_loop()
         for row in rows:
             await loop.run_in_executor(self.executor, self.library.discard, partials[row.rel])
+
+
+def _seen(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()  # an early hash whose file failed: nobody else looks at it
 
 
 def _size_of(path: Path) -> int:
