@@ -14,29 +14,45 @@ import pytest
 from mediasyncd.progress import RemoteStatus
 from mediasyncd.sources.local import LocalSource
 from mediasyncd.state import NewFile, Store
-from mediasyncd.transfer.landing import Arrival, Library, Plan
+from mediasyncd.transfer.landing import Arrival, Library, Plan, Renames
 from mediasyncd.transfer.ledger import Ledger
 from mediasyncd.transfer.verify import Pulled, Verifier
+from tests.sources.test_tar_hostile import Forced
 
 
 class _SlowLibrary(Library):
-    """Renames as usual, then holds the landing thread until the test lets it go."""
+    """Renames as usual, then holds the folders' flush (in a thread, wherever the renames ran) until the
+    test lets it go; notes the thread of each step."""
 
     def __init__(self, root: Path) -> None:
         super().__init__(root)
         self.renamed = threading.Event()
         self.release = threading.Event()
+        self.threads: dict[str, int] = {}
 
-    def land_batch(self, arrivals: list[Arrival], plans: list[Plan | Exception]) -> list[Exception | None]:
-        results = super().land_batch(arrivals, plans)
+    def plan_batch(self, arrivals: list[Arrival]) -> list[Plan | Exception]:
+        self.threads["plan"] = threading.get_ident()
+        return super().plan_batch(arrivals)
+
+    def flush_before(self, plans: list[Plan | Exception]) -> None:
+        self.threads["flush before"] = threading.get_ident()
+        super().flush_before(plans)
+
+    def rename(self, arrivals: list[Arrival], plans: list[Plan | Exception], batch: Renames) -> None:
+        self.threads["rename"] = threading.get_ident()
+        super().rename(arrivals, plans, batch)
+
+    def flush_after(self, batch: Renames) -> None:
+        self.threads["flush after"] = threading.get_ident()
+        super().flush_after(batch)
         self.renamed.set()
         self.release.wait(10)
-        return results
 
 
-async def test_a_cancel_during_the_renames_waits_for_their_record(tmp_path: Path) -> None:
-    """Cancelled (twice) while its renames run, a landing still marks the file landed before the cancel
-    ends it."""
+@pytest.mark.parametrize("loop", [True, False], ids=["on-loop", "in-thread"])
+async def test_a_cancel_during_the_renames_waits_for_their_record(tmp_path: Path, loop: bool) -> None:
+    """Cancelled (twice) while its renames are flushed, a landing still marks the file landed before the
+    cancel ends it. The plans and renames run where the write place says; the flushes never on the loop."""
     library = _SlowLibrary(tmp_path / "lib")
     library.root.mkdir()
     library.check_available()
@@ -51,8 +67,9 @@ async def test_a_cancel_during_the_renames_waits_for_their_record(tmp_path: Path
         digest = hashlib.sha256(b"hello").hexdigest()
         ledger = Ledger("r1", store, RemoteStatus("r1"))
         verifier = Verifier(
-            "r1", library=library, ledger=ledger, executor=executor, landing_lock=asyncio.Lock()
-        )
+            "r1", library=library, ledger=ledger, executor=executor, landing_lock=asyncio.Lock(),
+            place=Forced(loop),
+        )  # fmt: skip
         task = asyncio.ensure_future(verifier._land_batch([Pulled(row, digest, partial)]))
         await asyncio.get_running_loop().run_in_executor(None, library.renamed.wait, 10)
         task.cancel()
@@ -67,6 +84,9 @@ async def test_a_cancel_during_the_renames_waits_for_their_record(tmp_path: Path
         stored = await store.get(row.id)
         assert stored is not None and stored.state == "landed"
         assert ledger.counts.landed == 1 and ledger.counts.failed == 0
+        here = threading.get_ident()
+        on_loop = {step for step, thread in library.threads.items() if thread == here}
+        assert on_loop == ({"plan", "rename"} if loop else set()) and len(library.threads) == 4
     finally:
         library.release.set()
         executor.shutdown(wait=True)

@@ -12,10 +12,9 @@ thread) is sources/write_place.py's choice.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import os
-import time
+import threading
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from typing import Protocol
 from mediasyncd.errors import LibraryFull, TransferError
 from mediasyncd.sources.receive import DRAIN_READ, LOCAL_FULL, RateLimiter
 from mediasyncd.sources.tar_reader import Header, TarFormatError, TarParser
-from mediasyncd.sources.write_place import PLACE, STALL, WritePlace
+from mediasyncd.sources.write_place import PLACE, WritePlace
 
 
 @dataclass(frozen=True)
@@ -83,21 +82,6 @@ def _opener(
     return open_member
 
 
-async def _in_thread(future: asyncio.Future[None]) -> None:
-    """Wait for a step running in a thread; a cancel waits for the step to end first (it writes into a
-    partial the caller then closes) and then goes on, whatever the step raised (a cut archive's error
-    in place of the cancel would lose it: the worker carried on and its session never ended)."""
-    try:
-        await asyncio.shield(future)
-    except asyncio.CancelledError:
-        while not future.done():
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.wait([future])  # never raises the step's own error: the cancel goes on
-        if not future.cancelled():
-            future.exception()  # seen: no "never retrieved" warning
-        raise
-
-
 class ByteStream(Protocol):
     """What a transport hands over: the archive's bytes as they arrive (b"" at the end)."""
 
@@ -128,10 +112,10 @@ async def unpack_stream(
     loop = asyncio.get_running_loop()
     first = next(iter(partials.values()), None)
     dev = place.device(first.parent) if first is not None else None
-    on_loop = place.on_loop(dev)
+    loop_thread = threading.get_ident()
 
     def done(member: Member) -> None:
-        if on_loop:
+        if threading.get_ident() == loop_thread:
             on_member(member)
         else:
             loop.call_soon_threadsafe(on_member, member)
@@ -139,16 +123,8 @@ async def unpack_stream(
     parser = TarParser(_opener(dict(partials), done, sizes))
 
     async def feed(chunk: bytes) -> None:
-        nonlocal on_loop
         try:
-            if on_loop:
-                started = time.perf_counter()
-                parser.feed(chunk)
-                if (took := time.perf_counter() - started) > STALL:
-                    place.stalled(dev, took)
-                    on_loop = False
-            else:
-                await _in_thread(loop.run_in_executor(executor, parser.feed, chunk))
+            await place.run(dev, executor, parser.feed, chunk)
         except TarFormatError as exc:
             raise TransferError(f"tar stream from {root} unreadable: {exc}") from None
         except OSError as exc:  # writing a partial

@@ -14,11 +14,18 @@ its writer is held until writeback catches up), from then on.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
+import time
 from collections.abc import Callable
+from concurrent.futures import Executor
 from pathlib import Path
+from typing import TypeVar
 
 import structlog
+
+T = TypeVar("T")
 
 # Filesystems on local block devices or in memory, where a write lands in the page cache.
 LOCAL_FS = frozenset(
@@ -78,6 +85,32 @@ class WritePlace:
         if dev is not None and self._on_loop.get(dev):
             self._on_loop[dev] = False
             self.log.info("library writes moved to a thread: one took too long", seconds=round(seconds, 3))
+
+    async def run(self, dev: int | None, executor: Executor, step: Callable[..., T], *args: object) -> T:
+        """`step(*args)`, blocking file-system work on device `dev`: on the event loop where `on_loop`
+        says, timed (past STALL the device moves to a thread), else in `executor`."""
+        if self.on_loop(dev):
+            started = time.perf_counter()
+            result = step(*args)
+            if (took := time.perf_counter() - started) > STALL:
+                self.stalled(dev, took)
+            return result
+        return await in_thread(asyncio.get_running_loop().run_in_executor(executor, step, *args))
+
+
+async def in_thread(future: asyncio.Future[T]) -> T:
+    """Wait for a step running in a thread; a cancel waits for the step to end first (it writes into a
+    partial the caller then closes) and then goes on, whatever the step raised (a cut archive's error
+    in place of the cancel would lose it: the worker carried on and its session never ended)."""
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        while not future.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait([future])  # never raises the step's own error: the cancel goes on
+        if not future.cancelled():
+            future.exception()  # seen: no "never retrieved" warning
+        raise
 
 
 PLACE = WritePlace()

@@ -1,8 +1,10 @@
 """The library on disk: partial files, safe directory creation, no-clobber atomic landing.
 
-Everything here is blocking file-system work; callers run it in a thread. Nothing is ever written outside
-the library: each landing path is checked lexically (paths.check_rel) and, after the directories exist,
-by resolving them (a symlink inside the library that points elsewhere is refused).
+Everything here is blocking file-system work; callers run it in a thread, or, where the library's
+filesystem takes it at once, the plans and renames on the event loop (sources/write_place.py; never the
+flushes). Nothing is ever written outside the library: each landing path is checked lexically
+(paths.check_rel) and, after the directories exist, by resolving them (a symlink inside the library
+that points elsewhere is refused).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import ctypes
 import itertools
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from mediasyncd.digest import sha256_file
@@ -35,6 +37,16 @@ class Arrival:
     wanted: str
     sha256: str
     mtime: float
+
+
+@dataclass
+class Renames:
+    """What the renames of one batch did: each arrival's error or None, in order; the folders whose
+    entries changed; the folders made and checked (once each for the batch, not once per file)."""
+
+    results: list[Exception | None] = field(default_factory=list)
+    changed: set[Path] = field(default_factory=set)
+    checked: set[Path] = field(default_factory=set)
 
 
 class Library:
@@ -108,28 +120,41 @@ class Library:
         return plans
 
     def land_batch(self, arrivals: list[Arrival], plans: list[Plan | Exception]) -> list[Exception | None]:
-        """Land (or, when identical bytes are already there, discard) each planned arrival."""
-        results: list[Exception | None] = []
-        changed: set[Path] = set()
-        checked: set[Path] = set()  # folders made and checked for this batch: once each, not per file
+        """Land (or, when identical bytes are already there, discard) each planned arrival: the three
+        steps below in one call."""
+        self.flush_before(plans)
+        batch = Renames()
+        self.rename(arrivals, plans, batch)
+        self.flush_after(batch)
+        return batch.results
+
+    def flush_before(self, plans: list[Plan | Exception]) -> None:
+        """Every partial's bytes durable before any rename: one `syncfs` for a batch, not one per file."""
         if any(isinstance(plan, Plan) and not plan.present for plan in plans):
-            sync_filesystem(self.root)  # every partial's bytes durable before any rename: one call, not N
+            sync_filesystem(self.root)
+
+    def rename(self, arrivals: list[Arrival], plans: list[Plan | Exception], batch: Renames) -> None:
+        """Rename (or discard) each planned arrival of the batch, or of a slice of it, into `batch`."""
         for a, plan in zip(arrivals, plans, strict=True):
             if isinstance(plan, Exception):
                 self.discard(a.partial)
-                results.append(plan)
+                batch.results.append(plan)
                 continue
             try:
                 if plan.present:
                     self.discard(a.partial)
                 else:
-                    changed.add(self.land(a.partial, plan.rel, a.mtime, sync_dir=False, checked=checked))
-                results.append(None)
+                    batch.changed.add(
+                        self.land(a.partial, plan.rel, a.mtime, sync_dir=False, checked=batch.checked)
+                    )
+                batch.results.append(None)
             except (UnsafePathError, OSError) as exc:
-                results.append(exc)
-        for directory in changed:  # once per directory, before the DB records the batch as landed
+                batch.results.append(exc)
+
+    def flush_after(self, batch: Renames) -> None:
+        """Each folder whose entries changed, fsynced once, before the state DB records the batch."""
+        for directory in batch.changed:
             _fsync_dir(directory)
-        return results
 
     def land(
         self,

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from mediasyncd.sources import tar
+from mediasyncd.sources import tar, write_place
 from mediasyncd.sources.tar import Member, unpack_stream
 from mediasyncd.sources.write_place import LOCAL_FS, WritePlace, fs_type
 from tests.sources import test_tar_hostile as hostile
@@ -144,7 +144,7 @@ async def test_a_write_that_stalls_the_loop_moves_the_stream_to_a_thread(
     partials = {name: tmp_path / "p" / name for name in files}
     writes = SlowWrites(0.02)
     monkeypatch.setattr(tar, "os", writes)
-    monkeypatch.setattr(tar, "STALL", 0.01)
+    monkeypatch.setattr(write_place, "STALL", 0.01)
     place = Forced(True)
     got: list[Member] = []
     with ThreadPoolExecutor(2) as pool:
