@@ -148,6 +148,11 @@ def _report(pullers: list[Puller], results: list[PassCounts | RemoteError]) -> i
             code = 1
         if result.skipped_names:
             line += f", {result.skipped_names} unsafe name(s) skipped"
+        if result.settling:
+            line += (
+                f", {result.settling} not settled yet (changed within settle = {puller.remote.settle:g}s:"
+                " still being written? the next pass takes them)"
+            )
         print(line)
         for failure in result.failures:
             print(f"  failed: {failure}", file=sys.stderr)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.helpers import OLD, bytes_read_of, make_env, once, opens_of, sftp_log
+from tests.helpers import MEDIASYNCD, OLD, bytes_read_of, make_env, once, opens_of, sftp_log
 from tests.sshd import SshServer, ssh_run
 
 PNG = b"\x89PNG\r\n\x1a\n" + os.urandom(300_000)
@@ -68,8 +69,19 @@ def test_a_file_written_just_now_waits_for_settle(tmp_path: Path, sshd: SshServe
     env = make_env(tmp_path, sshd, settle="30s")
     env.write("old.png", PNG)
     env.write("fresh.png", PNG, mtime=time.time())
-    assert once(env) == 0
+    done = subprocess.run(
+        [MEDIASYNCD, "sync", "--once", "--config", str(env.config_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0
     assert set(env.landed()) == {"old.png"}
+    # the report says why a file it saw was not taken, rather than "1 landed" alone
+    assert (
+        done.stdout.startswith("r1: 1 landed (")
+        and ", 1 not settled yet (changed within settle = 30s" in done.stdout
+    )
 
 
 def test_interrupted_transfer_resumes_from_the_partial(tmp_path: Path, sshd_logged: SshServer) -> None:

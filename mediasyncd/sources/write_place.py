@@ -1,4 +1,6 @@
-"""Where a tar stream's partials are written: on the event loop, or in a thread.
+"""Where blocking work on the library runs: on the event loop, or in a thread. A tar stream's partials
+(sources/tar.py) and landing's plans and renames (transfer/verify.py) ask here; flushes never run on
+the loop.
 
 A tar stream of small files costs a few system calls per member (open, write, close) and a hash. Made
 in a thread, each of them hands the GIL to the event loop, busy receiving, and takes it back: two
@@ -32,7 +34,10 @@ LOCAL_FS = frozenset(
     {"ext2", "ext3", "ext4", "xfs", "btrfs", "f2fs", "zfs", "bcachefs", "jfs", "reiserfs", "nilfs2",
      "tmpfs", "ramfs", "overlay"}
 )  # fmt: skip
-STALL = 0.25  # seconds one step on the event loop may take before the device's writes go to a thread
+# Seconds one step on the event loop may take before the device's work goes to a thread. A step is a
+# read's worth of members (at most a few MB) or 256 renames: ~10 ms here. Linux pauses a writer that has
+# outrun its disk's writeback for up to 200 ms at a time.
+STALL = 0.1
 
 
 def fs_type(mountinfo: str, dev: int) -> str | None:

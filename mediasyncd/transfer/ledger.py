@@ -44,6 +44,7 @@ class PassCounts:
     skipped_names: int = 0
     new: int = 0
     waiting_for_space: int = 0
+    settling: int = 0  # complete-looking files younger than `settle` at the last pass: left for the next
     taken: int = 0  # files claimed for a transfer, and their bytes: what this run set out to do
     taken_bytes: int = 0
     failures: list[str] = field(default_factory=list)

@@ -113,7 +113,7 @@ class Session:
             adopt.put_nowait(candidate)
         jobs = self._queue(rows, queue)
         self.passes += 1
-        self.status.settling = sighting.settling
+        self.status.settling = self.ledger.counts.settling = sighting.settling
         self.status.last_pass_at = time.time()
         self.status.last_pass_s = sighting.seconds
         self.status.pass_seconds.observe(sighting.seconds)
