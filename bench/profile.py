@@ -3,6 +3,7 @@
     sudo .venv/bin/python -m bench.profile            # PNG 200 files, MANY 2,000, BIG 2 x 200 MB; ~1 minute
     sudo .venv/bin/python -m bench.profile --many 5000 --datasets MANY,noop --raw --out /tmp/stacks
     sudo .venv/bin/python -m bench.profile --transport local --datasets PNG,MANY --out /tmp/local
+    sudo .venv/bin/python -m bench.profile --many 20000 --datasets MANY --counters   # perf stat, no py-spy
 
 Each dataset is pulled once into an empty library from the real OpenSSH sshd on 127.0.0.1 (the same
 endpoint as `bench.run --links loopback`), with `py-spy record` sampling the mediasyncd process (its
@@ -58,6 +59,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="only samples of the thread holding the GIL: where the Python CPU time goes")  # fmt: skip
     p.add_argument("--transport", default="ssh", choices=["ssh", "local"],
                    help="local: read the dataset's folder directly (profiles named local-<dataset>)")  # fmt: skip
+    p.add_argument("--counters", action="store_true",
+                   help="no py-spy: `perf stat` of each pull (context switches, CPU), printed")  # fmt: skip
     p.add_argument("--out", type=Path, default=REPO / "docs" / "profiles", help="where the SVGs go")
     p.add_argument("--data-dir", type=Path, default=Path("/var/tmp/mediasyncd-bench/profile-data"))
     p.add_argument("--scratch", type=Path, default=Path("/var/tmp/mediasyncd-bench"))
@@ -87,6 +90,34 @@ def profile(
     return time.perf_counter() - started
 
 
+COUNTERS = ("context-switches", "cpu-migrations", "task-clock")
+
+
+def perf_csv(text: str) -> dict[str, float]:
+    """`perf stat -x ,` output: each counted event's value (task-clock in ms); uncounted ones left out."""
+    got: dict[str, float] = {}
+    for fields in (line.split(",") for line in text.splitlines() if not line.startswith("#")):
+        if len(fields) > 2 and fields[0].replace(".", "", 1).isdigit():
+            got[fields[2]] = float(fields[0])
+    return got
+
+
+def counters(tool: Mediasyncd | LocalPull, out: Path) -> str:
+    """Pull once under `perf stat` (software counters: they work in a VM); its figures as one line."""
+    argv = tool.options.command("sync", "--once", "--no-progress", "--config", str(tool.config))
+    argv += ["--log-level", "warning"]
+    started = time.perf_counter()
+    with tool.log.open("ab") as log:
+        subprocess.run(["perf", "stat", "-x", ",", "-o", str(out), "-e", ",".join(COUNTERS), "--", *argv],
+                       stdout=log, stderr=log, check=True)  # fmt: skip
+    wall = time.perf_counter() - started
+    got = perf_csv(out.read_text())
+    return (
+        f"{got.get('context-switches', 0):,.0f} context switches, {got.get('cpu-migrations', 0):,.0f} "
+        f"migrations, {got.get('task-clock', 0) / 1000:.2f} CPU-s, {wall:.2f} s"
+    )
+
+
 class LocalPull:
     """`sync --once` of a local folder (`transport = "local"`, bench.sources' config) into `work`."""
 
@@ -106,6 +137,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if shutil.which(PY_SPY) is None:
         raise SystemExit(f"{PY_SPY} not found: scripts/setup --dev installs py-spy")
+    if args.counters and shutil.which("perf") is None:
+        raise SystemExit("perf not found: apt-get install linux-perf")
     spec = DatasetSpec(png=args.png, many=args.many, many_folders=9, big=args.big, big_mb=args.big_mb)
     wanted = {n.strip() for n in args.datasets.split(",") if n.strip()}
     compile_bytecode()
@@ -129,7 +162,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                     if endpoint is None
                     else Mediasyncd(endpoint, d.root, work / name, MediasyncdOptions())
                 )
-                if name in wanted:
+                if name in wanted and args.counters:
+                    print(
+                        f"{name}: {d.files} files, {d.megabytes:.0f} MB: {counters(tool, work / 'perf.txt')}"
+                    )
+                elif name in wanted:
                     wall = profile(
                         tool, args.out / f"{prefix}{name}{ext}", args.rate, idle=args.idle, gil=args.gil
                     )
@@ -137,6 +174,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if name == "MANY" and "noop" in wanted:
                     if name not in wanted:
                         tool.pull(600)
+                    if args.counters:
+                        print(
+                            f"noop: nothing-new sync --once over {d.files} files: {counters(tool, work / 'perf.txt')}"
+                        )
+                        continue
                     wall = profile(
                         tool, args.out / f"{prefix}noop{ext}", args.rate, idle=args.idle, gil=args.gil
                     )

@@ -6,6 +6,7 @@ import os
 import random
 import re
 import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -157,3 +158,14 @@ def test_plot_is_a_png_with_a_panel_per_link(run: Run, tmp_path: Path) -> None:
     draw(results, list(TOOLS), tmp_path / "plot.png")
     with Image.open(tmp_path / "plot.png") as image:
         assert image.format == "PNG" and image.height > 300 * len(results)
+
+
+def test_perf_stat_output_is_read_as_bench_profile_counters_reads_it(tmp_path: Path) -> None:
+    """`bench.profile --counters` reads `perf stat -x ,`; the real perf (scripts/setup --dev) writes it."""
+    from bench.profile import COUNTERS, perf_csv
+
+    out = tmp_path / "perf.txt"
+    subprocess.run(["perf", "stat", "-x", ",", "-o", str(out), "-e", ",".join(COUNTERS), "--", "sleep", "0.05"],
+                   check=True)  # fmt: skip
+    got = perf_csv(out.read_text())
+    assert set(got) == set(COUNTERS) and got["task-clock"] > 0 and got["context-switches"] >= 1
