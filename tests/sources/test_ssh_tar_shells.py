@@ -93,64 +93,62 @@ async def test_a_failed_tar_ends_its_shell_and_the_next_stream_gets_a_new_one(
         await source.close()
 
 
+@pytest.fixture
+async def source(sshd: SshServer) -> AsyncIterator[SshSource]:
+    """An SshSource over loopback (a fast link: streams may borrow the command channel's shell)."""
+    started = await SshSource.start(await connect(sshd))
+    try:
+        yield started
+    finally:
+        await started.close()
+
+
 async def test_on_a_fast_link_streams_borrow_the_command_channels_shell(
-    sshd: SshServer, tmp_path: Path, executor: ThreadPoolExecutor
+    source: SshSource, tmp_path: Path, executor: ThreadPoolExecutor
 ) -> None:
     """Over loopback, streams with no tar shell idle run on the command channel's shell (no exec), and
     commands run on it between them as before."""
     root = tmp_path / "root"
     names = ["a.png", "it's b.png", "c d.png"]
     files = make_files(root, names)
-    source = await SshSource.start(await connect(sshd))
-    try:
-        assert source.tar_shells.lender is not None
-        for i, name in enumerate(names):
-            got = await stream(source, root, [name], tmp_path / f"p{i}", executor)
-            assert got[name].sha256 == hashlib.sha256(files[name]).hexdigest()
-            listing = await source.list_roots([str(root)])
-            assert sorted(e.rel for e in listing.entries) == sorted(names)
-        assert (source.tar_shells.started, source.tar_shells.borrowed) == (0, 3)
-        assert source.shell is not None and source.shell.restarts == 0
-    finally:
-        await source.close()
+    assert source.tar_shells.lender is not None
+    for i, name in enumerate(names):
+        got = await stream(source, root, [name], tmp_path / f"p{i}", executor)
+        assert got[name].sha256 == hashlib.sha256(files[name]).hexdigest()
+        listing = await source.list_roots([str(root)])
+        assert sorted(e.rel for e in listing.entries) == sorted(names)
+    assert (source.tar_shells.started, source.tar_shells.borrowed) == (0, 3)
+    assert source.shell is not None and source.shell.restarts == 0
 
 
 async def test_a_failed_stream_on_the_borrowed_shell_leaves_the_channel_working(
-    sshd: SshServer, tmp_path: Path, executor: ThreadPoolExecutor
+    source: SshSource, tmp_path: Path, executor: ThreadPoolExecutor
 ) -> None:
     """tar fails on the borrowed shell (a listed file vanished) and that shell ends: the files it could
     send arrive, and the next command starts the channel a new shell and answers."""
     root = tmp_path / "root"
     make_files(root, ["a.png", "b.png"])
-    source = await SshSource.start(await connect(sshd))
-    try:
-        got = await stream(source, root, ["a.png", "gone.png", "b.png"], tmp_path / "p1", executor)
-        assert sorted(got) == ["a.png", "b.png"] and source.tar_shells.borrowed == 1
-        listing = await source.list_roots([str(root)])
-        assert sorted(e.rel for e in listing.entries) == ["a.png", "b.png"]
-        assert source.shell is not None and source.shell.restarts == 1
-    finally:
-        await source.close()
+    got = await stream(source, root, ["a.png", "gone.png", "b.png"], tmp_path / "p1", executor)
+    assert sorted(got) == ["a.png", "b.png"] and source.tar_shells.borrowed == 1
+    listing = await source.list_roots([str(root)])
+    assert sorted(e.rel for e in listing.entries) == ["a.png", "b.png"]
+    assert source.shell is not None and source.shell.restarts == 1
 
 
 async def test_a_stream_does_not_wait_for_a_busy_command_channel(
-    sshd: SshServer, tmp_path: Path, executor: ThreadPoolExecutor
+    source: SshSource, tmp_path: Path, executor: ThreadPoolExecutor
 ) -> None:
     """While a command runs on the channel, a stream starts a shell of its own rather than wait; the
     command's answer is its own."""
     root = tmp_path / "root"
     files = make_files(root, ["a.png"])
-    source = await SshSource.start(await connect(sshd))
-    try:
-        assert source.shell is not None
-        command = asyncio.create_task(source.shell.run("sleep 1; echo slept"))
-        await asyncio.sleep(0.2)
-        got = await asyncio.wait_for(stream(source, root, ["a.png"], tmp_path / "p", executor), 0.9)
-        assert got["a.png"].sha256 == hashlib.sha256(files["a.png"]).hexdigest()
-        assert (source.tar_shells.started, source.tar_shells.borrowed) == (1, 0)
-        assert (await command).stdout == b"slept\n"
-    finally:
-        await source.close()
+    assert source.shell is not None
+    command = asyncio.create_task(source.shell.run("sleep 1; echo slept"))
+    await asyncio.sleep(0.2)
+    got = await asyncio.wait_for(stream(source, root, ["a.png"], tmp_path / "p", executor), 0.9)
+    assert got["a.png"].sha256 == hashlib.sha256(files["a.png"]).hexdigest()
+    assert (source.tar_shells.started, source.tar_shells.borrowed) == (1, 0)
+    assert (await command).stdout == b"slept\n"
 
 
 class Endless:
