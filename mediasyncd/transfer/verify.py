@@ -69,7 +69,6 @@ class Verifier:
     ) -> None:
         self.remote = remote
         self.place = place  # where the library's plans and renames run: the event loop or a thread
-        self._device: int | None = None
         self.library = library
         self.ledger = ledger
         self.executor = executor
@@ -222,9 +221,7 @@ class Verifier:
             Arrival(p.partial, library_rel(self.remote, p.row.rel), p.sha256, p.row.mtime) for p in items
         ]
         place, executor, library = self.place, self.executor, self.library
-        if self._device is None:
-            self._device = place.device(library.root)
-        dev = self._device
+        dev = place.device(library.root)  # each batch: a library remounted meanwhile is seen as it is now
         async with self.landing_lock:
             plans = await place.run(dev, executor, library.plan_batch, arrivals)
             await self.ledger.intents(
