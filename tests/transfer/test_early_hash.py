@@ -3,7 +3,6 @@ still hashed after, in batches. Against the real sshd."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import time
 from collections.abc import Sequence
@@ -11,16 +10,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from mediasyncd.config import load_config
-from mediasyncd.progress import RemoteStatus
 from mediasyncd.sources import Source, open_source
-from mediasyncd.state import Store
-from mediasyncd.transfer.budget import SpaceGate
-from mediasyncd.transfer.landing import Library
-from mediasyncd.transfer.puller import Puller
 from mediasyncd.transfer.verify import EARLY_HASH
-from tests.helpers import remote_table, write_config
+from tests.helpers import remote_table
 from tests.sshd import SshServer
+from tests.transfer.parts import puller_parts
 
 
 async def test_a_large_files_hash_is_asked_for_before_it_has_arrived(sshd: SshServer, tmp_path: Path) -> None:
@@ -32,12 +26,8 @@ async def test_a_large_files_hash_is_asked_for_before_it_has_arrived(sshd: SshSe
     (root / "big.mp4").write_bytes(big)
     (root / "small.png").write_bytes(b"s" * 5000)
     table = remote_table(sshd, "r1", root, settle="0s")
-    config = load_config(write_config(tmp_path / "c.toml", tmp_path / "lib", tmp_path / "state", [table]))
-    remote = config.remotes[0]
-    config.daemon.library.mkdir()
-    store = Store(config.daemon.db_path)
-    await store.open()
-    library = Library(config.daemon.library)
+    parts = await puller_parts(tmp_path, table)
+    remote, config, store = parts.remote, parts.config, parts.store
     events: list[tuple[str, str, float]] = []
 
     async def opener() -> Source:
@@ -66,12 +56,7 @@ async def test_a_large_files_hash_is_asked_for_before_it_has_arrived(sshd: SshSe
         return source
 
     with ThreadPoolExecutor(2) as pool:
-        puller = Puller(
-            remote, config.transfer, library=library, store=store, status=RemoteStatus("r1"),
-            state_dir=config.daemon.state_dir, executor=pool, landing_lock=asyncio.Lock(),
-            space=SpaceGate(library.free_bytes, 0), opener=opener,
-        )  # fmt: skip
-        counts = await puller.sync_once()
+        counts = await parts.puller(opener, pool).sync_once()
     await store.close()
     assert counts.landed == 2 and (tmp_path / "lib" / "r1" / "big.mp4").read_bytes() == big
     asked = [(name, t) for kind, name, t in events if kind == "hash asked"]

@@ -9,15 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from mediasyncd.config import load_config
 from mediasyncd.errors import RemoteError
-from mediasyncd.progress import RemoteStatus
 from mediasyncd.sources import Source, open_source
-from mediasyncd.state import Store
-from mediasyncd.transfer.budget import SpaceGate
-from mediasyncd.transfer.landing import Library
-from mediasyncd.transfer.puller import Opener, Puller
-from tests.helpers import write_config
+from tests.transfer.parts import puller_parts
 
 
 async def test_a_failed_open_or_load_leaves_nothing_behind_and_the_next_pass_lands(tmp_path: Path) -> None:
@@ -25,13 +19,8 @@ async def test_a_failed_open_or_load_leaves_nothing_behind_and_the_next_pass_lan
     root.mkdir()
     (root / "a.png").write_bytes(b"a" * 1000)
     table = {"name": "r1", "transport": "local", "roots": [str(root)], "settle": "0s"}
-    config = load_config(write_config(tmp_path / "c.toml", tmp_path / "lib", tmp_path / "state", [table]))
-    remote = config.remotes[0]
-    config.daemon.library.mkdir()
-    store = Store(config.daemon.db_path)
-    await store.open()
-    library = Library(config.daemon.library)
-    library.check_available()
+    parts = await puller_parts(tmp_path, table)
+    remote, config, store = parts.remote, parts.config, parts.store
     opened: list[Source] = []
     closed: list[Source] = []
 
@@ -51,13 +40,7 @@ async def test_a_failed_open_or_load_leaves_nothing_behind_and_the_next_pass_lan
         opened.append(source)
         return source
 
-    def puller(opener: Opener, pool: ThreadPoolExecutor) -> Puller:
-        return Puller(
-            remote, config.transfer, library=library, store=store, status=RemoteStatus("r1"),
-            state_dir=config.daemon.state_dir, executor=pool, landing_lock=asyncio.Lock(),
-            space=SpaceGate(library.free_bytes, 0), opener=opener,
-        )  # fmt: skip
-
+    puller = parts.puller
     with ThreadPoolExecutor(2) as pool:
         with pytest.raises(RemoteError, match="refused"):
             await puller(refused, pool).sync_once()
