@@ -70,12 +70,9 @@ class SshSource:
         self.conn = conn
         self._sftp = sftp
         self._shell = shell
-        round_trip = tcp_round_trip(conn.get_extra_info("socket"))  # None: not known (a proxy's pipe)
+        rtt = tcp_round_trip(conn.get_extra_info("socket"))  # round trip; None: unknown (a proxy's pipe)
         self._caps = dataclasses.replace(
-            caps,
-            streams=tar_streams(round_trip),
-            stream_below=stream_below(round_trip),
-            round_trip=round_trip,
+            caps, streams=tar_streams(rtt), stream_below=stream_below(rtt), round_trip=rtt
         )
         self.block_size = transfer.block_size if transfer else 0
         self.roots: set[str] = set()  # the roots hashes pin directories below (config, listings)
@@ -83,11 +80,11 @@ class SshSource:
         self.large = LargeFiles(
             transfer.stream_above if transfer else 0,
             transfer.large_files if transfer else "sftp",
-            round_trip=round_trip,
+            round_trip=rtt,
         )
         # Where tar streams run (public for tests and benchmarks); on a fast link the first borrows the
         # command channel's shell (tar_shells.py).
-        lender = shell.lent if shell is not None and fast_link(round_trip) else None
+        lender = shell.lent if shell is not None and fast_link(rtt) else None
         self.tar_shells = TarShells(conn, lender=lender)
 
     @classmethod
