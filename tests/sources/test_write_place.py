@@ -7,7 +7,6 @@ import asyncio
 import io
 import os
 import subprocess
-import tarfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -89,13 +88,7 @@ class Stream:
 
 
 def archive(files: dict[str, bytes]) -> bytes:
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w", format=tarfile.GNU_FORMAT) as t:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            t.addfile(info, io.BytesIO(data))
-    return out.getvalue()
+    return hostile.archive([hostile.regular(name, data) for name, data in files.items()])
 
 
 class SlowWrites:
