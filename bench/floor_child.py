@@ -57,14 +57,14 @@ async def _remote_hashes(conn: Any, root: str, rels: list[str]) -> dict[str, str
 
 
 async def _connect(job: dict[str, Any]) -> Any:
-    """asyncssh to the job's sshd, with mediasyncd's cipher and receive slicing."""
+    """asyncssh to the job's sshd, with mediasyncd's cipher and receive path."""
     import asyncssh
 
-    from mediasyncd.sources.ssh.connect import slice_received
+    from mediasyncd.sources.ssh.receive import receive_fast
 
     class Client(asyncssh.SSHClient):
         def connection_made(self, conn: asyncssh.SSHClientConnection) -> None:
-            slice_received(conn)  # as mediasyncd's own connections do
+            receive_fast(conn)  # as mediasyncd's own connections do
 
     conn, _ = await asyncssh.create_connection(
         Client, job["host"], job["port"], username=job["user"], client_keys=[job["key"]],

@@ -14,6 +14,8 @@ Variants: `asyncssh-cat` reads `cat FILE` over an exec channel; `asyncssh-sftp` 
 SFTP pull (`sftp_pull`: pipelined reads, hashed and written into a partial); `ssh-cat` is
 `ssh … cat FILE >/dev/null`; `rsync` is `rsync -a -e ssh` of the file; `ssh-pipe` is the same into a pipe that this process reads in 1 MiB
 chunks, hashes and writes. `+hash` hashes and writes to a file in a thread as the real path does.
+The asyncssh variants receive as mediasyncd does (sources/ssh/receive.py), unless named "asyncssh's
+parser (sliced)": asyncssh's own packet parser, fed one packet's worth at a time.
 """
 
 from __future__ import annotations
@@ -95,11 +97,14 @@ def ssh_argv(ep: dict[str, Any], cipher: str | None, command: str) -> list[str]:
 async def _asyncssh_variant(v: dict[str, Any], ep: dict[str, Any], out: Path) -> dict[str, float]:
     import asyncssh
 
-    from mediasyncd.sources.ssh.connect import slice_received
+    from mediasyncd.sources.ssh.receive import receive_fast, slice_received
 
     class Client(asyncssh.SSHClient):
         def connection_made(self, conn: asyncssh.SSHClientConnection) -> None:
-            if v.get("slice", True):
+            receive = v.get("receive", "fast")  # "fast": mediasyncd's; "slice": asyncssh's parser, sliced
+            if receive == "fast":
+                receive_fast(conn)
+            elif receive == "slice":
                 slice_received(conn)
 
     conn, _ = await asyncssh.create_connection(
@@ -235,6 +240,12 @@ VARIANTS: list[dict[str, Any]] = [
     },
     {"name": "ssh cat | hash+write, chacha20", "kind": "ssh-pipe", "cipher": "chacha20-poly1305@openssh.com"},
     {"name": "asyncssh cat, aes128-gcm", "kind": "asyncssh-cat", "cipher": "aes128-gcm@openssh.com"},
+    {
+        "name": "asyncssh cat, aes128-gcm, asyncssh's parser (sliced)",
+        "kind": "asyncssh-cat",
+        "cipher": "aes128-gcm@openssh.com",
+        "receive": "slice",
+    },
     {"name": "asyncssh cat, chacha20", "kind": "asyncssh-cat", "cipher": "chacha20-poly1305@openssh.com"},
     {"name": "asyncssh cat, aes128-ctr", "kind": "asyncssh-cat", "cipher": "aes128-ctr"},
     {"name": "asyncssh cat, aes256-ctr", "kind": "asyncssh-cat", "cipher": "aes256-ctr"},

@@ -1,4 +1,4 @@
-"""SSH connections: options, host-key policy (strict | accept-new), received-data slicing, prompt ACKs."""
+"""SSH connections: options, host-key policy (strict | accept-new), the receive path (receive.py), prompt ACKs."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import asyncssh
 
 from mediasyncd.config import RemoteConfig
 from mediasyncd.errors import HostKeyError, RemoteError
+from mediasyncd.sources.ssh.receive import receive_fast
 
 # AES-GCM first: GPU hosts have AES-NI, and it costs ~30 % less CPU than chacha20 here (FIELD_NOTES 7).
 CIPHERS = (
@@ -21,38 +22,7 @@ CIPHERS = (
     "aes128-ctr",
     "aes256-ctr",
 )
-RECEIVE_SLICE = 32 << 10  # one OpenSSH data packet (32 KiB payload) per hand-over to asyncssh
 PROMPT_ACK_READS = 64  # reads acknowledged at once: the handshake, the login and the first channel's start
-
-
-def slice_received(conn: asyncssh.SSHClientConnection, size: int = RECEIVE_SLICE) -> None:
-    """Hand asyncssh what the socket delivers in slices of `size` bytes instead of whole reads.
-
-    asyncssh appends each socket read (asyncio reads up to 256 KiB) to one bytes buffer and cuts every
-    SSH packet off its front, copying the rest of the buffer each time: for 32 KiB packets that is about
-    eight copies of every byte received. Fed a packet's worth at a time (as memoryview slices, which its
-    `+=` accepts), the buffer stays small. The bytes and their order are unchanged. After a fatal packet
-    asyncssh drops its transport at once and leaves the rest of the read unparsed; the remaining slices
-    are then not handed over either (asyncssh keeps no public sign of that moment, so this reads its
-    `_transport`; should that attribute ever go, every slice is handed over, as before).
-
-    Measured on loopback: a 100 MB SFTP read (medians of 9) 1.72 -> 1.24 CPU-s/GB and 533 -> 786 MB/s;
-    `sync --once` of 5 x 200 MB (medians of 6) 4.26 -> 3.91 s. Over a 40 ms link the reads are small
-    (~6 KiB) and nothing changes.
-    """
-    deliver = conn.data_received
-
-    def data_received(data: bytes, datatype: asyncssh.DataType = None) -> None:
-        if len(data) <= size:
-            deliver(data, datatype)
-            return
-        view = memoryview(data)
-        for start in range(0, len(data), size):
-            if getattr(conn, "_transport", conn) is None:  # a packet in an earlier slice ended it
-                return
-            deliver(view[start : start + size], datatype)  # type: ignore[arg-type]
-
-    conn.data_received = data_received  # type: ignore[method-assign]
 
 
 def ack_promptly(conn: asyncssh.SSHClientConnection, reads: int = PROMPT_ACK_READS) -> None:
@@ -90,7 +60,7 @@ def _host_label(host: str, port: int) -> str:
 
 
 class _PolicyClient(asyncssh.SSHClient):
-    """Slices what the connection receives and acknowledges its start at once; judges host keys that the
+    """Receives through receive.py and acknowledges its start at once; judges host keys that the
     known_hosts files do not already trust (asyncssh asks only for those)."""
 
     def __init__(self, remote: RemoteConfig, learned: Path, known_files: Sequence[Path]) -> None:
@@ -100,7 +70,7 @@ class _PolicyClient(asyncssh.SSHClient):
         self.refusal: str | None = None
 
     def connection_made(self, conn: asyncssh.SSHClientConnection) -> None:
-        slice_received(conn)
+        receive_fast(conn)
         ack_promptly(conn)
 
     def validate_host_public_key(self, host: str, addr: str, port: int, key: asyncssh.SSHKey) -> bool:
