@@ -26,6 +26,7 @@ from mediasyncd.state.rows import ROW_COLUMNS, FileRow, to_row
 
 Key = tuple[str, str]
 Stamp = tuple[int, FileState, int, float]  # id, state, size, mtime
+Fresh = tuple[int, int, int, int, float]  # a landed file not yet in the columns: hi, lo, id, size, mtime
 _GONE = 0  # the id of a column slot whose file left (SQLite's row ids start at 1)
 _LOW = (1 << 64) - 1
 _MERGE_AT = 64  # landed files kept whole before a merge, at least (else a 64th of the columns)
@@ -52,7 +53,7 @@ class KnownFiles:
     def __init__(self, remote: str) -> None:
         self.remote = remote
         self._open: dict[Key, FileRow] = {}  # not landed: whole rows
-        self._fresh: dict[Key, FileRow] = {}  # landed since the columns were built
+        self._fresh: dict[Key, Fresh] = {}  # landed since the columns were built
         self._hi, self._lo = array("Q"), array("Q")  # the digest, sorted
         self._id, self._size, self._mtime = array("q"), array("q"), array("d")
         self._gone = 0  # column slots whose file left
@@ -79,13 +80,16 @@ class KnownFiles:
     # ------------------------------------------------------------------------------- reading
 
     def get(self, key: Key) -> FileRow | None:
-        row = self._open.get(key) or self._fresh.get(key)
+        row = self._open.get(key)
         if row is not None:
             return row
-        at = self._find(key)
+        root, rel = key
+        fresh = self._fresh.get(key)
+        if fresh is not None:
+            return FileRow(fresh[2], self.remote, root, rel, fresh[3], fresh[4], FileState.LANDED)
+        at = self._find(*_halves(key_digest(root, rel)))
         if at < 0 or self._id[at] == _GONE:
             return None
-        root, rel = key
         return FileRow(
             self._id[at], self.remote, root, rel, self._size[at], self._mtime[at], FileState.LANDED
         )
@@ -105,9 +109,13 @@ class KnownFiles:
         prefixes: dict[str, bytes] = {}
         for key in keys:
             if whole:
-                row = open_get(key) or fresh_get(key)
+                row = open_get(key)
                 if row is not None:
                     yield row.id, row.state, row.size, row.mtime
+                    continue
+                fresh = fresh_get(key)
+                if fresh is not None:
+                    yield fresh[2], FileState.LANDED, fresh[3], fresh[4]
                     continue
             if not count:
                 yield None
@@ -154,15 +162,14 @@ class KnownFiles:
             self._open[key] = row
             return
         self._open.pop(key, None)
-        at = self._find(key)
+        hi, lo = _halves(key_digest(row.root, row.rel))
+        at = self._find(hi, lo)
         if at >= 0:  # known by the columns (or left them): this row takes its slot
             if self._id[at] == _GONE:
                 self._gone -= 1
             self._id[at], self._size[at], self._mtime[at] = row.id, row.size, row.mtime
             return
-        self._fresh[key] = FileRow(
-            row.id, self.remote, row.root, row.rel, row.size, row.mtime, FileState.LANDED
-        )
+        self._fresh[key] = (hi, lo, row.id, row.size, row.mtime)
         if len(self._fresh) >= max(_MERGE_AT, (len(self._id) - self._gone) >> 6):
             self._merge()
 
@@ -175,7 +182,7 @@ class KnownFiles:
         """The file at `key` is no longer known."""
         if self._open.pop(key, None) is not None or self._fresh.pop(key, None) is not None:
             return
-        at = self._find(key)
+        at = self._find(*_halves(key_digest(*key)))
         if at >= 0 and self._id[at] != _GONE:
             self._id[at] = _GONE
             self._gone += 1
@@ -187,11 +194,10 @@ class KnownFiles:
 
     # ------------------------------------------------------------------------------- the columns
 
-    def _find(self, key: Key) -> int:
-        """The column slot of `key` (even one whose file left), or -1."""
+    def _find(self, hi: int, lo: int) -> int:
+        """The column slot of the digest (hi, lo) (even one whose file left), or -1."""
         if not self._hi:
             return -1
-        hi, lo = _halves(key_digest(key[0], key[1]))
         at = _slot(self._hi, self._lo, hi, lo)
         if at < len(self._hi) and self._hi[at] == hi and self._lo[at] == lo:
             return at
@@ -211,7 +217,7 @@ class KnownFiles:
         if self._gone:
             keep = [i != _GONE for i in self._id]
             old = [array(c.typecode, compress(c, keep)) for c in old]
-        adds = sorted((*_halves(key_digest(*k)), r.id, r.size, r.mtime) for k, r in self._fresh.items())
+        adds = sorted(self._fresh.values())
         new: list[array[int] | array[float]] = [array(c.typecode) for c in old]
         done = 0
         for add in adds:

@@ -29,6 +29,14 @@ T = TypeVar("T")
 C = ParamSpec("C")
 
 
+_LANDED_SET = (
+    "UPDATE files SET state = ?, sha256 = ?, local_path = ?, landing_path = NULL, landed_at = ?, "
+    "last_error = NULL, next_attempt = NULL WHERE id = ? AND state IN "
+)
+_LAND = _LANDED_SET + sql_set(frozenset({FileState.TRANSFERRING}))  # a pulled file: from 'transferring'
+_LAND_ADOPTED = _LANDED_SET + sql_set(WAITING)  # an adopted file: from waiting
+
+
 @dataclass(frozen=True)
 class NewFile:
     root: str
@@ -225,9 +233,7 @@ class Store(EventLogQueries):
             done = []
             for f in landed:  # only from 'transferring' (or waiting): a file is landed (and announced) once
                 cur = c.execute(
-                    "UPDATE files SET state = ?, sha256 = ?, local_path = ?, landing_path = NULL, "
-                    "landed_at = ?, last_error = NULL, next_attempt = NULL WHERE id = ? AND state IN "
-                    + (sql_set(WAITING) if f.adopted else sql_set(frozenset({FileState.TRANSFERRING}))),
+                    _LAND_ADOPTED if f.adopted else _LAND,
                     (FileState.LANDED, f.sha256, f.local_path, now, f.row.id),
                 )
                 if cur.rowcount:
