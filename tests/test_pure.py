@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from pathlib import Path
 
@@ -325,3 +326,13 @@ def test_check_rel_refuses_a_long_component_and_allows_a_long_path() -> None:
     check_rel("/".join(["d" * 200] * 8))
     with pytest.raises(UnsafePathError, match="longer than 255 bytes"):
         check_rel("a/" + "é" * 128)
+
+
+def test_a_row_in_another_state_keeps_every_other_field() -> None:
+    """`with_state` is `dataclasses.replace(row, state=...)`, field for field."""
+    row = FileRow(7, "r", "/root", "a/b.png", 11, 1.5, FileState.FAILED, 3, 9.5, "ab", "l/b.png", "p", 2.5)
+    moved = row.with_state(FileState.TRANSFERRING)
+    assert moved == dataclasses.replace(row, state=FileState.TRANSFERRING)
+    assert [
+        f.name for f in dataclasses.fields(FileRow) if getattr(moved, f.name) != getattr(row, f.name)
+    ] == ["state"]

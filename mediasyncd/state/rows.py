@@ -29,6 +29,14 @@ class FileRow:
     def key(self) -> tuple[str, str]:
         return (self.root, self.rel)
 
+    def with_state(self, state: FileState) -> FileRow:
+        """This row in `state` (`dataclasses.replace` inspects the fields each call: 4.2 against 1.7 µs,
+        and a pull changes two states per file)."""
+        return FileRow(
+            self.id, self.remote, self.root, self.rel, self.size, self.mtime, state, self.attempts,
+            self.next_attempt, self.sha256, self.local_path, self.landing_path, self.landed_at,
+        )  # fmt: skip
+
 
 ROW_COLUMNS = (
     "id, remote, root, rel, size, mtime, state, attempts, next_attempt, sha256, local_path, "

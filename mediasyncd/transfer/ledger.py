@@ -156,7 +156,7 @@ class Ledger:
 
     def taking(self, row: FileRow) -> None:
         """A transfer of `row` starts (the DB learns it with the landing intent)."""
-        self.index.set(replace(row, state=FileState.TRANSFERRING))
+        self.index.set(row.with_state(FileState.TRANSFERRING))
 
     # ------------------------------------------------------------------------------- outcomes
 
@@ -197,7 +197,7 @@ class Ledger:
         recorded = [i for i in items if i.row.id in done]
         for item in recorded:
             row = item.row
-            self.index.set(replace(row, state=FileState.LANDED))
+            self.index.set(row.with_state(FileState.LANDED))
             self.active.discard(row.id)
             if row.state == FileState.FAILED:
                 self.status.failed_files = max(0, self.status.failed_files - 1)
@@ -236,7 +236,7 @@ class Ledger:
     async def changed(self, row: FileRow) -> None:
         """Not the listed version (rewritten or vanished): taken again once it settles."""
         await self.store.set_state(row.id, FileState.SEEN)
-        self.index.set(replace(row, state=FileState.SEEN))
+        self.index.set(row.with_state(FileState.SEEN))
         self.active.discard(row.id)
         self.counts.changed += 1
         await self._close_passes(self._resolve([(row, Outcome.CHANGED)]))
@@ -258,7 +258,7 @@ class Ledger:
                     await self.store.set_state(row.id, FileState.SEEN)
                 except StateDiskFull as exc:
                     full = exc
-                stored = replace(stored, state=FileState.SEEN)
+                stored = stored.with_state(FileState.SEEN)
             known = self.index.get(row.key)
             if stored is None:
                 self.index.pop(row.key)
