@@ -4,7 +4,7 @@ its channel here, everything else to asyncssh's own parser in slices of one Open
 asyncssh's parser, per 32 KiB data packet: the read appended to one bytes buffer, the packet cut off its
 front, its ciphertext, tag and payload each copied again (seven copies of the packet), the keepalive
 timer cancelled and armed again, and a debug line's words formatted even with packet logging off: ~19 µs
-of Python per packet, 12,800 packets per 400 MiB. On a fast link that is a third of the event loop's
+of Python per packet, 12,800 packets per 400 MiB. On a fast link that was a quarter of the event loop's
 thread, which is then what limits a pull.
 
 With AES-GCM (what mediasyncd asks for first) a packet's length is not encrypted, so here whole packets
@@ -18,9 +18,10 @@ until asyncssh's parser is idle and the connection established again (after a ke
 key). The keepalive timer is armed once per read, as asyncssh does per read.
 
 Measured (`cat` of 400 MiB over asyncssh's exec channel from the loopback sshd, medians of 5):
-0.42 → 0.31 CPU-s, 0.57 → 0.47 s. This leans on asyncssh's internals, so it runs only on the asyncssh
-versions it was checked against (`CHECKED`) and only while every attribute it uses is there; otherwise
-everything goes the plain way (slices only).
+0.42–0.49 → 0.30–0.31 CPU-s, 0.57–0.66 → 0.45–0.47 s (docs/benchmarks.md, thirteenth pass). This
+leans on asyncssh's internals, so it runs only on the asyncssh versions it was checked against
+(`CHECKED`) and only while every attribute it uses is there; otherwise everything goes the plain way
+(slices only).
 """
 
 from __future__ import annotations
@@ -171,7 +172,7 @@ class GcmReceiver:
         buffered, no key exchange runs, and the cipher is AES-GCM."""
         conn = self._conn
         return (
-            type(conn._recv_encryption) is GcmEncryptionType
+            type(conn._recv_encryption) is GCMEncryption
             and conn._auth_complete
             and conn._kex_complete
             and conn._kex is None
@@ -238,7 +239,6 @@ class GcmReceiver:
         return True
 
 
-GcmEncryptionType = GCMEncryption
 _RECV_PKTHDR = SSHConnection._recv_pkthdr
 _DATA_HANDLERS = (SSHChannel._process_data, SSHChannel._process_extended_data)
 _plain_types: dict[type, bool] = {}
