@@ -244,3 +244,36 @@ async def test_an_unchecked_asyncssh_version_gets_only_the_slices(
         await conn.wait_closed()
     assert got == data
     assert client.fast is False and not isinstance(client.receiver, GcmReceiver)
+
+
+async def test_the_keepalive_waits_while_data_arrives_and_goes_out_once_the_link_is_idle(
+    sshd: SshServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Keepalive every 0.2 s: a command printing a line every 50 ms for 1.2 s sends no keepalive (the
+    timer, re-armed lazily, keeps counting from the last read), and 0.6 s of silence after it sends one."""
+    fired: list[float] = []
+    original = asyncssh.SSHClientConnection._keepalive_timer_callback
+
+    def counting(self: asyncssh.SSHClientConnection) -> None:
+        fired.append(asyncio.get_running_loop().time())
+        original(self)
+
+    monkeypatch.setattr(asyncssh.SSHClientConnection, "_keepalive_timer_callback", counting)
+    client = _Client()
+    conn, _ = await asyncssh.create_connection(
+        lambda: client, sshd.host, sshd.port, username=sshd.user, client_keys=[str(sshd.client_key)],
+        known_hosts=None, agent_path=None, config=[], encryption_algs=[GCM], compression_algs=None,
+        keepalive_interval=0.2, keepalive_count_max=3,
+    )  # fmt: skip
+    try:
+        result = await conn.run(
+            "i=0; while [ $i -lt 24 ]; do echo $i; sleep 0.05; i=$((i+1)); done", check=True
+        )
+        assert str(result.stdout).split()[-1] == "23"
+        assert isinstance(client.receiver, GcmReceiver) and client.receiver.fast_packets >= 20
+        assert fired == []
+        await asyncio.sleep(0.6)
+        assert fired and not conn.is_closed()
+    finally:
+        conn.close()
+        await conn.wait_closed()
