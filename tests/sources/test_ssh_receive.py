@@ -47,14 +47,27 @@ class _Client(asyncssh.SSHClient):
 
 
 async def _open(
-    host: str, port: int, server: SshServer, cipher: str = GCM
+    host: str, port: int, server: SshServer, cipher: str = GCM, **options: object
 ) -> tuple[asyncssh.SSHClientConnection, _Client]:
     client = _Client()
     conn, _ = await asyncssh.create_connection(
         lambda: client, host, port, username=server.user, client_keys=[str(server.client_key)],
         known_hosts=None, agent_path=None, config=[], encryption_algs=[cipher], compression_algs=None,
+        **options,
     )  # fmt: skip
     return conn, client
+
+
+async def _pull(
+    host: str, port: int, server: SshServer, path: Path, cipher: str = GCM
+) -> tuple[bytes, _Client]:
+    """`cat path` over a new connection that receives as mediasyncd's do; the bytes and the client."""
+    conn, client = await _open(host, port, server, cipher)
+    try:
+        return await _cat(conn, path), client
+    finally:
+        conn.close()
+        await conn.wait_closed()
 
 
 async def _cat(conn: asyncssh.SSHClientConnection, path: Path) -> bytes:
@@ -164,12 +177,7 @@ async def test_reads_ending_anywhere_in_a_packet_lose_nothing(
     path, data = payload
     pieces = [1, 2, 3, 40_000, 5, 7, 32_813, 33_000, 16, 60_000, 4, 100_003]
     async with _Relay(sshd.port, pieces).running() as relay:
-        conn, client = await _open("127.0.0.1", relay.port, sshd)
-        try:
-            got = await _cat(conn, path)
-        finally:
-            conn.close()
-            await conn.wait_closed()
+        got, client = await _pull("127.0.0.1", relay.port, sshd, path)
     assert hashlib.sha256(got).digest() == hashlib.sha256(data).digest()
     assert isinstance(client.receiver, GcmReceiver)
     assert client.receiver.fast_packets > len(data) // (32 << 10) * 0.9
@@ -182,12 +190,7 @@ async def test_key_exchanges_mid_stream_are_asyncssh_s_and_the_new_keys_are_used
     the data after it is decrypted here with the new key."""
     path, data = payload
     with start_sshd(tmp_path / "sshd-rekey", extra_config="RekeyLimit 1M\n") as server:
-        conn, client = await _open(server.host, server.port, server)
-        try:
-            got = await _cat(conn, path)
-        finally:
-            conn.close()
-            await conn.wait_closed()
+        got, client = await _pull(server.host, server.port, server, path)
     assert hashlib.sha256(got).digest() == hashlib.sha256(data).digest()
     assert isinstance(client.receiver, GcmReceiver)
     assert client.receiver.keys >= 5
@@ -219,12 +222,7 @@ async def test_a_corrupted_byte_ends_the_connection_and_nothing_after_it_is_deli
 async def test_chacha20_goes_through_asyncssh_s_parser(sshd: SshServer, payload: tuple[Path, bytes]) -> None:
     """A connection that negotiated chacha20-poly1305 (encrypted length fields) is not decrypted here."""
     path, data = payload
-    conn, client = await _open(sshd.host, sshd.port, sshd, cipher="chacha20-poly1305@openssh.com")
-    try:
-        got = await _cat(conn, path)
-    finally:
-        conn.close()
-        await conn.wait_closed()
+    got, client = await _pull(sshd.host, sshd.port, sshd, path, cipher="chacha20-poly1305@openssh.com")
     assert got == data
     assert isinstance(client.receiver, GcmReceiver) and client.receiver.fast_packets == 0
 
@@ -236,12 +234,7 @@ async def test_an_unchecked_asyncssh_version_gets_only_the_slices(
     (sliced) receives everything, and the bytes are intact."""
     monkeypatch.setattr(receive, "CHECKED", ("0.0.",))
     path, data = payload
-    conn, client = await _open(sshd.host, sshd.port, sshd)
-    try:
-        got = await _cat(conn, path)
-    finally:
-        conn.close()
-        await conn.wait_closed()
+    got, client = await _pull(sshd.host, sshd.port, sshd, path)
     assert got == data
     assert client.fast is False and not isinstance(client.receiver, GcmReceiver)
 
@@ -259,12 +252,7 @@ async def test_the_keepalive_waits_while_data_arrives_and_goes_out_once_the_link
         original(self)
 
     monkeypatch.setattr(asyncssh.SSHClientConnection, "_keepalive_timer_callback", counting)
-    client = _Client()
-    conn, _ = await asyncssh.create_connection(
-        lambda: client, sshd.host, sshd.port, username=sshd.user, client_keys=[str(sshd.client_key)],
-        known_hosts=None, agent_path=None, config=[], encryption_algs=[GCM], compression_algs=None,
-        keepalive_interval=0.2, keepalive_count_max=3,
-    )  # fmt: skip
+    conn, client = await _open(sshd.host, sshd.port, sshd, keepalive_interval=0.2, keepalive_count_max=3)
     try:
         result = await conn.run(
             "i=0; while [ $i -lt 24 ]; do echo $i; sleep 0.05; i=$((i+1)); done", check=True
