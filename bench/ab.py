@@ -59,6 +59,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--many", type=int, default=PROFILE_SPEC.many, help="~100 KB files (bench.sources: 3000)")
     p.add_argument("--set-b", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="config for the second --rev only (compare a setting on one revision)")  # fmt: skip
+    p.add_argument(
+        "--png-size",
+        type=int,
+        default=512,
+        help="side of the incremental run's PNGs (512: ~460 KB; bench.run's 1024: ~1.7 MB)",
+    )
     p.add_argument("--data-dir", type=Path, default=Path("/var/tmp/mediasyncd-bench/profile-data"))
     p.add_argument("--scratch", type=Path, default=Path("/var/tmp/mediasyncd-bench"))
     return p.parse_args(argv)
@@ -128,7 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.scenario != "pull":
                 if endpoint is None:
                     raise SystemExit("--scenario noop / incremental: over ssh, wan or lan only")
-                kept = Kept(tools, dataset, endpoint, work, TIMEOUT_S)
+                kept = Kept(tools, dataset, endpoint, work, TIMEOUT_S, png_size=args.png_size)
                 kept.prime(print)
             for rep in range(args.repeat):
                 for name in names[rep % len(names) :] + names[: rep % len(names)]:

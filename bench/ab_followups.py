@@ -43,6 +43,7 @@ class Kept:
         endpoint: Endpoint,
         work: Path,
         timeout_s: float,
+        png_size: int = 512,
     ) -> None:
         self.dataset, self.timeout_s = dataset, timeout_s
         clean_extras(dataset.root)
@@ -55,7 +56,7 @@ class Kept:
                 if options is None
                 else Mediasyncd(endpoint, dataset.root, place, options)
             )
-        self.factory = PngFactory(512, random.Random(21), pool=8)
+        self.factory = PngFactory(png_size, random.Random(21), pool=8)
         self.count = 0
 
     def prime(self, say: Callable[[str], None]) -> None:

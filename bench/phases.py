@@ -105,6 +105,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--many", type=int, default=PROFILE_SPEC.many, help="~100 KB files known (bench.run: 20000)"
     )
+    p.add_argument(
+        "--png-size",
+        type=int,
+        default=512,
+        help="side of the incremental run's PNGs (512: ~460 KB; bench.run's 1024: ~1.7 MB)",
+    )
     p.add_argument("--data-dir", type=Path, default=Path("/var/tmp/mediasyncd-bench/profile-data"))
     p.add_argument("--scratch", type=Path, default=Path("/var/tmp/mediasyncd-bench"))
     return p.parse_args(argv)
@@ -138,7 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 source=export_revision(commit, work / f"src-{i}")
             )
         with loopback_endpoint(work / "sshd") as endpoint:
-            kept = Kept(tools, dataset, endpoint, work, timeout_s=900.0)
+            kept = Kept(tools, dataset, endpoint, work, timeout_s=900.0, png_size=args.png_size)
             kept.prime(print)
             names = list(tools)
             for rep in range(args.repeat):

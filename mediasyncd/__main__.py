@@ -1,3 +1,3 @@
-from mediasyncd.cli import entry
+from mediasyncd.launch import entry
 
 entry()

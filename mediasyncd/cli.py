@@ -40,8 +40,8 @@ REPORTS = frozenset({"sync", "purge", "reprocess", "config"})
 
 
 def entry() -> None:
-    """The process: the console script and `python -m mediasyncd`. main(), then exit with its code.
-    Everything is frozen out of the cyclic GC first: the interpreter's collections at exit would
+    """The process (through launch.entry): the console script and `python -m mediasyncd`. main(), then
+    exit with its code. Everything is frozen out of the cyclic GC first: the interpreter's collections at exit would
     otherwise walk every object the run made, ~35–50 ms of a nothing-new `sync --once` of ~0.5 s
     (docs/benchmarks.md); atexit handlers, log flushing and thread joins run as before."""
     code = main(whole_process=True)
@@ -90,6 +90,8 @@ def _main(args: argparse.Namespace) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
+    if args.command != "sync":
+        gc.enable()  # off while the modules imported (launch.entry); `sync` turns it on itself (_sync)
     return COMMANDS[args.command](args)
 
 
@@ -245,6 +247,7 @@ def _sync(args: argparse.Namespace) -> int:
     if args.dry_run:
         from mediasyncd.sync_once import adopt_dry_run
 
+        gc.enable()
         return asyncio.run(adopt_dry_run(config, remotes))
     show = sys.stderr.isatty() and not args.no_progress and not getattr(args, "quiet", False)
     if getattr(args, "whole_process", False):
@@ -258,6 +261,7 @@ def _sync(args: argparse.Namespace) -> int:
         # Two malloc arenas, as `run` has, before the threads start: the peak RSS of a pull fell 76 -> 71
         # MB (MANY) and 65 -> 57 MB (PNG) at the same speed and CPU (bench.ab, docs/benchmarks.md).
         limit_malloc_arenas()
+    gc.enable()  # launch.entry turned it off for the imports
     return asyncio.run(sync_once(config, remotes, show_progress=show))
 
 

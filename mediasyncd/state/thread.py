@@ -10,11 +10,13 @@ import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 from mediasyncd.errors import StateDiskFull, StateUnavailable
-from mediasyncd.state.catalog import Catalog
 from mediasyncd.state.connection import migrate, open_connection
+
+if TYPE_CHECKING:
+    from mediasyncd.state.catalog import Catalog
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -69,6 +71,10 @@ class StateThread:
 
         def call() -> T:
             if self._catalog is None:
+                # Imported here: the catalog and its search (~7 ms of imports) serve the media pipeline
+                # and the library's views; a `sync --once` with the pipeline off never needs them.
+                from mediasyncd.state.catalog import Catalog
+
                 self._catalog = Catalog(self.conn)
             return method(self._catalog, *args, **kwargs)
 
