@@ -232,7 +232,7 @@ def _config_path(args: argparse.Namespace) -> Path:
 
 def _sync(args: argparse.Namespace) -> int:
     from mediasyncd.sources import preload
-    from mediasyncd.sync_start import sync_pass
+    from mediasyncd.sync_once import sync_once
 
     if args.dry_run and not args.adopt:
         print("mediasyncd sync: --dry-run goes with --adopt (the only dry run a sync has)", file=sys.stderr)
@@ -250,19 +250,19 @@ def _sync(args: argparse.Namespace) -> int:
         gc.enable()
         return asyncio.run(adopt_dry_run(config, remotes))
     show = sys.stderr.isatty() and not args.no_progress and not getattr(args, "quiet", False)
-    whole = getattr(args, "whole_process", False)
-    if whole:
+    if getattr(args, "whole_process", False):
         # One pass, then exit: what start-up made (modules, asyncssh, config) lives until then. Frozen
-        # out of the cyclic GC (sync_pass, once the pass's modules have imported), it is not walked again
-        # by every collection during the pull: `sync --once` of 2,000 files spent ~85 ms in collections,
-        # ~24 ms with it (docs/benchmarks.md, issue 21).
+        # out of the cyclic GC, it is not walked again by every collection during the pull: `sync --once`
+        # of 2,000 files spent ~85 ms in collections, ~24 ms with it (docs/benchmarks.md, issue 21).
         preload(remotes)
+        gc.freeze()
         from mediasyncd.memory import limit_malloc_arenas
 
         # Two malloc arenas, as `run` has, before the threads start: the peak RSS of a pull fell 76 -> 71
         # MB (MANY) and 65 -> 57 MB (PNG) at the same speed and CPU (bench.ab, docs/benchmarks.md).
         limit_malloc_arenas()
-    return asyncio.run(sync_pass(config, remotes, show_progress=show, whole_process=whole))
+    gc.enable()  # launch.entry turned it off for the imports
+    return asyncio.run(sync_once(config, remotes, show_progress=show))
 
 
 def _config(args: argparse.Namespace) -> int:

@@ -8,25 +8,24 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import structlog
 
 from mediasyncd import __version__
-from mediasyncd.config import Config, RemoteConfig, TransferConfig
+from mediasyncd.config import Config, RemoteConfig
 from mediasyncd.errors import LibraryUnavailable, RemoteError
 from mediasyncd.lock import StateLock
 from mediasyncd.progress import StatusView
-from mediasyncd.sources import Source, open_source
+from mediasyncd.sources import open_source
 from mediasyncd.state import Store
 from mediasyncd.state.reader import current_files
 from mediasyncd.transfer.adopt import Survey, survey
 from mediasyncd.transfer.budget import SpaceGate
 from mediasyncd.transfer.landing import Library
 from mediasyncd.transfer.ledger import PassCounts
-from mediasyncd.transfer.puller import Opener, Puller
+from mediasyncd.transfer.puller import Puller
 from mediasyncd.units import format_size
 from mediasyncd.wiring import consumers
 
@@ -38,10 +37,8 @@ async def sync_once(
     remotes: Sequence[RemoteConfig],
     *,
     show_progress: bool,
-    opening: dict[str, asyncio.Task[Source]] | None = None,
 ) -> int:
-    """Run one pass per remote concurrently; 0 when every settled file landed, 1 otherwise. `opening`:
-    connections already being opened, by remote name (sync_start); each is taken by its remote's pass."""
+    """Run one pass per remote concurrently; 0 when every settled file landed, 1 otherwise."""
     cfg = config.daemon
     lock = StateLock(cfg.state_dir)
     lock.acquire("sync --once")
@@ -72,7 +69,6 @@ async def sync_once(
             executor=executor,
             landing_lock=landing_lock,
             space=space,
-            opener=_taker(opening, r, cfg.state_dir, config.transfer),
         )
         for r in remotes
     ]
@@ -89,21 +85,6 @@ async def sync_once(
         executor.shutdown(wait=False)
         lock.release()
     return _report(pullers, results)
-
-
-def _taker(
-    opening: dict[str, asyncio.Task[Source]] | None,
-    remote: RemoteConfig,
-    state_dir: Path,
-    transfer: TransferConfig,
-) -> Opener:
-    """The remote's connection: the one already being opened for it, else a new one."""
-
-    def opener() -> Awaitable[Source]:
-        started = opening.pop(remote.name, None) if opening is not None else None
-        return started if started is not None else open_source(remote, state_dir, transfer)
-
-    return opener
 
 
 async def _one(puller: Puller) -> PassCounts | RemoteError:

@@ -74,17 +74,18 @@ def test_the_process_exits_with_every_object_frozen_out_of_the_gc(tmp_path: Path
 
 
 GC_PROBE = """
-import atexit, gc, json, runpy, sys
+import asyncio, atexit, gc, json, runpy, sys
 import mediasyncd  # the package (structlog) imports before launch.entry runs
 seen = {}
 collections = lambda: sum(s["collections"] for s in gc.get_stats())
 before = collections()
+real_run = asyncio.run
 
-def hook(event, args):
-    if event == "sqlite3.connect" and not seen:  # the pass opens the state DB
-        seen.update(enabled=gc.isenabled(), collections=collections() - before, frozen=gc.get_freeze_count() > 0)
+def run(main, **kwargs):
+    seen.update(enabled=gc.isenabled(), collections=collections() - before, frozen=gc.get_freeze_count() > 0)
+    return real_run(main, **kwargs)
 
-sys.addaudithook(hook)
+asyncio.run = run
 atexit.register(lambda: print(json.dumps(seen)))
 sys.argv[0] = "mediasyncd"
 runpy.run_module("mediasyncd", run_name="__main__")
