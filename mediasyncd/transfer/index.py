@@ -8,12 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence, Set
 from dataclasses import dataclass, field
-from operator import itemgetter
 
 from mediasyncd.sources import RemoteEntry, same_version
 from mediasyncd.state import UNLANDED, WAITING, KnownFiles, NewFile
-
-_KEY = itemgetter(0, 1)  # a RemoteEntry's (root, rel): its `key`, without a property call
 
 
 @dataclass
@@ -29,14 +26,8 @@ class Diff:
 
 def still_pending(known: KnownFiles, entries: Sequence[RemoteEntry]) -> list[RemoteEntry]:
     """The entries whose version has not landed, in order (what a watcher settles): a whole listing is
-    looked up at once (`KnownFiles.stamps`)."""
-    return [
-        e
-        for e, s in zip(entries, known.stamps(map(_KEY, entries)), strict=True)
-        if s is None
-        or s[1] in WAITING
-        or not ((s[2] == e.size and s[3] == e.mtime) or same_version(s[2], s[3], e.size, e.mtime))
-    ]
+    looked up at once (`KnownFiles.not_landed`)."""
+    return known.not_landed(entries, same_version)
 
 
 def diff(

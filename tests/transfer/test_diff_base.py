@@ -10,7 +10,8 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mediasyncd.state import FileRow, FileState, KnownFiles, LandedFile, NewFile, Store
+from mediasyncd.sources import same_version
+from mediasyncd.state import WAITING, FileRow, FileState, KnownFiles, LandedFile, NewFile, Store
 from mediasyncd.state.known import key_digest
 
 STATES = [FileState.SEEN, FileState.TRANSFERRING, FileState.FAILED, FileState.LANDED, FileState.PROCESSED]
@@ -108,6 +109,14 @@ def test_every_change_reads_back_as_a_dict_would_hold_it(
         else (r.id, FileState.LANDED if r.state in landed_as else r.state, r.size, r.mtime)
         for k in keys
     ]  # a whole listing's lookups answer as the dict would, key by key
+    listed = [(*k, n % 7 * 3, n % 5 + 0.25) for n, k in enumerate(keys)]  # some versions match, some not
+    assert known.not_landed(listed, same_version) == [
+        e
+        for e in listed
+        if (r := model.get((e[0], e[1]))) is None
+        or r.state in WAITING
+        or not same_version(r.size, r.mtime, e[2], e[3])
+    ]  # ... and the listing's comparison (still_pending) as the dict's rows would
     assert len(known) == len(model)
     assert sorted(r.id for r in known.unlanded()) == sorted(
         r.id for r in model.values() if r.state not in (FileState.LANDED, FileState.PROCESSED)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -144,14 +145,19 @@ async def test_a_poll_pass_looks_each_listed_file_up_once(ledger: Ledger, tmp_pa
         (root / "changed.png").write_bytes(b"y" * 11)
         (root / "new.png").write_bytes(b"z" * 12)
         asked: list[tuple[str, str]] = []
-        real = ledger.index.stamps  # every lookup goes through it (`stamp` too)
+        real, real_not_landed = ledger.index.stamps, ledger.index.not_landed  # every lookup: one of them
 
         def counted(keys: Iterable[tuple[str, str]]) -> Iterator[Stamp | None]:
             listed = list(keys)
             asked.extend(listed)
             return real(listed)
 
+        def counted_listing(entries: Sequence[RemoteEntry], same: Any) -> list[RemoteEntry]:
+            asked.extend(e.key for e in entries)
+            return real_not_landed(entries, same)
+
         ledger.index.stamps = counted  # type: ignore[method-assign]
+        ledger.index.not_landed = counted_listing  # type: ignore[method-assign,assignment]
         second = await watcher.look()
         claimed = await ledger.admit(second)
     finally:
