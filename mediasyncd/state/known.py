@@ -146,7 +146,7 @@ class KnownFiles:
         """The listed `entries` (root, rel, size, mtime) whose version has not landed, in order: files
         not known, files waiting for a transfer (WAITING) and files known in another version (`same`:
         whether (size, mtime) and (size, mtime) are one version). One loop, no row or stamp made per
-        file: what a nothing-new pass spends on each listed file (20,000: 35 -> ~15 ms)."""
+        file: what a nothing-new pass spends on each listed file (20,000: 32 -> 18 ms)."""
         out: list[Entry] = []
         append = out.append
         whole = self._open or self._fresh
