@@ -65,12 +65,18 @@ class TarShells:
         self.started = 0  # shells started (each one exec on the remote)
         self.borrowed = 0  # streams that ran on the lender's shell
 
-    async def _shell(self) -> asyncssh.SSHClientProcess[bytes]:
+    def _take_idle(self) -> asyncssh.SSHClientProcess[bytes] | None:
         while self._idle:
             process = self._idle.pop()
             if not process.is_closing() and process.exit_status is None:
                 return process
             process.close()
+        return None
+
+    async def _shell(self) -> asyncssh.SSHClientProcess[bytes]:
+        idle = self._take_idle()
+        if idle is not None:
+            return idle
         self.started += 1
         return await self.conn.create_process("exec sh", encoding=None)
 
@@ -87,8 +93,9 @@ class TarShells:
     ) -> None:
         """One archive of `partials`' files, unpacked as `unpack_stream` does; the transport's errors
         (asyncssh.Error, OSError) and TransferError pass to the caller."""
-        async with self._borrow() as lent:
-            process = lent if lent is not None else await self._shell()
+        idle = self._take_idle()
+        async with contextlib.nullcontext(None) if idle is not None else self._borrow() as lent:
+            process = idle or lent or await self._shell()
             token = "__mediasyncd_" + secrets.token_hex(8)
             reusable = False
             try:
@@ -119,7 +126,7 @@ class TarShells:
         """The lender's shell while this connection has started no shell of its own and the lender lends
         one; else None. Once a pull is big enough for a second stream at a time, its streams keep to
         their own shells: the command channel stays free to hash what they bring."""
-        if self.started or self.lender is None:
+        if self.lender is None:
             yield None
             return
         async with self.lender() as lent:
