@@ -121,6 +121,23 @@ async def test_on_a_fast_link_streams_borrow_the_command_channels_shell(
     assert source.shell is not None and source.shell.restarts == 0
 
 
+async def test_a_stream_borrows_the_free_command_channel_rather_than_start_a_second_shell(
+    source: SshSource, tmp_path: Path, executor: ThreadPoolExecutor
+) -> None:
+    """A shell of the connection's own is busy (another stream), none idle, the command channel free: the
+    next stream runs on the command channel's shell, not on a new exec (each costs the remote its login
+    shell: a +50 PNG pull on loopback 1.03 -> 0.88 s)."""
+    root = tmp_path / "root"
+    files = make_files(root, ["a.png"])
+    busy = await source.tar_shells._shell()  # held, as by a stream still running
+    try:
+        got = await stream(source, root, ["a.png"], tmp_path / "p", executor)
+    finally:
+        busy.close()
+    assert got["a.png"].sha256 == hashlib.sha256(files["a.png"]).hexdigest()
+    assert (source.tar_shells.started, source.tar_shells.borrowed) == (1, 1)
+
+
 async def test_a_failed_stream_on_the_borrowed_shell_leaves_the_channel_working(
     source: SshSource, tmp_path: Path, executor: ThreadPoolExecutor
 ) -> None:

@@ -11,10 +11,14 @@ token on stderr and waits for the next stream. A tar that fails (a vanished file
 shell (`|| exit`): its channel ends, and the stream is read to that end as before. A shell is reused only
 when exactly one whole archive came and then the token; anything else closes it.
 
-On a fast link, until the connection has started a shell of its own, a stream first asks the
-connection's command channel for its shell (`lender`, shell.py): the remote start-up it spares (~0.09 s
-here) is a good share of a pull of a few files on loopback or a LAN. Over a slow link a stream holds that shell for seconds, and listing and
-hashing must not wait that long: there is no lender there.
+On a fast link, a stream that finds no shell of its own idle asks the connection's command channel for
+its shell (`lender`, shell.py), when no command runs there, before it starts a new one: the remote
+start-up it spares (~0.09 s here, and the remote's CPU for the login shell) is a good share of a pull of
+a few files on loopback or a LAN (+50 PNGs of ~1.7 MB beside 20,000 known files: 1.03 -> 0.88 s, where
+the third of three streams had started a second shell; docs/benchmarks.md, issue 21). A command that
+comes while a stream holds that shell waits for the stream's end (a hash batch, at most one stream's
+time); over a slow link a stream holds it for seconds, and listing and hashing must not wait that long:
+there is no lender there.
 """
 
 from __future__ import annotations
@@ -123,9 +127,9 @@ class TarShells:
 
     @contextlib.asynccontextmanager
     async def _borrow(self) -> AsyncIterator[asyncssh.SSHClientProcess[bytes] | None]:
-        """The lender's shell while this connection has started no shell of its own and the lender lends
-        one; else None. Once a pull is big enough for a second stream at a time, its streams keep to
-        their own shells: the command channel stays free to hash what they bring."""
+        """The lender's shell when it lends one (no command runs on it); else None. Asked only when no
+        shell of the connection's own is idle: a pull's streams take those first, so that the command
+        channel is free to hash what they bring."""
         if self.lender is None:
             yield None
             return
