@@ -292,3 +292,35 @@ def test_a_kill_9_during_adoption_records_nothing_and_the_next_pass_adopts(
     assert "r1: 0 landed (0 B), 7 adopted from the library" in capsys.readouterr().out
     assert env.rows("SELECT DISTINCT state FROM files") == [("landed",)]
     assert env.landed() == files
+
+
+def test_folder_listings_find_the_same_copies_as_one_lookup_per_file(tmp_path: Path) -> None:
+    """find_copies (a folder with many wanted files listed once) answers file by file as find_copy does:
+    copies with the size and mtime wanted, none where the folder is missing, a file, or reached through
+    a symlink out of the library, none where the name holds another size or mtime."""
+    from mediasyncd.transfer.adopt import LIST_AT, find_copies, find_copy
+    from mediasyncd.transfer.landing import Library
+
+    root = tmp_path / "library"
+    outside = tmp_path / "outside"
+    rng = random.Random(7)
+    wanted: list[tuple[str, int, float]] = []
+    for folder in ("r/many", "r/few", "r/missing", "r/linked", "r/file", "r/deep/er"):
+        for i in range(LIST_AT + 3 if folder != "r/few" else 2):
+            rel = f"{folder}/{i}.png"
+            size, mtime = rng.randrange(1, 50), 1.7e9 + rng.randrange(1000)
+            wanted.append((rel, size, mtime))
+            if folder in ("r/missing", "r/file") or rng.random() < 0.2:
+                continue  # not in the library
+            where = outside / f"{i}.png" if folder == "r/linked" else root / rel
+            where.parent.mkdir(parents=True, exist_ok=True)
+            where.write_bytes(b"x" * (size if rng.random() < 0.8 else size + 1))
+            stamp = mtime if rng.random() < 0.8 else mtime + 5
+            os.utime(where, (stamp, stamp))
+    (root / "r" / "file").write_bytes(b"not a folder")
+    (root / "r" / "linked").symlink_to(outside)
+    library = Library(root)
+    found = find_copies(library, wanted)
+    assert found == [find_copy(library, *w) for w in wanted]
+    assert sum(c is not None for c in found) >= 10  # the layout holds copies to find, not only misses
+    assert all(c is None for c, (rel, _, _) in zip(found, wanted, strict=True) if rel.startswith("r/linked"))

@@ -73,6 +73,9 @@ class Verdict(Enum):
 # ------------------------------------------------------------------------ blocking: run in a thread
 
 
+LIST_AT = 8  # files looked for in one folder from which the folder is listed instead (find_copies)
+
+
 def find_copy(library: Library, rel: str, size: int, mtime: float) -> Copy | None:
     """The regular file at `rel` if it has this size and mtime, and no symlink leads to it."""
     try:
@@ -85,6 +88,31 @@ def find_copy(library: Library, rel: str, size: int, mtime: float) -> Copy | Non
     if os.path.realpath(path) != os.path.join(os.path.realpath(library.root), rel):
         return None  # a symlinked directory on the way: such a copy is not the library's
     return Copy(rel, path, st.st_size, st.st_mtime_ns, st.st_ino)
+
+
+def find_copies(library: Library, files: Sequence[tuple[str, int, float]]) -> list[Copy | None]:
+    """`find_copy` of each (rel, size, mtime). A folder that LIST_AT or more of them are in is listed
+    once, and only the names it holds are looked at one by one: the first pull of 20,000 files into an
+    empty library made 20,000 failed lookups, each with its path checks (0.17 s before the first
+    transfer), where 170 folder listings tell the same."""
+    out: list[Copy | None] = [None] * len(files)
+    folders: dict[str, list[int]] = {}
+    for i, (rel, _, _) in enumerate(files):
+        folders.setdefault(rel.rpartition("/")[0], []).append(i)
+    for folder, indices in folders.items():
+        names: set[str] | None = None
+        if len(indices) >= LIST_AT:
+            try:
+                names = set(os.listdir(library.root / folder))
+            except FileNotFoundError:
+                continue  # no such folder: no copies in it
+            except OSError:
+                pass  # not a folder, not readable: one by one, as find_copy decides
+        for i in indices:
+            rel, size, mtime = files[i]
+            if names is None or rel.rpartition("/")[2] in names:
+                out[i] = find_copy(library, rel, size, mtime)
+    return out
 
 
 def hash_copies(copies: Sequence[Copy]) -> list[str | None]:
@@ -158,7 +186,9 @@ class Adopter:
             return list(rows), []
 
         def look() -> list[Copy | None]:
-            return [find_copy(self.library, library_rel(self.remote, r.rel), r.size, r.mtime) for r in maybe]
+            return find_copies(
+                self.library, [(library_rel(self.remote, r.rel), r.size, r.mtime) for r in maybe]
+            )
 
         copies = dict(zip((r.id for r in maybe), await asyncio.to_thread(look), strict=True))
         fetch = [r for r in rows if copies.get(r.id) is None]

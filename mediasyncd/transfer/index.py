@@ -44,8 +44,8 @@ def diff(
     listing that `still_pending` found not landed in this version (a pass then looks each file up once);
     `listing` is the whole of it, which says what is still there."""
     d = Diff()
-    for e in entries:
-        stamp = known.stamp(e.key)
+    entries = entries if isinstance(entries, Sequence) else list(entries)
+    for e, stamp in zip(entries, known.stamps([(e.root, e.rel) for e in entries]), strict=True):
         if stamp is None:
             d.new.append(NewFile(e.root, e.rel, e.size, e.mtime))
             continue
