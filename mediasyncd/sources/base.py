@@ -44,6 +44,7 @@ class Capabilities:
     batches: bool = False  # `pull_batch` without a shell: many small files per job (a local folder)
     streams: int = 4  # batches sharing the byte budget at once, each taking 1/streams of it: over a
     # fast SSH link 2 (fewer remote shells; the CPU sets the pace), elsewhere 4, to keep a far link full
+    hashes_in_stream: bool = False  # `pull_batch` returns the source's hashes of what it sent
     round_trip: float | None = None  # SSH: the connection's round trip as the kernel measured it (seconds;
     # None where it is not known, e.g. through a ProxyCommand): what decides a fast link's paths
 
@@ -188,11 +189,13 @@ class Source(Protocol):
         progress: Progress | None = None,
         sizes: dict[str, int] | None = None,
         limiter: RateLimiter | None = None,
-    ) -> None:
+    ) -> dict[str, str] | None:
         """Stream the files `partials` names (relative to `root`) into their partials, calling
         `on_member` for each one received (only where `caps.tar`, or `caps.batches`: a local folder
         copies them many per trip to a thread). A member whose size is not the one `sizes` lists is
-        not written. `limiter` paces the bytes as it does for `pull` (`bwlimit`)."""
+        not written. `limiter` paces the bytes as it does for `pull` (`bwlimit`). Where
+        `caps.hashes_in_stream`, returns the source's own SHA-256 of the files, by path as `sha256`
+        gives them, taken right after it sent them (None where it could not: ask `sha256`); else None."""
 
     async def sha256(self, paths: Sequence[str]) -> dict[str, str] | None:
         """The source's own SHA-256 of each readable path (batched), or None if it cannot hash."""

@@ -182,16 +182,22 @@ class Transfers:
         progress = InFlight(f"{len(rows)} files in one tar stream", batch.size)
         self.status.in_flight[batch.rows[0].id] = progress
         delivered: set[str] = set()
+        # the source's hashes of what it sent, where they come with the stream (caps.hashes_in_stream)
+        theirs: asyncio.Future[dict[str, str] | None] | None = None
+        if self.source.caps.hashes_in_stream:
+            theirs = asyncio.get_running_loop().create_future()
+            theirs.add_done_callback(_seen)
 
         def on_member(member: Member) -> None:
             row = rows[member.rel]
             if member.size != row.size or int(member.mtime) != int(row.mtime):
                 return  # not the listed version: the next pass sees the change
             delivered.add(member.rel)
-            verify.put_nowait(Pulled(row, member.sha256, partials[member.rel]))
+            verify.put_nowait(Pulled(row, member.sha256, partials[member.rel], theirs))
 
+        hashes: dict[str, str] | None = None
         try:
-            await self.source.pull_batch(
+            hashes = await self.source.pull_batch(
                 root, partials, executor=self.executor, on_member=on_member, progress=progress.update,
                 sizes={r.rel: r.size for r in batch.rows}, limiter=self.limiter,
             )  # fmt: skip
@@ -202,12 +208,43 @@ class Transfers:
             undelivered = [r for rel, r in rows.items() if rel not in delivered]
             await self._discard(undelivered, partials)
             return tuple(undelivered)
+        except asyncio.CancelledError:
+            if theirs is not None:
+                theirs.cancel()
+            raise
+        finally:
+            if theirs is not None:
+                self._settle(theirs, hashes, [posixpath.join(root, rel) for rel in delivered])
         for rel, row in rows.items():
             if rel not in delivered:
                 self.not_in_batches.add(row.id)
                 await self._discard([row], partials)
                 await self.ledger.changed(row)
         return ()
+
+    def _settle(
+        self, theirs: asyncio.Future[dict[str, str] | None], hashes: dict[str, str] | None, paths: list[str]
+    ) -> None:
+        """The stream's members wait on `theirs` for the remote's hashes: those that came with it, else
+        (a stream that did not end cleanly or failed) the source's `sha256` of them, asked now."""
+        if theirs.done():  # cancelled
+            return
+        if hashes is not None or not paths:
+            theirs.set_result(hashes or {})
+            return
+        asked = asyncio.ensure_future(self.source.sha256(paths))
+
+        def passed(task: asyncio.Future[dict[str, str] | None]) -> None:
+            if theirs.done():
+                _seen(task)
+            elif task.cancelled():
+                theirs.cancel()
+            elif (error := task.exception()) is not None:
+                theirs.set_exception(error)
+            else:
+                theirs.set_result(task.result())
+
+        asked.add_done_callback(passed)
 
     async def _room_later(self, rows: tuple[FileRow, ...], queue: asyncio.Queue[Job]) -> None:
         """Files that met a full library disk. With `wait_for_space` (`run`) they queue again and wait at

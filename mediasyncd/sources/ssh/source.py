@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import posixpath
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from pathlib import Path
@@ -72,8 +73,9 @@ class SshSource:
         self._shell = shell
         rtt = tcp_round_trip(conn.get_extra_info("socket"))  # round trip; None: unknown (a proxy's pipe)
         self._caps = dataclasses.replace(
-            caps, streams=tar_streams(rtt), stream_below=stream_below(rtt), round_trip=rtt
-        )
+            caps, streams=tar_streams(rtt), stream_below=stream_below(rtt), round_trip=rtt,
+            hashes_in_stream=caps.tar and caps.hasher is not None,
+        )  # fmt: skip
         self.block_size = transfer.block_size if transfer else 0
         self.roots: set[str] = set()  # the roots hashes pin directories below (config, listings)
         self.max_requests = transfer.max_requests if transfer else 64
@@ -222,12 +224,17 @@ class SshSource:
         progress: Progress | None = None,
         sizes: dict[str, int] | None = None,
         limiter: RateLimiter | None = None,
-    ) -> None:
+    ) -> dict[str, str] | None:
+        """The stream's shell hashes what it sent right after the archive (`hashes_in_stream`): no
+        command waits for the command channel, which a stream may hold, and no second trip."""
+        hasher, roots = self._caps.hasher, sorted(self.roots)
+        paths = [posixpath.join(root, rel) for rel in partials] if hasher else []
         try:
-            await self.tar_shells.stream(
+            said = await self.tar_shells.stream(
                 root, partials, executor=executor, on_member=on_member, progress=progress, sizes=sizes,
-                limiter=limiter,
+                limiter=limiter, after=hash_command(hasher, paths, roots) if hasher else "",
             )  # fmt: skip
+            return parse_hashes(said, paths, roots) if hasher and said is not None else None
         except (asyncssh.Error, OSError) as exc:
             raise RemoteError(f"tar stream broke: {exc}") from None
         except TransferError as exc:  # a truncated archive: the stream was cut, or tar failed

@@ -41,18 +41,22 @@ from mediasyncd.sources.tar import Member, unpack_stream
 
 Lender = Callable[[], AbstractAsyncContextManager[asyncssh.SSHClientProcess[bytes] | None]]
 KEEP = 4  # idle shells kept per connection (streams run at most about this many at once)
-READY_TIMEOUT = 30.0  # after a clean archive the token must come within this, or the shell is closed
+READY_TIMEOUT = (
+    30.0  # after a clean archive, the hashes and the token: nothing for this long closes the shell
+)
 TAR = "tar -cf - --format=gnu --null --no-recursion --hard-dereference"
 
 
-def tar_script(root: str, rels: list[str], token: str) -> bytes:
-    """The archive of `rels` (relative to `root`) on stdout; `token` on stderr when tar succeeded, else
-    the shell exits with tar's status. --hard-dereference: a hard-linked second name still carries its
-    data; --no-recursion: only the listed files; symlinks are archived as links, never followed."""
+def tar_script(root: str, rels: list[str], token: str, after: str = "") -> bytes:
+    """The archive of `rels` (relative to `root`) on stdout; when tar succeeded, what the script `after`
+    prints (stdin from /dev/null) and then `token`, both on stderr; else the shell exits with tar's
+    status. --hard-dereference: a hard-linked second name still carries its data; --no-recursion: only
+    the listed files; symlinks are archived as links, never followed."""
     names = " ".join(shlex.quote(rel) for rel in rels)
+    then = f"{{ {after}\n}} </dev/null >&2\n" if after else ""
     return (
         f"printf '%s\\0' {names} | {TAR} -C {shlex.quote(root)} -T - 2>/dev/null || exit\n"
-        f"printf '%s\\n' {token} >&2\n"
+        f"{then}printf '%s\\n' {token} >&2\n"
     ).encode()
 
 
@@ -94,23 +98,27 @@ class TarShells:
         progress: Callable[[int], None] | None = None,
         sizes: dict[str, int] | None = None,
         limiter: RateLimiter | None = None,
-    ) -> None:
-        """One archive of `partials`' files, unpacked as `unpack_stream` does; the transport's errors
+        after: str = "",
+    ) -> bytes | None:
+        """One archive of `partials`' files, unpacked as `unpack_stream` does; then the shell runs the
+        script `after` (the remote's hashes of what it sent: one trip for both). Returns what `after`
+        printed, or None where the archive or the shell did not end cleanly. The transport's errors
         (asyncssh.Error, OSError) and TransferError pass to the caller."""
         idle = self._take_idle()
         async with contextlib.nullcontext(None) if idle is not None else self._borrow() as lent:
             process = idle or lent or await self._shell()
             token = "__mediasyncd_" + secrets.token_hex(8)
             reusable = False
+            said: bytes | None = None
             try:
-                process.stdin.write(tar_script(root, list(partials), token))
+                process.stdin.write(tar_script(root, list(partials), token, after))
                 clean = await unpack_stream(
                     process.stdout, root, partials, executor=executor, on_member=on_member, progress=progress,
                     sizes=sizes, exact=True, limiter=limiter,
                 )  # fmt: skip
                 if clean:
                     try:
-                        await read_through(
+                        said, _ = await read_through(
                             process.stderr, re.compile(re.escape(token.encode()) + rb"\n"), READY_TIMEOUT
                         )
                         reusable = True
@@ -124,6 +132,7 @@ class TarShells:
                     self._idle.append(process)
                 else:
                     process.close()
+        return said
 
     @contextlib.asynccontextmanager
     async def _borrow(self) -> AsyncIterator[asyncssh.SSHClientProcess[bytes] | None]:
