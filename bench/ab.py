@@ -31,6 +31,7 @@ from bench.ab_followups import SCENARIOS, Kept
 from bench.datasets import ensure_datasets
 from bench.endpoints import Endpoint, lan_endpoint, loopback_endpoint, wan_endpoint
 from bench.netem.wan import LinkSpec
+from bench.pages import new_data_rate, rate_line
 from bench.profile import PROFILE_SPEC, profile_spec
 from bench.tools import (
     Mediasyncd,
@@ -116,6 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.scratch.mkdir(parents=True, exist_ok=True)
     samples: dict[str, list[RunStats]] = {}
     load_before = os.getloadavg()
+    pages_before = new_data_rate(args.scratch)
     with tempfile.TemporaryDirectory(prefix="ab-", dir=args.scratch) as tmp:
         work = Path(tmp)
         tools: dict[str, MediasyncdOptions | None] = {}
@@ -146,10 +148,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                         )
                     samples.setdefault(name, []).append(stats)
                     print(f"#{rep + 1} {name}: {stats.wall_s:.2f} s, {stats.cpu_s:.2f} CPU-s", flush=True)
+        pages_after = new_data_rate(work)
     rsync_wall = statistics.median(s.wall_s for s in samples["rsync"])
     rsync_cpu = statistics.median(s.cpu_s for s in samples["rsync"])
     print(f"\n{args.dataset} ({dataset.files} files, scenario {args.scenario}, {dataset.megabytes:.0f} MB), transport {args.transport}, "
-          f"medians of {args.repeat}; load average {load_before[0]:.1f} before, {os.getloadavg()[0]:.1f} after")  # fmt: skip
+          f"medians of {args.repeat}; load average {load_before[0]:.1f} before, {os.getloadavg()[0]:.1f} after; "
+          f"{rate_line(pages_before, pages_after)}")  # fmt: skip
     print("| tool | wall s | local CPU-s | peak RSS MB | speed vs rsync | CPU vs rsync |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for name, runs in samples.items():

@@ -27,6 +27,7 @@ from pathlib import Path
 from bench.datasets import Dataset, DatasetSpec, PngFactory, ensure_datasets
 from bench.endpoints import Endpoint, lan_endpoint, loopback_endpoint, wan_endpoint
 from bench.netem.wan import LinkSpec
+from bench.pages import MIB, new_data_rate, rate_line
 from bench.plot import draw
 from bench.report import link_check_line, link_table, machine_lines, samples_line, targets, write_section
 from bench.scenarios import TOOLS, LinkResult, ScenarioParams, run_scenarios
@@ -175,9 +176,10 @@ def run(
     """Everything but writing files: datasets, every link's scenarios, the Markdown section."""
     started, load_before = time.time(), os.getloadavg()
     datasets = [d for d in ensure_datasets(data_dir, plan.spec, say) if d.files]
+    scratch_parent.mkdir(parents=True, exist_ok=True)
+    pages_before = new_data_rate(scratch_parent)
     factory = PngFactory(plan.spec.png_size, random.Random(11), pool=8)
     results: list[LinkResult] = []
-    scratch_parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="work-", dir=scratch_parent) as tmp:
         params = plan.params
         if plan.mediasyncd_rev:
@@ -190,7 +192,8 @@ def run(
             scratch.mkdir()
             with endpoint_for(link, scratch) as endpoint:
                 results.append(run_scenarios(endpoint, datasets, params, factory, scratch, say))
-    markdown = render(plan, datasets, results, command, started, load_before)
+        pages = (pages_before, new_data_rate(Path(tmp)))
+    markdown = render(plan, datasets, results, command, started, load_before, pages)
     return Outcome(markdown, results)
 
 
@@ -201,6 +204,8 @@ def render(
     command: str,
     started: float,
     load_before: tuple[float, float, float],
+    pages: tuple[float, float] | None = None,
+    pages_mib: int = MIB,
 ) -> str:
     tools = list(plan.params.tools)
     p = plan.params
@@ -213,6 +218,7 @@ def render(
         *machine_lines(plan.mediasyncd_rev),
         f"- Load average (1/5/15 min) at start {_load(load_before)}, at end {_load(load_after)} "
         "(the machine is shared with other work)",
+        *([f"- New memory: {rate_line(*pages, mib=pages_mib)}"] if pages else []),
         f"- Repetitions: {p.repeat}, tools interleaved (order rotated each repetition); medians. mediasyncd: "
         f"default [transfer] settings{_overrides(p.mediasyncd)}, `[pipeline] enabled = false`, "
         f'`poll_interval = "{p.mediasyncd.poll_interval}"`, `settle = "{p.mediasyncd.settle}"`; rsync `-a`; '

@@ -16,6 +16,7 @@ from PIL import Image
 from bench.datasets import DatasetSpec, PngFactory, ensure_datasets
 from bench.endpoints import loopback_endpoint, wan_endpoint
 from bench.netem.wan import LinkSpec
+from bench.pages import new_data_rate
 from bench.plot import draw
 from bench.run import Plan, render
 from bench.scenarios import TOOLS, LinkResult, ScenarioParams, run_scenarios
@@ -54,7 +55,8 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
     with wan_endpoint(WAN) as endpoint:
         results.append(run_scenarios(endpoint, big, PARAMS, factory, base / "wan", lambda _: None))
     plan = Plan(TINY, PARAMS, (None, WAN))
-    return render(plan, datasets, results, "smoke", started, load), results
+    pages = (new_data_rate(base, mib=8), new_data_rate(base, mib=8))
+    return render(plan, datasets, results, "smoke", started, load, pages, pages_mib=8), results
 
 
 def _section(markdown: str, label: str) -> str:
@@ -67,6 +69,14 @@ def _cells(section: str, figure: str, unit: str) -> list[str]:
         if cells[:2] == [figure, unit]:
             return cells[3:]
     raise AssertionError(f"no row {figure!r} ({unit}) in:\n{section}")
+
+
+def test_the_machine_lines_give_the_load_and_the_rate_of_new_memory(run: Run) -> None:
+    markdown, _ = run
+    assert re.search(r"^- Load average \(1/5/15 min\) at start [\d.]+ / ", markdown, re.M)
+    assert re.search(
+        r"^- New memory: writing 8 MiB .* [\d,]+ MB/s at the start, [\d,]+ MB/s at the end", markdown, re.M
+    )
 
 
 def test_every_link_has_a_table_with_every_tool_and_the_ratio(run: Run) -> None:
