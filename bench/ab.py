@@ -149,21 +149,37 @@ def main(argv: Sequence[str] | None = None) -> int:
                     samples.setdefault(name, []).append(stats)
                     print(f"#{rep + 1} {name}: {stats.wall_s:.2f} s, {stats.cpu_s:.2f} CPU-s", flush=True)
         pages_after = new_data_rate(work)
-    rsync_wall = statistics.median(s.wall_s for s in samples["rsync"])
-    rsync_cpu = statistics.median(s.cpu_s for s in samples["rsync"])
     print(f"\n{args.dataset} ({dataset.files} files, scenario {args.scenario}, {dataset.megabytes:.0f} MB), transport {args.transport}, "
           f"medians of {args.repeat}; load average {load_before[0]:.1f} before, {os.getloadavg()[0]:.1f} after; "
           f"{rate_line(pages_before, pages_after)}")  # fmt: skip
-    print("| tool | wall s | local CPU-s | peak RSS MB | speed vs rsync | CPU vs rsync |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    print(table(samples))
+    return 0
+
+
+def table(samples: dict[str, list[RunStats]]) -> str:
+    """Medians, and the best run of each tool: on this VM a run's writes may fault its pages in from the
+    host or reuse ones just freed (bench/pages.py), which only ever adds time, so the best of several
+    runs shows the tool's own cost where the median shows what a user meets."""
+    rsync = samples["rsync"]
+    rsync_wall, rsync_cpu = (
+        statistics.median(s.wall_s for s in rsync),
+        statistics.median(s.cpu_s for s in rsync),
+    )
+    rsync_best = min(s.wall_s for s in rsync)
+    lines = [
+        "| tool | wall s | local CPU-s | peak RSS MB | speed vs rsync | CPU vs rsync | best wall s | best vs rsync's best |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for name, runs in samples.items():
         wall = statistics.median(r.wall_s for r in runs)
         cpu = statistics.median(r.cpu_s for r in runs)
         rss = statistics.median(r.maxrss_mb for r in runs)
-        print(
-            f"| {name} | {wall:.2f} | {cpu:.2f} | {rss:.0f} | {rsync_wall / wall:.2f}× | {cpu / rsync_cpu:.2f}× |"
+        best = min(r.wall_s for r in runs)
+        lines.append(
+            f"| {name} | {wall:.2f} | {cpu:.2f} | {rss:.0f} | {rsync_wall / wall:.2f}× | {cpu / rsync_cpu:.2f}× "
+            f"| {best:.2f} | {rsync_best / best:.2f}× |"
         )
-    return 0
+    return "\n".join(lines)
 
 
 class TransportEndpoint:
