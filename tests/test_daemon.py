@@ -227,8 +227,16 @@ def test_a_down_remote_backs_off_and_never_stops_another(tmp_path: Path, sshd: S
     proc = start_daemon(env.config_path, tmp_path / "d.log")
     try:
         wait_for(lambda: (env.library / "r1" / "x.png").exists(), timeout=20)
-        down = next(r for r in status_of(port)["remotes"] if r["name"] == "down")
-        assert down["state"] == "backoff" and "cannot connect" in down["last_error"]
+
+        def down() -> dict[str, Any]:
+            return next(r for r in status_of(port)["remotes"] if r["name"] == "down")
+
+        def backing_off() -> bool:
+            d = down()
+            return d["state"] == "backoff" and "cannot connect" in (d["last_error"] or "")
+
+        # it retries (state "connecting" for a moment each time): a backoff with its error, not one instant
+        wait_for(backing_off, timeout=20)
     finally:
         assert stop(proc) == 0
 
