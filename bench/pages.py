@@ -7,7 +7,7 @@ back, and the next pull into an empty library faults every page in from the host
 4.6 GB/s, a new file right after one was removed (its pages not handed back yet) ~1 GB/s. Both tools of a
 benchmark pay it for every byte they write, in the process that writes (rsync's receiver, beside its
 ssh client; mediasyncd's event loop, beside the decryption), and how much varies from hour to hour:
-rsync's own MANY pull on loopback took 4.96 s one day and 7.2–13.4 s the next. The benchmarks print this
+rsync's own MANY pull on loopback took 6.9 to 13.4 s within one afternoon. The benchmarks print this
 rate beside the load average so that runs can be compared knowingly.
 """
 
