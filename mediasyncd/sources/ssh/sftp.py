@@ -23,7 +23,7 @@ import asyncssh
 
 from mediasyncd.errors import RemoteError, RemoteFileChanged, TransferError, UnsafePathError
 from mediasyncd.paths import decode_rel
-from mediasyncd.sources.base import Expected
+from mediasyncd.sources.base import Deletion, Expected
 from mediasyncd.sources.commands import QUARANTINE
 from mediasyncd.sources.listing import Listing, Rejected, RemoteEntry, same_version
 from mediasyncd.sources.receive import WRITE_CHUNK, PartialWriter, RateLimiter
@@ -354,6 +354,16 @@ async def sftp_delete_checked(sftp: asyncssh.SFTPClient, expected: Expected, tok
     return verdict
 
 
+async def sftp_delete_all(sftp: asyncssh.SFTPClient, files: Sequence[Expected], token: str) -> Deletion:
+    """`Source.delete` over SFTP alone (no shell): each file set aside, read back and hashed here, then
+    removed or put back (`sftp_delete_checked`)."""
+    result = Deletion()
+    outcomes = await bounded(sftp_delete_checked(sftp, e, f"{token}-{i}") for i, e in enumerate(files))
+    for e, outcome in zip(files, outcomes, strict=True):
+        result.add(outcome, e.path)
+    return result
+
+
 async def _sftp_sha256(sftp: asyncssh.SFTPClient, path: str) -> str | None:
     """The SHA-256 of `path` read back over SFTP (None if it cannot be read)."""
     digest = hashlib.sha256()
@@ -382,6 +392,16 @@ async def sftp_same(sftp: asyncssh.SFTPClient, path: str, size: int, mtime: floa
 
 async def sftp_rmdir(sftp: asyncssh.SFTPClient, path: str) -> bool:
     return await sftp_ok(sftp.rmdir(path), f"rmdir {path}")
+
+
+async def sftp_rmdirs(sftp: asyncssh.SFTPClient, dirs: Sequence[str]) -> None:
+    """Remove the folders `dirs` that are empty, the deepest first (a parent empties once its children
+    are gone)."""
+    by_depth: dict[int, list[str]] = {}
+    for d in dirs:
+        by_depth.setdefault(d.count("/"), []).append(d)
+    for depth in sorted(by_depth, reverse=True):
+        await bounded(sftp_rmdir(sftp, d) for d in by_depth[depth])
 
 
 async def sftp_free(sftp: asyncssh.SFTPClient, path: str) -> int | None:

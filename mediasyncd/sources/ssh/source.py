@@ -39,10 +39,10 @@ from mediasyncd.sources.ssh.connect import connect
 from mediasyncd.sources.ssh.rtt import fast_link, stream_below, tar_streams, tcp_round_trip
 from mediasyncd.sources.ssh.sftp import (
     bounded,
-    sftp_delete_checked,
+    sftp_delete_all,
     sftp_free,
     sftp_pull,
-    sftp_rmdir,
+    sftp_rmdirs,
     sftp_same,
     sftp_survey,
     sftp_under_root,
@@ -278,12 +278,7 @@ class SshSource:
                 )
                 result.merge(parse_deletion(out.stdout, chunk))
             return result
-        # SFTP only: set aside, read back and hash here, then remove or put back.
-        sftp = await self._sftp.client()
-        outcomes = await bounded(sftp_delete_checked(sftp, e, f"{token}-{i}") for i, e in enumerate(files))
-        for e, outcome in zip(files, outcomes, strict=True):
-            result.add(outcome, e.path)
-        return result
+        return await sftp_delete_all(await self._sftp.client(), files, token)  # SFTP only
 
     async def remove_empty_dirs(self, root: str, deleted: Sequence[str]) -> None:
         dirs = emptied_dirs(root, deleted)
@@ -293,12 +288,7 @@ class SshSource:
             for batch in batches(dirs):
                 await self._shell.run(rmdir_command(batch))
             return
-        sftp = await self._sftp.client()
-        by_depth: dict[int, list[str]] = {}
-        for d in dirs:
-            by_depth.setdefault(d.count("/"), []).append(d)
-        for depth in sorted(by_depth, reverse=True):
-            await bounded(sftp_rmdir(sftp, d) for d in by_depth[depth])
+        await sftp_rmdirs(await self._sftp.client(), dirs)
 
     async def free_space(self, path: str) -> int | None:
         free = await sftp_free(await self._sftp.client(), path)
