@@ -190,6 +190,20 @@ def stop(proc: subprocess.Popen[bytes]) -> int:
 
 
 @contextmanager
+def shm_swept(litter: Callable[[str], bool]) -> Iterator[None]:
+    """Remove the /dev/shm names that appear during the block and `litter(name)` calls ours and dead:
+    what a process killed with SIGKILL (or a library that never cleans up) leaves in shared memory."""
+    shm = Path("/dev/shm")
+    before = set(os.listdir(shm))
+    try:
+        yield
+    finally:
+        for name in set(os.listdir(shm)) - before:
+            if litter(name):
+                (shm / name).unlink(missing_ok=True)
+
+
+@contextmanager
 def small_filesystem(path: Path, size: str) -> Iterator[Path]:
     """A tmpfs of `size` mounted over `path` (the tests run as root, as CI does): its free space is the
     test's own, whatever else writes to the machine's disks meanwhile."""

@@ -11,6 +11,7 @@ import asyncio
 import os
 import shutil
 import sqlite3
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ import tomli_w
 from mediasyncd.config import Config, load_config
 from mediasyncd.purge.commands import purge_main
 from mediasyncd.sync_once import sync_once
-from tests.helpers import OLD, free_port
+from tests.helpers import OLD, free_port, shm_swept
 
 
 def wrap(bin_dir: Path, tool: str, hook: str, *, once: bool = True, when: str = "*") -> Path:
@@ -112,6 +113,27 @@ def faketime_shell(tmp: Path, offset: str) -> list[str]:
         f"PATH={tmp / 'bin'}:/usr/bin:/bin",
         "sh",
     ]
+
+
+def _dead_faketime_litter(name: str) -> bool:
+    """libfaketime's shared memory or semaphore, named after a PID that no longer runs."""
+    prefix = next((p for p in ("faketime_shm_", "sem.faketime_sem_") if name.startswith(p)), None)
+    if prefix is None or not name[len(prefix) :].isdigit():
+        return False
+    try:
+        os.kill(int(name[len(prefix) :]), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def faketime_swept() -> AbstractContextManager[None]:
+    """Remove what libfaketime left in /dev/shm during the block. Preloaded (not through its wrapper),
+    Debian's 0.9.10 makes a segment and a semaphore named after the first PID that loads it and never
+    removes them, even on a clean exit: two files per remote shell."""
+    return shm_swept(_dead_faketime_litter)
 
 
 def exec_world(tmp: Path, *, purge: dict[str, Any] | None = None, **remote: Any) -> ExecWorld:

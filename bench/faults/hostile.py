@@ -20,7 +20,15 @@ from pathlib import Path
 from bench.faults.report import Figure, Mode, Section
 from bench.faults.secutil import quiet
 from tests.helpers import once
-from tests.hostile import LIBFAKETIME, ExecWorld, exec_world, faketime_shell, replace_tool, wrap
+from tests.hostile import (
+    LIBFAKETIME,
+    ExecWorld,
+    exec_world,
+    faketime_shell,
+    faketime_swept,
+    replace_tool,
+    wrap,
+)
 from tests.purge.conftest import purge, purge_env
 from tests.sshd import ssh_run, start_sshd
 
@@ -266,8 +274,9 @@ def run(mode: Mode, work: Path) -> Section:
     crafted_tar(work, tally)
     lying_hasher(work, tally)
     for offset in ("+3650d", "-3650d"):
-        clock(work, tally, offset)
-        sshd_clock(work, tally, offset)
+        with faketime_swept():
+            clock(work, tally, offset)
+            sshd_clock(work, tally, offset)
     n = 10_000 if quick else 100_000
     landed, seconds = many_files(work, tally, n)
     return Section(

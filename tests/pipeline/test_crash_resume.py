@@ -11,6 +11,7 @@ from pathlib import Path
 
 from mediasyncd.pipeline.options import PipelineOptions
 from mediasyncd.pipeline.runner import Pipeline
+from tests.helpers import shm_swept
 from tests.pipeline import samples
 from tests.pipeline.conftest import sha256_of
 
@@ -29,6 +30,13 @@ def finished_stages(db_path: Path) -> dict[tuple[str, str], tuple[int, str]]:
 def kill_after_first_file(db_path: Path, library: Path, files: list[Path]) -> None:
     """Run the helper daemon-alike and SIGKILL its whole process group once the first file is done."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # The kill takes multiprocessing's resource tracker too: nobody is left to unlink the pool's
+    # semaphores (sem.mp-*), so this test does.
+    with shm_swept(lambda name: name.startswith("sem.mp-")):
+        _start_and_kill(env, db_path, library, files)
+
+
+def _start_and_kill(env: dict[str, str], db_path: Path, library: Path, files: list[Path]) -> None:
     child = subprocess.Popen(
         [sys.executable, str(HELPER), str(db_path), str(library), *map(str, files)],
         stderr=subprocess.PIPE,

@@ -9,7 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from tests.hostile import exec_world, faketime_shell, wrap
+from tests.hostile import exec_world, faketime_shell, faketime_swept, wrap
 
 PNG = b"\x89PNG\r\n\x1a\n" + os.urandom(4000)
 
@@ -83,13 +83,14 @@ def test_a_remote_clock_years_fast_does_not_make_young_files_old(tmp_path: Path)
     a file written two minutes ago is still young and stays; a two-hour-old one goes."""
     shell = faketime_shell(tmp_path, "+3650d")
     world = exec_world(tmp_path, command=shell)
-    remote_year = subprocess.run(
-        [*shell, "-c", "date +%Y"], capture_output=True, text=True, check=True
-    ).stdout
+    with faketime_swept():
+        remote_year = subprocess.run(
+            [*shell, "-c", "date +%Y"], capture_output=True, text=True, check=True
+        ).stdout
+        world.write("young.png", PNG, mtime=time.time() - 120)
+        world.write("old.png", PNG[::-1], mtime=time.time() - 7200)
+        assert world.sync() == 0
+        assert world.purge() == 0
     assert int(remote_year) >= time.gmtime().tm_year + 9  # the remote's clock really is off
-    world.write("young.png", PNG, mtime=time.time() - 120)
-    world.write("old.png", PNG[::-1], mtime=time.time() - 7200)
-    assert world.sync() == 0
-    assert world.purge() == 0
     assert set(world.on_remote()) == {"young.png"}
     assert world.reasons() == {"young.png": "too_young", "old.png": "purged"}
