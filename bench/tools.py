@@ -302,10 +302,13 @@ def resolve_revision(rev: str) -> Revision:
 
 def compile_bytecode(source: Path | None = None) -> None:
     """Write the .pyc files of the mediasyncd package under test (`source`, else the work tree), as
-    `pip install` does: with PYTHONDONTWRITEBYTECODE set (as here), each `sync --once` would otherwise
+    `pip install` does (and, from the revisions that have it, `python -m mediasyncd.precompile`): with PYTHONDONTWRITEBYTECODE set (as here), each `sync --once` would otherwise
     compile every module again at start-up (~0.1 CPU-s) and the figures would show that, not the tool."""
     package = (source or REPO) / "mediasyncd"
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(package)], check=True)
+    if (package / "precompile.py").exists():  # and its dataclasses' code, as scripts/setup does
+        env = {**os.environ, "PYTHONPATH": str(package.parent)}
+        subprocess.run([sys.executable, "-P", "-m", "mediasyncd.precompile", "-q"], env=env, check=True)
 
 
 def export_revision(rev: str, into: Path) -> Path:

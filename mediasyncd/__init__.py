@@ -23,4 +23,13 @@ def _structlog_lean() -> None:
             del _sys.modules[name]
 
 
+def _keep_dataclass_code() -> None:
+    """Compile each dataclass's methods once, not at every start (dataclass_code.py): before structlog,
+    whose dataclasses are kept too."""
+    from mediasyncd import dataclass_code
+
+    dataclass_code.install()
+
+
+_keep_dataclass_code()
 _structlog_lean()
