@@ -190,17 +190,24 @@ def stop(proc: subprocess.Popen[bytes]) -> int:
 
 
 @contextmanager
-def shm_swept(litter: Callable[[str], bool]) -> Iterator[None]:
+def shm_swept(litter: Callable[[str], bool], wait: float = 0.0) -> Iterator[None]:
     """Remove the /dev/shm names that appear during the block and `litter(name)` calls ours and dead:
-    what a process killed with SIGKILL (or a library that never cleans up) leaves in shared memory."""
+    what a process killed with SIGKILL (or a library that never cleans up) leaves in shared memory.
+    `wait`: seconds to look again for names whose process is still ending (an sshd session's shell)."""
     shm = Path("/dev/shm")
     before = set(os.listdir(shm))
     try:
         yield
     finally:
-        for name in set(os.listdir(shm)) - before:
-            if litter(name):
+        deadline = time.monotonic() + wait
+        while True:
+            left = set(os.listdir(shm)) - before
+            for name in [n for n in left if litter(n)]:
                 (shm / name).unlink(missing_ok=True)
+                left.discard(name)
+            if not left or time.monotonic() >= deadline:
+                break
+            time.sleep(0.1)
 
 
 @contextmanager

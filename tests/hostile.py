@@ -133,7 +133,7 @@ def faketime_swept() -> AbstractContextManager[None]:
     """Remove what libfaketime left in /dev/shm during the block. Preloaded (not through its wrapper),
     Debian's 0.9.10 makes a segment and a semaphore named after the first PID that loads it and never
     removes them, even on a clean exit: two files per remote shell."""
-    return shm_swept(_dead_faketime_litter)
+    return shm_swept(_dead_faketime_litter, wait=3.0)
 
 
 def exec_world(tmp: Path, *, purge: dict[str, Any] | None = None, **remote: Any) -> ExecWorld:

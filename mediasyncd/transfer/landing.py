@@ -9,7 +9,6 @@ that points elsewhere is refused).
 
 from __future__ import annotations
 
-import ctypes
 import itertools
 import os
 import shutil
@@ -18,6 +17,7 @@ from pathlib import Path
 
 from mediasyncd.digest import sha256_file
 from mediasyncd.errors import LibraryUnavailable, UnsafePathError
+from mediasyncd.libc import rename_noreplace, syncfs
 from mediasyncd.paths import INTERNAL_DIR, check_rel, conflict_name, partial_name
 
 
@@ -175,9 +175,10 @@ class Library:
                 checked.add(target.parent)
         os.chmod(partial, self.file_mode)
         os.utime(partial, (mtime, mtime))
-        if os.path.lexists(target):
-            raise UnsafePathError(f"{rel}: appeared while landing; not overwriting")
-        os.rename(partial, target)
+        try:
+            rename_noreplace(partial, target)  # refuses an occupied target in one step (libc.py)
+        except FileExistsError:
+            raise UnsafePathError(f"{rel}: appeared while landing; not overwriting") from None
         if sync_dir:
             _fsync_dir(target.parent)
         return target.parent
@@ -207,22 +208,10 @@ def sync_filesystem(path: Path) -> None:
     """Flush the filesystem holding `path` (Linux syncfs; elsewhere a global sync)."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        if _LIBC is None or _LIBC.syncfs(fd) != 0:
+        if not syncfs(fd):
             os.sync()
     finally:
         os.close(fd)
-
-
-def _load_libc() -> ctypes.CDLL | None:
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.syncfs.argtypes = [ctypes.c_int]
-        return libc
-    except (OSError, AttributeError):
-        return None
-
-
-_LIBC = _load_libc()
 
 
 def _fsync_dir(path: Path) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from mediasyncd.config import Config
 from mediasyncd.digest import sha256_file
 from mediasyncd.errors import UnsafePathError
+from mediasyncd.libc import rename_noreplace
 from mediasyncd.paths import check_rel
 from mediasyncd.pipeline.xmp import sidecar_path
 from mediasyncd.state.workflow import StageLedger
@@ -90,9 +91,10 @@ def copy_verified(source: Path, target: Path, expected: str, partial: Path | Non
             raise Corrupt(f"the copy written to {partial} does not verify")
         stat = source.stat()
         os.utime(partial, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-        if target.exists():  # appeared meanwhile: never overwrite
-            raise Conflict(f"a different file is already at {target}")
-        os.rename(partial, target)
+        try:
+            rename_noreplace(partial, target)  # one appeared meanwhile: never overwrite
+        except FileExistsError:
+            raise Conflict(f"a different file is already at {target}") from None
     finally:
         partial.unlink(missing_ok=True)
     _fsync_dir(target.parent)
