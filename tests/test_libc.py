@@ -14,7 +14,9 @@ import pytest
 from mediasyncd import libc
 from mediasyncd.errors import UnsafePathError
 from mediasyncd.libc import rename_noreplace
-from mediasyncd.transfer.landing import Library
+from mediasyncd.transfer.landing import Arrival, Library, Plan
+from tests.helpers import make_env, once
+from tests.sshd import SshServer
 
 
 def _einval(*_args: object) -> int:
@@ -91,3 +93,34 @@ def test_a_file_that_appears_after_the_check_is_not_overwritten_by_landing(
         library.land(partial, "r/a.png", 1_700_000_000.0)
     assert target.read_bytes() == b"theirs"
     assert partial.read_bytes() == b"ours"
+
+
+def test_a_file_written_at_the_target_during_landing_stays_and_ours_lands_beside_it_on_retry(
+    tmp_path: Path, sshd: SshServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over the real sshd: another program writes `a.png` into the library after landing planned that
+    name and before its rename. Its file stays; the pass fails that file, the next one lands it as
+    `a~<sha8>.png`."""
+    env = make_env(tmp_path, sshd)
+    env.write("a.png", b"ours" * 1000)
+    theirs = env.library / "r1" / "a.png"
+    real_plan = Library.plan_batch
+
+    def plan_then_someone_writes(self: Library, arrivals: list[Arrival]) -> list[Plan | Exception]:
+        plans = real_plan(self, arrivals)
+        if not theirs.exists():
+            theirs.parent.mkdir(parents=True, exist_ok=True)
+            theirs.write_bytes(b"theirs")
+        return plans
+
+    monkeypatch.setattr(Library, "plan_batch", plan_then_someone_writes)
+    assert once(env) == 1
+    assert env.landed() == {"a.png": b"theirs"}
+    assert env.rows("SELECT rel, state, last_error FROM files")[0][:2] == ("a.png", "failed")
+
+    monkeypatch.setattr(Library, "plan_batch", real_plan)
+    assert once(env) == 0
+    landed = env.landed()
+    assert landed.pop("a.png") == b"theirs"
+    (beside,) = landed
+    assert beside.startswith("a~") and landed[beside] == b"ours" * 1000
