@@ -77,3 +77,31 @@ def _helpers_of(root: int) -> dict[int, str]:
 
 def _describe(pids: dict[int, str]) -> str:
     return "; ".join(f"{pid}: {cmdline(pid)[:120]}" for pid in pids)
+
+
+def test_ctrl_c_stops_run_without_a_traceback_from_its_helpers(tmp_path: Path, sshd: SshServer) -> None:
+    """A terminal's Ctrl-C sends SIGINT to the whole foreground process group, the pipeline's pool workers
+    included: `run` stops cleanly and nothing of them reaches the terminal (they used to print a
+    KeyboardInterrupt traceback each)."""
+    env = _pipeline_env(tmp_path, sshd, images=2)
+    log = tmp_path / "run.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [MEDIASYNCD, "run", "--config", str(env.config_path)],
+            stdout=out,
+            stderr=out,
+            start_new_session=True,  # its own process group, as a terminal gives a foreground job
+        )
+    try:
+        wait_for(
+            lambda: len(_helpers_of(proc.pid)) >= 3 and b"pipeline.processed" in log.read_bytes(), timeout=30
+        )
+        os.killpg(proc.pid, signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    text = log.read_text(errors="replace")
+    assert '"event": "stopped"' in text
+    assert "Traceback" not in text and "KeyboardInterrupt" not in text, text[-3000:]

@@ -13,12 +13,17 @@ import functools
 import multiprocessing
 import os
 import shutil
+import signal
 import threading
 from multiprocessing.process import BaseProcess
 
 
 def exit_with_parent() -> None:
-    """Pool initializer: this worker exits as soon as the process that created it has exited."""
+    """Pool initializer: this worker exits as soon as the process that created it has exited, and it
+    ignores SIGINT. A terminal's Ctrl-C goes to the whole foreground process group: the daemon stops
+    its pool itself, and a worker that took the signal would print a KeyboardInterrupt traceback (the
+    tools it runs inherit the ignored signal, so an exiftool is not cut mid-file either)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     parent = multiprocessing.parent_process()
     if parent is not None:
         watch = threading.Thread(target=_exit_after, args=(parent,), name="exit-with-parent", daemon=True)
