@@ -86,6 +86,10 @@ def _main(args: argparse.Namespace) -> int:
         print(f"mediasyncd: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
+        print(
+            "mediasyncd: interrupted (what landed stays landed; the next run resumes the rest)",
+            file=sys.stderr,
+        )
         return 130
 
 

@@ -105,3 +105,42 @@ def test_ctrl_c_stops_run_without_a_traceback_from_its_helpers(tmp_path: Path, s
     text = log.read_text(errors="replace")
     assert '"event": "stopped"' in text
     assert "Traceback" not in text and "KeyboardInterrupt" not in text, text[-3000:]
+
+
+def test_ctrl_c_ends_sync_once_with_130_and_one_line(tmp_path: Path, sshd: SshServer) -> None:
+    """Ctrl-C (SIGINT to the process group) mid-pull: exit 130 as shells expect, one line saying so,
+    no traceback; the next run lands the rest."""
+    env = _pipeline_env(tmp_path, sshd, images=2)
+    env.config_path.write_text(
+        env.config_path.read_text().replace("concurrency = 4", 'concurrency = 4\nbwlimit = "1MiB"')
+    )
+    env.write("zz-slow.mp4", os.urandom(8 << 20))
+    log = tmp_path / "once.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [MEDIASYNCD, "sync", "--once", "--no-progress", "--config", str(env.config_path)],
+            stdout=out,
+            stderr=out,
+            start_new_session=True,
+        )
+    try:
+        wait_for(lambda: b'"event": "landed"' in log.read_bytes(), timeout=30)
+        os.killpg(proc.pid, signal.SIGINT)
+        assert proc.wait(timeout=30) == 130
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    text = log.read_text(errors="replace")
+    assert "mediasyncd: interrupted" in text
+    assert "Traceback" not in text and "KeyboardInterrupt" not in text, text[-3000:]
+    assert "zz-slow.mp4" not in env.landed()
+    env.config_path.write_text(env.config_path.read_text().replace('bwlimit = "1MiB"', ""))
+    again = subprocess.run(
+        [MEDIASYNCD, "sync", "--once", "--no-progress", "--config", str(env.config_path)],
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert env.landed()["zz-slow.mp4"] == (env.remote_root / "zz-slow.mp4").read_bytes()

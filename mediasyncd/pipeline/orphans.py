@@ -9,13 +9,32 @@ A worker that exits with the daemon ends the whole chain, and the tools it runs 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import multiprocessing
 import os
 import shutil
 import signal
 import threading
+from collections.abc import Iterator
 from multiprocessing.process import BaseProcess
+
+
+@contextlib.contextmanager
+def sigint_ignored() -> Iterator[None]:
+    """SIGINT ignored for the block (in the main thread; elsewhere nothing changes). A process started
+    meanwhile inherits the ignored signal across exec, and the multiprocessing forkserver hands that on
+    to every worker it forks, from the fork on: none of them takes a terminal's Ctrl-C, not even while
+    it imports, before its initializer runs. (A blocked signal would not do: `_posixsubprocess` clears
+    the child's signal mask.) A Ctrl-C within the block itself, a few milliseconds, is lost."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def exit_with_parent() -> None:

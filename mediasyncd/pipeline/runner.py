@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from multiprocessing import forkserver
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -26,7 +27,7 @@ import structlog
 from mediasyncd.pipeline import work
 from mediasyncd.pipeline.metadata import Extraction
 from mediasyncd.pipeline.options import PipelineOptions
-from mediasyncd.pipeline.orphans import exit_with_parent
+from mediasyncd.pipeline.orphans import exit_with_parent, sigint_ignored
 from mediasyncd.pipeline.outcome import PipelineResult, StageOutcome
 from mediasyncd.pipeline.record import GenerationRecord
 from mediasyncd.pipeline.stages import Job, Stage, dependents, enabled, names
@@ -203,6 +204,8 @@ class Pipeline:
     def _ensure_pool(self) -> Executor:
         if self._pool is None:
             context = multiprocessing.get_context("forkserver")
+            with sigint_ignored():  # a terminal's Ctrl-C is the daemon's to handle, not its workers'
+                forkserver.ensure_running()
             self._pool = ProcessPoolExecutor(
                 self._options.worker_count(), mp_context=context, initializer=exit_with_parent
             )
