@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import sys
 
-from mediasyncd.dataclass_code import cache_path, prepare
+from mediasyncd.dataclass_code import installed, prepare
 
 
 def main(argv: list[str]) -> int:
     count = prepare()
     if "-q" not in argv:
-        print(f"{count} dataclass methods compiled into {cache_path()}")
+        modules = len(installed().modules)
+        print(f"{count} dataclass methods of {modules} modules kept in their __pycache__ folders")
     return 0
 
 

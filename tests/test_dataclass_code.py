@@ -16,8 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from mediasyncd import dataclass_code
-from mediasyncd.dataclass_code import MAGIC, CodeCache, read, write
+from mediasyncd.dataclass_code import MAGIC, CodeCache, cache_path, read, write
 
 ROOT = Path(__file__).parents[1]
 
@@ -40,13 +39,16 @@ class Job:
 @pytest.fixture
 def cache(monkeypatch: pytest.MonkeyPatch) -> Iterator[CodeCache]:
     """A fresh cache as dataclasses.py's exec() for the test (the package's own is put back after)."""
-    fresh = CodeCache({})
+    fresh = CodeCache()
     monkeypatch.setattr(dataclasses, "exec", fresh.exec, raising=False)
     yield fresh
 
 
-def make(module_name: str) -> types.ModuleType:
+def make(module_name: str, folder: Path | None) -> types.ModuleType:
+    """SOURCE as the module `module_name`, from a file in `folder` (None: a module without a file)."""
     module = types.ModuleType(module_name)
+    if folder is not None:
+        module.__file__ = str(folder / f"{module_name.rpartition('.')[2]}.py")
     sys.modules[module_name] = module  # dataclasses looks the module up for its globals
     try:
         exec(compile(SOURCE, f"<{module_name}>", "exec", dont_inherit=True), module.__dict__)
@@ -81,27 +83,33 @@ def behaviour(module: types.ModuleType) -> list[object]:
 def test_classes_from_kept_code_behave_as_freshly_compiled_ones(
     cache: CodeCache, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(sys, "dont_write_bytecode", False)
     monkeypatch.setattr(dataclasses, "exec", builtins.exec)  # as if nothing were kept
-    plain = behaviour(make("mediasyncd.probe"))
+    plain = behaviour(make("mediasyncd.probe", tmp_path))
     assert plain[0] == "Point(x=1, y=2, tags=['a'])" and plain[3] is True
 
-    first = CodeCache({})
+    first = CodeCache()
     monkeypatch.setattr(dataclasses, "exec", first.exec)
-    assert behaviour(make("mediasyncd.probe")) == plain
-    assert first.compiled > 0
-    write(tmp_path / "kept.marshal", first.codes)
+    assert behaviour(make("mediasyncd.probe", tmp_path)) == plain
+    compiled = first.compiled
+    assert compiled > 0
+    assert first.save() == 1 and first.compiled == 0  # written: nothing left for the exit
+    kept = read(cache_path(str(tmp_path / "probe.py")))
+    assert len(kept) == compiled
 
-    again = CodeCache(read(tmp_path / "kept.marshal"))
+    again = CodeCache()
     monkeypatch.setattr(dataclasses, "exec", again.exec)
-    assert behaviour(make("mediasyncd.probe")) == plain
-    assert again.compiled == 0 and len(again.used) == len(first.codes)
+    assert behaviour(make("mediasyncd.probe", tmp_path)) == plain
+    assert again.compiled == 0 and again.modules["mediasyncd.probe"].used.keys() == kept.keys()
+    assert again.save() == 0  # nothing new: nothing written
 
 
-def test_only_mediasyncd_and_structlog_dataclasses_are_kept(cache: CodeCache) -> None:
-    make("tests.probe_elsewhere")
-    assert cache.codes == {} and cache.compiled == 0
-    make("structlog.probe")
-    assert cache.compiled > 0
+def test_only_files_of_mediasyncd_and_structlog_modules_are_kept(cache: CodeCache, tmp_path: Path) -> None:
+    make("tests.probe_elsewhere", tmp_path)
+    make("mediasyncd.probe_without_file", None)
+    assert cache.modules == {} and cache.compiled == 0
+    make("structlog.probe", tmp_path)
+    assert list(cache.modules) == ["structlog.probe"] and cache.compiled > 0
 
 
 @pytest.mark.parametrize(
@@ -124,22 +132,19 @@ def test_a_damaged_or_foreign_file_is_ignored(tmp_path: Path, content: bytes) ->
 def test_nothing_is_written_without_bytecode_writing_or_a_writable_folder(
     cache: CodeCache, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    make("mediasyncd.probe_write")
-    path = tmp_path / "__pycache__" / "kept.marshal"
+    make("mediasyncd.probe_write", tmp_path)
+    path = cache_path(str(tmp_path / "probe_write.py"))
     monkeypatch.setattr(sys, "dont_write_bytecode", True)
-    cache.save(path)
+    assert cache.save() == 0
     assert not path.exists()
     monkeypatch.setattr(sys, "dont_write_bytecode", False)
-    cache.save(path)
-    assert read(path) == cache.codes
+    assert cache.save() == 1
+    assert read(path) == cache.modules["mediasyncd.probe_write"].used
 
-    locked = tmp_path / "locked"
-    locked.mkdir(mode=0o500)
-    if os.geteuid() == 0:  # root writes anywhere: a path under a file cannot be made by anyone
-        locked = tmp_path / "a-file"
-        locked.write_text("")
-    write(locked / "kept.marshal", cache.codes)  # no error
-    assert not (locked / "kept.marshal").exists()
+    blocked = tmp_path / "a-file"  # a folder under a file cannot be made, by root either
+    blocked.write_text("")
+    write(blocked / "kept", cache.modules["mediasyncd.probe_write"].used)  # no error
+    assert not (blocked / "kept").exists()
 
 
 def _copy_package(tmp_path: Path) -> Path:
@@ -174,7 +179,7 @@ def test_a_start_after_precompile_compiles_no_dataclass(tmp_path: Path) -> None:
         text=True,
         check=True,
     )
-    assert str(tree / "mediasyncd" / "__pycache__") in done.stdout
+    assert "dataclass methods of" in done.stdout
     assert _compiled_at_start(tree) == 0
 
 
@@ -184,5 +189,5 @@ def test_a_run_that_may_write_bytecode_keeps_what_it_compiled(tmp_path: Path) ->
     env = {**os.environ, "PYTHONPATH": str(tree)}
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     subprocess.run([sys.executable, "-P", "-c", "import mediasyncd.cli"], env=env, check=True)
-    assert dataclass_code.read(next((tree / "mediasyncd" / "__pycache__").glob("dataclass_code.*.marshal")))
+    assert any(read(p) for p in tree.glob("mediasyncd/**/__pycache__/*.dataclasses"))
     assert 0 < _compiled_at_start(tree) < before  # what mediasyncd.cli made is kept; the rest is new
