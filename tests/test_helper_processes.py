@@ -7,6 +7,7 @@ import random
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from mediasyncd.demo.images import write_forge_image
@@ -85,23 +86,12 @@ def test_ctrl_c_stops_run_without_a_traceback_from_its_helpers(tmp_path: Path, s
     KeyboardInterrupt traceback each)."""
     env = _pipeline_env(tmp_path, sshd, images=2)
     log = tmp_path / "run.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [MEDIASYNCD, "run", "--config", str(env.config_path)],
-            stdout=out,
-            stderr=out,
-            start_new_session=True,  # its own process group, as a terminal gives a foreground job
-        )
-    try:
-        wait_for(
-            lambda: len(_helpers_of(proc.pid)) >= 3 and b"pipeline.processed" in log.read_bytes(), timeout=30
-        )
-        os.killpg(proc.pid, signal.SIGINT)
-        assert proc.wait(timeout=30) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    code = _ctrl_c(
+        ["run", "--config", str(env.config_path)],
+        log,
+        lambda pid: len(_helpers_of(pid)) >= 3 and b"pipeline.processed" in log.read_bytes(),
+    )
+    assert code == 0
     text = log.read_text(errors="replace")
     assert '"event": "stopped"' in text
     assert "Traceback" not in text and "KeyboardInterrupt" not in text, text[-3000:]
@@ -116,23 +106,14 @@ def test_ctrl_c_ends_sync_once_with_130_and_one_line(tmp_path: Path, sshd: SshSe
     )
     env.write("zz-slow.mp4", os.urandom(8 << 20))
     log = tmp_path / "once.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [MEDIASYNCD, "sync", "--once", "--no-progress", "--config", str(env.config_path)],
-            stdout=out,
-            stderr=out,
-            start_new_session=True,
-        )
-    try:
-        # Once the pool is up: while the forkserver starts (~6 ms, once per process) SIGINT is ignored
-        # (pipeline/orphans.sigint_ignored), and a Ctrl-C in that moment is lost.
-        wait_for(lambda: b"pipeline.processed" in log.read_bytes(), timeout=30)
-        os.killpg(proc.pid, signal.SIGINT)
-        assert proc.wait(timeout=30) == 130
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    # Once the pool is up: while the forkserver starts (~6 ms, once per process) SIGINT is ignored
+    # (pipeline/orphans.sigint_ignored), and a Ctrl-C in that moment is lost.
+    code = _ctrl_c(
+        ["sync", "--once", "--no-progress", "--config", str(env.config_path)],
+        log,
+        lambda pid: b"pipeline.processed" in log.read_bytes(),
+    )
+    assert code == 130
     text = log.read_text(errors="replace")
     assert "mediasyncd: interrupted" in text
     assert "Traceback" not in text and "KeyboardInterrupt" not in text, text[-3000:]
@@ -146,3 +127,18 @@ def test_ctrl_c_ends_sync_once_with_130_and_one_line(tmp_path: Path, sshd: SshSe
     )
     assert again.returncode == 0, again.stderr[-2000:]
     assert env.landed()["zz-slow.mp4"] == (env.remote_root / "zz-slow.mp4").read_bytes()
+
+
+def _ctrl_c(args: list[str], log: Path, ready: Callable[[int], bool]) -> int:
+    """Run `mediasyncd ARGS` in a process group of its own (as a terminal runs a foreground job), logging
+    to `log`; once `ready(pid)`, send SIGINT to the whole group as Ctrl-C does; its exit code."""
+    with log.open("wb") as out:
+        proc = subprocess.Popen([MEDIASYNCD, *args], stdout=out, stderr=out, start_new_session=True)
+    try:
+        wait_for(lambda: ready(proc.pid), timeout=30)
+        os.killpg(proc.pid, signal.SIGINT)
+        return proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
