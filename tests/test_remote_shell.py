@@ -4,6 +4,7 @@ that stops answering (over SSH or an exec command) is given up."""
 
 from __future__ import annotations
 
+import fcntl
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 
 from mediasyncd.errors import RemoteError
 from mediasyncd.sources import framed
-from mediasyncd.sources.exec.process import ShellProcess
+from mediasyncd.sources.exec.process import PIPE_SIZE, STDERR_KEPT, ByteProcess, ShellProcess
 from mediasyncd.sources.framed import ShellHung
 from mediasyncd.sources.ssh.source import SshSource
 from tests.sshd import SshServer, connect
@@ -83,3 +84,23 @@ async def test_a_shell_that_stops_answering_is_closed_and_never_answers_the_next
             await run("printf next")
     finally:
         await close()
+
+
+async def test_an_exec_commands_stdout_pipe_is_grown_and_its_stderr_kept_as_asked() -> None:
+    """A byte stream's pipe holds 1 MiB (a wake-up reads up to 256 KiB, not 64 KiB); stderr is kept to
+    its first 4 KiB to name a failure, or whole where the script answers there (a stream's hashes)."""
+    script = "head -c 3000000 /dev/zero; head -c 10000 /dev/zero | tr '\\0' e >&2"
+    for keep, kept in ((STDERR_KEPT, STDERR_KEPT), (None, 10_000)):
+        reader = await ByteProcess.start(["sh"], script, keep=keep)
+        pipe = reader.process._transport.get_pipe_transport(1).get_extra_info("pipe")  # type: ignore[attr-defined]
+        assert fcntl.fcntl(pipe.fileno(), fcntl.F_GETPIPE_SZ) == PIPE_SIZE
+        got = 0
+        while chunk := await reader.read(1 << 22):
+            got += len(chunk)
+        assert got == 3_000_000
+        assert await reader.said() == b"e" * kept
+        await reader.close()
+    failing = await ByteProcess.start(["sh"], "echo why >&2; exit 3", keep=None)
+    assert await failing.read() == b""
+    assert await failing.said() is None  # a failed command's stderr is not an answer
+    await failing.close()

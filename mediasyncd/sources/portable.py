@@ -108,15 +108,18 @@ def read_script(path: str, offset: int) -> str:
     return f"if [ -f {f} ] && [ ! -L {f} ]; then printf X; exec tail -c +{offset + 1} -- {f}; fi; printf M"
 
 
-def tar_script(root: str, rels: Sequence[str], *, gnu: bool) -> str:
+def tar_script(root: str, rels: Sequence[str], *, gnu: bool, after: str = "") -> str:
     """`X` then a tar stream of `rels` (relative to `root`, never recursed into): GNU tar with hard links
-    dereferenced, else a busybox-style `tar` with the names as arguments."""
+    dereferenced, else a busybox-style `tar` with the names as arguments. When tar succeeded, what the
+    script `after` prints goes to stderr (the source's hashes of what it sent: no second trip); a tar that
+    failed ends the shell with its status."""
     names = " ".join(shlex.quote(r) for r in rels)
     options = "--format=gnu --hard-dereference " if gnu else ""
-    return (
-        f"cd {shlex.quote(root)} 2>/dev/null || {{ printf M; exit 1; }}; printf X; "
-        f"exec tar -cf - {options}--no-recursion -- {names} 2>/dev/null"
-    )
+    tar = f"tar -cf - {options}--no-recursion -- {names} 2>/dev/null"
+    start = f"cd {shlex.quote(root)} 2>/dev/null || {{ printf M; exit 1; }}; printf X; "
+    if not after:
+        return f"{start}exec {tar}"
+    return f"{start}{tar} || exit\n{{ {after}\n}} </dev/null >&2"
 
 
 TAR_PROBE = "tar -cf /dev/null --no-recursion -C / . >/dev/null 2>&1 && echo tar-args; "

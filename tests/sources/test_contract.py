@@ -228,6 +228,45 @@ async def test_hashes_of_many_files_come_in_one_call(opened: Opened) -> None:
     assert got == {opened.path(rel): hashlib.sha256(data).hexdigest() for rel, data in blobs.items()}
 
 
+async def test_a_batch_brings_each_member_hashed_and_with_it_the_sources_own_hashes(
+    opened: Opened, tmp_path: Path
+) -> None:
+    """Many small files in one stream (where `caps.tar` or `caps.batches`): each arrives whole in its
+    partial with the SHA-256 of what was written; where `caps.hashes_in_stream` the call returns the
+    source's own hashes of them by path (no second command), and where a listed file had vanished the
+    stream's hashes are not offered (None: they are asked for apart)."""
+    caps = opened.source.caps
+    if not (caps.tar or caps.batches):  # files come one by one (sftp-only): the puller never asks
+        assert not caps.hashes_in_stream
+        return
+    assert caps.hashes_in_stream == (caps.tar and caps.hashes)  # a shell that streams and hashes does both
+    blobs = {f"day/{i}.png": os.urandom(3000 + i) for i in range(4)} | {"top name.png": os.urandom(10)}
+    for rel, data in blobs.items():
+        opened.write(rel, data)
+
+    async def batch(rels: list[str]) -> tuple[dict[str, str] | None, dict[str, str]]:
+        partials = {rel: tmp_path / "partials" / f"{len(rels)}-{i}.part" for i, rel in enumerate(rels)}
+        members: dict[str, str] = {}
+        got = await opened.source.pull_batch(
+            str(opened.root), partials, executor=opened.executor,
+            on_member=lambda m: members.__setitem__(m.rel, m.sha256),
+            sizes={rel: len(blobs[rel]) for rel in rels if rel in blobs},
+        )  # fmt: skip
+        for rel, digest in members.items():
+            assert (
+                partials[rel].read_bytes() == blobs[rel] and digest == hashlib.sha256(blobs[rel]).hexdigest()
+            )
+        return got, members
+
+    got, members = await batch(list(blobs))
+    assert set(members) == set(blobs)
+    theirs = {opened.path(rel): hashlib.sha256(data).hexdigest() for rel, data in blobs.items()}
+    assert got == (theirs if caps.hashes_in_stream else None)
+    got, members = await batch(["day/0.png", "gone.png", "day/1.png"])
+    assert "gone.png" not in members
+    assert got is None  # tar said it failed: what its shell would hash next is not taken for the stream
+
+
 def expected(path: Path) -> Expected:
     st = path.lstat()
     return Expected(str(path), hashlib.sha256(path.read_bytes()).hexdigest(), st.st_size, st.st_mtime)

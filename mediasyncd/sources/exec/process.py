@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,13 +22,14 @@ STDERR_KEPT = 4096
 READ_LIMIT = (
     1 << 20
 )  # bytes buffered from a pipe before reading pauses (the default 64 KiB wakes the loop 16x as often)
+PIPE_SIZE = 1 << 20  # the default /proc/sys/fs/pipe-max-size: any user may grow a pipe this far
 Process = asyncio.subprocess.Process
 
 
 async def spawn(argv: Sequence[str]) -> Process:
     """Start `argv` with pipes on all three standard streams; RemoteError if it cannot start."""
     try:
-        return await asyncio.create_subprocess_exec(
+        process = await asyncio.create_subprocess_exec(
             *argv,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
@@ -37,6 +39,19 @@ async def spawn(argv: Sequence[str]) -> Process:
         )
     except OSError as exc:
         raise RemoteError(f"cannot run {argv[0]}: {exc.strerror or exc}") from None
+    _grow_pipe(process)
+    return process
+
+
+def _grow_pipe(process: Process) -> None:
+    """Let the command's stdout pipe hold PIPE_SIZE: each wake-up of the loop then reads up to asyncio's
+    256 KiB rather than the default pipe's 64 KiB. Where the system refuses (the user's pipe pages are
+    used up, an older kernel), the pipe stays as it is."""
+    transport = process._transport.get_pipe_transport(1)  # type: ignore[attr-defined]
+    pipe = transport.get_extra_info("pipe") if transport is not None else None
+    if pipe is not None:
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, PIPE_SIZE)
 
 
 async def finish(process: Process) -> None:
@@ -148,15 +163,17 @@ class ShellProcess:
 
 class ByteProcess:
     """A one-shot `script` behind `argv` whose stdout is the answer: its first byte says which (see
-    `portable.read_script`), the rest is the bytes. stderr is kept (its start) to name a failure."""
+    `portable.read_script`), the rest is the bytes. stderr is kept (its start) to name a failure, or all of
+    it (`keep=None`) where the script answers there too (a tar stream's hashes)."""
 
-    def __init__(self, process: Process) -> None:
+    def __init__(self, process: Process, keep: int | None = STDERR_KEPT) -> None:
         self.process = process
-        self.stderr = b""
+        self._stderr = bytearray()
+        self._keep = keep  # bytes of stderr kept; None: all of it (what the script says there is wanted)
         self._stderr_task = asyncio.ensure_future(self._drain_stderr())
 
     @classmethod
-    async def start(cls, argv: Sequence[str], script: str) -> ByteProcess:
+    async def start(cls, argv: Sequence[str], script: str, *, keep: int | None = STDERR_KEPT) -> ByteProcess:
         process = await spawn(argv)
         assert process.stdin is not None
         try:
@@ -165,13 +182,27 @@ class ByteProcess:
         except (OSError, RuntimeError):
             pass  # a shell that never started: the empty answer says so
         process.stdin.close()
-        return cls(process)
+        return cls(process, keep)
+
+    @property
+    def stderr(self) -> bytes:
+        return bytes(self._stderr)
 
     async def _drain_stderr(self) -> None:
         assert self.process.stderr is not None
         while chunk := await self.process.stderr.read(65536):
-            if len(self.stderr) < STDERR_KEPT:
-                self.stderr += chunk[: STDERR_KEPT - len(self.stderr)]
+            room = len(chunk) if self._keep is None else self._keep - len(self._stderr)
+            self._stderr += chunk[: max(room, 0)]
+
+    async def said(self) -> bytes | None:
+        """All the process wrote on stderr, once it has ended with status 0 (its stdout was read to the
+        end); None if it failed or does not end within EXIT_WAIT."""
+        try:
+            status = await asyncio.wait_for(self.process.wait(), EXIT_WAIT)
+            await asyncio.wait_for(asyncio.shield(self._stderr_task), EXIT_WAIT)
+        except TimeoutError:
+            return None
+        return self.stderr if status == 0 else None
 
     async def answer(self) -> bytes:
         """The first byte of stdout (b"" when the process ended without one)."""

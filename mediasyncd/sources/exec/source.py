@@ -10,6 +10,7 @@ size, and bytes only ever go to partials inside the library.
 from __future__ import annotations
 
 import dataclasses
+import posixpath
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from pathlib import Path
@@ -30,7 +31,7 @@ from mediasyncd.sources.commands import (
     quarantine_token,
     rmdir_command,
 )
-from mediasyncd.sources.exec.process import ByteProcess, ShellProcess
+from mediasyncd.sources.exec.process import STDERR_KEPT, ByteProcess, ShellProcess
 from mediasyncd.sources.exec.spawn import ExecSpawned
 from mediasyncd.sources.listing import Listing, find_command, parse_find, same_version
 from mediasyncd.sources.portable import (
@@ -72,6 +73,7 @@ class ExecSource:
             hasher=hasher,
             tar=gnu or b"tar-args" in words,
             stream_below=STREAM_BELOW,
+            hashes_in_stream=hasher is not None and (gnu or b"tar-args" in words),
         )
         return cls(argv, shell, caps, gnu_tar=gnu)
 
@@ -164,10 +166,16 @@ class ExecSource:
         progress: Progress | None = None,
         sizes: dict[str, int] | None = None,
         limiter: RateLimiter | None = None,
-    ) -> None:
+    ) -> dict[str, str] | None:
+        """The stream's shell hashes what it sent right after the archive (`hashes_in_stream`), on
+        stderr: each stream's hashes come with it rather than queueing for the one shell's commands."""
         if not self._caps.tar:
             raise TransferError("this shell has no tar: files are copied one by one")
-        reader = await ByteProcess.start(self.argv, tar_script(root, list(partials), gnu=self.gnu_tar))
+        hasher, roots = self._caps.hasher, sorted(self.roots)
+        paths = [posixpath.join(root, rel) for rel in partials] if hasher else []
+        after = hash_command(hasher, paths, roots) if hasher else ""
+        script = tar_script(root, list(partials), gnu=self.gnu_tar, after=after)
+        reader = await ByteProcess.start(self.argv, script, keep=None if hasher else STDERR_KEPT)
         try:
             answer = await reader.answer()
             if answer == b"M":
@@ -182,6 +190,8 @@ class ExecSource:
             except TransferError:
                 await self._shell.run("true")  # the shell is gone: the session's error
                 raise
+            said = await reader.said() if hasher else None
+            return parse_hashes(said, paths, roots) if said is not None else None
         finally:
             await reader.close()
 
