@@ -118,8 +118,8 @@ async def _kept_floor(job: dict[str, Any]) -> None:
     from mediasyncd.sources.commands import hash_command, parse_hashes
     from mediasyncd.sources.listing import find_command, parse_find
     from mediasyncd.sources.ssh.shell import CommandChannel
-    from mediasyncd.sources.ssh.tar_shells import TarShells
     from mediasyncd.sources.tar import Member
+    from mediasyncd.sources.tar_shells import TarShells
     from mediasyncd.transfer.landing import sync_filesystem
 
     known_file, dest, root = Path(job["known"]), Path(job["dest"]), job["root"]
@@ -138,7 +138,7 @@ async def _kept_floor(job: dict[str, Any]) -> None:
         def member(m: Member) -> None:
             local[m.rel] = m.sha256
 
-        shells = TarShells(conn)
+        shells = TarShells(lambda: conn.create_process("exec sh", encoding=None))
         shells._idle.append(process)  # the stream on the listing's shell: no second exec
         with ThreadPoolExecutor(4) as pool:
             await shells.stream(root, partial, executor=pool, on_member=member)

@@ -2,7 +2,7 @@
 
 Over SFTP every file costs round trips (open, read, close) and several SSH packets; for ~100 KB images
 that, not the link, sets the pace (FIELD_NOTES 2). A batch instead runs one GNU `tar -c` on the source
-(over an exec channel, for SSH: sources/ssh/tar_shells.py) with the file list and streams the archive
+(over an exec channel, for SSH: sources/tar_shells.py) with the file list and streams the archive
 back; each member is written to its own partial and hashed on the way, then verified against the
 remote's hash and landed like any other file. What tar could not send (vanished, changed type,
 unreadable) is simply missing from the stream. Where the partials are written (the event loop or a

@@ -1,6 +1,7 @@
-"""Tar streams on reused shells (sources/ssh/tar_shells.py), against the real sshd and GNU tar: a shell
+"""Tar streams on reused shells (sources/tar_shells.py), against the real sshd and GNU tar: a shell
 takes stream after stream, stops exactly at each archive's end, and is dropped when anything is off; on
-a fast link a stream borrows the command channel's shell when none of its own is idle."""
+a fast link a stream borrows the command channel's shell when none of its own is idle. The same shells
+carry an exec source's streams: `sh` here, and OpenSSH's `ssh` to the real sshd."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from mediasyncd.sources import tar
+from mediasyncd.sources.exec.source import ExecSource
 from mediasyncd.sources.receive import RateLimiter
 from mediasyncd.sources.ssh.source import SshSource
 from mediasyncd.sources.tar import Member, unpack_stream
@@ -39,7 +41,7 @@ def make_files(root: Path, names: list[str], size: int = 30_000) -> dict[str, by
 
 
 async def stream(
-    source: SshSource, root: Path, names: list[str], parts: Path, executor: ThreadPoolExecutor
+    source: SshSource | ExecSource, root: Path, names: list[str], parts: Path, executor: ThreadPoolExecutor
 ) -> dict[str, Member]:
     got: dict[str, Member] = {}
     partials = {name: parts / f"{i}.part" for i, name in enumerate(names)}
@@ -52,45 +54,67 @@ async def stream(
     return got
 
 
+def openssh_argv(sshd: SshServer) -> list[str]:
+    """OpenSSH's client to the test sshd, its shell on stdin: an exec source's `command`."""
+    return [
+        *("ssh", "-F", "/dev/null", "-i", str(sshd.client_key), "-p", str(sshd.port)),
+        *("-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes"),
+        *("-o", f"UserKnownHostsFile={sshd.known_hosts}", "-o", "LogLevel=ERROR"),
+        f"{sshd.user}@{sshd.host}", "sh",
+    ]  # fmt: skip
+
+
+@pytest.fixture(params=["ssh", "exec-sh", "exec-openssh"])
+async def shells(request: pytest.FixtureRequest, sshd: SshServer) -> AsyncIterator[SshSource | ExecSource]:
+    """A source whose streams reuse their shells, without borrowing (as over a slow link)."""
+    if request.param == "ssh":
+        ssh = await SshSource.start(await connect(sshd))
+        ssh.tar_shells.lender = None
+        try:
+            yield ssh
+        finally:
+            await ssh.close()
+        return
+    exec_source = await ExecSource.open(["sh"] if request.param == "exec-sh" else openssh_argv(sshd))
+    assert exec_source.gnu_tar and exec_source.caps.hashes_in_stream
+    started = exec_source._streams
+    try:
+        yield exec_source
+    finally:
+        shells_seen = list(started)
+        await exec_source.close()
+        assert all(shell.exit_status is not None for shell in shells_seen)  # every stream's shell reaped
+
+
 async def test_one_shell_takes_stream_after_stream(
-    sshd: SshServer, tmp_path: Path, executor: ThreadPoolExecutor
+    shells: SshSource | ExecSource, tmp_path: Path, executor: ThreadPoolExecutor
 ) -> None:
     """Three streams in a row (names with quotes, spaces, a newline, a leading dash) run on one shell:
-    one exec, every member whole."""
+    one exec (one process of an exec source's command), every member whole."""
     root = tmp_path / "root"
     names = ["a.png", "it's a $HOME `x`.png", "-dash.png", "line\nbreak.png", "sub dir/b.png"]
     files = make_files(root, names)
-    source = await SshSource.start(await connect(sshd))
-    source.tar_shells.lender = None  # the tar shells' own reuse (as over a slow link)
-    try:
-        for i, batch in enumerate([names[:2], names[2:4], names[4:]]):
-            parts = tmp_path / f"parts{i}"
-            got = await stream(source, root, batch, parts, executor)
-            assert {n: m.sha256 for n, m in got.items()} == {
-                n: hashlib.sha256(files[n]).hexdigest() for n in batch
-            }
-        assert source.tar_shells.started == 1
-    finally:
-        await source.close()
+    for i, batch in enumerate([names[:2], names[2:4], names[4:]]):
+        parts = tmp_path / f"parts{i}"
+        got = await stream(shells, root, batch, parts, executor)
+        assert {n: m.sha256 for n, m in got.items()} == {
+            n: hashlib.sha256(files[n]).hexdigest() for n in batch
+        }
+    assert shells.tar_shells.started == 1
 
 
 async def test_a_failed_tar_ends_its_shell_and_the_next_stream_gets_a_new_one(
-    sshd: SshServer, tmp_path: Path, executor: ThreadPoolExecutor
+    shells: SshSource | ExecSource, tmp_path: Path, executor: ThreadPoolExecutor
 ) -> None:
     """A listed file that vanished makes tar fail: the files it could send still arrive, that shell
     ends, and the next stream runs on a new one."""
     root = tmp_path / "root"
     make_files(root, ["a.png", "b.png"])
-    source = await SshSource.start(await connect(sshd))
-    source.tar_shells.lender = None
-    try:
-        got = await stream(source, root, ["a.png", "gone.png", "b.png"], tmp_path / "p1", executor)
-        assert sorted(got) == ["a.png", "b.png"]
-        got = await stream(source, root, ["a.png"], tmp_path / "p2", executor)
-        assert sorted(got) == ["a.png"]
-        assert source.tar_shells.started == 2
-    finally:
-        await source.close()
+    got = await stream(shells, root, ["a.png", "gone.png", "b.png"], tmp_path / "p1", executor)
+    assert sorted(got) == ["a.png", "b.png"]
+    got = await stream(shells, root, ["a.png"], tmp_path / "p2", executor)
+    assert sorted(got) == ["a.png"]
+    assert shells.tar_shells.started == 2
 
 
 @pytest.fixture

@@ -48,7 +48,7 @@ def read_all(data: bytes, chunk: int = 7000) -> tuple[list[tuple[Header, bytes]]
 
 
 def gnu_tar(root: Path, names: list[str]) -> bytes:
-    """What the SSH source runs on the remote (sources/ssh/tar_shells.py), here."""
+    """What the SSH source runs on the remote (sources/tar_shells.py), here."""
     listing = b"".join(n.encode("utf-8", "surrogateescape") + b"\0" for n in names)
     argv = ["tar", "-cf", "-", "--format=gnu", "--null", "--no-recursion", "--hard-dereference", "-C", str(root),
             "-T", "-"]  # fmt: skip

@@ -224,3 +224,39 @@ class ByteProcess:
             await asyncio.wait_for(self._stderr_task, EXIT_WAIT)
         if not self._stderr_task.done():
             self._stderr_task.cancel()
+
+
+class PipeShell:
+    """A shell behind the command that tar streams run on, one after another (tar_shells.StreamShell).
+    `close` ends it without waiting; its owner awaits `finish` for every shell it started."""
+
+    def __init__(self, process: Process) -> None:
+        self.process = process
+
+    @property
+    def stdin(self) -> asyncio.StreamWriter:
+        assert self.process.stdin is not None
+        return self.process.stdin
+
+    @property
+    def stdout(self) -> asyncio.StreamReader:
+        assert self.process.stdout is not None
+        return self.process.stdout
+
+    @property
+    def stderr(self) -> asyncio.StreamReader:
+        assert self.process.stderr is not None
+        return self.process.stderr
+
+    @property
+    def exit_status(self) -> int | None:
+        return self.process.returncode
+
+    def is_closing(self) -> bool:
+        return self.process.returncode is not None or self.stdin.is_closing()
+
+    def close(self) -> None:
+        self.stdin.close()
+        if self.process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.process.terminate()

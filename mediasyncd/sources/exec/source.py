@@ -31,7 +31,7 @@ from mediasyncd.sources.commands import (
     quarantine_token,
     rmdir_command,
 )
-from mediasyncd.sources.exec.process import STDERR_KEPT, ByteProcess, ShellProcess
+from mediasyncd.sources.exec.process import STDERR_KEPT, ByteProcess, PipeShell, ShellProcess, finish, spawn
 from mediasyncd.sources.exec.spawn import ExecSpawned
 from mediasyncd.sources.listing import Listing, find_command, parse_find, same_version
 from mediasyncd.sources.portable import (
@@ -46,6 +46,7 @@ from mediasyncd.sources.portable import (
 from mediasyncd.sources.receive import WRITE_CHUNK, PartialWriter, RateLimiter
 from mediasyncd.sources.survey import Survey, parse_survey, survey_command
 from mediasyncd.sources.tar import Member, unpack_stream
+from mediasyncd.sources.tar_shells import TarShells
 
 STREAM_BELOW = 16 << 20  # a process per file costs more than resuming a file this small could save
 
@@ -59,6 +60,14 @@ class ExecSource:
         self._caps = caps
         self.gnu_tar = gnu_tar
         self.roots: set[str] = set()  # the roots hashes pin directories below (config, listings)
+        self._streams: set[PipeShell] = set()  # shells started for tar streams, until they are reaped
+        self.tar_shells = TarShells(self._stream_shell)  # GNU tar: streams reuse their shells
+
+    async def _stream_shell(self) -> PipeShell:
+        self._streams = {s for s in self._streams if s.exit_status is None}
+        shell = PipeShell(await spawn(self.argv))
+        self._streams.add(shell)
+        return shell
 
     @classmethod
     async def open(cls, argv: Sequence[str], transport: str = "exec") -> ExecSource:
@@ -95,6 +104,10 @@ class ExecSource:
         return self._shell
 
     async def close(self) -> None:
+        self.tar_shells.close()
+        for stream in self._streams:
+            await finish(stream.process)
+        self._streams.clear()
         await self._shell.aclose()
 
     async def list_roots(self, roots: Sequence[str]) -> Listing:
@@ -168,13 +181,27 @@ class ExecSource:
         limiter: RateLimiter | None = None,
     ) -> dict[str, str] | None:
         """The stream's shell hashes what it sent right after the archive (`hashes_in_stream`), on
-        stderr: each stream's hashes come with it rather than queueing for the one shell's commands."""
+        stderr: each stream's hashes come with it rather than queueing for the one shell's commands.
+        With GNU tar the streams run on reused shells (tar_shells.py): each process of the command
+        (`docker exec`, an `ssh`) costs its start-up once, not once per stream."""
         if not self._caps.tar:
             raise TransferError("this shell has no tar: files are copied one by one")
         hasher, roots = self._caps.hasher, sorted(self.roots)
         paths = [posixpath.join(root, rel) for rel in partials] if hasher else []
         after = hash_command(hasher, paths, roots) if hasher else ""
-        script = tar_script(root, list(partials), gnu=self.gnu_tar, after=after)
+        if self.gnu_tar:
+            try:
+                said = await self.tar_shells.stream(
+                    root, partials, executor=executor, on_member=on_member, progress=progress, sizes=sizes,
+                    limiter=limiter, after=after,
+                )  # fmt: skip
+            except (TransferError, OSError) as exc:
+                await self._shell.run("true")  # the shell is gone: the session's error
+                if isinstance(exc, OSError):
+                    raise TransferError(f"tar stream broke: {exc}") from None
+                raise
+            return parse_hashes(said, paths, roots) if hasher and said is not None else None
+        script = tar_script(root, list(partials), gnu=False, after=after)
         reader = await ByteProcess.start(self.argv, script, keep=None if hasher else STDERR_KEPT)
         try:
             answer = await reader.answer()

@@ -52,9 +52,9 @@ from mediasyncd.sources.ssh.sftp_session import SftpSession
 from mediasyncd.sources.ssh.shell import CommandChannel
 from mediasyncd.sources.ssh.spawn import SshSpawned
 from mediasyncd.sources.ssh.stream import LargeFiles, exec_pull
-from mediasyncd.sources.ssh.tar_shells import TarShells
 from mediasyncd.sources.survey import Survey, parse_survey, survey_command
 from mediasyncd.sources.tar import Member
+from mediasyncd.sources.tar_shells import TarShells
 
 CLOSE_TIMEOUT = 5.0
 
@@ -87,7 +87,7 @@ class SshSource:
         # Where tar streams run (public for tests and benchmarks); on a fast link the first borrows the
         # command channel's shell (tar_shells.py).
         lender = shell.lent if shell is not None and fast_link(rtt) else None
-        self.tar_shells = TarShells(conn, lender=lender)
+        self.tar_shells = TarShells(lambda: conn.create_process("exec sh", encoding=None), lender=lender)
 
     @classmethod
     async def open(

@@ -1,9 +1,11 @@
-"""Tar streams on reused shells: each stream of small files runs GNU `tar` in an `sh` on an exec channel of
-its own, and a shell whose archive ended cleanly takes the next stream.
+"""Tar streams on reused shells: each stream of small files runs GNU `tar` in an `sh` of its own (an exec
+channel over SSH; for an exec or docker source, another process of its shell command), and a shell whose
+archive ended cleanly takes the next stream.
 
-Every exec pays the remote's login shell: root's `~/.bashrc` running `pyenv init` here, ~0.1 CPU-s and
-~0.12 s each (FIELD_NOTES 3), and a pull of 2,000 × 100 KB came in 12 streams, 12 execs, ~1.2 CPU-s of
-a remote that rsync asks ~0.6 CPU-s of in all (docs/benchmarks.md, issue 21 third pass). A shell now
+Every shell started pays the remote's start-up: over SSH root's `~/.bashrc` running `pyenv init` here,
+~0.1 CPU-s and ~0.12 s each (FIELD_NOTES 3), and a pull of 2,000 × 100 KB came in 12 streams, 12 execs,
+~1.2 CPU-s of a remote that rsync asks ~0.6 CPU-s of in all (docs/benchmarks.md, issue 21 third pass);
+`docker exec` costs ~50-100 ms, and an OpenSSH client behind an exec source a whole session. A shell now
 runs one stream after another: the file list goes in the command (`printf`, a shell builtin, pipes it to
 tar's `-T -`), stdout carries the archive and nothing else, and the reader stops at the archive's exact
 end (its first zero block, rounded up to GNU tar's 10240-byte records). The shell then prints a random
@@ -11,8 +13,8 @@ token on stderr and waits for the next stream. A tar that fails (a vanished file
 shell (`|| exit`): its channel ends, and the stream is read to that end as before. A shell is reused only
 when exactly one whole archive came and then the token; anything else closes it.
 
-On a fast link, a stream that finds no shell of its own idle asks the connection's command channel for
-its shell (`lender`, shell.py), when no command runs there, before it starts a new one: the remote
+On a fast SSH link, a stream that finds no shell of its own idle asks the connection's command channel
+for its shell (`lender`, ssh/shell.py), when no command runs there, before it starts a new one: the remote
 start-up it spares (~0.09 s here, and the remote's CPU for the login shell) is a good share of a pull of
 a few files on loopback or a LAN (+50 PNGs of ~1.7 MB beside 20,000 known files: 1.03 -> 0.88 s, where
 the third of three streams had started a second shell; docs/benchmarks.md, issue 21). A command that
@@ -28,18 +30,37 @@ import contextlib
 import re
 import secrets
 import shlex
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import Executor
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
+from typing import Protocol
 
-import asyncssh
-
-from mediasyncd.sources.framed import ShellHung, read_through
+from mediasyncd.sources.framed import Readable, ShellHung, read_through
 from mediasyncd.sources.receive import RateLimiter
 from mediasyncd.sources.tar import Member, unpack_stream
 
-Lender = Callable[[], AbstractAsyncContextManager[asyncssh.SSHClientProcess[bytes] | None]]
+
+class Writable(Protocol):
+    def write(self, data: bytes, /) -> None: ...
+
+
+class StreamShell(Protocol):
+    """An `sh` reading its commands from `stdin` (asyncssh's SSHClientProcess; exec/process.PipeShell)."""
+
+    @property
+    def stdin(self) -> Writable: ...
+    @property
+    def stdout(self) -> Readable: ...
+    @property
+    def stderr(self) -> Readable: ...
+    @property
+    def exit_status(self) -> int | None: ...
+    def is_closing(self) -> bool: ...
+    def close(self) -> None: ...
+
+
+Lender = Callable[[], AbstractAsyncContextManager[StreamShell | None]]
 KEEP = 4  # idle shells kept per connection (streams run at most about this many at once)
 READY_TIMEOUT = (
     30.0  # after a clean archive, the hashes and the token: nothing for this long closes the shell
@@ -64,16 +85,16 @@ class TarShells:
     """The shells of one connection that tar streams run on; idle ones wait for the next stream."""
 
     def __init__(
-        self, conn: asyncssh.SSHClientConnection, keep: int = KEEP, lender: Lender | None = None
+        self, start: Callable[[], Awaitable[StreamShell]], keep: int = KEEP, lender: Lender | None = None
     ) -> None:
-        self.conn = conn
+        self.start = start  # a new shell (for SSH: `exec sh` on a new exec channel)
         self.keep = keep
         self.lender = lender  # a shell to borrow when none is idle (the command channel's `lent`)
-        self._idle: list[asyncssh.SSHClientProcess[bytes]] = []
+        self._idle: list[StreamShell] = []
         self.started = 0  # shells started (each one exec on the remote)
         self.borrowed = 0  # streams that ran on the lender's shell
 
-    def _take_idle(self) -> asyncssh.SSHClientProcess[bytes] | None:
+    def _take_idle(self) -> StreamShell | None:
         while self._idle:
             process = self._idle.pop()
             if not process.is_closing() and process.exit_status is None:
@@ -81,12 +102,12 @@ class TarShells:
             process.close()
         return None
 
-    async def _shell(self) -> asyncssh.SSHClientProcess[bytes]:
+    async def _shell(self) -> StreamShell:
         idle = self._take_idle()
         if idle is not None:
             return idle
         self.started += 1
-        return await self.conn.create_process("exec sh", encoding=None)
+        return await self.start()
 
     async def stream(
         self,
@@ -103,7 +124,7 @@ class TarShells:
         """One archive of `partials`' files, unpacked as `unpack_stream` does; then the shell runs the
         script `after` (the remote's hashes of what it sent: one trip for both). Returns what `after`
         printed, or None where the archive or the shell did not end cleanly. The transport's errors
-        (asyncssh.Error, OSError) and TransferError pass to the caller."""
+        (asyncssh.Error, OSError, RemoteError) and TransferError pass to the caller."""
         idle = self._take_idle()
         async with contextlib.nullcontext(None) if idle is not None else self._borrow() as lent:
             process = idle or lent or await self._shell()
@@ -135,7 +156,7 @@ class TarShells:
         return said
 
     @contextlib.asynccontextmanager
-    async def _borrow(self) -> AsyncIterator[asyncssh.SSHClientProcess[bytes] | None]:
+    async def _borrow(self) -> AsyncIterator[StreamShell | None]:
         """The lender's shell when it lends one (no command runs on it); else None. Asked only when no
         shell of the connection's own is idle: a pull's streams take those first, so that the command
         channel is free to hash what they bring."""
