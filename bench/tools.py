@@ -196,6 +196,7 @@ class MediasyncdOptions:
     watch: str = "poll"  # the figures so far are poll mode's; agent mode is not benchmarked yet
     overrides: tuple[tuple[str, Any], ...] = ()  # ("transfer.concurrency", 32), from --set
     source: Path | None = None  # run the `mediasyncd` package found here instead of the installed one
+    openssh: bool = False  # reach the sshd through OpenSSH's `ssh` (`transport = "exec"`), not asyncssh
 
     def command(self, *args: str) -> list[str]:
         if self.source is None:
@@ -233,18 +234,23 @@ class Mediasyncd:
         }
         if status_port:
             daemon["status_listen"] = f"127.0.0.1:{status_port}"
+        reach: dict[str, Any] = {
+            "host": e.host,
+            "port": e.port,
+            "user": e.user,
+            "identity_file": str(e.key_path),
+            "host_key": "strict",
+            "known_hosts": str(e.known_hosts_path),
+        }
+        if self.options.openssh:
+            reach = {"transport": "exec", "command": e.ssh_command("sh")}
         config: dict[str, Any] = {
             "daemon": daemon,
             "pipeline": {"enabled": False},
             "remotes": [
                 {
                     "name": REMOTE_NAME,
-                    "host": e.host,
-                    "port": e.port,
-                    "user": e.user,
-                    "identity_file": str(e.key_path),
-                    "host_key": "strict",
-                    "known_hosts": str(e.known_hosts_path),
+                    **reach,
                     "roots": [str(self.source)],
                     "include": ["*"],
                     "settle": self.options.settle,
