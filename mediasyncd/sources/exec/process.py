@@ -19,9 +19,10 @@ from mediasyncd.sources.framed import PROBE_OK, ShellHung, frame, read_through
 PROBE_TIMEOUT = 30.0
 EXIT_WAIT = 3.0  # seconds a process gets to end after its stdin closed, then after SIGTERM
 STDERR_KEPT = 4096
-READ_LIMIT = (
-    1 << 20
-)  # bytes buffered from a pipe before reading pauses (the default 64 KiB wakes the loop 16x as often)
+# The command's stdout pipe holds PIPE_SIZE in the kernel, so what waits for the loop waits there: our
+# own buffer stays at asyncio's 64 KiB. A 1 MiB buffer (when the pipe held 64 KiB) cost 1.5-2.6 MB of
+# peak RSS at the same speed once the pipe had grown (docs/benchmarks.md, eighteenth pass).
+READ_LIMIT = 1 << 16  # bytes buffered from a pipe before reading pauses
 PIPE_SIZE = 1 << 20  # the default /proc/sys/fs/pipe-max-size: any user may grow a pipe this far
 Process = asyncio.subprocess.Process
 
