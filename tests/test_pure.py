@@ -336,3 +336,12 @@ def test_a_row_in_another_state_keeps_every_other_field() -> None:
     assert [
         f.name for f in dataclasses.fields(FileRow) if getattr(moved, f.name) != getattr(row, f.name)
     ] == ["state"]
+
+
+def test_sha256sum_escapes_are_read_left_to_right() -> None:
+    """GNU sha256sum (coreutils 9) prints a name with a backslash, a newline or a carriage return escaped
+    on a line that starts with a backslash; a backslash followed by `n` in the name itself stays that (an
+    unescaping of `\\n` before `\\\\` made it a newline, so the file never verified)."""
+    h = "c" * 64
+    out = f"\\{h}  /r/x\\\\naples.jpg\n\\{h}  /r/c\\rr.png\n\\{h}  /r/two\\\\\\\\.png\n".encode()
+    assert parse_sha256sum(out) == {"/r/x\\naples.jpg": h, "/r/c\rr.png": h, "/r/two\\\\.png": h}

@@ -14,8 +14,10 @@ from mediasyncd.sources.commands import (
     batches,
     delete_command,
     emptied_dirs,
+    hash_command,
     parse_deletion,
     parse_df,
+    parse_hashes,
     rmdir_command,
 )
 from mediasyncd.sources.survey import PARENT_NAMES, parse_survey, survey_command
@@ -205,3 +207,20 @@ def test_delete_command_never_enters_a_directory_swapped_for_a_symlink_out_of_th
     result = parse_deletion(sh(delete_command(files, "sha256sum", "t0k", [str(root)])).stdout, files)
     assert result.deleted == {files[0].path} and result.changed == {files[1].path}
     assert sorted(p.name for p in outside.iterdir()) == ["b.png"]
+
+
+@pytest.mark.parametrize("hasher", ["sha256sum", "openssl"])
+def test_hashes_of_names_with_backslashes_come_back_by_path(tmp_path: Path, hasher: str) -> None:
+    """Names that GNU sha256sum prints escaped (a backslash before `n`, a doubled backslash, a carriage
+    return) and openssl prints as they are: every file's hash comes back under its own path."""
+    root = tmp_path / "out"
+    root.mkdir()
+    names = ["x\\naples.jpg", "two\\\\.png", "c\rr.png", "plain.png"]
+    paths = []
+    for i, name in enumerate(names):
+        (root / name).write_bytes(b"v%d" % i)
+        paths.append(f"{root}/{name}")
+    result = sh(hash_command(hasher, paths, [str(root)]))
+    assert parse_hashes(result.stdout, paths, [str(root)]) == {
+        path: hashlib.sha256(b"v%d" % i).hexdigest() for i, path in enumerate(paths)
+    }

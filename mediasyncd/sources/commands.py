@@ -8,6 +8,7 @@ never one exec per file (FIELD_NOTES 3).
 from __future__ import annotations
 
 import posixpath
+import re
 import secrets
 import shlex
 from collections.abc import Iterable, Iterator, Sequence
@@ -124,9 +125,19 @@ def parse_sha256sum(output: bytes) -> dict[str, str]:
             continue
         digest, name = line[:64], line[66:]
         if escaped:
-            name = name.replace("\\n", "\n").replace("\\\\", "\\")
+            name = _SHA256SUM_ESCAPE.sub(_unescape, name)
         result[name] = digest.lower()
     return result
+
+
+_SHA256SUM_ESCAPE = re.compile(r"\\([\\nr])")
+_SHA256SUM_UNESCAPED = {"\\": "\\", "n": "\n", "r": "\r"}
+
+
+def _unescape(match: re.Match[str]) -> str:
+    r"""One of GNU sha256sum's escapes (a backslash before `\`, `n` or `r`), read left to right: the name
+    `x\naples` (a backslash, then `n`), printed as `x\\naples`, stays a backslash and an `n`."""
+    return _SHA256SUM_UNESCAPED[match.group(1)]
 
 
 QUARANTINE = ".mediasyncd-purge-"  # + token-index: the name a file has while its deletion is checked
