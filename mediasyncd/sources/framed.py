@@ -25,6 +25,10 @@ class ShellHung(RemoteError):
     """The shell sent nothing for IDLE_TIMEOUT seconds: it is closed, and the remote reconnects."""
 
 
+class AnswerTooLong(RemoteError):
+    """More came before the end pattern than the answer may hold (`read_through`'s `most`)."""
+
+
 class Readable(Protocol):
     async def read(self, n: int = -1) -> bytes: ...
 
@@ -47,12 +51,13 @@ def frame(script: str) -> Framed:
 
 
 async def read_through(
-    stream: Readable, end: re.Pattern[bytes], idle: float | None = None
+    stream: Readable, end: re.Pattern[bytes], idle: float | None = None, most: int | None = None
 ) -> tuple[bytes, bytes | None]:
     """Read `stream` until `end` matches; return what came before it and the pattern's first group.
-    Raises asyncio.IncompleteReadError when the stream ends first (the shell is gone), and ShellHung when
+    Raises asyncio.IncompleteReadError when the stream ends first (the shell is gone), ShellHung when
     nothing arrives for `idle` seconds (default IDLE_TIMEOUT; a long command that prints nothing, like
-    one SHA-256 of a large file, must finish within it)."""
+    one SHA-256 of a large file, must finish within it), and AnswerTooLong when more than `most` bytes
+    came without the end (an answer whose size is known: a remote that sends without end is not kept)."""
     limit = IDLE_TIMEOUT if idle is None else idle
     buf = bytearray()
     while True:
@@ -68,3 +73,5 @@ async def read_through(
         match = end.search(buf, max(0, searched - SENTINEL_SPAN))
         if match is not None:  # nothing follows it: the shell waits for the next command
             return bytes(buf[: match.start()]), match.group(1) if end.groups else None
+        if most is not None and len(buf) > most:
+            raise AnswerTooLong(f"more than {most} bytes without the end of the answer")

@@ -36,7 +36,7 @@ from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Protocol
 
-from mediasyncd.sources.framed import Readable, ShellHung, read_through
+from mediasyncd.sources.framed import AnswerTooLong, Readable, ShellHung, read_through
 from mediasyncd.sources.receive import RateLimiter
 from mediasyncd.sources.tar import Member, unpack_stream
 
@@ -66,6 +66,15 @@ READY_TIMEOUT = (
     30.0  # after a clean archive, the hashes and the token: nothing for this long closes the shell
 )
 TAR = "tar -cf - --format=gnu --null --no-recursion --hard-dereference"
+# What a stream's stderr may hold before its token: what the script `after` prints (a SHA-256 line per
+# file, naming it: less than twice the script's own length plus ANSWER_PER_FILE each), and room for what a
+# new shell's login says there first. More is not an answer, and is not kept.
+ANSWER_PER_FILE = 96
+ANSWER_SLACK = 64 << 10
+
+
+def answer_bound(after: str, files: int) -> int:
+    return ANSWER_SLACK + 2 * len(after.encode("utf-8", "surrogateescape")) + ANSWER_PER_FILE * files
 
 
 def tar_script(root: str, rels: list[str], token: str, after: str = "") -> bytes:
@@ -91,6 +100,7 @@ class TarShells:
         self.keep = keep
         self.lender = lender  # a shell to borrow when none is idle (the command channel's `lent`)
         self._idle: list[StreamShell] = []
+        self._closed = False  # a stream that ends after `close` closes its shell rather than keep it
         self.started = 0  # shells started (each one exec on the remote)
         self.borrowed = 0  # streams that ran on the lender's shell
 
@@ -140,16 +150,17 @@ class TarShells:
                 if clean:
                     try:
                         said, _ = await read_through(
-                            process.stderr, re.compile(re.escape(token.encode()) + rb"\n"), READY_TIMEOUT
-                        )
+                            process.stderr, re.compile(re.escape(token.encode()) + rb"\n"), READY_TIMEOUT,
+                            answer_bound(after, len(partials)),
+                        )  # fmt: skip
                         reusable = True
-                    except (asyncio.IncompleteReadError, ShellHung):
-                        pass  # tar failed and the shell ended, or it hangs: not reused
+                    except (asyncio.IncompleteReadError, ShellHung, AnswerTooLong):
+                        pass  # tar failed and the shell ended, it hangs, or it says without end: not reused
             finally:
                 if process is lent:
                     if not reusable:
                         process.close()  # the lender starts another when it needs one
-                elif reusable and len(self._idle) < self.keep:
+                elif reusable and not self._closed and len(self._idle) < self.keep:
                     self._idle.append(process)
                 else:
                     process.close()
@@ -169,6 +180,7 @@ class TarShells:
             yield lent
 
     def close(self) -> None:
+        self._closed = True
         for process in self._idle:
             process.close()
         self._idle.clear()

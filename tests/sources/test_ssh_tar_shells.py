@@ -17,7 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from mediasyncd.errors import RemoteError
 from mediasyncd.sources import tar
+from mediasyncd.sources.exec.process import PipeShell
 from mediasyncd.sources.exec.source import ExecSource
 from mediasyncd.sources.receive import RateLimiter
 from mediasyncd.sources.ssh.source import SshSource
@@ -77,13 +79,22 @@ async def shells(request: pytest.FixtureRequest, sshd: SshServer) -> AsyncIterat
         return
     exec_source = await ExecSource.open(["sh"] if request.param == "exec-sh" else openssh_argv(sshd))
     assert exec_source.gnu_tar and exec_source.caps.hashes_in_stream
-    started = exec_source._streams
+    started: list[PipeShell] = []
+    start = exec_source.tar_shells.start
+
+    async def recorded() -> PipeShell:
+        shell = await start()
+        assert isinstance(shell, PipeShell)
+        started.append(shell)
+        return shell
+
+    exec_source.tar_shells.start = recorded
     try:
         yield exec_source
     finally:
-        shells_seen = list(started)
         await exec_source.close()
-        assert all(shell.exit_status is not None for shell in shells_seen)  # every stream's shell reaped
+        assert started
+        assert all(shell.exit_status is not None for shell in started)  # every stream's shell reaped
 
 
 async def test_one_shell_takes_stream_after_stream(
@@ -115,6 +126,99 @@ async def test_a_failed_tar_ends_its_shell_and_the_next_stream_gets_a_new_one(
     got = await stream(shells, root, ["a.png"], tmp_path / "p2", executor)
     assert sorted(got) == ["a.png"]
     assert shells.tar_shells.started == 2
+
+
+async def test_a_shell_that_says_without_end_after_its_archive_is_not_heard_out(
+    shells: SshSource | ExecSource, tmp_path: Path, executor: ThreadPoolExecutor
+) -> None:
+    """What a stream's shell prints after the archive (its hashes) is bounded by what was asked: a remote
+    that prints on without end (`yes`) gives no answer and its shell is dropped, in bounded time and
+    memory, and the archive's files have arrived."""
+    root = tmp_path / "root"
+    files = make_files(root, ["a.png"])
+    got: list[Member] = []
+    said = await asyncio.wait_for(
+        shells.tar_shells.stream(
+            str(root), {"a.png": tmp_path / "a.part"}, executor=executor, on_member=got.append, after="yes"
+        ),
+        20,
+    )
+    await asyncio.sleep(0)
+    assert said is None
+    assert [m.sha256 for m in got] == [hashlib.sha256(files["a.png"]).hexdigest()]
+    await stream(shells, root, ["a.png"], tmp_path / "p2", executor)
+    assert shells.tar_shells.started == 2  # the first shell was not kept
+
+
+async def test_a_command_that_no_longer_gives_a_shell_is_the_sessions_error(
+    tmp_path: Path, executor: ThreadPoolExecutor
+) -> None:
+    """The command gave the source its shell, then gives none (a container that stopped: `docker exec`
+    says why on stderr and exits): the stream is a RemoteError with the command's words, not an archive
+    that came empty (which left every file "not delivered", pass after pass, with no error shown)."""
+    root = tmp_path / "root"
+    make_files(root, ["a.png"])
+    count = tmp_path / "count"
+    command = tmp_path / "docker-ish"
+    command.write_text(
+        f"#!/bin/sh\nn=$(cat {count} 2>/dev/null || echo 0); echo $((n + 1)) > {count}\n"
+        'if [ "$n" -ge 1 ]; then echo "Error response from daemon: container 4f2a is not running" >&2; '
+        "exit 1; fi\nexec sh\n"
+    )
+    command.chmod(0o755)
+    exec_source = await ExecSource.open([str(command)])
+    try:
+        with pytest.raises(RemoteError, match="unreachable: Error response from daemon: container 4f2a"):
+            await stream(exec_source, root, ["a.png"], tmp_path / "p", executor)
+    finally:
+        await exec_source.close()
+    assert count.read_text() == "2\n"
+
+
+async def test_a_stream_given_up_mid_archive_leaves_no_process_behind(
+    tmp_path: Path, executor: ThreadPoolExecutor
+) -> None:
+    """A pull cancelled while tar still writes (its pipe full, nobody reading): closing the source ends
+    the stream's whole process group, the tar that `sh` started too, not the shell alone."""
+    root = tmp_path / "root"
+    make_files(root, ["big.bin"], size=16 << 20)
+    exec_source = await ExecSource.open(["sh"])
+    groups: list[int] = []
+    start = exec_source.tar_shells.start
+
+    async def recorded() -> PipeShell:
+        shell = await start()
+        assert isinstance(shell, PipeShell)
+        groups.append(shell.process.pid)
+        return shell
+
+    exec_source.tar_shells.start = recorded
+    arrived = asyncio.Event()
+
+    def slow(piece: int) -> None:
+        arrived.set()
+
+    pulling = asyncio.create_task(
+        exec_source.pull_batch(
+            str(root), {"big.bin": tmp_path / "big.part"}, executor=executor, on_member=lambda m: None,
+            progress=slow, limiter=RateLimiter(1 << 20),
+        )
+    )  # fmt: skip
+    await asyncio.wait_for(arrived.wait(), 10)
+    await asyncio.sleep(0.3)  # tar has filled the pipe by now
+    pulling.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await pulling
+    await exec_source.close()
+    assert len(groups) == 1
+    deadline = time.monotonic() + 5
+    while True:
+        try:
+            os.killpg(groups[0], 0)
+        except ProcessLookupError:
+            break
+        assert time.monotonic() < deadline, "a process of the stream's group is still running"
+        await asyncio.sleep(0.05)
 
 
 @pytest.fixture

@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import os
+import signal
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,8 +29,9 @@ PIPE_SIZE = 1 << 20  # the default /proc/sys/fs/pipe-max-size: any user may grow
 Process = asyncio.subprocess.Process
 
 
-async def spawn(argv: Sequence[str]) -> Process:
-    """Start `argv` with pipes on all three standard streams; RemoteError if it cannot start."""
+async def spawn(argv: Sequence[str], *, grow: bool = False) -> Process:
+    """Start `argv` with pipes on all three standard streams; RemoteError if it cannot start. `grow`:
+    its stdout carries bulk bytes (a file, a tar stream), so its pipe is grown to PIPE_SIZE."""
     try:
         process = await asyncio.create_subprocess_exec(
             *argv,
@@ -40,14 +43,17 @@ async def spawn(argv: Sequence[str]) -> Process:
         )
     except OSError as exc:
         raise RemoteError(f"cannot run {argv[0]}: {exc.strerror or exc}") from None
-    _grow_pipe(process)
+    if grow:
+        _grow_pipe(process)
     return process
 
 
 def _grow_pipe(process: Process) -> None:
     """Let the command's stdout pipe hold PIPE_SIZE: each wake-up of the loop then reads up to asyncio's
     256 KiB rather than the default pipe's 64 KiB. Where the system refuses (the user's pipe pages are
-    used up, an older kernel), the pipe stays as it is."""
+    used up, an older kernel), the pipe stays as it is. Only bulk streams grow theirs: an unprivileged
+    user's pipes share a budget (`/proc/sys/fs/pipe-user-pages-soft`, 64 MiB), and a user past it gets
+    small pipes in every program."""
     transport = process._transport.get_pipe_transport(1)  # type: ignore[attr-defined]
     pipe = transport.get_extra_info("pipe") if transport is not None else None
     if pipe is not None:
@@ -55,18 +61,27 @@ def _grow_pipe(process: Process) -> None:
             fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, PIPE_SIZE)
 
 
+def signal_group(process: Process, sig: int = signal.SIGTERM) -> None:
+    """`sig` to the command and everything it started here (`sh`'s tar, `docker`'s own children): each
+    command leads a session of its own (`spawn`). Once all of them are gone, nothing is sent."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, sig)
+
+
 async def finish(process: Process) -> None:
-    """End `process`: close its stdin (the shell exits), then SIGTERM, then SIGKILL."""
+    """End `process`: close its stdin (the shell exits), then SIGTERM, then SIGKILL, to its group."""
     if process.stdin is not None and not process.stdin.is_closing():
         process.stdin.close()
-    for signal_it in (None, process.terminate, process.kill):
+    for sig in (None, signal.SIGTERM, signal.SIGKILL):
         if process.returncode is not None:
             break
-        if signal_it is not None:
-            with contextlib.suppress(ProcessLookupError):
-                signal_it()
+        if sig is not None:
+            signal_group(process, sig)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(process.wait(), EXIT_WAIT)
+    signal_group(process)  # the shell ended: what it left running (a tar writing into a full pipe) too
+    # Its pipes too: one whose reading paused (its buffer full: a stream given up) never sees its end.
+    process._transport.close()  # type: ignore[attr-defined]
 
 
 def describe(stderr: bytes, returncode: int | None) -> str:
@@ -158,24 +173,34 @@ class ShellProcess:
         if self._process.stdin is not None:
             self._process.stdin.close()
         if self._process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                self._process.terminate()
+            signal_group(self._process)
+
+
+async def _read_kept(stream: asyncio.StreamReader) -> bytes:
+    """The start of what a command that ended said on `stream` (STDERR_KEPT bytes at most)."""
+    kept = b""
+    with contextlib.suppress(TimeoutError, OSError):
+        async with asyncio.timeout(EXIT_WAIT):
+            while len(kept) < STDERR_KEPT and (chunk := await stream.read(STDERR_KEPT - len(kept))):
+                kept += chunk
+    return kept
 
 
 class ByteProcess:
     """A one-shot `script` behind `argv` whose stdout is the answer: its first byte says which (see
-    `portable.read_script`), the rest is the bytes. stderr is kept (its start) to name a failure, or all of
-    it (`keep=None`) where the script answers there too (a tar stream's hashes)."""
+    `portable.read_script`), the rest is the bytes. stderr is kept, its first `keep` bytes: to name a
+    failure, or as the answer of a script that answers there too (a tar stream's hashes: `said`), which
+    counts only if it fit."""
 
-    def __init__(self, process: Process, keep: int | None = STDERR_KEPT) -> None:
+    def __init__(self, process: Process, keep: int = STDERR_KEPT) -> None:
         self.process = process
         self._stderr = bytearray()
-        self._keep = keep  # bytes of stderr kept; None: all of it (what the script says there is wanted)
+        self._keep = keep  # bytes of stderr kept (a hostile remote's endless stderr is read past)
         self._stderr_task = asyncio.ensure_future(self._drain_stderr())
 
     @classmethod
-    async def start(cls, argv: Sequence[str], script: str, *, keep: int | None = STDERR_KEPT) -> ByteProcess:
-        process = await spawn(argv)
+    async def start(cls, argv: Sequence[str], script: str, *, keep: int = STDERR_KEPT) -> ByteProcess:
+        process = await spawn(argv, grow=True)
         assert process.stdin is not None
         try:
             process.stdin.write(script.encode("utf-8", "surrogateescape") + b"\n")
@@ -192,18 +217,18 @@ class ByteProcess:
     async def _drain_stderr(self) -> None:
         assert self.process.stderr is not None
         while chunk := await self.process.stderr.read(65536):
-            room = len(chunk) if self._keep is None else self._keep - len(self._stderr)
-            self._stderr += chunk[: max(room, 0)]
+            if len(self._stderr) <= self._keep:  # one byte past `keep` marks an answer cut short
+                self._stderr += chunk[: self._keep + 1 - len(self._stderr)]
 
     async def said(self) -> bytes | None:
         """All the process wrote on stderr, once it has ended with status 0 (its stdout was read to the
-        end); None if it failed or does not end within EXIT_WAIT."""
+        end); None if it failed, does not end within EXIT_WAIT, or said more than `keep` bytes."""
         try:
             status = await asyncio.wait_for(self.process.wait(), EXIT_WAIT)
             await asyncio.wait_for(asyncio.shield(self._stderr_task), EXIT_WAIT)
         except TimeoutError:
             return None
-        return self.stderr if status == 0 else None
+        return self.stderr if status == 0 and len(self._stderr) <= self._keep else None
 
     async def answer(self) -> bytes:
         """The first byte of stdout (b"" when the process ended without one)."""
@@ -234,6 +259,28 @@ class PipeShell:
     def __init__(self, process: Process) -> None:
         self.process = process
 
+    @classmethod
+    async def start(cls, argv: Sequence[str]) -> PipeShell:
+        """A new shell behind `argv`, once it has answered (its stdout grown: it carries archives).
+        RemoteError ("unreachable: …", with what the command said on stderr) when it ends first, stays
+        silent, or answers unlike a POSIX shell: as a command shell that does not start, not as an
+        archive that came empty."""
+        shell = cls(await spawn(argv, grow=True))
+        try:
+            shell.stdin.write(b"echo " + PROBE_OK)
+            answer = await asyncio.wait_for(shell.stdout.readexactly(len(PROBE_OK)), PROBE_TIMEOUT)
+        except asyncio.IncompleteReadError:
+            await finish(shell.process)
+            stderr = await _read_kept(shell.stderr)
+            raise RemoteError(f"unreachable: {describe(stderr, shell.exit_status)}") from None
+        except TimeoutError:
+            await finish(shell.process)
+            raise RemoteError(f"unreachable: no shell answered within {PROBE_TIMEOUT:.0f} s") from None
+        if answer != PROBE_OK:
+            await finish(shell.process)
+            raise RemoteError("unreachable: the command did not answer like a POSIX shell")
+        return shell
+
     @property
     def stdin(self) -> asyncio.StreamWriter:
         assert self.process.stdin is not None
@@ -258,6 +305,4 @@ class PipeShell:
 
     def close(self) -> None:
         self.stdin.close()
-        if self.process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.process.terminate()
+        signal_group(self.process)  # also a tar it started that writes into a pipe nobody reads

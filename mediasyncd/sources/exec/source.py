@@ -9,6 +9,7 @@ size, and bytes only ever go to partials inside the library.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import posixpath
 from collections.abc import Callable, Sequence
@@ -31,7 +32,7 @@ from mediasyncd.sources.commands import (
     quarantine_token,
     rmdir_command,
 )
-from mediasyncd.sources.exec.process import STDERR_KEPT, ByteProcess, PipeShell, ShellProcess, finish, spawn
+from mediasyncd.sources.exec.process import STDERR_KEPT, ByteProcess, PipeShell, ShellProcess, finish
 from mediasyncd.sources.exec.spawn import ExecSpawned
 from mediasyncd.sources.listing import Listing, find_command, parse_find, same_version
 from mediasyncd.sources.portable import (
@@ -46,7 +47,7 @@ from mediasyncd.sources.portable import (
 from mediasyncd.sources.receive import WRITE_CHUNK, PartialWriter, RateLimiter
 from mediasyncd.sources.survey import Survey, parse_survey, survey_command
 from mediasyncd.sources.tar import Member, unpack_stream
-from mediasyncd.sources.tar_shells import TarShells
+from mediasyncd.sources.tar_shells import TarShells, answer_bound
 
 STREAM_BELOW = 16 << 20  # a process per file costs more than resuming a file this small could save
 
@@ -62,12 +63,23 @@ class ExecSource:
         self.roots: set[str] = set()  # the roots hashes pin directories below (config, listings)
         self._streams: set[PipeShell] = set()  # shells started for tar streams, until they are reaped
         self.tar_shells = TarShells(self._stream_shell)  # GNU tar: streams reuse their shells
+        self._closed = False
 
     async def _stream_shell(self) -> PipeShell:
+        """A new shell for tar streams; RemoteError when the command no longer gives one (a container
+        that stopped: the session's error, with the command's own words)."""
+        if self.closed():
+            raise RemoteError("the source was closed")
         self._streams = {s for s in self._streams if s.exit_status is None}
-        shell = PipeShell(await spawn(self.argv))
+        shell = await PipeShell.start(self.argv)
+        if self.closed():  # closed while this one started: nobody would reap it
+            await finish(shell.process)
+            raise RemoteError("the source was closed")
         self._streams.add(shell)
         return shell
+
+    def closed(self) -> bool:
+        return self._closed
 
     @classmethod
     async def open(cls, argv: Sequence[str], transport: str = "exec") -> ExecSource:
@@ -104,10 +116,10 @@ class ExecSource:
         return self._shell
 
     async def close(self) -> None:
+        self._closed = True
         self.tar_shells.close()
-        for stream in self._streams:
-            await finish(stream.process)
-        self._streams.clear()
+        streams, self._streams = self._streams, set()
+        await asyncio.gather(*(finish(stream.process) for stream in streams))
         await self._shell.aclose()
 
     async def list_roots(self, roots: Sequence[str]) -> Listing:
@@ -202,7 +214,8 @@ class ExecSource:
                 raise
             return parse_hashes(said, paths, roots) if hasher and said is not None else None
         script = tar_script(root, list(partials), gnu=False, after=after)
-        reader = await ByteProcess.start(self.argv, script, keep=None if hasher else STDERR_KEPT)
+        keep = answer_bound(after, len(partials)) if hasher else STDERR_KEPT
+        reader = await ByteProcess.start(self.argv, script, keep=keep)
         try:
             answer = await reader.answer()
             if answer == b"M":
