@@ -65,7 +65,9 @@ KEEP = 4  # idle shells kept per connection (streams run at most about this many
 READY_TIMEOUT = (
     30.0  # after a clean archive, the hashes and the token: nothing for this long closes the shell
 )
-TAR = "tar -cf - --format=gnu --null --no-recursion --hard-dereference"
+# The reader finds the archive's end by GNU tar's default 10240-byte records: the remote's TAR_OPTIONS
+# (a blocking factor, compression) must not change what is written, so it is emptied for tar.
+TAR = "TAR_OPTIONS= tar -cf - --blocking-factor=20 --format=gnu --null --no-recursion --hard-dereference"
 # What a stream's stderr may hold before its token: what the script `after` prints (a SHA-256 line per
 # file, naming it: less than twice the script's own length plus ANSWER_PER_FILE each), and room for what a
 # new shell's login says there first. More is not an answer, and is not kept.

@@ -150,6 +150,25 @@ async def test_a_shell_that_says_without_end_after_its_archive_is_not_heard_out(
     assert shells.tar_shells.started == 2  # the first shell was not kept
 
 
+async def test_the_remotes_tar_options_do_not_change_the_archive(
+    tmp_path: Path, executor: ThreadPoolExecutor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A remote whose environment sets TAR_OPTIONS (larger records, gzip) still sends plain archives of
+    10240-byte records: stream after stream on one shell, every file arrives (with larger records the
+    first archive's padding was read as the second stream's empty archive)."""
+    monkeypatch.setenv("TAR_OPTIONS", "--blocking-factor=64")
+    root = tmp_path / "root"
+    files = make_files(root, ["a.png", "b.png", "c.png"])
+    exec_source = await ExecSource.open(["sh"])
+    try:
+        for i, name in enumerate(files):
+            got = await asyncio.wait_for(stream(exec_source, root, [name], tmp_path / f"p{i}", executor), 20)
+            assert list(got) == [name]  # before: the second stream never ended
+        assert exec_source.tar_shells.started == 1
+    finally:
+        await exec_source.close()
+
+
 async def test_a_command_that_no_longer_gives_a_shell_is_the_sessions_error(
     tmp_path: Path, executor: ThreadPoolExecutor
 ) -> None:
