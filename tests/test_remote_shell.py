@@ -59,6 +59,34 @@ async def test_a_tree_whose_listing_exceeds_the_channel_window_is_listed(
 
 
 @pytest.mark.parametrize("carrier", ["ssh", "exec"])
+async def test_a_flood_on_a_commands_stderr_is_read_past_not_kept(carrier: str, sshd: SshServer) -> None:
+    """A command that writes more than 16 MiB on stderr (a remote's flood of messages) answers as any
+    other: its stdout whole, the start of its stderr, the channel in step for the next command; memory
+    for the rest is not taken."""
+    if carrier == "ssh":
+        source = await SshSource.start(await connect(sshd))
+        assert source.shell is not None
+        run, close = source.shell.run, source.close
+    else:
+        shell, _ = await ShellProcess.start(["sh"])
+        run, close = shell.run, shell.aclose
+    flood = framed.STDERR_KEPT + 3 * WINDOW
+    try:
+        result = await run(f"printf first >&2; head -c {flood} /dev/zero | tr '\\0' e >&2; printf answer")
+        assert (result.exit_status, result.stdout) == (0, b"answer")
+        assert result.stderr.startswith(b"first" + b"e" * 1000)
+        assert (
+            framed.STDERR_KEPT
+            <= len(result.stderr)
+            <= framed.STDERR_KEPT + framed.READ_CHUNK + framed.SENTINEL_SPAN
+        )
+        after = await run("printf still; printf quiet >&2")
+        assert (after.stdout, after.stderr) == (b"still", b"quiet")
+    finally:
+        await close()
+
+
+@pytest.mark.parametrize("carrier", ["ssh", "exec"])
 async def test_a_shell_that_stops_answering_is_closed_and_never_answers_the_next_command(
     carrier: str, sshd: SshServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

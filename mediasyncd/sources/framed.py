@@ -19,6 +19,7 @@ SENTINEL_SPAN = 64  # a sentinel line is shorter: the search resumes this far ba
 READ_CHUNK = 1 << 20  # output is consumed as it comes: a listing can be far larger than any window
 PROBE_OK = b"mediasyncd-ok\n"
 IDLE_TIMEOUT = 300.0  # a command whose shell sends nothing this long is taken as hung (a wedged container)
+STDERR_KEPT = 16 << 20  # a command's stderr kept (its start): more is read past, its memory is bounded
 
 
 class ShellHung(RemoteError):
@@ -51,13 +52,19 @@ def frame(script: str) -> Framed:
 
 
 async def read_through(
-    stream: Readable, end: re.Pattern[bytes], idle: float | None = None, most: int | None = None
+    stream: Readable,
+    end: re.Pattern[bytes],
+    idle: float | None = None,
+    most: int | None = None,
+    keep: int | None = None,
 ) -> tuple[bytes, bytes | None]:
     """Read `stream` until `end` matches; return what came before it and the pattern's first group.
     Raises asyncio.IncompleteReadError when the stream ends first (the shell is gone), ShellHung when
     nothing arrives for `idle` seconds (default IDLE_TIMEOUT; a long command that prints nothing, like
     one SHA-256 of a large file, must finish within it), and AnswerTooLong when more than `most` bytes
-    came without the end (an answer whose size is known: a remote that sends without end is not kept)."""
+    came without the end (an answer whose size is known: a remote that sends without end is not kept).
+    `keep`: of a longer answer its first `keep` bytes are returned, and what came in the read that held
+    the end; the rest is read past (a command's stderr: a remote's flood of messages)."""
     limit = IDLE_TIMEOUT if idle is None else idle
     buf = bytearray()
     while True:
@@ -75,3 +82,5 @@ async def read_through(
             return bytes(buf[: match.start()]), match.group(1) if end.groups else None
         if most is not None and len(buf) > most:
             raise AnswerTooLong(f"more than {most} bytes without the end of the answer")
+        if keep is not None and len(buf) > keep + SENTINEL_SPAN:
+            del buf[keep : len(buf) - SENTINEL_SPAN]  # the end may begin in what is left

@@ -17,6 +17,7 @@ from typing import Any
 from mediasyncd.errors import RemoteError
 from mediasyncd.sources.base import CommandResult
 from mediasyncd.sources.framed import PROBE_OK, ShellHung, frame, read_through
+from mediasyncd.sources.framed import STDERR_KEPT as COMMAND_STDERR_KEPT
 
 PROBE_TIMEOUT = 30.0
 EXIT_WAIT = 3.0  # seconds a process gets to end after its stdin closed, then after SIGTERM
@@ -143,7 +144,7 @@ class ShellProcess:
             try:
                 out, err = await asyncio.gather(
                     read_through(process.stdout, framed.stdout_end),
-                    read_through(process.stderr, framed.stderr_end),
+                    read_through(process.stderr, framed.stderr_end, keep=COMMAND_STDERR_KEPT),
                     return_exceptions=True,
                 )
             except BaseException:

@@ -16,7 +16,7 @@ import asyncssh
 
 from mediasyncd.errors import RemoteError
 from mediasyncd.sources.base import CommandResult
-from mediasyncd.sources.framed import PROBE_OK, ShellHung, frame, read_through
+from mediasyncd.sources.framed import PROBE_OK, STDERR_KEPT, ShellHung, frame, read_through
 
 PROBE_TIMEOUT = 30.0
 
@@ -65,7 +65,7 @@ class CommandChannel:
                 self._process.stdin.write(framed.data)
                 (stdout, status), (stderr, _) = await asyncio.gather(
                     read_through(self._process.stdout, framed.stdout_end),
-                    read_through(self._process.stderr, framed.stderr_end),
+                    read_through(self._process.stderr, framed.stderr_end, keep=STDERR_KEPT),
                 )
             except ShellHung:
                 self._hung = True
