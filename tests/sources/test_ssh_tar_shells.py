@@ -202,13 +202,13 @@ async def test_a_stream_given_up_mid_archive_leaves_no_process_behind(
     root = tmp_path / "root"
     make_files(root, ["big.bin"], size=16 << 20)
     exec_source = await ExecSource.open(["sh"])
-    groups: list[int] = []
+    shells: list[PipeShell] = []
     start = exec_source.tar_shells.start
 
     async def recorded() -> PipeShell:
         shell = await start()
         assert isinstance(shell, PipeShell)
-        groups.append(shell.process.pid)
+        shells.append(shell)
         return shell
 
     exec_source.tar_shells.start = recorded
@@ -229,11 +229,13 @@ async def test_a_stream_given_up_mid_archive_leaves_no_process_behind(
     with pytest.raises(asyncio.CancelledError):
         await pulling
     await exec_source.close()
-    assert len(groups) == 1
+    assert len(shells) == 1
+    stdout = shells[0].process._transport.get_pipe_transport(1)  # type: ignore[attr-defined]
+    assert stdout is None or stdout.is_closing()  # paused with a full buffer, it never saw its end
     deadline = time.monotonic() + 5
     while True:
         try:
-            os.killpg(groups[0], 0)
+            os.killpg(shells[0].process.pid, 0)
         except ProcessLookupError:
             break
         assert time.monotonic() < deadline, "a process of the stream's group is still running"

@@ -81,8 +81,17 @@ async def finish(process: Process) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(process.wait(), EXIT_WAIT)
     signal_group(process)  # the shell ended: what it left running (a tar writing into a full pipe) too
-    # Its pipes too: one whose reading paused (its buffer full: a stream given up) never sees its end.
-    process._transport.close()  # type: ignore[attr-defined]
+    _close_paused_pipes(process)
+
+
+def _close_paused_pipes(process: Process) -> None:
+    """A pipe whose reading paused (its buffer full: a stream given up) would never see its end, and stay
+    open; the others end by themselves once read (a failure's stderr is read to its end first)."""
+    transport = process._transport  # type: ignore[attr-defined]
+    for fd in (1, 2):
+        pipe = transport.get_pipe_transport(fd)
+        if pipe is not None and not pipe.is_closing() and not pipe.is_reading():
+            pipe.close()
 
 
 def describe(stderr: bytes, returncode: int | None) -> str:
