@@ -12,8 +12,18 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import MEDIASYNCD, OLD, bytes_read_of, make_env, once, opens_of, sftp_log
-from tests.sshd import SshServer, ssh_run
+from tests.helpers import (
+    MEDIASYNCD,
+    OLD,
+    bytes_read_of,
+    make_env,
+    once,
+    opens_of,
+    remote_table,
+    sftp_log,
+    write_config,
+)
+from tests.sshd import SshServer, ssh_run, start_sshd
 
 PNG = b"\x89PNG\r\n\x1a\n" + os.urandom(300_000)
 
@@ -355,3 +365,40 @@ def test_a_missing_root_fails_the_pass_and_says_so(
     assert once(env) == 1
     assert f"root {gone} is missing on the remote" in capsys.readouterr().err
     assert env.landed() == {"a.png": PNG}
+
+
+@pytest.mark.parametrize("transport", ["ssh", "openssh"])
+def test_many_tiny_files_come_through_a_stock_sshds_session_limit(tmp_path: Path, transport: str) -> None:
+    """40 tar streams of tiny files fit the byte budget all at once, but an sshd with its defaults
+    (`MaxSessions 10`, `MaxStartups 10:30:100`) refuses the eighth session or so: streams run a few at
+    a time (`caps.streams`), and every file lands, over asyncssh and through OpenSSH's `ssh` alike
+    (before: "tar stream broke: open failed" after the first few hundred)."""
+    with start_sshd(tmp_path / "sshd", extra_config="MaxSessions 10\nMaxStartups 10:30:100") as server:
+        env = make_env(tmp_path, server)
+        files = {f"previews/{i // 100:02d}/{i:04d}.png": os.urandom(200 + i) for i in range(400)}
+        for rel, data in files.items():
+            env.write(rel, data)
+        reach: dict[str, Any] = {}
+        if transport == "openssh":
+            reach = {
+                "transport": "exec",
+                "command": [
+                    *("ssh", "-F", "/dev/null", "-i", str(server.client_key), "-p", str(server.port)),
+                    *("-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes"),
+                    *("-o", f"UserKnownHostsFile={server.known_hosts}", "-o", "LogLevel=ERROR"),
+                    f"{server.user}@{server.host}", "sh",
+                ],
+            }  # fmt: skip
+        remote = remote_table(server, "r1", env.remote_root, **reach)
+        if transport == "openssh":
+            for key in ("host", "port", "user", "identity_file", "known_hosts"):
+                del remote[key]
+        write_config(
+            env.config_path,
+            env.library,
+            env.state_dir,
+            [remote],
+            transfer={"concurrency": 32, "batch_files": 10},
+        )
+        assert once(env) == 0
+        assert env.landed() == files

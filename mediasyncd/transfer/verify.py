@@ -45,6 +45,10 @@ DONE_CHECK = 0.005  # one pass: how often a waiting batch looks whether the tran
 # transactions, and a flush beside running copies slows them (a local PNG pull landed 36 times in 2-3 s
 # before; see docs/benchmarks.md). A daemon lands each file as soon as it is verified.
 LAND_GATHER = 0.5
+# ... and at most this many: files whose hashes came with their stream verify faster than they land, and
+# a first pull of 20,000 small files landed them all in one batch (their plans, events and paths at
+# once: its peak RSS 92-110 MB, 85 MB with this bound; docs/benchmarks.md, eighteenth pass).
+LAND_MOST = 2048
 RENAME_SLICE = 256  # renames made at a time where they run on the event loop (~40 us each here)
 
 
@@ -146,10 +150,15 @@ class Verifier:
         batch = await landing.get()
         deadline = loop.time() + LAND_GATHER
         while True:
-            while not landing.empty():
+            while not landing.empty() and len(batch) < LAND_MOST:
                 batch += landing.get_nowait()
             remaining = deadline - loop.time()
-            if remaining <= 0 or self.more_coming is None or not self.more_coming():
+            if (
+                remaining <= 0
+                or len(batch) >= LAND_MOST
+                or self.more_coming is None
+                or not self.more_coming()
+            ):
                 return batch
             try:  # in VERIFY_WAIT slices: the transfers may end meanwhile
                 async with asyncio.timeout(min(remaining, VERIFY_WAIT)):

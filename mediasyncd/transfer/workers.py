@@ -58,6 +58,10 @@ class Transfers:
         self.budget = ByteBudget(transfer.in_flight)
         self.not_in_batches: set[int] = set()  # ids a stream did not deliver: one by one next time
         self.held = 0  # jobs taken by a worker that still wait for room (disk space, bytes in flight)
+        # Tar streams at once, over a shell: each holds a session of the remote's sshd (a channel, or a
+        # connection of an exec source's `ssh`). The byte budget alone let 20 streams of tiny files run
+        # together, and sshd's default `MaxSessions 10` refused the eighth or so: the pull failed.
+        self.streams = asyncio.Semaphore(source.caps.streams) if source.caps.tar else None
         self.log = structlog.get_logger("mediasyncd.transfer").bind(remote=remote)
 
     def queued(self, queue: asyncio.Queue[Job]) -> int:
@@ -75,6 +79,21 @@ class Transfers:
                 queue.task_done()
 
     async def _one(self, job: Job, queue: asyncio.Queue[Job], verify: asyncio.Queue[Pulled]) -> None:
+        if self.streams is None or not isinstance(job, Batch):
+            await self._take(job, queue, verify)
+            return
+        self.held += 1  # waiting for a stream's turn counts as queued
+        self.status.queued = self.queued(queue)
+        try:
+            await self.streams.acquire()
+        finally:
+            self.held -= 1
+        try:
+            await self._take(job, queue, verify)
+        finally:
+            self.streams.release()
+
+    async def _take(self, job: Job, queue: asyncio.Queue[Job], verify: asyncio.Queue[Pulled]) -> None:
         self.held += 1
         self.status.queued = self.queued(queue)
         try:

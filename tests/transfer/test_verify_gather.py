@@ -113,3 +113,21 @@ async def test_one_pass_sends_a_large_batch_after_verify_wait(
     asyncio.get_running_loop().call_later(0.6, done.set)
     batch, took = await _gather(verifier, a, b, 0.3)
     assert batch == [a] and took < 0.3
+
+
+async def test_verified_files_land_in_batches_of_at_most_land_most(
+    parts: tuple[Verifier, list[Pulled]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Files verified faster than they land (their hashes came with the stream) wait together for
+    LAND_GATHER, but a landing takes at most LAND_MOST of them (about: one verified batch more): the
+    rest waits for the next, so a first pull of many small files does not land (and hold) all at once."""
+    monkeypatch.setattr(verify_module, "LAND_MOST", 4)
+    verifier, (a, b) = parts
+    verifier.more_coming = lambda: True
+    landing: asyncio.Queue[list[Pulled]] = asyncio.Queue()
+    for _ in range(5):
+        landing.put_nowait([a, b])
+    started = time.monotonic()
+    first = await verifier._gather_landing(landing)
+    assert len(first) == 4 and landing.qsize() == 3
+    assert time.monotonic() - started < verify_module.LAND_GATHER / 2  # full: it goes at once
