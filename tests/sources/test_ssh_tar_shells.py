@@ -24,7 +24,7 @@ from mediasyncd.sources.exec.source import ExecSource
 from mediasyncd.sources.receive import RateLimiter
 from mediasyncd.sources.ssh.source import SshSource
 from mediasyncd.sources.tar import Member, unpack_stream
-from tests.helpers import peak_python_memory
+from tests.helpers import peak_python_memory, until
 from tests.sshd import SshServer, connect
 
 
@@ -194,6 +194,34 @@ async def test_a_command_that_no_longer_gives_a_shell_is_the_sessions_error(
     assert count.read_text() == "2\n"
 
 
+async def test_a_stream_shell_cancelled_while_it_starts_is_ended(
+    tmp_path: Path, executor: ThreadPoolExecutor
+) -> None:
+    """The session ends while a new stream shell is still starting (a slow `ssh` login): that process
+    and what it started are ended with it, not left to the garbage collector."""
+    root = tmp_path / "root"
+    make_files(root, ["a.png"])
+    count, pid = tmp_path / "count", tmp_path / "pid"
+    command = tmp_path / "slow-login"
+    command.write_text(
+        f"#!/bin/sh\nn=$(cat {count} 2>/dev/null || echo 0); echo $((n + 1)) > {count}\n"
+        f'if [ "$n" -ge 1 ]; then echo $$ > {pid}; sleep 60; fi\nexec sh\n'
+    )
+    command.chmod(0o755)
+    exec_source = await ExecSource.open([str(command)])
+    try:
+        pulling = asyncio.create_task(stream(exec_source, root, ["a.png"], tmp_path / "p", executor))
+        await until(lambda: pid.exists() and pid.read_text().strip(), within=10)
+        pulling.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await pulling
+        group = int(pid.read_text())
+        with pytest.raises(ProcessLookupError):  # the login and its sleep are gone already
+            os.killpg(group, 0)
+    finally:
+        await exec_source.close()
+
+
 async def test_a_stream_given_up_mid_archive_leaves_no_process_behind(
     tmp_path: Path, executor: ThreadPoolExecutor
 ) -> None:
@@ -231,7 +259,7 @@ async def test_a_stream_given_up_mid_archive_leaves_no_process_behind(
     await exec_source.close()
     assert len(shells) == 1
     stdout = shells[0].process._transport.get_pipe_transport(1)  # type: ignore[attr-defined]
-    assert stdout is None or stdout.is_closing()  # paused with a full buffer, it never saw its end
+    await until(lambda: stdout is None or stdout.is_closing(), within=5)  # paused, it never saw its end
     deadline = time.monotonic() + 5
     while True:
         try:

@@ -73,6 +73,7 @@ async def finish(process: Process) -> None:
     """End `process`: close its stdin (the shell exits), then SIGTERM, then SIGKILL, to its group."""
     if process.stdin is not None and not process.stdin.is_closing():
         process.stdin.close()
+    alive = process.returncode is None
     for sig in (None, signal.SIGTERM, signal.SIGKILL):
         if process.returncode is not None:
             break
@@ -80,7 +81,8 @@ async def finish(process: Process) -> None:
             signal_group(process, sig)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(process.wait(), EXIT_WAIT)
-    signal_group(process)  # the shell ended: what it left running (a tar writing into a full pipe) too
+    if alive:  # its end was just seen: what it left running (a tar writing into a full pipe) goes too;
+        signal_group(process)  # never later, when its pid could name someone else's group
     _close_paused_pipes(process)
 
 
@@ -278,7 +280,8 @@ class PipeShell:
         shell = cls(await spawn(argv, grow=True))
         try:
             shell.stdin.write(b"echo " + PROBE_OK)
-            answer = await asyncio.wait_for(shell.stdout.readexactly(len(PROBE_OK)), PROBE_TIMEOUT)
+            async with asyncio.timeout(PROBE_TIMEOUT):  # unlike wait_for (3.11), never drops a cancel
+                answer = await shell.stdout.readexactly(len(PROBE_OK))
         except asyncio.IncompleteReadError:
             await finish(shell.process)
             stderr = await _read_kept(shell.stderr)
@@ -286,6 +289,9 @@ class PipeShell:
         except TimeoutError:
             await finish(shell.process)
             raise RemoteError(f"unreachable: no shell answered within {PROBE_TIMEOUT:.0f} s") from None
+        except BaseException:  # cancelled while it started (the session ends): nobody else would reap it
+            await asyncio.shield(finish(shell.process))
+            raise
         if answer != PROBE_OK:
             await finish(shell.process)
             raise RemoteError("unreachable: the command did not answer like a POSIX shell")
@@ -315,4 +321,5 @@ class PipeShell:
 
     def close(self) -> None:
         self.stdin.close()
-        signal_group(self.process)  # also a tar it started that writes into a pipe nobody reads
+        if self.process.returncode is None:  # the group: also a tar it started, writing into a full pipe
+            signal_group(self.process)

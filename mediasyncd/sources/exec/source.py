@@ -70,7 +70,10 @@ class ExecSource:
         that stopped: the session's error, with the command's own words)."""
         if self.closed():
             raise RemoteError("the source was closed")
-        self._streams = {s for s in self._streams if s.exit_status is None}
+        ended = {s for s in self._streams if s.exit_status is not None}
+        self._streams -= ended
+        for stream in ended:  # ended: nothing to signal, a pipe paused mid-archive to close
+            await finish(stream.process)
         shell = await PipeShell.start(self.argv)
         if self.closed():  # closed while this one started: nobody would reap it
             await finish(shell.process)
