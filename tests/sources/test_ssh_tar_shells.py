@@ -66,6 +66,21 @@ def openssh_argv(sshd: SshServer) -> list[str]:
     ]  # fmt: skip
 
 
+def record_shells(exec_source: ExecSource) -> list[PipeShell]:
+    """The shells the source starts for its streams from now on, in order."""
+    started: list[PipeShell] = []
+    start = exec_source.tar_shells.start
+
+    async def recorded() -> PipeShell:
+        shell = await start()
+        assert isinstance(shell, PipeShell)
+        started.append(shell)
+        return shell
+
+    exec_source.tar_shells.start = recorded
+    return started
+
+
 @pytest.fixture(params=["ssh", "exec-sh", "exec-openssh"])
 async def shells(request: pytest.FixtureRequest, sshd: SshServer) -> AsyncIterator[SshSource | ExecSource]:
     """A source whose streams reuse their shells, without borrowing (as over a slow link)."""
@@ -79,16 +94,7 @@ async def shells(request: pytest.FixtureRequest, sshd: SshServer) -> AsyncIterat
         return
     exec_source = await ExecSource.open(["sh"] if request.param == "exec-sh" else openssh_argv(sshd))
     assert exec_source.gnu_tar and exec_source.caps.hashes_in_stream
-    started: list[PipeShell] = []
-    start = exec_source.tar_shells.start
-
-    async def recorded() -> PipeShell:
-        shell = await start()
-        assert isinstance(shell, PipeShell)
-        started.append(shell)
-        return shell
-
-    exec_source.tar_shells.start = recorded
+    started = record_shells(exec_source)
     try:
         yield exec_source
     finally:
@@ -244,16 +250,7 @@ async def test_a_stream_given_up_mid_archive_leaves_no_process_behind(
     root = tmp_path / "root"
     make_files(root, ["big.bin"], size=16 << 20)
     exec_source = await ExecSource.open(["sh"])
-    shells: list[PipeShell] = []
-    start = exec_source.tar_shells.start
-
-    async def recorded() -> PipeShell:
-        shell = await start()
-        assert isinstance(shell, PipeShell)
-        shells.append(shell)
-        return shell
-
-    exec_source.tar_shells.start = recorded
+    shells = record_shells(exec_source)
     arrived = asyncio.Event()
 
     def slow(piece: int) -> None:
