@@ -45,3 +45,32 @@ async def test_an_unsafe_name_is_logged_once_while_it_stays_and_again_when_it_co
         assert (await watcher.look()).rejected == 1
     finally:
         await source.close()
+
+
+async def test_a_one_pass_watcher_keeps_no_settle_map_after_its_pass(tmp_path: Path) -> None:
+    """`sync --once` has no next pass to compare with: the files' settle times are not held while its
+    transfers run (a first pass of 100,000 files held them all); a daemon's watcher keeps them."""
+    root = tmp_path / "outputs"
+    root.mkdir()
+    for n in range(5):
+        (root / f"{n}.png").write_bytes(b"x")
+    table = {"name": "r1", "transport": "local", "roots": [str(root)], "settle": "1h"}
+    config = load_config(
+        write_config(tmp_path / "config.toml", tmp_path / "lib", tmp_path / "state", [table])
+    )
+    remote = config.remotes[0]
+    source = await open_source(remote, config.daemon.state_dir)
+    try:
+        for once in (True, False):
+            watcher = PollWatcher(source, remote, always_pending, once=once)
+            sightings = watcher.sightings()
+            sighting = await anext(sightings)
+            assert len(sighting.entries) == 5 and len(sighting.waiting or ()) == 5
+            if once:
+                assert watcher.settle.watching == 0 and [s async for s in sightings] == []
+            else:
+                assert watcher.settle.watching == 5
+                await sightings.aclose()  # type: ignore[attr-defined]  # an async generator
+                assert watcher.settle.watching == 5
+    finally:
+        await source.close()

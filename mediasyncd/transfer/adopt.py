@@ -90,6 +90,9 @@ def find_copy(library: Library, rel: str, size: int, mtime: float) -> Copy | Non
     return Copy(rel, path, st.st_size, st.st_mtime_ns, st.st_ino)
 
 
+LOOK_SLICE = 8192  # claimed files looked for in the library at a time
+
+
 def find_copies(library: Library, files: Sequence[tuple[str, int, float]]) -> list[Copy | None]:
     """`find_copy` of each (rel, size, mtime). A folder that LIST_AT or more of them are in is listed
     once, and only the names it holds are looked at one by one: the first pull of 20,000 files into an
@@ -185,12 +188,17 @@ class Adopter:
         if not maybe or not self.source.caps.hashes:
             return list(rows), []
 
-        def look() -> list[Copy | None]:
-            return find_copies(
-                self.library, [(library_rel(self.remote, r.rel), r.size, r.mtime) for r in maybe]
-            )
+        def look() -> dict[int, Copy]:
+            found: dict[int, Copy] = {}
+            for start in range(0, len(maybe), LOOK_SLICE):  # a first pass's 100,000 paths not all at once
+                part = maybe[start : start + LOOK_SLICE]
+                wanted = [(library_rel(self.remote, r.rel), r.size, r.mtime) for r in part]
+                found.update(
+                    (r.id, c) for r, c in zip(part, find_copies(self.library, wanted), strict=True) if c
+                )
+            return found
 
-        copies = dict(zip((r.id for r in maybe), await asyncio.to_thread(look), strict=True))
+        copies = await asyncio.to_thread(look)
         fetch = [r for r in rows if copies.get(r.id) is None]
         return fetch, [(r, c) for r in rows if (c := copies.get(r.id)) is not None]
 

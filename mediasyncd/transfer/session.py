@@ -26,7 +26,7 @@ from mediasyncd.transfer.budget import SpaceGate
 from mediasyncd.transfer.jobs import Job, plan_jobs
 from mediasyncd.transfer.landing import Library
 from mediasyncd.transfer.ledger import Ledger
-from mediasyncd.transfer.verify import Pulled, Verifier
+from mediasyncd.transfer.verify import Backlog, Verifier
 from mediasyncd.transfer.workers import Transfers
 from mediasyncd.watchers.base import Sighting, Watcher
 
@@ -66,7 +66,7 @@ class Session:
 
     async def run(self) -> None:
         queue: asyncio.Queue[Job] = asyncio.Queue()
-        verify: asyncio.Queue[Pulled] = asyncio.Queue()
+        verify = Backlog()
         adopt: asyncio.Queue[tuple[FileRow, Copy]] = asyncio.Queue()
         if self.once:  # one pass: the whole pull's time counts, not each file's; a daemon lands at once
             self.verifier.more_coming = lambda: bool(
@@ -80,15 +80,7 @@ class Session:
                 ]
                 workers.append(tg.create_task(self.verifier.run(self.source, verify)))
                 workers.append(tg.create_task(self.adopter.run(adopt, lambda rows: self._queue(rows, queue))))
-                sightings = self.watcher.sightings()
-                try:
-                    async for sighting in sightings:
-                        await self._take(sighting, queue, adopt)
-                finally:  # the agent's channel closes now, not when the generator is collected
-                    aclose = getattr(sightings, "aclose", None)
-                    if aclose is not None:
-                        with contextlib.suppress(Exception):
-                            await aclose()
+                await self._watch(queue, adopt)
                 await adopt.join()  # a one-pass watcher ended: drain, then stop
                 await queue.join()
                 await verify.join()
@@ -98,6 +90,19 @@ class Session:
             raise _first_remote_error(group) from None
         finally:
             await self.ledger.release_all()
+
+    async def _watch(self, queue: asyncio.Queue[Job], adopt: asyncio.Queue[tuple[FileRow, Copy]]) -> None:
+        """Take each sighting until the watcher ends (one pass: its listing is not kept while the
+        transfers run)."""
+        sightings = self.watcher.sightings()
+        try:
+            async for sighting in sightings:
+                await self._take(sighting, queue, adopt)
+        finally:  # the agent's channel closes now, not when the generator is collected
+            aclose = getattr(sightings, "aclose", None)
+            if aclose is not None:
+                with contextlib.suppress(Exception):
+                    await aclose()
 
     async def _take(
         self, sighting: Sighting, queue: asyncio.Queue[Job], adopt: asyncio.Queue[tuple[FileRow, Copy]]

@@ -50,6 +50,11 @@ LAND_GATHER = 0.5
 # once: its peak RSS 92-110 MB, 85 MB with this bound; docs/benchmarks.md, eighteenth pass).
 LAND_MOST = 2048
 RENAME_SLICE = 256  # renames made at a time where they run on the event loop (~40 us each here)
+# Files pulled and not yet landed (or dropped) before a transfer worker waits to start another job: the
+# pulls of small files outrun the landings (each flushes the file system), and a first pull of 20,000
+# tiny files held ~17,000 pulled files at once, each with its row, partial path and hashes (~1.3 KB of
+# Python objects a file). Two landings' worth keeps the lander fed (docs/benchmarks.md, nineteenth pass).
+BACKLOG_MOST = 2 * LAND_MOST
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,34 @@ class Pulled:
     sha256: str
     partial: Path
     remote_hash: asyncio.Future[dict[str, str] | None] | None = None  # taken while it travelled
+
+
+class Backlog(asyncio.Queue[Pulled]):
+    """The verifier's queue: pulled files on their way to verification and landing. A file counts from its
+    `put` until its `task_done` (landed, failed or dropped); `room()` waits while `most` are counted. The
+    bound is soft: a job that starts below it may bring a whole batch."""
+
+    def __init__(self, most: int | None = None) -> None:
+        super().__init__()
+        self.most = max(BACKLOG_MOST if most is None else most, 1)
+        self.counted = 0
+        self._room = asyncio.Event()
+        self._room.set()
+
+    def put_nowait(self, item: Pulled) -> None:
+        super().put_nowait(item)
+        self.counted += 1
+        if self.counted >= self.most:
+            self._room.clear()
+
+    def task_done(self) -> None:
+        super().task_done()
+        self.counted -= 1
+        if self.counted < self.most:
+            self._room.set()
+
+    async def room(self) -> None:
+        await self._room.wait()
 
 
 class Verifier:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import posixpath
+from collections.abc import Awaitable
 from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from mediasyncd.transfer.budget import ByteBudget, SpaceGate
 from mediasyncd.transfer.jobs import Batch, Job, rows_of
 from mediasyncd.transfer.landing import Library
 from mediasyncd.transfer.ledger import Ledger
-from mediasyncd.transfer.verify import EARLY_HASH, Pulled
+from mediasyncd.transfer.verify import EARLY_HASH, Backlog, Pulled
 
 
 class Transfers:
@@ -68,7 +69,7 @@ class Transfers:
         """Jobs waiting: in the queue, or taken by a worker that still waits for room."""
         return queue.qsize() + self.held
 
-    async def worker(self, queue: asyncio.Queue[Job], verify: asyncio.Queue[Pulled]) -> None:
+    async def worker(self, queue: asyncio.Queue[Job], verify: Backlog) -> None:
         while True:
             job = await queue.get()
             try:
@@ -78,22 +79,33 @@ class Transfers:
                 self.status.queued = self.queued(queue)
                 queue.task_done()
 
-    async def _one(self, job: Job, queue: asyncio.Queue[Job], verify: asyncio.Queue[Pulled]) -> None:
+    async def _one(self, job: Job, queue: asyncio.Queue[Job], verify: Backlog) -> None:
         if self.streams is None or not isinstance(job, Batch):
+            await self._room(queue, verify)
             await self._take(job, queue, verify)
             return
-        self.held += 1  # waiting for a stream's turn counts as queued
-        self.status.queued = self.queued(queue)
+        await self._held(self.streams.acquire(), queue)
         try:
-            await self.streams.acquire()
-        finally:
-            self.held -= 1
-        try:
+            await self._room(queue, verify)
             await self._take(job, queue, verify)
         finally:
             self.streams.release()
 
-    async def _take(self, job: Job, queue: asyncio.Queue[Job], verify: asyncio.Queue[Pulled]) -> None:
+    async def _held(self, wait: Awaitable[Any], queue: asyncio.Queue[Job]) -> None:
+        """Wait for a turn (a stream, room in the backlog); the job waiting counts as queued."""
+        self.held += 1
+        self.status.queued = self.queued(queue)
+        try:
+            await wait
+        finally:
+            self.held -= 1
+
+    async def _room(self, queue: asyncio.Queue[Job], verify: Backlog) -> None:
+        """Where the landings are behind (small files), pull no further ahead of them."""
+        if verify.counted >= verify.most:
+            await self._held(verify.room(), queue)
+
+    async def _take(self, job: Job, queue: asyncio.Queue[Job], verify: Backlog) -> None:
         self.held += 1
         self.status.queued = self.queued(queue)
         try:
@@ -189,7 +201,7 @@ class Transfers:
         task.add_done_callback(_seen)
         return task
 
-    async def _pull_batch(self, batch: Batch, verify: asyncio.Queue[Pulled]) -> tuple[FileRow, ...]:
+    async def _pull_batch(self, batch: Batch, verify: Backlog) -> tuple[FileRow, ...]:
         """One stream for many small files; each member is verified and landed like any file. Files the
         stream did not deliver go back to the next pass, then one by one; those it did not deliver because
         the library's disk filled are returned, to wait for room."""

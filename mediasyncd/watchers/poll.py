@@ -35,11 +35,12 @@ class SettleTracker:
         current: dict[Key, tuple[int, float, float]] = {}
         waits: list[float] = []
         for e in entries:
-            prev = self._since.get(e.key)
+            key = e.key  # one tuple for both maps: a first pass sees tens of thousands
+            prev = self._since.get(key)
             since = prev[2] if prev and same_version(prev[0], prev[1], e.size, e.mtime) else now
-            current[e.key] = (e.size, e.mtime, since)
+            current[key] = (e.size, e.mtime, since)
             if now - since >= self.settle or is_old(e, remote_now, self.settle):
-                ready.add(e.key)
+                ready.add(key)
                 continue
             wait = self.settle - (now - since)
             if remote_now is not None:
@@ -48,6 +49,10 @@ class SettleTracker:
         self._since = current
         self.next_in = min(waits) if waits else None
         return ready
+
+    def forget(self) -> None:
+        self._since = {}
+        self.next_in = None
 
     @property
     def watching(self) -> int:
@@ -105,6 +110,8 @@ class PollWatcher:
         remote_now = listing.remote_now if listing.remote_now is not None else (now if self.once else None)
         waiting = self.pending(entries)
         ready = self.settle.observe(waiting, now, remote_now)
+        if self.once:  # no next pass to compare with: not kept while the files are admitted and pulled
+            self.settle.forget()
         return Sighting(
             listing,
             frozenset(ready),

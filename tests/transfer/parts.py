@@ -34,9 +34,13 @@ class Parts:
         )  # fmt: skip
 
 
-async def puller_parts(tmp_path: Path, table: dict[str, Any]) -> Parts:
+async def puller_parts(
+    tmp_path: Path, table: dict[str, Any], transfer: dict[str, Any] | None = None
+) -> Parts:
     """One remote (`table`), a new library and an open state DB under `tmp_path`; close `store` after."""
-    config = load_config(write_config(tmp_path / "c.toml", tmp_path / "lib", tmp_path / "state", [table]))
+    config = load_config(
+        write_config(tmp_path / "c.toml", tmp_path / "lib", tmp_path / "state", [table], transfer=transfer)
+    )
     config.daemon.library.mkdir()
     store = Store(config.daemon.db_path)
     await store.open()
