@@ -3,11 +3,12 @@ the current listing's (a remote that churns through hostile names must not grow 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 
-from mediasyncd.config import load_config
-from mediasyncd.sources import RemoteEntry, open_source
+from mediasyncd.config import RemoteConfig, load_config
+from mediasyncd.sources import RemoteEntry, Source, open_source
 from mediasyncd.watchers.poll import PollWatcher
 from tests.helpers import write_config
 
@@ -16,18 +17,26 @@ def always_pending(entries: Sequence[RemoteEntry]) -> list[RemoteEntry]:
     return list(entries)
 
 
+@asynccontextmanager
+async def local_remote(tmp_path: Path, root: Path, settle: str) -> AsyncIterator[tuple[RemoteConfig, Source]]:
+    """A local-folder remote over `root` and its open source."""
+    table = {"name": "r1", "transport": "local", "roots": [str(root)], "settle": settle}
+    config = load_config(
+        write_config(tmp_path / "config.toml", tmp_path / "lib", tmp_path / "state", [table])
+    )
+    source = await open_source(config.remotes[0], config.daemon.state_dir)
+    try:
+        yield config.remotes[0], source
+    finally:
+        await source.close()
+
+
 async def test_an_unsafe_name_is_logged_once_while_it_stays_and_again_when_it_comes_back(
     tmp_path: Path,
 ) -> None:
     root = tmp_path / "outputs"
     root.mkdir()
-    table = {"name": "r1", "transport": "local", "roots": [str(root)], "settle": "0s"}
-    config = load_config(
-        write_config(tmp_path / "config.toml", tmp_path / "lib", tmp_path / "state", [table])
-    )
-    remote = config.remotes[0]
-    source = await open_source(remote, config.daemon.state_dir)
-    try:
+    async with local_remote(tmp_path, root, "0s") as (remote, source):
         watcher = PollWatcher(source, remote, always_pending)
         bad = root / "new\nline.png"
         bad.write_bytes(b"x")
@@ -43,8 +52,6 @@ async def test_an_unsafe_name_is_logged_once_while_it_stays_and_again_when_it_co
         assert not watcher._warned
         bad.write_bytes(b"x")
         assert (await watcher.look()).rejected == 1
-    finally:
-        await source.close()
 
 
 async def test_a_one_pass_watcher_keeps_no_settle_map_after_its_pass(tmp_path: Path) -> None:
@@ -54,13 +61,7 @@ async def test_a_one_pass_watcher_keeps_no_settle_map_after_its_pass(tmp_path: P
     root.mkdir()
     for n in range(5):
         (root / f"{n}.png").write_bytes(b"x")
-    table = {"name": "r1", "transport": "local", "roots": [str(root)], "settle": "1h"}
-    config = load_config(
-        write_config(tmp_path / "config.toml", tmp_path / "lib", tmp_path / "state", [table])
-    )
-    remote = config.remotes[0]
-    source = await open_source(remote, config.daemon.state_dir)
-    try:
+    async with local_remote(tmp_path, root, "1h") as (remote, source):
         for once in (True, False):
             watcher = PollWatcher(source, remote, always_pending, once=once)
             sightings = watcher.sightings()
@@ -72,5 +73,3 @@ async def test_a_one_pass_watcher_keeps_no_settle_map_after_its_pass(tmp_path: P
                 assert watcher.settle.watching == 5
                 await sightings.aclose()  # type: ignore[attr-defined]  # an async generator
                 assert watcher.settle.watching == 5
-    finally:
-        await source.close()
